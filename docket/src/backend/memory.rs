@@ -1,0 +1,400 @@
+//! The memory backend (`memory://`): the whole docket inside one process, with no durability.
+//!
+//! It is the reference for every other backend's behaviour: same keys, same dispositions, same
+//! dead letters. State sits behind one mutex that is never held across an `.await`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backend, Burial, Delivery, Disposition, KeyMode, Message};
+use crate::error::Result;
+use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+use crate::time::instant_at;
+
+/// An in-process store of tasks. Clones share the same store.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemoryBackend {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes parked `claim`s when a task is added or released.
+    added: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Source of sequence numbers and delivery ids; never reused.
+    next: u64,
+    /// Due tasks, oldest first, as `(seq, key)`. An entry whose seq no longer matches its key's
+    /// waiting task was cancelled or replaced, and is skipped.
+    queue: VecDeque<(u64, String)>,
+    /// Future tasks as `(due, seq, key)`.
+    schedule: BTreeSet<(SystemTime, u64, String)>,
+    slots: HashMap<String, Slot>,
+    dead: Vec<DeadLetter>,
+}
+
+/// Everything known about one key: at most one waiting task and at most one running.
+#[derive(Debug, Default)]
+struct Slot {
+    waiting: Option<Waiting>,
+    running: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    seq: u64,
+    message: Message,
+}
+
+#[derive(Debug)]
+struct Running {
+    delivery: u64,
+    worker: String,
+    message: Message,
+}
+
+impl State {
+    fn next(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// Store `message` as its key's waiting task, in the queue or the schedule by its due time.
+    fn insert(&mut self, message: Message, now: SystemTime) {
+        let seq = self.next();
+        let key = message.key.clone();
+        if message.due <= now {
+            self.queue.push_back((seq, key.clone()));
+        } else {
+            self.schedule.insert((message.due, seq, key.clone()));
+        }
+        self.slots.entry(key).or_default().waiting = Some(Waiting { seq, message });
+    }
+
+    /// Take the waiting task of `key` out of the queue or schedule.
+    fn remove_waiting(&mut self, key: &str) -> Option<Message> {
+        let slot = self.slots.get_mut(key)?;
+        let waiting = slot.waiting.take()?;
+        // A queued entry is skipped lazily when its seq no longer matches; a scheduled one is
+        // cheap to remove now.
+        self.schedule
+            .remove(&(waiting.message.due, waiting.seq, key.to_owned()));
+        self.forget_if_empty(key);
+        Some(waiting.message)
+    }
+
+    /// End the run of `delivery`, unless a newer delivery of its key has taken its place.
+    fn finish(&mut self, delivery: &Delivery) -> Option<Running> {
+        let key = &delivery.message.key;
+        let slot = self.slots.get_mut(key)?;
+        if slot.running.as_ref()?.delivery != delivery.id {
+            return None;
+        }
+        let running = slot.running.take();
+        self.forget_if_empty(key);
+        running
+    }
+
+    fn forget_if_empty(&mut self, key: &str) {
+        if let Some(slot) = self.slots.get(key) {
+            if slot.waiting.is_none() && slot.running.is_none() {
+                self.slots.remove(key);
+            }
+        }
+    }
+
+    /// Move scheduled tasks that are due into the queue.
+    fn promote(&mut self, now: SystemTime) {
+        while let Some(first) = self.schedule.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, seq, key) = self.schedule.pop_first().expect("checked above");
+            self.queue.push_back((seq, key));
+        }
+    }
+
+    /// Hand up to `max` queued tasks to `worker`.
+    fn take(&mut self, worker: &str, max: usize) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        let mut deferred = Vec::new();
+        while deliveries.len() < max {
+            let Some((seq, key)) = self.queue.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            if slot.waiting.as_ref().is_none_or(|w| w.seq != seq) {
+                continue;
+            }
+            if slot.running.is_some() {
+                // One run per key at a time: it waits behind the running one.
+                deferred.push((seq, key));
+                continue;
+            }
+            let message = slot.waiting.take().expect("checked above").message;
+            self.next += 1;
+            let id = self.next;
+            let slot = self.slots.get_mut(&key).expect("present");
+            slot.running = Some(Running {
+                delivery: id,
+                worker: worker.to_owned(),
+                message: message.clone(),
+            });
+            deliveries.push(Delivery { id, message });
+        }
+        for entry in deferred.into_iter().rev() {
+            self.queue.push_front(entry);
+        }
+        deliveries
+    }
+
+    fn has_waiting(&self, key: &str) -> bool {
+        self.slots.get(key).is_some_and(|slot| slot.waiting.is_some())
+    }
+
+    fn info(message: &Message, worker: Option<&str>) -> TaskInfo {
+        TaskInfo {
+            key: message.key.clone(),
+            task: message.task.clone(),
+            due: message.due,
+            attempt: message.attempt,
+            worker: worker.map(str::to_owned),
+        }
+    }
+
+    fn waiting(&self, seq: u64, key: &str) -> Option<&Message> {
+        let waiting = self.slots.get(key)?.waiting.as_ref()?;
+        (waiting.seq == seq).then_some(&waiting.message)
+    }
+}
+
+impl MemoryBackend {
+    pub(crate) fn new() -> Self {
+        MemoryBackend::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock, so a poisoned lock still holds valid state.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Backend for MemoryBackend {
+    async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
+        let disposition = {
+            let mut state = self.state();
+            let taken = state
+                .slots
+                .get(&message.key)
+                .is_some_and(|slot| slot.waiting.is_some() || slot.running.is_some());
+            let disposition = match mode {
+                KeyMode::Add if taken => return Ok(Disposition::Duplicate),
+                KeyMode::Add => Disposition::Added,
+                KeyMode::Replace => match state.remove_waiting(&message.key) {
+                    Some(_) => Disposition::Replaced,
+                    None => Disposition::Added,
+                },
+            };
+            state.insert(message.clone(), SystemTime::now());
+            disposition
+        };
+        self.shared.added.notify_waiters();
+        Ok(disposition)
+    }
+
+    async fn cancel(&self, key: &str) -> Result<bool> {
+        Ok(self.state().remove_waiting(key).is_some())
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        max_wait: Option<Duration>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>> {
+        let give_up = max_wait.map(|wait| tokio::time::Instant::now() + wait);
+        loop {
+            let added = self.shared.added.notified();
+            tokio::pin!(added);
+            // Register for wake-ups before looking, so an enqueue between the look and the
+            // wait is not missed.
+            added.as_mut().enable();
+            let next_due = {
+                let mut state = self.state();
+                state.promote(SystemTime::now());
+                let deliveries = state.take(worker, max);
+                if !deliveries.is_empty() || max == 0 {
+                    return Ok(deliveries);
+                }
+                state.schedule.first().map(|(due, _, _)| instant_at(*due))
+            };
+            let wake = match (next_due, give_up) {
+                (Some(due), Some(limit)) => Some(due.min(limit)),
+                (due, limit) => due.or(limit),
+            };
+            tokio::select! {
+                () = &mut added => {}
+                () = stop.cancelled() => return Ok(Vec::new()),
+                () = sleep_until(wake) => {
+                    if give_up.is_some_and(|limit| tokio::time::Instant::now() >= limit) {
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut unblocked = false;
+        {
+            let mut state = self.state();
+            for delivery in deliveries {
+                if state.finish(delivery).is_some() {
+                    // A task replaced while this one ran may start now.
+                    unblocked |= state.has_waiting(&delivery.message.key);
+                }
+            }
+        }
+        if unblocked {
+            self.shared.added.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
+        {
+            let mut state = self.state();
+            if state.finish(delivery).is_none() {
+                return Ok(());
+            }
+            if state.has_waiting(&delivery.message.key) {
+                // The key was replaced while this attempt ran: the newer task supersedes it and
+                // may start now.
+                drop(state);
+                self.shared.added.notify_waiters();
+                return Ok(());
+            }
+            let message = Message {
+                attempt: delivery.message.attempt + 1,
+                due,
+                ..delivery.message.clone()
+            };
+            state.insert(message, SystemTime::now());
+        }
+        self.shared.added.notify_waiters();
+        Ok(())
+    }
+
+    async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
+        let mut state = self.state();
+        if state.finish(delivery).is_none() {
+            return Ok(());
+        }
+        if state.has_waiting(&delivery.message.key) {
+            self.shared.added.notify_waiters();
+        }
+        let message = &delivery.message;
+        state.dead.retain(|dead| dead.key != message.key);
+        state.dead.push(DeadLetter {
+            key: message.key.clone(),
+            task: message.task.clone(),
+            args: message.args.clone(),
+            attempt: message.attempt,
+            reason: burial.reason,
+            died: SystemTime::now(),
+        });
+        Ok(())
+    }
+
+    async fn outstanding(&self) -> Result<usize> {
+        let state = self.state();
+        Ok(state
+            .slots
+            .values()
+            .map(|slot| usize::from(slot.waiting.is_some()) + usize::from(slot.running.is_some()))
+            .sum())
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        let now = SystemTime::now();
+        let state = self.state();
+        let queued_now = state
+            .queue
+            .iter()
+            .filter_map(|(seq, key)| state.waiting(*seq, key));
+        // Scheduled tasks already due count as queued: a worker would take them now.
+        let (due, future): (Vec<_>, Vec<_>) = state
+            .schedule
+            .iter()
+            .filter_map(|(_, seq, key)| state.waiting(*seq, key))
+            .partition(|message| message.due <= now);
+        let mut running: Vec<TaskInfo> = state
+            .slots
+            .values()
+            .filter_map(|slot| slot.running.as_ref())
+            .map(|run| State::info(&run.message, Some(&run.worker)))
+            .collect();
+        running.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
+        Ok(Snapshot {
+            taken: now,
+            queued: queued_now
+                .chain(due)
+                .map(|message| State::info(message, None))
+                .collect(),
+            scheduled: future
+                .into_iter()
+                .map(|message| State::info(message, None))
+                .collect(),
+            running,
+            dead: state.dead.len(),
+        })
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        Ok(self.state().dead.clone())
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool> {
+        {
+            let mut state = self.state();
+            let Some(index) = state.dead.iter().position(|dead| dead.key == key) else {
+                return Ok(false);
+            };
+            if state.slots.contains_key(key) {
+                return Ok(false);
+            }
+            let dead = state.dead.remove(index);
+            let message = Message {
+                task: dead.task,
+                key: dead.key,
+                args: dead.args,
+                attempt: 1,
+                due: SystemTime::now(),
+            };
+            state.insert(message, SystemTime::now());
+        }
+        self.shared.added.notify_waiters();
+        Ok(true)
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,82 @@
+//! The error type of docket's own operations (scheduling, connecting, running a worker).
+//!
+//! A task's own failure is a [`TaskError`](crate::TaskError), not an [`Error`]: it is retried,
+//! not returned to the caller of `schedule`.
+
+/// Shorthand for `Result<T, docket::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a docket operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting (an environment variable or a builder value) is invalid.
+    #[error("invalid docket configuration: {0}")]
+    Config(String),
+
+    /// A URL names a backend this build of docket does not have.
+    #[error("unsupported docket URL `{url}`: expected `memory://`, or leave `DOCKET_URL` unset to run tasks in-process")]
+    UnsupportedUrl {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+    },
+
+    /// A task's arguments could not be encoded as JSON.
+    #[error("cannot encode the arguments of task `{task}`")]
+    Encode {
+        /// The task's registered name.
+        task: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Two tasks in the binary are registered under one name.
+    #[error(
+        "two tasks are registered as `{name}`: `{first}` and `{second}`; give one of them `#[docket::task(name = \"...\")]`"
+    )]
+    DuplicateTask {
+        /// The shared name.
+        name: &'static str,
+        /// One task type.
+        first: &'static str,
+        /// The other task type.
+        second: &'static str,
+    },
+
+    /// There is no tokio runtime to run an in-process task on.
+    #[error("docket needs a tokio runtime to run tasks in-process; call it from inside one")]
+    NoRuntime,
+
+    /// The backend could not be reached; the operation may succeed if tried again.
+    #[error("the docket backend is unavailable")]
+    Unavailable {
+        /// The underlying failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Whether the backend could not be reached, so that trying again later may succeed.
+    ///
+    /// `schedule` falls back to running the task in-process on such an error.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+}
+
+/// Displays an error with its chain of sources: `outer: inner: innermost`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}

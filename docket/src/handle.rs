@@ -1,0 +1,318 @@
+//! The [`Docket`] handle: where tasks are scheduled, cancelled and inspected.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{AnyBackend, Backend, KeyMode, Message};
+use crate::config::{self, Settings, Target};
+use crate::error::{Error, Result};
+use crate::local::InProcess;
+use crate::registry::{Registration, Registry};
+use crate::schedule::{Placement, Schedule, Scheduled};
+use crate::snapshot::{DeadLetter, Snapshot};
+use crate::task::Task;
+
+/// The default docket, made from the environment on first use or set with
+/// [`Docket::install_default`].
+static DEFAULT: OnceCell<Docket> = OnceCell::const_new();
+
+/// A handle on one docket: a named set of tasks in one backend. Cheap to clone.
+///
+/// ```
+/// # async fn demo() -> docket::Result<()> {
+/// let docket = docket::Docket::connect("memory://").name("plyr").await?;
+/// assert_eq!(docket.name(), "plyr");
+/// assert!(docket.snapshot().await?.is_empty());
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Docket {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    concurrency: usize,
+    /// The queue; `None` in in-process mode.
+    backend: Option<AnyBackend>,
+    /// Tasks run in this process: all of them in in-process mode, fallbacks otherwise.
+    local: InProcess,
+}
+
+impl Docket {
+    /// Open the docket the environment describes: `DOCKET_URL`, `DOCKET_NAME` and
+    /// `DOCKET_WORKER_CONCURRENCY`. With `DOCKET_URL` unset, tasks run in-process.
+    pub async fn from_env() -> Result<Docket> {
+        Docket::open(Settings::from_env()?).await
+    }
+
+    /// Open the docket at `url` (`memory://`, or `""` for in-process), named `docket` unless
+    /// [`Connect::name`] says otherwise.
+    pub fn connect(url: impl Into<String>) -> Connect {
+        Connect {
+            url: url.into(),
+            name: None,
+            concurrency: None,
+        }
+    }
+
+    /// A docket with no queue: each scheduled task runs on the caller's tokio runtime.
+    pub fn in_process() -> Docket {
+        Docket::new(config::DEFAULT_NAME.into(), config::DEFAULT_CONCURRENCY, None)
+    }
+
+    /// A fresh, empty docket held in this process's memory, served by [`Worker`](crate::Worker)s
+    /// of this process.
+    pub fn memory() -> Docket {
+        Docket::new(
+            config::DEFAULT_NAME.into(),
+            config::DEFAULT_CONCURRENCY,
+            Some(AnyBackend::Memory(MemoryBackend::new())),
+        )
+    }
+
+    /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`] is given: the one set with
+    /// [`Docket::install_default`], or else one opened with [`Docket::from_env`] on first use.
+    pub async fn global() -> Result<Docket> {
+        DEFAULT.get_or_try_init(Docket::from_env).await.cloned()
+    }
+
+    /// Make this docket the default one. Fails if a default was already installed or made.
+    pub fn install_default(&self) -> Result<()> {
+        DEFAULT.set(self.clone()).map_err(|_| {
+            Error::Config("a default docket is already in use; install it before the first `schedule`".into())
+        })
+    }
+
+    async fn open(settings: Settings) -> Result<Docket> {
+        let backend = match settings.target {
+            Target::InProcess => None,
+            Target::Memory => Some(AnyBackend::Memory(MemoryBackend::new())),
+        };
+        Ok(Docket::new(settings.name, settings.concurrency, backend))
+    }
+
+    fn new(name: String, concurrency: usize, backend: Option<AnyBackend>) -> Docket {
+        Docket {
+            inner: Arc::new(Inner {
+                name,
+                concurrency,
+                backend,
+                local: InProcess::default(),
+            }),
+        }
+    }
+
+    /// The docket's name: the namespace of its storage.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The concurrency a [`Worker`](crate::Worker) of this docket uses unless told otherwise.
+    pub fn worker_concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Whether tasks go to a queue (`memory://` or a durable backend) rather than running
+    /// in-process.
+    pub fn has_queue(&self) -> bool {
+        self.inner.backend.is_some()
+    }
+
+    /// Schedule `task` on this docket; set options on the returned builder, then `.await` it.
+    pub fn add<T: Task>(&self, task: T) -> Schedule<T> {
+        Schedule::new(task).on(self)
+    }
+
+    /// Remove the waiting task with this key, from the queue and from this process's
+    /// in-process tasks. Returns `false` when no task with the key was waiting. A running task is
+    /// not interrupted.
+    pub async fn cancel(&self, key: &str) -> Result<bool> {
+        let local = self.inner.local.cancel(key);
+        let queued = match &self.inner.backend {
+            Some(backend) => backend.cancel(key).await?,
+            None => false,
+        };
+        Ok(local || queued)
+    }
+
+    /// Everything waiting, scheduled and running: the queue's tasks, or in in-process mode this
+    /// process's.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        match &self.inner.backend {
+            Some(backend) => backend.snapshot().await,
+            None => Ok(self.inner.local.snapshot()),
+        }
+    }
+
+    /// Tasks that will not run again on their own, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        match &self.inner.backend {
+            Some(backend) => backend.dead_letters().await,
+            None => Ok(self.inner.local.dead_letters()),
+        }
+    }
+
+    /// Queue the dead letter with this key again as a first attempt. Returns `false` when there
+    /// is no such dead letter, or a live task holds its key.
+    pub async fn replay(&self, key: &str) -> Result<bool> {
+        match &self.inner.backend {
+            Some(backend) => backend.replay(key).await,
+            None => Ok(false),
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Option<&AnyBackend> {
+        self.inner.backend.as_ref()
+    }
+
+    pub(crate) fn local(&self) -> &InProcess {
+        &self.inner.local
+    }
+
+    /// Encode `task` and hand it to the queue, or run it in-process.
+    pub(crate) async fn schedule_task<T: Task>(
+        &self,
+        task: T,
+        due: SystemTime,
+        key: Option<String>,
+        mode: KeyMode,
+    ) -> Result<Scheduled> {
+        let args = serde_json::to_string(&task).map_err(|source| Error::Encode {
+            task: T::NAME,
+            source,
+        })?;
+        let message = Message {
+            task: T::NAME.to_owned(),
+            key: key.unwrap_or_else(crate::key::unique),
+            args,
+            attempt: 1,
+            due,
+        };
+        let span = tracing::info_span!(
+            "docket.schedule",
+            task = T::NAME,
+            key = %message.key,
+            placement = tracing::field::Empty,
+        );
+        self.place(Registration::of::<T>(), message, mode)
+            .instrument(span)
+            .await
+    }
+
+    /// Hand `message` to the queue; run it in-process when there is none or it is unreachable.
+    async fn place(
+        &self,
+        registration: Registration,
+        message: Message,
+        mode: KeyMode,
+    ) -> Result<Scheduled> {
+        let task = registration.name();
+        let local = &self.inner.local;
+        let (placement, disposition) = match &self.inner.backend {
+            None => {
+                let disposition = local.spawn(registration, message.clone(), mode, self)?;
+                tracing::debug!("running {task} in-process (DOCKET_URL is unset)");
+                (Placement::InProcess, disposition)
+            }
+            Some(backend) => match backend.enqueue(&message, mode).await {
+                Ok(disposition) => {
+                    tracing::debug!("scheduled {task} via docket");
+                    (Placement::Queue, disposition)
+                }
+                Err(error) if error.is_unavailable() => {
+                    tracing::warn!(
+                        error = %crate::error::Chain(&error),
+                        "docket scheduling failed, falling back to in-process"
+                    );
+                    let disposition = local.spawn(registration, message.clone(), mode, self)?;
+                    (Placement::Fallback, disposition)
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        tracing::Span::current().record("placement", placement.as_str());
+        Ok(Scheduled {
+            task,
+            key: message.key,
+            due: message.due,
+            placement,
+            disposition,
+        })
+    }
+
+    /// The tasks in this binary, checked for duplicate names.
+    pub(crate) fn registry() -> Result<Registry> {
+        Registry::from_inventory()
+    }
+}
+
+impl fmt::Debug for Docket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.inner.backend {
+            None => "in-process",
+            Some(AnyBackend::Memory(_)) => "memory://",
+        };
+        f.debug_struct("Docket")
+            .field("name", &self.inner.name)
+            .field("backend", &target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for opening a docket from a URL; `.await` it to connect.
+#[derive(Debug)]
+#[must_use = "a connection is only made when `.await`ed"]
+pub struct Connect {
+    url: String,
+    name: Option<String>,
+    concurrency: Option<usize>,
+}
+
+impl Connect {
+    /// The docket's name, its storage namespace (default `docket`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The concurrency workers of this docket use by default (default 10).
+    pub fn worker_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+
+    async fn open(self) -> Result<Docket> {
+        let name = match self.name {
+            Some(name) => config::validate_name(&name)?.to_owned(),
+            None => config::DEFAULT_NAME.to_owned(),
+        };
+        let concurrency = self.concurrency.unwrap_or(config::DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(Error::Config("worker concurrency must be above 0".into()));
+        }
+        Docket::open(Settings {
+            target: Target::parse(&self.url)?,
+            name,
+            concurrency,
+        })
+        .await
+    }
+}
+
+impl IntoFuture for Connect {
+    type Output = Result<Docket>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Docket>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.open())
+    }
+}

@@ -1,0 +1,37 @@
+//! Generated task keys.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh key, unique across processes: 128 random-looking bits in hex.
+///
+/// The bits come from std's randomly seeded SipHash over a process-wide counter, the time and
+/// the process id; there is no need for a cryptographic generator here, only for keys that do not
+/// collide.
+pub(crate) fn unique() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos());
+    let state = std::hash::RandomState::new();
+    let half = |salt: u64| {
+        let mut hasher = state.build_hasher();
+        hasher.write_u64(salt);
+        hasher.write_u64(count);
+        hasher.write_u128(nanos);
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_do_not_repeat() {
+        let keys: std::collections::HashSet<String> = (0..10_000).map(|_| super::unique()).collect();
+        assert_eq!(keys.len(), 10_000);
+        assert!(keys.iter().all(|key| key.len() == 32));
+    }
+}

@@ -1,0 +1,112 @@
+//! Durable background tasks for Rust services, backed by Redis.
+//!
+//! Write an `async fn`, put `#[docket::task]` on it, and schedule it from anywhere in your
+//! service. A [`Worker`] — in the same process or another — runs it, retries it when it fails,
+//! and (with a durable backend) runs it again after a crash.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! /// Scan an uploaded track for copyright matches.
+//! #[docket::task(retries = 3, backoff = "exponential 1s..60s", timeout = "30s")]
+//! async fn scan_copyright(track_id: i64, audio_url: String) -> Result<(), std::io::Error> {
+//!     println!("scanning track {track_id} from {audio_url}");
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> docket::Result<()> {
+//! let docket = docket::Docket::connect("memory://").await?;
+//! let url = "https://cdn.example/7.flac".to_string();
+//!
+//! // `scan_copyright` became a struct of its arguments, with a typed `schedule`:
+//! ScanCopyright::schedule(7, url.clone()).on(&docket).await?;
+//! ScanCopyright::schedule(8, url.clone())
+//!     .after(Duration::from_millis(10))
+//!     .key("scan-8")
+//!     .on(&docket)
+//!     .await?;
+//!
+//! docket::Worker::new(&docket).run_until_finished().await?;
+//! assert!(docket.snapshot().await?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Without `.on(&docket)`, `schedule` uses the default docket ([`Docket::global`]), which
+//! follows the environment:
+//!
+//! | `DOCKET_URL` | mode |
+//! |---|---|
+//! | unset | in-process: the task runs on the caller's tokio runtime; nothing is durable |
+//! | `memory://` | the whole docket in this process's memory, run by a [`Worker`]; for tests |
+//!
+//! `DOCKET_NAME` names the docket (default `docket`) and `DOCKET_WORKER_CONCURRENCY` sets how many
+//! tasks a worker runs at once (default 10).
+//!
+//! # Semantics
+//!
+//! - A task is delivered at least once: code it to tolerate running twice.
+//! - A key makes scheduling idempotent: while a task with a key waits or runs, another with the
+//!   same key is a [`Disposition::Duplicate`] unless [`Schedule::replace`] is set.
+//! - `retries = N` allows N retries after the first attempt, spaced by the task's [`Backoff`];
+//!   after the last one the task becomes a [`DeadLetter`], as does a task whose arguments no longer
+//!   decode or whose name no worker knows. Nothing is dropped silently.
+
+#![warn(missing_docs)]
+
+// Lets `::docket::` paths, as `#[docket::task]` writes them, resolve inside this crate too.
+#[allow(unused_extern_crates)]
+extern crate self as docket;
+
+mod backend;
+mod config;
+mod handle;
+mod error;
+mod execution;
+mod key;
+mod local;
+mod registry;
+mod schedule;
+mod snapshot;
+mod task;
+mod time;
+mod worker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use crate::backend::Disposition;
+pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
+pub use crate::handle::{Connect, Docket};
+pub use crate::error::{Error, Result};
+pub use crate::execution::Context;
+pub use crate::schedule::{Placement, Schedule, Scheduled};
+pub use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+pub use crate::task::{Backoff, Policy, Task, TaskError, TaskErrorKind, TaskOutput};
+pub use crate::worker::Worker;
+
+/// Turn an `async fn` into a docket task.
+///
+/// ```
+/// /// Send the welcome mail.
+/// #[docket::task(name = "welcome", retries = 5, backoff = "fixed 5s", timeout = "1m")]
+/// pub async fn send_welcome(user_id: u64) -> Result<(), String> {
+///     Ok(())
+/// }
+/// ```
+///
+/// generates, beside the untouched function:
+/// - `pub struct SendWelcome { pub user_id: u64 }`, serde-encodable, `Debug` and `Clone`;
+/// - `SendWelcome::schedule(user_id)` and `schedule_send_welcome(user_id)`, both returning a
+///   [`Schedule`];
+/// - `impl Task for SendWelcome`, registered so every [`Worker`] in the binary can run it.
+///
+/// Keys: `name` (default: the function's name), `retries` (retries after the first attempt),
+/// `backoff` (`"fixed 5s"` or `"exponential 1s..60s"`), `timeout` (per attempt). Durations take
+/// `ms`, `s`, `m` and `h`.
+///
+/// Arguments must be owned, `Serialize + DeserializeOwned + Send + 'static`; the function must
+/// be `async`, not generic, and return `()` or `Result<T, E>` with `E: Display`.
+pub use docket_macros::task;

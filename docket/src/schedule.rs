@@ -1,0 +1,184 @@
+//! The [`Schedule`] builder every `MyTask::schedule(..)` returns, and its result, [`Scheduled`].
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use crate::backend::{Disposition, KeyMode};
+use crate::handle::Docket;
+use crate::error::Result;
+use crate::task::Task;
+
+/// A task about to be scheduled: set when and under which key, then `.await` it.
+///
+/// ```no_run
+/// # #[docket::task] async fn scan_copyright(track_id: i64, audio_url: String) {}
+/// # async fn demo() -> docket::Result<()> {
+/// use std::time::Duration;
+///
+/// let url = "https://cdn.example/7.flac".to_string();
+/// ScanCopyright::schedule(7, url.clone())
+///     .after(Duration::from_secs(30))
+///     .key("scan-7")
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// Without [`Schedule::on`] the task goes to the default docket, made from the environment on
+/// first use (see [`Docket::global`]).
+#[must_use = "a schedule does nothing until it is `.await`ed"]
+pub struct Schedule<T> {
+    task: T,
+    when: When,
+    key: Option<String>,
+    mode: KeyMode,
+    docket: Option<Docket>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Now,
+    At(SystemTime),
+    After(Duration),
+}
+
+impl<T: Task> Schedule<T> {
+    /// Schedule `task` to run now, under a fresh unique key, on the default docket.
+    pub fn new(task: T) -> Self {
+        Schedule {
+            task,
+            when: When::Now,
+            key: None,
+            mode: KeyMode::Add,
+            docket: None,
+        }
+    }
+
+    /// Run the task at `when` (now, if it has passed).
+    pub fn at(mut self, when: SystemTime) -> Self {
+        self.when = When::At(when);
+        self
+    }
+
+    /// Run the task `delay` after it is scheduled.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.when = When::After(delay);
+        self
+    }
+
+    /// Give the task a key. While a task with this key waits or runs, scheduling another with
+    /// the same key does nothing (see [`Disposition::Duplicate`]), unless [`Schedule::replace`]
+    /// is set. [`Docket::cancel`] takes the key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Replace a waiting task with the same key instead of keeping it. A running one finishes
+    /// undisturbed, and this task waits until it has.
+    pub fn replace(mut self) -> Self {
+        self.mode = KeyMode::Replace;
+        self
+    }
+
+    /// Schedule on `docket` rather than on the default docket.
+    pub fn on(mut self, docket: &Docket) -> Self {
+        self.docket = Some(docket.clone());
+        self
+    }
+
+    async fn schedule(self) -> Result<Scheduled> {
+        let docket = match self.docket {
+            Some(docket) => docket,
+            None => Docket::global().await?,
+        };
+        let due = match self.when {
+            When::Now => SystemTime::now(),
+            When::At(when) => when,
+            When::After(delay) => SystemTime::now() + delay,
+        };
+        docket.schedule_task(self.task, due, self.key, self.mode).await
+    }
+}
+
+impl<T: Task> IntoFuture for Schedule<T> {
+    type Output = Result<Scheduled>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Scheduled>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.schedule())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Schedule<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schedule")
+            .field("task", &self.task)
+            .field("when", &self.when)
+            .field("key", &self.key)
+            .field("mode", &self.mode)
+            .field("docket", &self.docket.as_ref().map(Docket::name))
+            .finish()
+    }
+}
+
+/// Where a scheduled task went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Placement {
+    /// Into the docket's queue, for a worker to take.
+    Queue,
+    /// Onto this process's tokio runtime, because the docket has no queue (`DOCKET_URL` unset).
+    InProcess,
+    /// Onto this process's tokio runtime, because the queue could not be reached. The task is
+    /// not durable; the failure was logged.
+    Fallback,
+}
+
+impl Placement {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Placement::Queue => "queue",
+            Placement::InProcess => "in-process",
+            Placement::Fallback => "fallback",
+        }
+    }
+}
+
+/// The receipt of a scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub(crate) task: &'static str,
+    pub(crate) key: String,
+    pub(crate) due: SystemTime,
+    pub(crate) placement: Placement,
+    pub(crate) disposition: Disposition,
+}
+
+impl Scheduled {
+    /// The task's registered name.
+    pub fn task(&self) -> &'static str {
+        self.task
+    }
+
+    /// The task's key: the one given with [`Schedule::key`], or a generated unique one.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// When the task is due.
+    pub fn due(&self) -> SystemTime {
+        self.due
+    }
+
+    /// Whether the task went to the queue or runs in this process.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Whether the task was added, replaced a waiting one, or was a duplicate of one.
+    pub fn disposition(&self) -> Disposition {
+        self.disposition
+    }
+}
