@@ -31,6 +31,17 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// Arguments given as JSON text (see [`Docket::add_json`](crate::Docket::add_json)) do not
+    /// parse.
+    #[error("the arguments given for task `{task}` are not valid JSON")]
+    Json {
+        /// The task name given.
+        task: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// Two tasks in the binary are registered under one name.
     #[error(
         "two tasks are registered as `{name}`: `{first}` and `{second}`; give one of them `#[docket::task(name = \"...\")]`"

@@ -170,6 +170,44 @@ impl Docket {
         }
     }
 
+    /// Schedule a task by name, with its arguments as a JSON object, to run now.
+    ///
+    /// For producers that do not link the task's code, such as a web tier scheduling work for
+    /// workers built separately, and for operators. Nothing is checked against the task's
+    /// argument types here: a worker that cannot decode the arguments, or does not know the name,
+    /// keeps the task as a [`DeadLetter`]. Prefer the typed `MyTask::schedule(..)` where the
+    /// task's crate is at hand. In in-process mode the name must be a task of this binary.
+    pub async fn add_json(&self, task: &str, args: &str) -> Result<Scheduled> {
+        let parsed: serde_json::Value =
+            serde_json::from_str(args).map_err(|source| Error::Json {
+                task: task.to_owned(),
+                source,
+            })?;
+        if !parsed.is_object() {
+            return Err(Error::Config(format!(
+                "the arguments of `{task}` must be a JSON object, not `{args}`"
+            )));
+        }
+        let message = Message {
+            task: task.to_owned(),
+            key: crate::key::unique(),
+            args: args.to_owned(),
+            attempt: 1,
+            due: SystemTime::now(),
+        };
+        // Without it the task cannot run in-process, as a fallback or otherwise.
+        let registration = Docket::registry()?.get(task).copied();
+        let span = tracing::info_span!(
+            "docket.schedule",
+            task,
+            key = %message.key,
+            placement = tracing::field::Empty,
+        );
+        self.place(registration, message, KeyMode::Add)
+            .instrument(span)
+            .await
+    }
+
     pub(crate) fn backend(&self) -> Option<&AnyBackend> {
         self.inner.backend.as_ref()
     }
@@ -203,32 +241,39 @@ impl Docket {
             key = %message.key,
             placement = tracing::field::Empty,
         );
-        self.place(Registration::of::<T>(), message, mode)
+        self.place(Some(Registration::of::<T>()), message, mode)
             .instrument(span)
             .await
     }
 
-    /// Hand `message` to the queue; run it in-process when there is none or it is unreachable.
+    /// Hand `message` to the queue; run it in-process when there is none or it is unreachable
+    /// (given the task's `registration`, without which it cannot run here).
     async fn place(
         &self,
-        registration: Registration,
+        registration: Option<Registration>,
         message: Message,
         mode: KeyMode,
     ) -> Result<Scheduled> {
-        let task = registration.name();
+        let task = &message.task;
         let local = &self.inner.local;
-        let (placement, disposition) = match &self.inner.backend {
-            None => {
+        let (placement, disposition) = match (&self.inner.backend, registration) {
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "no task named `{task}` is registered in this binary, so it cannot run in-process"
+                )));
+            }
+            (None, Some(registration)) => {
                 let disposition = local.spawn(registration, message.clone(), mode, self)?;
                 tracing::debug!("running {task} in-process (DOCKET_URL is unset)");
                 (Placement::InProcess, disposition)
             }
-            Some(backend) => match backend.enqueue(&message, mode).await {
+            (Some(backend), registration) => match backend.enqueue(&message, mode).await {
                 Ok(disposition) => {
                     tracing::debug!("scheduled {task} via docket");
                     (Placement::Queue, disposition)
                 }
-                Err(error) if error.is_unavailable() => {
+                Err(error) if error.is_unavailable() && registration.is_some() => {
+                    let registration = registration.expect("checked by the guard");
                     tracing::warn!(
                         error = %crate::error::Chain(&error),
                         "docket scheduling failed, falling back to in-process"
@@ -241,7 +286,7 @@ impl Docket {
         };
         tracing::Span::current().record("placement", placement.as_str());
         Ok(Scheduled {
-            task,
+            task: message.task,
             key: message.key,
             due: message.due,
             placement,

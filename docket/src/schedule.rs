@@ -149,7 +149,7 @@ impl Placement {
 /// The receipt of a scheduled task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheduled {
-    pub(crate) task: &'static str,
+    pub(crate) task: String,
     pub(crate) key: String,
     pub(crate) due: SystemTime,
     pub(crate) placement: Placement,
@@ -158,8 +158,8 @@ pub struct Scheduled {
 
 impl Scheduled {
     /// The task's registered name.
-    pub fn task(&self) -> &'static str {
-        self.task
+    pub fn task(&self) -> &str {
+        &self.task
     }
 
     /// The task's key: the one given with [`Schedule::key`], or a generated unique one.
