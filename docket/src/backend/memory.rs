@@ -398,3 +398,94 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(key: &str, args: &str) -> Message {
+        Message {
+            task: "probe".into(),
+            key: key.into(),
+            args: args.into(),
+            attempt: 1,
+            due: SystemTime::now(),
+        }
+    }
+
+    async fn claim_one(backend: &MemoryBackend) -> Delivery {
+        let stop = CancellationToken::new();
+        let mut deliveries = backend
+            .claim("w", 1, Some(Duration::from_millis(10)), &stop)
+            .await
+            .unwrap();
+        assert_eq!(deliveries.len(), 1, "expected one due task");
+        deliveries.pop().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_replacement_waits_until_the_running_task_of_its_key_is_done() {
+        let backend = MemoryBackend::new();
+        backend.enqueue(&message("k", "1"), KeyMode::Add).await.unwrap();
+        let first = claim_one(&backend).await;
+        let replaced = backend
+            .enqueue(&message("k", "2"), KeyMode::Replace)
+            .await
+            .unwrap();
+        assert_eq!(replaced, Disposition::Added, "nothing was waiting to replace");
+
+        let stop = CancellationToken::new();
+        let none = backend
+            .claim("w", 10, Some(Duration::from_millis(20)), &stop)
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "two runs of one key at once: {none:?}");
+
+        backend.complete(std::slice::from_ref(&first)).await.unwrap();
+        assert_eq!(claim_one(&backend).await.message.args, "2");
+    }
+
+    #[tokio::test]
+    async fn a_stale_settlement_does_not_touch_a_newer_run_of_its_key() {
+        let backend = MemoryBackend::new();
+        backend.enqueue(&message("k", "1"), KeyMode::Add).await.unwrap();
+        let first = claim_one(&backend).await;
+        backend.complete(std::slice::from_ref(&first)).await.unwrap();
+        backend.enqueue(&message("k", "2"), KeyMode::Add).await.unwrap();
+        let second = claim_one(&backend).await;
+
+        // The first delivery settles again, as a duplicate from a slow worker would.
+        backend.complete(std::slice::from_ref(&first)).await.unwrap();
+        backend.retry(&first, SystemTime::now()).await.unwrap();
+        let snapshot = backend.snapshot().await.unwrap();
+        assert_eq!(snapshot.running.len(), 1);
+        assert!(snapshot.queued.is_empty() && snapshot.scheduled.is_empty());
+
+        backend.complete(std::slice::from_ref(&second)).await.unwrap();
+        assert_eq!(backend.outstanding().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_claim_wakes_when_an_earlier_task_is_added() {
+        let backend = MemoryBackend::new();
+        let later = Message {
+            due: SystemTime::now() + Duration::from_secs(3600),
+            ..message("later", "{}")
+        };
+        backend.enqueue(&later, KeyMode::Add).await.unwrap();
+        let waiter = {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let stop = CancellationToken::new();
+                backend.claim("w", 1, None, &stop).await.unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        backend.enqueue(&message("now", "{}"), KeyMode::Add).await.unwrap();
+        let claimed = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the parked claim was not woken")
+            .unwrap();
+        assert_eq!(claimed[0].message.key, "now");
+    }
+}
