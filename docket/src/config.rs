@@ -148,11 +148,17 @@ mod tests {
     #[test]
     fn bad_values_are_named_in_the_error() {
         let err = settings(&[("DOCKET_WORKER_CONCURRENCY", "0")]).unwrap_err();
-        assert!(err.to_string().contains("DOCKET_WORKER_CONCURRENCY"), "{err}");
+        assert!(
+            err.to_string().contains("DOCKET_WORKER_CONCURRENCY"),
+            "{err}"
+        );
         let err = settings(&[("DOCKET_NAME", "a{b}")]).unwrap_err();
         assert!(err.to_string().contains("a{b}"), "{err}");
         let err = settings(&[("DOCKET_URL", "amqp://guest:secret@127.0.0.1")]).unwrap_err();
-        assert!(err.to_string().contains("amqp://guest:***@127.0.0.1"), "{err}");
+        assert!(
+            err.to_string().contains("amqp://guest:***@127.0.0.1"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 
@@ -167,6 +173,9 @@ mod tests {
             "rediss://:***@127.0.0.1"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("redis://a:b@c@127.0.0.1/x@y"), "redis://a:***@127.0.0.1/x@y");
+        assert_eq!(
+            redact("redis://a:b@c@127.0.0.1/x@y"),
+            "redis://a:***@127.0.0.1/x@y"
+        );
     }
 }

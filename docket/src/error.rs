@@ -15,7 +15,9 @@ pub enum Error {
     Config(String),
 
     /// A URL names a backend this build of docket does not have.
-    #[error("unsupported docket URL `{url}`: expected `memory://`, or leave `DOCKET_URL` unset to run tasks in-process")]
+    #[error(
+        "unsupported docket URL `{url}`: expected `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
+    )]
     UnsupportedUrl {
         /// The URL, with any password replaced by `***`.
         url: String,

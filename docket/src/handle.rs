@@ -66,7 +66,11 @@ impl Docket {
 
     /// A docket with no queue: each scheduled task runs on the caller's tokio runtime.
     pub fn in_process() -> Docket {
-        Docket::new(config::DEFAULT_NAME.into(), config::DEFAULT_CONCURRENCY, None)
+        Docket::new(
+            config::DEFAULT_NAME.into(),
+            config::DEFAULT_CONCURRENCY,
+            None,
+        )
     }
 
     /// A fresh, empty docket held in this process's memory, served by [`Worker`](crate::Worker)s
@@ -88,7 +92,9 @@ impl Docket {
     /// Make this docket the default one. Fails if a default was already installed or made.
     pub fn install_default(&self) -> Result<()> {
         DEFAULT.set(self.clone()).map_err(|_| {
-            Error::Config("a default docket is already in use; install it before the first `schedule`".into())
+            Error::Config(
+                "a default docket is already in use; install it before the first `schedule`".into(),
+            )
         })
     }
 

@@ -30,7 +30,8 @@ pub(crate) fn unique() -> String {
 mod tests {
     #[test]
     fn keys_do_not_repeat() {
-        let keys: std::collections::HashSet<String> = (0..10_000).map(|_| super::unique()).collect();
+        let keys: std::collections::HashSet<String> =
+            (0..10_000).map(|_| super::unique()).collect();
         assert_eq!(keys.len(), 10_000);
         assert!(keys.iter().all(|key| key.len() == 32));
     }

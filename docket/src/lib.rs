@@ -61,9 +61,9 @@ extern crate self as docket;
 
 mod backend;
 mod config;
-mod handle;
 mod error;
 mod execution;
+mod handle;
 mod key;
 mod local;
 mod registry;
@@ -79,9 +79,9 @@ pub mod __private;
 
 pub use crate::backend::Disposition;
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
-pub use crate::handle::{Connect, Docket};
 pub use crate::error::{Error, Result};
 pub use crate::execution::Context;
+pub use crate::handle::{Connect, Docket};
 pub use crate::schedule::{Placement, Schedule, Scheduled};
 pub use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
 pub use crate::task::{Backoff, Policy, Task, TaskError, TaskErrorKind, TaskOutput};

@@ -12,9 +12,9 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::backend::{Disposition, KeyMode, Message};
-use crate::handle::Docket;
 use crate::error::{Error, Result};
 use crate::execution::{AttemptError, run_attempt};
+use crate::handle::Docket;
 use crate::registry::Registration;
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
 use crate::time::instant_at;

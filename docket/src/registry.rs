@@ -135,7 +135,10 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("`ping`"), "{message}");
         assert!(message.contains("registry::tests::Ping"), "{message}");
-        assert!(message.contains("registry::tests::other::Ping"), "{message}");
+        assert!(
+            message.contains("registry::tests::other::Ping"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use crate::backend::{Disposition, KeyMode};
-use crate::handle::Docket;
 use crate::error::Result;
+use crate::handle::Docket;
 use crate::task::Task;
 
 /// A task about to be scheduled: set when and under which key, then `.await` it.
@@ -75,8 +75,8 @@ impl<T: Task> Schedule<T> {
         self
     }
 
-    /// Replace a waiting task with the same key instead of keeping it. A running one finishes
-    /// undisturbed, and this task waits until it has.
+    /// Replace a waiting task with the same key instead of keeping it. A running one is not
+    /// interrupted: this task is added beside it and may start before it ends.
     pub fn replace(mut self) -> Self {
         self.mode = KeyMode::Replace;
         self
@@ -98,7 +98,9 @@ impl<T: Task> Schedule<T> {
             When::At(when) => when,
             When::After(delay) => SystemTime::now() + delay,
         };
-        docket.schedule_task(self.task, due, self.key, self.mode).await
+        docket
+            .schedule_task(self.task, due, self.key, self.mode)
+            .await
     }
 }
 

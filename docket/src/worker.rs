@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{AnyBackend, Backend, Burial, Delivery};
-use crate::handle::Docket;
 use crate::error::{Chain, Error, Result};
 use crate::execution::{AttemptError, run_attempt};
+use crate::handle::Docket;
 use crate::registry::Registry;
 
 /// How often `run_until_finished` looks again whether work remains while tasks run elsewhere.
@@ -114,7 +114,10 @@ impl Worker {
                 () = stop.cancelled() => break,
                 permit = slots.clone().acquire_many_owned(1) => permit.expect("the semaphore is never closed"),
             };
-            if let Ok(more) = slots.clone().try_acquire_many_owned(slots.available_permits() as u32) {
+            if let Ok(more) = slots
+                .clone()
+                .try_acquire_many_owned(slots.available_permits() as u32)
+            {
                 free.merge(more);
             }
             if until_finished
@@ -125,7 +128,9 @@ impl Worker {
                 break;
             }
             let wait = until_finished.then_some(FINISH_POLL);
-            let deliveries = match backend.claim(&self.id, free.num_permits(), wait, &stop).await
+            let deliveries = match backend
+                .claim(&self.id, free.num_permits(), wait, &stop)
+                .await
             {
                 Ok(deliveries) => deliveries,
                 Err(error) => {
@@ -138,7 +143,8 @@ impl Worker {
             };
             for delivery in deliveries {
                 let slot = free.split(1).expect("one slot was taken per delivery");
-                let (docket, registry, acks) = (self.docket.clone(), registry.clone(), acks.clone());
+                let (docket, registry, acks) =
+                    (self.docket.clone(), registry.clone(), acks.clone());
                 running.spawn(async move {
                     settle(&docket, &registry, delivery, &acks).await;
                     drop(slot);
@@ -182,7 +188,10 @@ async fn settle(
             return;
         }
         Err(AttemptError::Undecodable(error)) => {
-            let reason = format!("the arguments do not decode into `{}`: {error}", message.task);
+            let reason = format!(
+                "the arguments do not decode into `{}`: {error}",
+                message.task
+            );
             return bury(backend, &delivery, reason).await;
         }
         Err(AttemptError::Failed(error)) => error,

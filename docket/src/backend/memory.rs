@@ -24,7 +24,7 @@ pub(crate) struct MemoryBackend {
 #[derive(Debug, Default)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes parked `claim`s when a task is added or released.
+    /// Wakes parked `claim`s when a task is added.
     added: Notify,
 }
 
@@ -37,15 +37,18 @@ struct State {
     queue: VecDeque<(u64, String)>,
     /// Future tasks as `(due, seq, key)`.
     schedule: BTreeSet<(SystemTime, u64, String)>,
-    slots: HashMap<String, Slot>,
+    /// The waiting task of each key, and how many runs of it are in flight.
+    keys: HashMap<String, Slot>,
+    /// Tasks handed to workers, by delivery id.
+    running: HashMap<u64, Running>,
     dead: Vec<DeadLetter>,
 }
 
-/// Everything known about one key: at most one waiting task and at most one running.
+/// One key: at most one waiting task. Runs of the key are counted so that `Add` sees them.
 #[derive(Debug, Default)]
 struct Slot {
     waiting: Option<Waiting>,
-    running: Option<Running>,
+    runs: usize,
 }
 
 #[derive(Debug)]
@@ -56,7 +59,6 @@ struct Waiting {
 
 #[derive(Debug)]
 struct Running {
-    delivery: u64,
     worker: String,
     message: Message,
 }
@@ -76,47 +78,54 @@ impl State {
         } else {
             self.schedule.insert((message.due, seq, key.clone()));
         }
-        self.slots.entry(key).or_default().waiting = Some(Waiting { seq, message });
+        self.keys.entry(key).or_default().waiting = Some(Waiting { seq, message });
     }
 
     /// Take the waiting task of `key` out of the queue or schedule.
     fn remove_waiting(&mut self, key: &str) -> Option<Message> {
-        let slot = self.slots.get_mut(key)?;
-        let waiting = slot.waiting.take()?;
+        let waiting = self.keys.get_mut(key)?.waiting.take()?;
         // A queued entry is skipped lazily when its seq no longer matches; a scheduled one is
         // cheap to remove now.
         self.schedule
             .remove(&(waiting.message.due, waiting.seq, key.to_owned()));
-        self.forget_if_empty(key);
+        self.forget_if_idle(key);
         Some(waiting.message)
     }
 
-    /// End the run of `delivery`, unless a newer delivery of its key has taken its place.
+    /// End the run of `delivery`; `None` when it was already settled.
     fn finish(&mut self, delivery: &Delivery) -> Option<Running> {
-        let key = &delivery.message.key;
-        let slot = self.slots.get_mut(key)?;
-        if slot.running.as_ref()?.delivery != delivery.id {
-            return None;
+        let running = self.running.remove(&delivery.id)?;
+        let key = &running.message.key;
+        if let Some(slot) = self.keys.get_mut(key) {
+            slot.runs -= 1;
         }
-        let running = slot.running.take();
-        self.forget_if_empty(key);
-        running
+        self.forget_if_idle(&delivery.message.key);
+        Some(running)
     }
 
-    fn forget_if_empty(&mut self, key: &str) {
-        if let Some(slot) = self.slots.get(key) {
-            if slot.waiting.is_none() && slot.running.is_none() {
-                self.slots.remove(key);
-            }
+    fn forget_if_idle(&mut self, key: &str) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|slot| slot.waiting.is_none() && slot.runs == 0)
+        {
+            self.keys.remove(key);
         }
+    }
+
+    fn is_taken(&self, key: &str) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    fn has_waiting(&self, key: &str) -> bool {
+        self.keys
+            .get(key)
+            .is_some_and(|slot| slot.waiting.is_some())
     }
 
     /// Move scheduled tasks that are due into the queue.
     fn promote(&mut self, now: SystemTime) {
-        while let Some(first) = self.schedule.first() {
-            if first.0 > now {
-                break;
-            }
+        while self.schedule.first().is_some_and(|first| first.0 <= now) {
             let (_, seq, key) = self.schedule.pop_first().expect("checked above");
             self.queue.push_back((seq, key));
         }
@@ -125,56 +134,48 @@ impl State {
     /// Hand up to `max` queued tasks to `worker`.
     fn take(&mut self, worker: &str, max: usize) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
-        let mut deferred = Vec::new();
         while deliveries.len() < max {
             let Some((seq, key)) = self.queue.pop_front() else {
                 break;
             };
-            let Some(slot) = self.slots.get_mut(&key) else {
+            let Some(slot) = self.keys.get_mut(&key) else {
                 continue;
             };
-            if slot.waiting.as_ref().is_none_or(|w| w.seq != seq) {
-                continue;
-            }
-            if slot.running.is_some() {
-                // One run per key at a time: it waits behind the running one.
-                deferred.push((seq, key));
+            if slot
+                .waiting
+                .as_ref()
+                .is_none_or(|waiting| waiting.seq != seq)
+            {
                 continue;
             }
             let message = slot.waiting.take().expect("checked above").message;
-            self.next += 1;
-            let id = self.next;
-            let slot = self.slots.get_mut(&key).expect("present");
-            slot.running = Some(Running {
-                delivery: id,
-                worker: worker.to_owned(),
-                message: message.clone(),
-            });
+            slot.runs += 1;
+            let id = self.next();
+            self.running.insert(
+                id,
+                Running {
+                    worker: worker.to_owned(),
+                    message: message.clone(),
+                },
+            );
             deliveries.push(Delivery { id, message });
-        }
-        for entry in deferred.into_iter().rev() {
-            self.queue.push_front(entry);
         }
         deliveries
     }
 
-    fn has_waiting(&self, key: &str) -> bool {
-        self.slots.get(key).is_some_and(|slot| slot.waiting.is_some())
-    }
-
-    fn info(message: &Message, worker: Option<&str>) -> TaskInfo {
-        TaskInfo {
-            key: message.key.clone(),
-            task: message.task.clone(),
-            due: message.due,
-            attempt: message.attempt,
-            worker: worker.map(str::to_owned),
-        }
-    }
-
     fn waiting(&self, seq: u64, key: &str) -> Option<&Message> {
-        let waiting = self.slots.get(key)?.waiting.as_ref()?;
+        let waiting = self.keys.get(key)?.waiting.as_ref()?;
         (waiting.seq == seq).then_some(&waiting.message)
+    }
+}
+
+fn info(message: &Message, worker: Option<&str>) -> TaskInfo {
+    TaskInfo {
+        key: message.key.clone(),
+        task: message.task.clone(),
+        due: message.due,
+        attempt: message.attempt,
+        worker: worker.map(str::to_owned),
     }
 }
 
@@ -194,14 +195,10 @@ impl MemoryBackend {
 
 impl Backend for MemoryBackend {
     async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
-        let disposition = {
+        {
             let mut state = self.state();
-            let taken = state
-                .slots
-                .get(&message.key)
-                .is_some_and(|slot| slot.waiting.is_some() || slot.running.is_some());
             let disposition = match mode {
-                KeyMode::Add if taken => return Ok(Disposition::Duplicate),
+                KeyMode::Add if state.is_taken(&message.key) => return Ok(Disposition::Duplicate),
                 KeyMode::Add => Disposition::Added,
                 KeyMode::Replace => match state.remove_waiting(&message.key) {
                     Some(_) => Disposition::Replaced,
@@ -209,10 +206,10 @@ impl Backend for MemoryBackend {
                 },
             };
             state.insert(message.clone(), SystemTime::now());
-            disposition
-        };
-        self.shared.added.notify_waiters();
-        Ok(disposition)
+            drop(state);
+            self.shared.added.notify_waiters();
+            Ok(disposition)
+        }
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {
@@ -259,42 +256,26 @@ impl Backend for MemoryBackend {
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
-        let mut unblocked = false;
-        {
-            let mut state = self.state();
-            for delivery in deliveries {
-                if state.finish(delivery).is_some() {
-                    // A task replaced while this one ran may start now.
-                    unblocked |= state.has_waiting(&delivery.message.key);
-                }
-            }
-        }
-        if unblocked {
-            self.shared.added.notify_waiters();
+        let mut state = self.state();
+        for delivery in deliveries {
+            state.finish(delivery);
         }
         Ok(())
     }
 
     async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
-        {
-            let mut state = self.state();
-            if state.finish(delivery).is_none() {
-                return Ok(());
-            }
-            if state.has_waiting(&delivery.message.key) {
-                // The key was replaced while this attempt ran: the newer task supersedes it and
-                // may start now.
-                drop(state);
-                self.shared.added.notify_waiters();
-                return Ok(());
-            }
-            let message = Message {
-                attempt: delivery.message.attempt + 1,
-                due,
-                ..delivery.message.clone()
-            };
-            state.insert(message, SystemTime::now());
+        let mut state = self.state();
+        if state.finish(delivery).is_none() || state.has_waiting(&delivery.message.key) {
+            // Settled already, or replaced while this attempt ran: the newer task supersedes it.
+            return Ok(());
         }
+        let message = Message {
+            attempt: delivery.message.attempt + 1,
+            due,
+            ..delivery.message.clone()
+        };
+        state.insert(message, SystemTime::now());
+        drop(state);
         self.shared.added.notify_waiters();
         Ok(())
     }
@@ -303,9 +284,6 @@ impl Backend for MemoryBackend {
         let mut state = self.state();
         if state.finish(delivery).is_none() {
             return Ok(());
-        }
-        if state.has_waiting(&delivery.message.key) {
-            self.shared.added.notify_waiters();
         }
         let message = &delivery.message;
         state.dead.retain(|dead| dead.key != message.key);
@@ -322,11 +300,8 @@ impl Backend for MemoryBackend {
 
     async fn outstanding(&self) -> Result<usize> {
         let state = self.state();
-        Ok(state
-            .slots
-            .values()
-            .map(|slot| usize::from(slot.waiting.is_some()) + usize::from(slot.running.is_some()))
-            .sum())
+        let waiting = state.keys.values().filter(|slot| slot.waiting.is_some());
+        Ok(waiting.count() + state.running.len())
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
@@ -343,21 +318,20 @@ impl Backend for MemoryBackend {
             .filter_map(|(_, seq, key)| state.waiting(*seq, key))
             .partition(|message| message.due <= now);
         let mut running: Vec<TaskInfo> = state
-            .slots
+            .running
             .values()
-            .filter_map(|slot| slot.running.as_ref())
-            .map(|run| State::info(&run.message, Some(&run.worker)))
+            .map(|run| info(&run.message, Some(&run.worker)))
             .collect();
         running.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         Ok(Snapshot {
             taken: now,
             queued: queued_now
                 .chain(due)
-                .map(|message| State::info(message, None))
+                .map(|message| info(message, None))
                 .collect(),
             scheduled: future
                 .into_iter()
-                .map(|message| State::info(message, None))
+                .map(|message| info(message, None))
                 .collect(),
             running,
             dead: state.dead.len(),
@@ -369,24 +343,23 @@ impl Backend for MemoryBackend {
     }
 
     async fn replay(&self, key: &str) -> Result<bool> {
-        {
-            let mut state = self.state();
-            let Some(index) = state.dead.iter().position(|dead| dead.key == key) else {
-                return Ok(false);
-            };
-            if state.slots.contains_key(key) {
-                return Ok(false);
-            }
-            let dead = state.dead.remove(index);
-            let message = Message {
-                task: dead.task,
-                key: dead.key,
-                args: dead.args,
-                attempt: 1,
-                due: SystemTime::now(),
-            };
-            state.insert(message, SystemTime::now());
+        let mut state = self.state();
+        let Some(index) = state.dead.iter().position(|dead| dead.key == key) else {
+            return Ok(false);
+        };
+        if state.is_taken(key) {
+            return Ok(false);
         }
+        let dead = state.dead.remove(index);
+        let message = Message {
+            task: dead.task,
+            key: dead.key,
+            args: dead.args,
+            attempt: 1,
+            due: SystemTime::now(),
+        };
+        state.insert(message, SystemTime::now());
+        drop(state);
         self.shared.added.notify_waiters();
         Ok(true)
     }
@@ -424,44 +397,76 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_replacement_waits_until_the_running_task_of_its_key_is_done() {
+    async fn a_replacement_of_a_running_task_is_added_beside_it() {
         let backend = MemoryBackend::new();
-        backend.enqueue(&message("k", "1"), KeyMode::Add).await.unwrap();
+        backend
+            .enqueue(&message("k", "1"), KeyMode::Add)
+            .await
+            .unwrap();
         let first = claim_one(&backend).await;
         let replaced = backend
             .enqueue(&message("k", "2"), KeyMode::Replace)
             .await
             .unwrap();
-        assert_eq!(replaced, Disposition::Added, "nothing was waiting to replace");
+        assert_eq!(
+            replaced,
+            Disposition::Added,
+            "nothing was waiting to replace"
+        );
 
-        let stop = CancellationToken::new();
-        let none = backend
-            .claim("w", 10, Some(Duration::from_millis(20)), &stop)
+        let second = claim_one(&backend).await;
+        assert_eq!(second.message.args, "2");
+        let duplicate = backend
+            .enqueue(&message("k", "3"), KeyMode::Add)
             .await
             .unwrap();
-        assert!(none.is_empty(), "two runs of one key at once: {none:?}");
+        assert_eq!(
+            duplicate,
+            Disposition::Duplicate,
+            "the key has runs in flight"
+        );
 
-        backend.complete(std::slice::from_ref(&first)).await.unwrap();
-        assert_eq!(claim_one(&backend).await.message.args, "2");
+        backend.complete(&[first, second]).await.unwrap();
+        assert_eq!(backend.outstanding().await.unwrap(), 0);
+        let added = backend
+            .enqueue(&message("k", "4"), KeyMode::Add)
+            .await
+            .unwrap();
+        assert_eq!(added, Disposition::Added, "the key is free again");
     }
 
     #[tokio::test]
     async fn a_stale_settlement_does_not_touch_a_newer_run_of_its_key() {
         let backend = MemoryBackend::new();
-        backend.enqueue(&message("k", "1"), KeyMode::Add).await.unwrap();
+        backend
+            .enqueue(&message("k", "1"), KeyMode::Add)
+            .await
+            .unwrap();
         let first = claim_one(&backend).await;
-        backend.complete(std::slice::from_ref(&first)).await.unwrap();
-        backend.enqueue(&message("k", "2"), KeyMode::Add).await.unwrap();
+        backend
+            .complete(std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        backend
+            .enqueue(&message("k", "2"), KeyMode::Add)
+            .await
+            .unwrap();
         let second = claim_one(&backend).await;
 
         // The first delivery settles again, as a duplicate from a slow worker would.
-        backend.complete(std::slice::from_ref(&first)).await.unwrap();
+        backend
+            .complete(std::slice::from_ref(&first))
+            .await
+            .unwrap();
         backend.retry(&first, SystemTime::now()).await.unwrap();
         let snapshot = backend.snapshot().await.unwrap();
         assert_eq!(snapshot.running.len(), 1);
         assert!(snapshot.queued.is_empty() && snapshot.scheduled.is_empty());
 
-        backend.complete(std::slice::from_ref(&second)).await.unwrap();
+        backend
+            .complete(std::slice::from_ref(&second))
+            .await
+            .unwrap();
         assert_eq!(backend.outstanding().await.unwrap(), 0);
     }
 
@@ -481,7 +486,10 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        backend.enqueue(&message("now", "{}"), KeyMode::Add).await.unwrap();
+        backend
+            .enqueue(&message("now", "{}"), KeyMode::Add)
+            .await
+            .unwrap();
         let claimed = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("the parked claim was not woken")

@@ -35,7 +35,7 @@ pub(crate) struct Message {
 pub(crate) enum KeyMode {
     /// Keep the existing task; do nothing.
     Add,
-    /// Swap the waiting task for this one (a running one finishes undisturbed).
+    /// Swap the waiting task for this one; a running one is left alone, and this one is added.
     Replace,
 }
 
@@ -90,7 +90,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn complete(&self, deliveries: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
 
     /// The delivery failed and will be tried again at `due`, as its next attempt.
-    fn retry(&self, delivery: &Delivery, due: SystemTime) -> impl Future<Output = Result<()>> + Send;
+    fn retry(
+        &self,
+        delivery: &Delivery,
+        due: SystemTime,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The delivery cannot or may not run again: keep it as a dead letter.
     fn bury(&self, delivery: &Delivery, burial: Burial) -> impl Future<Output = Result<()>> + Send;
