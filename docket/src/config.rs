@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::backend::redis::RedisOptions;
 use crate::error::{Error, Result};
 
 /// The namespace used when `DOCKET_NAME` is unset.
@@ -17,6 +18,8 @@ pub(crate) enum Target {
     InProcess,
     /// The in-memory backend of this process.
     Memory,
+    /// A Redis server: `redis://` or `rediss://` (TLS).
+    Redis(String),
 }
 
 impl Target {
@@ -25,6 +28,7 @@ impl Target {
         match url.split_once("://").map(|(scheme, _)| scheme) {
             _ if url.is_empty() => Ok(Target::InProcess),
             Some("memory") => Ok(Target::Memory),
+            Some("redis" | "rediss") => Ok(Target::Redis(url.to_owned())),
             _ => Err(Error::UnsupportedUrl { url: redact(url) }),
         }
     }
@@ -35,6 +39,7 @@ impl fmt::Debug for Target {
         match self {
             Target::InProcess => f.write_str("in-process"),
             Target::Memory => f.write_str("memory://"),
+            Target::Redis(url) => f.write_str(&redact(url)),
         }
     }
 }
@@ -45,6 +50,7 @@ pub(crate) struct Settings {
     pub(crate) target: Target,
     pub(crate) name: String,
     pub(crate) concurrency: usize,
+    pub(crate) redis: RedisOptions,
 }
 
 impl Settings {
@@ -63,10 +69,18 @@ impl Settings {
             Some(value) => parse_concurrency(&value)?,
             None => DEFAULT_CONCURRENCY,
         };
+        let mut redis = RedisOptions::default();
+        if let Some(path) = var("DOCKET_TLS_CA_FILE").filter(|path| !path.is_empty()) {
+            let pem = std::fs::read(&path).map_err(|error| {
+                Error::Config(format!("cannot read DOCKET_TLS_CA_FILE `{path}`: {error}"))
+            })?;
+            redis.tls_ca = Some(pem);
+        }
         Ok(Settings {
             target,
             name,
             concurrency,
+            redis,
         })
     }
 }
@@ -154,6 +168,12 @@ mod tests {
         );
         let err = settings(&[("DOCKET_NAME", "a{b}")]).unwrap_err();
         assert!(err.to_string().contains("a{b}"), "{err}");
+        let settings_with_redis =
+            settings(&[("DOCKET_URL", "rediss://:secret@127.0.0.1:6380")]).unwrap();
+        assert_eq!(
+            format!("{:?}", settings_with_redis.target),
+            "rediss://:***@127.0.0.1:6380"
+        );
         let err = settings(&[("DOCKET_URL", "amqp://guest:secret@127.0.0.1")]).unwrap_err();
         assert!(
             err.to_string().contains("amqp://guest:***@127.0.0.1"),

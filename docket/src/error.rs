@@ -57,6 +57,27 @@ pub enum Error {
         second: &'static str,
     },
 
+    /// A task's encoded arguments are larger than the docket accepts.
+    #[error(
+        "task `{task}` is {size} bytes encoded, over the limit of {limit}; pass a reference to the data (an id, a URL) instead of the data"
+    )]
+    PayloadTooLarge {
+        /// The task's name.
+        task: String,
+        /// The encoded size.
+        size: usize,
+        /// The limit set with [`Connect::max_payload`](crate::Connect::max_payload).
+        limit: usize,
+    },
+
+    /// The backend refused an operation (a permission, a script or a server error).
+    #[error("the docket backend failed")]
+    Backend {
+        /// What the backend reported.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// There is no tokio runtime to run an in-process task on.
     #[error("docket needs a tokio runtime to run tasks in-process; call it from inside one")]
     NoRuntime,

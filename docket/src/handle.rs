@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::backend::memory::MemoryBackend;
+use crate::backend::redis::{RedisBackend, RedisOptions};
 use crate::backend::{AnyBackend, Backend, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
@@ -61,6 +62,7 @@ impl Docket {
             url: url.into(),
             name: None,
             concurrency: None,
+            redis: RedisOptions::default(),
         }
     }
 
@@ -102,6 +104,11 @@ impl Docket {
         let backend = match settings.target {
             Target::InProcess => None,
             Target::Memory => Some(AnyBackend::Memory(MemoryBackend::new())),
+            Target::Redis(url) => Some(AnyBackend::Redis(Box::new(RedisBackend::open(
+                &url,
+                &settings.name,
+                settings.redis,
+            )?))),
         };
         Ok(Docket::new(settings.name, settings.concurrency, backend))
     }
@@ -131,6 +138,15 @@ impl Docket {
     /// in-process.
     pub fn has_queue(&self) -> bool {
         self.inner.backend.is_some()
+    }
+
+    /// How many Redis commands this handle has sent, for watching what a workload costs
+    /// (0 unless the docket is on Redis).
+    pub fn commands_sent(&self) -> u64 {
+        match &self.inner.backend {
+            Some(AnyBackend::Redis(redis)) => redis.commands_sent(),
+            _ => 0,
+        }
     }
 
     /// Schedule `task` on this docket; set options on the returned builder, then `.await` it.
@@ -209,7 +225,7 @@ impl Docket {
             key = %message.key,
             placement = tracing::field::Empty,
         );
-        self.place(registration, message, KeyMode::Add)
+        self.place(registration, message, KeyMode::Fresh)
             .instrument(span)
             .await
     }
@@ -234,9 +250,13 @@ impl Docket {
             task: T::NAME,
             source,
         })?;
+        let (key, mode) = match key {
+            Some(key) => (key, mode),
+            None => (crate::key::unique(), KeyMode::Fresh),
+        };
         let message = Message {
             task: T::NAME.to_owned(),
-            key: key.unwrap_or_else(crate::key::unique),
+            key,
             args,
             attempt: 1,
             due,
@@ -308,14 +328,14 @@ impl Docket {
 
 impl fmt::Debug for Docket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.inner.backend {
-            None => "in-process",
-            Some(AnyBackend::Memory(_)) => "memory://",
+        let mut debug = f.debug_struct("Docket");
+        debug.field("name", &self.inner.name);
+        match &self.inner.backend {
+            None => debug.field("backend", &"in-process"),
+            Some(AnyBackend::Memory(_)) => debug.field("backend", &"memory://"),
+            Some(AnyBackend::Redis(redis)) => debug.field("backend", redis),
         };
-        f.debug_struct("Docket")
-            .field("name", &self.inner.name)
-            .field("backend", &target)
-            .finish_non_exhaustive()
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -326,6 +346,7 @@ pub struct Connect {
     url: String,
     name: Option<String>,
     concurrency: Option<usize>,
+    redis: RedisOptions,
 }
 
 impl Connect {
@@ -338,6 +359,28 @@ impl Connect {
     /// The concurrency workers of this docket use by default (default 10).
     pub fn worker_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// How long a running task's worker may go silent before another worker takes the task
+    /// over and runs it again (default 5 minutes). Live workers renew their tasks well within
+    /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run.
+    pub fn redelivery_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.redis.redelivery_timeout = timeout;
+        self
+    }
+
+    /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
+    /// an [`Error::PayloadTooLarge`]; a worker keeps a larger one it finds as a dead letter.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.redis.max_payload = bytes;
+        self
+    }
+
+    /// For `rediss://`: trust the certificates in this PEM (a private CA) instead of the
+    /// system's roots. `DOCKET_TLS_CA_FILE` names such a file for [`Docket::from_env`].
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.redis.tls_ca = Some(pem.into());
         self
     }
 
@@ -354,6 +397,7 @@ impl Connect {
             target: Target::parse(&self.url)?,
             name,
             concurrency,
+            redis: self.redis,
         })
         .await
     }

@@ -70,7 +70,7 @@ impl InProcess {
         let mut state = self.state();
         let disposition = match state.tasks.get(&message.key) {
             None => Disposition::Added,
-            Some(_) if mode == KeyMode::Add => return Ok(Disposition::Duplicate),
+            Some(_) if mode != KeyMode::Replace => return Ok(Disposition::Duplicate),
             Some(existing) if existing.running => Disposition::Added,
             Some(existing) => {
                 existing.abort.abort();

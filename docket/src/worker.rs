@@ -107,6 +107,16 @@ impl Worker {
         let running = TaskTracker::new();
         let (acks, acked) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(self.docket.clone(), acked));
+        let finished = CancellationToken::new();
+        let renewer = backend.renew_every().map(|every| {
+            let (docket, id, running, finished) = (
+                self.docket.clone(),
+                self.id.clone(),
+                running.clone(),
+                finished.clone(),
+            );
+            tokio::spawn(renew(docket, id, every, running, finished))
+        });
 
         loop {
             let mut free = tokio::select! {
@@ -156,6 +166,10 @@ impl Worker {
         running.wait().await;
         drop(acks);
         acker.await.expect("the acknowledger does not panic");
+        finished.cancel();
+        if let Some(renewer) = renewer {
+            renewer.await.expect("the renewer does not panic");
+        }
         if until_finished {
             local.wait_idle().await;
         }
@@ -229,6 +243,29 @@ async fn acknowledge(docket: Docket, mut acked: mpsc::UnboundedReceiver<Delivery
             tracing::error!(count = batch.len(), error = %Chain(&error), "could not acknowledge tasks");
         }
         batch.clear();
+    }
+}
+
+/// Keep this worker's tasks its own while any run, so no other worker takes them over.
+async fn renew(
+    docket: Docket,
+    worker: String,
+    every: Duration,
+    running: TaskTracker,
+    finished: CancellationToken,
+) {
+    let backend = docket.backend().expect("workers only run with a backend");
+    loop {
+        tokio::select! {
+            () = finished.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if running.is_empty() {
+            continue;
+        }
+        if let Err(error) = backend.renew(&worker).await {
+            tracing::warn!(%worker, error = %Chain(&error), "could not renew running tasks");
+        }
     }
 }
 

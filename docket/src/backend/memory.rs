@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, Burial, Delivery, Disposition, KeyMode, Message};
+use super::{Backend, Burial, Delivery, DeliveryId, Disposition, KeyMode, Message};
 use crate::error::Result;
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
 use crate::time::instant_at;
@@ -94,7 +94,10 @@ impl State {
 
     /// End the run of `delivery`; `None` when it was already settled.
     fn finish(&mut self, delivery: &Delivery) -> Option<Running> {
-        let running = self.running.remove(&delivery.id)?;
+        let DeliveryId::Memory(id) = delivery.id else {
+            return None;
+        };
+        let running = self.running.remove(&id)?;
         let key = &running.message.key;
         if let Some(slot) = self.keys.get_mut(key) {
             slot.runs -= 1;
@@ -158,7 +161,10 @@ impl State {
                     message: message.clone(),
                 },
             );
-            deliveries.push(Delivery { id, message });
+            deliveries.push(Delivery {
+                id: DeliveryId::Memory(id),
+                message,
+            });
         }
         deliveries
     }
@@ -198,8 +204,10 @@ impl Backend for MemoryBackend {
         {
             let mut state = self.state();
             let disposition = match mode {
-                KeyMode::Add if state.is_taken(&message.key) => return Ok(Disposition::Duplicate),
-                KeyMode::Add => Disposition::Added,
+                KeyMode::Add | KeyMode::Fresh if state.is_taken(&message.key) => {
+                    return Ok(Disposition::Duplicate);
+                }
+                KeyMode::Add | KeyMode::Fresh => Disposition::Added,
                 KeyMode::Replace => match state.remove_waiting(&message.key) {
                     Some(_) => Disposition::Replaced,
                     None => Disposition::Added,
@@ -295,6 +303,14 @@ impl Backend for MemoryBackend {
             reason: burial.reason,
             died: SystemTime::now(),
         });
+        Ok(())
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        None
+    }
+
+    async fn renew(&self, _worker: &str) -> Result<()> {
         Ok(())
     }
 

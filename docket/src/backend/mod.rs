@@ -6,6 +6,7 @@
 //! Every backend passes the same behaviour suite (`tests/tests/behaviour.rs`).
 
 pub(crate) mod memory;
+pub(crate) mod redis;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -37,6 +38,8 @@ pub(crate) enum KeyMode {
     Add,
     /// Swap the waiting task for this one; a running one is left alone, and this one is added.
     Replace,
+    /// The key was generated for this task, so no other task holds it: skip the look-up.
+    Fresh,
 }
 
 /// What `enqueue` did with a message.
@@ -54,8 +57,16 @@ pub enum Disposition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {
     /// Identifies this delivery, so a stale settlement cannot touch a newer run of the same key.
-    pub(crate) id: u64,
+    pub(crate) id: DeliveryId,
     pub(crate) message: Message,
+}
+
+/// A delivery's identity in the backend that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum DeliveryId {
+    Memory(u64),
+    /// A stream entry id.
+    Stream(String),
 }
 
 /// Why a task was moved to the dead letters.
@@ -99,6 +110,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The delivery cannot or may not run again: keep it as a dead letter.
     fn bury(&self, delivery: &Delivery, burial: Burial) -> impl Future<Output = Result<()>> + Send;
 
+    /// How often a worker with tasks in flight must call [`Backend::renew`]; `None` when the
+    /// backend needs no renewal.
+    fn renew_every(&self) -> Option<Duration>;
+
+    /// Keep the deliveries of `worker` from being taken over by another worker.
+    fn renew(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// How many tasks are waiting or running, in all.
     fn outstanding(&self) -> impl Future<Output = Result<usize>> + Send;
 
@@ -117,6 +135,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum AnyBackend {
     Memory(memory::MemoryBackend),
+    Redis(Box<redis::RedisBackend>),
 }
 
 /// Forward a call to whichever backend this is.
@@ -124,6 +143,7 @@ macro_rules! dispatch {
     ($self:ident, $backend:ident => $call:expr) => {
         match $self {
             AnyBackend::Memory($backend) => $call.await,
+            AnyBackend::Redis($backend) => $call.await,
         }
     };
 }
@@ -157,6 +177,17 @@ impl Backend for AnyBackend {
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
         dispatch!(self, b => b.bury(delivery, burial))
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        match self {
+            AnyBackend::Memory(backend) => backend.renew_every(),
+            AnyBackend::Redis(backend) => backend.renew_every(),
+        }
+    }
+
+    async fn renew(&self, worker: &str) -> Result<()> {
+        dispatch!(self, b => b.renew(worker))
     }
 
     async fn outstanding(&self) -> Result<usize> {

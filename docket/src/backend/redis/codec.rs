@@ -1,0 +1,301 @@
+//! What docket writes into Redis and reads back: stream entries, messages and dead letters.
+//!
+//! Everything is JSON or plain strings; nothing read from Redis is ever executed. Decoding
+//! never panics: what does not decode is reported, and the caller keeps it as a dead letter.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::backend::Message;
+use crate::snapshot::DeadLetter;
+
+/// Milliseconds since the Unix epoch, as scores and due times are stored.
+pub(super) fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+pub(super) fn from_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    task: &'a str,
+    attempt: u32,
+    due: u64,
+    args: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    task: String,
+    attempt: u32,
+    due: u64,
+    args: Box<RawValue>,
+}
+
+/// The message JSON of a stream entry or parked task. The key travels beside it.
+pub(super) fn encode_message(message: &Message) -> String {
+    let args: &RawValue = serde_json::from_str(&message.args)
+        .expect("arguments are JSON: encoded by serde_json or checked by `add_json`");
+    serde_json::to_string(&WireOut {
+        task: &message.task,
+        attempt: message.attempt,
+        due: millis(message.due),
+        args,
+    })
+    .expect("a message always encodes")
+}
+
+pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> {
+    let wire: WireIn = serde_json::from_slice(json)
+        .map_err(|error| format!("the message is not valid: {error}"))?;
+    if wire.attempt == 0 {
+        return Err("the message's attempt is 0; attempts count from 1".into());
+    }
+    Ok(Message {
+        task: wire.task,
+        key: key.to_owned(),
+        args: wire.args.get().to_owned(),
+        attempt: wire.attempt,
+        due: from_millis(wire.due),
+    })
+}
+
+/// One entry read from the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// A task to run.
+    Task { id: String, message: Message },
+    /// A wake-up: the earliest future task changed.
+    Wake { id: String },
+    /// Something that is not a docket entry, or no longer decodes.
+    Garbled {
+        id: String,
+        key: Option<String>,
+        fields: String,
+        reason: String,
+    },
+}
+
+impl Entry {
+    pub(super) fn id(&self) -> &str {
+        match self {
+            Entry::Task { id, .. } | Entry::Wake { id } | Entry::Garbled { id, .. } => id,
+        }
+    }
+}
+
+/// Decode one stream entry from its id and `[field, value, field, value, ...]`.
+pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> Entry {
+    let mut map: HashMap<&[u8], &[u8]> = HashMap::new();
+    let mut malformed = fields.len() % 2 != 0;
+    for pair in fields.chunks(2) {
+        match pair {
+            [Value::BulkString(field), Value::BulkString(value)] => {
+                map.insert(field, value);
+            }
+            _ => malformed = true,
+        }
+    }
+    let key = map
+        .get(&b"k"[..])
+        .and_then(|key| std::str::from_utf8(key).ok())
+        .map(str::to_owned);
+    let garbled = |reason: String| Entry::Garbled {
+        id: id.clone(),
+        key: key.clone(),
+        fields: describe_fields(fields),
+        reason,
+    };
+    if malformed {
+        return garbled("the entry's fields are not string pairs".into());
+    }
+    if map.contains_key(&b"w"[..]) && !map.contains_key(&b"m"[..]) {
+        return Entry::Wake { id };
+    }
+    let Some(key) = &key else {
+        return garbled("the entry has no key field `k` (or it is not UTF-8)".into());
+    };
+    let Some(message) = map.get(&b"m"[..]) else {
+        return garbled("the entry has no message field `m`".into());
+    };
+    if message.len() > max_payload {
+        return garbled(format!(
+            "the message is {} bytes, over the limit of {max_payload}",
+            message.len()
+        ));
+    }
+    match decode_message(key, message) {
+        Ok(message) => Entry::Task { id, message },
+        Err(reason) => garbled(reason),
+    }
+}
+
+/// The raw fields as a JSON object, so a dead letter keeps what was there.
+fn describe_fields(fields: &[Value]) -> String {
+    let mut object = serde_json::Map::new();
+    for (index, pair) in fields.chunks(2).enumerate() {
+        let text = |value: &Value| match value {
+            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let field = pair.first().map_or_else(|| format!("#{index}"), text);
+        let value = pair.get(1).map_or_else(String::new, text);
+        object.insert(field, serde_json::Value::String(value));
+    }
+    serde_json::Value::Object(object).to_string()
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeadWire {
+    task: String,
+    args: Box<RawValue>,
+    attempt: u32,
+    reason: String,
+    died: u64,
+}
+
+pub(super) fn encode_dead(message: &Message, reason: &str, died: SystemTime) -> String {
+    let args = RawValue::from_string(message.args.clone())
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid"));
+    serde_json::to_string(&DeadWire {
+        task: message.task.clone(),
+        args,
+        attempt: message.attempt,
+        reason: reason.to_owned(),
+        died: millis(died),
+    })
+    .expect("a dead letter always encodes")
+}
+
+/// A garbled entry as a dead letter: its raw fields stand in for the arguments.
+pub(super) fn encode_garbled(fields: &str, reason: &str, died: SystemTime) -> String {
+    let message = Message {
+        task: String::new(),
+        key: String::new(),
+        args: fields.to_owned(),
+        attempt: 1,
+        due: died,
+    };
+    encode_dead(&message, reason, died)
+}
+
+pub(super) fn decode_dead(key: &str, json: &[u8]) -> DeadLetter {
+    match serde_json::from_slice::<DeadWire>(json) {
+        Ok(wire) => DeadLetter {
+            key: key.to_owned(),
+            task: wire.task,
+            args: wire.args.get().to_owned(),
+            attempt: wire.attempt,
+            reason: wire.reason,
+            died: from_millis(wire.died),
+        },
+        Err(error) => DeadLetter {
+            key: key.to_owned(),
+            task: String::new(),
+            args: serde_json::Value::String(String::from_utf8_lossy(json).into_owned()).to_string(),
+            attempt: 0,
+            reason: format!("the dead letter itself does not decode: {error}"),
+            died: UNIX_EPOCH,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    fn message() -> Message {
+        Message {
+            task: "scan_copyright".into(),
+            key: "scan-7".into(),
+            args: r#"{"track_id":7,"audio_url":"https://cdn.example/7.flac"}"#.into(),
+            attempt: 2,
+            due: from_millis(1_700_000_000_123),
+        }
+    }
+
+    #[test]
+    fn a_message_survives_the_round_trip() {
+        let original = message();
+        let json = encode_message(&original);
+        let fields = [bulk("k"), bulk("scan-7"), bulk("m"), bulk(&json)];
+        let entry = decode_entry("1-0".into(), &fields, 1 << 20);
+        assert_eq!(
+            entry,
+            Entry::Task {
+                id: "1-0".into(),
+                message: original
+            }
+        );
+    }
+
+    #[test]
+    fn wake_ups_are_recognised() {
+        let entry = decode_entry("2-0".into(), &[bulk("w"), bulk("123")], 1 << 20);
+        assert_eq!(entry, Entry::Wake { id: "2-0".into() });
+    }
+
+    #[test]
+    fn what_does_not_decode_is_garbled_with_a_reason() {
+        let json = encode_message(&message());
+        let cases: [(&[Value], &str); 6] = [
+            (&[bulk("m"), bulk(&json)], "no key field"),
+            (&[bulk("k"), bulk("a")], "no message field"),
+            (&[bulk("k"), bulk("a"), bulk("m"), bulk("{")], "not valid"),
+            (
+                &[bulk("k"), bulk("a"), bulk("m"), bulk(r#"{"task":1}"#)],
+                "not valid",
+            ),
+            (&[bulk("k")], "not string pairs"),
+            (
+                &[bulk("k"), bulk("a"), bulk("m"), bulk(&json.repeat(2))],
+                "not valid",
+            ),
+        ];
+        for (fields, expected) in cases {
+            match decode_entry("3-0".into(), fields, 1 << 20) {
+                Entry::Garbled { reason, .. } => {
+                    assert!(reason.contains(expected), "{reason:?} lacks {expected:?}")
+                }
+                other => panic!("{fields:?} decoded as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_messages_are_garbled() {
+        let json = encode_message(&message());
+        let fields = [bulk("k"), bulk("a"), bulk("m"), bulk(&json)];
+        match decode_entry("4-0".into(), &fields, 10) {
+            Entry::Garbled { reason, key, .. } => {
+                assert!(reason.contains("over the limit of 10"), "{reason}");
+                assert_eq!(key.as_deref(), Some("a"));
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dead_letters_keep_the_arguments_and_the_reason() {
+        let died = from_millis(1_700_000_001_000);
+        let json = encode_dead(&message(), "failed on attempt 2 of 2: boom", died);
+        let letter = decode_dead("scan-7", json.as_bytes());
+        assert_eq!(letter.task, "scan_copyright");
+        assert_eq!(letter.args, message().args);
+        assert_eq!(letter.attempt, 2);
+        assert_eq!(letter.reason, "failed on attempt 2 of 2: boom");
+        assert_eq!(letter.died, died);
+    }
+}

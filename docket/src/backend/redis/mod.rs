@@ -1,0 +1,792 @@
+//! The Redis backend (`redis://`, `rediss://`): durable, at-least-once.
+//!
+//! Due tasks flow through a stream read by the consumer group `workers`; each worker is a
+//! consumer with a unique name. Future tasks wait in a sorted set and are moved to the stream
+//! when due, by whichever worker's timer fires first. A delivered entry stays in its worker's
+//! pending list until settled; a live worker renews its claim, and entries whose worker stopped
+//! renewing are reclaimed by another after the redelivery timeout. The key layout is in
+//! [`keys`], each atomic step a Lua script in `lua/`.
+//!
+//! An idle worker blocks on the stream until the earliest future task is due (or, at the
+//! latest, until its next reclaim check); a task scheduled earlier than that adds a wake-up entry
+//! to the stream. It never polls.
+
+mod codec;
+mod keys;
+mod scripts;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, ScriptInvocation, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::codec::{Entry, millis};
+use self::keys::{GROUP, Keys};
+use self::scripts::SCRIPTS;
+use super::{Backend, Burial, Delivery, DeliveryId, Disposition, KeyMode, Message};
+use crate::error::{Error, Result};
+use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+
+/// Settings of a Redis connection, from [`Connect`](crate::Connect).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RedisOptions {
+    /// How long a delivery may go unrenewed before another worker takes it over.
+    pub(crate) redelivery_timeout: Duration,
+    /// The largest message a worker decodes; larger ones become dead letters.
+    pub(crate) max_payload: usize,
+    /// PEM certificates to trust for `rediss://`, instead of the system's roots.
+    pub(crate) tls_ca: Option<Vec<u8>>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            redelivery_timeout: Duration::from_secs(300),
+            max_payload: 1 << 20,
+            tls_ca: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("redelivery_timeout", &self.redelivery_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("tls_ca", &self.tls_ca.as_ref().map(|_| "set"))
+            .finish()
+    }
+}
+
+/// The longest a worker blocks without a look at the schedule and for stalled deliveries.
+const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
+
+/// The most future tasks one tick moves into the stream.
+const PROMOTE_BATCH: usize = 1000;
+
+/// How long an answer may take on the shared connection before it counts as unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) struct RedisBackend {
+    keys: Keys,
+    /// The URL without its password, for messages.
+    url: String,
+    client: Client,
+    /// Shared by every operation but the blocking read; reconnects by itself.
+    connection: ConnectionManager,
+    /// Dedicated connections for blocking reads, one per claim in progress.
+    readers: Mutex<Vec<Reader>>,
+    timer: Mutex<Timer>,
+    options: RedisOptions,
+    /// Commands this handle has sent.
+    sent: AtomicU64,
+}
+
+/// A connection that blocks in `XREADGROUP`, and its server-side id for `CLIENT UNBLOCK`.
+struct Reader {
+    connection: MultiplexedConnection,
+    id: i64,
+}
+
+/// When the next tick is needed.
+#[derive(Debug)]
+struct Timer {
+    /// The earliest due time in the schedule (ms), as of the last tick; `None` when unknown.
+    next_due: Option<Option<u64>>,
+    /// When to look for stalled deliveries next.
+    next_reclaim: Instant,
+    /// Where the last reclaim scan stopped.
+    cursor: String,
+}
+
+impl RedisBackend {
+    /// A handle on the docket `name` at `url`. Connects lazily: an unreachable server shows as
+    /// [`Error::Unavailable`] on first use, not here.
+    pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
+        let redacted = crate::config::redact(url);
+        let invalid = |error: RedisError| {
+            Error::Config(format!("cannot use the Redis URL `{redacted}`: {error}"))
+        };
+        let client = match &options.tls_ca {
+            Some(ca) => Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => Client::open(url),
+        }
+        .map_err(invalid)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = client
+            .get_connection_manager_lazy(config)
+            .map_err(invalid)?;
+        Ok(RedisBackend {
+            keys: Keys::new(name),
+            url: redacted,
+            client,
+            connection,
+            readers: Mutex::new(Vec::new()),
+            timer: Mutex::new(Timer {
+                next_due: None,
+                next_reclaim: Instant::now(),
+                cursor: "0-0".into(),
+            }),
+            options,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Redis commands this handle has sent so far.
+    pub(crate) fn commands_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// How often the reclaim check runs: often enough that a stalled delivery waits little past
+    /// the redelivery timeout, rarely enough to keep an idle worker near-silent.
+    fn reclaim_every(&self) -> Duration {
+        (self.options.redelivery_timeout / 4).clamp(Duration::from_millis(100), MAX_IDLE_WAIT)
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut connection = self.connection.clone();
+        match invocation.invoke_async(&mut connection).await {
+            Err(error) if is_no_group(&error) => {
+                self.create_group().await?;
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(into_error)
+            }
+            result => result.map_err(into_error),
+        }
+    }
+
+    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        command
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(into_error)
+    }
+
+    async fn pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
+        self.sent
+            .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
+        let mut connection = self.connection.clone();
+        match pipeline.query_async(&mut connection).await {
+            Err(error) if is_no_group(&error) => {
+                self.create_group().await?;
+                self.sent
+                    .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
+                pipeline
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(into_error)
+            }
+            result => result.map_err(into_error),
+        }
+    }
+
+    /// Create the consumer group (and the stream) if they are missing: on first use, or after
+    /// the server lost its data.
+    async fn create_group(&self) -> Result<()> {
+        let mut command = redis::cmd("XGROUP");
+        command
+            .arg("CREATE")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        match self.query::<()>(&command).await {
+            Err(Error::Backend { source }) if source.to_string().contains("BUSYGROUP") => Ok(()),
+            result => result,
+        }
+    }
+
+    async fn reader(&self) -> Result<Reader> {
+        if let Some(reader) = self.readers.lock().expect("never poisoned").pop() {
+            return Ok(reader);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(into_error)?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let id = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut connection)
+            .await
+            .map_err(into_error)?;
+        Ok(Reader { connection, id })
+    }
+
+    /// Block until entries arrive, `wait` passes or `stop` fires.
+    async fn read(
+        &self,
+        reader: &mut Reader,
+        worker: &str,
+        max: usize,
+        wait: Duration,
+        stop: &CancellationToken,
+    ) -> Result<Value> {
+        let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(worker)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(block)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg(">");
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut connection = reader.connection.clone();
+        let read = command.query_async::<Value>(&mut connection);
+        tokio::pin!(read);
+        // A dead peer that never answers must not hang the worker: give up a while after the
+        // block should have ended.
+        let deadline = tokio::time::sleep(wait + RESPONSE_TIMEOUT);
+        tokio::pin!(deadline);
+        let stopped = tokio::select! {
+            reply = &mut read => return reply.map_err(into_error),
+            () = &mut deadline => return Err(unavailable("the blocking read did not return")),
+            () = stop.cancelled() => true,
+        };
+        debug_assert!(stopped);
+        // Stop waiting now, but still take what the read returns: entries it delivered belong to
+        // this worker and must be run, not left pending until redelivery.
+        let mut unblock = redis::cmd("CLIENT");
+        unblock.arg("UNBLOCK").arg(reader.id);
+        if let Err(error) = self.query::<i64>(&unblock).await {
+            tracing::debug!(error = %crate::error::Chain(&error), "could not unblock the reader");
+        }
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
+            Ok(reply) => reply.map_err(into_error),
+            Err(_) => Err(unavailable("the blocking read did not stop")),
+        }
+    }
+
+    /// Move due tasks into the stream and, when it is time, take over stalled deliveries.
+    async fn tick(&self, worker: &str, max: usize) -> Result<Vec<Entry>> {
+        let now = Instant::now();
+        let (reclaim, cursor) = {
+            let timer = self.timer.lock().expect("never poisoned");
+            (now >= timer.next_reclaim, timer.cursor.clone())
+        };
+        let idle = if reclaim {
+            millis_of(self.options.redelivery_timeout)
+        } else {
+            0
+        };
+        let mut invocation = SCRIPTS.tick.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .arg(millis(SystemTime::now()))
+            .arg(PROMOTE_BATCH)
+            .arg(worker)
+            .arg(idle)
+            .arg(&cursor)
+            .arg(max.max(1));
+        let (next_due, cursor, reclaimed): (i64, String, Value) = self.invoke(&invocation).await?;
+        let mut timer = self.timer.lock().expect("never poisoned");
+        timer.next_due = Some(u64::try_from(next_due).ok());
+        if reclaim {
+            timer.cursor = cursor;
+            timer.next_reclaim = now + self.reclaim_every();
+        }
+        drop(timer);
+        let entries = self.decode(stream_entries(reclaimed));
+        if !entries.is_empty() {
+            tracing::warn!(
+                worker,
+                count = entries.len(),
+                "took over deliveries whose worker stopped renewing them"
+            );
+        }
+        Ok(entries)
+    }
+
+    fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .key(&self.keys.schedule)
+            .key(&self.keys.parked);
+    }
+
+    fn decode(&self, raw: Vec<(String, Vec<Value>)>) -> Vec<Entry> {
+        raw.into_iter()
+            .map(|(id, fields)| codec::decode_entry(id, &fields, self.options.max_payload))
+            .collect()
+    }
+
+    /// Split read entries into deliveries, settling wake-ups and burying garbled entries.
+    async fn sort(&self, entries: Vec<Entry>) -> Result<Vec<Delivery>> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        let mut wakes = Vec::new();
+        for entry in entries {
+            match entry {
+                Entry::Task { id, message } => deliveries.push(Delivery {
+                    id: DeliveryId::Stream(id),
+                    message,
+                }),
+                Entry::Wake { id } => wakes.push(id),
+                Entry::Garbled {
+                    id,
+                    key,
+                    fields,
+                    reason,
+                } => {
+                    let key = key.unwrap_or_else(|| format!("garbled:{id}"));
+                    tracing::error!(%key, entry = %id, %reason, "undecodable stream entry moved to the dead letters");
+                    let letter = codec::encode_garbled(&fields, &reason, SystemTime::now());
+                    self.bury_entry(&id, &key, &letter, true).await?;
+                }
+            }
+        }
+        if !wakes.is_empty() {
+            // The schedule's head changed: look at it before blocking again.
+            self.timer.lock().expect("never poisoned").next_due = None;
+            let mut invocation = SCRIPTS.complete.prepare_invoke();
+            invocation.key(&self.keys.stream).key(&self.keys.index);
+            for id in &wakes {
+                invocation.arg(id).arg("");
+            }
+            self.invoke::<i64>(&invocation).await?;
+        }
+        Ok(deliveries)
+    }
+
+    async fn bury_entry(&self, id: &str, key: &str, letter: &str, always: bool) -> Result<()> {
+        let mut invocation = SCRIPTS.bury.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .key(&self.keys.dead)
+            .arg(id)
+            .arg(key)
+            .arg(letter)
+            .arg(if always { "1" } else { "0" });
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    /// How long to block: until the earliest future task, the next reclaim check, or `give_up`.
+    fn wait(&self, give_up: Option<Instant>) -> Option<Duration> {
+        let now = Instant::now();
+        let timer = self.timer.lock().expect("never poisoned");
+        let Some(next_due) = timer.next_due else {
+            return None; // unknown: tick first
+        };
+        if now >= timer.next_reclaim {
+            return None;
+        }
+        let mut until = timer.next_reclaim;
+        if let Some(due) = next_due {
+            let ahead = Duration::from_millis(due.saturating_sub(millis(SystemTime::now())));
+            if ahead.is_zero() {
+                return None;
+            }
+            until = until.min(now + ahead);
+        }
+        if let Some(limit) = give_up {
+            until = until.min(limit);
+        }
+        Some(until.saturating_duration_since(now))
+    }
+}
+
+impl Backend for RedisBackend {
+    async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
+        let json = codec::encode_message(message);
+        if json.len() > self.options.max_payload {
+            return Err(Error::PayloadTooLarge {
+                task: message.task.clone(),
+                size: json.len(),
+                limit: self.options.max_payload,
+            });
+        }
+        let mode = match mode {
+            KeyMode::Add => "add",
+            KeyMode::Replace => "replace",
+            KeyMode::Fresh => "fresh",
+        };
+        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .arg(&message.key)
+            .arg(json)
+            .arg(millis(message.due))
+            .arg(millis(SystemTime::now()))
+            .arg(mode);
+        let outcome: String = self.invoke(&invocation).await?;
+        match outcome.as_str() {
+            "added" => Ok(Disposition::Added),
+            "replaced" => Ok(Disposition::Replaced),
+            "duplicate" => Ok(Disposition::Duplicate),
+            other => Err(Error::Backend {
+                source: format!("enqueue answered `{other}`").into(),
+            }),
+        }
+    }
+
+    async fn cancel(&self, key: &str) -> Result<bool> {
+        let mut invocation = SCRIPTS.cancel.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation.arg(key);
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        max_wait: Option<Duration>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let give_up = max_wait.map(|wait| Instant::now() + wait);
+        let mut reader = self.reader().await?;
+        let result: Result<Vec<Delivery>> = async {
+            loop {
+                let wait = match self.wait(give_up) {
+                    Some(wait) => wait,
+                    None => {
+                        let reclaimed = self.tick(worker, max).await?;
+                        let deliveries = self.sort(reclaimed).await?;
+                        if !deliveries.is_empty() {
+                            return Ok(deliveries);
+                        }
+                        self.wait(give_up).unwrap_or(Duration::ZERO)
+                    }
+                };
+                let reply = match self.read(&mut reader, worker, max, wait, stop).await {
+                    Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
+                        self.create_group().await?;
+                        continue;
+                    }
+                    reply => reply?,
+                };
+                let entries = self.decode(stream_entries(first_stream(reply)));
+                let deliveries = self.sort(entries).await?;
+                let expired = give_up.is_some_and(|limit| Instant::now() >= limit);
+                if !deliveries.is_empty() || stop.is_cancelled() || expired {
+                    return Ok(deliveries);
+                }
+            }
+        }
+        .await;
+        match &result {
+            Err(error) if error.is_unavailable() => {} // drop the connection; make a new one next time
+            _ => self.readers.lock().expect("never poisoned").push(reader),
+        }
+        result
+    }
+
+    async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = SCRIPTS.complete.prepare_invoke();
+        invocation.key(&self.keys.stream).key(&self.keys.index);
+        for delivery in deliveries {
+            invocation
+                .arg(stream_id(delivery))
+                .arg(&delivery.message.key);
+        }
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
+        let next = Message {
+            attempt: delivery.message.attempt + 1,
+            due,
+            ..delivery.message.clone()
+        };
+        let mut invocation = SCRIPTS.retry.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .arg(stream_id(delivery))
+            .arg(&delivery.message.key)
+            .arg(codec::encode_message(&next))
+            .arg(millis(due))
+            .arg(millis(SystemTime::now()));
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
+        let letter = codec::encode_dead(&delivery.message, &burial.reason, SystemTime::now());
+        let key = &delivery.message.key;
+        self.bury_entry(stream_id(delivery), key, &letter, false)
+            .await
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        Some(self.options.redelivery_timeout / 3)
+    }
+
+    async fn renew(&self, worker: &str) -> Result<()> {
+        let mut invocation = SCRIPTS.renew.prepare_invoke();
+        invocation.key(&self.keys.stream).arg(worker).arg(100_000);
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
+    async fn outstanding(&self) -> Result<usize> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XLEN")
+            .arg(&self.keys.stream)
+            .cmd("ZCARD")
+            .arg(&self.keys.schedule);
+        let (streamed, scheduled): (usize, usize) = self.pipeline(&pipeline).await?;
+        Ok(streamed + scheduled)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        const CAP: usize = 100_000;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XRANGE")
+            .arg(&self.keys.stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(CAP)
+            .cmd("XPENDING")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(CAP)
+            .cmd("HGETALL")
+            .arg(&self.keys.parked)
+            .cmd("HLEN")
+            .arg(&self.keys.dead);
+        let (streamed, pending, parked, dead): (Value, Value, Vec<(String, Vec<u8>)>, usize) =
+            self.pipeline(&pipeline).await?;
+        let taken = SystemTime::now();
+        let owners: std::collections::HashMap<String, String> = pending_owners(pending);
+        let mut snapshot = Snapshot {
+            taken,
+            queued: Vec::new(),
+            scheduled: Vec::new(),
+            running: Vec::new(),
+            dead,
+        };
+        for entry in self.decode(stream_entries(streamed)) {
+            let info = match &entry {
+                Entry::Task { message, .. } => info(message),
+                Entry::Wake { .. } => continue,
+                Entry::Garbled { id, key, .. } => TaskInfo {
+                    key: key.clone().unwrap_or_else(|| format!("garbled:{id}")),
+                    task: String::new(),
+                    due: taken,
+                    attempt: 0,
+                    worker: None,
+                },
+            };
+            match owners.get(entry.id()) {
+                Some(worker) => snapshot.running.push(TaskInfo {
+                    worker: Some(worker.clone()),
+                    ..info
+                }),
+                None => snapshot.queued.push(info),
+            }
+        }
+        for (key, json) in parked {
+            match codec::decode_message(&key, &json) {
+                Ok(message) => snapshot.scheduled.push(info(&message)),
+                Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
+            }
+        }
+        for list in [
+            &mut snapshot.queued,
+            &mut snapshot.scheduled,
+            &mut snapshot.running,
+        ] {
+            list.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
+        }
+        Ok(snapshot)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let mut command = redis::cmd("HGETALL");
+        command.arg(&self.keys.dead);
+        let letters: Vec<(String, Vec<u8>)> = self.query(&command).await?;
+        let mut letters: Vec<DeadLetter> = letters
+            .into_iter()
+            .map(|(key, json)| codec::decode_dead(&key, &json))
+            .collect();
+        letters.sort_by(|a, b| (a.died, &a.key).cmp(&(b.died, &b.key)));
+        Ok(letters)
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool> {
+        let mut command = redis::cmd("HGET");
+        command.arg(&self.keys.dead).arg(key);
+        let Some(json) = self.query::<Option<Vec<u8>>>(&command).await? else {
+            return Ok(false);
+        };
+        let letter = codec::decode_dead(key, &json);
+        let message = Message {
+            task: letter.task,
+            key: key.to_owned(),
+            args: letter.args,
+            attempt: 1,
+            due: SystemTime::now(),
+        };
+        let mut invocation = SCRIPTS.replay.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .key(&self.keys.dead)
+            .arg(key)
+            .arg(codec::encode_message(&message));
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
+    }
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("url", &self.url)
+            .field("stream", &self.keys.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+fn info(message: &Message) -> TaskInfo {
+    TaskInfo {
+        key: message.key.clone(),
+        task: message.task.clone(),
+        due: message.due,
+        attempt: message.attempt,
+        worker: None,
+    }
+}
+
+fn stream_id(delivery: &Delivery) -> &str {
+    match &delivery.id {
+        DeliveryId::Stream(id) => id,
+        DeliveryId::Memory(_) => unreachable!("a memory delivery settled on Redis"),
+    }
+}
+
+fn millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The entries of the first stream in an `XREADGROUP` reply (nil when the block timed out).
+fn first_stream(reply: Value) -> Value {
+    match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .next()
+            .and_then(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
+                _ => None,
+            })
+            .unwrap_or(Value::Nil),
+        Value::Map(streams) => streams
+            .into_iter()
+            .next()
+            .map_or(Value::Nil, |(_, entries)| entries),
+        _ => Value::Nil,
+    }
+}
+
+/// `[[id, [field, value, ...]], ...]` as pairs; entries of any other shape are skipped (a
+/// deleted entry can show as `[id, nil]`).
+fn stream_entries(entries: Value) -> Vec<(String, Vec<Value>)> {
+    let Value::Array(entries) = entries else {
+        return Vec::new();
+    };
+    entries
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Value::Array(mut pair) if pair.len() == 2 => {
+                let fields = match pair.pop() {
+                    Some(Value::Array(fields)) => fields,
+                    _ => return None,
+                };
+                match pair.pop() {
+                    Some(Value::BulkString(id)) => Some((String::from_utf8(id).ok()?, fields)),
+                    Some(Value::SimpleString(id)) => Some((id, fields)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Stream id → consumer, from an `XPENDING key group - + count` reply.
+fn pending_owners(pending: Value) -> std::collections::HashMap<String, String> {
+    let Value::Array(rows) = pending else {
+        return Default::default();
+    };
+    rows.into_iter()
+        .filter_map(|row| {
+            let Value::Array(row) = row else { return None };
+            let text = |value: &Value| match value {
+                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+                Value::SimpleString(text) => Some(text.clone()),
+                _ => None,
+            };
+            Some((text(row.first()?)?, text(row.get(1)?)?))
+        })
+        .collect()
+}
+
+fn is_no_group(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
+}
+
+fn unavailable(message: &str) -> Error {
+    Error::Unavailable {
+        source: message.to_owned().into(),
+    }
+}
+
+/// Connection-class failures may pass; everything else is the server refusing the operation.
+fn into_error(error: RedisError) -> Error {
+    let transient = error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || matches!(
+            error.code(),
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
+        );
+    if transient {
+        Error::Unavailable {
+            source: Box::new(error),
+        }
+    } else {
+        Error::Backend {
+            source: Box::new(error),
+        }
+    }
+}

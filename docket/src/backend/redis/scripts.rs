@@ -1,0 +1,28 @@
+//! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`.
+//! `redis::Script` loads a script again when the server answers `NOSCRIPT` (after a restart).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+pub(super) struct Scripts {
+    pub(super) enqueue: Script,
+    pub(super) tick: Script,
+    pub(super) complete: Script,
+    pub(super) retry: Script,
+    pub(super) bury: Script,
+    pub(super) cancel: Script,
+    pub(super) replay: Script,
+    pub(super) renew: Script,
+}
+
+pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    enqueue: Script::new(include_str!("lua/enqueue.lua")),
+    tick: Script::new(include_str!("lua/tick.lua")),
+    complete: Script::new(include_str!("lua/complete.lua")),
+    retry: Script::new(include_str!("lua/retry.lua")),
+    bury: Script::new(include_str!("lua/bury.lua")),
+    cancel: Script::new(include_str!("lua/cancel.lua")),
+    replay: Script::new(include_str!("lua/replay.lua")),
+    renew: Script::new(include_str!("lua/renew.lua")),
+});

@@ -1,0 +1,237 @@
+//! A private `redis-server` per test binary or per test: started on a free loopback port in its
+//! own directory, and stopped, killed or restarted at will.
+//!
+//! When `redis-server` is missing, starting one panics with how to install it: Redis tests fail
+//! loudly, they never skip.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` child process, killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+    /// The scheme and credentials part of the URL, when the test adds TLS or a password.
+    url_prefix: String,
+}
+
+impl RedisServer {
+    /// A server that keeps nothing on disk.
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// A server started with extra `redis-server` arguments.
+    pub fn start_with(args: &[&str]) -> RedisServer {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "docket-test-redis-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            extra: args.iter().map(|arg| arg.to_string()).collect(),
+            url_prefix: "redis://".into(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .arg("--protected-mode")
+            .arg("no")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
+                "the Redis tests need `redis-server` on the PATH; install it \
+                 (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`)"
+            ),
+            Err(error) => panic!("could not start redis-server: {error}"),
+        };
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.is_tls() || self.try_command(&["PING"]).is_ok() {
+                if !self.is_tls() {
+                    return;
+                }
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                panic!("redis-server exited with {status} on port {}:\n{log}", self.port);
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer within 10 s on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.extra.iter().any(|arg| arg == "--tls-port")
+    }
+
+    /// The server's `redis://` URL.
+    pub fn url(&self) -> String {
+        format!("{}127.0.0.1:{}", self.url_prefix, self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// SIGKILL: nothing is flushed beyond what `appendfsync` already wrote.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A clean `SHUTDOWN`, which writes the append-only file.
+    pub fn shutdown(&mut self) {
+        let _ = self.try_command(&["SHUTDOWN"]);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port and directory, so persisted data comes back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Run one command over a fresh plain connection; panics on error.
+    pub fn command(&self, args: &[&str]) -> Reply {
+        self.try_command(args)
+            .unwrap_or_else(|error| panic!("{args:?} failed: {error}"))
+    }
+
+    pub fn try_command(&self, args: &[&str]) -> Result<Reply, String> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        writer.write_all(&request).map_err(|e| e.to_string())?;
+        let mut reader = BufReader::new(stream);
+        match read_reply(&mut reader).map_err(|e| e.to_string())? {
+            Reply::Error(error) => Err(error),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Calls per command name from `INFO commandstats`, Lua-internal calls included.
+    pub fn command_stats(&self) -> std::collections::HashMap<String, u64> {
+        let Reply::Bulk(info) = self.command(&["INFO", "commandstats"]) else {
+            panic!("INFO did not answer with text");
+        };
+        info.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Status(String),
+    Error(String),
+    Integer(i64),
+    Bulk(String),
+    Nil,
+    Array(Vec<Reply>),
+}
+
+fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(line.len().min(1));
+    let number = || rest.parse::<i64>().map_err(|e| std::io::Error::other(e.to_string()));
+    Ok(match kind {
+        "+" => Reply::Status(rest.to_owned()),
+        "-" => Reply::Error(rest.to_owned()),
+        ":" => Reply::Integer(number()?),
+        "$" if number()? < 0 => Reply::Nil,
+        "$" => {
+            let mut bytes = vec![0; usize::try_from(number()?).unwrap() + 2];
+            reader.read_exact(&mut bytes)?;
+            bytes.truncate(bytes.len() - 2);
+            Reply::Bulk(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        "*" if number()? < 0 => Reply::Nil,
+        "*" => Reply::Array(
+            (0..number()?)
+                .map(|_| read_reply(reader))
+                .collect::<std::io::Result<_>>()?,
+        ),
+        _ => return Err(std::io::Error::other(format!("unexpected reply line {line:?}"))),
+    })
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("bind a loopback port")
+}
+
+/// A docket name no other test uses.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
