@@ -10,12 +10,18 @@ pub use crate::registry::Registration;
 /// error points at the argument's type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a task argument",
-    label = "must be `Serialize + DeserializeOwned + Send + 'static`",
+    label = "must be `Serialize + DeserializeOwned + Debug + Clone + Send + 'static`",
     note = "task arguments travel through the queue as JSON: use owned data that serde can encode and decode"
 )]
-pub trait TaskArgument: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+pub trait TaskArgument:
+    serde::Serialize + serde::de::DeserializeOwned + core::fmt::Debug + Clone + Send + 'static
+{
+}
 
-impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> TaskArgument for T {}
+impl<T> TaskArgument for T where
+    T: serde::Serialize + serde::de::DeserializeOwned + core::fmt::Debug + Clone + Send + 'static
+{
+}
 
 /// Asserts `T` is a valid task argument.
 pub const fn assert_argument<T: TaskArgument>() {}

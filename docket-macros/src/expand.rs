@@ -1,0 +1,635 @@
+//! Generating a task beside the user's function.
+//!
+//! Every path is written in full (`::core::…`, `::docket::…`) so the code means the same whatever
+//! the user imported or shadowed. Trait checks are spanned on the user's tokens, so a type that
+//! cannot be a task argument, or a future that is not `Send`, is reported where it was written.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, Item, LitStr};
+
+use crate::args::{Arg, Args, Backoff};
+use crate::errors::Errors;
+use crate::input::TaskFn;
+
+/// The whole macro: check the attribute and the function, then generate the task beside it.
+pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = syn::parse2::<Args>(attr);
+    let item_fn = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(item_fn)) => item_fn,
+        Ok(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "`#[docket::task]` can only be applied to an `async fn`",
+            );
+            return with_errors(item, args.err().into_iter().chain([error]));
+        }
+        Err(error) => return with_errors(item, [error]),
+    };
+    match (args, TaskFn::lower(&item_fn)) {
+        (Ok(args), Ok(task)) => generate(&args, &task),
+        (args, task) => with_errors(item, args.err().into_iter().chain(task.err())),
+    }
+}
+
+/// The user's function unchanged, beside the errors: nothing else breaks, so the errors are the
+/// only ones the user sees and an IDE still knows the function.
+fn with_errors(mut item: TokenStream, errors: impl IntoIterator<Item = syn::Error>) -> TokenStream {
+    let mut all = Errors::default();
+    errors.into_iter().for_each(|error| all.push(error));
+    if let Err(errors) = all.finish(()) {
+        item.extend(errors.into_compile_error());
+    }
+    item
+}
+
+// Input:
+//     /// Scan a track.
+//     #[docket::task(retries = 3)]
+//     pub async fn scan_copyright(track_id: i64) -> Result<(), ScanError> { .. }
+// Output:
+//     /// Scan a track.
+//     pub async fn scan_copyright(track_id: i64) -> Result<(), ScanError> { .. }
+//     const _: () = { /* argument checks */ };
+//     /// Scan a track.
+//     pub struct ScanCopyright { pub track_id: i64 }
+//     impl ScanCopyright { pub fn schedule(track_id: i64) -> Schedule<ScanCopyright> { .. } }
+//     pub fn schedule_scan_copyright(track_id: i64) -> Schedule<ScanCopyright> { .. }
+//     impl Task for ScanCopyright { .. }
+//     const _: () = { /* registration */ };
+fn generate(args: &Args, task: &TaskFn<'_>) -> TokenStream {
+    let item = task.item;
+    let args_struct = args_struct(task);
+    let schedule = schedule_fns(task);
+    let task_impl = task_impl(args, task);
+    let registration = registration(task);
+    // The checks go first, so rustc reports a bad argument type with their message before
+    // serde's derive reports it with its own.
+    let checks = checks(task);
+    quote! {
+        #item
+        #checks
+        #args_struct
+        #schedule
+        #task_impl
+        #registration
+    }
+}
+
+// Input:
+//     /// Scan a track.
+//     pub async fn scan_copyright(track_id: i64, mut url: String) { .. }
+// Output:
+//     /// Scan a track.
+//     #[derive(Serialize, Deserialize, Debug, Clone)]
+//     pub struct ScanCopyright {
+//         /// The `track_id` argument of [`scan_copyright`].
+//         pub track_id: i64,
+//         /// The `url` argument of [`scan_copyright`].
+//         pub url: String,
+//     }
+fn args_struct(task: &TaskFn<'_>) -> TokenStream {
+    let TaskFn {
+        struct_ident, cfgs, ..
+    } = task;
+    let vis = &task.item.vis;
+    let function = &task.name;
+    let docs = if task.docs.is_empty() {
+        let doc = format!(" Arguments of the [`{function}`] task.");
+        quote!(#[doc = #doc])
+    } else {
+        let docs = &task.docs;
+        quote!(#(#docs)*)
+    };
+    let fields = task.args.iter().map(|arg| {
+        let (ident, ty) = (arg.ident, arg.ty);
+        let doc = format!(" The `{}` argument of [`{function}`].", unraw(ident));
+        quote! {
+            #[doc = #doc]
+            #vis #ident: #ty,
+        }
+    });
+    quote! {
+        #docs
+        #(#cfgs)*
+        #[derive(
+            ::docket::__private::serde::Serialize,
+            ::docket::__private::serde::Deserialize,
+            ::core::fmt::Debug,
+            ::core::clone::Clone,
+        )]
+        #[serde(crate = "::docket::__private::serde")]
+        #vis struct #struct_ident {
+            #(#fields)*
+        }
+    }
+}
+
+// Input:
+//     pub async fn scan_copyright(track_id: i64, mut url: String) { .. }
+// Output:
+//     impl ScanCopyright {
+//         pub fn schedule(track_id: i64, url: String) -> Schedule<ScanCopyright> { .. }
+//     }
+//     pub fn schedule_scan_copyright(track_id: i64, url: String) -> Schedule<ScanCopyright> {
+//         ScanCopyright::schedule(track_id, url)
+//     }
+fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
+    let TaskFn {
+        struct_ident,
+        schedule_ident,
+        cfgs,
+        ..
+    } = task;
+    let vis = &task.item.vis;
+    let function = &task.name;
+    let idents: Vec<&Ident> = task.args.iter().map(|arg| arg.ident).collect();
+    let params = task.args.iter().map(|arg| {
+        let (ident, ty) = (arg.ident, arg.ty);
+        quote!(#ident: #ty)
+    });
+    let params = quote!(#(#params),*);
+    let method_doc = format!(
+        " Schedules the [`{function}`] task with these arguments.\n\n Await the returned \
+         `docket::Schedule` to schedule it now, or first set when with `after` or `at`, or \
+         a key with `key`."
+    );
+    let free_doc = format!(
+        " Schedules the [`{function}`] task with these arguments: the same as \
+         [`{struct_ident}::schedule`]."
+    );
+    // Unused schedule functions are not the user's dead code, and their argument count is the
+    // user's function's, which clippy already reports there.
+    quote! {
+        #(#cfgs)*
+        impl #struct_ident {
+            #[doc = #method_doc]
+            #[allow(dead_code, clippy::too_many_arguments)]
+            #vis fn schedule(#params) -> ::docket::Schedule<#struct_ident> {
+                ::docket::Schedule::new(#struct_ident { #(#idents),* })
+            }
+        }
+
+        #[doc = #free_doc]
+        #(#cfgs)*
+        #[allow(dead_code, clippy::too_many_arguments)]
+        #vis fn #schedule_ident(#params) -> ::docket::Schedule<#struct_ident> {
+            #struct_ident::schedule(#(#idents),*)
+        }
+    }
+}
+
+// Input:
+//     #[docket::task(retries = 3, timeout = "30s")]
+//     async fn scan_copyright(track_id: i64) -> Result<(), ScanError> { .. }
+// Output:
+//     impl ::docket::Task for ScanCopyright {
+//         const NAME: &'static str = "scan_copyright";
+//         fn policy() -> Policy { Policy::new().retries(3).timeout(Duration::from_millis(30000)) }
+//         fn run(self, _context: Context) -> impl Future<Output = Result<(), TaskError>> + Send {
+//             async move {
+//                 let __docket_output = scan_copyright(self.track_id).await;
+//                 <Result<(), ScanError> as TaskOutput>::into_outcome(__docket_output)
+//             }
+//         }
+//     }
+fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
+    let TaskFn {
+        struct_ident, cfgs, ..
+    } = task;
+    let function = task.ident();
+    let name = match &args.name {
+        Some(arg) => arg.value.clone(),
+        None => LitStr::new(&task.name, function.span()),
+    };
+    let policy = policy(args);
+    let idents = task.args.iter().map(|arg| arg.ident);
+    // The future's checks land on the user's signature: `Send` on the function's name, the
+    // output's `TaskOutput` on the return type.
+    let future = quote_spanned! {function.span()=>
+        impl ::core::future::Future<Output = ::core::result::Result<(), ::docket::TaskError>>
+            + ::core::marker::Send
+    };
+    let outcome = match task.output {
+        // Naming the type makes rustc underline all of it, not only its first token.
+        Some(ty) => quote_spanned! {ty.span()=>
+            <#ty as ::docket::TaskOutput>::into_outcome(__docket_output)
+        },
+        None => quote!(::docket::TaskOutput::into_outcome(__docket_output)),
+    };
+    let body = quote_spanned! {function.span()=>
+        async move {
+            let __docket_output = #function(#(self.#idents),*).await;
+            #outcome
+        }
+    };
+    quote! {
+        #(#cfgs)*
+        impl ::docket::Task for #struct_ident {
+            const NAME: &'static ::core::primitive::str = #name;
+
+            fn policy() -> ::docket::Policy {
+                #policy
+            }
+
+            fn run(self, _context: ::docket::Context) -> #future {
+                #body
+            }
+        }
+    }
+}
+
+// Input:
+//     retries = 3, backoff = "fixed 5s", timeout = "30s"
+// Output:
+//     Policy::new().retries(3).backoff(Backoff::fixed(Duration::from_millis(5000)))
+//         .timeout(Duration::from_millis(30000))
+fn policy(args: &Args) -> TokenStream {
+    // Each method is named with the user's key token, so an IDE shows `Policy`'s docs on hover.
+    fn method<K: Spanned, V>(arg: &Arg<K, V>, name: &str) -> Ident {
+        Ident::new(name, arg.key.span())
+    }
+
+    let mut policy = quote!(::docket::Policy::new());
+    if let Some(arg) = &args.retries {
+        let (method, retries) = (method(arg, "retries"), arg.value);
+        policy.extend(quote!(.#method(#retries)));
+    }
+    if let Some(arg) = &args.backoff {
+        let method = method(arg, "backoff");
+        let backoff = match arg.value {
+            Backoff::Fixed(delay) => {
+                let delay = duration(delay);
+                quote!(::docket::Backoff::fixed(#delay))
+            }
+            Backoff::Exponential { min, max } => {
+                let (min, max) = (duration(min), duration(max));
+                quote!(::docket::Backoff::exponential(#min, #max))
+            }
+        };
+        policy.extend(quote!(.#method(#backoff)));
+    }
+    if let Some(arg) = &args.timeout {
+        let (method, timeout) = (method(arg, "timeout"), duration(arg.value));
+        policy.extend(quote!(.#method(#timeout)));
+    }
+    policy
+}
+
+fn duration(duration: std::time::Duration) -> TokenStream {
+    // `parse_duration` only yields whole milliseconds that fit a `u64`.
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let millis = Literal::u64_unsuffixed(millis);
+    quote!(::core::time::Duration::from_millis(#millis))
+}
+
+// Input:
+//     async fn scan_copyright(track_id: i64) { .. }
+// Output:
+//     const _: () = {
+//         ::docket::__private::inventory::submit! {
+//             ::docket::__private::Registration::of::<ScanCopyright>()
+//         }
+//     };
+fn registration(task: &TaskFn<'_>) -> TokenStream {
+    let TaskFn {
+        struct_ident, cfgs, ..
+    } = task;
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            ::docket::__private::inventory::submit! {
+                ::docket::__private::Registration::of::<#struct_ident>()
+            }
+        };
+    }
+}
+
+// Input:
+//     async fn scan_copyright(track_id: i64, url: String) { .. }
+// Output (each assertion spanned at the argument's type):
+//     const _: () = {
+//         ::docket::__private::assert_argument::<i64>();
+//         ::docket::__private::assert_argument::<String>();
+//     };
+fn checks(task: &TaskFn<'_>) -> TokenStream {
+    let cfgs = &task.cfgs;
+    let arguments = task.args.iter().map(|arg| {
+        let ty = arg.ty;
+        quote_spanned!(ty.span()=> ::docket::__private::assert_argument::<#ty>();)
+    });
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #(#arguments)*
+        };
+    }
+}
+
+fn unraw(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::{File, ImplItem, ItemConst, ItemImpl, ItemStruct, parse_quote};
+
+    fn expand(attr: TokenStream, item: TokenStream) -> File {
+        syn::parse2(task(attr, item)).expect("the expansion parses as items")
+    }
+
+    fn scan_copyright() -> File {
+        expand(
+            quote!(
+                retries = 3,
+                backoff = "exponential 1s..60s",
+                timeout = "30s"
+            ),
+            quote! {
+                /// Scan an uploaded track.
+                pub async fn scan_copyright(track_id: i64, mut audio_url: String)
+                    -> Result<(), ScanError>
+                {
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    /// Token text without the spacing `quote` puts between tokens, nor the trailing commas
+    /// rustfmt puts into the expected code.
+    fn text(tokens: impl quote::ToTokens) -> String {
+        let text = tokens.to_token_stream().to_string().replace(' ', "");
+        text.replace(",)", ")").replace(",}", "}")
+    }
+
+    fn impls(file: &File) -> Vec<&ItemImpl> {
+        file.items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Impl(item) => Some(item),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn method<'a>(item: &'a ItemImpl, name: &str) -> &'a syn::ImplItemFn {
+        item.items
+            .iter()
+            .find_map(|item| match item {
+                ImplItem::Fn(method) if method.sig.ident == name => Some(method),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no `{name}` in the impl"))
+    }
+
+    #[test]
+    fn the_function_comes_first_and_unchanged() {
+        let file = scan_copyright();
+        let Item::Fn(function) = &file.items[0] else {
+            panic!("the function comes first")
+        };
+        let expected: syn::ItemFn = parse_quote! {
+            /// Scan an uploaded track.
+            pub async fn scan_copyright(track_id: i64, mut audio_url: String)
+                -> Result<(), ScanError>
+            {
+                Ok(())
+            }
+        };
+        assert_eq!(text(function), text(expected));
+    }
+
+    #[test]
+    fn the_struct_carries_the_arguments_docs_and_visibility() {
+        let file = scan_copyright();
+        let strukt: &ItemStruct = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                Item::Struct(strukt) => Some(strukt),
+                _ => None,
+            })
+            .unwrap();
+        let expected: ItemStruct = parse_quote! {
+            /// Scan an uploaded track.
+            #[derive(
+                ::docket::__private::serde::Serialize,
+                ::docket::__private::serde::Deserialize,
+                ::core::fmt::Debug,
+                ::core::clone::Clone,
+            )]
+            #[serde(crate = "::docket::__private::serde")]
+            pub struct ScanCopyright {
+                #[doc = " The `track_id` argument of [`scan_copyright`]."]
+                pub track_id: i64,
+                #[doc = " The `audio_url` argument of [`scan_copyright`]."]
+                pub audio_url: String,
+            }
+        };
+        assert_eq!(text(strukt), text(expected));
+    }
+
+    #[test]
+    fn undocumented_private_functions_give_private_documented_structs() {
+        let file = expand(
+            quote!(),
+            quote!(
+                async fn ping(count: u32) {}
+            ),
+        );
+        let Some(Item::Struct(strukt)) = file.items.iter().find(|i| matches!(i, Item::Struct(_)))
+        else {
+            panic!("no struct")
+        };
+        assert!(matches!(strukt.vis, syn::Visibility::Inherited));
+        let doc = text(&strukt.attrs[0]);
+        assert_eq!(
+            doc,
+            text(quote!(#[doc = " Arguments of the [`ping`] task."]))
+        );
+        let field = strukt.fields.iter().next().unwrap();
+        assert!(matches!(field.vis, syn::Visibility::Inherited));
+    }
+
+    #[test]
+    fn schedule_takes_the_arguments_by_their_plain_names() {
+        let file = scan_copyright();
+        let schedule = method(impls(&file)[0], "schedule");
+        assert_eq!(text(&schedule.vis), "pub");
+        assert_eq!(
+            text(&schedule.sig),
+            text(quote! {
+                fn schedule(track_id: i64, audio_url: String)
+                    -> ::docket::Schedule<ScanCopyright>
+            })
+        );
+        assert_eq!(
+            text(&schedule.block),
+            text(quote!({
+                ::docket::Schedule::new(ScanCopyright {
+                    track_id,
+                    audio_url,
+                })
+            }))
+        );
+        let free = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                Item::Fn(function) if function.sig.ident == "schedule_scan_copyright" => {
+                    Some(function)
+                }
+                _ => None,
+            })
+            .expect("a free `schedule_scan_copyright`");
+        assert_eq!(
+            text(&free.block),
+            text(quote!({ ScanCopyright::schedule(track_id, audio_url) }))
+        );
+        for attrs in [&schedule.attrs, &free.attrs] {
+            let allow = "#[allow(dead_code,clippy::too_many_arguments)]";
+            assert!(attrs.iter().any(|a| text(a) == allow));
+            assert!(attrs.iter().any(|a| a.path().is_ident("doc")));
+        }
+    }
+
+    #[test]
+    fn the_task_impl_names_policy_and_runs_the_function() {
+        let file = scan_copyright();
+        let task_impl = impls(&file)[1];
+        assert_eq!(
+            text(&task_impl.trait_.as_ref().unwrap().1),
+            "::docket::Task"
+        );
+        let ImplItem::Const(name) = &task_impl.items[0] else {
+            panic!("`NAME` comes first")
+        };
+        assert_eq!(text(&name.expr), "\"scan_copyright\"");
+        assert_eq!(
+            text(&method(task_impl, "policy").block),
+            text(quote!({
+                ::docket::Policy::new()
+                    .retries(3u32)
+                    .backoff(::docket::Backoff::exponential(
+                        ::core::time::Duration::from_millis(1000),
+                        ::core::time::Duration::from_millis(60000),
+                    ))
+                    .timeout(::core::time::Duration::from_millis(30000))
+            }))
+        );
+        let run = method(task_impl, "run");
+        assert_eq!(
+            text(&run.block),
+            text(quote!({
+                async move {
+                    let __docket_output = scan_copyright(self.track_id, self.audio_url).await;
+                    <Result<(), ScanError> as ::docket::TaskOutput>::into_outcome(__docket_output)
+                }
+            }))
+        );
+    }
+
+    #[test]
+    fn name_and_fixed_backoff_are_honoured() {
+        let file = expand(
+            quote!(name = "ping-v2", backoff = "fixed 250ms"),
+            quote!(
+                async fn ping() {}
+            ),
+        );
+        let task_impl = impls(&file)[1];
+        let ImplItem::Const(name) = &task_impl.items[0] else {
+            panic!("`NAME` comes first")
+        };
+        assert_eq!(text(&name.expr), "\"ping-v2\"");
+        assert_eq!(
+            text(&method(task_impl, "policy").block),
+            text(quote!({
+                ::docket::Policy::new().backoff(::docket::Backoff::fixed(
+                    ::core::time::Duration::from_millis(250),
+                ))
+            }))
+        );
+        let run = method(task_impl, "run");
+        assert!(text(&run.block).contains("::docket::TaskOutput::into_outcome(__docket_output)"));
+    }
+
+    #[test]
+    fn registration_and_checks_hide_in_anonymous_consts() {
+        let file = scan_copyright();
+        let consts: Vec<&ItemConst> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Const(item) => Some(item),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(consts.len(), 2);
+        assert!(consts.iter().all(|c| c.ident == "_"));
+        assert_eq!(
+            text(&consts[0].expr),
+            text(quote!({
+                ::docket::__private::assert_argument::<i64>();
+                ::docket::__private::assert_argument::<String>();
+            }))
+        );
+        assert_eq!(
+            text(&consts[1].expr),
+            text(quote!({
+                ::docket::__private::inventory::submit! {
+                    ::docket::__private::Registration::of::<ScanCopyright>()
+                }
+            }))
+        );
+    }
+
+    #[test]
+    fn cfg_attributes_follow_every_generated_item() {
+        let file = expand(
+            quote!(),
+            quote!(
+                #[cfg(feature = "jobs")]
+                async fn ping() {}
+            ),
+        );
+        assert_eq!(file.items.len(), 7);
+        for item in &file.items {
+            let attrs = match item {
+                Item::Fn(item) => &item.attrs,
+                Item::Struct(item) => &item.attrs,
+                Item::Impl(item) => &item.attrs,
+                Item::Const(item) => &item.attrs,
+                other => panic!("unexpected item {}", text(other)),
+            };
+            let cfg = text(quote!(#[cfg(feature = "jobs")]));
+            assert!(attrs.iter().any(|a| text(a) == cfg), "{}", text(item));
+        }
+    }
+
+    #[test]
+    fn on_error_the_function_is_kept_beside_every_error() {
+        let item = quote!(
+            fn scan(name: &str) {}
+        );
+        let output = task(quote!(retry = 3), item.clone()).to_string();
+        assert!(output.starts_with(&item.to_string()), "{output}");
+        assert_eq!(output.matches("compile_error").count(), 3, "{output}");
+        assert!(output.contains("unknown argument `retry`"));
+        assert!(output.contains("must be `async`"));
+        assert!(output.contains("use `String` instead of `&str`"));
+    }
+
+    #[test]
+    fn other_items_are_kept_beside_the_error() {
+        let item = quote!(
+            struct Scan;
+        );
+        let output = task(quote!(), item.clone()).to_string();
+        assert!(output.starts_with(&item.to_string()), "{output}");
+        assert!(output.contains("can only be applied to an `async fn`"));
+    }
+}

@@ -1,0 +1,464 @@
+//! Lowering the user's function to what a task needs, and rejecting what a task cannot be.
+//!
+//! A task's arguments travel through the queue as JSON and its future runs on any worker thread,
+//! so the function must be a plain `async fn` of owned, named arguments. Every problem is
+//! reported at once, on the tokens at fault.
+
+use quote::format_ident;
+use syn::ext::IdentExt;
+use syn::visit::Visit;
+use syn::{
+    Attribute, FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypeImplTrait,
+    TypeReference, TypeSlice,
+};
+
+use crate::errors::Errors;
+
+/// A validated task function, borrowing from the `syn::ItemFn` that is emitted unchanged.
+pub(crate) struct TaskFn<'a> {
+    pub(crate) item: &'a ItemFn,
+    /// The task's default name: the function's, without any `r#`.
+    pub(crate) name: String,
+    /// `ScanCopyright` for `scan_copyright`: the argument struct, spanned at the function's name.
+    pub(crate) struct_ident: Ident,
+    /// `schedule_scan_copyright`, spanned at the function's name.
+    pub(crate) schedule_ident: Ident,
+    pub(crate) args: Vec<Argument<'a>>,
+    /// `None` for a function without `->`, which returns `()`.
+    pub(crate) output: Option<&'a Type>,
+    /// The `#[doc]` attributes, carried over to the argument struct.
+    pub(crate) docs: Vec<&'a Attribute>,
+    /// The `#[cfg]` attributes, repeated on every generated item so they come and go with the
+    /// function.
+    pub(crate) cfgs: Vec<&'a Attribute>,
+}
+
+/// One argument: a plain name (any `mut` dropped) and an owned type.
+pub(crate) struct Argument<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) ty: &'a Type,
+}
+
+impl<'a> TaskFn<'a> {
+    pub(crate) fn lower(item: &'a ItemFn) -> syn::Result<TaskFn<'a>> {
+        let mut errors = Errors::default();
+        let sig = &item.sig;
+
+        if let Some(constness) = &sig.constness {
+            errors.push_spanned(constness, "`#[docket::task]` functions cannot be `const`");
+        }
+        if sig.asyncness.is_none() {
+            errors.push_spanned(
+                sig.fn_token,
+                "`#[docket::task]` functions must be `async`; add `async` before `fn`",
+            );
+        }
+        if let Some(unsafety) = &sig.unsafety {
+            errors.push_spanned(unsafety, "`#[docket::task]` functions cannot be `unsafe`");
+        }
+        if let Some(abi) = &sig.abi {
+            errors.push_spanned(abi, "`#[docket::task]` functions cannot be `extern`");
+        }
+        for param in &sig.generics.params {
+            let message = match param {
+                GenericParam::Lifetime(_) => "`#[docket::task]` functions cannot have lifetime \
+                    parameters; task arguments are decoded from the queue, so they must be owned"
+                    .to_owned(),
+                GenericParam::Type(param) => format!(
+                    "`#[docket::task]` functions cannot be generic; a worker decodes each \
+                     argument into one concrete type: use that type instead of `{}`",
+                    param.ident
+                ),
+                GenericParam::Const(param) => format!(
+                    "`#[docket::task]` functions cannot be generic; pass `{}` as an argument \
+                     instead",
+                    param.ident
+                ),
+            };
+            errors.push_spanned(param, message);
+        }
+        if let Some(where_clause) = &sig.generics.where_clause {
+            // With generic parameters, the `where` clause is part of the mistake reported above.
+            if sig.generics.params.is_empty() {
+                errors.push_spanned(
+                    where_clause,
+                    "`#[docket::task]` functions cannot have a `where` clause",
+                );
+            }
+        }
+        if let Some(variadic) = &sig.variadic {
+            errors.push_spanned(variadic, "`#[docket::task]` functions cannot be variadic");
+        }
+
+        let mut args = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(receiver) => errors.push_spanned(
+                    receiver,
+                    "`#[docket::task]` functions cannot take `self`; a task is a free function: \
+                     move it out of the `impl` block and pass what it needs as arguments",
+                ),
+                FnArg::Typed(arg) => {
+                    OwnedType::check(&arg.ty, &mut errors);
+                    match &*arg.pat {
+                        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                            args.push(Argument {
+                                ident: &pat.ident,
+                                ty: &arg.ty,
+                            });
+                        }
+                        pattern => errors.push_spanned(
+                            pattern,
+                            "`#[docket::task]` arguments must be plain names, such as \
+                             `track_id: i64`; destructure inside the function instead",
+                        ),
+                    }
+                }
+            }
+        }
+
+        let name = sig.ident.unraw().to_string();
+        let struct_name = match upper_camel_case(&name) {
+            camel if camel.starts_with(char::is_alphabetic) => camel,
+            _ => {
+                errors.push_spanned(
+                    &sig.ident,
+                    format!(
+                        "cannot name a struct after `{name}`; name the function in snake_case, \
+                         such as `scan_track`"
+                    ),
+                );
+                "Task".to_owned() // a placeholder, never emitted: the error stops expansion
+            }
+        };
+        let span = sig.ident.span();
+        let struct_ident = format_ident!("{struct_name}", span = span);
+        let schedule_ident = format_ident!("schedule_{name}", span = span);
+
+        let output = match &sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, ty) => Some(&**ty),
+        };
+        let docs = attributes(item, "doc");
+        let cfgs = attributes(item, "cfg");
+        errors.finish(TaskFn {
+            item,
+            name,
+            struct_ident,
+            schedule_ident,
+            args,
+            output,
+            docs,
+            cfgs,
+        })
+    }
+
+    pub(crate) fn ident(&self) -> &'a Ident {
+        &self.item.sig.ident
+    }
+}
+
+/// `scan_copyright` to `ScanCopyright`.
+fn upper_camel_case(snake: &str) -> String {
+    snake
+        .split('_')
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            let first = chars.next().into_iter().flat_map(char::to_uppercase);
+            first.chain(chars)
+        })
+        .collect()
+}
+
+fn attributes<'a>(item: &'a ItemFn, name: &str) -> Vec<&'a Attribute> {
+    item.attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident(name))
+        .collect()
+}
+
+/// Walks an argument's type for what cannot come out of the queue: borrows and `impl Trait`.
+struct OwnedType<'e> {
+    errors: &'e mut Errors,
+}
+
+impl OwnedType<'_> {
+    fn check(ty: &Type, errors: &mut Errors) {
+        OwnedType { errors }.visit_type(ty);
+    }
+}
+
+impl<'ast> Visit<'ast> for OwnedType<'_> {
+    fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
+        let owned = match &*reference.elem {
+            Type::Path(path) if path.qself.is_none() && path.path.is_ident("str") => {
+                "use `String` instead of `&str`"
+            }
+            Type::Slice(TypeSlice { .. }) => "use `Vec<T>` instead of `&[T]`",
+            _ => "take the value instead of a reference",
+        };
+        self.errors.push_spanned(
+            reference,
+            format!("task arguments are decoded from the queue, so they must be owned: {owned}"),
+        );
+    }
+
+    fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
+        if lifetime.ident != "static" {
+            self.errors.push_spanned(
+                lifetime,
+                "task arguments are decoded from the queue, so they cannot borrow: use owned \
+                 data instead of a lifetime",
+            );
+        }
+    }
+
+    fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
+        self.errors.push_spanned(
+            impl_trait,
+            "`#[docket::task]` arguments cannot be `impl Trait`; a worker decodes each argument \
+             into one concrete type: name that type",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn errors(item: ItemFn) -> Vec<String> {
+        match TaskFn::lower(&item) {
+            Ok(_) => panic!("expected errors"),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn error(item: ItemFn) -> String {
+        let mut errors = errors(item);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.remove(0)
+    }
+
+    #[test]
+    fn a_plain_async_fn_lowers_to_its_arguments() {
+        let item: ItemFn = parse_quote! {
+            /// Scan a track.
+            #[cfg(feature = "scan")]
+            #[allow(unused)]
+            pub async fn scan(track_id: i64, mut url: String, tags: Vec<String>) -> Result<(), E> {}
+        };
+        let task = TaskFn::lower(&item).unwrap();
+        let names: Vec<String> = task.args.iter().map(|a| a.ident.to_string()).collect();
+        assert_eq!(names, ["track_id", "url", "tags"]);
+        assert!(task.output.is_some());
+        assert_eq!(task.docs.len(), 1);
+        assert_eq!(task.cfgs.len(), 1);
+        assert_eq!(task.name, "scan");
+        assert_eq!(task.struct_ident, "Scan");
+    }
+
+    #[test]
+    fn owned_static_types_are_fine() {
+        let item: ItemFn = parse_quote! {
+            async fn f(a: std::borrow::Cow<'static, str>, b: Box<dyn Fn() + Send + 'static>) {}
+        };
+        let task = TaskFn::lower(&item).unwrap();
+        assert!(task.output.is_none());
+    }
+
+    #[test]
+    fn raw_identifiers_lose_their_prefix() {
+        let item: ItemFn = parse_quote!(
+            async fn r#match() {}
+        );
+        assert_eq!(TaskFn::lower(&item).unwrap().name, "match");
+    }
+
+    #[test]
+    fn generated_names_follow_the_function() {
+        let item: ItemFn = parse_quote!(
+            async fn scan_copyright_v2() {}
+        );
+        let task = TaskFn::lower(&item).unwrap();
+        assert_eq!(task.struct_ident, "ScanCopyrightV2");
+        assert_eq!(task.schedule_ident, "schedule_scan_copyright_v2");
+        let item: ItemFn = parse_quote!(
+            async fn _private__job() {}
+        );
+        assert_eq!(TaskFn::lower(&item).unwrap().struct_ident, "PrivateJob");
+        let item: ItemFn = parse_quote!(
+            async fn r#move() {}
+        );
+        assert_eq!(TaskFn::lower(&item).unwrap().struct_ident, "Move");
+        assert!(
+            error(parse_quote!(
+                async fn _1() {}
+            ))
+            .contains("cannot name a struct after `_1`")
+        );
+    }
+
+    #[test]
+    fn the_function_must_be_async() {
+        assert_eq!(
+            error(parse_quote!(
+                fn f() {}
+            )),
+            "`#[docket::task]` functions must be `async`; add `async` before `fn`"
+        );
+    }
+
+    #[test]
+    fn self_is_rejected() {
+        assert!(
+            error(parse_quote!(
+                async fn f(&self) {}
+            ))
+            .contains("cannot take `self`")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f(self: Box<Self>) {}
+            ))
+            .contains("cannot take `self`")
+        );
+    }
+
+    #[test]
+    fn generics_are_rejected() {
+        assert!(
+            error(parse_quote!(
+                async fn f<T>(t: T) {}
+            ))
+            .contains("cannot be generic")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f<const N: usize>() {}
+            ))
+            .contains("cannot be generic")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f<'a>() {}
+            ))
+            .contains("lifetime parameters")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f()
+                where
+                    i32: Copy,
+                {
+                }
+            ))
+            .contains("`where` clause")
+        );
+        // The `where` clause is part of the generics mistake, not a second one.
+        assert!(
+            error(parse_quote!(
+                async fn f<T>(t: T)
+                where
+                    T: Copy,
+                {
+                }
+            ))
+            .contains("cannot be generic")
+        );
+    }
+
+    #[test]
+    fn borrowed_arguments_are_rejected() {
+        assert!(
+            error(parse_quote!(
+                async fn f(s: &str) {}
+            ))
+            .contains("use `String`")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f(s: &'static [u8]) {}
+            ))
+            .contains("use `Vec<T>`")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f(s: Vec<&mut u8>) {}
+            ))
+            .contains("take the value")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f(s: Cow<'_, str>) {}
+            ))
+            .contains("they cannot borrow")
+        );
+    }
+
+    #[test]
+    fn impl_trait_arguments_are_rejected() {
+        assert!(
+            error(parse_quote!(
+                async fn f(s: impl Into<String>) {}
+            ))
+            .contains("`impl Trait`")
+        );
+        assert!(
+            error(parse_quote!(
+                async fn f(s: Vec<impl Send>) {}
+            ))
+            .contains("`impl Trait`")
+        );
+    }
+
+    #[test]
+    fn only_plain_names_bind_arguments() {
+        for item in [
+            parse_quote!(
+                async fn f((a, b): (i32, i32)) {}
+            ),
+            parse_quote!(
+                async fn f(_: i32) {}
+            ),
+            parse_quote!(
+                async fn f(ref a: i32) {}
+            ),
+            parse_quote!(
+                async fn f(Wrapper(a): Wrapper) {}
+            ),
+        ] {
+            assert!(error(item).contains("must be plain names"));
+        }
+    }
+
+    #[test]
+    fn qualifiers_are_rejected() {
+        assert!(
+            error(parse_quote!(
+                const async fn f() {}
+            ))
+            .contains("`const`")
+        );
+        assert!(
+            error(parse_quote!(
+                async unsafe fn f() {}
+            ))
+            .contains("`unsafe`")
+        );
+        assert!(
+            error(parse_quote!(
+                async extern "C" fn f() {}
+            ))
+            .contains("`extern`")
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let errors = errors(parse_quote! {
+            fn f<T>(&self, (a, b): (i32, i32), s: &str, t: impl Send) {}
+        });
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+    }
+}

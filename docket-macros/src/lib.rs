@@ -1,0 +1,21 @@
+//! The `#[docket::task]` attribute macro.
+//!
+//! Use it through the `docket` crate, which re-exports it: the code it generates names
+//! `::docket` paths and relies on `docket`'s hidden `__private` module, a contract between two
+//! crates of exactly the same version.
+//!
+//! The macro runs in three phases, one file each: `args` parses the attribute's arguments,
+//! `input` lowers and validates the function, `expand` generates the task beside it.
+
+mod args;
+mod errors;
+mod expand;
+mod input;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` into a docket task. Documented on `docket::task`.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::task(attr.into(), item.into()).into()
+}

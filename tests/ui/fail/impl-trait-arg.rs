@@ -1,0 +1,6 @@
+#[docket::task]
+async fn greet(name: impl Into<String>) {
+    let _ = name.into();
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[docket::task]
+struct ScanCopyright {
+    track_id: i64,
+}
+
+fn main() {}

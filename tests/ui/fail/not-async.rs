@@ -1,0 +1,6 @@
+#[docket::task]
+fn scan_copyright(track_id: i64) {
+    let _ = track_id;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[docket::task]
+async fn greet(name: &str) {
+    let _ = name;
+}
+
+fn main() {}
