@@ -35,13 +35,16 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     next: u64,
-    tasks: HashMap<String, Local>,
+    /// Every task waiting or running, by id.
+    tasks: HashMap<u64, Local>,
+    /// The newest task of each key. An older run of a replaced key is only in `tasks`.
+    keys: HashMap<String, u64>,
     dead: Vec<DeadLetter>,
 }
 
 #[derive(Debug)]
 struct Local {
-    id: u64,
+    key: String,
     task: &'static str,
     due: SystemTime,
     attempt: u32,
@@ -68,12 +71,14 @@ impl InProcess {
     ) -> Result<Disposition> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let mut state = self.state();
-        let disposition = match state.tasks.get(&message.key) {
+        let newest = state.keys.get(&message.key).copied();
+        let disposition = match newest.and_then(|id| state.tasks.get(&id).map(|t| (id, t))) {
             None => Disposition::Added,
             Some(_) if mode != KeyMode::Replace => return Ok(Disposition::Duplicate),
-            Some(existing) if existing.running => Disposition::Added,
-            Some(existing) => {
+            Some((_, existing)) if existing.running => Disposition::Added,
+            Some((id, existing)) => {
                 existing.abort.abort();
+                state.tasks.remove(&id);
                 Disposition::Replaced
             }
         };
@@ -83,10 +88,11 @@ impl InProcess {
         let (task, due, attempt) = (registration.name(), message.due, message.attempt);
         let run = self.clone().run(id, registration, message, docket.clone());
         let abort = runtime.spawn(run).abort_handle();
+        state.keys.insert(key.clone(), id);
         state.tasks.insert(
-            key,
+            id,
             Local {
-                id,
+                key,
                 task,
                 due,
                 attempt,
@@ -101,7 +107,7 @@ impl InProcess {
         let policy = registration.policy();
         loop {
             tokio::time::sleep_until(instant_at(message.due)).await;
-            if !self.update(id, &message.key, |local| local.running = true) {
+            if !self.update(id, |local| local.running = true) {
                 return; // cancelled or replaced while it waited
             }
             let reason = match run_attempt(&registration, &message, &docket).await {
@@ -115,7 +121,7 @@ impl InProcess {
                     message.attempt += 1;
                     message.due = SystemTime::now() + delay;
                     let (attempt, due) = (message.attempt, message.due);
-                    self.update(id, &message.key, |local| {
+                    self.update(id, |local| {
                         local.running = false;
                         local.attempt = attempt;
                         local.due = due;
@@ -135,24 +141,20 @@ impl InProcess {
             });
             break;
         }
-        self.end(id, &message.key);
+        self.end(id);
     }
 
-    /// Apply `change` to task `id`; `false` when the key now belongs to another task or none.
-    fn update(&self, id: u64, key: &str, change: impl FnOnce(&mut Local)) -> bool {
-        match self.state().tasks.get_mut(key) {
-            Some(local) if local.id == id => {
-                change(local);
-                true
-            }
-            _ => false,
-        }
+    /// Apply `change` to task `id`; `false` when it was cancelled or replaced.
+    fn update(&self, id: u64, change: impl FnOnce(&mut Local)) -> bool {
+        self.state().tasks.get_mut(&id).map(change).is_some()
     }
 
-    fn end(&self, id: u64, key: &str) {
+    fn end(&self, id: u64) {
         let mut state = self.state();
-        if state.tasks.get(key).is_some_and(|local| local.id == id) {
-            state.tasks.remove(key);
+        if let Some(local) = state.tasks.remove(&id) {
+            if state.keys.get(&local.key) == Some(&id) {
+                state.keys.remove(&local.key);
+            }
         }
         drop(state);
         self.shared.ended.notify_waiters();
@@ -161,10 +163,14 @@ impl InProcess {
     /// Stop the waiting task with this key; `false` when none is waiting.
     pub(crate) fn cancel(&self, key: &str) -> bool {
         let mut state = self.state();
-        match state.tasks.get(key) {
+        let Some(&id) = state.keys.get(key) else {
+            return false;
+        };
+        match state.tasks.get(&id) {
             Some(local) if !local.running => {
                 local.abort.abort();
-                state.tasks.remove(key);
+                state.tasks.remove(&id);
+                state.keys.remove(key);
                 drop(state);
                 self.shared.ended.notify_waiters();
                 true
@@ -200,9 +206,9 @@ impl InProcess {
             running: Vec::new(),
             dead: state.dead.len(),
         };
-        for (key, local) in &state.tasks {
+        for local in state.tasks.values() {
             let info = TaskInfo {
-                key: key.clone(),
+                key: local.key.clone(),
                 task: local.task.to_owned(),
                 due: local.due,
                 attempt: local.attempt,

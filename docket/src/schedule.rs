@@ -13,14 +13,13 @@ use crate::task::Task;
 /// A task about to be scheduled: set when and under which key, then `.await` it.
 ///
 /// ```no_run
-/// # #[docket::task] async fn scan_copyright(track_id: i64, audio_url: String) {}
+/// # #[docket::task] async fn transcode(track_id: i64, format: String) {}
 /// # async fn demo() -> docket::Result<()> {
 /// use std::time::Duration;
 ///
-/// let url = "https://cdn.example/7.flac".to_string();
-/// ScanCopyright::schedule(7, url.clone())
+/// Transcode::schedule(7, "opus".into())
 ///     .after(Duration::from_secs(30))
-///     .key("scan-7")
+///     .key("transcode-7-opus")
 ///     .await?;
 /// # Ok(()) }
 /// ```

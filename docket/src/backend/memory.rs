@@ -3,7 +3,7 @@
 //! It is the reference for every other backend's behaviour: same keys, same dispositions, same
 //! dead letters. State sits behind one mutex that is never held across an `.await`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -32,11 +32,9 @@ struct Shared {
 struct State {
     /// Source of sequence numbers and delivery ids; never reused.
     next: u64,
-    /// Due tasks, oldest first, as `(seq, key)`. An entry whose seq no longer matches its key's
-    /// waiting task was cancelled or replaced, and is skipped.
-    queue: VecDeque<(u64, String)>,
-    /// Future tasks as `(due, seq, key)`.
-    schedule: BTreeSet<(SystemTime, u64, String)>,
+    /// Every waiting task as `(due, seq, key)`, in the order workers take them: due ones first,
+    /// then by due time and arrival.
+    waiting: BTreeSet<(SystemTime, u64, String)>,
     /// The waiting task of each key, and how many runs of it are in flight.
     keys: HashMap<String, Slot>,
     /// Tasks handed to workers, by delivery id.
@@ -69,24 +67,18 @@ impl State {
         self.next
     }
 
-    /// Store `message` as its key's waiting task, in the queue or the schedule by its due time.
-    fn insert(&mut self, message: Message, now: SystemTime) {
+    /// Store `message` as its key's waiting task.
+    fn insert(&mut self, message: Message) {
         let seq = self.next();
         let key = message.key.clone();
-        if message.due <= now {
-            self.queue.push_back((seq, key.clone()));
-        } else {
-            self.schedule.insert((message.due, seq, key.clone()));
-        }
+        self.waiting.insert((message.due, seq, key.clone()));
         self.keys.entry(key).or_default().waiting = Some(Waiting { seq, message });
     }
 
-    /// Take the waiting task of `key` out of the queue or schedule.
+    /// Take the waiting task of `key` out.
     fn remove_waiting(&mut self, key: &str) -> Option<Message> {
         let waiting = self.keys.get_mut(key)?.waiting.take()?;
-        // A queued entry is skipped lazily when its seq no longer matches; a scheduled one is
-        // cheap to remove now.
-        self.schedule
+        self.waiting
             .remove(&(waiting.message.due, waiting.seq, key.to_owned()));
         self.forget_if_idle(key);
         Some(waiting.message)
@@ -126,32 +118,20 @@ impl State {
             .is_some_and(|slot| slot.waiting.is_some())
     }
 
-    /// Move scheduled tasks that are due into the queue.
-    fn promote(&mut self, now: SystemTime) {
-        while self.schedule.first().is_some_and(|first| first.0 <= now) {
-            let (_, seq, key) = self.schedule.pop_first().expect("checked above");
-            self.queue.push_back((seq, key));
-        }
-    }
-
-    /// Hand up to `max` queued tasks to `worker`.
-    fn take(&mut self, worker: &str, max: usize) -> Vec<Delivery> {
+    /// Hand up to `max` due tasks to `worker`, earliest due first.
+    fn take(&mut self, worker: &str, max: usize, now: SystemTime) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
-        while deliveries.len() < max {
-            let Some((seq, key)) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(slot) = self.keys.get_mut(&key) else {
-                continue;
-            };
-            if slot
+        while deliveries.len() < max && self.waiting.first().is_some_and(|first| first.0 <= now) {
+            let (_, _, key) = self.waiting.pop_first().expect("checked above");
+            let slot = self
+                .keys
+                .get_mut(&key)
+                .expect("every waiting task has a slot");
+            let message = slot
                 .waiting
-                .as_ref()
-                .is_none_or(|waiting| waiting.seq != seq)
-            {
-                continue;
-            }
-            let message = slot.waiting.take().expect("checked above").message;
+                .take()
+                .expect("every waiting task has a slot")
+                .message;
             slot.runs += 1;
             let id = self.next();
             self.running.insert(
@@ -169,9 +149,9 @@ impl State {
         deliveries
     }
 
-    fn waiting(&self, seq: u64, key: &str) -> Option<&Message> {
-        let waiting = self.keys.get(key)?.waiting.as_ref()?;
-        (waiting.seq == seq).then_some(&waiting.message)
+    fn message(&self, key: &str) -> &Message {
+        let waiting = self.keys.get(key).and_then(|slot| slot.waiting.as_ref());
+        &waiting.expect("every waiting task has a slot").message
     }
 }
 
@@ -213,7 +193,7 @@ impl Backend for MemoryBackend {
                     None => Disposition::Added,
                 },
             };
-            state.insert(message.clone(), SystemTime::now());
+            state.insert(message.clone());
             drop(state);
             self.shared.added.notify_waiters();
             Ok(disposition)
@@ -240,12 +220,11 @@ impl Backend for MemoryBackend {
             added.as_mut().enable();
             let next_due = {
                 let mut state = self.state();
-                state.promote(SystemTime::now());
-                let deliveries = state.take(worker, max);
+                let deliveries = state.take(worker, max, SystemTime::now());
                 if !deliveries.is_empty() || max == 0 {
                     return Ok(deliveries);
                 }
-                state.schedule.first().map(|(due, _, _)| instant_at(*due))
+                state.waiting.first().map(|(due, _, _)| instant_at(*due))
             };
             let wake = match (next_due, give_up) {
                 (Some(due), Some(limit)) => Some(due.min(limit)),
@@ -282,7 +261,7 @@ impl Backend for MemoryBackend {
             due,
             ..delivery.message.clone()
         };
-        state.insert(message, SystemTime::now());
+        state.insert(message);
         drop(state);
         self.shared.added.notify_waiters();
         Ok(())
@@ -323,16 +302,11 @@ impl Backend for MemoryBackend {
     async fn snapshot(&self) -> Result<Snapshot> {
         let now = SystemTime::now();
         let state = self.state();
-        let queued_now = state
-            .queue
+        let (queued, scheduled): (Vec<_>, Vec<_>) = state
+            .waiting
             .iter()
-            .filter_map(|(seq, key)| state.waiting(*seq, key));
-        // Scheduled tasks already due count as queued: a worker would take them now.
-        let (due, future): (Vec<_>, Vec<_>) = state
-            .schedule
-            .iter()
-            .filter_map(|(_, seq, key)| state.waiting(*seq, key))
-            .partition(|message| message.due <= now);
+            .map(|(due, _, key)| (*due, info(state.message(key), None)))
+            .partition(|(due, _)| *due <= now);
         let mut running: Vec<TaskInfo> = state
             .running
             .values()
@@ -341,14 +315,8 @@ impl Backend for MemoryBackend {
         running.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         Ok(Snapshot {
             taken: now,
-            queued: queued_now
-                .chain(due)
-                .map(|message| info(message, None))
-                .collect(),
-            scheduled: future
-                .into_iter()
-                .map(|message| info(message, None))
-                .collect(),
+            queued: queued.into_iter().map(|(_, info)| info).collect(),
+            scheduled: scheduled.into_iter().map(|(_, info)| info).collect(),
             running,
             dead: state.dead.len(),
         })
@@ -374,7 +342,7 @@ impl Backend for MemoryBackend {
             attempt: 1,
             due: SystemTime::now(),
         };
-        state.insert(message, SystemTime::now());
+        state.insert(message);
         drop(state);
         self.shared.added.notify_waiters();
         Ok(true)

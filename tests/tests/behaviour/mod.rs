@@ -1,0 +1,956 @@
+//! The behaviour every backend shares: what a user of docket may rely on, one test a behaviour.
+//!
+//! A backend's test binary runs the whole suite against its own dockets:
+//!
+//! ```ignore
+//! mod behaviour;
+//!
+//! /// A fresh, empty docket no other test uses.
+//! async fn open() -> docket::Docket {
+//!     docket::Docket::connect("memory://")
+//!         .name(behaviour::unique_name("memory"))
+//!         .await
+//!         .unwrap()
+//! }
+//!
+//! behaviour::behaviour_suite!(open);
+//! ```
+//!
+//! Each behaviour is an `async fn` below taking that docket; [`behaviour_suite!`] makes one
+//! `#[tokio::test]` of each. Tasks report to a [`Probe`] named in their arguments, so tests that
+//! run side by side in one process never see each other's work. Delays are asserted as lower
+//! bounds exactly and upper bounds generously: these tests state behaviour, not speed.
+
+pub(crate) mod capture;
+pub(crate) mod probe;
+mod tasks;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use docket::{DeadLetter, Disposition, Docket, Placement, Worker};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::capture::Capture;
+use self::probe::Probe;
+use self::tasks::{
+    FailAlways, FailThenSucceed, FailThenWaitAnHour, FailWithExponentialBackoff, NoteRun,
+    OverrunTimeout, PanicAlways, SleepFor, WaitForRelease,
+};
+
+/// One `#[tokio::test]` per behaviour, each on a docket of its own from `$open`, an async
+/// function (or closure) returning a fresh, empty [`Docket`], or a docket and a value to keep
+/// until the test ends (see [`Opened`]).
+macro_rules! behaviour_suite {
+    ($open:expr) => {
+        $crate::behaviour::behaviour_suite!(@tests $open;
+            a_task_scheduled_now_runs,
+            a_task_scheduled_after_a_delay_does_not_run_before_it,
+            a_task_scheduled_at_a_time_does_not_run_before_it,
+            a_task_scheduled_at_a_past_time_runs_now,
+            scheduled_reports_the_key_the_task_and_the_queue,
+            a_second_task_with_the_key_of_a_waiting_one_is_a_duplicate_and_never_runs,
+            a_second_task_with_the_key_of_a_running_one_is_a_duplicate,
+            a_key_is_free_again_once_its_task_has_run,
+            replace_swaps_the_waiting_task_for_the_new_one,
+            a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement,
+            cancel_removes_a_waiting_task_so_it_never_runs,
+            cancelling_a_key_that_nothing_holds_returns_false,
+            a_failing_task_runs_once_plus_its_retries_then_becomes_a_dead_letter,
+            retries_wait_at_least_the_fixed_backoff,
+            retries_wait_at_least_the_exponential_backoff,
+            a_task_that_succeeds_on_a_retry_is_not_a_dead_letter,
+            an_attempt_that_overruns_its_timeout_fails_as_timed_out,
+            a_panicking_task_is_a_failed_attempt_and_the_worker_keeps_running,
+            a_worker_never_runs_more_tasks_at_once_than_its_concurrency,
+            shutdown_lets_running_tasks_finish_and_leaves_the_rest_queued,
+            a_task_with_an_unknown_name_becomes_a_replayable_dead_letter,
+            arguments_that_do_not_decode_become_a_dead_letter_without_retries,
+            the_snapshot_lists_due_tasks_as_queued,
+            the_snapshot_lists_queued_tasks_oldest_first,
+            the_snapshot_lists_future_tasks_as_scheduled,
+            the_snapshot_lists_a_task_being_run_as_running_on_its_worker,
+            the_snapshot_lists_a_task_waiting_to_retry_as_scheduled_for_its_next_attempt,
+            the_snapshot_is_empty_after_run_until_finished,
+            run_until_finished_waits_for_tasks_due_later,
+            scheduling_on_a_queue_is_traced_as_via_docket,
+        );
+    };
+    (@tests $open:expr; $($behaviour:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                let (docket, _keep) = $crate::behaviour::Opened::split(($open)().await);
+                $crate::behaviour::$behaviour(docket).await;
+            }
+        )*
+    };
+}
+
+pub(crate) use behaviour_suite;
+
+/// What a suite's `open` returns: a docket, or a docket and what must live as long as the test
+/// (a private server, say).
+pub(crate) trait Opened {
+    type Keep;
+    fn split(self) -> (Docket, Self::Keep);
+}
+
+impl Opened for Docket {
+    type Keep = ();
+    fn split(self) -> (Docket, ()) {
+        (self, ())
+    }
+}
+
+impl<K> Opened for (Docket, K) {
+    type Keep = K;
+    fn split(self) -> (Docket, K) {
+        self
+    }
+}
+
+/// Far longer than anything here takes; it only turns a hang into a readable failure.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Slack allowed above an expected delay before it counts as not honoured. Generous: a loaded
+/// machine is slow, and these tests are not about speed.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// A docket name no other docket of this process has, for backends that share storage.
+pub(crate) fn unique_name(backend: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("behaviour-{backend}-{}-{n}", std::process::id())
+}
+
+/// Run a worker until nothing is left to do.
+async fn finish(docket: &Docket) {
+    tokio::time::timeout(PATIENCE, Worker::new(docket).run_until_finished())
+        .await
+        .expect("the worker finished its work in time")
+        .expect("the worker ran without error");
+}
+
+/// A worker running in the background until [`Background::stop`].
+struct Background {
+    stop: oneshot::Sender<()>,
+    worker: JoinHandle<docket::Result<()>>,
+}
+
+impl Background {
+    fn start(worker: Worker) -> Background {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let worker = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Background { stop, worker }
+    }
+
+    /// Signal shutdown and wait until `run_until` returns.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(PATIENCE, self.worker)
+            .await
+            .expect("the worker stopped in time")
+            .expect("the worker did not panic")
+            .expect("the worker ran without error");
+    }
+}
+
+/// Wait until `check` holds, polling; fail the test, naming `what`, if it never does.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn dead_letters(docket: &Docket) -> Vec<DeadLetter> {
+    docket.dead_letters().await.expect("read the dead letters")
+}
+
+/// `a` and `b` within a millisecond: a backend may store times at millisecond precision.
+fn same_time(a: SystemTime, b: SystemTime) -> bool {
+    let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
+    apart.is_ok_and(|apart| apart <= Duration::from_millis(1))
+}
+
+// Scheduling.
+
+pub(crate) async fn a_task_scheduled_now_runs(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "now".into())
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(probe.labels(), ["now"]);
+}
+
+pub(crate) async fn a_task_scheduled_after_a_delay_does_not_run_before_it(docket: Docket) {
+    let probe = Probe::new();
+    let delay = Duration::from_millis(150);
+    let scheduled_at = Instant::now();
+    NoteRun::schedule(probe.id(), "later".into())
+        .after(delay)
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let waited = runs[0].started.duration_since(scheduled_at);
+    assert!(
+        waited >= delay,
+        "ran {waited:?} after scheduling, before its {delay:?} delay"
+    );
+    assert!(
+        waited < delay + SLACK,
+        "ran only {waited:?} after scheduling"
+    );
+}
+
+pub(crate) async fn a_task_scheduled_at_a_time_does_not_run_before_it(docket: Docket) {
+    let probe = Probe::new();
+    let delay = Duration::from_millis(150);
+    let scheduled_at = Instant::now();
+    NoteRun::schedule(probe.id(), "at".into())
+        .at(SystemTime::now() + delay)
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let waited = runs[0].started.duration_since(scheduled_at);
+    assert!(
+        waited >= delay,
+        "ran {waited:?} after scheduling, before its due time"
+    );
+    assert!(
+        waited < delay + SLACK,
+        "ran only {waited:?} after scheduling"
+    );
+}
+
+pub(crate) async fn a_task_scheduled_at_a_past_time_runs_now(docket: Docket) {
+    let probe = Probe::new();
+    let scheduled_at = Instant::now();
+    NoteRun::schedule(probe.id(), "overdue".into())
+        .at(SystemTime::now() - Duration::from_secs(60 * 60))
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let waited = runs[0].started.duration_since(scheduled_at);
+    assert!(waited < SLACK, "an overdue task waited {waited:?}");
+}
+
+pub(crate) async fn scheduled_reports_the_key_the_task_and_the_queue(docket: Docket) {
+    let probe = Probe::new();
+
+    let keyed = NoteRun::schedule(probe.id(), "keyed".into())
+        .key("invoice-42")
+        .on(&docket)
+        .await
+        .unwrap();
+    let first = NoteRun::schedule(probe.id(), "unkeyed".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    let second = NoteRun::schedule(probe.id(), "unkeyed".into())
+        .on(&docket)
+        .await
+        .unwrap();
+
+    assert_eq!(keyed.key(), "invoice-42");
+    assert_eq!(keyed.task(), "note_run");
+    assert_eq!(keyed.placement(), Placement::Queue);
+    assert_eq!(keyed.disposition(), Disposition::Added);
+    assert!(!first.key().is_empty(), "a task without a key is given one");
+    assert_ne!(first.key(), second.key(), "generated keys are unique");
+    assert_eq!(second.disposition(), Disposition::Added);
+}
+
+// Keys.
+
+pub(crate) async fn a_second_task_with_the_key_of_a_waiting_one_is_a_duplicate_and_never_runs(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let first = NoteRun::schedule(probe.id(), "first".into())
+        .after(Duration::from_millis(100))
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+    let second = NoteRun::schedule(probe.id(), "second".into())
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(first.disposition(), Disposition::Added);
+    assert_eq!(second.disposition(), Disposition::Duplicate);
+    assert_eq!(second.key(), "report-7");
+    assert_eq!(probe.labels(), ["first"]);
+}
+
+pub(crate) async fn a_second_task_with_the_key_of_a_running_one_is_a_duplicate(docket: Docket) {
+    let probe = Probe::new();
+    WaitForRelease::schedule(probe.id())
+        .key("export-1")
+        .on(&docket)
+        .await
+        .unwrap();
+    let worker = Background::start(Worker::new(&docket));
+    probe
+        .until("the keyed task runs", |p| p.starts() == 1)
+        .await;
+
+    let again = WaitForRelease::schedule(probe.id())
+        .key("export-1")
+        .on(&docket)
+        .await
+        .unwrap();
+    probe.release(2);
+    eventually("the docket is empty", || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(again.disposition(), Disposition::Duplicate);
+    assert_eq!(probe.starts(), 1, "the duplicate must not run");
+}
+
+pub(crate) async fn a_key_is_free_again_once_its_task_has_run(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "first".into())
+        .key("digest")
+        .on(&docket)
+        .await
+        .unwrap();
+    finish(&docket).await;
+
+    let again = NoteRun::schedule(probe.id(), "second".into())
+        .key("digest")
+        .on(&docket)
+        .await
+        .unwrap();
+    finish(&docket).await;
+
+    assert_eq!(again.disposition(), Disposition::Added);
+    assert_eq!(probe.labels(), ["first", "second"]);
+}
+
+pub(crate) async fn replace_swaps_the_waiting_task_for_the_new_one(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "old".into())
+        .after(Duration::from_millis(100))
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+    let replacement = NoteRun::schedule(probe.id(), "new".into())
+        .key("report-7")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(replacement.disposition(), Disposition::Replaced);
+    assert_eq!(probe.labels(), ["new"], "only the replacement runs");
+}
+
+pub(crate) async fn a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    WaitForRelease::schedule(probe.id())
+        .key("export-1")
+        .on(&docket)
+        .await
+        .unwrap();
+    let worker = Worker::new(&docket);
+    let worker_id = worker.id().to_owned();
+    let worker = Background::start(worker);
+    probe
+        .until("the first task runs", |p| p.starts() == 1)
+        .await;
+
+    let replacement = NoteRun::schedule(probe.id(), "replacement".into())
+        .key("export-1")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    probe
+        .until("the replacement runs", |p| p.starts() == 2)
+        .await;
+    let snapshot = docket.snapshot().await.unwrap();
+    probe.release(1);
+    eventually("the docket is empty", || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(
+        replacement.disposition(),
+        Disposition::Added,
+        "nothing was waiting to be replaced"
+    );
+    // The replacement may still be settling; the replaced run must be there either way.
+    assert!(
+        snapshot.running.iter().any(|task| task.key == "export-1"
+            && task.task == "wait_for_release"
+            && task.worker.as_deref() == Some(worker_id.as_str())),
+        "the replaced run still runs: {snapshot:#?}"
+    );
+    let runs = probe.runs();
+    assert_eq!(runs[1].label, "replacement");
+    assert!(
+        runs[0].finished.is_some(),
+        "the replaced run was not interrupted: {runs:#?}"
+    );
+}
+
+pub(crate) async fn cancel_removes_a_waiting_task_so_it_never_runs(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "cancelled".into())
+        .after(Duration::from_millis(100))
+        .key("reminder-3")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    let cancelled = docket.cancel("reminder-3").await.unwrap();
+    let snapshot = docket.snapshot().await.unwrap();
+    finish(&docket).await;
+
+    assert!(cancelled, "cancel finds the waiting task");
+    assert!(snapshot.is_empty(), "{snapshot:#?}");
+    assert_eq!(probe.starts(), 0, "a cancelled task never runs");
+}
+
+pub(crate) async fn cancelling_a_key_that_nothing_holds_returns_false(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "other".into())
+        .after(Duration::from_millis(50))
+        .key("reminder-3")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    let cancelled = docket.cancel("reminder-4").await.unwrap();
+    finish(&docket).await;
+
+    assert!(!cancelled);
+    assert_eq!(
+        probe.labels(),
+        ["other"],
+        "cancelling another key touches nothing"
+    );
+}
+
+// Retries, timeouts and panics.
+
+pub(crate) async fn a_failing_task_runs_once_plus_its_retries_then_becomes_a_dead_letter(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let scheduled = FailAlways::schedule(probe.id()).on(&docket).await.unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(
+        probe.starts(),
+        3,
+        "retries = 2: the first attempt and two retries"
+    );
+    let dead = dead_letters(&docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].key, scheduled.key());
+    assert_eq!(dead[0].task, "fail_always");
+    assert_eq!(dead[0].attempt, 3);
+    assert!(
+        dead[0].reason.contains("the disk is full"),
+        "the reason carries the task's error: {:?}",
+        dead[0].reason
+    );
+    let snapshot = docket.snapshot().await.unwrap();
+    assert!(snapshot.is_empty(), "{snapshot:#?}");
+    assert_eq!(snapshot.dead, 1);
+}
+
+pub(crate) async fn retries_wait_at_least_the_fixed_backoff(docket: Docket) {
+    let probe = Probe::new();
+    FailAlways::schedule(probe.id()).on(&docket).await.unwrap();
+
+    finish(&docket).await;
+
+    let gaps = probe.gaps();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    for gap in gaps {
+        let backoff = Duration::from_millis(50);
+        assert!(
+            gap >= backoff,
+            "retried after {gap:?}, before the {backoff:?} backoff"
+        );
+        assert!(gap < backoff + SLACK, "retried only after {gap:?}");
+    }
+}
+
+pub(crate) async fn retries_wait_at_least_the_exponential_backoff(docket: Docket) {
+    let probe = Probe::new();
+    FailWithExponentialBackoff::schedule(probe.id())
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    let gaps = probe.gaps();
+    let backoffs = [40, 80, 100].map(Duration::from_millis);
+    assert_eq!(gaps.len(), backoffs.len(), "{gaps:?}");
+    for (retry, (gap, backoff)) in gaps.into_iter().zip(backoffs).enumerate() {
+        let retry = retry + 1;
+        assert!(
+            gap >= backoff,
+            "retry {retry} came after {gap:?}, before its {backoff:?} backoff"
+        );
+        assert!(
+            gap < backoff + SLACK,
+            "retry {retry} came only after {gap:?}"
+        );
+    }
+}
+
+pub(crate) async fn a_task_that_succeeds_on_a_retry_is_not_a_dead_letter(docket: Docket) {
+    let probe = Probe::new();
+    FailThenSucceed::schedule(probe.id(), 2)
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(probe.starts(), 3, "two failures, then a success");
+    assert_eq!(dead_letters(&docket).await, []);
+    let snapshot = docket.snapshot().await.unwrap();
+    assert!(snapshot.is_empty(), "{snapshot:#?}");
+    assert_eq!(snapshot.dead, 0);
+}
+
+pub(crate) async fn an_attempt_that_overruns_its_timeout_fails_as_timed_out(docket: Docket) {
+    let probe = Probe::new();
+    let scheduled = OverrunTimeout::schedule(probe.id())
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].finished, None, "the attempt is cut short");
+    let dead = dead_letters(&docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].key, scheduled.key());
+    assert_eq!(dead[0].attempt, 1);
+    assert!(dead[0].reason.contains("timed out"), "{:?}", dead[0].reason);
+}
+
+pub(crate) async fn a_panicking_task_is_a_failed_attempt_and_the_worker_keeps_running(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let worker = Background::start(Worker::new(&docket));
+    let panicking = PanicAlways::schedule(probe.id()).on(&docket).await.unwrap();
+    eventually("the panicking task is a dead letter", || async {
+        !dead_letters(&docket).await.is_empty()
+    })
+    .await;
+
+    NoteRun::schedule(probe.id(), "after the panic".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    probe
+        .until("the next task runs", |p| {
+            p.labels().iter().any(|label| label == "after the panic")
+        })
+        .await;
+    worker.stop().await;
+
+    let dead = dead_letters(&docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].key, panicking.key());
+    assert_eq!(dead[0].attempt, 1);
+    assert!(dead[0].reason.contains("panicked"), "{:?}", dead[0].reason);
+    assert!(
+        dead[0].reason.contains("the probe exploded"),
+        "the reason carries the panic message: {:?}",
+        dead[0].reason
+    );
+}
+
+// Workers.
+
+pub(crate) async fn a_worker_never_runs_more_tasks_at_once_than_its_concurrency(docket: Docket) {
+    let probe = Probe::new();
+    for _ in 0..20 {
+        SleepFor::schedule(probe.id(), 30)
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+
+    tokio::time::timeout(
+        PATIENCE,
+        Worker::new(&docket).concurrency(3).run_until_finished(),
+    )
+    .await
+    .expect("the worker finished in time")
+    .unwrap();
+
+    assert_eq!(probe.finishes(), 20);
+    assert_eq!(
+        probe.most_running(),
+        3,
+        "at most 3 at once, and 3 when 20 wait"
+    );
+}
+
+pub(crate) async fn shutdown_lets_running_tasks_finish_and_leaves_the_rest_queued(docket: Docket) {
+    let probe = Probe::new();
+    for _ in 0..4 {
+        SleepFor::schedule(probe.id(), 200)
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    let worker = Background::start(Worker::new(&docket).concurrency(2));
+    probe.until("two tasks run", |p| p.starts() == 2).await;
+
+    worker.stop().await;
+
+    assert_eq!(
+        probe.finishes(),
+        2,
+        "shutdown waits for the running tasks to finish"
+    );
+    let snapshot = docket.snapshot().await.unwrap();
+    assert_eq!(snapshot.running, [], "nothing is left running");
+    assert_eq!(
+        snapshot.queued.len(),
+        2,
+        "the tasks not started wait: {snapshot:#?}"
+    );
+
+    finish(&docket).await;
+    assert_eq!(
+        probe.finishes(),
+        4,
+        "the waiting tasks run on the next worker"
+    );
+}
+
+// Dead letters.
+
+pub(crate) async fn a_task_with_an_unknown_name_becomes_a_replayable_dead_letter(docket: Docket) {
+    let probe = Probe::new();
+    let unknown = docket.add_json("no_such_task", "{}").await.unwrap();
+    NoteRun::schedule(probe.id(), "known".into())
+        .after(Duration::from_millis(50))
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(unknown.placement(), Placement::Queue);
+    assert_eq!(
+        probe.labels(),
+        ["known"],
+        "the worker keeps running other tasks"
+    );
+    let dead = dead_letters(&docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].key, unknown.key());
+    assert_eq!(dead[0].task, "no_such_task");
+    assert_eq!(dead[0].args, "{}");
+    assert!(
+        dead[0].reason.contains("no_such_task"),
+        "{:?}",
+        dead[0].reason
+    );
+
+    assert!(
+        docket.replay(unknown.key()).await.unwrap(),
+        "replay finds the dead letter"
+    );
+    let snapshot = docket.snapshot().await.unwrap();
+    let queued: Vec<&str> = snapshot.queued.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(queued, [unknown.key()], "replay queues the task again");
+    assert_eq!(snapshot.queued[0].task, "no_such_task");
+    assert_eq!(snapshot.queued[0].attempt, 1);
+    assert_eq!(
+        dead_letters(&docket).await,
+        [],
+        "a replayed task is no longer dead"
+    );
+}
+
+pub(crate) async fn arguments_that_do_not_decode_become_a_dead_letter_without_retries(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let scheduled = docket
+        .add_json("fail_always", r#"{"wrong":1}"#)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(probe.starts(), 0);
+    let dead = dead_letters(&docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].key, scheduled.key());
+    assert_eq!(dead[0].task, "fail_always");
+    assert_eq!(
+        dead[0].args, r#"{"wrong":1}"#,
+        "the arguments are kept as they were"
+    );
+    assert_eq!(dead[0].attempt, 1, "retrying cannot make arguments decode");
+    assert!(dead[0].reason.contains("decode"), "{:?}", dead[0].reason);
+}
+
+// Snapshots.
+
+pub(crate) async fn the_snapshot_lists_due_tasks_as_queued(docket: Docket) {
+    let probe = Probe::new();
+    let scheduled = NoteRun::schedule(probe.id(), "queued".into())
+        .key("queued-1")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    let snapshot = docket.snapshot().await.unwrap();
+
+    assert_eq!(snapshot.queued.len(), 1, "{snapshot:#?}");
+    assert_eq!((snapshot.scheduled.len(), snapshot.running.len()), (0, 0));
+    let queued = &snapshot.queued[0];
+    assert_eq!(queued.key, "queued-1");
+    assert_eq!(queued.task, "note_run");
+    assert_eq!(queued.attempt, 1);
+    assert_eq!(queued.worker, None);
+    assert!(
+        same_time(queued.due, scheduled.due()),
+        "{queued:?} vs {scheduled:?}"
+    );
+}
+
+pub(crate) async fn the_snapshot_lists_queued_tasks_oldest_first(docket: Docket) {
+    let probe = Probe::new();
+    // `first` is scheduled first and due first, but becomes due only while it waits.
+    NoteRun::schedule(probe.id(), "first".into())
+        .after(Duration::from_millis(30))
+        .key("first")
+        .on(&docket)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    NoteRun::schedule(probe.id(), "second".into())
+        .key("second")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    let snapshot = docket.snapshot().await.unwrap();
+
+    let queued: Vec<&str> = snapshot.queued.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(queued, ["first", "second"], "{snapshot:#?}");
+}
+
+pub(crate) async fn the_snapshot_lists_future_tasks_as_scheduled(docket: Docket) {
+    let probe = Probe::new();
+    let scheduled = NoteRun::schedule(probe.id(), "tomorrow".into())
+        .after(Duration::from_secs(24 * 60 * 60))
+        .key("tomorrow")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    let snapshot = docket.snapshot().await.unwrap();
+
+    assert_eq!(snapshot.scheduled.len(), 1, "{snapshot:#?}");
+    assert_eq!((snapshot.queued.len(), snapshot.running.len()), (0, 0));
+    let waiting = &snapshot.scheduled[0];
+    assert_eq!(waiting.key, "tomorrow");
+    assert_eq!(waiting.task, "note_run");
+    assert!(
+        same_time(waiting.due, scheduled.due()),
+        "{waiting:?} vs {scheduled:?}"
+    );
+    assert!(
+        waiting.due > snapshot.taken,
+        "a scheduled task is due in the future"
+    );
+}
+
+pub(crate) async fn the_snapshot_lists_a_task_being_run_as_running_on_its_worker(docket: Docket) {
+    let probe = Probe::new();
+    WaitForRelease::schedule(probe.id())
+        .key("blocked")
+        .on(&docket)
+        .await
+        .unwrap();
+    let worker = Worker::new(&docket);
+    let worker_id = worker.id().to_owned();
+    let worker = Background::start(worker);
+    probe.until("the task runs", |p| p.starts() == 1).await;
+
+    let snapshot = docket.snapshot().await.unwrap();
+    probe.release(1);
+    worker.stop().await;
+
+    assert_eq!(snapshot.running.len(), 1, "{snapshot:#?}");
+    assert_eq!((snapshot.queued.len(), snapshot.scheduled.len()), (0, 0));
+    let running = &snapshot.running[0];
+    assert_eq!(running.key, "blocked");
+    assert_eq!(running.task, "wait_for_release");
+    assert_eq!(running.attempt, 1);
+    assert_eq!(running.worker.as_deref(), Some(worker_id.as_str()));
+}
+
+pub(crate) async fn the_snapshot_lists_a_task_waiting_to_retry_as_scheduled_for_its_next_attempt(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let scheduled = FailThenWaitAnHour::schedule(probe.id())
+        .on(&docket)
+        .await
+        .unwrap();
+    let worker = Background::start(Worker::new(&docket));
+    let failed_at = SystemTime::now();
+    eventually("the task waits for its retry", || async {
+        !docket.snapshot().await.unwrap().scheduled.is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    let snapshot = docket.snapshot().await.unwrap();
+    assert_eq!(probe.starts(), 1);
+    assert_eq!(snapshot.scheduled.len(), 1, "{snapshot:#?}");
+    assert_eq!((snapshot.queued.len(), snapshot.running.len()), (0, 0));
+    let retry = &snapshot.scheduled[0];
+    assert_eq!(retry.key, scheduled.key());
+    assert_eq!(retry.attempt, 2);
+    let backoff = Duration::from_secs(60 * 60);
+    assert!(
+        retry.due >= failed_at + backoff,
+        "due {retry:?}, before its backoff"
+    );
+    assert!(retry.due < failed_at + backoff + SLACK, "due {retry:?}");
+    assert!(
+        docket.cancel(scheduled.key()).await.unwrap(),
+        "a retry waits like any task"
+    );
+}
+
+pub(crate) async fn the_snapshot_is_empty_after_run_until_finished(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "a".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    NoteRun::schedule(probe.id(), "b".into())
+        .after(Duration::from_millis(50))
+        .on(&docket)
+        .await
+        .unwrap();
+    let before = docket.snapshot().await.unwrap();
+
+    finish(&docket).await;
+
+    let after = docket.snapshot().await.unwrap();
+    assert_eq!(before.len(), 2, "{before:#?}");
+    assert!(after.is_empty(), "{after:#?}");
+    assert_eq!(after.dead, 0);
+    assert_eq!(probe.starts(), 2);
+}
+
+pub(crate) async fn run_until_finished_waits_for_tasks_due_later(docket: Docket) {
+    let probe = Probe::new();
+    let delay = Duration::from_millis(150);
+    let scheduled_at = Instant::now();
+    NoteRun::schedule(probe.id(), "later".into())
+        .after(delay)
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert!(
+        scheduled_at.elapsed() >= delay,
+        "returned before the task was due"
+    );
+    assert_eq!(
+        probe.labels(),
+        ["later"],
+        "the task ran before the worker returned"
+    );
+}
+
+// Tracing.
+
+pub(crate) async fn scheduling_on_a_queue_is_traced_as_via_docket(docket: Docket) {
+    let probe = Probe::new();
+    let capture = Capture::new();
+    let scheduled = {
+        // Scheduling runs on this thread, so a thread-local subscriber sees all of it.
+        let _guard = tracing::subscriber::set_default(capture.subscriber());
+        NoteRun::schedule(probe.id(), "traced".into())
+            .on(&docket)
+            .await
+            .unwrap()
+    };
+
+    let spans = capture.spans("docket.schedule");
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(spans[0].field("task"), Some("note_run"));
+    assert_eq!(spans[0].field("key"), Some(scheduled.key()));
+    assert_eq!(spans[0].field("placement"), Some("queue"));
+    let messages = capture.messages_in("docket.schedule");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "scheduled note_run via docket"),
+        "{messages:#?}"
+    );
+}
