@@ -617,6 +617,8 @@ impl Backend for RedisBackend {
         }
         for (key, json) in parked {
             match codec::decode_message(&key, &json) {
+                // Due but not yet moved to the stream: a worker would take it now.
+                Ok(message) if message.due <= taken => snapshot.queued.push(info(&message)),
                 Ok(message) => snapshot.scheduled.push(info(&message)),
                 Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
             }
