@@ -50,14 +50,8 @@ async fn main() -> docket::Result<()> {
         .after(Duration::from_millis(300))
         .on(&docket)
         .await?;
-    let first = SyncPartner::schedule(7)
-        .key("sync-7")
-        .on(&docket)
-        .await?;
-    let again = SyncPartner::schedule(7)
-        .key("sync-7")
-        .on(&docket)
-        .await?;
+    let first = SyncPartner::schedule(7).key("sync-7").on(&docket).await?;
+    let again = SyncPartner::schedule(7).key("sync-7").on(&docket).await?;
     println!(
         "scheduled: sync-7 was {:?}, then {:?}",
         first.disposition(),
@@ -72,7 +66,10 @@ async fn main() -> docket::Result<()> {
     );
 
     println!("running a worker until every task is done:");
-    Worker::new(&docket).concurrency(4).run_until_finished().await?;
+    Worker::new(&docket)
+        .concurrency(4)
+        .run_until_finished()
+        .await?;
 
     let snapshot = docket.snapshot().await?;
     let dead = docket.dead_letters().await?;

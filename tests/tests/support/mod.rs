@@ -6,7 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -90,11 +90,22 @@ impl RedisServer {
                     return;
                 }
             }
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
                 let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                panic!("redis-server exited with {status} on port {}:\n{log}", self.port);
+                panic!(
+                    "redis-server exited with {status} on port {}:\n{log}",
+                    self.port
+                );
             }
-            assert!(Instant::now() < deadline, "redis-server did not answer within 10 s on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer within 10 s on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -170,7 +181,12 @@ impl RedisServer {
         info.lines()
             .filter_map(|line| {
                 let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
                 Some((name.to_owned(), calls))
             })
             .collect()
@@ -200,7 +216,10 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     reader.read_line(&mut line)?;
     let line = line.trim_end_matches("\r\n");
     let (kind, rest) = line.split_at(line.len().min(1));
-    let number = || rest.parse::<i64>().map_err(|e| std::io::Error::other(e.to_string()));
+    let number = || {
+        rest.parse::<i64>()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
     Ok(match kind {
         "+" => Reply::Status(rest.to_owned()),
         "-" => Reply::Error(rest.to_owned()),
@@ -218,7 +237,11 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
                 .map(|_| read_reply(reader))
                 .collect::<std::io::Result<_>>()?,
         ),
-        _ => return Err(std::io::Error::other(format!("unexpected reply line {line:?}"))),
+        _ => {
+            return Err(std::io::Error::other(format!(
+                "unexpected reply line {line:?}"
+            )));
+        }
     })
 }
 
@@ -233,5 +256,9 @@ pub fn free_port() -> u16 {
 /// A docket name no other test uses.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
