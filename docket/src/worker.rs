@@ -20,6 +20,9 @@ const FINISH_POLL: Duration = Duration::from_millis(25);
 /// The most acknowledgements settled in one backend call.
 const ACK_BATCH: usize = 1024;
 
+/// How long a settlement is tried again while the backend is unreachable.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long to wait before claiming again after the backend failed.
 const BACKEND_RETRY: Duration = Duration::from_millis(500);
 
@@ -130,12 +133,16 @@ impl Worker {
             {
                 free.merge(more);
             }
-            if until_finished
-                && running.is_empty()
-                && local.outstanding() == 0
-                && backend.outstanding().await? == 0
-            {
-                break;
+            if until_finished && running.is_empty() && local.outstanding() == 0 {
+                match backend.outstanding().await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(worker = %self.id, error = %Chain(&error), "counting outstanding tasks failed; trying again");
+                        tokio::time::sleep(BACKEND_RETRY).await;
+                        continue;
+                    }
+                }
             }
             let wait = until_finished.then_some(FINISH_POLL);
             let deliveries = match backend
@@ -213,8 +220,9 @@ async fn settle(
     let policy = registration.policy();
     if message.attempt < policy.max_attempts() {
         let delay = policy.retry_backoff().delay(message.attempt);
-        if let Err(failure) = backend.retry(&delivery, SystemTime::now() + delay).await {
-            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry");
+        let due = SystemTime::now() + delay;
+        if let Err(failure) = persist(|| backend.retry(&delivery, due)).await {
+            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will be redelivered");
         }
     } else {
         let reason = format!(
@@ -229,8 +237,9 @@ async fn settle(
 async fn bury(backend: &AnyBackend, delivery: &Delivery, reason: String) {
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
-    if let Err(error) = backend.bury(delivery, Burial { reason }).await {
-        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter");
+    let burial = Burial { reason };
+    if let Err(error) = persist(|| backend.bury(delivery, burial.clone())).await {
+        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will be redelivered");
     }
 }
 
@@ -239,10 +248,29 @@ async fn acknowledge(docket: Docket, mut acked: mpsc::UnboundedReceiver<Delivery
     let backend = docket.backend().expect("workers only run with a backend");
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while acked.recv_many(&mut batch, ACK_BATCH).await > 0 {
-        if let Err(error) = backend.complete(&batch).await {
-            tracing::error!(count = batch.len(), error = %Chain(&error), "could not acknowledge tasks");
+        if let Err(error) = persist(|| backend.complete(&batch)).await {
+            tracing::error!(count = batch.len(), error = %Chain(&error), "could not acknowledge tasks; they will be redelivered");
         }
         batch.clear();
+    }
+}
+
+/// Settle with the backend, trying again while it is unreachable (a restart, a dropped
+/// connection) for up to [`SETTLE_PATIENCE`]. Settling twice is harmless, so a try whose answer
+/// was lost may be repeated. A task that cannot be settled stays with this worker and is
+/// redelivered after the redelivery timeout: late, never lost.
+async fn persist<F: Future<Output = Result<()>>>(mut settle: impl FnMut() -> F) -> Result<()> {
+    let give_up = tokio::time::Instant::now() + SETTLE_PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match settle().await {
+            Err(error) if error.is_unavailable() && tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %Chain(&error), ?pause, "settling failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            result => return result,
+        }
     }
 }
 

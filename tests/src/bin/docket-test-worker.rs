@@ -1,0 +1,52 @@
+//! A worker process for the crash tests: the tests start it, SIGKILL it mid-task, and start
+//! another. Its one task appends `start N PID` and `done N PID` lines to the file named by
+//! `DOCKET_TEST_LOG`, so the test can tell what ran, where, and whether it finished.
+//!
+//! Environment: `DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY` as usual;
+//! `DOCKET_TEST_LOG` (required) and `DOCKET_TEST_REDELIVERY_MS` (default 1000).
+
+use std::io::Write;
+use std::time::Duration;
+
+/// Record the start, hold for `hold_ms`, record the end.
+#[docket::task]
+async fn crash_probe(n: u32, hold_ms: u64) -> Result<(), std::io::Error> {
+    record(&format!("start {n} {}", std::process::id()))?;
+    tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+    record(&format!("done {n} {}", std::process::id()))
+}
+
+fn record(line: &str) -> Result<(), std::io::Error> {
+    let path = std::env::var("DOCKET_TEST_LOG").map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    // One write per line: appends of a few bytes land whole.
+    file.write_all(format!("{line}\n").as_bytes())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let url = std::env::var("DOCKET_URL")?;
+    let name = std::env::var("DOCKET_NAME")?;
+    let redelivery = std::env::var("DOCKET_TEST_REDELIVERY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(1000);
+    let docket = docket::Docket::connect(url)
+        .name(name)
+        .redelivery_timeout(Duration::from_millis(redelivery))
+        .await?;
+    let concurrency = std::env::var("DOCKET_WORKER_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    record(&format!("worker {}", std::process::id()))?;
+    docket::Worker::new(&docket)
+        .concurrency(concurrency)
+        .run()
+        .await?;
+    record(&format!("stopped {}", std::process::id()))?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Durability across worker crashes: a worker process is SIGKILLed mid-task, and another worker
+//! takes its tasks over after the redelivery timeout. Nothing is lost.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::RedisServer;
+
+const TASKS: u32 = 20;
+
+/// A `docket-test-worker` process on `server`'s docket `name`, logging to `log`.
+fn spawn_worker(server: &RedisServer, name: &str, log: &Path, concurrency: u32) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_docket-test-worker"))
+        .env("DOCKET_URL", server.url())
+        .env("DOCKET_NAME", name)
+        .env("DOCKET_WORKER_CONCURRENCY", concurrency.to_string())
+        .env("DOCKET_TEST_LOG", log)
+        .env("DOCKET_TEST_REDELIVERY_MS", "1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the test worker")
+}
+
+/// `(event, task) → pids` from the log lines `start N PID` and `done N PID`.
+fn read_log(log: &Path) -> BTreeMap<(String, u32), Vec<u32>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut events: BTreeMap<(String, u32), Vec<u32>> = BTreeMap::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if let [event @ ("start" | "done"), n, pid] = parts[..] {
+            events
+                .entry((event.to_owned(), n.parse().unwrap()))
+                .or_default()
+                .push(pid.parse().unwrap());
+        }
+    }
+    events
+}
+
+fn count(events: &BTreeMap<(String, u32), Vec<u32>>, event: &str) -> usize {
+    events.keys().filter(|(name, _)| name == event).count()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Cleanup(Vec<Child>, PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_redelivered_after_its_worker_dies() {
+    let server = RedisServer::start();
+    let name = support::unique_name("crash");
+    let log = server.dir().join("runs.log");
+    let docket = docket::Docket::connect(server.url())
+        .name(&name)
+        .await
+        .unwrap();
+    for n in 0..TASKS {
+        let args = format!(r#"{{"n":{n},"hold_ms":1500}}"#);
+        docket.add_json("crash_probe", &args).await.unwrap();
+    }
+
+    let mut cleanup = Cleanup(Vec::new(), log.clone());
+    cleanup.0.push(spawn_worker(&server, &name, &log, 5));
+    wait_for("the first worker to start five tasks", || {
+        count(&read_log(&log), "start") >= 5
+    })
+    .await;
+    let victim = cleanup.0[0].id();
+    cleanup.0[0].kill().expect("SIGKILL the first worker");
+    cleanup.0[0].wait().unwrap();
+    let interrupted: BTreeSet<u32> = read_log(&log)
+        .iter()
+        .filter(|((event, _), pids)| event == "start" && pids.contains(&victim))
+        .map(|((_, n), _)| *n)
+        .collect();
+    assert!(!interrupted.is_empty());
+
+    cleanup.0.push(spawn_worker(&server, &name, &log, 10));
+    wait_for("every task to finish", || {
+        count(&read_log(&log), "done") == TASKS as usize
+    })
+    .await;
+
+    let events = read_log(&log);
+    for n in 0..TASKS {
+        assert!(
+            events.contains_key(&("done".to_owned(), n)),
+            "task {n} never finished: {events:?}"
+        );
+    }
+    for n in &interrupted {
+        let starts = &events[&("start".to_owned(), *n)];
+        assert!(
+            starts.len() >= 2 && starts.iter().any(|pid| *pid != victim),
+            "task {n}, interrupted by the crash, was not run again elsewhere: {starts:?}"
+        );
+    }
+    // The last acknowledgements may still be on their way.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !docket.snapshot().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "tasks were left behind");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(docket.dead_letters().await.unwrap().is_empty());
+}
