@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
+    /// The plain port, always open: the harness's own commands use it.
     port: u16,
+    /// The TLS port, when the server was started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
     dir: PathBuf,
     extra: Vec<String>,
-    /// The scheme and credentials part of the URL, when the test adds TLS or a password.
-    url_prefix: String,
 }
 
 impl RedisServer {
@@ -42,9 +43,9 @@ impl RedisServer {
         let mut server = RedisServer {
             child: None,
             port: free_port(),
+            tls_port: None,
             dir,
             extra: args.iter().map(|arg| arg.to_string()).collect(),
-            url_prefix: "redis://".into(),
         };
         server.spawn();
         server
@@ -79,16 +80,35 @@ impl RedisServer {
         self.wait_ready();
     }
 
+    /// A server that also serves TLS with `certs`, on a second port.
+    pub fn start_tls(certs: &Certs) -> RedisServer {
+        let tls_port = free_port().to_string();
+        let path = |name: &str| certs.dir.join(name).display().to_string();
+        let mut server = RedisServer::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &path("server.crt"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ]);
+        server.tls_port = Some(tls_port.parse().unwrap());
+        server
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if self.is_tls() || self.try_command(&["PING"]).is_ok() {
-                if !self.is_tls() {
-                    return;
-                }
-                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                    return;
-                }
+            if self.try_command(&["PING"]).is_ok() {
+                return;
             }
             if let Some(status) = self
                 .child
@@ -110,13 +130,17 @@ impl RedisServer {
         }
     }
 
-    fn is_tls(&self) -> bool {
-        self.extra.iter().any(|arg| arg == "--tls-port")
-    }
-
     /// The server's `redis://` URL.
     pub fn url(&self) -> String {
-        format!("{}127.0.0.1:{}", self.url_prefix, self.port)
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's `rediss://` URL, logging in as `user`.
+    pub fn tls_url(&self, user: &str, password: &str) -> String {
+        let port = self
+            .tls_port
+            .expect("the server was started with start_tls");
+        format!("rediss://{user}:{password}@127.0.0.1:{port}")
     }
 
     pub fn port(&self) -> u16 {
@@ -243,6 +267,113 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
             )));
         }
     })
+}
+
+/// A private CA and a server certificate for 127.0.0.1, made once per test binary with the
+/// `openssl` command.
+#[derive(Debug)]
+pub struct Certs {
+    pub dir: PathBuf,
+}
+
+impl Certs {
+    pub fn get() -> &'static Certs {
+        static CERTS: std::sync::OnceLock<Certs> = std::sync::OnceLock::new();
+        CERTS.get_or_init(Certs::make)
+    }
+
+    /// The CA certificate, PEM, for `Connect::tls_ca_pem`.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("read the test CA")
+    }
+
+    fn make() -> Certs {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("docket-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &dir,
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=docket test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &dir,
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        Certs { dir }
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("the TLS tests need the `openssl` command ({error}); install it (Debian: `apt-get install openssl`)")
+        });
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A loopback port nothing listens on right now.

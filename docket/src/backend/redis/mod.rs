@@ -110,6 +110,11 @@ impl RedisBackend {
     /// [`Error::Unavailable`] on first use, not here.
     pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
         let redacted = crate::config::redact(url);
+        if url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider. Install ring's unless the application
+            // already chose one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let invalid = |error: RedisError| {
             Error::Config(format!("cannot use the Redis URL `{redacted}`: {error}"))
         };
