@@ -40,6 +40,7 @@
 //! |---|---|
 //! | unset | in-process: the task runs on the caller's tokio runtime; nothing is durable |
 //! | `memory://` | the whole docket in this process's memory, run by a [`Worker`]; for tests |
+//! | `redis://`, `rediss://` | durable: Redis keeps every task until a worker acknowledges it |
 //!
 //! `DOCKET_NAME` names the docket (default `docket`) and `DOCKET_WORKER_CONCURRENCY` sets how many
 //! tasks a worker runs at once (default 10).
