@@ -665,12 +665,12 @@ impl Backend for RedisBackend {
             due: SystemTime::now(),
         };
         let mut invocation = SCRIPTS.replay.prepare_invoke();
+        self.keys_for(&mut invocation);
         invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
             .key(&self.keys.dead)
             .arg(key)
-            .arg(codec::encode_message(&message));
+            .arg(codec::encode_message(&message))
+            .arg(millis(SystemTime::now()));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 }

@@ -1,5 +1,6 @@
 //! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`.
 //! `redis::Script` loads a script again when the server answers `NOSCRIPT` (after a restart).
+//! Scripts that store tasks start with `store.lua`, their shared function.
 
 use std::sync::LazyLock;
 
@@ -17,12 +18,21 @@ pub(super) struct Scripts {
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    enqueue: Script::new(include_str!("lua/enqueue.lua")),
+    enqueue: Script::new(concat!(
+        include_str!("lua/store.lua"),
+        include_str!("lua/enqueue.lua")
+    )),
     tick: Script::new(include_str!("lua/tick.lua")),
     complete: Script::new(include_str!("lua/complete.lua")),
-    retry: Script::new(include_str!("lua/retry.lua")),
+    retry: Script::new(concat!(
+        include_str!("lua/store.lua"),
+        include_str!("lua/retry.lua")
+    )),
     bury: Script::new(include_str!("lua/bury.lua")),
     cancel: Script::new(include_str!("lua/cancel.lua")),
-    replay: Script::new(include_str!("lua/replay.lua")),
+    replay: Script::new(concat!(
+        include_str!("lua/store.lua"),
+        include_str!("lua/replay.lua")
+    )),
     renew: Script::new(include_str!("lua/renew.lua")),
 });

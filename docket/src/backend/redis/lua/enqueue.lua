@@ -29,17 +29,5 @@ if mode ~= 'fresh' then
   end
 end
 
-if due <= now then
-  local id = redis.call('XADD', stream, '*', 'k', key, 'm', message)
-  redis.call('HSET', index, key, id)
-else
-  local first = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
-  redis.call('ZADD', schedule, due, key)
-  redis.call('HSET', parked, key, message)
-  redis.call('HSET', index, key, 's')
-  if #first == 0 or tonumber(first[2]) > due then
-    -- The earliest future task changed: wake a parked worker so it sets its timer again.
-    redis.call('XADD', stream, '*', 'w', ARGV[3])
-  end
-end
+store(stream, index, schedule, parked, key, message, due, now)
 return outcome

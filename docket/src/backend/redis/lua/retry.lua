@@ -13,16 +13,5 @@ if current and current ~= id then
   return 0
 end
 
-if due <= now then
-  local next_id = redis.call('XADD', stream, '*', 'k', key, 'm', message)
-  redis.call('HSET', index, key, next_id)
-else
-  local first = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
-  redis.call('ZADD', schedule, due, key)
-  redis.call('HSET', parked, key, message)
-  redis.call('HSET', index, key, 's')
-  if #first == 0 or tonumber(first[2]) > due then
-    redis.call('XADD', stream, '*', 'w', ARGV[4])
-  end
-end
+store(stream, index, schedule, parked, key, message, due, now)
 return 1
