@@ -177,6 +177,9 @@ impl Worker {
         if let Some(renewer) = renewer {
             renewer.await.expect("the renewer does not panic");
         }
+        if let Err(error) = backend.retire(&self.id).await {
+            tracing::debug!(worker = %self.id, error = %Chain(&error), "could not retire the worker");
+        }
         if until_finished {
             local.wait_idle().await;
         }

@@ -99,6 +99,22 @@ async fn an_idle_worker_sends_no_commands_between_its_rare_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_stops_cleanly_leaves_no_consumer_behind() {
+    let server = RedisServer::start();
+    let name = unique_name("retire");
+    let docket = Docket::connect(server.url()).name(&name).await.unwrap();
+    Noop::schedule(1).on(&docket).await.unwrap();
+    Worker::new(&docket).run_until_finished().await.unwrap();
+    let consumers = server.command(&[
+        "XINFO",
+        "CONSUMERS",
+        &format!("{{{name}}}:stream"),
+        "workers",
+    ]);
+    assert_eq!(consumers, support::Reply::Array(Vec::new()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_wakes_for_a_task_due_before_its_next_check() {
     let server = RedisServer::start();
     let docket = Docket::connect(server.url())

@@ -123,4 +123,16 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(docket.dead_letters().await.unwrap().is_empty());
+
+    // The dead worker is forgotten once silent for twice the redelivery timeout; the live one
+    // stays until it stops.
+    let stream = format!("{{{name}}}:stream");
+    let consumers = || match server.command(&["XINFO", "CONSUMERS", &stream, "workers"]) {
+        support::Reply::Array(consumers) => consumers.len(),
+        other => panic!("XINFO CONSUMERS answered {other:?}"),
+    };
+    wait_for("the dead worker's consumer to be removed", || {
+        consumers() == 1
+    })
+    .await;
 }

@@ -25,6 +25,8 @@ const ACL: &[&str] = &[
     "+script|load",
     "+xreadgroup",
     "+xgroup|create",
+    "+xgroup|delconsumer",
+    "+xinfo|consumers",
     "+xlen",
     "+xrange",
     "+xpending",

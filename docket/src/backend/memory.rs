@@ -293,6 +293,10 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn retire(&self, _worker: &str) -> Result<()> {
+        Ok(())
+    }
+
     async fn outstanding(&self) -> Result<usize> {
         let state = self.state();
         let waiting = state.keys.values().filter(|slot| slot.waiting.is_some());

@@ -117,6 +117,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Keep the deliveries of `worker` from being taken over by another worker.
     fn renew(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// The worker has stopped and settled everything it took: forget it.
+    fn retire(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// How many tasks are waiting or running, in all.
     fn outstanding(&self) -> impl Future<Output = Result<usize>> + Send;
 
@@ -188,6 +191,10 @@ impl Backend for AnyBackend {
 
     async fn renew(&self, worker: &str) -> Result<()> {
         dispatch!(self, b => b.renew(worker))
+    }
+
+    async fn retire(&self, worker: &str) -> Result<()> {
+        dispatch!(self, b => b.retire(worker))
     }
 
     async fn outstanding(&self) -> Result<usize> {

@@ -558,6 +558,12 @@ impl Backend for RedisBackend {
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
+    async fn retire(&self, worker: &str) -> Result<()> {
+        let mut invocation = SCRIPTS.retire.prepare_invoke();
+        invocation.key(&self.keys.stream).arg(worker);
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
     async fn outstanding(&self) -> Result<usize> {
         let mut pipeline = redis::pipe();
         pipeline

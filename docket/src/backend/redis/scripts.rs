@@ -15,6 +15,7 @@ pub(super) struct Scripts {
     pub(super) cancel: Script,
     pub(super) replay: Script,
     pub(super) renew: Script,
+    pub(super) retire: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -35,4 +36,5 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         include_str!("lua/replay.lua")
     )),
     renew: Script::new(include_str!("lua/renew.lua")),
+    retire: Script::new(include_str!("lua/retire.lua")),
 });

@@ -1,5 +1,5 @@
 -- Move due future tasks into the stream, and take over deliveries whose worker stopped
--- renewing them.
+-- renewing them (forgetting such workers once nothing is pending for them).
 --
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
@@ -22,10 +22,22 @@ if #due > 0 then
 end
 
 local cursor, reclaimed = ARGV[5], {}
-if tonumber(ARGV[4]) > 0 then
-  local claimed = redis.call('XAUTOCLAIM', stream, 'workers', ARGV[3], ARGV[4], cursor,
+local idle = tonumber(ARGV[4])
+if idle > 0 then
+  local claimed = redis.call('XAUTOCLAIM', stream, 'workers', ARGV[3], idle, cursor,
     'COUNT', ARGV[6])
   cursor, reclaimed = claimed[1], claimed[2]
+  -- A consumer silent for twice the redelivery timeout with nothing pending is a worker that
+  -- died; a live one that was only idle is made again by its next read.
+  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'workers')) do
+    local fields = {}
+    for i = 1, #consumer, 2 do
+      fields[consumer[i]] = consumer[i + 1]
+    end
+    if fields['pending'] == 0 and fields['idle'] > 2 * idle and fields['name'] ~= ARGV[3] then
+      redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', fields['name'])
+    end
+  end
 end
 
 local next_due = -1
