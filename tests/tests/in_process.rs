@@ -15,9 +15,9 @@ mod capture;
 
 use std::time::{Duration, Instant};
 
-use docket::{Disposition, Docket, Placement, Worker};
+use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Task, Worker};
 
-use self::capture::Capture;
+use self::capture::{Capture, CapturedSpan};
 use self::probe::Probe;
 
 /// Far longer than anything here takes; it only turns a hang into a readable failure.
@@ -51,6 +51,32 @@ async fn finish(docket: &Docket) {
         .await
         .expect("the in-process tasks finished in time")
         .expect("waiting for in-process tasks cannot fail");
+}
+
+/// On a fresh in-process docket, schedule what `schedule` makes for a new probe's id and wait
+/// until it has ended, tracing it all to `capture`; what was scheduled.
+async fn run_traced<T: Task>(
+    capture: &Capture,
+    schedule: impl FnOnce(String) -> Schedule<T>,
+) -> Scheduled {
+    let _guard = tracing::subscriber::set_default(capture.subscriber());
+    let docket = Docket::in_process();
+    let probe = Probe::new();
+
+    let scheduled = schedule(probe.id()).on(&docket).await.unwrap();
+    finish(&docket).await;
+    scheduled
+}
+
+/// The one span named `name`; fails the test unless it is of the `note_run` task `scheduled`.
+#[track_caller]
+fn only_note_run_span(capture: &Capture, name: &str, scheduled: &Scheduled) -> CapturedSpan {
+    let mut spans = capture.spans(name);
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = spans.remove(0);
+    assert_eq!(span.field("task"), Some("note_run"));
+    assert_eq!(span.field("key"), Some(scheduled.key()));
+    span
 }
 
 #[tokio::test]
@@ -92,9 +118,7 @@ async fn an_in_process_task_scheduled_later_does_not_run_before_its_due_time() {
     finish(&docket).await;
 
     assert_eq!(scheduled.placement(), Placement::InProcess);
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    let waited = runs[0].started.duration_since(scheduled_at);
+    let waited = probe.only_run().started.duration_since(scheduled_at);
     assert!(
         waited >= delay,
         "ran {waited:?} after scheduling, before its {delay:?} delay"
@@ -154,19 +178,12 @@ async fn an_in_process_task_replaced_while_running_still_counts_as_running() {
         .on(&docket)
         .await
         .unwrap();
-    probe
-        .until("the first task runs", |p| p.starts() == 1)
-        .await;
 
-    let replacement = NoteRun::schedule(probe.id(), "replacement".into())
+    let replace = NoteRun::schedule(probe.id(), "replacement".into())
         .key("export-1")
         .replace()
-        .on(&docket)
-        .await
-        .unwrap();
-    probe
-        .until("the replacement runs", |p| p.starts() == 2)
-        .await;
+        .on(&docket);
+    let replacement = probe.while_the_first_runs(replace).await.unwrap();
     let snapshot = docket.snapshot().await.unwrap();
     let finishing = tokio::spawn({
         let docket = docket.clone();
@@ -201,21 +218,10 @@ async fn an_in_process_task_replaced_while_running_still_counts_as_running() {
 #[tokio::test]
 async fn scheduling_in_process_is_traced_in_a_docket_schedule_span() {
     let capture = Capture::new();
-    let _guard = tracing::subscriber::set_default(capture.subscriber());
-    let docket = Docket::in_process();
-    let probe = Probe::new();
+    let scheduled = run_traced(&capture, |probe| NoteRun::schedule(probe, "traced".into())).await;
 
-    let scheduled = NoteRun::schedule(probe.id(), "traced".into())
-        .on(&docket)
-        .await
-        .unwrap();
-    finish(&docket).await;
-
-    let spans = capture.spans("docket.schedule");
-    assert_eq!(spans.len(), 1, "{spans:#?}");
-    assert_eq!(spans[0].field("task"), Some("note_run"));
-    assert_eq!(spans[0].field("key"), Some(scheduled.key()));
-    assert_eq!(spans[0].field("placement"), Some("in-process"));
+    let span = only_note_run_span(&capture, "docket.schedule", &scheduled);
+    assert_eq!(span.field("placement"), Some("in-process"));
     let messages = capture.messages_in("docket.schedule");
     assert!(
         messages
@@ -228,33 +234,17 @@ async fn scheduling_in_process_is_traced_in_a_docket_schedule_span() {
 #[tokio::test]
 async fn each_in_process_attempt_is_traced_in_a_docket_task_span() {
     let capture = Capture::new();
-    let _guard = tracing::subscriber::set_default(capture.subscriber());
-    let docket = Docket::in_process();
-    let probe = Probe::new();
+    let scheduled = run_traced(&capture, |probe| NoteRun::schedule(probe, "traced".into())).await;
 
-    let scheduled = NoteRun::schedule(probe.id(), "traced".into())
-        .on(&docket)
-        .await
-        .unwrap();
-    finish(&docket).await;
-
-    let spans = capture.spans("docket.task");
-    assert_eq!(spans.len(), 1, "{spans:#?}");
-    assert_eq!(spans[0].field("task"), Some("note_run"));
-    assert_eq!(spans[0].field("key"), Some(scheduled.key()));
-    assert_eq!(spans[0].field("attempt"), Some("1"));
-    assert_eq!(spans[0].field("outcome"), Some("succeeded"));
+    let span = only_note_run_span(&capture, "docket.task", &scheduled);
+    assert_eq!(span.field("attempt"), Some("1"));
+    assert_eq!(span.field("outcome"), Some("succeeded"));
 }
 
 #[tokio::test]
 async fn failed_in_process_attempts_are_traced_with_their_number_and_outcome() {
     let capture = Capture::new();
-    let _guard = tracing::subscriber::set_default(capture.subscriber());
-    let docket = Docket::in_process();
-    let probe = Probe::new();
-
-    let scheduled = FailAlways::schedule(probe.id()).on(&docket).await.unwrap();
-    finish(&docket).await;
+    let scheduled = run_traced(&capture, FailAlways::schedule).await;
 
     let spans = capture.spans("docket.task");
     let attempts: Vec<(Option<&str>, Option<&str>, Option<&str>)> = spans

@@ -177,10 +177,85 @@ async fn dead_letters(docket: &Docket) -> Vec<DeadLetter> {
     docket.dead_letters().await.expect("read the dead letters")
 }
 
+/// The one dead letter of `docket`; fails the test unless it is the task scheduled as `key`.
+async fn only_dead_letter(docket: &Docket, key: &str) -> DeadLetter {
+    let mut dead = dead_letters(docket).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    let dead = dead.remove(0);
+    assert_eq!(dead.key, key, "the dead letter is the task scheduled");
+    dead
+}
+
 /// `a` and `b` within a millisecond: a backend may store times at millisecond precision.
 fn same_time(a: SystemTime, b: SystemTime) -> bool {
     let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
     apart.is_ok_and(|apart| apart <= Duration::from_millis(1))
+}
+
+/// Schedule a `note_run` labelled `label`, due `delay` from now; when it was scheduled.
+async fn schedule_note_after(
+    docket: &Docket,
+    probe: &Probe,
+    label: &str,
+    delay: Duration,
+) -> Instant {
+    let scheduled_at = Instant::now();
+    NoteRun::schedule(probe.id(), label.into())
+        .after(delay)
+        .on(docket)
+        .await
+        .unwrap();
+    scheduled_at
+}
+
+/// Schedule as `key` a task that runs until `probe` releases it, and start a worker in the
+/// background to run it; the worker and its id. The task may not have started yet.
+async fn start_a_task_awaiting_release(
+    docket: &Docket,
+    probe: &Probe,
+    key: &str,
+) -> (Background, String) {
+    WaitForRelease::schedule(probe.id())
+        .key(key)
+        .on(docket)
+        .await
+        .unwrap();
+    let worker = Worker::new(docket);
+    let worker_id = worker.id().to_owned();
+    (Background::start(worker), worker_id)
+}
+
+/// Assert that `probe` ran once, no sooner than `delay` after `scheduled_at`, when it was due,
+/// and less than [`SLACK`] later.
+#[track_caller]
+fn assert_ran_once_after(probe: &Probe, scheduled_at: Instant, delay: Duration) {
+    let waited = probe.only_run().started.duration_since(scheduled_at);
+    assert!(
+        waited >= delay,
+        "ran {waited:?} after scheduling, before it was due ({delay:?} after)"
+    );
+    assert!(
+        waited < delay + SLACK,
+        "ran only {waited:?} after scheduling, {SLACK:?} or more after it was due ({delay:?} after)"
+    );
+}
+
+/// Assert that `probe` saw a first attempt, then one retry for each of `backoffs`, each coming
+/// no sooner than its backoff after the attempt before it, and less than [`SLACK`] later.
+#[track_caller]
+fn assert_retried_after(probe: &Probe, backoffs: &[Duration]) {
+    let gaps = probe.gaps();
+    assert_eq!(gaps.len(), backoffs.len(), "{gaps:?}");
+    for (retry, (&gap, &backoff)) in (1..).zip(gaps.iter().zip(backoffs)) {
+        assert!(
+            gap >= backoff,
+            "retry {retry} came after {gap:?}, before its {backoff:?} backoff"
+        );
+        assert!(
+            gap < backoff + SLACK,
+            "retry {retry} came only after {gap:?}, {SLACK:?} or more past its {backoff:?} backoff"
+        );
+    }
 }
 
 // Scheduling.
@@ -200,26 +275,11 @@ pub(crate) async fn a_task_scheduled_now_runs(docket: Docket) {
 pub(crate) async fn a_task_scheduled_after_a_delay_does_not_run_before_it(docket: Docket) {
     let probe = Probe::new();
     let delay = Duration::from_millis(150);
-    let scheduled_at = Instant::now();
-    NoteRun::schedule(probe.id(), "later".into())
-        .after(delay)
-        .on(&docket)
-        .await
-        .unwrap();
+    let scheduled_at = schedule_note_after(&docket, &probe, "later", delay).await;
 
     finish(&docket).await;
 
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    let waited = runs[0].started.duration_since(scheduled_at);
-    assert!(
-        waited >= delay,
-        "ran {waited:?} after scheduling, before its {delay:?} delay"
-    );
-    assert!(
-        waited < delay + SLACK,
-        "ran only {waited:?} after scheduling"
-    );
+    assert_ran_once_after(&probe, scheduled_at, delay);
 }
 
 pub(crate) async fn a_task_scheduled_at_a_time_does_not_run_before_it(docket: Docket) {
@@ -234,17 +294,7 @@ pub(crate) async fn a_task_scheduled_at_a_time_does_not_run_before_it(docket: Do
 
     finish(&docket).await;
 
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    let waited = runs[0].started.duration_since(scheduled_at);
-    assert!(
-        waited >= delay,
-        "ran {waited:?} after scheduling, before its due time"
-    );
-    assert!(
-        waited < delay + SLACK,
-        "ran only {waited:?} after scheduling"
-    );
+    assert_ran_once_after(&probe, scheduled_at, delay);
 }
 
 pub(crate) async fn a_task_scheduled_at_a_past_time_runs_now(docket: Docket) {
@@ -258,9 +308,7 @@ pub(crate) async fn a_task_scheduled_at_a_past_time_runs_now(docket: Docket) {
 
     finish(&docket).await;
 
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    let waited = runs[0].started.duration_since(scheduled_at);
+    let waited = probe.only_run().started.duration_since(scheduled_at);
     assert!(waited < SLACK, "an overdue task waited {waited:?}");
 }
 
@@ -318,12 +366,7 @@ pub(crate) async fn a_second_task_with_the_key_of_a_waiting_one_is_a_duplicate_a
 
 pub(crate) async fn a_second_task_with_the_key_of_a_running_one_is_a_duplicate(docket: Docket) {
     let probe = Probe::new();
-    WaitForRelease::schedule(probe.id())
-        .key("export-1")
-        .on(&docket)
-        .await
-        .unwrap();
-    let worker = Background::start(Worker::new(&docket));
+    let (worker, _) = start_a_task_awaiting_release(&docket, &probe, "export-1").await;
     probe
         .until("the keyed task runs", |p| p.starts() == 1)
         .await;
@@ -389,27 +432,13 @@ pub(crate) async fn a_task_replaced_while_running_finishes_undisturbed_beside_it
     docket: Docket,
 ) {
     let probe = Probe::new();
-    WaitForRelease::schedule(probe.id())
-        .key("export-1")
-        .on(&docket)
-        .await
-        .unwrap();
-    let worker = Worker::new(&docket);
-    let worker_id = worker.id().to_owned();
-    let worker = Background::start(worker);
-    probe
-        .until("the first task runs", |p| p.starts() == 1)
-        .await;
+    let (worker, worker_id) = start_a_task_awaiting_release(&docket, &probe, "export-1").await;
 
-    let replacement = NoteRun::schedule(probe.id(), "replacement".into())
+    let replace = NoteRun::schedule(probe.id(), "replacement".into())
         .key("export-1")
         .replace()
-        .on(&docket)
-        .await
-        .unwrap();
-    probe
-        .until("the replacement runs", |p| p.starts() == 2)
-        .await;
+        .on(&docket);
+    let replacement = probe.while_the_first_runs(replace).await.unwrap();
     let snapshot = docket.snapshot().await.unwrap();
     probe.release(1);
     eventually("the docket is empty", || async {
@@ -491,15 +520,13 @@ pub(crate) async fn a_failing_task_runs_once_plus_its_retries_then_becomes_a_dea
         3,
         "retries = 2: the first attempt and two retries"
     );
-    let dead = dead_letters(&docket).await;
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0].key, scheduled.key());
-    assert_eq!(dead[0].task, "fail_always");
-    assert_eq!(dead[0].attempt, 3);
+    let dead = only_dead_letter(&docket, scheduled.key()).await;
+    assert_eq!(dead.task, "fail_always");
+    assert_eq!(dead.attempt, 3);
     assert!(
-        dead[0].reason.contains("the disk is full"),
+        dead.reason.contains("the disk is full"),
         "the reason carries the task's error: {:?}",
-        dead[0].reason
+        dead.reason
     );
     let snapshot = docket.snapshot().await.unwrap();
     assert!(snapshot.is_empty(), "{snapshot:#?}");
@@ -512,16 +539,7 @@ pub(crate) async fn retries_wait_at_least_the_fixed_backoff(docket: Docket) {
 
     finish(&docket).await;
 
-    let gaps = probe.gaps();
-    assert_eq!(gaps.len(), 2, "{gaps:?}");
-    for gap in gaps {
-        let backoff = Duration::from_millis(50);
-        assert!(
-            gap >= backoff,
-            "retried after {gap:?}, before the {backoff:?} backoff"
-        );
-        assert!(gap < backoff + SLACK, "retried only after {gap:?}");
-    }
+    assert_retried_after(&probe, &[Duration::from_millis(50); 2]);
 }
 
 pub(crate) async fn retries_wait_at_least_the_exponential_backoff(docket: Docket) {
@@ -533,20 +551,7 @@ pub(crate) async fn retries_wait_at_least_the_exponential_backoff(docket: Docket
 
     finish(&docket).await;
 
-    let gaps = probe.gaps();
-    let backoffs = [40, 80, 100].map(Duration::from_millis);
-    assert_eq!(gaps.len(), backoffs.len(), "{gaps:?}");
-    for (retry, (gap, backoff)) in gaps.into_iter().zip(backoffs).enumerate() {
-        let retry = retry + 1;
-        assert!(
-            gap >= backoff,
-            "retry {retry} came after {gap:?}, before its {backoff:?} backoff"
-        );
-        assert!(
-            gap < backoff + SLACK,
-            "retry {retry} came only after {gap:?}"
-        );
-    }
+    assert_retried_after(&probe, &[40, 80, 100].map(Duration::from_millis));
 }
 
 pub(crate) async fn a_task_that_succeeds_on_a_retry_is_not_a_dead_letter(docket: Docket) {
@@ -574,14 +579,10 @@ pub(crate) async fn an_attempt_that_overruns_its_timeout_fails_as_timed_out(dock
 
     finish(&docket).await;
 
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 1, "{runs:#?}");
-    assert_eq!(runs[0].finished, None, "the attempt is cut short");
-    let dead = dead_letters(&docket).await;
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0].key, scheduled.key());
-    assert_eq!(dead[0].attempt, 1);
-    assert!(dead[0].reason.contains("timed out"), "{:?}", dead[0].reason);
+    assert_eq!(probe.only_run().finished, None, "the attempt is cut short");
+    let dead = only_dead_letter(&docket, scheduled.key()).await;
+    assert_eq!(dead.attempt, 1);
+    assert!(dead.reason.contains("timed out"), "{:?}", dead.reason);
 }
 
 pub(crate) async fn a_panicking_task_is_a_failed_attempt_and_the_worker_keeps_running(
@@ -606,15 +607,13 @@ pub(crate) async fn a_panicking_task_is_a_failed_attempt_and_the_worker_keeps_ru
         .await;
     worker.stop().await;
 
-    let dead = dead_letters(&docket).await;
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0].key, panicking.key());
-    assert_eq!(dead[0].attempt, 1);
-    assert!(dead[0].reason.contains("panicked"), "{:?}", dead[0].reason);
+    let dead = only_dead_letter(&docket, panicking.key()).await;
+    assert_eq!(dead.attempt, 1);
+    assert!(dead.reason.contains("panicked"), "{:?}", dead.reason);
     assert!(
-        dead[0].reason.contains("the probe exploded"),
+        dead.reason.contains("the probe exploded"),
         "the reason carries the panic message: {:?}",
-        dead[0].reason
+        dead.reason
     );
 }
 
@@ -698,16 +697,10 @@ pub(crate) async fn a_task_with_an_unknown_name_becomes_a_replayable_dead_letter
         ["known"],
         "the worker keeps running other tasks"
     );
-    let dead = dead_letters(&docket).await;
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0].key, unknown.key());
-    assert_eq!(dead[0].task, "no_such_task");
-    assert_eq!(dead[0].args, "{}");
-    assert!(
-        dead[0].reason.contains("no_such_task"),
-        "{:?}",
-        dead[0].reason
-    );
+    let dead = only_dead_letter(&docket, unknown.key()).await;
+    assert_eq!(dead.task, "no_such_task");
+    assert_eq!(dead.args, "{}");
+    assert!(dead.reason.contains("no_such_task"), "{:?}", dead.reason);
 
     assert!(
         docket.replay(unknown.key()).await.unwrap(),
@@ -737,16 +730,14 @@ pub(crate) async fn arguments_that_do_not_decode_become_a_dead_letter_without_re
     finish(&docket).await;
 
     assert_eq!(probe.starts(), 0);
-    let dead = dead_letters(&docket).await;
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    assert_eq!(dead[0].key, scheduled.key());
-    assert_eq!(dead[0].task, "fail_always");
+    let dead = only_dead_letter(&docket, scheduled.key()).await;
+    assert_eq!(dead.task, "fail_always");
     assert_eq!(
-        dead[0].args, r#"{"wrong":1}"#,
+        dead.args, r#"{"wrong":1}"#,
         "the arguments are kept as they were"
     );
-    assert_eq!(dead[0].attempt, 1, "retrying cannot make arguments decode");
-    assert!(dead[0].reason.contains("decode"), "{:?}", dead[0].reason);
+    assert_eq!(dead.attempt, 1, "retrying cannot make arguments decode");
+    assert!(dead.reason.contains("decode"), "{:?}", dead.reason);
 }
 
 // Snapshots.
@@ -824,14 +815,7 @@ pub(crate) async fn the_snapshot_lists_future_tasks_as_scheduled(docket: Docket)
 
 pub(crate) async fn the_snapshot_lists_a_task_being_run_as_running_on_its_worker(docket: Docket) {
     let probe = Probe::new();
-    WaitForRelease::schedule(probe.id())
-        .key("blocked")
-        .on(&docket)
-        .await
-        .unwrap();
-    let worker = Worker::new(&docket);
-    let worker_id = worker.id().to_owned();
-    let worker = Background::start(worker);
+    let (worker, worker_id) = start_a_task_awaiting_release(&docket, &probe, "blocked").await;
     probe.until("the task runs", |p| p.starts() == 1).await;
 
     let snapshot = docket.snapshot().await.unwrap();
@@ -907,12 +891,7 @@ pub(crate) async fn the_snapshot_is_empty_after_run_until_finished(docket: Docke
 pub(crate) async fn run_until_finished_waits_for_tasks_due_later(docket: Docket) {
     let probe = Probe::new();
     let delay = Duration::from_millis(150);
-    let scheduled_at = Instant::now();
-    NoteRun::schedule(probe.id(), "later".into())
-        .after(delay)
-        .on(&docket)
-        .await
-        .unwrap();
+    let scheduled_at = schedule_note_after(&docket, &probe, "later", delay).await;
 
     finish(&docket).await;
 

@@ -5,6 +5,7 @@
 //! tests running side by side in one process never see each other's runs.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -103,6 +104,14 @@ impl Probe {
         lock(&self.runs).clone()
     }
 
+    /// The one run so far; fails the test if there were none, or more than one.
+    #[track_caller]
+    pub(crate) fn only_run(&self) -> Run {
+        let mut runs = self.runs();
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+        runs.remove(0)
+    }
+
     /// How many runs started.
     pub(crate) fn starts(&self) -> usize {
         lock(&self.runs).len()
@@ -149,6 +158,18 @@ impl Probe {
             .await
             .expect("the gate is never closed")
             .forget();
+    }
+
+    /// Wait until the first run has started; only then await `start_second`, which starts
+    /// another (by scheduling a task, say); then wait until that second run has started too.
+    /// What `start_second` returned.
+    pub(crate) async fn while_the_first_runs<F: IntoFuture>(&self, start_second: F) -> F::Output {
+        self.until("the first run starts", |p| p.starts() == 1)
+            .await;
+        let started = start_second.await;
+        self.until("the second run starts", |p| p.starts() == 2)
+            .await;
+        started
     }
 
     /// Wait until `done` holds for this probe; fail the test, naming `what`, if it never does.
