@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisOptions};
-use crate::backend::{AnyBackend, Backend, KeyMode, Message};
+use crate::backend::{AnyBackend, Backend, Disposition, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
 use crate::local::InProcess;
@@ -219,13 +219,38 @@ impl Docket {
         };
         // Without it the task cannot run in-process, as a fallback or otherwise.
         let registration = Docket::registry()?.get(task).copied();
+        self.schedule_one(registration, message, KeyMode::Fresh)
+            .await
+    }
+
+    /// Schedule many tasks of one type in one round trip to the queue: the fast way to enqueue
+    /// a large amount of work. Each [`Schedule`] keeps its own options (`key`, `after`, ...); its
+    /// `on` is ignored in favour of this docket. The receipts come back in order.
+    ///
+    /// ```
+    /// # #[docket::task] async fn thumbnail(upload_id: u64) {}
+    /// # async fn demo() -> docket::Result<()> {
+    /// let docket = docket::Docket::connect("memory://").await?;
+    /// let receipts = docket.add_many((0..1000).map(Thumbnail::schedule)).await?;
+    /// assert_eq!(receipts.len(), 1000);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    pub async fn add_many<T: Task>(
+        &self,
+        schedules: impl IntoIterator<Item = Schedule<T>>,
+    ) -> Result<Vec<Scheduled>> {
+        let batch = schedules
+            .into_iter()
+            .map(Schedule::into_message)
+            .collect::<Result<Vec<_>>>()?;
         let span = tracing::info_span!(
             "docket.schedule",
-            task,
-            key = %message.key,
+            task = T::NAME,
+            count = batch.len(),
             placement = tracing::field::Empty,
         );
-        self.place(registration, message, KeyMode::Fresh)
+        self.place(Some(Registration::of::<T>()), batch)
             .instrument(span)
             .await
     }
@@ -238,86 +263,86 @@ impl Docket {
         &self.inner.local
     }
 
-    /// Encode `task` and hand it to the queue, or run it in-process.
-    pub(crate) async fn schedule_task<T: Task>(
-        &self,
-        task: T,
-        due: SystemTime,
-        key: Option<String>,
-        mode: KeyMode,
-    ) -> Result<Scheduled> {
-        let args = serde_json::to_string(&task).map_err(|source| Error::Encode {
-            task: T::NAME,
-            source,
-        })?;
-        let (key, mode) = match key {
-            Some(key) => (key, mode),
-            None => (crate::key::unique(), KeyMode::Fresh),
-        };
-        let message = Message {
-            task: T::NAME.to_owned(),
-            key,
-            args,
-            attempt: 1,
-            due,
-        };
-        let span = tracing::info_span!(
-            "docket.schedule",
-            task = T::NAME,
-            key = %message.key,
-            placement = tracing::field::Empty,
-        );
-        self.place(Some(Registration::of::<T>()), message, mode)
-            .instrument(span)
-            .await
-    }
-
-    /// Hand `message` to the queue; run it in-process when there is none or it is unreachable
-    /// (given the task's `registration`, without which it cannot run here).
-    async fn place(
+    /// Hand one task to the queue, or run it in-process, inside its `docket.schedule` span.
+    pub(crate) async fn schedule_one(
         &self,
         registration: Option<Registration>,
         message: Message,
         mode: KeyMode,
     ) -> Result<Scheduled> {
-        let task = &message.task;
-        let local = &self.inner.local;
-        let (placement, disposition) = match (&self.inner.backend, registration) {
+        let span = tracing::info_span!(
+            "docket.schedule",
+            task = %message.task,
+            key = %message.key,
+            placement = tracing::field::Empty,
+        );
+        let mut receipts = self
+            .place(registration, vec![(message, mode)])
+            .instrument(span)
+            .await?;
+        Ok(receipts.pop().expect("one receipt per task"))
+    }
+
+    /// Hand the batch to the queue; run it in-process when there is none or it is unreachable
+    /// (given the task's `registration`, without which it cannot run here).
+    async fn place(
+        &self,
+        registration: Option<Registration>,
+        batch: Vec<(Message, KeyMode)>,
+    ) -> Result<Vec<Scheduled>> {
+        let Some(task) = batch.first().map(|(message, _)| message.task.clone()) else {
+            return Ok(Vec::new());
+        };
+        let count = batch.len();
+        let run_here = |registration: Registration| -> Result<Vec<Disposition>> {
+            batch
+                .iter()
+                .map(|(message, mode)| {
+                    self.inner
+                        .local
+                        .spawn(registration, message.clone(), *mode, self)
+                })
+                .collect()
+        };
+        let (placement, dispositions) = match (&self.inner.backend, registration) {
             (None, None) => {
                 return Err(Error::Config(format!(
                     "no task named `{task}` is registered in this binary, so it cannot run in-process"
                 )));
             }
             (None, Some(registration)) => {
-                let disposition = local.spawn(registration, message.clone(), mode, self)?;
-                tracing::debug!("running {task} in-process (DOCKET_URL is unset)");
-                (Placement::InProcess, disposition)
+                tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
+                (Placement::InProcess, run_here(registration)?)
             }
-            (Some(backend), registration) => match backend.enqueue(&message, mode).await {
-                Ok(disposition) => {
-                    tracing::debug!("scheduled {task} via docket");
-                    (Placement::Queue, disposition)
+            (Some(backend), registration) => match backend.enqueue(&batch).await {
+                Ok(dispositions) => {
+                    tracing::debug!(count, "scheduled {task} via docket");
+                    (Placement::Queue, dispositions)
                 }
                 Err(error) if error.is_unavailable() && registration.is_some() => {
-                    let registration = registration.expect("checked by the guard");
                     tracing::warn!(
+                        count,
                         error = %crate::error::Chain(&error),
                         "docket scheduling failed, falling back to in-process"
                     );
-                    let disposition = local.spawn(registration, message.clone(), mode, self)?;
-                    (Placement::Fallback, disposition)
+                    let registration = registration.expect("checked by the guard");
+                    (Placement::Fallback, run_here(registration)?)
                 }
                 Err(error) => return Err(error),
             },
         };
         tracing::Span::current().record("placement", placement.as_str());
-        Ok(Scheduled {
-            task: message.task,
-            key: message.key,
-            due: message.due,
-            placement,
-            disposition,
-        })
+        Ok(batch
+            .into_iter()
+            .zip(dispositions)
+            .map(|((message, _), disposition)| Scheduled {
+                task: message.task,
+                key: message.key,
+                due: message.due,
+                placement,
+                disposition,
+            })
+            .collect())
     }
 
     /// The tasks in this binary, checked for duplicate names.

@@ -5,9 +5,10 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-use crate::backend::{Disposition, KeyMode};
-use crate::error::Result;
+use crate::backend::{Disposition, KeyMode, Message};
+use crate::error::{Error, Result};
 use crate::handle::Docket;
+use crate::registry::Registration;
 use crate::task::Task;
 
 /// A task about to be scheduled: set when and under which key, then `.await` it.
@@ -87,18 +88,39 @@ impl<T: Task> Schedule<T> {
         self
     }
 
-    async fn schedule(self) -> Result<Scheduled> {
-        let docket = match self.docket {
-            Some(docket) => docket,
-            None => Docket::global().await?,
+    /// The stored form of the task: its encoded arguments, key and due time.
+    pub(crate) fn into_message(self) -> Result<(Message, KeyMode)> {
+        let args = serde_json::to_string(&self.task).map_err(|source| Error::Encode {
+            task: T::NAME,
+            source,
+        })?;
+        let (key, mode) = match self.key {
+            Some(key) => (key, self.mode),
+            None => (crate::key::unique(), KeyMode::Fresh),
         };
         let due = match self.when {
             When::Now => SystemTime::now(),
             When::At(when) => when,
             When::After(delay) => SystemTime::now() + delay,
         };
+        let message = Message {
+            task: T::NAME.to_owned(),
+            key,
+            args,
+            attempt: 1,
+            due,
+        };
+        Ok((message, mode))
+    }
+
+    async fn schedule(mut self) -> Result<Scheduled> {
+        let docket = match self.docket.take() {
+            Some(docket) => docket,
+            None => Docket::global().await?,
+        };
+        let (message, mode) = self.into_message()?;
         docket
-            .schedule_task(self.task, due, self.key, self.mode)
+            .schedule_one(Some(Registration::of::<T>()), message, mode)
             .await
     }
 }

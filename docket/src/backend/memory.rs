@@ -180,24 +180,28 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
-        {
-            let mut state = self.state();
-            let disposition = match mode {
-                KeyMode::Add | KeyMode::Fresh if state.is_taken(&message.key) => {
-                    return Ok(Disposition::Duplicate);
-                }
-                KeyMode::Add | KeyMode::Fresh => Disposition::Added,
-                KeyMode::Replace => match state.remove_waiting(&message.key) {
-                    Some(_) => Disposition::Replaced,
-                    None => Disposition::Added,
-                },
-            };
-            state.insert(message.clone());
-            drop(state);
-            self.shared.added.notify_waiters();
-            Ok(disposition)
-        }
+    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
+        let mut state = self.state();
+        let dispositions = batch
+            .iter()
+            .map(|(message, mode)| {
+                let disposition = match mode {
+                    KeyMode::Add | KeyMode::Fresh if state.is_taken(&message.key) => {
+                        return Disposition::Duplicate;
+                    }
+                    KeyMode::Add | KeyMode::Fresh => Disposition::Added,
+                    KeyMode::Replace => match state.remove_waiting(&message.key) {
+                        Some(_) => Disposition::Replaced,
+                        None => Disposition::Added,
+                    },
+                };
+                state.insert(message.clone());
+                disposition
+            })
+            .collect();
+        drop(state);
+        self.shared.added.notify_waiters();
+        Ok(dispositions)
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {
@@ -374,6 +378,11 @@ mod tests {
         }
     }
 
+    async fn enqueue(backend: &MemoryBackend, message: Message, mode: KeyMode) -> Disposition {
+        let mut dispositions = backend.enqueue(&[(message, mode)]).await.unwrap();
+        dispositions.pop().unwrap()
+    }
+
     async fn claim_one(backend: &MemoryBackend) -> Delivery {
         let stop = CancellationToken::new();
         let mut deliveries = backend
@@ -387,15 +396,9 @@ mod tests {
     #[tokio::test]
     async fn a_replacement_of_a_running_task_is_added_beside_it() {
         let backend = MemoryBackend::new();
-        backend
-            .enqueue(&message("k", "1"), KeyMode::Add)
-            .await
-            .unwrap();
+        enqueue(&backend, message("k", "1"), KeyMode::Add).await;
         let first = claim_one(&backend).await;
-        let replaced = backend
-            .enqueue(&message("k", "2"), KeyMode::Replace)
-            .await
-            .unwrap();
+        let replaced = enqueue(&backend, message("k", "2"), KeyMode::Replace).await;
         assert_eq!(
             replaced,
             Disposition::Added,
@@ -404,10 +407,7 @@ mod tests {
 
         let second = claim_one(&backend).await;
         assert_eq!(second.message.args, "2");
-        let duplicate = backend
-            .enqueue(&message("k", "3"), KeyMode::Add)
-            .await
-            .unwrap();
+        let duplicate = enqueue(&backend, message("k", "3"), KeyMode::Add).await;
         assert_eq!(
             duplicate,
             Disposition::Duplicate,
@@ -416,29 +416,20 @@ mod tests {
 
         backend.complete(&[first, second]).await.unwrap();
         assert_eq!(backend.outstanding().await.unwrap(), 0);
-        let added = backend
-            .enqueue(&message("k", "4"), KeyMode::Add)
-            .await
-            .unwrap();
+        let added = enqueue(&backend, message("k", "4"), KeyMode::Add).await;
         assert_eq!(added, Disposition::Added, "the key is free again");
     }
 
     #[tokio::test]
     async fn a_stale_settlement_does_not_touch_a_newer_run_of_its_key() {
         let backend = MemoryBackend::new();
-        backend
-            .enqueue(&message("k", "1"), KeyMode::Add)
-            .await
-            .unwrap();
+        enqueue(&backend, message("k", "1"), KeyMode::Add).await;
         let first = claim_one(&backend).await;
         backend
             .complete(std::slice::from_ref(&first))
             .await
             .unwrap();
-        backend
-            .enqueue(&message("k", "2"), KeyMode::Add)
-            .await
-            .unwrap();
+        enqueue(&backend, message("k", "2"), KeyMode::Add).await;
         let second = claim_one(&backend).await;
 
         // The first delivery settles again, as a duplicate from a slow worker would.
@@ -465,7 +456,7 @@ mod tests {
             due: SystemTime::now() + Duration::from_secs(3600),
             ..message("later", "{}")
         };
-        backend.enqueue(&later, KeyMode::Add).await.unwrap();
+        enqueue(&backend, later, KeyMode::Add).await;
         let waiter = {
             let backend = backend.clone();
             tokio::spawn(async move {
@@ -474,10 +465,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        backend
-            .enqueue(&message("now", "{}"), KeyMode::Add)
-            .await
-            .unwrap();
+        enqueue(&backend, message("now", "{}"), KeyMode::Add).await;
         let claimed = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("the parked claim was not woken")

@@ -77,12 +77,12 @@ pub(crate) struct Burial {
 
 /// Storage for one docket. Every method is atomic with respect to every other.
 pub(crate) trait Backend: Send + Sync + 'static {
-    /// Store a message, due now or later, honouring its key.
+    /// Store messages, due now or later, honouring their keys, in one step: one disposition
+    /// per message, in order.
     fn enqueue(
         &self,
-        message: &Message,
-        mode: KeyMode,
-    ) -> impl Future<Output = Result<Disposition>> + Send;
+        batch: &[(Message, KeyMode)],
+    ) -> impl Future<Output = Result<Vec<Disposition>>> + Send;
 
     /// Remove the waiting task with this key; `false` when none was waiting.
     fn cancel(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
@@ -152,8 +152,8 @@ macro_rules! dispatch {
 }
 
 impl Backend for AnyBackend {
-    async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
-        dispatch!(self, b => b.enqueue(message, mode))
+    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
+        dispatch!(self, b => b.enqueue(batch))
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {

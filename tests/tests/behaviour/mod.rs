@@ -47,6 +47,7 @@ macro_rules! behaviour_suite {
     ($open:expr) => {
         $crate::behaviour::behaviour_suite!(@tests $open;
             a_task_scheduled_now_runs,
+            add_many_schedules_every_task_with_its_own_options,
             a_task_scheduled_after_a_delay_does_not_run_before_it,
             a_task_scheduled_at_a_time_does_not_run_before_it,
             a_task_scheduled_at_a_past_time_runs_now,
@@ -270,6 +271,38 @@ pub(crate) async fn a_task_scheduled_now_runs(docket: Docket) {
     finish(&docket).await;
 
     assert_eq!(probe.labels(), ["now"]);
+}
+
+pub(crate) async fn add_many_schedules_every_task_with_its_own_options(docket: Docket) {
+    let probe = Probe::new();
+    let note = |label: &str| NoteRun::schedule(probe.id(), label.into());
+    let receipts = docket
+        .add_many([
+            note("plain"),
+            note("keyed").key("batch-key"),
+            note("same key").key("batch-key"),
+            note("later").after(Duration::from_millis(100)),
+        ])
+        .await
+        .unwrap();
+
+    let dispositions: Vec<Disposition> = receipts.iter().map(|r| r.disposition()).collect();
+    assert_eq!(
+        dispositions,
+        [
+            Disposition::Added,
+            Disposition::Added,
+            Disposition::Duplicate,
+            Disposition::Added
+        ]
+    );
+    assert_eq!(receipts[1].key(), "batch-key");
+    assert!(receipts.iter().all(|r| r.placement() == Placement::Queue));
+    assert_eq!(docket.snapshot().await.unwrap().scheduled.len(), 1);
+    finish(&docket).await;
+    let mut labels = probe.labels();
+    labels.sort();
+    assert_eq!(labels, ["keyed", "later", "plain"]);
 }
 
 pub(crate) async fn a_task_scheduled_after_a_delay_does_not_run_before_it(docket: Docket) {

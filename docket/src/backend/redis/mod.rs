@@ -422,37 +422,42 @@ impl RedisBackend {
 }
 
 impl Backend for RedisBackend {
-    async fn enqueue(&self, message: &Message, mode: KeyMode) -> Result<Disposition> {
-        let json = codec::encode_message(message);
-        if json.len() > self.options.max_payload {
-            return Err(Error::PayloadTooLarge {
-                task: message.task.clone(),
-                size: json.len(),
-                limit: self.options.max_payload,
-            });
-        }
-        let mode = match mode {
-            KeyMode::Add => "add",
-            KeyMode::Replace => "replace",
-            KeyMode::Fresh => "fresh",
-        };
+    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
         let mut invocation = SCRIPTS.enqueue.prepare_invoke();
         self.keys_for(&mut invocation);
-        invocation
-            .arg(&message.key)
-            .arg(json)
-            .arg(millis(message.due))
-            .arg(millis(SystemTime::now()))
-            .arg(mode);
-        let outcome: String = self.invoke(&invocation).await?;
-        match outcome.as_str() {
-            "added" => Ok(Disposition::Added),
-            "replaced" => Ok(Disposition::Replaced),
-            "duplicate" => Ok(Disposition::Duplicate),
-            other => Err(Error::Backend {
-                source: format!("enqueue answered `{other}`").into(),
-            }),
+        invocation.arg(millis(SystemTime::now()));
+        for (message, mode) in batch {
+            let json = codec::encode_message(message);
+            if json.len() > self.options.max_payload {
+                return Err(Error::PayloadTooLarge {
+                    task: message.task.clone(),
+                    size: json.len(),
+                    limit: self.options.max_payload,
+                });
+            }
+            let mode = match mode {
+                KeyMode::Add => "add",
+                KeyMode::Replace => "replace",
+                KeyMode::Fresh => "fresh",
+            };
+            invocation
+                .arg(&message.key)
+                .arg(json)
+                .arg(millis(message.due))
+                .arg(mode);
         }
+        let outcomes: Vec<String> = self.invoke(&invocation).await?;
+        outcomes
+            .iter()
+            .map(|outcome| match outcome.as_str() {
+                "added" => Ok(Disposition::Added),
+                "replaced" => Ok(Disposition::Replaced),
+                "duplicate" => Ok(Disposition::Duplicate),
+                other => Err(Error::Backend {
+                    source: format!("enqueue answered `{other}`").into(),
+                }),
+            })
+            .collect()
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {

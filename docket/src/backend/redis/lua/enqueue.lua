@@ -1,33 +1,39 @@
--- Store one task, honouring its key.
+-- Store tasks, honouring their keys: one, or a batch in one round trip.
 --
 -- KEYS: stream, index, schedule, parked
--- ARGV: key, message, due (ms since the epoch), now (ms), mode
+-- ARGV: now (ms since the epoch), then for each task: key, message, due (ms), mode
 --   mode: 'add' (keep a task already holding the key), 'replace' (swap a waiting one),
 --         'fresh' (a generated key no other task can hold: skip the look-up)
--- Returns 'added', 'replaced' or 'duplicate'.
+-- Returns, for each task, 'added', 'replaced' or 'duplicate'.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local key, message, due, now, mode =
-  ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local now = tonumber(ARGV[1])
 
-local outcome = 'added'
-if mode ~= 'fresh' then
-  local current = redis.call('HGET', index, key)
-  if current then
-    if mode == 'add' then
-      return 'duplicate'
-    end
-    if current == 's' then
-      redis.call('ZREM', schedule, key)
-      redis.call('HDEL', parked, key)
-      outcome = 'replaced'
-    elseif #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0 then
-      -- Queued but not yet delivered: take it out. A delivered one is running and is left
-      -- alone; this task is added beside it.
-      redis.call('XDEL', stream, current)
-      outcome = 'replaced'
+local function enqueue(key, message, due, mode)
+  local outcome = 'added'
+  if mode ~= 'fresh' then
+    local current = redis.call('HGET', index, key)
+    if current then
+      if mode == 'add' then
+        return 'duplicate'
+      end
+      if current == 's' then
+        redis.call('ZREM', schedule, key)
+        redis.call('HDEL', parked, key)
+        outcome = 'replaced'
+      elseif #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0 then
+        -- Queued but not yet delivered: take it out. A delivered one is running and is left
+        -- alone; this task is added beside it.
+        redis.call('XDEL', stream, current)
+        outcome = 'replaced'
+      end
     end
   end
+  store(stream, index, schedule, parked, key, message, due, now)
+  return outcome
 end
 
-store(stream, index, schedule, parked, key, message, due, now)
-return outcome
+local outcomes = {}
+for i = 2, #ARGV, 4 do
+  outcomes[#outcomes + 1] = enqueue(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3])
+end
+return outcomes
