@@ -10,9 +10,11 @@ local pending = redis.call('XPENDING', stream, 'workers', '-', '+', ARGV[2], con
 if #pending == 0 then
   return 0
 end
-local ids = {}
-for i, entry in ipairs(pending) do
-  ids[i] = entry[1]
+-- XCLAIM stream workers consumer 0 id... JUSTID; `unpack` expands only in last position.
+local args = { stream, 'workers', consumer, 0 }
+for _, entry in ipairs(pending) do
+  args[#args + 1] = entry[1]
 end
-redis.call('XCLAIM', stream, 'workers', consumer, 0, unpack(ids), 'JUSTID')
-return #ids
+args[#args + 1] = 'JUSTID'
+redis.call('XCLAIM', unpack(args))
+return #pending
