@@ -402,6 +402,15 @@ impl Connect {
         self
     }
 
+    /// How many times a task may be handed to a worker that then vanishes without settling it
+    /// (default 5). Past that, the task is a dead letter: it most likely kills its worker, by
+    /// exiting the process or exhausting memory. Failures that workers report count against
+    /// `retries` instead.
+    pub fn max_deliveries(mut self, deliveries: u32) -> Self {
+        self.redis.max_deliveries = u64::from(deliveries.max(1));
+        self
+    }
+
     /// For `rediss://`: trust the certificates in this PEM (a private CA) instead of the
     /// system's roots. `DOCKET_TLS_CA_FILE` names such a file for [`Docket::from_env`].
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {

@@ -3,7 +3,8 @@
 //! `DOCKET_TEST_LOG`, so the test can tell what ran, where, and whether it finished.
 //!
 //! Environment: `DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY` as usual;
-//! `DOCKET_TEST_LOG` (required) and `DOCKET_TEST_REDELIVERY_MS` (default 1000).
+//! `DOCKET_TEST_LOG` (required), `DOCKET_TEST_REDELIVERY_MS` (default 1000) and
+//! `DOCKET_TEST_MAX_DELIVERIES` (default 5).
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,6 +15,13 @@ async fn crash_probe(n: u32, hold_ms: u64) -> Result<(), std::io::Error> {
     record(&format!("start {n} {}", std::process::id()))?;
     tokio::time::sleep(Duration::from_millis(hold_ms)).await;
     record(&format!("done {n} {}", std::process::id()))
+}
+
+/// Kill the worker process from inside a task, as a task that aborts or runs out of memory would.
+#[docket::task]
+async fn exit_process() {
+    record(&format!("exiting {}", std::process::id())).ok();
+    std::process::exit(3);
 }
 
 fn record(line: &str) -> Result<(), std::io::Error> {
@@ -34,9 +42,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(1000);
+    let max_deliveries = std::env::var("DOCKET_TEST_MAX_DELIVERIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
     let docket = docket::Docket::connect(url)
         .name(name)
         .redelivery_timeout(Duration::from_millis(redelivery))
+        .max_deliveries(max_deliveries)
         .await?;
     let concurrency = std::env::var("DOCKET_WORKER_CONCURRENCY")
         .ok()

@@ -40,6 +40,8 @@ pub(crate) struct RedisOptions {
     pub(crate) max_payload: usize,
     /// PEM certificates to trust for `rediss://`, instead of the system's roots.
     pub(crate) tls_ca: Option<Vec<u8>>,
+    /// How many deliveries a task may have without being settled before it is a dead letter.
+    pub(crate) max_deliveries: u64,
 }
 
 impl Default for RedisOptions {
@@ -48,6 +50,7 @@ impl Default for RedisOptions {
             redelivery_timeout: Duration::from_secs(300),
             max_payload: 1 << 20,
             tls_ca: None,
+            max_deliveries: 5,
         }
     }
 }
@@ -58,6 +61,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("redelivery_timeout", &self.redelivery_timeout)
             .field("max_payload", &self.max_payload)
             .field("tls_ca", &self.tls_ca.as_ref().map(|_| "set"))
+            .field("max_deliveries", &self.max_deliveries)
             .finish()
     }
 }
@@ -313,14 +317,16 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1));
-        let (next_due, cursor, reclaimed): (i64, String, Value) = self.invoke(&invocation).await?;
-        let mut timer = self.timer.lock().expect("never poisoned");
-        timer.next_due = Some(u64::try_from(next_due).ok());
-        if reclaim {
-            timer.cursor = cursor;
-            timer.next_reclaim = now + self.reclaim_every();
+        let (next_due, cursor, reclaimed, deliveries): (i64, String, Value, Vec<u64>) =
+            self.invoke(&invocation).await?;
+        {
+            let mut timer = self.timer.lock().expect("never poisoned");
+            timer.next_due = Some(u64::try_from(next_due).ok());
+            if reclaim {
+                timer.cursor = cursor;
+                timer.next_reclaim = now + self.reclaim_every();
+            }
         }
-        drop(timer);
         let entries = self.decode(stream_entries(reclaimed));
         if !entries.is_empty() {
             tracing::warn!(
@@ -329,7 +335,24 @@ impl RedisBackend {
                 "took over deliveries whose worker stopped renewing them"
             );
         }
-        Ok(entries)
+        // A task whose every worker died with it (it exits the process, or exhausts its memory)
+        // would be taken over forever: past the limit it becomes a dead letter instead.
+        let mut alive = Vec::with_capacity(entries.len());
+        for (entry, delivered) in entries.into_iter().zip(deliveries) {
+            match entry {
+                Entry::Task { id, message } if delivered > self.options.max_deliveries => {
+                    let reason = format!(
+                        "delivered {delivered} times and never settled: each worker that took \
+                         it stopped (crashed, or was killed) while running it"
+                    );
+                    tracing::error!(key = %message.key, task = %message.task, %reason, "task moved to the dead letters");
+                    let letter = codec::encode_dead(&message, &reason, SystemTime::now());
+                    self.bury_entry(&id, &message.key, &letter, false).await?;
+                }
+                entry => alive.push(entry),
+            }
+        }
+        Ok(alive)
     }
 
     fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {

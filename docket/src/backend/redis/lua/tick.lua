@@ -4,7 +4,8 @@
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
 --       reclaim cursor, most deliveries to reclaim
--- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor, reclaimed entries }.
+-- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor, reclaimed entries,
+--           how many times each reclaimed entry has now been delivered }.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, limit = ARGV[1], tonumber(ARGV[2])
 
@@ -21,12 +22,16 @@ if #due > 0 then
   redis.call('ZREM', schedule, unpack(due))
 end
 
-local cursor, reclaimed = ARGV[5], {}
+local cursor, reclaimed, deliveries = ARGV[5], {}, {}
 local idle = tonumber(ARGV[4])
 if idle > 0 then
   local claimed = redis.call('XAUTOCLAIM', stream, 'workers', ARGV[3], idle, cursor,
     'COUNT', ARGV[6])
   cursor, reclaimed = claimed[1], claimed[2]
+  for i, entry in ipairs(reclaimed) do
+    local pending = redis.call('XPENDING', stream, 'workers', entry[1], entry[1], 1)
+    deliveries[i] = pending[1] and pending[1][4] or 0
+  end
   -- A consumer silent for twice the redelivery timeout with nothing pending is a worker that
   -- died; a live one that was only idle is made again by its next read.
   for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'workers')) do
@@ -49,4 +54,4 @@ else
     next_due = tonumber(first[2])
   end
 end
-return { next_due, cursor, reclaimed }
+return { next_due, cursor, reclaimed, deliveries }
