@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) name: String,
     pub(crate) concurrency: usize,
     pub(crate) redis: RedisOptions,
+    /// Whether `schedule` runs a task in-process when the backend cannot be reached.
+    pub(crate) fallback: bool,
 }
 
 impl Settings {
@@ -81,6 +83,7 @@ impl Settings {
             name,
             concurrency,
             redis,
+            fallback: true,
         })
     }
 }

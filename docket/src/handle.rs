@@ -42,6 +42,8 @@ pub struct Docket {
 struct Inner {
     name: String,
     concurrency: usize,
+    /// Run a task in-process when the backend cannot be reached, rather than fail.
+    fallback: bool,
     /// The queue; `None` in in-process mode.
     backend: Option<AnyBackend>,
     /// Tasks run in this process: all of them in in-process mode, fallbacks otherwise.
@@ -63,6 +65,7 @@ impl Docket {
             name: None,
             concurrency: None,
             redis: RedisOptions::default(),
+            fallback: true,
         }
     }
 
@@ -72,6 +75,7 @@ impl Docket {
             config::DEFAULT_NAME.into(),
             config::DEFAULT_CONCURRENCY,
             None,
+            true,
         )
     }
 
@@ -82,6 +86,7 @@ impl Docket {
             config::DEFAULT_NAME.into(),
             config::DEFAULT_CONCURRENCY,
             Some(AnyBackend::Memory(MemoryBackend::new())),
+            true,
         )
     }
 
@@ -110,14 +115,25 @@ impl Docket {
                 settings.redis,
             )?))),
         };
-        Ok(Docket::new(settings.name, settings.concurrency, backend))
+        Ok(Docket::new(
+            settings.name,
+            settings.concurrency,
+            backend,
+            settings.fallback,
+        ))
     }
 
-    fn new(name: String, concurrency: usize, backend: Option<AnyBackend>) -> Docket {
+    fn new(
+        name: String,
+        concurrency: usize,
+        backend: Option<AnyBackend>,
+        fallback: bool,
+    ) -> Docket {
         Docket {
             inner: Arc::new(Inner {
                 name,
                 concurrency,
+                fallback,
                 backend,
                 local: InProcess::default(),
             }),
@@ -319,7 +335,9 @@ impl Docket {
                     tracing::debug!(count, "scheduled {task} via docket");
                     (Placement::Queue, dispositions)
                 }
-                Err(error) if error.is_unavailable() && registration.is_some() => {
+                Err(error)
+                    if error.is_unavailable() && registration.is_some() && self.inner.fallback =>
+                {
                     tracing::warn!(
                         count,
                         error = %crate::error::Chain(&error),
@@ -372,6 +390,7 @@ pub struct Connect {
     name: Option<String>,
     concurrency: Option<usize>,
     redis: RedisOptions,
+    fallback: bool,
 }
 
 impl Connect {
@@ -399,6 +418,15 @@ impl Connect {
     /// an [`Error::PayloadTooLarge`]; a worker keeps a larger one it finds as a dead letter.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.redis.max_payload = bytes;
+        self
+    }
+
+    /// Whether `schedule` runs a task in-process when the backend cannot be reached (the
+    /// default), or returns the [`Error::Unavailable`] so the caller can decide. Turn it off
+    /// where running the work in this process is worse than failing the request, or when the
+    /// caller retries on its own.
+    pub fn in_process_fallback(mut self, enabled: bool) -> Self {
+        self.fallback = enabled;
         self
     }
 
@@ -432,6 +460,7 @@ impl Connect {
             name,
             concurrency,
             redis: self.redis,
+            fallback: self.fallback,
         })
         .await
     }

@@ -294,3 +294,22 @@ async fn every_task_completes_when_redis_shuts_down_cleanly_and_restarts() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_fallback_an_unreachable_redis_is_an_error_to_the_caller() {
+    let docket = Docket::connect(format!("redis://127.0.0.1:{}", free_port()))
+        .name(unique_name("no-fallback"))
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+
+    let error = Note::schedule(probe.id(), "must not run".into())
+        .on(&docket)
+        .await
+        .unwrap_err();
+
+    assert!(error.is_unavailable(), "{error:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(probe.starts(), 0, "the task ran in-process anyway");
+}
