@@ -15,6 +15,7 @@ mod codec;
 mod keys;
 mod scripts;
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -72,6 +73,9 @@ const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
 /// The most future tasks one tick moves into the stream.
 const PROMOTE_BATCH: usize = 1000;
 
+/// The most lost deliveries read back at once.
+const RECOVER_BATCH: usize = 1000;
+
 /// How long an answer may take on the shared connection before it counts as unreachable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -87,6 +91,10 @@ pub(crate) struct RedisBackend {
     /// Dedicated connections for blocking reads, one per claim in progress.
     readers: Mutex<Vec<Reader>>,
     timer: Mutex<Timer>,
+    /// Stream ids handed to this process's workers and not yet settled.
+    in_flight: Mutex<HashSet<String>>,
+    /// Workers whose read failed: entries it delivered may never have reached them.
+    lost_reads: Mutex<HashSet<String>>,
     options: RedisOptions,
     /// Commands this handle has sent.
     sent: AtomicU64,
@@ -152,6 +160,8 @@ impl RedisBackend {
                 next_reclaim: Instant::now(),
                 cursor: "0-0".into(),
             }),
+            in_flight: Mutex::new(HashSet::new()),
+            lost_reads: Mutex::new(HashSet::new()),
             options,
             sent: AtomicU64::new(0),
         })
@@ -355,6 +365,46 @@ impl RedisBackend {
         Ok(alive)
     }
 
+    /// Entries delivered to `worker` whose delivery it never saw: the reply of a read that
+    /// failed (a dropped connection, a Redis restart) after Redis had already handed them over.
+    /// They are read again from the worker's own pending list, less those it is running.
+    async fn recover(&self, worker: &str) -> Result<Vec<Entry>> {
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(worker)
+            .arg("COUNT")
+            .arg(RECOVER_BATCH)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg("0");
+        let reply: Value = self.query(&command).await?;
+        let entries = stream_entries(first_stream(reply));
+        let in_flight = self.in_flight.lock().expect("never poisoned");
+        let lost: Vec<_> = entries
+            .into_iter()
+            .filter(|(id, _)| !in_flight.contains(id))
+            .collect();
+        drop(in_flight);
+        if !lost.is_empty() {
+            tracing::warn!(
+                worker,
+                count = lost.len(),
+                "recovered deliveries lost with a failed read"
+            );
+        }
+        Ok(self.decode(lost))
+    }
+
+    /// The delivery is settled (or given up): it is no longer this process's to run.
+    fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
+        let mut in_flight = self.in_flight.lock().expect("never poisoned");
+        for delivery in deliveries {
+            in_flight.remove(stream_id(delivery));
+        }
+    }
+
     fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {
         invocation
             .key(&self.keys.stream)
@@ -375,10 +425,16 @@ impl RedisBackend {
         let mut wakes = Vec::new();
         for entry in entries {
             match entry {
-                Entry::Task { id, message } => deliveries.push(Delivery {
-                    id: DeliveryId::Stream(id),
-                    message,
-                }),
+                Entry::Task { id, message } => {
+                    self.in_flight
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(id.clone());
+                    deliveries.push(Delivery {
+                        id: DeliveryId::Stream(id),
+                        message,
+                    });
+                }
                 Entry::Wake { id } => wakes.push(id),
                 Entry::Garbled {
                     id,
@@ -503,6 +559,24 @@ impl Backend for RedisBackend {
         let give_up = max_wait.map(|wait| Instant::now() + wait);
         let mut reader = self.reader().await?;
         let result: Result<Vec<Delivery>> = async {
+            if self
+                .lost_reads
+                .lock()
+                .expect("never poisoned")
+                .remove(worker)
+            {
+                let lost = self.recover(worker).await;
+                if lost.is_err() {
+                    self.lost_reads
+                        .lock()
+                        .expect("never poisoned")
+                        .insert(worker.to_owned());
+                }
+                let deliveries = self.sort(lost?).await?;
+                if !deliveries.is_empty() {
+                    return Ok(deliveries);
+                }
+            }
             loop {
                 let wait = match self.wait(give_up) {
                     Some(wait) => wait,
@@ -520,7 +594,15 @@ impl Backend for RedisBackend {
                         self.create_group().await?;
                         continue;
                     }
-                    reply => reply?,
+                    Err(error) => {
+                        // Redis may have delivered entries whose reply never arrived.
+                        self.lost_reads
+                            .lock()
+                            .expect("never poisoned")
+                            .insert(worker.to_owned());
+                        return Err(error);
+                    }
+                    Ok(reply) => reply,
                 };
                 let entries = self.decode(stream_entries(first_stream(reply)));
                 let deliveries = self.sort(entries).await?;
@@ -544,6 +626,7 @@ impl Backend for RedisBackend {
         }
         let mut invocation = SCRIPTS.complete.prepare_invoke();
         invocation.key(&self.keys.stream).key(&self.keys.index);
+        self.settled(deliveries);
         for delivery in deliveries {
             invocation
                 .arg(stream_id(delivery))
@@ -558,6 +641,7 @@ impl Backend for RedisBackend {
             due,
             ..delivery.message.clone()
         };
+        self.settled([delivery]);
         let mut invocation = SCRIPTS.retry.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
@@ -572,6 +656,7 @@ impl Backend for RedisBackend {
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
         let letter = codec::encode_dead(&delivery.message, &burial.reason, SystemTime::now());
         let key = &delivery.message.key;
+        self.settled([delivery]);
         self.bury_entry(stream_id(delivery), key, &letter, false)
             .await
     }
