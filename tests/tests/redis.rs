@@ -1,9 +1,7 @@
 //! The behaviour suite on the Redis backend, each test on a private `redis-server`.
 
 mod behaviour;
-mod support;
-
-use support::RedisServer;
+use tests::redis_server::RedisServer;
 
 /// A fresh docket on a server of its own, which lives as long as the test.
 async fn open() -> (docket::Docket, RedisServer) {

@@ -7,12 +7,10 @@
 #[path = "behaviour/probe.rs"]
 mod probe;
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use docket::{Docket, Worker};
-use support::{RedisServer, unique_name};
+use tests::redis_server::{RedisServer, Reply, unique_name};
 
 use self::probe::Probe;
 
@@ -111,7 +109,7 @@ async fn a_worker_that_stops_cleanly_leaves_no_consumer_behind() {
         &format!("{{{name}}}:stream"),
         "workers",
     ]);
-    assert_eq!(consumers, support::Reply::Array(Vec::new()));
+    assert_eq!(consumers, Reply::Array(Vec::new()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,14 +2,12 @@
 //! takes its tasks over after the redelivery timeout; a task that kills every worker that runs it
 //! ends as a dead letter; SIGTERM lets running tasks finish. Nothing is lost.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::RedisServer;
+use tests::redis_server::{RedisServer, Reply, unique_name};
 
 const TASKS: u32 = 20;
 
@@ -71,7 +69,7 @@ impl Drop for Cleanup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_is_redelivered_after_its_worker_dies() {
     let server = RedisServer::start();
-    let name = support::unique_name("crash");
+    let name = unique_name("crash");
     let log = server.dir().join("runs.log");
     let docket = docket::Docket::connect(server.url())
         .name(&name)
@@ -130,7 +128,7 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
     // stays until it stops.
     let stream = format!("{{{name}}}:stream");
     let consumers = || match server.command(&["XINFO", "CONSUMERS", &stream, "workers"]) {
-        support::Reply::Array(consumers) => consumers.len(),
+        Reply::Array(consumers) => consumers.len(),
         other => panic!("XINFO CONSUMERS answered {other:?}"),
     };
     wait_for("the dead worker's consumer to be removed", || {
@@ -142,7 +140,7 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_kills_every_worker_becomes_a_dead_letter() {
     let server = RedisServer::start();
-    let name = support::unique_name("poison");
+    let name = unique_name("poison");
     let log = server.dir().join("runs.log");
     let docket = docket::Docket::connect(server.url())
         .name(&name)
@@ -203,7 +201,7 @@ async fn a_task_that_kills_every_worker_becomes_a_dead_letter() {
 async fn sigterm_lets_running_tasks_finish_and_loses_none() {
     const MANY: u32 = 1000;
     let server = RedisServer::start();
-    let name = support::unique_name("sigterm");
+    let name = unique_name("sigterm");
     let log = server.dir().join("runs.log");
     let docket = docket::Docket::connect(server.url())
         .name(&name)
@@ -265,7 +263,7 @@ async fn hold(ms: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_running_past_the_redelivery_timeout_stay_with_their_live_worker() {
     let server = RedisServer::start();
-    let name = support::unique_name("renew");
+    let name = unique_name("renew");
     let open = || {
         docket::Docket::connect(server.url())
             .name(&name)

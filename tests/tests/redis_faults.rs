@@ -9,8 +9,6 @@ mod probe;
 #[path = "behaviour/capture.rs"]
 mod capture;
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +18,7 @@ use docket::{Docket, Placement, Worker};
 
 use self::capture::Capture;
 use self::probe::Probe;
-use self::support::{RedisServer, free_port, unique_name};
+use tests::redis_server::{RedisServer, free_port, unique_name};
 
 /// Records one run, labelled `label`.
 #[docket::task]

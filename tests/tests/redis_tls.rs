@@ -2,9 +2,7 @@
 //! private redis-server with a certificate from a private CA, which the docket is told to trust.
 
 mod behaviour;
-mod support;
-
-use support::{Certs, RedisServer};
+use tests::redis_server::{Certs, RedisServer};
 
 /// Everything a producer and a worker need, on the keys of dockets named `behaviour-tls-…` only. The
 /// README's ACL section documents this list.

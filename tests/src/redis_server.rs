@@ -1,10 +1,8 @@
-//! A private `redis-server` per test binary or per test: started on a free loopback port in its
+//! A private `redis-server` per test, per run: started on a free loopback port in its
 //! own directory, and stopped, killed or restarted at will.
 //!
 //! When `redis-server` is missing, starting one panics with how to install it: Redis tests fail
 //! loudly, they never skip.
-
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -288,8 +286,7 @@ impl Certs {
     }
 
     fn make() -> Certs {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("docket-tls-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("docket-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ec = [
             "-newkey",
