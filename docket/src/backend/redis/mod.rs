@@ -73,6 +73,9 @@ const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
 /// The most future tasks one tick moves into the stream.
 const PROMOTE_BATCH: usize = 1000;
 
+/// How soon a worker looks again at stalled deliveries it left behind.
+const SUSPECT_PAUSE: Duration = Duration::from_millis(100);
+
 /// The most lost deliveries read back at once.
 const RECOVER_BATCH: usize = 1000;
 
@@ -158,7 +161,7 @@ impl RedisBackend {
             timer: Mutex::new(Timer {
                 next_due: None,
                 next_reclaim: Instant::now(),
-                cursor: "0-0".into(),
+                cursor: "-".into(),
             }),
             in_flight: Mutex::new(HashSet::new()),
             lost_reads: Mutex::new(HashSet::new()),
@@ -327,14 +330,21 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1));
-        let (next_due, cursor, reclaimed, deliveries): (i64, String, Value, Vec<u64>) =
+        let (next_due, cursor, reclaimed, deliveries, more): (i64, String, Value, Vec<u64>, u8) =
             self.invoke(&invocation).await?;
         {
             let mut timer = self.timer.lock().expect("never poisoned");
             timer.next_due = Some(u64::try_from(next_due).ok());
             if reclaim {
                 timer.cursor = cursor;
-                timer.next_reclaim = now + self.reclaim_every();
+                // Stalled deliveries left behind (suspects are taken one at a time) are looked
+                // at again soon, not a whole period later.
+                let pause = if more == 1 {
+                    SUSPECT_PAUSE.min(self.reclaim_every())
+                } else {
+                    self.reclaim_every()
+                };
+                timer.next_reclaim = now + pause;
             }
         }
         let entries = self.decode(stream_entries(reclaimed));
@@ -367,34 +377,43 @@ impl RedisBackend {
 
     /// Entries delivered to `worker` whose delivery it never saw: the reply of a read that
     /// failed (a dropped connection, a Redis restart) after Redis had already handed them over.
-    /// They are read again from the worker's own pending list, less those it is running.
+    /// They are found in the worker's pending list, less those it is running, and claimed again.
+    /// (Reading the pending list with `XREADGROUP ... 0` would count a delivery for every entry
+    /// the worker is running, and push healthy tasks towards `max_deliveries`.)
     async fn recover(&self, worker: &str) -> Result<Vec<Entry>> {
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(RECOVER_BATCH)
+            .arg(worker);
+        let pending: Value = self.query(&pending).await?;
+        let lost: Vec<String> = {
+            let in_flight = self.in_flight.lock().expect("never poisoned");
+            pending_owners(pending)
+                .into_keys()
+                .filter(|id| !in_flight.contains(id))
+                .collect()
+        };
+        if lost.is_empty() {
+            return Ok(Vec::new());
+        }
+        tracing::warn!(
+            worker,
+            count = lost.len(),
+            "recovering deliveries lost with a failed read"
+        );
+        let mut claim = redis::cmd("XCLAIM");
+        claim
+            .arg(&self.keys.stream)
             .arg(GROUP)
             .arg(worker)
-            .arg("COUNT")
-            .arg(RECOVER_BATCH)
-            .arg("STREAMS")
-            .arg(&self.keys.stream)
-            .arg("0");
-        let reply: Value = self.query(&command).await?;
-        let entries = stream_entries(first_stream(reply));
-        let in_flight = self.in_flight.lock().expect("never poisoned");
-        let lost: Vec<_> = entries
-            .into_iter()
-            .filter(|(id, _)| !in_flight.contains(id))
-            .collect();
-        drop(in_flight);
-        if !lost.is_empty() {
-            tracing::warn!(
-                worker,
-                count = lost.len(),
-                "recovered deliveries lost with a failed read"
-            );
-        }
-        Ok(self.decode(lost))
+            .arg(0)
+            .arg(&lost);
+        let claimed: Value = self.query(&claim).await?;
+        Ok(self.decode(stream_entries(claimed)))
     }
 
     /// The delivery is settled (or given up): it is no longer this process's to run.

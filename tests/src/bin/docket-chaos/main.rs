@@ -1,0 +1,370 @@
+//! The chaos harness: many producers and workers on one Redis, while workers are SIGKILLed,
+//! Redis is restarted and connections are cut, and some tasks are toxic. It checks that every
+//! task whose `schedule` succeeded ran at least once, that toxic tasks ended as dead letters, and
+//! that nothing is left behind, then prints one summary line.
+//!
+//! ```text
+//! cargo run -p tests --bin docket-chaos -- --short           # CI: about a minute
+//! cargo run --release -p tests --bin docket-chaos -- --long  # by hand: 100,000 tasks
+//! ```
+//! Options: `--tasks N`, `--chaos-secs S`, `--seed N`. Exits 0 only when nothing was lost.
+
+mod proxy;
+mod rng;
+mod roles;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::redis_server::{RedisServer, unique_name};
+
+use crate::proxy::Proxy;
+use crate::rng::Rng;
+
+#[derive(Debug, Clone)]
+struct Plan {
+    tasks: u64,
+    producers: u64,
+    workers: usize,
+    chaos: Duration,
+    spread: Duration,
+    drain: Duration,
+    seed: u64,
+}
+
+impl Plan {
+    fn from_args(args: &[String]) -> Plan {
+        let mut plan = Plan {
+            tasks: 3_000,
+            producers: 3,
+            workers: 3,
+            chaos: Duration::from_secs(20),
+            spread: Duration::from_secs(3),
+            drain: Duration::from_secs(120),
+            seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |since| since.as_nanos() as u64),
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = || {
+                args.next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("a number")
+            };
+            match arg.as_str() {
+                "--short" => {}
+                "--long" => {
+                    plan.tasks = 100_000;
+                    plan.producers = 4;
+                    plan.workers = 4;
+                    plan.chaos = Duration::from_secs(300);
+                    plan.spread = Duration::from_secs(10);
+                    plan.drain = Duration::from_secs(600);
+                }
+                "--tasks" => plan.tasks = value(),
+                "--chaos-secs" => plan.chaos = Duration::from_secs(value()),
+                "--seed" => plan.seed = value(),
+                other => panic!("unknown option {other}; see the file's docs"),
+            }
+        }
+        plan
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match args.first().map(String::as_str) {
+        Some("worker") => runtime
+            .block_on(roles::work(&args[1], &args[2]))
+            .expect("worker"),
+        Some("produce") => {
+            let number = |i: usize| args[i].parse::<u64>().expect("a number");
+            let spread = Duration::from_millis(number(5));
+            runtime
+                .block_on(roles::produce(
+                    &args[1],
+                    &args[2],
+                    number(3),
+                    number(4),
+                    spread,
+                    number(6),
+                ))
+                .expect("producer");
+        }
+        _ => {
+            let plan = Plan::from_args(&args);
+            let passed = runtime.block_on(run(plan));
+            std::process::exit(if passed { 0 } else { 1 });
+        }
+    }
+}
+
+/// The child processes of a run, killed when it ends however it ends.
+struct Children {
+    dir: PathBuf,
+    workers: Vec<Child>,
+    producers: Vec<Child>,
+}
+
+impl Children {
+    fn spawn(&self, args: &[String]) -> Child {
+        Command::new(std::env::current_exe().expect("this binary"))
+            .args(args)
+            .env("CHAOS_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a child process")
+    }
+
+    /// Replace workers that exited (a toxic task may end its process).
+    fn keep_workers(&mut self, wanted: usize, url: &str, name: &str) {
+        self.workers
+            .retain_mut(|worker| worker.try_wait().ok().flatten().is_none());
+        while self.workers.len() < wanted {
+            let worker = self.spawn(&["worker".into(), url.into(), name.into()]);
+            self.workers.push(worker);
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in self.workers.iter_mut().chain(&mut self.producers) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    kills: u32,
+    restarts: u32,
+    cuts: u32,
+}
+
+async fn run(plan: Plan) -> bool {
+    eprintln!("chaos: {plan:?}");
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let proxy = Proxy::start(redis.port()).await.expect("start the proxy");
+    let name = unique_name("chaos");
+    let dir = redis.dir().join("logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let direct = redis.url();
+    let through_proxy = format!("redis://127.0.0.1:{}", proxy.port());
+    let mut children = Children {
+        dir: dir.clone(),
+        workers: Vec::new(),
+        producers: Vec::new(),
+    };
+    children.keep_workers(plan.workers, &through_proxy, &name);
+    for index in 0..plan.producers {
+        let count = plan.tasks / plan.producers + u64::from(index < plan.tasks % plan.producers);
+        let args = [
+            "produce".to_owned(),
+            direct.clone(),
+            name.clone(),
+            index.to_string(),
+            count.to_string(),
+            plan.spread.as_millis().to_string(),
+            plan.seed.to_string(),
+        ];
+        let producer = children.spawn(&args);
+        children.producers.push(producer);
+    }
+
+    // Chaos, every 250 ms, for the chaos period and at least until the producers are done.
+    let mut rng = Rng::new(plan.seed);
+    let mut tally = Tally::default();
+    let started = Instant::now();
+    let mut clean_restart = true;
+    loop {
+        children.producers.retain_mut(|producer| {
+            match producer.try_wait().expect("a producer's status") {
+                None => true,
+                Some(status) => {
+                    assert!(status.success(), "a producer failed: {status}");
+                    false
+                }
+            }
+        });
+        if started.elapsed() >= plan.chaos && children.producers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if rng.chance(8.0) {
+            let victim = rng.below(children.workers.len() as u64) as usize;
+            let _ = children.workers[victim].kill();
+            let _ = children.workers[victim].wait();
+            tally.kills += 1;
+        } else if rng.chance(2.0) {
+            if clean_restart {
+                redis.shutdown();
+            }
+            redis.restart();
+            clean_restart = !clean_restart;
+            tally.restarts += 1;
+        } else if rng.chance(5.0) {
+            proxy.cut();
+            tally.cuts += 1;
+        }
+        children.keep_workers(plan.workers, &through_proxy, &name);
+    }
+    eprintln!("chaos: stopped after {:.0?}: {tally:?}", started.elapsed());
+
+    // Let the workers drain everything.
+    let docket = roles::open(&direct, &name).await.expect("open the docket");
+    let expected = Expected::read(&dir);
+    let deadline = Instant::now() + plan.drain;
+    loop {
+        children.keep_workers(plan.workers, &through_proxy, &name);
+        let snapshot = docket.snapshot().await;
+        let done = Outcome::read(&dir);
+        let settled = snapshot.as_ref().is_ok_and(|s| s.is_empty())
+            && expected.must.iter().all(|id| done.runs.contains_key(id));
+        if settled || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let snapshot = docket.snapshot().await.expect("a final snapshot");
+    let dead = docket.dead_letters().await.expect("the dead letters");
+    drop(children);
+    report(&expected, &Outcome::read(&dir), &snapshot, &dead)
+}
+
+/// What the producers scheduled.
+#[derive(Debug, Default)]
+struct Expected {
+    must: BTreeSet<String>,
+    cancelled: BTreeSet<String>,
+    /// Toxic id → what it does.
+    toxic: BTreeMap<String, String>,
+    scheduled: usize,
+}
+
+impl Expected {
+    fn read(dir: &Path) -> Expected {
+        let mut expected = Expected::default();
+        for line in roles::read_logs(dir) {
+            let Some((event, id)) = line.split_once(' ') else {
+                continue;
+            };
+            let id = id.to_owned();
+            match event {
+                "must" => drop(expected.must.insert(id)),
+                "cancelled" => drop(expected.cancelled.insert(id)),
+                "replaced" | "unsure" => {}
+                toxic if toxic.starts_with("toxic-") => {
+                    expected
+                        .toxic
+                        .insert(id, toxic["toxic-".len()..].to_owned());
+                }
+                _ => continue,
+            }
+            expected.scheduled += 1;
+        }
+        expected
+    }
+}
+
+/// What the workers ran.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Task id → how many times it completed.
+    runs: BTreeMap<String, usize>,
+}
+
+impl Outcome {
+    fn read(dir: &Path) -> Outcome {
+        let mut outcome = Outcome::default();
+        for line in roles::read_logs(dir) {
+            if let Some(id) = line.strip_prefix("done ") {
+                *outcome.runs.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+        outcome
+    }
+}
+
+fn report(
+    expected: &Expected,
+    outcome: &Outcome,
+    snapshot: &docket::Snapshot,
+    dead: &[docket::DeadLetter],
+) -> bool {
+    let lost: Vec<&String> = expected
+        .must
+        .iter()
+        .filter(|id| !outcome.runs.contains_key(*id))
+        .collect();
+    let ran_after_cancel: Vec<&String> = expected
+        .cancelled
+        .iter()
+        .filter(|id| outcome.runs.contains_key(*id))
+        .collect();
+    let duplicates: usize = outcome.runs.values().map(|runs| runs - 1).sum();
+    // A toxic task ends with its own error, unless the chaos killed its workers under it more
+    // often than `max_deliveries` first ("never settled").
+    let reason_of = |kind: &str| match kind {
+        "panic" => "panicked",
+        "error" => "failed on attempt 3 of 3",
+        "hang" => "timed out",
+        _ => "never settled",
+    };
+    let unburied: Vec<(&String, &String)> = expected
+        .toxic
+        .iter()
+        .filter(|(id, kind)| {
+            !dead.iter().any(|letter| {
+                &&letter.key == id
+                    && (letter.reason.contains(reason_of(kind))
+                        || letter.reason.contains("never settled"))
+            })
+        })
+        .collect();
+    let unexpected_dead: Vec<&docket::DeadLetter> = dead
+        .iter()
+        .filter(|letter| !expected.toxic.contains_key(&letter.key))
+        .collect();
+    println!(
+        "chaos: scheduled={} completed={} duplicates={duplicates} dead-lettered={} lost={}",
+        expected.scheduled,
+        outcome.runs.len(),
+        dead.len(),
+        lost.len()
+    );
+    let mut passed = true;
+    let mut fail = |what: &str, detail: String| {
+        passed = false;
+        eprintln!("chaos: FAILED: {what}: {detail}");
+    };
+    if !lost.is_empty() {
+        fail("tasks never completed", format!("{lost:?}"));
+    }
+    if !ran_after_cancel.is_empty() {
+        fail("cancelled tasks ran", format!("{ran_after_cancel:?}"));
+    }
+    if !unburied.is_empty() {
+        fail(
+            "toxic tasks not dead-lettered with their error",
+            format!("{unburied:?}"),
+        );
+    }
+    if !unexpected_dead.is_empty() {
+        fail(
+            "healthy tasks dead-lettered",
+            format!("{unexpected_dead:#?}"),
+        );
+    }
+    if !snapshot.is_empty() {
+        fail("tasks left behind", format!("{snapshot:#?}"));
+    }
+    passed
+}

@@ -1,0 +1,24 @@
+//! The chaos harness's short mode (`docket-chaos --short`): producers and workers in separate
+//! processes while workers are SIGKILLed, Redis restarts and connections are cut. It fails when
+//! a task whose scheduling succeeded never completed, a toxic task was not dead-lettered, or
+//! anything was left behind. The long mode runs by hand; see the binary's docs.
+
+use std::process::Command;
+
+#[test]
+fn nothing_is_lost_under_chaos() {
+    let output = Command::new(env!("CARGO_BIN_EXE_docket-chaos"))
+        .arg("--short")
+        .output()
+        .expect("run docket-chaos");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(output.status.success(), "the chaos run failed: {stdout}");
+    let summary = stdout
+        .lines()
+        .find(|line| line.starts_with("chaos: scheduled="))
+        .expect("a summary line");
+    assert!(summary.ends_with("lost=0"), "{summary}");
+}
