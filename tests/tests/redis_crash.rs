@@ -199,7 +199,7 @@ async fn a_task_that_kills_every_worker_becomes_a_dead_letter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_running_tasks_finish_and_loses_none() {
-    const MANY: u32 = 1000;
+    const MANY: u32 = 2000;
     let server = RedisServer::start();
     let name = unique_name("sigterm");
     let log = server.dir().join("runs.log");
@@ -212,6 +212,7 @@ async fn sigterm_lets_running_tasks_finish_and_loses_none() {
         docket.add_json("crash_probe", &args).await.unwrap();
     }
 
+    // Half the tasks, 1,000, run when SIGTERM arrives.
     let mut cleanup = Cleanup(Vec::new(), log.clone());
     cleanup.0.push(spawn_worker(&server, &name, &log, MANY / 2));
     wait_for("the worker to start its tasks", || {
@@ -238,7 +239,7 @@ async fn sigterm_lets_running_tasks_finish_and_loses_none() {
     assert_eq!(snapshot.queued.len(), MANY as usize - started);
 
     // Another worker runs the rest, and nothing runs twice.
-    cleanup.0.push(spawn_worker(&server, &name, &log, 500));
+    cleanup.0.push(spawn_worker(&server, &name, &log, MANY / 2));
     wait_for("every task to finish", || {
         count(&read_log(&log), "done") == MANY as usize
     })
