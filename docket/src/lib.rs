@@ -78,6 +78,14 @@ mod worker;
 #[path = "private.rs"]
 pub mod __private;
 
+/// Entry points for the fuzz targets in `fuzz/`: the decoders of everything read from Redis.
+/// Built only under `cfg(fuzzing)`; not public API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::backend::redis::fuzz::*;
+}
+
 pub use crate::backend::Disposition;
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
 pub use crate::error::{Error, Result};

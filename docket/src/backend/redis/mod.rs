@@ -12,6 +12,8 @@
 //! to the stream. It never polls.
 
 mod codec;
+#[cfg(fuzzing)]
+pub(crate) mod fuzz;
 mod keys;
 mod scripts;
 
