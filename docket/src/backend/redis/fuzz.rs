@@ -46,7 +46,7 @@ pub fn reply(resp: &[u8]) {
 
 fn round_trip(message: &crate::backend::Message) {
     let json = codec::encode_message(message);
-    let again = codec::decode_message(&message.key, json.as_bytes())
-        .expect("an encoded message decodes");
+    let again =
+        codec::decode_message(&message.key, json.as_bytes()).expect("an encoded message decodes");
     assert_eq!(&again, message);
 }
