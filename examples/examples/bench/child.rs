@@ -1,0 +1,101 @@
+//! The worker child process: this binary run again with `--worker-child`, draining one docket
+//! with one worker so that its time, commands and peak RSS are the worker's alone.
+
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use docket::{Docket, Worker};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// What the parent asks the child to drain.
+#[derive(Debug)]
+pub(crate) struct Args {
+    url: String,
+    name: String,
+    concurrency: usize,
+}
+
+impl Args {
+    /// `--redis-url URL --name NAME --concurrency N`, after `--worker-child`.
+    pub(crate) fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let (mut url, mut name, mut concurrency) = (None, None, None);
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            match flag.as_str() {
+                "--redis-url" => url = Some(value),
+                "--name" => name = Some(value),
+                "--concurrency" => concurrency = value.parse().ok(),
+                other => return Err(format!("unknown worker-child argument `{other}`")),
+            }
+        }
+        Ok(Args {
+            url: url.ok_or("--worker-child needs --redis-url")?,
+            name: name.ok_or("--worker-child needs --name")?,
+            concurrency: concurrency.ok_or("--worker-child needs a numeric --concurrency")?,
+        })
+    }
+}
+
+/// The child's answer, one JSON line on its stdout.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Report {
+    /// From the worker's start to its last acknowledgement (`run_until_finished` returning).
+    pub(crate) elapsed_s: f64,
+    /// From the worker's start to the start of the last task.
+    pub(crate) last_start_s: f64,
+    /// Redis commands the child's docket sent.
+    pub(crate) commands_sent: u64,
+    /// The child's peak resident set (`VmHWM`), KiB.
+    pub(crate) peak_rss_kib: u64,
+}
+
+/// The child: drain the docket, then report.
+pub(crate) async fn serve(args: Args) -> Result<()> {
+    let docket = Docket::connect(&args.url).name(&args.name).await?;
+    let (started, started_at) = (Instant::now(), SystemTime::now());
+    Worker::new(&docket)
+        .concurrency(args.concurrency)
+        .run_until_finished()
+        .await?;
+    let report = Report {
+        elapsed_s: started.elapsed().as_secs_f64(),
+        last_start_s: crate::tasks::last_noop()
+            .duration_since(started_at)
+            .unwrap_or_default()
+            .as_secs_f64(),
+        commands_sent: docket.commands_sent(),
+        peak_rss_kib: peak_rss_kib()?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// The parent: drain `name` in a child process at `concurrency`, and collect its report.
+pub(crate) async fn drain(url: &str, name: &str, concurrency: usize) -> Result<Report> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--worker-child", "--redis-url", url, "--name", name])
+        .args(["--concurrency", &concurrency.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("the worker child failed with {}: {stdout}", output.status).into());
+    }
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .map_err(|error| format!("the worker child answered `{line}`: {error}").into())
+}
+
+/// `VmHWM` from `/proc/self/status`: the most this process ever had resident.
+fn peak_rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+}
