@@ -263,6 +263,11 @@ impl RedisBackend {
     }
 
     /// Block until entries arrive, `wait` passes or `stop` fires.
+    ///
+    /// Redis ends a blocked read only on its own clock tick (`hz`, 10 a second by default), so a
+    /// read timed to end when a future task falls due would start it up to 100 ms late. Instead,
+    /// a local timer fires at the due time and moves the task into the stream, which wakes the
+    /// read at once.
     async fn read(
         &self,
         reader: &mut Reader,
@@ -271,6 +276,9 @@ impl RedisBackend {
         wait: Duration,
         stop: &CancellationToken,
     ) -> Result<Value> {
+        if stop.is_cancelled() {
+            return Ok(Value::Nil);
+        }
         let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut command = redis::cmd("XREADGROUP");
         command
@@ -292,31 +300,55 @@ impl RedisBackend {
         // block should have ended.
         let deadline = tokio::time::sleep(wait + RESPONSE_TIMEOUT);
         tokio::pin!(deadline);
-        let stopped = tokio::select! {
-            reply = &mut read => return reply.map_err(into_error),
-            () = &mut deadline => return Err(unavailable("the blocking read did not return")),
-            () = stop.cancelled() => true,
-        };
-        debug_assert!(stopped);
+        let due = self.next_due().filter(|due| *due < Instant::now() + wait);
+        let due_timer = sleep_until(due);
+        tokio::pin!(due_timer);
+        let mut promoted = false;
+        loop {
+            tokio::select! {
+                biased;
+                reply = &mut read => return reply.map_err(into_error),
+                () = stop.cancelled() => break,
+                () = &mut deadline => return Err(unavailable("the blocking read did not return")),
+                () = &mut due_timer, if !promoted => {
+                    promoted = true;
+                    if let Err(error) = self.tick(worker, max, false).await {
+                        tracing::debug!(error = %crate::error::Chain(&error), "moving due tasks failed");
+                    }
+                }
+            }
+        }
         // Stop waiting now, but still take what the read returns: entries it delivered belong to
-        // this worker and must be run, not left pending until redelivery.
+        // this worker and must be run, not left pending until redelivery. The unblock may reach
+        // Redis before the read does, so it is repeated until the read answers.
         let mut unblock = redis::cmd("CLIENT");
         unblock.arg("UNBLOCK").arg(reader.id);
-        if let Err(error) = self.query::<i64>(&unblock).await {
-            tracing::debug!(error = %crate::error::Chain(&error), "could not unblock the reader");
+        for _ in 0..10 {
+            if let Err(error) = self.query::<i64>(&unblock).await {
+                tracing::debug!(error = %crate::error::Chain(&error), "could not unblock the reader");
+            }
+            if let Ok(reply) = tokio::time::timeout(Duration::from_millis(100), &mut read).await {
+                return reply.map_err(into_error);
+            }
         }
-        match tokio::time::timeout(Duration::from_secs(1), read).await {
-            Ok(reply) => reply.map_err(into_error),
-            Err(_) => Err(unavailable("the blocking read did not stop")),
-        }
+        Err(unavailable("the blocking read did not stop"))
     }
 
-    /// Move due tasks into the stream and, when it is time, take over stalled deliveries.
-    async fn tick(&self, worker: &str, max: usize) -> Result<Vec<Entry>> {
+    /// When the earliest future task falls due, as of the last tick.
+    fn next_due(&self) -> Option<Instant> {
+        let next_due = self.timer.lock().expect("never poisoned").next_due;
+        next_due
+            .flatten()
+            .map(|due| crate::time::instant_at(codec::from_millis(due)))
+    }
+
+    /// Move due tasks into the stream and, when it is time and `may_reclaim`, take over
+    /// stalled deliveries.
+    async fn tick(&self, worker: &str, max: usize, may_reclaim: bool) -> Result<Vec<Entry>> {
         let now = Instant::now();
         let (reclaim, cursor) = {
             let timer = self.timer.lock().expect("never poisoned");
-            (now >= timer.next_reclaim, timer.cursor.clone())
+            (may_reclaim && now >= timer.next_reclaim, timer.cursor.clone())
         };
         let idle = if reclaim {
             millis_of(self.options.redelivery_timeout)
@@ -602,7 +634,7 @@ impl Backend for RedisBackend {
                 let wait = match self.wait(give_up) {
                     Some(wait) => wait,
                     None => {
-                        let reclaimed = self.tick(worker, max).await?;
+                        let reclaimed = self.tick(worker, max, true).await?;
                         let deliveries = self.sort(reclaimed).await?;
                         if !deliveries.is_empty() {
                             return Ok(deliveries);
@@ -935,5 +967,12 @@ fn into_error(error: RedisError) -> Error {
         Error::Backend {
             source: Box::new(error),
         }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
