@@ -23,7 +23,14 @@ pub(crate) fn unique() -> String {
         hasher.write_u32(std::process::id());
         hasher.finish()
     };
-    format!("{:016x}{:016x}", half(1), half(2))
+    let mut key = String::with_capacity(32);
+    for half in [half(1), half(2)] {
+        for shift in (0..16).rev() {
+            let digit = (half >> (shift * 4)) & 0xF;
+            key.push(char::from_digit(digit as u32, 16).expect("a hex digit"));
+        }
+    }
+    key
 }
 
 #[cfg(test)]

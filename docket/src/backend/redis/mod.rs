@@ -348,7 +348,10 @@ impl RedisBackend {
         let now = Instant::now();
         let (reclaim, cursor) = {
             let timer = self.timer.lock().expect("never poisoned");
-            (may_reclaim && now >= timer.next_reclaim, timer.cursor.clone())
+            (
+                may_reclaim && now >= timer.next_reclaim,
+                timer.cursor.clone(),
+            )
         };
         let idle = if reclaim {
             millis_of(self.options.redelivery_timeout)
@@ -450,6 +453,25 @@ impl RedisBackend {
         Ok(self.decode(stream_entries(claimed)))
     }
 
+    /// Acknowledge `(stream id, key)` entries in one call.
+    async fn acknowledge<'a>(
+        &self,
+        entries: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Result<()> {
+        let mut invocation = SCRIPTS.complete.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .arg(entries.len());
+        for (id, _) in entries.clone() {
+            invocation.arg(id);
+        }
+        for (_, key) in entries {
+            invocation.arg(key);
+        }
+        self.invoke::<i64>(&invocation).await.map(drop)
+    }
+
     /// The delivery is settled (or given up): it is no longer this process's to run.
     fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
         let mut in_flight = self.in_flight.lock().expect("never poisoned");
@@ -505,12 +527,8 @@ impl RedisBackend {
         if !wakes.is_empty() {
             // The schedule's head changed: look at it before blocking again.
             self.timer.lock().expect("never poisoned").next_due = None;
-            let mut invocation = SCRIPTS.complete.prepare_invoke();
-            invocation.key(&self.keys.stream).key(&self.keys.index);
-            for id in &wakes {
-                invocation.arg(id).arg("");
-            }
-            self.invoke::<i64>(&invocation).await?;
+            self.acknowledge(wakes.iter().map(|id| (id.as_str(), "")))
+                .await?;
         }
         Ok(deliveries)
     }
@@ -578,13 +596,13 @@ impl Backend for RedisBackend {
                 .arg(millis(message.due))
                 .arg(mode);
         }
-        let outcomes: Vec<String> = self.invoke(&invocation).await?;
+        let outcomes: Vec<u8> = self.invoke(&invocation).await?;
         outcomes
-            .iter()
-            .map(|outcome| match outcome.as_str() {
-                "added" => Ok(Disposition::Added),
-                "replaced" => Ok(Disposition::Replaced),
-                "duplicate" => Ok(Disposition::Duplicate),
+            .into_iter()
+            .map(|outcome| match outcome {
+                0 => Ok(Disposition::Added),
+                1 => Ok(Disposition::Replaced),
+                2 => Ok(Disposition::Duplicate),
                 other => Err(Error::Backend {
                     source: format!("enqueue answered `{other}`").into(),
                 }),
@@ -677,15 +695,11 @@ impl Backend for RedisBackend {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let mut invocation = SCRIPTS.complete.prepare_invoke();
-        invocation.key(&self.keys.stream).key(&self.keys.index);
         self.settled(deliveries);
-        for delivery in deliveries {
-            invocation
-                .arg(stream_id(delivery))
-                .arg(&delivery.message.key);
-        }
-        self.invoke::<i64>(&invocation).await.map(drop)
+        let settled = deliveries
+            .iter()
+            .map(|delivery| (stream_id(delivery), delivery.message.key.as_str()));
+        self.acknowledge(settled).await
     }
 
     async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {

@@ -1,31 +1,24 @@
 -- Acknowledge finished deliveries, and free their keys unless a newer task holds them.
 --
 -- KEYS: stream, index
--- ARGV: id, key, id, key, ... (an empty key for entries without one, such as wake-ups)
+-- ARGV: n, then n stream ids, then the n keys of those entries (an empty key for entries
+--       without one, such as wake-ups). Halves rather than pairs, so that the ids and keys go
+--       to Redis by `unpack` with no table built in between.
 -- Returns how many deliveries were acknowledged.
 local stream, index = KEYS[1], KEYS[2]
+local n = tonumber(ARGV[1])
 
-local ids, keys, owners = {}, {}, {}
-for i = 1, #ARGV, 2 do
-  ids[#ids + 1] = ARGV[i]
-  if ARGV[i + 1] ~= '' then
-    keys[#keys + 1] = ARGV[i + 1]
-    owners[#owners + 1] = ARGV[i]
+local acknowledged = redis.call('XACK', stream, 'workers', unpack(ARGV, 2, n + 1))
+redis.call('XDEL', stream, unpack(ARGV, 2, n + 1))
+local current = redis.call('HMGET', index, unpack(ARGV, n + 2, 2 * n + 1))
+local free = {}
+for i = 1, n do
+  local key = ARGV[n + 1 + i]
+  if key ~= '' and current[i] == ARGV[1 + i] then
+    free[#free + 1] = key
   end
 end
-
-local acknowledged = redis.call('XACK', stream, 'workers', unpack(ids))
-redis.call('XDEL', stream, unpack(ids))
-if #keys > 0 then
-  local current = redis.call('HMGET', index, unpack(keys))
-  local free = {}
-  for i, key in ipairs(keys) do
-    if current[i] == owners[i] then
-      free[#free + 1] = key
-    end
-  end
-  if #free > 0 then
-    redis.call('HDEL', index, unpack(free))
-  end
+if #free > 0 then
+  redis.call('HDEL', index, unpack(free))
 end
 return acknowledged

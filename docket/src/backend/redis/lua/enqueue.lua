@@ -4,36 +4,46 @@
 -- ARGV: now (ms since the epoch), then for each task: key, message, due (ms), mode
 --   mode: 'add' (keep a task already holding the key), 'replace' (swap a waiting one),
 --         'fresh' (a generated key no other task can hold: skip the look-up)
--- Returns, for each task, 'added', 'replaced' or 'duplicate'.
+-- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
+-- Index writes of due tasks, made with one HSET at the end.
+local batch = {}
 
 local function enqueue(key, message, due, mode)
-  local outcome = 'added'
+  local outcome = 0
   if mode ~= 'fresh' then
-    local current = redis.call('HGET', index, key)
+    local current = batch[key] or redis.call('HGET', index, key)
     if current then
       if mode == 'add' then
-        return 'duplicate'
+        return 2
       end
       if current == 's' then
         redis.call('ZREM', schedule, key)
         redis.call('HDEL', parked, key)
-        outcome = 'replaced'
+        outcome = 1
       elseif #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0 then
         -- Queued but not yet delivered: take it out. A delivered one is running and is left
         -- alone; this task is added beside it.
         redis.call('XDEL', stream, current)
-        outcome = 'replaced'
+        outcome = 1
       end
     end
   end
-  store(stream, index, schedule, parked, key, message, due, now)
+  store(stream, index, schedule, parked, key, message, due, now, batch)
   return outcome
 end
 
 local outcomes = {}
 for i = 2, #ARGV, 4 do
   outcomes[#outcomes + 1] = enqueue(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3])
+end
+local writes = {}
+for key, id in pairs(batch) do
+  writes[#writes + 1] = key
+  writes[#writes + 1] = id
+end
+if #writes > 0 then
+  redis.call('HSET', index, unpack(writes))
 end
 return outcomes

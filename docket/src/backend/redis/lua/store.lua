@@ -1,10 +1,19 @@
 -- Shared by the scripts that store a task (prepended to each): the stream when it is due, the
--- schedule until then. Keys and times as in the scripts; times in ms since the epoch.
-local function store(stream, index, schedule, parked, key, message, due, now)
+-- schedule until then. Keys and times as in the scripts; times in ms since the epoch. With a
+-- `batch` table, the index write of a due task is left in it (key → stream id) for one HSET of
+-- the whole batch.
+local function store(stream, index, schedule, parked, key, message, due, now, batch)
   if due <= now then
     local id = redis.call('XADD', stream, '*', 'k', key, 'm', message)
-    redis.call('HSET', index, key, id)
+    if batch then
+      batch[key] = id
+    else
+      redis.call('HSET', index, key, id)
+    end
     return
+  end
+  if batch then
+    batch[key] = nil -- this task's own HSET below supersedes an earlier one of the batch
   end
   local first = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
   redis.call('ZADD', schedule, due, key)
