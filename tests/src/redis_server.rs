@@ -200,17 +200,8 @@ impl RedisServer {
         let Reply::Bulk(info) = self.command(&["INFO", "commandstats"]) else {
             panic!("INFO did not answer with text");
         };
-        info.lines()
-            .filter_map(|line| {
-                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest
-                    .strip_prefix("calls=")?
-                    .split(',')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
+        command_calls(&info)
+            .map(|(name, calls)| (name.to_owned(), calls))
             .collect()
     }
 }
@@ -220,6 +211,20 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `(command, calls)` from `INFO commandstats` lines such as `cmdstat_xadd:calls=3,usec=12,...`.
+pub fn command_calls(info: &str) -> impl Iterator<Item = (&str, u64)> {
+    info.lines().filter_map(|line| {
+        let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+        let calls = rest
+            .strip_prefix("calls=")?
+            .split(',')
+            .next()?
+            .parse()
+            .ok()?;
+        Some((name, calls))
+    })
 }
 
 /// A RESP reply.

@@ -89,7 +89,8 @@ fn bench(runtime: &tokio::runtime::Runtime, options: Options) -> Result<()> {
             (None, url)
         }
         None => {
-            let server = server::RedisServer::start()?;
+            let server = tests::redis_server::RedisServer::start();
+            eprintln!("bench: started redis-server on {}", server.url());
             let url = server.url();
             (Some(server), url)
         }

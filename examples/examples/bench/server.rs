@@ -1,95 +1,9 @@
-//! The bench's own `redis-server`, and the commands the bench sends besides docket's: statistics,
-//! clean-up, and connections for the raw ceiling.
-
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! The commands the bench sends besides docket's: statistics, clean-up, and connections for the
+//! raw ceiling. Its own `redis-server` comes from the tests package's harness.
 
 use redis::aio::MultiplexedConnection;
 
 use crate::Result;
-
-/// A `redis-server` on a free loopback port that keeps nothing on disk; killed when dropped.
-#[derive(Debug)]
-pub(crate) struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    pub(crate) fn start() -> Result<RedisServer> {
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("docket-bench-redis-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--logfile")
-            .arg(dir.join("redis.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| {
-                format!("could not start `redis-server` ({error}); install it or pass --redis-url")
-            })?;
-        let mut server = RedisServer { child, port, dir };
-        server.wait_ready()?;
-        eprintln!(
-            "bench: started redis-server (pid {}) on 127.0.0.1:{port}",
-            server.child.id()
-        );
-        Ok(server)
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ping(self.port) {
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                return Err(format!("redis-server exited with {status}:\n{log}").into());
-            }
-            if Instant::now() > deadline {
-                return Err("redis-server did not answer PING within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Bind port 0 and give the port back: free a moment ago, and almost surely still.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut answer = [0; 7];
-    stream.write_all(b"PING\r\n").is_ok()
-        && stream.read_exact(&mut answer).is_ok()
-        && &answer == b"+PONG\r\n"
-}
 
 /// The bench's own connection to the server: statistics and clean-up, never counted as docket's.
 #[derive(Debug, Clone)]
@@ -126,7 +40,7 @@ impl Admin {
             .arg("commandstats")
             .query_async(&mut self.connection.clone())
             .await?;
-        Ok(command_calls(&info)
+        Ok(tests::redis_server::command_calls(&info)
             .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
             .map(|(_, calls)| calls)
             .sum())
@@ -175,19 +89,4 @@ impl Admin {
             cursor = next;
         }
     }
-}
-
-/// `(command, calls)` from `INFO commandstats` lines such as
-/// `cmdstat_xadd:calls=3,usec=12,...`.
-fn command_calls(info: &str) -> impl Iterator<Item = (&str, u64)> {
-    info.lines().filter_map(|line| {
-        let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-        let calls = rest
-            .strip_prefix("calls=")?
-            .split(',')
-            .next()?
-            .parse()
-            .ok()?;
-        Some((name, calls))
-    })
 }
