@@ -57,8 +57,9 @@ impl Docket {
         Docket::open(Settings::from_env()?).await
     }
 
-    /// Open the docket at `url` (`memory://`, or `""` for in-process), named `docket` unless
-    /// [`Connect::name`] says otherwise.
+    /// Open the docket at `url` — `redis://host:port/db`, `rediss://…` (TLS), `memory://`, or
+    /// `""` for in-process — named `docket` unless [`Connect::name`] says otherwise. Redis is
+    /// reached lazily: an unreachable server shows on first use, not here.
     pub fn connect(url: impl Into<String>) -> Connect {
         Connect {
             url: url.into(),
