@@ -235,7 +235,7 @@ impl Docket {
             due: SystemTime::now(),
         };
         // Without it the task cannot run in-process, as a fallback or otherwise.
-        let registration = Docket::registry()?.get(task).copied();
+        let registration = Registry::global()?.get(task).copied();
         self.schedule_one(registration, message, KeyMode::Fresh)
             .await
     }
@@ -362,11 +362,6 @@ impl Docket {
                 disposition,
             })
             .collect())
-    }
-
-    /// The tasks in this binary, checked for duplicate names.
-    pub(crate) fn registry() -> Result<Registry> {
-        Registry::from_inventory()
     }
 }
 

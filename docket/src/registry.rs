@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::execution::Context;
@@ -65,6 +66,24 @@ fn start<T: Task>(args: &str, context: Context) -> Result<Attempt, serde_json::E
 
 inventory::collect!(Registration);
 
+/// Two task types registered under one name.
+#[derive(Debug, Clone, Copy)]
+struct Duplicate {
+    name: &'static str,
+    first: &'static str,
+    second: &'static str,
+}
+
+impl From<Duplicate> for Error {
+    fn from(duplicate: Duplicate) -> Error {
+        Error::DuplicateTask {
+            name: duplicate.name,
+            first: duplicate.first,
+            second: duplicate.second,
+        }
+    }
+}
+
 /// The tasks a worker can run, by name.
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -72,20 +91,25 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Every `#[docket::task]` in the binary; two tasks with one name are an error naming both.
-    pub(crate) fn from_inventory() -> Result<Registry, Error> {
-        Registry::from_registrations(inventory::iter::<Registration>())
+    /// Every `#[docket::task]` in the binary, gathered once; two tasks with one name are an
+    /// error naming both.
+    pub(crate) fn global() -> Result<&'static Registry, Error> {
+        static GLOBAL: OnceLock<Result<Registry, Duplicate>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::from_registrations(inventory::iter::<Registration>()))
+            .as_ref()
+            .map_err(|duplicate| Error::from(*duplicate))
     }
 
     fn from_registrations(
         registrations: impl IntoIterator<Item = &'static Registration>,
-    ) -> Result<Registry, Error> {
+    ) -> Result<Registry, Duplicate> {
         let mut by_name = HashMap::new();
         for registration in registrations {
             if let Some(first) = by_name.insert(registration.name, registration) {
                 let mut types = [(first.type_name)(), (registration.type_name)()];
                 types.sort_unstable();
-                return Err(Error::DuplicateTask {
+                return Err(Duplicate {
                     name: registration.name,
                     first: types[0],
                     second: types[1],
@@ -131,8 +155,8 @@ mod tests {
 
     #[test]
     fn two_tasks_with_one_name_are_an_error_naming_both() {
-        let err = Registry::from_registrations([&FIRST, &SECOND]).unwrap_err();
-        let message = err.to_string();
+        let duplicate = Registry::from_registrations([&FIRST, &SECOND]).unwrap_err();
+        let message = Error::from(duplicate).to_string();
         assert!(message.contains("`ping`"), "{message}");
         assert!(message.contains("registry::tests::Ping"), "{message}");
         assert!(

@@ -94,7 +94,7 @@ impl Worker {
         if self.concurrency == 0 {
             return Err(Error::Config("worker concurrency must be above 0".into()));
         }
-        let registry = Arc::new(Docket::registry()?);
+        let registry = Registry::global()?;
         let local = self.docket.local().clone();
         let Some(backend) = self.docket.backend() else {
             // In-process mode: tasks already run where they were scheduled.
@@ -160,10 +160,9 @@ impl Worker {
             };
             for delivery in deliveries {
                 let slot = free.split(1).expect("one slot was taken per delivery");
-                let (docket, registry, acks) =
-                    (self.docket.clone(), registry.clone(), acks.clone());
+                let (docket, acks) = (self.docket.clone(), acks.clone());
                 running.spawn(async move {
-                    settle(&docket, &registry, delivery, &acks).await;
+                    settle(&docket, registry, delivery, &acks).await;
                     drop(slot);
                 });
             }
