@@ -872,8 +872,10 @@ pub(crate) async fn the_snapshot_lists_a_task_waiting_to_retry_as_scheduled_for_
         .on(&docket)
         .await
         .unwrap();
-    let worker = Background::start(Worker::new(&docket));
+    // Read before the worker starts: the attempt can fail, and its retry be computed, before
+    // this line would run after the start.
     let failed_at = SystemTime::now();
+    let worker = Background::start(Worker::new(&docket));
     eventually("the task waits for its retry", || async {
         !docket.snapshot().await.unwrap().scheduled.is_empty()
     })
