@@ -82,6 +82,47 @@ pub enum Error {
     #[error("docket needs a tokio runtime to run tasks in-process; call it from inside one")]
     NoRuntime,
 
+    /// A worker cannot start: a task needs a [`State`](crate::State) value nobody provided.
+    #[error(
+        "task `{task}` needs a `State<{type_name}>`, but none was provided: call `docket.provide(value)` before starting the worker"
+    )]
+    MissingState {
+        /// The task's registered name.
+        task: &'static str,
+        /// The type of the missing value.
+        type_name: &'static str,
+    },
+
+    /// The task ended without success, so there is no result to return.
+    #[error("task `{key}` failed: {message}")]
+    TaskFailed {
+        /// The task's key.
+        key: String,
+        /// Its last error.
+        message: String,
+    },
+
+    /// The task was cancelled, so there is no result to return.
+    #[error("task `{key}` was cancelled")]
+    TaskCancelled {
+        /// The task's key.
+        key: String,
+    },
+
+    /// No state is kept for this key: the task does not keep results
+    /// (`#[docket::task(result)]`), its results expired, or no such task was scheduled.
+    #[error(
+        "no state is kept for task `{key}`: it does not keep results (`#[docket::task(result)]`), they expired, or there is no such task"
+    )]
+    NoResult {
+        /// The task's key.
+        key: String,
+    },
+
+    /// A strike names an operator docket does not know.
+    #[error("unknown strike operator `{0}`: use one of == != > >= < <=")]
+    Operator(String),
+
     /// The backend could not be reached; the operation may succeed if tried again.
     #[error("the docket backend is unavailable")]
     Unavailable {

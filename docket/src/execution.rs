@@ -5,65 +5,186 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, ready};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backend::Message;
 use crate::handle::Docket;
 use crate::registry::{Attempt, Registration};
-use crate::task::TaskError;
+use crate::task::{Policy, TaskError};
 
-/// What a running task knows about its own execution.
+/// What a running task knows about its own execution, and how it talks back to the worker.
 ///
-/// Every `Task::run` receives one. Injecting it into `#[docket::task]` functions is planned.
+/// Write a parameter of this type in a `#[docket::task]` function to receive it:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[docket::task(timeout = "30s")]
+/// async fn normalize(track_id: u64, ctx: docket::Context) {
+///     println!("attempt {} of {}", ctx.attempt(), ctx.key());
+///     ctx.extend_timeout(Duration::from_secs(60)); // a long file: allow another minute
+///     ctx.progress(1, 2, "decoded").await;
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Context {
+    run: Arc<Run>,
+}
+
+/// The shared record of one attempt.
+struct Run {
     key: String,
+    task: String,
     attempt: u32,
     due: SystemTime,
     docket: Docket,
+    results: Option<Duration>,
+    /// How far the task pushed its deadline.
+    extension: Mutex<Duration>,
+    next_run: Mutex<Option<NextRun>>,
+    result: Mutex<Option<String>>,
+    cancel: CancellationToken,
+}
+
+/// What a recurring task asked about its next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NextRun {
+    At(SystemTime),
+    Stop,
 }
 
 impl Context {
-    pub(crate) fn new(message: &Message, docket: &Docket) -> Self {
+    pub(crate) fn new(message: &Message, docket: &Docket, policy: &Policy) -> Self {
         Context {
-            key: message.key.clone(),
-            attempt: message.attempt,
-            due: message.due,
-            docket: docket.clone(),
+            run: Arc::new(Run {
+                key: message.key.clone(),
+                task: message.task.clone(),
+                attempt: message.attempt,
+                due: message.due,
+                docket: docket.clone(),
+                results: policy.results_ttl(),
+                extension: Mutex::new(Duration::ZERO),
+                next_run: Mutex::new(None),
+                result: Mutex::new(None),
+                cancel: CancellationToken::new(),
+            }),
         }
     }
 
     /// The task's key.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.run.key
+    }
+
+    /// The registered task name.
+    pub fn task(&self) -> &str {
+        &self.run.task
     }
 
     /// Which attempt this is: 1 for the first run, 2 for the first retry, and so on.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.run.attempt
     }
 
     /// When the task was due to start.
     pub fn due(&self) -> SystemTime {
-        self.due
+        self.run.due
     }
 
     /// The docket the task came from, to schedule follow-up work.
     pub fn docket(&self) -> &Docket {
-        &self.docket
+        &self.run.docket
     }
+
+    /// Push this attempt's deadline `by` later. Without a timeout on the task this does nothing.
+    pub fn extend_timeout(&self, by: Duration) {
+        let mut extension = lock(&self.run.extension);
+        *extension = extension.saturating_add(by);
+    }
+
+    /// Report how far the task has come. Tasks that keep results store it with their state
+    /// (one Redis command per call), where [`Docket::watch`](crate::Docket::watch) sees it;
+    /// for the others it is a tracing event only.
+    pub async fn progress(&self, current: u64, total: u64, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(key = %self.key(), current, total, message = %message, "task progress");
+        if let Some(ttl) = self.run.results {
+            crate::results::record_progress(self, ttl, current, total, message).await;
+        }
+    }
+
+    /// Run this recurring task next after `delay` from now, instead of at its next period.
+    pub fn next_run_after(&self, delay: Duration) {
+        self.next_run_at(SystemTime::now() + delay);
+    }
+
+    /// Run this recurring task next at `when`, instead of at its next period.
+    pub fn next_run_at(&self, when: SystemTime) {
+        *lock(&self.run.next_run) = Some(NextRun::At(when));
+    }
+
+    /// Do not run this recurring task again (until a worker starts and schedules it anew).
+    pub fn stop_recurring(&self) {
+        *lock(&self.run.next_run) = Some(NextRun::Stop);
+    }
+
+    /// Keep `value` as this run's result, for tasks that keep results. `#[docket::task(result)]`
+    /// calls it with the function's return value.
+    pub fn set_result<T: Serialize + ?Sized>(&self, value: &T) {
+        match serde_json::to_string(value) {
+            Ok(json) => *lock(&self.run.result) = Some(json),
+            Err(error) => {
+                tracing::warn!(key = %self.key(), %error, "the task's result does not serialize; it is not kept");
+            }
+        }
+    }
+
+    /// The value of type `T` provided with [`Docket::provide`](crate::Docket::provide).
+    pub fn state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.run.docket.provided().get::<T>()
+    }
+
+    /// Resolves when the task is cancelled while running. The worker drops the task's future at
+    /// its next await point anyway; this is for tasks that want to clean up first.
+    pub async fn cancelled(&self) {
+        self.run.cancel.cancelled().await;
+    }
+
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.run.cancel
+    }
+
+    pub(crate) fn take_next_run(&self) -> Option<NextRun> {
+        lock(&self.run.next_run).take()
+    }
+
+    pub(crate) fn take_result(&self) -> Option<String> {
+        lock(&self.run.result).take()
+    }
+
+    fn extension(&self) -> Duration {
+        *lock(&self.run.extension)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("key", &self.key)
-            .field("attempt", &self.attempt)
-            .field("due", &self.due)
-            .field("docket", &self.docket.name())
+            .field("key", &self.run.key)
+            .field("task", &self.run.task)
+            .field("attempt", &self.run.attempt)
+            .field("due", &self.run.due)
+            .field("docket", &self.run.docket.name())
             .finish()
     }
 }
@@ -83,7 +204,7 @@ pub(crate) enum AttemptError {
 pub(crate) async fn run_attempt(
     registration: &Registration,
     message: &Message,
-    docket: &Docket,
+    context: &Context,
 ) -> Result<(), AttemptError> {
     let span = tracing::info_span!(
         "docket.task",
@@ -94,15 +215,14 @@ pub(crate) async fn run_attempt(
     );
     let result = async {
         let attempt = registration
-            .start(&message.args, Context::new(message, docket))
+            .start(&message.args, context.clone())
             .map_err(AttemptError::Undecodable)?;
         let attempt = CatchUnwind(attempt);
-        let outcome = match registration.policy().attempt_timeout() {
-            Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(TaskError::timed_out(limit)),
-            },
-            None => attempt.await,
+        let cancel = context.cancel_token().clone();
+        let outcome = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(TaskError::cancelled()),
+            outcome = within_deadline(attempt, registration.policy().attempt_timeout(), context) => outcome,
         };
         outcome.map_err(AttemptError::Failed)
     }
@@ -118,6 +238,31 @@ pub(crate) async fn run_attempt(
     };
     span.record("outcome", outcome);
     result
+}
+
+/// Run `attempt` until it ends or its deadline (the timeout plus any extension the task asked
+/// for) passes.
+async fn within_deadline(
+    attempt: CatchUnwind,
+    timeout: Option<Duration>,
+    context: &Context,
+) -> Result<(), TaskError> {
+    let Some(limit) = timeout else {
+        return attempt.await;
+    };
+    let started = tokio::time::Instant::now();
+    tokio::pin!(attempt);
+    loop {
+        let deadline = started + limit + context.extension();
+        tokio::select! {
+            outcome = &mut attempt => return outcome,
+            () = tokio::time::sleep_until(deadline) => {
+                if started + limit + context.extension() <= tokio::time::Instant::now() {
+                    return Err(TaskError::timed_out(limit + context.extension()));
+                }
+            }
+        }
+    }
 }
 
 /// Turns a panic while polling the attempt into a [`TaskError`].

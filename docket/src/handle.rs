@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use tokio::sync::OnceCell;
@@ -11,11 +11,11 @@ use tracing::Instrument;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisOptions};
-use crate::backend::{AnyBackend, Backend, Disposition, KeyMode, Message};
+use crate::backend::{AnyBackend, Backend, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
-use crate::local::InProcess;
 use crate::registry::{Registration, Registry};
+use crate::state::Provided;
 use crate::schedule::{Placement, Schedule, Scheduled};
 use crate::snapshot::{DeadLetter, Snapshot};
 use crate::task::Task;
@@ -44,10 +44,16 @@ struct Inner {
     concurrency: usize,
     /// Run a task in-process when the backend cannot be reached, rather than fail.
     fallback: bool,
-    /// The queue; `None` in in-process mode.
-    backend: Option<AnyBackend>,
-    /// Tasks run in this process: all of them in in-process mode, fallbacks otherwise.
-    local: InProcess,
+    /// Where tasks wait. In in-process mode, a private memory backend served by `auto_worker`.
+    backend: AnyBackend,
+    in_process: bool,
+    /// The worker an in-process docket starts on the runtime that schedules its first task
+    /// (and again if that runtime has gone).
+    auto_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The in-process docket fallback tasks run on, made when first needed.
+    fallback_docket: OnceLock<Docket>,
+    /// Values injected into tasks' `State<T>` parameters.
+    provided: Provided,
 }
 
 impl Docket {
@@ -70,24 +76,28 @@ impl Docket {
         }
     }
 
-    /// A docket with no queue: each scheduled task runs on the caller's tokio runtime.
+    /// A docket with no durable queue: tasks wait in this process's memory and run on the
+    /// caller's tokio runtime, served by a worker the docket starts by itself. Every policy
+    /// (keys, retries, limits, results) behaves as with a queue; nothing survives the process.
     pub fn in_process() -> Docket {
-        Docket::new(
+        Docket::build(
             config::DEFAULT_NAME.into(),
             config::DEFAULT_CONCURRENCY,
             None,
             true,
+            Provided::default(),
         )
     }
 
     /// A fresh, empty docket held in this process's memory, served by [`Worker`](crate::Worker)s
     /// of this process.
     pub fn memory() -> Docket {
-        Docket::new(
+        Docket::build(
             config::DEFAULT_NAME.into(),
             config::DEFAULT_CONCURRENCY,
             Some(AnyBackend::Memory(MemoryBackend::new())),
             true,
+            Provided::default(),
         )
     }
 
@@ -116,29 +126,91 @@ impl Docket {
                 settings.redis,
             )?))),
         };
-        Ok(Docket::new(
+        Ok(Docket::build(
             settings.name,
             settings.concurrency,
             backend,
             settings.fallback,
+            Provided::default(),
         ))
     }
 
-    fn new(
+    /// A docket on `backend`, or in-process when there is none.
+    fn build(
         name: String,
         concurrency: usize,
         backend: Option<AnyBackend>,
         fallback: bool,
+        provided: Provided,
     ) -> Docket {
+        let in_process = backend.is_none();
         Docket {
             inner: Arc::new(Inner {
                 name,
                 concurrency,
                 fallback,
-                backend,
-                local: InProcess::default(),
+                backend: backend.unwrap_or_else(|| AnyBackend::Memory(MemoryBackend::new())),
+                in_process,
+                auto_worker: Mutex::new(None),
+                fallback_docket: OnceLock::new(),
+                provided,
             }),
         }
+    }
+
+    /// Give tasks a shared value: every task with a `State<T>` parameter receives a clone of it.
+    /// Provide each type once, before starting workers (a later call replaces the value for
+    /// tasks that start afterwards). Clones of this handle share the values.
+    pub fn provide<T: Clone + Send + Sync + 'static>(&self, value: T) -> &Self {
+        self.inner.provided.insert(value);
+        self
+    }
+
+    pub(crate) fn provided(&self) -> &Provided {
+        &self.inner.provided
+    }
+
+    /// The in-process docket fallback tasks run on (this docket itself in in-process mode).
+    pub(crate) fn fallback_docket(&self) -> &Docket {
+        if self.inner.in_process {
+            return self;
+        }
+        self.inner.fallback_docket.get_or_init(|| {
+            Docket::build(
+                self.inner.name.clone(),
+                self.inner.concurrency,
+                None,
+                false,
+                self.inner.provided.clone(),
+            )
+        })
+    }
+
+    /// The fallback docket, if one was made.
+    pub(crate) fn fallback_if_made(&self) -> Option<&Docket> {
+        self.inner.fallback_docket.get()
+    }
+
+    /// In in-process mode, make sure a worker serves this docket on the current runtime.
+    pub(crate) fn ensure_auto_worker(&self) -> Result<()> {
+        if !self.inner.in_process {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let mut worker = self
+            .inner
+            .auto_worker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if worker.as_ref().is_none_or(|handle| handle.is_finished()) {
+            let auto = crate::worker::Worker::new(self).automatic();
+            *worker = Some(runtime.spawn(async move {
+                if let Err(error) = auto.run_until(std::future::pending()).await {
+                    tracing::error!(error = %crate::error::Chain(&error), "the in-process docket worker stopped");
+                }
+            }));
+        }
+        Ok(())
     }
 
     /// The docket's name: the namespace of its storage.
@@ -154,15 +226,15 @@ impl Docket {
     /// Whether tasks go to a queue (`memory://` or a durable backend) rather than running
     /// in-process.
     pub fn has_queue(&self) -> bool {
-        self.inner.backend.is_some()
+        !self.inner.in_process
     }
 
     /// How many Redis commands this handle has sent, for watching what a workload costs
     /// (0 unless the docket is on Redis).
     pub fn commands_sent(&self) -> u64 {
         match &self.inner.backend {
-            Some(AnyBackend::Redis(redis)) => redis.commands_sent(),
-            _ => 0,
+            AnyBackend::Redis(redis) => redis.commands_sent(),
+            AnyBackend::Memory(_) => 0,
         }
     }
 
@@ -171,42 +243,36 @@ impl Docket {
         Schedule::new(task).on(self)
     }
 
-    /// Remove the waiting task with this key, from the queue and from this process's
-    /// in-process tasks. Returns `false` when no task with the key was waiting. A running task is
-    /// not interrupted.
+    /// Cancel the task with this key: a waiting task is removed; a running one is told to stop,
+    /// wherever it runs, and is dropped at its next await point (best effort: code between two
+    /// awaits runs to the next one). Fallback tasks of this process are cancelled too. Returns
+    /// `false` when no task with the key was waiting or running.
     pub async fn cancel(&self, key: &str) -> Result<bool> {
-        let local = self.inner.local.cancel(key);
-        let queued = match &self.inner.backend {
-            Some(backend) => backend.cancel(key).await?,
+        let local = match self.fallback_if_made() {
+            Some(fallback) => fallback.inner.backend.cancel(key).await?,
             None => false,
         };
+        let queued = self.inner.backend.cancel(key).await?;
+        if local || queued {
+            crate::results::record_cancelled(self, key).await;
+        }
         Ok(local || queued)
     }
 
-    /// Everything waiting, scheduled and running: the queue's tasks, or in in-process mode this
-    /// process's.
+    /// Everything waiting, scheduled, running and held by strikes.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        match &self.inner.backend {
-            Some(backend) => backend.snapshot().await,
-            None => Ok(self.inner.local.snapshot()),
-        }
+        self.inner.backend.snapshot().await
     }
 
     /// Tasks that will not run again on their own, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        match &self.inner.backend {
-            Some(backend) => backend.dead_letters().await,
-            None => Ok(self.inner.local.dead_letters()),
-        }
+        self.inner.backend.dead_letters().await
     }
 
     /// Queue the dead letter with this key again as a first attempt. Returns `false` when there
     /// is no such dead letter, or a live task holds its key.
     pub async fn replay(&self, key: &str) -> Result<bool> {
-        match &self.inner.backend {
-            Some(backend) => backend.replay(key).await,
-            None => Ok(false),
-        }
+        self.inner.backend.replay(key).await
     }
 
     /// Schedule a task by name, with its arguments as a JSON object, to run now.
@@ -233,6 +299,7 @@ impl Docket {
             args: args.to_owned(),
             attempt: 1,
             due: SystemTime::now(),
+            history: Vec::new(),
         };
         // Without it the task cannot run in-process, as a fallback or otherwise.
         let registration = Registry::global()?.get(task).copied();
@@ -272,12 +339,8 @@ impl Docket {
             .await
     }
 
-    pub(crate) fn backend(&self) -> Option<&AnyBackend> {
-        self.inner.backend.as_ref()
-    }
-
-    pub(crate) fn local(&self) -> &InProcess {
-        &self.inner.local
+    pub(crate) fn backend(&self) -> &AnyBackend {
+        &self.inner.backend
     }
 
     /// Hand one task to the queue, or run it in-process, inside its `docket.schedule` span.
@@ -311,30 +374,21 @@ impl Docket {
             return Ok(Vec::new());
         };
         let count = batch.len();
-        let run_here = |registration: Registration| -> Result<Vec<Disposition>> {
-            batch
-                .iter()
-                .map(|(message, mode)| {
-                    self.inner
-                        .local
-                        .spawn(registration, message.clone(), *mode, self)
-                })
-                .collect()
-        };
-        let (placement, dispositions) = match (&self.inner.backend, registration) {
-            (None, None) => {
+        let (placement, dispositions, docket) = if self.inner.in_process {
+            if registration.is_none() {
                 return Err(Error::Config(format!(
                     "no task named `{task}` is registered in this binary, so it cannot run in-process"
                 )));
             }
-            (None, Some(registration)) => {
-                tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
-                (Placement::InProcess, run_here(registration)?)
-            }
-            (Some(backend), registration) => match backend.enqueue(&batch).await {
+            self.ensure_auto_worker()?;
+            tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
+            let dispositions = self.inner.backend.enqueue(&batch).await?;
+            (Placement::InProcess, dispositions, self)
+        } else {
+            match self.inner.backend.enqueue(&batch).await {
                 Ok(dispositions) => {
                     tracing::debug!(count, "scheduled {task} via docket");
-                    (Placement::Queue, dispositions)
+                    (Placement::Queue, dispositions, self)
                 }
                 Err(error)
                     if error.is_unavailable() && registration.is_some() && self.inner.fallback =>
@@ -344,14 +398,16 @@ impl Docket {
                         error = %crate::error::Chain(&error),
                         "docket scheduling failed, falling back to in-process"
                     );
-                    let registration = registration.expect("checked by the guard");
-                    (Placement::Fallback, run_here(registration)?)
+                    let fallback = self.fallback_docket();
+                    fallback.ensure_auto_worker()?;
+                    let dispositions = fallback.inner.backend.enqueue(&batch).await?;
+                    (Placement::Fallback, dispositions, fallback)
                 }
                 Err(error) => return Err(error),
-            },
+            }
         };
         tracing::Span::current().record("placement", placement.as_str());
-        Ok(batch
+        let receipts: Vec<Scheduled> = batch
             .into_iter()
             .zip(dispositions)
             .map(|((message, _), disposition)| Scheduled {
@@ -360,8 +416,13 @@ impl Docket {
                 due: message.due,
                 placement,
                 disposition,
+                docket: docket.clone(),
             })
-            .collect())
+            .collect();
+        if let Some(ttl) = registration.and_then(|r| r.policy().results_ttl()) {
+            crate::results::record_scheduled(docket, &receipts, ttl).await;
+        }
+        Ok(receipts)
     }
 }
 
@@ -370,9 +431,9 @@ impl fmt::Debug for Docket {
         let mut debug = f.debug_struct("Docket");
         debug.field("name", &self.inner.name);
         match &self.inner.backend {
-            None => debug.field("backend", &"in-process"),
-            Some(AnyBackend::Memory(_)) => debug.field("backend", &"memory://"),
-            Some(AnyBackend::Redis(redis)) => debug.field("backend", redis),
+            _ if self.inner.in_process => debug.field("backend", &"in-process"),
+            AnyBackend::Memory(_) => debug.field("backend", &"memory://"),
+            AnyBackend::Redis(redis) => debug.field("backend", redis),
         };
         debug.finish_non_exhaustive()
     }

@@ -33,8 +33,26 @@ pub(crate) fn unique() -> String {
     key
 }
 
+/// A random number in `[0, 1)`, for retry jitter. Not cryptographic.
+pub(crate) fn random_unit() -> f64 {
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn random_units_stay_in_range_and_vary() {
+        let samples: Vec<f64> = (0..1000).map(|_| super::random_unit()).collect();
+        assert!(samples.iter().all(|x| (0.0..1.0).contains(x)));
+        assert!(samples.iter().any(|x| *x < 0.25) && samples.iter().any(|x| *x > 0.75));
+    }
+
     #[test]
     fn keys_do_not_repeat() {
         let keys: std::collections::HashSet<String> =

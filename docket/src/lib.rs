@@ -66,10 +66,13 @@ mod error;
 mod execution;
 mod handle;
 mod key;
-mod local;
+mod recurrence;
 mod registry;
+mod results;
 mod schedule;
 mod snapshot;
+mod state;
+mod strike;
 mod task;
 mod time;
 mod worker;
@@ -91,9 +94,15 @@ pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
 pub use crate::error::{Error, Result};
 pub use crate::execution::Context;
 pub use crate::handle::{Connect, Docket};
+pub use crate::results::{Progress, Status, TaskState, Watch};
 pub use crate::schedule::{Placement, Schedule, Scheduled};
-pub use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
-pub use crate::task::{Backoff, Policy, Task, TaskError, TaskErrorKind, TaskOutput};
+pub use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, TaskInfo};
+pub use crate::state::State;
+pub use crate::strike::{Condition, Operator, Strike};
+pub use crate::task::{
+    Backoff, Debounce, Fail, Limit, Policy, RateLimit, Recurrence, Retry, Task, TaskError,
+    TaskErrorKind, TaskOutput,
+};
 pub use crate::worker::Worker;
 
 /// Turn an `async fn` into a docket task.

@@ -5,6 +5,50 @@ pub use inventory;
 pub use serde;
 
 pub use crate::registry::Registration;
+pub use crate::state::Requirement;
+
+/// The `State<T>` for a task's parameter, or the error that fails the attempt for good.
+pub fn state<T: Clone + Send + Sync + 'static>(
+    context: &crate::Context,
+) -> Result<crate::State<T>, crate::TaskError> {
+    context.state::<T>().map(crate::State).ok_or_else(|| {
+        crate::Fail::because(format!(
+            "no `State<{}>` was provided: call `docket.provide(value)` before scheduling or starting a worker",
+            core::any::type_name::<T>()
+        ))
+        .into()
+    })
+}
+
+/// What a task that keeps results may return: `()`, or `Result<T, E>` with `T: Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "a task that keeps results must return `()` or `Result<T, E>` where `T: Serialize`, not `{Self}`",
+    label = "this result cannot be kept",
+    note = "derive `serde::Serialize` for the value, or remove `result` from `#[docket::task(...)]`"
+)]
+pub trait TaskResult {
+    /// Keep the success value, if any, on the context.
+    fn keep(&self, context: &crate::Context);
+}
+
+impl TaskResult for () {
+    fn keep(&self, context: &crate::Context) {
+        context.set_result(&());
+    }
+}
+
+impl<T: serde::Serialize, E> TaskResult for Result<T, E> {
+    fn keep(&self, context: &crate::Context) {
+        if let Ok(value) = self {
+            context.set_result(value);
+        }
+    }
+}
+
+/// Keep a task's return value as its result.
+pub fn keep_result<O: TaskResult>(context: &crate::Context, output: &O) {
+    output.keep(context);
+}
 
 /// The bounds every task argument must meet; generated code asserts it per argument so that an
 /// error points at the argument's type.

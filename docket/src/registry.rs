@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::execution::Context;
+use crate::state::Requirement;
 use crate::task::{Policy, Task, TaskError};
 
 /// The future of one attempt, with its task type erased.
@@ -22,6 +23,7 @@ pub struct Registration {
     name: &'static str,
     type_name: fn() -> &'static str,
     policy: fn() -> Policy,
+    required_state: fn() -> Vec<Requirement>,
     start: fn(&str, Context) -> Result<Attempt, serde_json::Error>,
 }
 
@@ -32,6 +34,7 @@ impl Registration {
             name: T::NAME,
             type_name: std::any::type_name::<T>,
             policy: T::policy,
+            required_state: T::required_state,
             start: start::<T>,
         }
     }
@@ -42,6 +45,11 @@ impl Registration {
 
     pub(crate) fn policy(&self) -> Policy {
         (self.policy)()
+    }
+
+    /// The `State<T>` values the task needs.
+    pub(crate) fn required_state(&self) -> Vec<Requirement> {
+        (self.required_state)()
     }
 
     /// Decode the JSON arguments and start an attempt.
@@ -91,6 +99,11 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// Every registered task.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'static Registration> + '_ {
+        self.by_name.values().copied()
+    }
+
     /// Every `#[docket::task]` in the binary, gathered once; two tasks with one name are an
     /// error naming both.
     pub(crate) fn global() -> Result<&'static Registry, Error> {

@@ -5,7 +5,10 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use serde::de::DeserializeOwned;
+
 use crate::backend::{Disposition, KeyMode, Message};
+use crate::results::TaskState;
 use crate::error::{Error, Result};
 use crate::handle::Docket;
 use crate::registry::Registration;
@@ -94,11 +97,21 @@ impl<T: Task> Schedule<T> {
             task: T::NAME,
             source,
         })?;
-        let (key, mode) = match self.key {
-            Some(key) => (key, self.mode),
-            None => (crate::key::unique(), KeyMode::Fresh),
+        let policy = T::policy();
+        let (key, mode) = match (self.key, policy.debounce_window()) {
+            (Some(key), _) => (key, self.mode),
+            // Debounced: one key per scope, each schedule replacing the waiting one.
+            (None, Some(debounce)) => (
+                debounce_key(T::NAME, debounce.param, &args),
+                KeyMode::Replace,
+            ),
+            (None, None) => (crate::key::unique(), KeyMode::Fresh),
         };
-        let due = match self.when {
+        let when = match (self.when, policy.debounce_window()) {
+            (When::Now, Some(debounce)) => When::After(debounce.settle),
+            (when, _) => when,
+        };
+        let due = match when {
             When::Now => SystemTime::now(),
             When::At(when) => when,
             When::After(delay) => SystemTime::now() + delay,
@@ -109,6 +122,7 @@ impl<T: Task> Schedule<T> {
             args,
             attempt: 1,
             due,
+            history: Vec::new(),
         };
         Ok((message, mode))
     }
@@ -123,6 +137,18 @@ impl<T: Task> Schedule<T> {
             .schedule_one(Some(Registration::of::<T>()), message, mode)
             .await
     }
+}
+
+/// The key a debounced task is stored under: the task name, plus the scoping argument's value.
+fn debounce_key(task: &str, param: Option<&str>, args: &str) -> String {
+    let Some(param) = param else {
+        return format!("{task}:debounce");
+    };
+    let value = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(args)
+        .ok()
+        .and_then(|mut fields| fields.remove(param))
+        .unwrap_or(serde_json::Value::Null);
+    format!("{task}:debounce:{param}={value}")
 }
 
 impl<T: Task> IntoFuture for Schedule<T> {
@@ -170,14 +196,26 @@ impl Placement {
 }
 
 /// The receipt of a scheduled task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Scheduled {
     pub(crate) task: String,
     pub(crate) key: String,
     pub(crate) due: SystemTime,
     pub(crate) placement: Placement,
     pub(crate) disposition: Disposition,
+    /// Where the task went: the docket, or its in-process fallback.
+    pub(crate) docket: Docket,
 }
+
+/// Receipts are equal when they describe the same scheduling, whatever handle made them.
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.task, &self.key, self.due, self.placement, self.disposition)
+            == (&other.task, &other.key, other.due, other.placement, other.disposition)
+    }
+}
+
+impl Eq for Scheduled {}
 
 impl Scheduled {
     /// The task's registered name.
@@ -203,5 +241,16 @@ impl Scheduled {
     /// Whether the task was added, replaced a waiting one, or was a duplicate of one.
     pub fn disposition(&self) -> Disposition {
         self.disposition
+    }
+
+    /// Wait for the task to end and return its result, decoded as `R`; for tasks that keep
+    /// results (`#[docket::task(result)]`). See [`Docket::result`].
+    pub async fn result<R: DeserializeOwned>(&self) -> Result<R> {
+        self.docket.result(&self.key).await
+    }
+
+    /// The task's state now, for tasks that keep results. See [`Docket::state`].
+    pub async fn state(&self) -> Result<Option<TaskState>> {
+        self.docket.state(&self.key).await
     }
 }

@@ -14,14 +14,16 @@ pub struct Snapshot {
     pub scheduled: Vec<TaskInfo>,
     /// Tasks a worker is running now.
     pub running: Vec<TaskInfo>,
+    /// Tasks set aside by a strike, until it is restored.
+    pub held: Vec<TaskInfo>,
     /// How many dead letters are kept (see [`Docket::dead_letters`](crate::Docket::dead_letters)).
     pub dead: usize,
 }
 
 impl Snapshot {
-    /// Queued, scheduled and running tasks together.
+    /// Queued, scheduled, running and held tasks together.
     pub fn len(&self) -> usize {
-        self.queued.len() + self.scheduled.len() + self.running.len()
+        self.queued.len() + self.scheduled.len() + self.running.len() + self.held.len()
     }
 
     /// Whether no task waits or runs.
@@ -63,4 +65,24 @@ pub struct DeadLetter {
     pub reason: String,
     /// When it died.
     pub died: SystemTime,
+    /// Every failed attempt, oldest first (the last one's error is also the `reason`).
+    pub history: Vec<FailedAttempt>,
+}
+
+/// One failed attempt in a task's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailedAttempt {
+    /// Which attempt it was, from 1.
+    pub attempt: u32,
+    /// Why it failed.
+    pub error: String,
+    /// When it failed.
+    pub at: SystemTime,
+}
+
+impl FailedAttempt {
+    pub(crate) fn new(attempt: u32, error: String, at: SystemTime) -> Self {
+        FailedAttempt { attempt, error, at }
+    }
 }

@@ -31,6 +31,13 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
         Policy::new()
     }
 
+    /// The [`State`](crate::State) types the task is given; a worker refuses to start while one
+    /// was not provided. `#[docket::task]` lists its `State<T>` parameters here.
+    #[doc(hidden)]
+    fn required_state() -> Vec<crate::state::Requirement> {
+        Vec::new()
+    }
+
     /// Run the task once. An `Err` is a failed attempt, retried as [`Task::policy`] allows.
     fn run(self, context: Context) -> impl Future<Output = Result<(), TaskError>> + Send;
 }
@@ -51,16 +58,28 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 pub struct Policy {
     retries: u32,
     backoff: Backoff,
+    jitter: u8,
     timeout: Option<Duration>,
+    recurrence: Option<Recurrence>,
+    concurrency: Option<Limit>,
+    rate: Option<RateLimit>,
+    debounce: Option<Debounce>,
+    results: Option<Duration>,
 }
 
 impl Policy {
-    /// No retries, no timeout.
+    /// No retries, no timeout, no limits.
     pub const fn new() -> Self {
         Policy {
             retries: 0,
             backoff: Backoff::Fixed(Duration::ZERO),
+            jitter: 0,
             timeout: None,
+            recurrence: None,
+            concurrency: None,
+            rate: None,
+            debounce: None,
+            results: None,
         }
     }
 
@@ -78,9 +97,107 @@ impl Policy {
         self
     }
 
+    /// Spread retries out: each delay is moved by a random amount of up to `percent` of it,
+    /// earlier or later, so tasks that failed together do not all retry in the same instant.
+    /// Values above 100 count as 100.
+    pub const fn jitter_percent(mut self, percent: u8) -> Self {
+        self.jitter = if percent > 100 { 100 } else { percent };
+        self
+    }
+
     /// The longest one attempt may run; past it the attempt is cancelled and counts as failed.
+    /// A task can push its own deadline later with [`Context::extend_timeout`].
     pub const fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Run the task on its own every `period`, on one worker of the fleet at a time.
+    ///
+    /// The first run is due when the first worker starts; each next run is due one period after
+    /// the previous one was due. Recurring tasks take no arguments.
+    pub const fn every(mut self, period: Duration) -> Self {
+        self.recurrence = Some(Recurrence::Every(period));
+        self
+    }
+
+    /// Run the task on its own at each time a five-field cron expression names
+    /// (`"*/5 * * * *"`), in the IANA time zone `tz` (`"UTC"`, `"Europe/Paris"`), on one worker
+    /// of the fleet at a time. A worker refuses to start when the expression or zone is invalid.
+    pub const fn cron(mut self, expression: &'static str, tz: &'static str) -> Self {
+        self.recurrence = Some(Recurrence::Cron { expression, tz });
+        self
+    }
+
+    /// Run at most `limit` of these tasks at once across every worker.
+    ///
+    /// Tasks over the limit wait, kept in the queue, and the next one starts as soon as a
+    /// running one ends. A limit of 0 counts as 1.
+    pub const fn concurrency(mut self, limit: u32) -> Self {
+        self.concurrency = Some(Limit {
+            param: None,
+            limit: nonzero(limit),
+        });
+        self
+    }
+
+    /// Run at most `limit` of these tasks at once per value of the argument `param`, across
+    /// every worker: `concurrency_by("track_id", 1)` runs one task per track at a time.
+    pub const fn concurrency_by(mut self, param: &'static str, limit: u32) -> Self {
+        self.concurrency = Some(Limit {
+            param: Some(param),
+            limit: nonzero(limit),
+        });
+        self
+    }
+
+    /// Start at most `count` of these tasks in any `window` of time (a sliding window, across
+    /// every worker). A task over the limit waits until the window lets it start.
+    pub const fn rate_limit(mut self, count: u32, window: Duration) -> Self {
+        self.rate = Some(RateLimit {
+            param: None,
+            count: nonzero(count),
+            window,
+        });
+        self
+    }
+
+    /// Like [`Policy::rate_limit`], counted separately per value of the argument `param`.
+    pub const fn rate_limit_by(mut self, param: &'static str, count: u32, window: Duration) -> Self {
+        self.rate = Some(RateLimit {
+            param: Some(param),
+            count: nonzero(count),
+            window,
+        });
+        self
+    }
+
+    /// Wait for scheduling to settle: each schedule replaces the waiting one and moves its start
+    /// to `settle` from now, so the task runs once, with the newest arguments, after `settle` has
+    /// passed with no new schedule.
+    pub const fn debounce(mut self, settle: Duration) -> Self {
+        self.debounce = Some(Debounce {
+            param: None,
+            settle,
+        });
+        self
+    }
+
+    /// Like [`Policy::debounce`], separately per value of the argument `param`.
+    pub const fn debounce_by(mut self, param: &'static str, settle: Duration) -> Self {
+        self.debounce = Some(Debounce {
+            param: Some(param),
+            settle,
+        });
+        self
+    }
+
+    /// Keep each run's state and return value for `ttl` after it ends, for
+    /// [`Scheduled::result`](crate::Scheduled::result) and
+    /// [`Docket::result`](crate::Docket::result). Tasks that do not keep results cost nothing for
+    /// it.
+    pub const fn keep_results(mut self, ttl: Duration) -> Self {
+        self.results = Some(ttl);
         self
     }
 
@@ -99,10 +216,99 @@ impl Policy {
         self.backoff
     }
 
+    /// The jitter set with [`Policy::jitter_percent`].
+    pub const fn retry_jitter_percent(&self) -> u8 {
+        self.jitter
+    }
+
     /// The timeout set with [`Policy::timeout`], if any.
     pub const fn attempt_timeout(&self) -> Option<Duration> {
         self.timeout
     }
+
+    /// When the task runs on its own, if it does.
+    pub const fn recurrence(&self) -> Option<Recurrence> {
+        self.recurrence
+    }
+
+    /// The concurrency limit, if any.
+    pub const fn concurrency_limit(&self) -> Option<Limit> {
+        self.concurrency
+    }
+
+    /// The rate limit, if any.
+    pub const fn rate(&self) -> Option<RateLimit> {
+        self.rate
+    }
+
+    /// The debounce, if any.
+    pub const fn debounce_window(&self) -> Option<Debounce> {
+        self.debounce
+    }
+
+    /// How long results are kept, when the task keeps them.
+    pub const fn results_ttl(&self) -> Option<Duration> {
+        self.results
+    }
+
+    /// The delay before retry number `retry`, with the jitter applied.
+    pub(crate) fn retry_delay(&self, retry: u32) -> Duration {
+        let delay = self.backoff.delay(retry);
+        if self.jitter == 0 || delay.is_zero() {
+            return delay;
+        }
+        let spread = delay.as_secs_f64() * f64::from(self.jitter) / 100.0;
+        let offset = (crate::key::random_unit() * 2.0 - 1.0) * spread;
+        Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+    }
+}
+
+const fn nonzero(value: u32) -> u32 {
+    if value == 0 { 1 } else { value }
+}
+
+/// When a recurring task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Recurrence {
+    /// Every period, counted from the previous due time.
+    Every(Duration),
+    /// At each time a cron expression names, in a time zone.
+    Cron {
+        /// A five-field cron expression: minute, hour, day of month, month, day of week.
+        expression: &'static str,
+        /// An IANA time zone name such as `"UTC"` or `"America/New_York"`.
+        tz: &'static str,
+    },
+}
+
+/// A concurrency limit: how many runs at once, per task or per argument value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The argument whose value the limit is counted by; `None` counts all runs of the task.
+    pub param: Option<&'static str>,
+    /// How many may run at once.
+    pub limit: u32,
+}
+
+/// A rate limit: how many starts in a sliding window, per task or per argument value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The argument whose value the limit is counted by; `None` counts all runs of the task.
+    pub param: Option<&'static str>,
+    /// How many starts the window allows.
+    pub count: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// A debounce: schedules closer together than `settle` collapse into one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// The argument whose value scopes the debounce; `None` debounces the task as a whole.
+    pub param: Option<&'static str>,
+    /// How long scheduling must be quiet before the task runs.
+    pub settle: Duration,
 }
 
 impl Default for Policy {
@@ -166,6 +372,7 @@ impl Backoff {
 pub struct TaskError {
     kind: TaskErrorKind,
     message: String,
+    retry_after: Option<Duration>,
 }
 
 /// The class of a [`TaskError`].
@@ -178,29 +385,44 @@ pub enum TaskErrorKind {
     TimedOut,
     /// The task panicked.
     Panicked,
+    /// The task asked to be tried again after a delay ([`Retry`]).
+    RetryRequested,
+    /// The task failed in a way no retry can fix ([`Fail`]); it is not retried.
+    Permanent,
+    /// The task was cancelled while it ran.
+    Cancelled,
 }
 
 impl TaskError {
     /// A failed attempt with a message, retried as the task's policy allows.
     pub fn failed(message: impl fmt::Display) -> Self {
+        TaskError::new(TaskErrorKind::Failed, message.to_string())
+    }
+
+    fn new(kind: TaskErrorKind, message: String) -> Self {
         TaskError {
-            kind: TaskErrorKind::Failed,
-            message: message.to_string(),
+            kind,
+            message,
+            retry_after: None,
         }
     }
 
     pub(crate) fn timed_out(timeout: Duration) -> Self {
-        TaskError {
-            kind: TaskErrorKind::TimedOut,
-            message: format!("timed out after {timeout:?}"),
-        }
+        TaskError::new(
+            TaskErrorKind::TimedOut,
+            format!("timed out after {timeout:?}"),
+        )
     }
 
     pub(crate) fn panicked(message: String) -> Self {
-        TaskError {
-            kind: TaskErrorKind::Panicked,
-            message: format!("panicked: {message}"),
-        }
+        TaskError::new(TaskErrorKind::Panicked, format!("panicked: {message}"))
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        TaskError::new(
+            TaskErrorKind::Cancelled,
+            "cancelled while running".to_owned(),
+        )
     }
 
     /// The class of failure.
@@ -212,6 +434,11 @@ impl TaskError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The delay the task asked for with [`Retry::after`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
 }
 
 impl fmt::Display for TaskError {
@@ -222,11 +449,106 @@ impl fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
+/// Return this error to be tried again after a given delay, instead of the policy's backoff.
+///
+/// It still counts as an attempt: once the task's retries are used up it is dead-lettered.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[docket::task(retries = 10)]
+/// async fn poll_transcoder(job: u64) -> Result<(), docket::Retry> {
+///     let ready = job % 2 == 0;
+///     if !ready {
+///         return Err(docket::Retry::after(Duration::from_secs(30)).because("still transcoding"));
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    delay: Duration,
+    reason: Option<String>,
+}
+
+impl Retry {
+    /// Try again after `delay`.
+    pub fn after(delay: Duration) -> Self {
+        Retry {
+            delay,
+            reason: None,
+        }
+    }
+
+    /// Say why, for the task's history.
+    pub fn because(mut self, reason: impl fmt::Display) -> Self {
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    /// The requested delay.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+}
+
+impl fmt::Display for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            Some(reason) => write!(f, "retry requested in {:?}: {reason}", self.delay),
+            None => write!(f, "retry requested in {:?}", self.delay),
+        }
+    }
+}
+
+impl std::error::Error for Retry {}
+
+impl From<Retry> for TaskError {
+    fn from(retry: Retry) -> TaskError {
+        TaskError {
+            kind: TaskErrorKind::RetryRequested,
+            message: retry.to_string(),
+            retry_after: Some(retry.delay),
+        }
+    }
+}
+
+/// Return this error to fail for good: the task is dead-lettered at once, whatever retries its
+/// policy allows. For input that can never succeed, such as a file that is not audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    reason: String,
+}
+
+impl Fail {
+    /// Fail for good, saying why.
+    pub fn because(reason: impl fmt::Display) -> Self {
+        Fail {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+impl From<Fail> for TaskError {
+    fn from(fail: Fail) -> TaskError {
+        TaskError::new(TaskErrorKind::Permanent, fail.reason)
+    }
+}
+
 /// What a `#[docket::task]` function may return: `()`, or `Result<T, E>` where `E: Display`.
 ///
-/// An `Err` is a failed attempt; its `Display` text is kept with the task's history.
+/// An `Err` is a failed attempt; its `Display` text is kept with the task's history. An error of
+/// type [`Retry`], [`Fail`] or [`TaskError`] keeps its meaning.
 #[diagnostic::on_unimplemented(
-    message = "`#[docket::task]` functions must return `()` or `Result<T, E>` where `E: Display`, not `{Self}`",
+    message = "`#[docket::task]` functions must return `()` or `Result<T, E>` where `E: Display + 'static`, not `{Self}`",
     label = "unsupported return type",
     note = "return `Result<(), E>` to report failures, or nothing at all"
 )]
@@ -241,9 +563,20 @@ impl TaskOutput for () {
     }
 }
 
-impl<T, E: fmt::Display> TaskOutput for Result<T, E> {
+impl<T, E: fmt::Display + 'static> TaskOutput for Result<T, E> {
     fn into_outcome(self) -> Result<(), TaskError> {
-        self.map(drop).map_err(TaskError::failed)
+        self.map(drop).map_err(|error| {
+            let any: &dyn std::any::Any = &error;
+            if let Some(error) = any.downcast_ref::<TaskError>() {
+                error.clone()
+            } else if let Some(retry) = any.downcast_ref::<Retry>() {
+                retry.clone().into()
+            } else if let Some(fail) = any.downcast_ref::<Fail>() {
+                fail.clone().into()
+            } else {
+                TaskError::failed(error)
+            }
+        })
     }
 }
 
@@ -272,5 +605,30 @@ mod tests {
         assert_eq!(ok.into_outcome(), Ok(()));
         let err: Result<(), &str> = Err("disk full");
         assert_eq!(err.into_outcome().unwrap_err().message(), "disk full");
+    }
+
+    #[test]
+    fn typed_errors_keep_their_meaning() {
+        let retry: Result<(), Retry> = Err(Retry::after(Duration::from_secs(3)));
+        let error = retry.into_outcome().unwrap_err();
+        assert_eq!(error.kind(), TaskErrorKind::RetryRequested);
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
+        let fail: Result<(), Fail> = Err(Fail::because("not audio"));
+        let error = fail.into_outcome().unwrap_err();
+        assert_eq!((error.kind(), error.message()), (TaskErrorKind::Permanent, "not audio"));
+        let wrapped: Result<(), TaskError> = Err(Fail::because("no").into());
+        assert_eq!(wrapped.into_outcome().unwrap_err().kind(), TaskErrorKind::Permanent);
+    }
+
+    #[test]
+    fn jitter_moves_delays_within_the_percentage() {
+        let policy = Policy::new()
+            .backoff(Backoff::fixed(Duration::from_secs(10)))
+            .jitter_percent(20);
+        let delays: Vec<Duration> = (0..500).map(|_| policy.retry_delay(1)).collect();
+        assert!(delays.iter().all(|d| *d >= Duration::from_secs(8) && *d <= Duration::from_secs(12)));
+        assert!(delays.iter().any(|d| *d < Duration::from_secs(9)));
+        assert!(delays.iter().any(|d| *d > Duration::from_secs(11)));
+        assert_eq!(Policy::new().jitter_percent(250).retry_jitter_percent(), 100);
     }
 }

@@ -1,18 +1,27 @@
 //! The [`Worker`]: claims due tasks, runs them under a concurrency limit, settles each one.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::backend::{AnyBackend, Backend, Burial, Delivery};
+use crate::backend::{
+    Admission, AnyBackend, Backend, Burial, Delivery, Gate, KeyMode, Message, Signal,
+};
 use crate::error::{Chain, Error, Result};
-use crate::execution::{AttemptError, run_attempt};
+use crate::execution::{AttemptError, Context, NextRun, run_attempt};
 use crate::handle::Docket;
+use crate::recurrence::Recurring;
 use crate::registry::Registry;
+use crate::results::{self, Status, TaskState};
+use crate::snapshot::FailedAttempt;
+use crate::strike::Strike;
+use crate::task::{Policy, TaskErrorKind};
 
 /// How often `run_until_finished` looks again whether work remains while tasks run elsewhere.
 const FINISH_POLL: Duration = Duration::from_millis(25);
@@ -43,6 +52,8 @@ pub struct Worker {
     docket: Docket,
     concurrency: usize,
     id: String,
+    /// The worker an in-process docket starts by itself.
+    automatic: bool,
 }
 
 impl Worker {
@@ -53,7 +64,13 @@ impl Worker {
             docket: docket.clone(),
             concurrency: docket.worker_concurrency(),
             id: worker_id(),
+            automatic: false,
         }
+    }
+
+    pub(crate) fn automatic(mut self) -> Self {
+        self.automatic = true;
+        self
     }
 
     /// Run at most `concurrency` tasks at once.
@@ -85,9 +102,56 @@ impl Worker {
     }
 
     /// Work until nothing is left: no task queued, scheduled (even far ahead) or running. Meant
-    /// for tests and batch jobs.
+    /// for tests and batch jobs. (A recurring task always has its next run scheduled, so with
+    /// one registered this only returns once it stops itself.)
     pub async fn run_until_finished(self) -> Result<()> {
         self.work(CancellationToken::new(), true).await
+    }
+
+    /// Check that every registered task can run here: its state was provided and its
+    /// recurrence parses. Returns the recurring tasks.
+    fn check(&self, registry: &Registry) -> Result<HashMap<&'static str, Recurring>> {
+        let mut recurring = HashMap::new();
+        for registration in registry.iter() {
+            for requirement in registration.required_state() {
+                if !self.docket.provided().has(&requirement) {
+                    return Err(Error::MissingState {
+                        task: registration.name(),
+                        type_name: requirement.type_name(),
+                    });
+                }
+            }
+            if let Some(recurrence) = registration.policy().recurrence() {
+                recurring.insert(
+                    registration.name(),
+                    Recurring::parse(registration.name(), recurrence)?,
+                );
+            }
+        }
+        Ok(recurring)
+    }
+
+    /// Add the first run of each recurring task, unless its chain exists already.
+    async fn seed(&self, recurring: &HashMap<&'static str, Recurring>) -> Result<()> {
+        let now = SystemTime::now();
+        let batch: Vec<(Message, KeyMode)> = recurring
+            .iter()
+            .map(|(name, recurring)| {
+                let message = Message {
+                    task: (*name).to_owned(),
+                    key: (*name).to_owned(),
+                    args: "{}".to_owned(),
+                    attempt: 1,
+                    due: recurring.first_due(now),
+                    history: Vec::new(),
+                };
+                (message, KeyMode::Add)
+            })
+            .collect();
+        if !batch.is_empty() {
+            persist(|| async { self.docket.backend().enqueue(&batch).await.map(drop) }).await?;
+        }
+        Ok(())
     }
 
     async fn work(self, stop: CancellationToken, until_finished: bool) -> Result<()> {
@@ -95,22 +159,45 @@ impl Worker {
             return Err(Error::Config("worker concurrency must be above 0".into()));
         }
         let registry = Registry::global()?;
-        let local = self.docket.local().clone();
-        let Some(backend) = self.docket.backend() else {
-            // In-process mode: tasks already run where they were scheduled.
+        let recurring = self.check(registry)?;
+        if !self.automatic {
+            self.seed(&recurring).await?;
+        }
+        if !self.docket.has_queue() && !self.automatic {
+            // In-process mode: the docket's own worker runs the tasks; wait beside it.
+            self.docket.ensure_auto_worker()?;
             match until_finished {
-                true => local.wait_idle().await,
+                true => wait_idle(&self.docket).await,
                 false => stop.cancelled().await,
             }
             return Ok(());
-        };
+        }
+        let backend = self.docket.backend();
         tracing::info!(worker = %self.id, docket = self.docket.name(), concurrency = self.concurrency, "docket worker started");
+
+        let Some(signals) = subscribe(backend, &stop).await else {
+            return Ok(());
+        };
+        let (acks, acked) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            docket: self.docket.clone(),
+            registry,
+            acks,
+            running: RunningTasks::default(),
+            strikes: RwLock::new(Vec::new()),
+            recurring,
+        });
+        let finished = CancellationToken::new();
+        let mut signals = signals;
+        // The first signal is the strike list: know it before running anything.
+        if let Some(first) = signals.recv().await {
+            shared.apply(first);
+        }
+        let listener = tokio::spawn(listen(shared.clone(), signals, finished.clone()));
 
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let running = TaskTracker::new();
-        let (acks, acked) = mpsc::unbounded_channel();
         let acker = tokio::spawn(acknowledge(self.docket.clone(), acked));
-        let finished = CancellationToken::new();
         let renewer = backend.renew_every().map(|every| {
             let (docket, id, running, finished) = (
                 self.docket.clone(),
@@ -133,7 +220,7 @@ impl Worker {
             {
                 free.merge(more);
             }
-            if until_finished && running.is_empty() && local.outstanding() == 0 {
+            if until_finished && running.is_empty() {
                 match backend.outstanding().await {
                     Ok(0) => break,
                     Ok(_) => {}
@@ -160,9 +247,9 @@ impl Worker {
             };
             for delivery in deliveries {
                 let slot = free.split(1).expect("one slot was taken per delivery");
-                let (docket, acks) = (self.docket.clone(), acks.clone());
+                let shared = shared.clone();
                 running.spawn(async move {
-                    settle(&docket, registry, delivery, &acks).await;
+                    settle(&shared, delivery).await;
                     drop(slot);
                 });
             }
@@ -170,9 +257,12 @@ impl Worker {
 
         running.close();
         running.wait().await;
-        drop(acks);
-        acker.await.expect("the acknowledger does not panic");
+        // The listener holds the last other handle on `shared`, whose sender the acknowledger
+        // waits on.
         finished.cancel();
+        listener.await.expect("the signal listener does not panic");
+        drop(shared);
+        acker.await.expect("the acknowledger does not panic");
         if let Some(renewer) = renewer {
             renewer.await.expect("the renewer does not panic");
         }
@@ -180,34 +270,250 @@ impl Worker {
             tracing::debug!(worker = %self.id, error = %Chain(&error), "could not retire the worker");
         }
         if until_finished {
-            local.wait_idle().await;
+            if let Some(fallback) = self.docket.fallback_if_made() {
+                wait_idle(fallback).await;
+            }
         }
         tracing::info!(worker = %self.id, "docket worker stopped");
         Ok(())
     }
 }
 
-/// Run one delivery and settle it: acknowledge, retry or bury.
-async fn settle(
-    docket: &Docket,
-    registry: &Registry,
-    delivery: Delivery,
-    acks: &mpsc::UnboundedSender<Delivery>,
+/// What every task run of one worker shares.
+struct Shared {
+    docket: Docket,
+    registry: &'static Registry,
+    acks: mpsc::UnboundedSender<Delivery>,
+    running: RunningTasks,
+    /// The strikes in place, as last heard.
+    strikes: RwLock<Vec<Strike>>,
+    recurring: HashMap<&'static str, Recurring>,
+}
+
+impl Shared {
+    /// The strike holding `message`, if any.
+    fn struck(&self, message: &Message) -> Option<Strike> {
+        let strikes = self
+            .strikes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if strikes.is_empty() {
+            return None;
+        }
+        crate::strike::first_match(&strikes, &message.task, &message.args).cloned()
+    }
+
+    fn apply(&self, signal: Signal) {
+        match signal {
+            Signal::Cancel(key) => {
+                if self.running.cancel(&key) {
+                    tracing::info!(%key, "cancelling a running task");
+                }
+            }
+            Signal::Strikes(strikes) => {
+                *self
+                    .strikes
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = strikes;
+            }
+        }
+    }
+}
+
+/// Subscribe to the worker signals, trying again while the backend is unreachable.
+async fn subscribe(
+    backend: &AnyBackend,
+    stop: &CancellationToken,
+) -> Option<mpsc::UnboundedReceiver<Signal>> {
+    loop {
+        match backend.signals().await {
+            Ok(signals) => return Some(signals),
+            Err(error) => {
+                tracing::warn!(error = %Chain(&error), "could not subscribe to worker signals; trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(BACKEND_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Follow the worker signals (cancels, strikes) until the worker finishes, subscribing again
+/// whenever the feed is lost.
+async fn listen(
+    shared: Arc<Shared>,
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+    finished: CancellationToken,
 ) {
-    let backend = docket.backend().expect("workers only run with a backend");
+    let backend = shared.docket.backend();
+    loop {
+        loop {
+            tokio::select! {
+                () = finished.cancelled() => return,
+                signal = signals.recv() => match signal {
+                    Some(signal) => shared.apply(signal),
+                    None => break,
+                },
+            }
+        }
+        tokio::select! {
+            () = finished.cancelled() => return,
+            () = tokio::time::sleep(BACKEND_RETRY) => {}
+        }
+        signals = match subscribe(backend, &finished).await {
+            Some(signals) => signals,
+            None => return,
+        };
+    }
+}
+
+/// The cancellation tokens of the tasks running in this worker, by key.
+#[derive(Default)]
+struct RunningTasks {
+    next: AtomicU64,
+    by_key: Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>,
+}
+
+type ByKey = HashMap<String, Vec<(u64, CancellationToken)>>;
+
+impl RunningTasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByKey> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Track a running task until the returned guard drops.
+    fn track<'a>(&'a self, key: &str, token: &CancellationToken) -> Tracked<'a> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(key.to_owned())
+            .or_default()
+            .push((id, token.clone()));
+        Tracked {
+            tasks: self,
+            key: key.to_owned(),
+            id,
+        }
+    }
+
+    /// Cancel every run of `key` here; whether there was one.
+    fn cancel(&self, key: &str) -> bool {
+        let tasks = self.lock();
+        let Some(tokens) = tasks.get(key) else {
+            return false;
+        };
+        tokens.iter().for_each(|(_, token)| token.cancel());
+        true
+    }
+}
+
+struct Tracked<'a> {
+    tasks: &'a RunningTasks,
+    key: String,
+    id: u64,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        let mut tasks = self.tasks.lock();
+        if let Some(tokens) = tasks.get_mut(&self.key) {
+            tokens.retain(|(id, _)| *id != self.id);
+            if tokens.is_empty() {
+                tasks.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Wait until `docket` has nothing waiting or running (polling its backend).
+async fn wait_idle(docket: &Docket) {
+    loop {
+        match docket.backend().outstanding().await {
+            Ok(0) => return,
+            _ => tokio::time::sleep(FINISH_POLL).await,
+        }
+    }
+}
+
+/// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
+/// or park it behind a concurrency or rate limit.
+async fn settle(shared: &Shared, delivery: Delivery) {
+    let docket = &shared.docket;
+    let backend = docket.backend();
     let message = &delivery.message;
-    let Some(registration) = registry.get(&message.task) else {
+    let Some(registration) = shared.registry.get(&message.task) else {
         let reason = format!(
             "unknown task `{}`: no task of that name is registered in this worker",
             message.task
         );
-        return bury(backend, &delivery, reason).await;
+        return bury(backend, &delivery, reason, None).await;
     };
-    let error = match run_attempt(registration, message, docket).await {
+    if let Some(strike) = shared.struck(message) {
+        match persist(|| backend.hold(&delivery, &strike)).await {
+            Ok(true) => {
+                tracing::info!(task = %message.task, key = %message.key, %strike, "task held by a strike");
+                return;
+            }
+            Ok(false) => {} // Restored meanwhile: run it.
+            Err(error) => {
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will be redelivered");
+                return;
+            }
+        }
+    }
+    let policy = registration.policy();
+    let gate = gate(&policy, message);
+    if let Some(gate) = &gate {
+        match persist(|| backend.admit(&delivery, gate)).await {
+            Ok(Admission::Run) => {}
+            Ok(Admission::Waiting) => {
+                tracing::debug!(key = %message.key, "task waits for a concurrency slot");
+                return;
+            }
+            Ok(Admission::Deferred(due)) => {
+                tracing::debug!(key = %message.key, ?due, "task deferred by its rate limit");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will be redelivered");
+                return;
+            }
+        }
+    }
+
+    let context = Context::new(message, docket, &policy);
+    let ttl = policy.results_ttl();
+    if let Some(ttl) = ttl {
+        let state = TaskState::new(&message.key, &message.task, Status::Running, message.attempt);
+        results::record(docket, &state, ttl).await;
+    }
+    let outcome = {
+        let _running = shared.running.track(&message.key, context.cancel_token());
+        run_attempt(registration, message, &context).await
+    };
+    if let Some(gate) = &gate {
+        // Released before settling: a crash in between runs the task again, never strands
+        // its slot.
+        if let Err(error) = persist(|| backend.release(&delivery, gate)).await {
+            tracing::error!(key = %message.key, error = %Chain(&error), "could not release a concurrency slot");
+        }
+    }
+    if let Some(recurring) = shared.recurring.get(registration.name()) {
+        return finish_recurring(shared, delivery, recurring, &context, outcome).await;
+    }
+
+    let error = match outcome {
         Ok(()) => {
+            if let Some(ttl) = ttl {
+                let mut state = TaskState::new(&message.key, &message.task, Status::Completed, message.attempt);
+                state.result = context.take_result();
+                results::record(docket, &state, ttl).await;
+            }
             // The acknowledger has stopped only if this worker is gone, and then the task is
             // redelivered anyway.
-            let _ = acks.send(delivery);
+            let _ = shared.acks.send(delivery);
             return;
         }
         Err(AttemptError::Undecodable(error)) => {
@@ -215,31 +521,149 @@ async fn settle(
                 "the arguments do not decode into `{}`: {error}",
                 message.task
             );
-            return bury(backend, &delivery, reason).await;
+            return bury(backend, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
         }
         Err(AttemptError::Failed(error)) => error,
     };
-    let policy = registration.policy();
-    if message.attempt < policy.max_attempts() {
-        let delay = policy.retry_backoff().delay(message.attempt);
-        let due = SystemTime::now() + delay;
-        if let Err(failure) = persist(|| backend.retry(&delivery, due)).await {
+    if error.kind() == TaskErrorKind::Cancelled {
+        tracing::info!(key = %message.key, "task cancelled while running");
+        if let Some(ttl) = ttl {
+            let mut state = TaskState::new(&message.key, &message.task, Status::Cancelled, message.attempt);
+            state.error = Some(error.to_string());
+            results::record(docket, &state, ttl).await;
+        }
+        let _ = shared.acks.send(delivery);
+        return;
+    }
+    let mut history = message.history.clone();
+    history.push(FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()));
+    let retryable = error.kind() != TaskErrorKind::Permanent;
+    if retryable && message.attempt < policy.max_attempts() {
+        let delay = error
+            .retry_after()
+            .unwrap_or_else(|| policy.retry_delay(message.attempt));
+        let next = Message {
+            attempt: message.attempt + 1,
+            due: SystemTime::now() + delay,
+            history,
+            ..message.clone()
+        };
+        if let Some(ttl) = ttl {
+            let mut state = TaskState::new(&message.key, &message.task, Status::Scheduled, next.attempt);
+            state.error = Some(error.to_string());
+            results::record(docket, &state, ttl).await;
+        }
+        if let Err(failure) = persist(|| backend.retry(&delivery, &next)).await {
             tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will be redelivered");
         }
     } else {
-        let reason = format!(
-            "failed on attempt {} of {}: {error}",
-            message.attempt,
-            policy.max_attempts()
-        );
-        bury(backend, &delivery, reason).await;
+        let reason = if retryable {
+            format!(
+                "failed on attempt {} of {}: {error}",
+                message.attempt,
+                policy.max_attempts()
+            )
+        } else {
+            format!("failed for good on attempt {}: {error}", message.attempt)
+        };
+        let delivery = Delivery {
+            message: Message {
+                history,
+                ..delivery.message.clone()
+            },
+            ..delivery
+        };
+        bury(backend, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
     }
 }
 
-async fn bury(backend: &AnyBackend, delivery: &Delivery, reason: String) {
+/// End a run of a recurring task: put the next run in its place (unless the task stopped
+/// itself or was cancelled), then acknowledge this one. A failed run is logged, not retried or
+/// buried: the next period is its retry.
+async fn finish_recurring(
+    shared: &Shared,
+    delivery: Delivery,
+    recurring: &Recurring,
+    context: &Context,
+    outcome: Result<(), AttemptError>,
+) {
+    let message = &delivery.message;
+    let backend = shared.docket.backend();
+    let cancelled = matches!(&outcome, Err(AttemptError::Failed(error)) if error.kind() == TaskErrorKind::Cancelled);
+    if let Err(error) = &outcome {
+        let error = match error {
+            AttemptError::Undecodable(error) => error.to_string(),
+            AttemptError::Failed(error) => error.to_string(),
+        };
+        tracing::error!(task = %message.task, key = %message.key, %error, "recurring task failed; it runs again at its next time");
+    }
+    let next_due = match context.take_next_run() {
+        _ if cancelled => None,
+        Some(NextRun::Stop) => None,
+        Some(NextRun::At(when)) => Some(when),
+        None => Some(recurring.next_due(message.due, SystemTime::now())),
+    };
+    if let Some(due) = next_due {
+        let next = Message {
+            attempt: 1,
+            due,
+            history: Vec::new(),
+            ..message.clone()
+        };
+        let batch = [(next, KeyMode::Replace)];
+        if let Err(error) = persist(|| async { backend.enqueue(&batch).await.map(drop) }).await {
+            tracing::error!(task = %message.task, error = %Chain(&error), "could not schedule the next run of a recurring task; a worker starting adds it again");
+        }
+    } else {
+        tracing::info!(task = %message.task, "recurring task stopped");
+    }
+    let _ = shared.acks.send(delivery);
+}
+
+/// The limits `message` must pass, named by task and, for a per-argument limit, the value.
+fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
+    let concurrency = policy.concurrency_limit();
+    let rate = policy.rate();
+    if concurrency.is_none() && rate.is_none() {
+        return None;
+    }
+    let args: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&message.args).ok();
+    let scope = |param: Option<&str>| match param {
+        None => message.task.clone(),
+        Some(param) => {
+            let value = args
+                .as_ref()
+                .and_then(|args| args.get(param))
+                .unwrap_or(&serde_json::Value::Null);
+            format!("{}:{param}={value}", message.task)
+        }
+    };
+    Some(Gate {
+        slot: concurrency.map(|limit| (scope(limit.param), limit.limit)),
+        rate: rate.map(|rate| (scope(rate.param), rate.count, rate.window)),
+    })
+}
+
+/// Keep the delivery as a dead letter (recording its failed state when it keeps results).
+async fn bury(
+    backend: &AnyBackend,
+    delivery: &Delivery,
+    reason: String,
+    results: Option<(&Docket, Duration)>,
+) {
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
-    let burial = Burial { reason };
+    if let Some((docket, ttl)) = results {
+        let mut state = TaskState::new(&message.key, &message.task, Status::Failed, message.attempt);
+        state.error = Some(reason.clone());
+        results::record(docket, &state, ttl).await;
+    }
+    let mut history = message.history.clone();
+    if history.last().is_none_or(|last| last.attempt != message.attempt) {
+        history.push(FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()));
+    }
+    let burial = Burial { reason, history };
     if let Err(error) = persist(|| backend.bury(delivery, burial.clone())).await {
         tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will be redelivered");
     }
@@ -247,7 +671,7 @@ async fn bury(backend: &AnyBackend, delivery: &Delivery, reason: String) {
 
 /// Acknowledge successful deliveries in batches: as many as have finished since the last call.
 async fn acknowledge(docket: Docket, mut acked: mpsc::UnboundedReceiver<Delivery>) {
-    let backend = docket.backend().expect("workers only run with a backend");
+    let backend = docket.backend();
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while acked.recv_many(&mut batch, ACK_BATCH).await > 0 {
         if let Err(error) = persist(|| backend.complete(&batch)).await {
@@ -261,7 +685,7 @@ async fn acknowledge(docket: Docket, mut acked: mpsc::UnboundedReceiver<Delivery
 /// connection) for up to [`SETTLE_PATIENCE`]. Settling twice is harmless, so a try whose answer
 /// was lost may be repeated. A task that cannot be settled stays with this worker and is
 /// redelivered after the redelivery timeout: late, never lost.
-async fn persist<F: Future<Output = Result<()>>>(mut settle: impl FnMut() -> F) -> Result<()> {
+async fn persist<T, F: Future<Output = Result<T>>>(mut settle: impl FnMut() -> F) -> Result<T> {
     let give_up = tokio::time::Instant::now() + SETTLE_PATIENCE;
     let mut pause = Duration::from_millis(50);
     loop {
@@ -284,7 +708,7 @@ async fn renew(
     running: TaskTracker,
     finished: CancellationToken,
 ) {
-    let backend = docket.backend().expect("workers only run with a backend");
+    let backend = docket.backend();
     loop {
         tokio::select! {
             () = finished.cancelled() => return,

@@ -3,16 +3,20 @@
 //! It is the reference for every other backend's behaviour: same keys, same dispositions, same
 //! dead letters. State sits behind one mutex that is never held across an `.await`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, Burial, Delivery, DeliveryId, Disposition, KeyMode, Message};
+use super::{
+    Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
+};
 use crate::error::Result;
+use crate::results::TaskState;
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+use crate::strike::Strike;
 use crate::time::instant_at;
 
 /// An in-process store of tasks. Clones share the same store.
@@ -40,13 +44,29 @@ struct State {
     /// Tasks handed to workers, by delivery id.
     running: HashMap<u64, Running>,
     dead: Vec<DeadLetter>,
+    /// Tasks set aside by strikes, by key.
+    held: HashMap<String, Message>,
+    /// Tasks waiting for a concurrency slot, by slot, first come first served.
+    gated: HashMap<String, VecDeque<Message>>,
+    /// The keys holding each concurrency slot.
+    holders: HashMap<String, HashSet<String>>,
+    /// The start times inside each rate limit's window.
+    rates: HashMap<String, VecDeque<SystemTime>>,
+    strikes: Vec<Strike>,
+    /// Workers' signal subscriptions.
+    listeners: Vec<mpsc::UnboundedSender<Signal>>,
+    /// Kept task states and when each expires.
+    states: HashMap<String, (TaskState, SystemTime)>,
+    watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskState>>>,
 }
 
-/// One key: at most one waiting task. Runs of the key are counted so that `Add` sees them.
+/// One key: at most one waiting task. Runs of the key, and its tasks set aside (held or gated),
+/// are counted so that `Add` sees them.
 #[derive(Debug, Default)]
 struct Slot {
     waiting: Option<Waiting>,
     runs: usize,
+    parked: usize,
 }
 
 #[derive(Debug)]
@@ -102,7 +122,7 @@ impl State {
         if self
             .keys
             .get(key)
-            .is_some_and(|slot| slot.waiting.is_none() && slot.runs == 0)
+            .is_some_and(|slot| slot.waiting.is_none() && slot.runs == 0 && slot.parked == 0)
         {
             self.keys.remove(key);
         }
@@ -147,6 +167,43 @@ impl State {
             });
         }
         deliveries
+    }
+
+    /// Send a signal to every live subscriber.
+    fn signal(&mut self, signal: &Signal) {
+        self.listeners
+            .retain(|listener| listener.send(signal.clone()).is_ok());
+    }
+
+    /// Count a task set aside under its key.
+    fn park(&mut self, key: &str) {
+        self.keys.entry(key.to_owned()).or_default().parked += 1;
+    }
+
+    fn unpark(&mut self, key: &str) {
+        if let Some(slot) = self.keys.get_mut(key) {
+            slot.parked = slot.parked.saturating_sub(1);
+        }
+        self.forget_if_idle(key);
+    }
+
+    /// Remove the held or gated task of `key`.
+    fn remove_parked(&mut self, key: &str) -> bool {
+        let found = self.held.remove(key).is_some() || {
+            let mut found = false;
+            for queue in self.gated.values_mut() {
+                if let Some(position) = queue.iter().position(|message| message.key == key) {
+                    queue.remove(position);
+                    found = true;
+                    break;
+                }
+            }
+            found
+        };
+        if found {
+            self.unpark(key);
+        }
+        found
     }
 
     fn message(&self, key: &str) -> &Message {
@@ -205,7 +262,15 @@ impl Backend for MemoryBackend {
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {
-        Ok(self.state().remove_waiting(key).is_some())
+        let mut state = self.state();
+        if state.remove_waiting(key).is_some() || state.remove_parked(key) {
+            return Ok(true);
+        }
+        let running = state.running.values().any(|run| run.message.key == key);
+        if running {
+            state.signal(&Signal::Cancel(key.to_owned()));
+        }
+        Ok(running)
     }
 
     async fn claim(
@@ -254,18 +319,13 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
+    async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
         let mut state = self.state();
         if state.finish(delivery).is_none() || state.has_waiting(&delivery.message.key) {
             // Settled already, or replaced while this attempt ran: the newer task supersedes it.
             return Ok(());
         }
-        let message = Message {
-            attempt: delivery.message.attempt + 1,
-            due,
-            ..delivery.message.clone()
-        };
-        state.insert(message);
+        state.insert(next.clone());
         drop(state);
         self.shared.added.notify_waiters();
         Ok(())
@@ -285,6 +345,7 @@ impl Backend for MemoryBackend {
             attempt: message.attempt,
             reason: burial.reason,
             died: SystemTime::now(),
+            history: burial.history,
         });
         Ok(())
     }
@@ -304,17 +365,31 @@ impl Backend for MemoryBackend {
     async fn outstanding(&self) -> Result<usize> {
         let state = self.state();
         let waiting = state.keys.values().filter(|slot| slot.waiting.is_some());
-        Ok(waiting.count() + state.running.len())
+        let gated: usize = state.gated.values().map(VecDeque::len).sum();
+        Ok(waiting.count() + state.running.len() + gated)
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
         let now = SystemTime::now();
         let state = self.state();
-        let (queued, scheduled): (Vec<_>, Vec<_>) = state
+        let (mut queued, scheduled): (Vec<_>, Vec<_>) = state
             .waiting
             .iter()
             .map(|(due, _, key)| (*due, info(state.message(key), None)))
             .partition(|(due, _)| *due <= now);
+        queued.extend(
+            state
+                .gated
+                .values()
+                .flatten()
+                .map(|message| (message.due, info(message, None))),
+        );
+        let mut held: Vec<TaskInfo> = state
+            .held
+            .values()
+            .map(|message| info(message, None))
+            .collect();
+        held.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         let mut running: Vec<TaskInfo> = state
             .running
             .values()
@@ -326,6 +401,7 @@ impl Backend for MemoryBackend {
             queued: queued.into_iter().map(|(_, info)| info).collect(),
             scheduled: scheduled.into_iter().map(|(_, info)| info).collect(),
             running,
+            held,
             dead: state.dead.len(),
         })
     }
@@ -349,11 +425,189 @@ impl Backend for MemoryBackend {
             args: dead.args,
             attempt: 1,
             due: SystemTime::now(),
+            history: Vec::new(),
         };
         state.insert(message);
         drop(state);
         self.shared.added.notify_waiters();
         Ok(true)
+    }
+
+    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut state = self.state();
+        let _ = sender.send(Signal::Strikes(state.strikes.clone()));
+        state.listeners.push(sender);
+        Ok(receiver)
+    }
+
+    async fn strike(&self, strike: &Strike) -> Result<bool> {
+        let mut state = self.state();
+        if state.strikes.contains(strike) {
+            return Ok(false);
+        }
+        state.strikes.push(strike.clone());
+        let strikes = Signal::Strikes(state.strikes.clone());
+        state.signal(&strikes);
+        Ok(true)
+    }
+
+    async fn restore(&self, strike: &Strike) -> Result<bool> {
+        let mut state = self.state();
+        let before = state.strikes.len();
+        state.strikes.retain(|existing| existing != strike);
+        if state.strikes.len() == before {
+            return Ok(false);
+        }
+        let strikes = Signal::Strikes(state.strikes.clone());
+        state.signal(&strikes);
+        Ok(true)
+    }
+
+    async fn strikes(&self) -> Result<Vec<Strike>> {
+        Ok(self.state().strikes.clone())
+    }
+
+    async fn hold(&self, delivery: &Delivery, strike: &Strike) -> Result<bool> {
+        let mut state = self.state();
+        if !state.strikes.contains(strike) {
+            return Ok(false);
+        }
+        if state.finish(delivery).is_some() && !state.has_waiting(&delivery.message.key) {
+            let key = delivery.message.key.clone();
+            state.park(&key);
+            state.held.insert(key, delivery.message.clone());
+        }
+        Ok(true)
+    }
+
+    async fn held(&self) -> Result<Vec<Message>> {
+        Ok(self.state().held.values().cloned().collect())
+    }
+
+    async fn unhold(&self, keys: &[String]) -> Result<usize> {
+        let mut state = self.state();
+        let mut count = 0;
+        for key in keys {
+            let Some(message) = state.held.remove(key) else {
+                continue;
+            };
+            state.unpark(key);
+            state.insert(Message {
+                due: SystemTime::now(),
+                ..message
+            });
+            count += 1;
+        }
+        drop(state);
+        self.shared.added.notify_waiters();
+        Ok(count)
+    }
+
+    async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
+        let mut state = self.state();
+        let key = &delivery.message.key;
+        let mut took_slot = None;
+        if let Some((slot, limit)) = &gate.slot {
+            let holders = state.holders.entry(slot.clone()).or_default();
+            if !holders.contains(key) {
+                if holders.len() >= *limit as usize {
+                    if state.finish(delivery).is_some() && !state.has_waiting(key) {
+                        state.park(key);
+                        let queue = state.gated.entry(slot.clone()).or_default();
+                        queue.push_back(delivery.message.clone());
+                    }
+                    return Ok(Admission::Waiting);
+                }
+                holders.insert(key.clone());
+                took_slot = Some(slot.clone());
+            }
+        }
+        if let Some((name, count, window)) = &gate.rate {
+            let now = SystemTime::now();
+            let starts = state.rates.entry(name.clone()).or_default();
+            while starts
+                .front()
+                .is_some_and(|start| *start + *window <= now)
+            {
+                starts.pop_front();
+            }
+            if starts.len() >= *count as usize {
+                let due = *starts.front().expect("the window is full") + *window;
+                if let Some(slot) = took_slot {
+                    if let Some(holders) = state.holders.get_mut(&slot) {
+                        holders.remove(key);
+                    }
+                }
+                if state.finish(delivery).is_some() && !state.has_waiting(key) {
+                    state.insert(Message {
+                        due,
+                        ..delivery.message.clone()
+                    });
+                }
+                return Ok(Admission::Deferred(due));
+            }
+            starts.push_back(now);
+        }
+        Ok(Admission::Run)
+    }
+
+    async fn release(&self, delivery: &Delivery, gate: &Gate) -> Result<()> {
+        let Some((slot, _)) = &gate.slot else {
+            return Ok(());
+        };
+        let mut state = self.state();
+        if let Some(holders) = state.holders.get_mut(slot) {
+            holders.remove(&delivery.message.key);
+        }
+        let next = state.gated.get_mut(slot).and_then(VecDeque::pop_front);
+        if let Some(message) = next {
+            state.unpark(&message.key);
+            if !state.has_waiting(&message.key) {
+                state.insert(Message {
+                    due: SystemTime::now(),
+                    ..message
+                });
+            }
+            drop(state);
+            self.shared.added.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn record(&self, task: &TaskState, ttl: Duration) -> Result<()> {
+        let mut state = self.state();
+        let now = SystemTime::now();
+        state.states.retain(|_, (_, expires)| *expires > now);
+        state
+            .states
+            .insert(task.key.clone(), (task.clone(), now + ttl));
+        if let Some(watchers) = state.watchers.get_mut(&task.key) {
+            watchers.retain(|watcher| watcher.send(task.clone()).is_ok());
+            if watchers.is_empty() {
+                state.watchers.remove(&task.key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+        let state = self.state();
+        let now = SystemTime::now();
+        Ok(state
+            .states
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(task, _)| task.clone()))
+    }
+
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut state = self.state();
+        let watchers = state.watchers.entry(key.to_owned()).or_default();
+        watchers.retain(|watcher| !watcher.is_closed());
+        watchers.push(sender);
+        Ok(receiver)
     }
 }
 
@@ -375,6 +629,7 @@ mod tests {
             args: args.into(),
             attempt: 1,
             due: SystemTime::now(),
+            history: Vec::new(),
         }
     }
 
@@ -437,7 +692,7 @@ mod tests {
             .complete(std::slice::from_ref(&first))
             .await
             .unwrap();
-        backend.retry(&first, SystemTime::now()).await.unwrap();
+        backend.retry(&first, &first.message).await.unwrap();
         let snapshot = backend.snapshot().await.unwrap();
         assert_eq!(snapshot.running.len(), 1);
         assert!(snapshot.queued.is_empty() && snapshot.scheduled.is_empty());

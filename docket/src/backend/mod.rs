@@ -11,10 +11,13 @@ pub(crate) mod redis;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
-use crate::snapshot::{DeadLetter, Snapshot};
+use crate::results::TaskState;
+use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot};
+use crate::strike::Strike;
 
 /// One stored task: what a producer wrote and a worker decodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub(crate) struct Message {
     pub(crate) attempt: u32,
     /// When the task is due.
     pub(crate) due: SystemTime,
+    /// The failed attempts before this one, oldest first.
+    pub(crate) history: Vec<FailedAttempt>,
 }
 
 /// How `enqueue` treats a key that is already taken.
@@ -73,6 +78,37 @@ pub(crate) enum DeliveryId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Burial {
     pub(crate) reason: String,
+    /// Every failed attempt, the last one included.
+    pub(crate) history: Vec<FailedAttempt>,
+}
+
+/// What a worker hears from the rest of the fleet.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Signal {
+    /// Stop the running task with this key.
+    Cancel(String),
+    /// The strikes in place now (sent first on subscribing, then after every change).
+    Strikes(Vec<Strike>),
+}
+
+/// The limits a delivery must pass before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// A concurrency slot: the limit's name (task, or task and argument value) and its size.
+    pub(crate) slot: Option<(String, u32)>,
+    /// A rate limit: its name, how many starts, and in what sliding window.
+    pub(crate) rate: Option<(String, u32, Duration)>,
+}
+
+/// What [`Backend::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Run it now; it holds its concurrency slot (if any) until [`Backend::release`].
+    Run,
+    /// Its concurrency limit is full: it waits, settled, until a slot is released.
+    Waiting,
+    /// Its rate limit is spent: it went back to the schedule, due at this time.
+    Deferred(SystemTime),
 }
 
 /// Storage for one docket. Every method is atomic with respect to every other.
@@ -84,7 +120,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
         batch: &[(Message, KeyMode)],
     ) -> impl Future<Output = Result<Vec<Disposition>>> + Send;
 
-    /// Remove the waiting task with this key; `false` when none was waiting.
+    /// Remove the waiting (or held, or gated) task with this key; if instead a run of the key
+    /// is in flight, signal every worker to stop it. `false` when neither.
     fn cancel(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Wait until tasks are due (or `max_wait` passes, or `stop` fires) and hand up to `max` of
@@ -100,12 +137,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The deliveries succeeded: forget them.
     fn complete(&self, deliveries: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
 
-    /// The delivery failed and will be tried again at `due`, as its next attempt.
-    fn retry(
-        &self,
-        delivery: &Delivery,
-        due: SystemTime,
-    ) -> impl Future<Output = Result<()>> + Send;
+    /// The delivery ends and `next` (same key: the next attempt, or the same attempt deferred)
+    /// takes its place, due at `next.due`. Unless a newer task replaced the key meanwhile.
+    fn retry(&self, delivery: &Delivery, next: &Message)
+    -> impl Future<Output = Result<()>> + Send;
 
     /// The delivery cannot or may not run again: keep it as a dead letter.
     fn bury(&self, delivery: &Delivery, burial: Burial) -> impl Future<Output = Result<()>> + Send;
@@ -132,6 +167,49 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Queue the dead letter with this key again, as a first attempt; `false` when there is none
     /// or its key is taken.
     fn replay(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Subscribe to signals for workers: first the strikes in place, then every cancel and
+    /// strike change. The subscription is live when this returns.
+    fn signals(&self) -> impl Future<Output = Result<mpsc::UnboundedReceiver<Signal>>> + Send;
+
+    /// Put a strike in place and tell every worker; `false` when it was already in place.
+    fn strike(&self, strike: &Strike) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Lift a strike and tell every worker; `false` when it was not in place.
+    fn restore(&self, strike: &Strike) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The strikes in place.
+    fn strikes(&self) -> impl Future<Output = Result<Vec<Strike>>> + Send;
+
+    /// Set a struck delivery aside, settled, until [`Backend::unhold`]; but only if `strike` is
+    /// still in place (checked atomically). `false` means it was lifted: run the task.
+    fn hold(&self, delivery: &Delivery, strike: &Strike)
+    -> impl Future<Output = Result<bool>> + Send;
+
+    /// Every held task.
+    fn held(&self) -> impl Future<Output = Result<Vec<Message>>> + Send;
+
+    /// Queue the held tasks with these keys again, due now; returns how many were held.
+    fn unhold(&self, keys: &[String]) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Take the delivery's concurrency slot and rate allowance, atomically, or park it.
+    fn admit(&self, delivery: &Delivery, gate: &Gate)
+    -> impl Future<Output = Result<Admission>> + Send;
+
+    /// Give back the delivery's concurrency slot and queue the first task waiting for it.
+    fn release(&self, delivery: &Delivery, gate: &Gate) -> impl Future<Output = Result<()>> + Send;
+
+    /// Store a task's state for `ttl` and publish it to its watchers.
+    fn record(&self, state: &TaskState, ttl: Duration) -> impl Future<Output = Result<()>> + Send;
+
+    /// The stored state of a task.
+    fn state(&self, key: &str) -> impl Future<Output = Result<Option<TaskState>>> + Send;
+
+    /// Follow a task's state changes; the subscription is live when this returns.
+    fn watch(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<TaskState>>> + Send;
 }
 
 /// The backend a docket was opened with.
@@ -174,8 +252,8 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.complete(deliveries))
     }
 
-    async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
-        dispatch!(self, b => b.retry(delivery, due))
+    async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
+        dispatch!(self, b => b.retry(delivery, next))
     }
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
@@ -211,5 +289,53 @@ impl Backend for AnyBackend {
 
     async fn replay(&self, key: &str) -> Result<bool> {
         dispatch!(self, b => b.replay(key))
+    }
+
+    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
+        dispatch!(self, b => b.signals())
+    }
+
+    async fn strike(&self, strike: &Strike) -> Result<bool> {
+        dispatch!(self, b => b.strike(strike))
+    }
+
+    async fn restore(&self, strike: &Strike) -> Result<bool> {
+        dispatch!(self, b => b.restore(strike))
+    }
+
+    async fn strikes(&self) -> Result<Vec<Strike>> {
+        dispatch!(self, b => b.strikes())
+    }
+
+    async fn hold(&self, delivery: &Delivery, strike: &Strike) -> Result<bool> {
+        dispatch!(self, b => b.hold(delivery, strike))
+    }
+
+    async fn held(&self) -> Result<Vec<Message>> {
+        dispatch!(self, b => b.held())
+    }
+
+    async fn unhold(&self, keys: &[String]) -> Result<usize> {
+        dispatch!(self, b => b.unhold(keys))
+    }
+
+    async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
+        dispatch!(self, b => b.admit(delivery, gate))
+    }
+
+    async fn release(&self, delivery: &Delivery, gate: &Gate) -> Result<()> {
+        dispatch!(self, b => b.release(delivery, gate))
+    }
+
+    async fn record(&self, state: &TaskState, ttl: Duration) -> Result<()> {
+        dispatch!(self, b => b.record(state, ttl))
+    }
+
+    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+        dispatch!(self, b => b.state(key))
+    }
+
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+        dispatch!(self, b => b.watch(key))
     }
 }

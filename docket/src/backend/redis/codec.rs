@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::backend::Message;
-use crate::snapshot::DeadLetter;
+use crate::snapshot::{DeadLetter, FailedAttempt};
 
 /// Milliseconds since the Unix epoch, as scores and due times are stored.
 pub(super) fn millis(time: SystemTime) -> u64 {
@@ -30,6 +30,34 @@ struct WireIn {
     attempt: u32,
     due: u64,
     args: Box<RawValue>,
+    #[serde(default)]
+    history: Vec<AttemptWire>,
+}
+
+/// One failed attempt, as stored in a message's or dead letter's `history`.
+#[derive(Debug, Serialize, Deserialize)]
+struct AttemptWire {
+    attempt: u32,
+    error: String,
+    at: u64,
+}
+
+fn history_to_wire(history: &[FailedAttempt]) -> Vec<AttemptWire> {
+    history
+        .iter()
+        .map(|failed| AttemptWire {
+            attempt: failed.attempt,
+            error: failed.error.clone(),
+            at: millis(failed.at),
+        })
+        .collect()
+}
+
+fn history_from_wire(history: Vec<AttemptWire>) -> Vec<FailedAttempt> {
+    history
+        .into_iter()
+        .map(|wire| FailedAttempt::new(wire.attempt, wire.error, from_millis(wire.at)))
+        .collect()
 }
 
 /// The message JSON of a stream entry or parked task. The key travels beside it.
@@ -49,6 +77,13 @@ pub(super) fn encode_message(message: &Message) -> String {
         millis(message.due)
     );
     json.push_str(&message.args);
+    if !message.history.is_empty() {
+        json.push_str(",\"history\":");
+        json.push_str(
+            &serde_json::to_string(&history_to_wire(&message.history))
+                .expect("a history always encodes"),
+        );
+    }
     json.push('}');
     json
 }
@@ -65,6 +100,7 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
         args: wire.args.get().to_owned(),
         attempt: wire.attempt,
         due: from_millis(wire.due),
+        history: history_from_wire(wire.history),
     })
 }
 
@@ -160,9 +196,17 @@ struct DeadWire {
     attempt: u32,
     reason: String,
     died: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    history: Vec<AttemptWire>,
 }
 
-pub(super) fn encode_dead(message: &Message, reason: &str, died: SystemTime) -> String {
+/// A dead letter's JSON; `history` is every failed attempt (the message's own when `None`).
+pub(super) fn encode_dead(
+    message: &Message,
+    reason: &str,
+    died: SystemTime,
+    history: Option<&[FailedAttempt]>,
+) -> String {
     let args = RawValue::from_string(message.args.clone())
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid"));
     serde_json::to_string(&DeadWire {
@@ -171,6 +215,7 @@ pub(super) fn encode_dead(message: &Message, reason: &str, died: SystemTime) -> 
         attempt: message.attempt,
         reason: reason.to_owned(),
         died: millis(died),
+        history: history_to_wire(history.unwrap_or(&message.history)),
     })
     .expect("a dead letter always encodes")
 }
@@ -183,8 +228,9 @@ pub(super) fn encode_garbled(fields: &str, reason: &str, died: SystemTime) -> St
         args: fields.to_owned(),
         attempt: 1,
         due: died,
+        history: Vec::new(),
     };
-    encode_dead(&message, reason, died)
+    encode_dead(&message, reason, died, None)
 }
 
 pub(super) fn decode_dead(key: &str, json: &[u8]) -> DeadLetter {
@@ -196,6 +242,7 @@ pub(super) fn decode_dead(key: &str, json: &[u8]) -> DeadLetter {
             attempt: wire.attempt,
             reason: wire.reason,
             died: from_millis(wire.died),
+            history: history_from_wire(wire.history),
         },
         Err(error) => DeadLetter {
             key: key.to_owned(),
@@ -204,6 +251,7 @@ pub(super) fn decode_dead(key: &str, json: &[u8]) -> DeadLetter {
             attempt: 0,
             reason: format!("the dead letter itself does not decode: {error}"),
             died: UNIX_EPOCH,
+            history: Vec::new(),
         },
     }
 }
@@ -223,6 +271,11 @@ mod tests {
             args: r#"{"track_id":7,"audio_url":"https://cdn.example/7.flac"}"#.into(),
             attempt: 2,
             due: from_millis(1_700_000_000_123),
+            history: vec![FailedAttempt::new(
+                1,
+                "copyright database \"down\"".into(),
+                from_millis(1_700_000_000_000),
+            )],
         }
     }
 
@@ -290,12 +343,13 @@ mod tests {
     #[test]
     fn dead_letters_keep_the_arguments_and_the_reason() {
         let died = from_millis(1_700_000_001_000);
-        let json = encode_dead(&message(), "failed on attempt 2 of 2: boom", died);
+        let json = encode_dead(&message(), "failed on attempt 2 of 2: boom", died, None);
         let letter = decode_dead("scan-7", json.as_bytes());
         assert_eq!(letter.task, "scan_copyright");
         assert_eq!(letter.args, message().args);
         assert_eq!(letter.attempt, 2);
         assert_eq!(letter.reason, "failed on attempt 2 of 2: boom");
         assert_eq!(letter.died, died);
+        assert_eq!(letter.history, message().history);
     }
 }

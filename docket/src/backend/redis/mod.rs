@@ -30,7 +30,16 @@ use tokio_util::sync::CancellationToken;
 use self::codec::{Entry, millis};
 use self::keys::{GROUP, Keys};
 use self::scripts::SCRIPTS;
-use super::{Backend, Burial, Delivery, DeliveryId, Disposition, KeyMode, Message};
+use super::{
+    Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
+};
+use crate::results::TaskState;
+use crate::strike::Strike;
+use tokio::sync::mpsc;
+
+fn not_yet(operation: &str) -> Error {
+    Error::Config(format!("`{operation}` is not implemented on Redis yet"))
+}
 use crate::error::{Error, Result};
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
 
@@ -403,7 +412,7 @@ impl RedisBackend {
                          it stopped (crashed, or was killed) while running it"
                     );
                     tracing::error!(key = %message.key, task = %message.task, %reason, "task moved to the dead letters");
-                    let letter = codec::encode_dead(&message, &reason, SystemTime::now());
+                    let letter = codec::encode_dead(&message, &reason, SystemTime::now(), None);
                     self.bury_entry(&id, &message.key, &letter, false).await?;
                 }
                 entry => alive.push(entry),
@@ -702,26 +711,27 @@ impl Backend for RedisBackend {
         self.acknowledge(settled).await
     }
 
-    async fn retry(&self, delivery: &Delivery, due: SystemTime) -> Result<()> {
-        let next = Message {
-            attempt: delivery.message.attempt + 1,
-            due,
-            ..delivery.message.clone()
-        };
+    async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
+        let due = next.due;
         self.settled([delivery]);
         let mut invocation = SCRIPTS.retry.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
             .arg(stream_id(delivery))
             .arg(&delivery.message.key)
-            .arg(codec::encode_message(&next))
+            .arg(codec::encode_message(next))
             .arg(millis(due))
             .arg(millis(SystemTime::now()));
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
-        let letter = codec::encode_dead(&delivery.message, &burial.reason, SystemTime::now());
+        let letter = codec::encode_dead(
+            &delivery.message,
+            &burial.reason,
+            SystemTime::now(),
+            Some(&burial.history),
+        );
         let key = &delivery.message.key;
         self.settled([delivery]);
         self.bury_entry(stream_id(delivery), key, &letter, false)
@@ -784,6 +794,7 @@ impl Backend for RedisBackend {
             queued: Vec::new(),
             scheduled: Vec::new(),
             running: Vec::new(),
+            held: Vec::new(),
             dead,
         };
         for entry in self.decode(stream_entries(streamed)) {
@@ -849,6 +860,7 @@ impl Backend for RedisBackend {
             args: letter.args,
             attempt: 1,
             due: SystemTime::now(),
+            history: Vec::new(),
         };
         let mut invocation = SCRIPTS.replay.prepare_invoke();
         self.keys_for(&mut invocation);
@@ -858,6 +870,56 @@ impl Backend for RedisBackend {
             .arg(codec::encode_message(&message))
             .arg(millis(SystemTime::now()));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
+    }
+
+    // TODO(issue 4): Redis implementations of the policy operations; these stubs only keep the
+    // tree building while they are written.
+    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
+        Err(not_yet("signals"))
+    }
+
+    async fn strike(&self, _strike: &Strike) -> Result<bool> {
+        Err(not_yet("strike"))
+    }
+
+    async fn restore(&self, _strike: &Strike) -> Result<bool> {
+        Err(not_yet("restore"))
+    }
+
+    async fn strikes(&self) -> Result<Vec<Strike>> {
+        Err(not_yet("strikes"))
+    }
+
+    async fn hold(&self, _delivery: &Delivery, _strike: &Strike) -> Result<bool> {
+        Err(not_yet("hold"))
+    }
+
+    async fn held(&self) -> Result<Vec<Message>> {
+        Err(not_yet("held"))
+    }
+
+    async fn unhold(&self, _keys: &[String]) -> Result<usize> {
+        Err(not_yet("unhold"))
+    }
+
+    async fn admit(&self, _delivery: &Delivery, _gate: &Gate) -> Result<Admission> {
+        Err(not_yet("admit"))
+    }
+
+    async fn release(&self, _delivery: &Delivery, _gate: &Gate) -> Result<()> {
+        Err(not_yet("release"))
+    }
+
+    async fn record(&self, _state: &TaskState, _ttl: Duration) -> Result<()> {
+        Err(not_yet("record"))
+    }
+
+    async fn state(&self, _key: &str) -> Result<Option<TaskState>> {
+        Err(not_yet("state"))
+    }
+
+    async fn watch(&self, _key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+        Err(not_yet("watch"))
     }
 }
 

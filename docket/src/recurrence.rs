@@ -1,0 +1,147 @@
+//! When recurring tasks (`every = "30s"`, `cron = "*/5 * * * *"`) run next.
+//!
+//! A recurring task is one chain of runs under one key, the task's name: a worker starting adds
+//! the first run unless the key is taken (so a fleet starting together adds it once), and each
+//! run, when it ends, puts its successor in its place.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+use crate::error::{Error, Result};
+use crate::task::Recurrence;
+
+/// A checked [`Recurrence`], ready to compute due times.
+#[derive(Debug, Clone)]
+pub(crate) enum Recurring {
+    Every(Duration),
+    Cron(Box<Cron>, Tz),
+}
+
+impl Recurring {
+    /// Check a task's recurrence: a zero period, a bad expression or an unknown zone is an error
+    /// naming the task.
+    pub(crate) fn parse(task: &str, recurrence: Recurrence) -> Result<Recurring> {
+        match recurrence {
+            Recurrence::Every(period) if period.is_zero() => Err(Error::Config(format!(
+                "task `{task}` recurs every 0s; give it a period above zero"
+            ))),
+            Recurrence::Every(period) => Ok(Recurring::Every(period)),
+            Recurrence::Cron { expression, tz } => {
+                let cron = Cron::from_str(expression).map_err(|error| {
+                    Error::Config(format!(
+                        "task `{task}` has an invalid cron expression `{expression}`: {error}"
+                    ))
+                })?;
+                let zone = Tz::from_str(tz).map_err(|_| {
+                    Error::Config(format!(
+                        "task `{task}` names an unknown time zone `{tz}`; use an IANA name such as `UTC` or `Europe/Paris`"
+                    ))
+                })?;
+                Ok(Recurring::Cron(Box::new(cron), zone))
+            }
+        }
+    }
+
+    /// The first run's due time, for a worker starting at `now`: at once for a period, the
+    /// next matching time for a cron expression.
+    pub(crate) fn first_due(&self, now: SystemTime) -> SystemTime {
+        match self {
+            Recurring::Every(_) => now,
+            Recurring::Cron(..) => self.after(now),
+        }
+    }
+
+    /// The due time of the run after one that was due at `previous`, at `now`: one period
+    /// later, or the next matching time. Runs missed while no worker ran are skipped, not made
+    /// up: the chain resumes with the next one.
+    pub(crate) fn next_due(&self, previous: SystemTime, now: SystemTime) -> SystemTime {
+        match self {
+            Recurring::Every(period) => {
+                let next = previous + *period;
+                if next + *period <= now { now } else { next }
+            }
+            Recurring::Cron(..) => self.after(previous.max(now)),
+        }
+    }
+
+    /// The first matching time strictly after `time` (a year ahead if none is found).
+    fn after(&self, time: SystemTime) -> SystemTime {
+        let Recurring::Cron(cron, zone) = self else {
+            return time;
+        };
+        let start = DateTime::<Utc>::from(time).with_timezone(zone);
+        cron.find_next_occurrence(&start, false)
+            .map(|next| SystemTime::from(next.with_timezone(&Utc)))
+            .unwrap_or_else(|_| time + Duration::from_secs(365 * 24 * 3600))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> SystemTime {
+        SystemTime::from(DateTime::parse_from_rfc3339(rfc3339).unwrap())
+    }
+
+    #[test]
+    fn cron_times_follow_the_expression_in_its_zone() {
+        let every_five = Recurring::parse(
+            "t",
+            Recurrence::Cron {
+                expression: "*/5 * * * *",
+                tz: "UTC",
+            },
+        )
+        .unwrap();
+        let now = at("2026-11-28T10:02:30Z");
+        assert_eq!(every_five.first_due(now), at("2026-11-28T10:05:00Z"));
+        assert_eq!(
+            every_five.next_due(at("2026-11-28T10:05:00Z"), at("2026-11-28T10:05:00.2Z")),
+            at("2026-11-28T10:10:00Z")
+        );
+
+        let paris_nine = Recurring::parse(
+            "t",
+            Recurrence::Cron {
+                expression: "0 9 * * *",
+                tz: "Europe/Paris",
+            },
+        )
+        .unwrap();
+        assert_eq!(paris_nine.first_due(now), at("2026-11-29T08:00:00Z"));
+    }
+
+    #[test]
+    fn periods_count_from_the_previous_due_time_and_skip_missed_runs() {
+        let every = Recurring::Every(Duration::from_secs(30));
+        let due = at("2026-11-28T10:00:00Z");
+        assert_eq!(
+            every.next_due(due, at("2026-11-28T10:00:01Z")),
+            at("2026-11-28T10:00:30Z")
+        );
+        // Down for five minutes: one run now, not ten to catch up.
+        let now = at("2026-11-28T10:05:00Z");
+        assert_eq!(every.next_due(due, now), now);
+    }
+
+    #[test]
+    fn bad_recurrences_are_errors_naming_the_task() {
+        let bad = |recurrence| Recurring::parse("sweep", recurrence).unwrap_err().to_string();
+        assert!(bad(Recurrence::Every(Duration::ZERO)).contains("`sweep`"));
+        let expression = bad(Recurrence::Cron {
+            expression: "every tuesday",
+            tz: "UTC",
+        });
+        assert!(expression.contains("invalid cron expression"), "{expression}");
+        let zone = bad(Recurrence::Cron {
+            expression: "* * * * *",
+            tz: "Mars/Olympus",
+        });
+        assert!(zone.contains("unknown time zone"), "{zone}");
+    }
+}

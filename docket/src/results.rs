@@ -1,0 +1,245 @@
+//! Results and state of tasks that keep them (`#[docket::task(result)]`): what a run returned,
+//! how far it got, and every change of state, for a time-to-live after the task ends.
+//!
+//! Only tasks that opt in are recorded; the others cost nothing here.
+
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::backend::Backend;
+use crate::error::{Chain, Error, Result};
+use crate::execution::Context;
+use crate::handle::Docket;
+use crate::schedule::Scheduled;
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Status {
+    /// Waiting for a future due time (its first run, or a retry).
+    Scheduled,
+    /// Due, waiting for a worker (or for a concurrency or rate limit).
+    Queued,
+    /// A worker is running it.
+    Running,
+    /// It succeeded; the result is kept.
+    Completed,
+    /// It failed its last attempt.
+    Failed,
+    /// It was cancelled.
+    Cancelled,
+}
+
+impl Status {
+    /// Whether the task has ended: completed, failed or cancelled.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Cancelled
+        )
+    }
+}
+
+/// How far a running task has come, as it reported with [`Context::progress`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Units done.
+    pub current: u64,
+    /// Units in all.
+    pub total: u64,
+    /// What it is doing.
+    pub message: String,
+}
+
+/// The recorded state of one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskState {
+    /// The task's key.
+    pub key: String,
+    /// The registered task name.
+    pub task: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The attempt this state belongs to, from 1.
+    pub attempt: u32,
+    /// The latest progress report of the running attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// The result as JSON, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The latest error: why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When this state was recorded, in milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+impl TaskState {
+    pub(crate) fn new(key: &str, task: &str, status: Status, attempt: u32) -> Self {
+        TaskState {
+            key: key.to_owned(),
+            task: task.to_owned(),
+            status,
+            attempt,
+            progress: None,
+            result: None,
+            error: None,
+            updated_ms: crate::time::millis(SystemTime::now()),
+        }
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        serde_json::to_string(self).expect("a task state always encodes")
+    }
+
+    pub(crate) fn decode(json: &[u8]) -> std::result::Result<Self, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+}
+
+/// A live feed of one task's state changes, from [`Docket::watch`].
+#[derive(Debug)]
+pub struct Watch {
+    current: Option<TaskState>,
+    changes: mpsc::UnboundedReceiver<TaskState>,
+}
+
+impl Watch {
+    /// The next state: first the one recorded when the watch began (if any), then each change
+    /// as it happens. `None` once the feed has ended (the connection was lost).
+    pub async fn next(&mut self) -> Option<TaskState> {
+        if let Some(current) = self.current.take() {
+            return Some(current);
+        }
+        self.changes.recv().await
+    }
+}
+
+impl Docket {
+    /// The recorded state of the task with this key, for tasks that keep results; `None` when
+    /// nothing is kept for it.
+    pub async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+        self.backend().state(key).await
+    }
+
+    /// Follow the task with this key: its current state, then every change (scheduled, queued,
+    /// running, progress, completed, failed, cancelled), across processes.
+    pub async fn watch(&self, key: &str) -> Result<Watch> {
+        let changes = self.backend().watch(key).await?;
+        let current = self.backend().state(key).await?;
+        Ok(Watch { current, changes })
+    }
+
+    /// Wait until the task with this key ends, and return its result decoded as `R`.
+    ///
+    /// Fails with [`Error::TaskFailed`] or [`Error::TaskCancelled`] when it did not succeed,
+    /// and with [`Error::NoResult`] when nothing is kept for the key. Wrap it in
+    /// `tokio::time::timeout` to bound the wait.
+    pub async fn result<R: DeserializeOwned>(&self, key: &str) -> Result<R> {
+        loop {
+            let mut watch = self.watch(key).await?;
+            if watch.current.is_none() {
+                return Err(Error::NoResult { key: key.to_owned() });
+            }
+            while let Some(state) = watch.next().await {
+                if state.status.is_final() {
+                    return outcome(state);
+                }
+            }
+            // The feed ended (a dropped connection): look again on a new one.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn outcome<R: DeserializeOwned>(state: TaskState) -> Result<R> {
+    match state.status {
+        Status::Completed => {
+            let json = state.result.as_deref().unwrap_or("null");
+            serde_json::from_str(json).map_err(|source| Error::Json {
+                task: state.task,
+                source,
+            })
+        }
+        Status::Cancelled => Err(Error::TaskCancelled { key: state.key }),
+        _ => Err(Error::TaskFailed {
+            key: state.key,
+            message: state.error.unwrap_or_default(),
+        }),
+    }
+}
+
+/// Record a state, logging instead of failing: the task itself is not affected.
+pub(crate) async fn record(docket: &Docket, state: &TaskState, ttl: Duration) {
+    if let Err(error) = docket.backend().record(state, ttl).await {
+        tracing::warn!(key = %state.key, status = ?state.status, error = %Chain(&error), "could not record the task's state");
+    }
+}
+
+/// Newly scheduled tasks that keep results: scheduled or queued.
+pub(crate) async fn record_scheduled(docket: &Docket, receipts: &[Scheduled], ttl: Duration) {
+    let now = SystemTime::now();
+    for receipt in receipts {
+        if receipt.disposition() == crate::Disposition::Duplicate {
+            continue;
+        }
+        let status = if receipt.due() > now {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
+        record(
+            docket,
+            &TaskState::new(receipt.key(), receipt.task(), status, 1),
+            ttl,
+        )
+        .await;
+    }
+}
+
+/// A cancelled task: recorded only where a state is kept already.
+pub(crate) async fn record_cancelled(docket: &Docket, key: &str) {
+    let Ok(Some(mut state)) = docket.backend().state(key).await else {
+        return;
+    };
+    if state.status.is_final() {
+        return;
+    }
+    state.status = Status::Cancelled;
+    state.updated_ms = crate::time::millis(SystemTime::now());
+    // Keep it as long as any ended task's state.
+    let ttl = crate::registry::Registry::global()
+        .ok()
+        .and_then(|registry| registry.get(&state.task))
+        .and_then(|registration| registration.policy().results_ttl())
+        .unwrap_or(Duration::from_secs(3600));
+    record(docket, &state, ttl).await;
+}
+
+/// A progress report of a running task that keeps results.
+pub(crate) async fn record_progress(
+    context: &Context,
+    ttl: Duration,
+    current: u64,
+    total: u64,
+    message: String,
+) {
+    let mut state = TaskState::new(
+        context.key(),
+        context.task(),
+        Status::Running,
+        context.attempt(),
+    );
+    state.progress = Some(Progress {
+        current,
+        total,
+        message,
+    });
+    record(context.docket(), &state, ttl).await;
+}
