@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 /// `#[docket::task]` function, and provide the value with
 /// [`Docket::provide`](crate::Docket::provide).
 ///
-/// ```
+/// ```standalone_crate
 /// #[derive(Clone)]
 /// struct Mailer { from: &'static str }
 ///
