@@ -102,8 +102,8 @@ impl Worker {
     }
 
     /// Work until nothing is left: no task queued, scheduled (even far ahead) or running. Meant
-    /// for tests and batch jobs. (A recurring task always has its next run scheduled, so with
-    /// one registered this only returns once it stops itself.)
+    /// for tests and batch jobs. It does not start recurring tasks (their chains never end);
+    /// one already scheduled keeps it working until the task stops itself.
     pub async fn run_until_finished(self) -> Result<()> {
         self.work(CancellationToken::new(), true).await
     }
@@ -160,7 +160,7 @@ impl Worker {
         }
         let registry = Registry::global()?;
         let recurring = self.check(registry)?;
-        if !self.automatic {
+        if !self.automatic && !until_finished {
             self.seed(&recurring).await?;
         }
         if !self.docket.has_queue() && !self.automatic {
