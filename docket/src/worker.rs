@@ -114,12 +114,19 @@ impl Worker {
         let mut recurring = HashMap::new();
         for registration in registry.iter() {
             for requirement in registration.required_state() {
-                if !self.docket.provided().has(&requirement) {
-                    return Err(Error::MissingState {
-                        task: registration.name(),
-                        type_name: requirement.type_name(),
-                    });
+                if self.docket.provided().has(&requirement) {
+                    continue;
                 }
+                let missing = Error::MissingState {
+                    task: registration.name(),
+                    type_name: requirement.type_name(),
+                };
+                if !self.automatic {
+                    return Err(missing);
+                }
+                // An in-process docket's own worker serves every task scheduled on it; only
+                // the tasks missing their state fail (for good, saying why).
+                tracing::warn!(error = %missing, "in-process tasks of this type will fail");
             }
             if let Some(recurrence) = registration.policy().recurrence() {
                 recurring.insert(
