@@ -1,8 +1,10 @@
 //! Parsing the attribute's arguments: `#[docket::task(name = "..", retries = N, backoff = "..",
-//! timeout = "..")]`.
+//! jitter = "..", timeout = "..", every = "..", cron = "..", tz = "..", concurrency = N,
+//! rate_limit = "..", debounce = "..", result = "..")]`.
 //!
-//! Durations are checked here, at compile time, so a typo in `timeout = "30 parsecs"` fails the
-//! build with an error on the string instead of surprising a worker in production.
+//! Durations, rates and cron expressions are checked here, at compile time, so a typo in
+//! `timeout = "30 parsecs"` fails the build with an error on the string instead of surprising a
+//! worker in production.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use proc_macro2::TokenTree;
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Ident, LitInt, LitStr, Token};
+use syn::{Ident, LitInt, LitStr, Token, token};
 
 use crate::errors::Errors;
 
@@ -18,14 +20,30 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(retries);
     syn::custom_keyword!(backoff);
+    syn::custom_keyword!(jitter);
     syn::custom_keyword!(timeout);
+    syn::custom_keyword!(every);
+    syn::custom_keyword!(cron);
+    syn::custom_keyword!(tz);
+    syn::custom_keyword!(concurrency);
+    syn::custom_keyword!(rate_limit);
+    syn::custom_keyword!(debounce);
+    syn::custom_keyword!(result);
 }
 
-const KEYS: &str = "`name`, `retries`, `backoff` or `timeout`";
-const DURATION_FORMAT: &str = "write a number and a unit, `ms`, `s`, `m` or `h`, with no space \
-                               between, such as `250ms`, `30s` or `1.5h`";
+const KEYS: &str = "`name`, `retries`, `backoff`, `jitter`, `timeout`, `every`, `cron`, `tz`, \
+                    `concurrency`, `rate_limit`, `debounce` or `result`";
+const DURATION_FORMAT: &str = "write a number and a unit, `ms`, `s`, `m`, `h` or `d`, with no \
+                               space between, such as `250ms`, `30s` or `1.5h`";
 const BACKOFF_FORMAT: &str = "write `\"fixed <delay>\"` or `\"exponential <min>..<max>\"`, such \
                               as `\"fixed 5s\"` or `\"exponential 1s..60s\"`";
+const RATE_FORMAT: &str = "write `\"<count>/<window>\"`, such as `\"10/1m\"` for at most 10 \
+                           starts a minute";
+const CRON_FORMAT: &str = "a cron expression has five fields, minute, hour, day of month, month \
+                           and day of week, such as `\"*/5 * * * *\"` or `\"0 9 * * MON-FRI\"`";
+
+/// How long `result` without a value keeps results.
+pub(crate) const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// The arguments of one `#[docket::task(...)]`, each absent unless given.
 #[derive(Default)]
@@ -33,7 +51,17 @@ pub(crate) struct Args {
     pub(crate) name: Option<Arg<kw::name, LitStr>>,
     pub(crate) retries: Option<Arg<kw::retries, u32>>,
     pub(crate) backoff: Option<Arg<kw::backoff, Backoff>>,
+    pub(crate) jitter: Option<Arg<kw::jitter, u8>>,
     pub(crate) timeout: Option<Arg<kw::timeout, Duration>>,
+    pub(crate) every: Option<Arg<kw::every, Duration>>,
+    /// The expression, checked, as the user wrote it.
+    pub(crate) cron: Option<Arg<kw::cron, LitStr>>,
+    pub(crate) tz: Option<Arg<kw::tz, LitStr>>,
+    pub(crate) concurrency: Option<Arg<kw::concurrency, PerArgument<u32>>>,
+    pub(crate) rate_limit: Option<Arg<kw::rate_limit, PerArgument<Rate>>>,
+    pub(crate) debounce: Option<Arg<kw::debounce, PerArgument<Duration>>>,
+    /// How long results are kept: the given duration, or an hour for a bare `result`.
+    pub(crate) result: Option<Arg<kw::result, Duration>>,
 }
 
 /// One `key = value` argument. The key's token stays with the value so errors, and the generated
@@ -43,11 +71,39 @@ pub(crate) struct Arg<K, V> {
     pub(crate) value: V,
 }
 
+/// The value of a key that may count per value of one of the task's arguments:
+/// `concurrency = 4` for the whole task, `concurrency(track_id) = 1` per track.
+pub(crate) struct PerArgument<V> {
+    /// The argument named in parentheses; checked against the function once it is lowered.
+    pub(crate) param: Option<Ident>,
+    pub(crate) value: V,
+}
+
 /// A task's `backoff`, checked and ready to generate `docket::Backoff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backoff {
     Fixed(Duration),
     Exponential { min: Duration, max: Duration },
+}
+
+/// A `rate_limit`: at most `count` starts in any `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rate {
+    pub(crate) count: u32,
+    pub(crate) window: Duration,
+}
+
+impl Args {
+    /// Whether the task runs on its own, with `every` or `cron`.
+    pub(crate) fn recurring_key(&self) -> Option<&'static str> {
+        if self.every.is_some() {
+            Some("every")
+        } else if self.cron.is_some() {
+            Some("cron")
+        } else {
+            None
+        }
+    }
 }
 
 impl Parse for Args {
@@ -68,6 +124,7 @@ impl Parse for Args {
                 skip_past_comma(input);
             }
         }
+        args.check_combinations(&mut errors);
         errors.finish(args)
     }
 }
@@ -104,21 +161,113 @@ impl Args {
             let value = parse_backoff(&literal.value())
                 .map_err(|message| syn::Error::new_spanned(&literal, message))?;
             set_once(&mut self.backoff, Arg { key, value })
-        } else if lookahead.peek(kw::timeout) {
-            let key = input.parse::<kw::timeout>()?;
+        } else if lookahead.peek(kw::jitter) {
+            let key = input.parse::<kw::jitter>()?;
             let literal = string(
                 input,
-                "`timeout` takes a string, such as `timeout = \"30s\"`",
+                "`jitter` takes a percentage as a string, such as `jitter = \"20%\"`",
             )?;
-            let value = parse_duration(&literal.value())
+            let value = parse_percent(&literal.value())
                 .map_err(|message| syn::Error::new_spanned(&literal, message))?;
-            if value.is_zero() {
+            set_once(&mut self.jitter, Arg { key, value })
+        } else if lookahead.peek(kw::timeout) {
+            let key = input.parse::<kw::timeout>()?;
+            let value = nonzero_duration(
+                input,
+                "timeout",
+                "`timeout = \"30s\"`",
+                "leave it out for no timeout",
+            )?;
+            set_once(&mut self.timeout, Arg { key, value })
+        } else if lookahead.peek(kw::every) {
+            let key = input.parse::<kw::every>()?;
+            let value = nonzero_duration(
+                input,
+                "every",
+                "`every = \"5m\"`",
+                "a task cannot run continuously",
+            )?;
+            set_once(&mut self.every, Arg { key, value })
+        } else if lookahead.peek(kw::cron) {
+            let key = input.parse::<kw::cron>()?;
+            let value = string(input, &format!("`cron` takes a string: {CRON_FORMAT}"))?;
+            check_cron(&value.value())
+                .map_err(|message| syn::Error::new_spanned(&value, message))?;
+            set_once(&mut self.cron, Arg { key, value })
+        } else if lookahead.peek(kw::tz) {
+            let key = input.parse::<kw::tz>()?;
+            let value = string(
+                input,
+                "`tz` takes an IANA time zone name as a string, such as `tz = \"Europe/Paris\"`",
+            )?;
+            if value.value().trim().is_empty() {
                 return Err(syn::Error::new_spanned(
-                    &literal,
-                    "`timeout` must be longer than zero; leave it out for no timeout",
+                    value,
+                    "`tz` cannot be empty; name an IANA time zone such as `\"Europe/Paris\"`, or \
+                     leave `tz` out for UTC",
                 ));
             }
-            set_once(&mut self.timeout, Arg { key, value })
+            set_once(&mut self.tz, Arg { key, value })
+        } else if lookahead.peek(kw::concurrency) {
+            let key = input.parse::<kw::concurrency>()?;
+            let param = per_argument(input, "concurrency", "track_id")?;
+            let literal = integer(
+                input,
+                "`concurrency` takes a whole number, such as `concurrency = 4`",
+            )?;
+            let value = nonzero_u32(&literal, "concurrency", "how many may run at once")?;
+            set_once(
+                &mut self.concurrency,
+                Arg {
+                    key,
+                    value: PerArgument { param, value },
+                },
+            )
+        } else if lookahead.peek(kw::rate_limit) {
+            let key = input.parse::<kw::rate_limit>()?;
+            let param = per_argument(input, "rate_limit", "user_id")?;
+            let literal = string(
+                input,
+                &format!("`rate_limit` takes a string: {RATE_FORMAT}"),
+            )?;
+            let value = parse_rate(&literal.value())
+                .map_err(|message| syn::Error::new_spanned(&literal, message))?;
+            set_once(
+                &mut self.rate_limit,
+                Arg {
+                    key,
+                    value: PerArgument { param, value },
+                },
+            )
+        } else if lookahead.peek(kw::debounce) {
+            let key = input.parse::<kw::debounce>()?;
+            let param = per_argument(input, "debounce", "customer_id")?;
+            let value = nonzero_duration(
+                input,
+                "debounce",
+                "`debounce = \"5s\"`",
+                "leave it out to run every schedule",
+            )?;
+            set_once(
+                &mut self.debounce,
+                Arg {
+                    key,
+                    value: PerArgument { param, value },
+                },
+            )
+        } else if lookahead.peek(kw::result) {
+            let key = input.parse::<kw::result>()?;
+            let value = if input.peek(Token![=]) {
+                nonzero_duration(
+                    input,
+                    "result",
+                    "`result = \"1d\"`, or `result` alone for an hour",
+                    "leave `result` out to keep no results",
+                )?
+            } else {
+                DEFAULT_RESULT_TTL
+            };
+            set_once(&mut self.result, Arg { key, value })
         } else if input.peek(Ident::peek_any) {
             let unknown = input.call(Ident::parse_any)?;
             Err(syn::Error::new_spanned(
@@ -127,6 +276,24 @@ impl Args {
             ))
         } else {
             Err(lookahead.error())
+        }
+    }
+
+    /// Keys that are each fine alone but cannot go together.
+    fn check_combinations(&self, errors: &mut Errors) {
+        if let (Some(_), Some(cron)) = (&self.every, &self.cron) {
+            errors.push_spanned(
+                cron.key,
+                "a task recurs either `every` period or on a `cron` schedule, not both; remove \
+                 one of them",
+            );
+        }
+        if let (Some(tz), None) = (&self.tz, &self.cron) {
+            errors.push_spanned(
+                tz.key,
+                "`tz` is the time zone of a `cron` schedule, and this task has none; add \
+                 `cron = \"..\"` or remove `tz`",
+            );
         }
     }
 }
@@ -161,6 +328,64 @@ fn integer(input: ParseStream<'_>, expected: &str) -> syn::Result<LitInt> {
         input.parse()
     } else {
         Err(input.error(expected))
+    }
+}
+
+/// `= "30s"` for `key`, longer than zero. `example` shows the key in use; `instead` says what
+/// to write when zero was meant.
+fn nonzero_duration(
+    input: ParseStream<'_>,
+    key: &str,
+    example: &str,
+    instead: &str,
+) -> syn::Result<Duration> {
+    let literal = string(input, &format!("`{key}` takes a string, such as {example}"))?;
+    let value = parse_duration(&literal.value())
+        .map_err(|message| syn::Error::new_spanned(&literal, message))?;
+    if value.is_zero() {
+        return Err(syn::Error::new_spanned(
+            &literal,
+            format!("`{key}` must be longer than zero; {instead}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A limit of at least 1: a limit of 0 would never let the task run.
+fn nonzero_u32(literal: &LitInt, key: &str, meaning: &str) -> syn::Result<u32> {
+    match literal.base10_parse::<u32>() {
+        Ok(0) => Err(syn::Error::new_spanned(
+            literal,
+            format!(
+                "`{key}` must be at least 1, since it is {meaning} and 0 would never run the \
+                 task; leave `{key}` out for no limit"
+            ),
+        )),
+        Ok(value) => Ok(value),
+        Err(_) => Err(syn::Error::new_spanned(
+            literal,
+            format!("`{key}` must be from 1 to {}", u32::MAX),
+        )),
+    }
+}
+
+/// The optional `(argument)` after a key that can count per argument value.
+fn per_argument(input: ParseStream<'_>, key: &str, example: &str) -> syn::Result<Option<Ident>> {
+    if !input.peek(token::Paren) {
+        return Ok(None);
+    }
+    let content;
+    let parens = syn::parenthesized!(content in input);
+    let usage = || {
+        format!(
+            "`{key}(..)` names one argument of the task to count by, such as \
+             `{key}({example})`; write `{key} = ..` to count the task as a whole"
+        )
+    };
+    // One identifier and nothing else; any other content is wrong as a whole.
+    match content.parse::<Ident>() {
+        Ok(param) if content.is_empty() => Ok(Some(param)),
+        _ => Err(syn::Error::new(parens.span.join(), usage())),
     }
 }
 
@@ -219,7 +444,53 @@ pub(crate) fn parse_backoff(text: &str) -> Result<Backoff, String> {
     }
 }
 
-/// Parses a duration such as `250ms`, `30s`, `1.5m` or `2h`, exact to the millisecond.
+/// Parses a jitter percentage, `"0%"` to `"100%"`.
+pub(crate) fn parse_percent(text: &str) -> Result<u8, String> {
+    let digits = text
+        .strip_suffix('%')
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            format!("`{text}` is not a percentage; write a whole number and `%`, such as `\"20%\"`")
+        })?;
+    match digits.parse::<u32>() {
+        Ok(percent @ 0..=100) => Ok(u8::try_from(percent).unwrap_or(100)),
+        _ => Err(format!(
+            "`jitter` must be from 0% to 100%, not `{text}`; 100% already moves each retry by up \
+             to its whole delay, earlier or later"
+        )),
+    }
+}
+
+/// Parses a rate limit such as `10/1m`: at most 10 starts in any minute.
+pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
+    let Some((count_text, window_text)) = text.split_once('/') else {
+        return Err(format!("`{text}` is not a rate; {RATE_FORMAT}"));
+    };
+    let (count_text, window_text) = (count_text.trim(), window_text.trim());
+    let count = match count_text.parse::<u32>() {
+        Ok(0) => {
+            return Err(format!(
+                "a rate limit of 0 starts would never run the task; allow at least 1, such as \
+                 `\"1/{window_text}\"`, or leave `rate_limit` out for no limit"
+            ));
+        }
+        Ok(count) if count_text.bytes().all(|b| b.is_ascii_digit()) => count,
+        _ => {
+            return Err(format!(
+                "`{count_text}` is not a count of starts; {RATE_FORMAT}"
+            ));
+        }
+    };
+    let window = parse_duration(window_text)?;
+    if window.is_zero() {
+        return Err(format!(
+            "the rate limit's window must be longer than zero, such as `\"{count}/1s\"`"
+        ));
+    }
+    Ok(Rate { count, window })
+}
+
+/// Parses a duration such as `250ms`, `30s`, `1.5m`, `2h` or `1d`, exact to the millisecond.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let malformed = || format!("`{text}` is not a duration; {DURATION_FORMAT}");
     let unit_start = text
@@ -231,6 +502,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(malformed()),
     };
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
@@ -260,6 +532,233 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// One field of a cron expression: its name, its bounds, and the names it takes for numbers
+/// (the first name stands for `min`).
+struct CronField {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+}
+
+const MINUTE: CronField = CronField {
+    name: "minute",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOUR: CronField = CronField {
+    name: "hour",
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DAY_OF_MONTH: CronField = CronField {
+    name: "day of month",
+    min: 1,
+    max: 31,
+    names: &[],
+};
+const MONTH: CronField = CronField {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: &[
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ],
+};
+/// 0 and 7 are both Sunday.
+const DAY_OF_WEEK: CronField = CronField {
+    name: "day of week",
+    min: 0,
+    max: 7,
+    names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+};
+
+const CRON_SHORTCUTS: [&str; 6] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@hourly",
+];
+
+/// Checks a cron expression as the worker's parser (croner) reads it, so its mistakes fail the
+/// build rather than the worker's start: five fields, each a list of `*`, numbers, names and
+/// ranges, with optional `/step`s; `L`, `W`, `#` and `?` where croner takes them; or a shortcut
+/// such as `@daily`. Stricter in one way only: a month or day name outside its own field, which
+/// croner would read as a number, is an error.
+pub(crate) fn check_cron(text: &str) -> Result<(), String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('@') {
+        if CRON_SHORTCUTS
+            .iter()
+            .any(|shortcut| shortcut.eq_ignore_ascii_case(trimmed))
+        {
+            return Ok(());
+        }
+        return Err(format!(
+            "unknown cron shortcut `{trimmed}`; use `@hourly`, `@daily`, `@weekly`, `@monthly` \
+             or `@yearly`, or five fields: {CRON_FORMAT}"
+        ));
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    let [minute, hour, day_of_month, month, day_of_week] = fields[..] else {
+        let count = fields.len();
+        let plural = if count == 1 { "" } else { "s" };
+        return Err(format!("`{text}` has {count} field{plural}; {CRON_FORMAT}"));
+    };
+    MINUTE.check(minute, "")?;
+    HOUR.check(hour, "")?;
+    DAY_OF_MONTH.check(day_of_month, "LW?")?;
+    MONTH.check(month, "")?;
+    // A leading `+` makes croner match the day of month and the day of week together.
+    let day_of_week = day_of_week.strip_prefix('+').unwrap_or(day_of_week);
+    DAY_OF_WEEK.check(day_of_week, "L#?")
+}
+
+impl CronField {
+    /// Checks one field; `extras` are the modifiers croner takes in it.
+    fn check(&self, text: &str, extras: &str) -> Result<(), String> {
+        // Croner reads `?` as `*` where it takes it.
+        let text = if extras.contains('?') {
+            text.replace('?', "*")
+        } else {
+            text.to_owned()
+        };
+        if text == "*" {
+            return Ok(());
+        }
+        // Croner skips empty list items, so `1,,2` is `1,2`.
+        for item in text.split(',').filter(|item| !item.is_empty()) {
+            self.check_item(item, extras)?;
+        }
+        Ok(())
+    }
+
+    fn check_item(&self, item: &str, extras: &str) -> Result<(), String> {
+        let name = self.name;
+        if item == "*" {
+            return Err(format!(
+                "`*` already matches every {name}; write `*` alone, without the rest of the list"
+            ));
+        }
+        if let Some((range, step)) = item.split_once('/') {
+            if !matches!(number(step), Some(1..)) {
+                return Err(format!(
+                    "`{item}` has the step `/{step}` in the {name} field; a step is a whole \
+                     number from 1 up, such as `*/5`"
+                ));
+            }
+            return match range.split_once('-') {
+                _ if range == "*" => Ok(()),
+                Some((start, end)) => self.range(item, start, end),
+                None => Err(format!(
+                    "`{item}`: a step goes over `*` or a range, such as `*/{step}` or \
+                     `{range}-{}/{step}`",
+                    self.max
+                )),
+            };
+        }
+        if extras.contains('#') {
+            if let Some((days, nth)) = item.split_once('#') {
+                if !matches!(number(nth), Some(1..=5)) {
+                    return Err(format!(
+                        "`{item}`: `#` takes which week of the month, from 1 to 5, such as \
+                         `FRI#2` for the second Friday"
+                    ));
+                }
+                return match days.split_once('-') {
+                    Some((start, end)) => self.range(item, start, end),
+                    None => self.value(item, days).map(drop),
+                };
+            }
+        }
+        if let Some((start, end)) = item.split_once('-') {
+            return self.range(item, start, end);
+        }
+        if extras.contains('L') {
+            match strip_letter(item, 'L') {
+                Some("") => return Ok(()),
+                // The last such day of the week in the month, as `5L` for the last Friday.
+                Some(day) if extras.contains('#') => return self.value(item, day).map(drop),
+                _ => {}
+            }
+        }
+        if extras.contains('W') {
+            // The weekday nearest a day of the month, or `LW`, the month's last weekday.
+            match strip_letter(item, 'W') {
+                Some(last) if last.eq_ignore_ascii_case("L") => return Ok(()),
+                Some(day) => return self.value(item, day).map(drop),
+                None => {}
+            }
+        }
+        self.value(item, item).map(drop)
+    }
+
+    fn range(&self, item: &str, start: &str, end: &str) -> Result<(), String> {
+        let start_value = self.value(item, start)?;
+        let mut end_value = self.value(item, end)?;
+        // `FRI-SUN`: croner reads a Sunday ending a range as 7.
+        if self
+            .names
+            .first()
+            .is_some_and(|sun| sun.eq_ignore_ascii_case(end))
+            && self.max == 7
+        {
+            end_value = 7;
+        }
+        if start_value > end_value {
+            return Err(format!(
+                "the range `{start}-{end}` in the {} field runs backwards; write the smaller \
+                 bound first, or two ranges such as `{start}-{},{}-{end}`",
+                self.name, self.max, self.min
+            ));
+        }
+        Ok(())
+    }
+
+    fn value(&self, item: &str, text: &str) -> Result<u32, String> {
+        if let Some(index) = self
+            .names
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(text))
+        {
+            return Ok(self.min.saturating_add(u32::try_from(index).unwrap_or(0)));
+        }
+        match number(text) {
+            Some(value) if (self.min..=self.max).contains(&value) => Ok(value),
+            _ => {
+                let names = match self.names {
+                    [] => String::new(),
+                    [first, .., last] => format!(" or names `{first}` to `{last}`"),
+                    [only] => format!(" or the name `{only}`"),
+                };
+                Err(format!(
+                    "`{item}` is not valid in the {} field; it takes `*` or numbers from {} to \
+                     {}{names}, as ranges `a-b`, steps `/n` and lists `a,b`",
+                    self.name, self.min, self.max
+                ))
+            }
+        }
+    }
+}
+
+/// `item` without a last `letter`, in either case, as croner reads letters.
+fn strip_letter(item: &str, letter: char) -> Option<&str> {
+    item.strip_suffix(letter)
+        .or_else(|| item.strip_suffix(letter.to_ascii_lowercase()))
+}
+
+/// Digits only: no sign, no spaces.
+fn number(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,7 +780,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_whole_and_decimal_numbers_in_four_units() {
+    fn durations_take_whole_and_decimal_numbers_in_five_units() {
         assert_eq!(parse_duration("250ms"), Ok(ms(250)));
         assert_eq!(parse_duration("30s"), Ok(ms(30_000)));
         assert_eq!(parse_duration("1.5s"), Ok(ms(1_500)));
@@ -290,6 +789,8 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(ms(3_600_000)));
         assert_eq!(parse_duration("0.25h"), Ok(ms(900_000)));
         assert_eq!(parse_duration("0s"), Ok(ms(0)));
+        assert_eq!(parse_duration("1d"), Ok(ms(86_400_000)));
+        assert_eq!(parse_duration("1.5d"), Ok(ms(129_600_000)));
     }
 
     #[test]
@@ -309,6 +810,8 @@ mod tests {
             "-1s",
             "1e3ms",
             "30S",
+            "1D",
+            "1day",
         ] {
             let error = parse_duration(text).unwrap_err();
             assert!(error.contains("is not a duration"), "{text:?}: {error}");
@@ -438,12 +941,13 @@ mod tests {
     fn an_unknown_key_lists_the_valid_ones() {
         assert_eq!(
             messages(parse_quote!(retry = 3)),
-            ["unknown argument `retry`; expected `name`, `retries`, `backoff` or `timeout`"]
+            [format!("unknown argument `retry`; expected {KEYS}")]
         );
         assert_eq!(
             messages(parse_quote!(type = 3)),
-            ["unknown argument `type`; expected `name`, `retries`, `backoff` or `timeout`"]
+            [format!("unknown argument `type`; expected {KEYS}")]
         );
+        assert!(KEYS.contains("`rate_limit`") && KEYS.ends_with("or `result`"));
     }
 
     #[test]
@@ -487,7 +991,218 @@ mod tests {
         );
         assert_eq!(
             messages(parse_quote!("retries")),
-            ["expected one of: `name`, `retries`, `backoff`, `timeout`"]
+            [
+                "expected one of: `name`, `retries`, `backoff`, `jitter`, `timeout`, `every`, \
+                 `cron`, `tz`, `concurrency`, `rate_limit`, `debounce`, `result`"
+            ]
+        );
+    }
+    #[test]
+    fn policy_keys_parse() {
+        let args = parse(parse_quote!(
+            jitter = "20%",
+            cron = "*/5 * * * *",
+            tz = "Europe/Paris",
+            concurrency(track_id) = 1,
+            rate_limit = "10/1m",
+            debounce(r#type) = "5s",
+            result = "1d",
+        ))
+        .unwrap();
+        assert_eq!(args.jitter.unwrap().value, 20);
+        assert_eq!(args.cron.unwrap().value.value(), "*/5 * * * *");
+        assert_eq!(args.tz.unwrap().value.value(), "Europe/Paris");
+        let concurrency = args.concurrency.unwrap().value;
+        assert_eq!(concurrency.param.unwrap(), "track_id");
+        assert_eq!(concurrency.value, 1);
+        let rate_limit = args.rate_limit.unwrap().value;
+        assert!(rate_limit.param.is_none());
+        assert_eq!(
+            rate_limit.value,
+            Rate {
+                count: 10,
+                window: ms(60_000)
+            }
+        );
+        let debounce = args.debounce.unwrap().value;
+        assert_eq!(debounce.param.unwrap(), "r#type");
+        assert_eq!(debounce.value, ms(5_000));
+        assert_eq!(args.result.unwrap().value, ms(86_400_000));
+
+        let args = parse(parse_quote!(every = "30s", concurrency = 4, result)).unwrap();
+        assert_eq!(args.every.unwrap().value, ms(30_000));
+        assert_eq!(args.concurrency.unwrap().value.value, 4);
+        assert_eq!(args.result.unwrap().value, DEFAULT_RESULT_TTL);
+        // A bare `result` last, or before another key.
+        assert!(
+            parse(parse_quote!(result, retries = 1))
+                .unwrap()
+                .result
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn jitter_is_a_percentage_up_to_100() {
+        assert_eq!(parse_percent("0%"), Ok(0));
+        assert_eq!(parse_percent("100%"), Ok(100));
+        for text in ["20", "20 %", "%", "-5%", "2.5%", "twenty%"] {
+            let error = parse_percent(text).unwrap_err();
+            assert!(error.contains("is not a percentage"), "{text:?}: {error}");
+        }
+        for text in ["101%", "255%", "99999999999%"] {
+            let error = parse_percent(text).unwrap_err();
+            assert!(error.contains("from 0% to 100%"), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn rates_are_a_count_per_window() {
+        assert_eq!(
+            parse_rate("10/1m"),
+            Ok(Rate {
+                count: 10,
+                window: ms(60_000)
+            })
+        );
+        assert_eq!(
+            parse_rate("1 / 1.5s"),
+            Ok(Rate {
+                count: 1,
+                window: ms(1_500)
+            })
+        );
+        let cases = [
+            ("10", "is not a rate"),
+            ("10 per 1m", "is not a rate"),
+            ("ten/1m", "is not a count of starts"),
+            ("-1/1m", "is not a count of starts"),
+            ("+1/1m", "is not a count of starts"),
+            ("0/1m", "would never run the task"),
+            ("10/0s", "window must be longer than zero"),
+            ("10/minute", "is not a duration"),
+        ];
+        for (text, expected) in cases {
+            let error = parse_rate(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn cron_expressions_are_checked() {
+        // Everything here the worker's parser (croner) takes too.
+        for text in [
+            "*/5 * * * *",
+            "0 9 * * MON-FRI",
+            "0 0 1 jan,jul *",
+            "5,10-20/5 0-23/2 1-31 1-12 0-7",
+            "0 12 * * 7",
+            "0 12 * * FRI-SUN",
+            "  0   9 * *   sun ",
+            "0 0 L * *",
+            "0 0 LW * *",
+            "0 0 15W * *",
+            "0 0 ? * FRI#2",
+            "0 0 * * 5L",
+            "0 0 * * L",
+            "0 0 1 * +MON",
+            "0 0 * * MON-FRI/2",
+            "1,,2 * * * *",
+            "@daily",
+            "@Hourly",
+        ] {
+            assert_eq!(check_cron(text), Ok(()), "{text:?}");
+        }
+        let cases = [
+            ("* * * *", "has 4 fields"),
+            ("", "has 0 fields"),
+            ("@reboot", "unknown cron shortcut `@reboot`"),
+            ("* * * * * *", "has 6 fields"),
+            ("60 * * * *", "the minute field"),
+            ("* 24 * * *", "the hour field"),
+            ("* * 0 * *", "the day of month field"),
+            ("* * * 13 *", "the month field"),
+            ("* * * * 8", "the day of week field"),
+            ("* * * * MONDAY", "names `SUN` to `SAT`"),
+            // Croner would read a name in another field as a number: `MON` as January.
+            ("0 9 * MON *", "the month field"),
+            ("*/0 * * * *", "step `/0`"),
+            ("*/x * * * *", "step `/x`"),
+            ("15/10 * * * *", "such as `*/10` or `15-59/10`"),
+            ("*,5 * * * *", "`*` already matches every minute"),
+            ("? * * * *", "the minute field"),
+            ("* * 5L * *", "the day of month field"),
+            ("* * * * 5W", "the day of week field"),
+            ("* * * * FRI#6", "from 1 to 5"),
+            ("30-10 * * * *", "runs backwards"),
+            ("+5 * * * *", "the minute field"),
+        ];
+        for (text, expected) in cases {
+            let error = check_cron(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn per_argument_keys_name_one_argument() {
+        let usage = "`concurrency(..)` names one argument of the task to count by, such as \
+                     `concurrency(track_id)`; write `concurrency = ..` to count the task as a \
+                     whole";
+        assert_eq!(messages(parse_quote!(concurrency() = 1)), [usage]);
+        assert_eq!(messages(parse_quote!(concurrency(a, b) = 1)), [usage]);
+        assert_eq!(messages(parse_quote!(concurrency("a") = 1)), [usage]);
+        assert_eq!(messages(parse_quote!(concurrency(self) = 1)), [usage]);
+        assert!(
+            messages(parse_quote!(rate_limit(a.b) = "1/1s"))[0].contains("`rate_limit(user_id)`")
+        );
+        assert!(messages(parse_quote!(debounce[a] = "1s"))[0].contains("expected `=`"));
+    }
+
+    #[test]
+    fn limits_and_durations_must_be_above_zero() {
+        let errors = messages(parse_quote!(
+            concurrency = 0,
+            rate_limit(user) = "0/1m",
+            debounce = "0s",
+            every = "0ms",
+            result = "0d",
+            concurrency = -1,
+        ));
+        assert_eq!(errors.len(), 6, "{errors:#?}");
+        assert!(errors[0].starts_with("`concurrency` must be at least 1"));
+        assert!(errors[1].contains("would never run the task"));
+        assert!(errors[2].starts_with("`debounce` must be longer than zero"));
+        assert!(errors[3].starts_with("`every` must be longer than zero"));
+        assert!(errors[4].starts_with("`result` must be longer than zero"));
+        assert_eq!(errors[5], "`concurrency` must be from 1 to 4294967295");
+    }
+
+    #[test]
+    fn recurrence_keys_go_together_only_one_way() {
+        assert_eq!(
+            messages(parse_quote!(every = "1m", cron = "* * * * *")),
+            [
+                "a task recurs either `every` period or on a `cron` schedule, not both; remove \
+                 one of them"
+            ]
+        );
+        assert_eq!(
+            messages(parse_quote!(tz = "UTC")),
+            [
+                "`tz` is the time zone of a `cron` schedule, and this task has none; add \
+                 `cron = \"..\"` or remove `tz`"
+            ]
+        );
+        assert_eq!(messages(parse_quote!(every = "1m", tz = "UTC")).len(), 1);
+        assert!(messages(parse_quote!(cron = "* * * * *", tz = ""))[0].contains("cannot be empty"));
+        // A key given in both forms is one key given twice: a task has one limit of each kind.
+        assert_eq!(
+            messages(parse_quote!(concurrency = 4, concurrency(track_id) = 1)),
+            ["duplicate argument `concurrency`; give each argument once"]
+        );
+        assert_eq!(
+            messages(parse_quote!(result, result = "1h")),
+            ["duplicate argument `result`; give each argument once"]
         );
     }
 }

@@ -5,13 +5,14 @@
 //! cannot be a task argument, or a future that is not `Send`, is reported where it was written.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Item, LitStr};
 
-use crate::args::{Arg, Args, Backoff};
+use crate::args::{Arg, Args, Backoff, PerArgument};
+use crate::check::check;
 use crate::errors::Errors;
-use crate::input::TaskFn;
+use crate::input::{Param, TaskFn};
 
 /// The whole macro: check the attribute and the function, then generate the task beside it.
 pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -28,7 +29,10 @@ pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => return with_errors(item, [error]),
     };
     match (args, TaskFn::lower(&item_fn)) {
-        (Ok(args), Ok(task)) => generate(&args, &task),
+        (Ok(args), Ok(task)) => match check(&args, &task) {
+            Ok(()) => generate(&args, &task),
+            Err(error) => with_errors(item, [error]),
+        },
         (args, task) => with_errors(item, args.err().into_iter().chain(task.err())),
     }
 }
@@ -102,7 +106,7 @@ fn args_struct(task: &TaskFn<'_>) -> TokenStream {
         let docs = &task.docs;
         quote!(#(#docs)*)
     };
-    let fields = task.args.iter().map(|arg| {
+    let fields = task.arguments().map(|arg| {
         let (ident, ty) = (arg.ident, arg.ty);
         let doc = format!(" The `{}` argument of [`{function}`].", unraw(ident));
         quote! {
@@ -127,8 +131,8 @@ fn args_struct(task: &TaskFn<'_>) -> TokenStream {
 }
 
 // Input:
-//     pub async fn scan_copyright(track_id: i64, mut url: String) { .. }
-// Output:
+//     pub async fn scan_copyright(track_id: i64, mut url: String, ctx: Context) { .. }
+// Output (injected parameters, such as `ctx`, are left out):
 //     impl ScanCopyright {
 //         pub fn schedule(track_id: i64, url: String) -> Schedule<ScanCopyright> { .. }
 //     }
@@ -144,8 +148,8 @@ fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
     } = task;
     let vis = &task.item.vis;
     let function = &task.name;
-    let idents: Vec<&Ident> = task.args.iter().map(|arg| arg.ident).collect();
-    let params = task.args.iter().map(|arg| {
+    let idents: Vec<&Ident> = task.arguments().map(|arg| arg.ident).collect();
+    let params = task.arguments().map(|arg| {
         let (ident, ty) = (arg.ident, arg.ty);
         quote!(#ident: #ty)
     });
@@ -181,16 +185,21 @@ fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
 }
 
 // Input:
-//     #[docket::task(retries = 3, timeout = "30s")]
-//     async fn scan_copyright(track_id: i64) -> Result<(), ScanError> { .. }
+//     #[docket::task(retries = 3, result)]
+//     async fn scan_copyright(track_id: i64, ctx: Context, State(db): State<Db>)
+//         -> Result<Report, ScanError> { .. }
 // Output:
 //     impl ::docket::Task for ScanCopyright {
 //         const NAME: &'static str = "scan_copyright";
-//         fn policy() -> Policy { Policy::new().retries(3).timeout(Duration::from_millis(30000)) }
-//         fn run(self, _context: Context) -> impl Future<Output = Result<(), TaskError>> + Send {
+//         fn policy() -> Policy { Policy::new().retries(3).keep_results(Duration::from_millis(..)) }
+//         fn required_state() -> Vec<Requirement> { vec![Requirement::of::<Db>()] } // with `State`
+//         fn run(self, __docket_context: Context) -> impl Future<Output = Result<(), TaskError>> + Send {
 //             async move {
-//                 let __docket_output = scan_copyright(self.track_id).await;
-//                 <Result<(), ScanError> as TaskOutput>::into_outcome(__docket_output)
+//                 let __docket_state_2 = state::<Db>(&__docket_context)?;
+//                 let __docket_output =
+//                     scan_copyright(self.track_id, __docket_context.clone(), __docket_state_2).await;
+//                 keep_result::<Result<Report, ScanError>>(&__docket_context, &__docket_output); // `result`
+//                 <Result<Report, ScanError> as TaskOutput>::into_outcome(__docket_output)
 //             }
 //         }
 //     }
@@ -204,13 +213,20 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
         None => LitStr::new(&task.name, function.span()),
     };
     let policy = policy(args);
-    let idents = task.args.iter().map(|arg| arg.ident);
     // The future's checks land on the user's signature: `Send` on the function's name, the
     // output's `TaskOutput` on the return type.
     let future = quote_spanned! {function.span()=>
         impl ::core::future::Future<Output = ::core::result::Result<(), ::docket::TaskError>>
             + ::core::marker::Send
     };
+    let (states, call_args) = call_args(args, task);
+    let keep_result = args.result.as_ref().map(|_| match task.output {
+        // Named for the same reason as the output's type below.
+        Some(ty) => quote_spanned! {ty.span()=>
+            ::docket::__private::keep_result::<#ty>(&__docket_context, &__docket_output);
+        },
+        None => quote!(::docket::__private::keep_result(&__docket_context, &__docket_output);),
+    });
     let outcome = match task.output {
         // Naming the type makes rustc underline all of it, not only its first token.
         Some(ty) => quote_spanned! {ty.span()=>
@@ -220,10 +236,24 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
     };
     let body = quote_spanned! {function.span()=>
         async move {
-            let __docket_output = #function(#(self.#idents),*).await;
+            #(#states)*
+            let __docket_output = #function(#(#call_args),*).await;
+            #keep_result
             #outcome
         }
     };
+    let requirements: Vec<TokenStream> = task
+        .states()
+        .map(|ty| quote_spanned!(ty.span()=> ::docket::__private::Requirement::of::<#ty>()))
+        .collect();
+    // Without `State` parameters the trait's default, no requirements, holds.
+    let required_state = (!requirements.is_empty()).then(|| {
+        quote! {
+            fn required_state() -> ::std::vec::Vec<::docket::__private::Requirement> {
+                ::std::vec![#(#requirements),*]
+            }
+        }
+    });
     quote! {
         #(#cfgs)*
         impl ::docket::Task for #struct_ident {
@@ -233,7 +263,9 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
                 #policy
             }
 
-            fn run(self, _context: ::docket::Context) -> #future {
+            #required_state
+
+            fn run(self, __docket_context: ::docket::Context) -> #future {
                 #body
             }
         }
@@ -241,10 +273,11 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
 }
 
 // Input:
-//     retries = 3, backoff = "fixed 5s", timeout = "30s"
+//     retries = 3, backoff = "fixed 5s", timeout = "30s", concurrency(track_id) = 1, result
 // Output:
 //     Policy::new().retries(3).backoff(Backoff::fixed(Duration::from_millis(5000)))
-//         .timeout(Duration::from_millis(30000))
+//         .timeout(Duration::from_millis(30000)).concurrency_by("track_id", 1)
+//         .keep_results(Duration::from_millis(3600000))
 fn policy(args: &Args) -> TokenStream {
     // Each method is named with the user's key token, so an IDE shows `Policy`'s docs on hover.
     fn method<K: Spanned, V>(arg: &Arg<K, V>, name: &str) -> Ident {
@@ -270,11 +303,97 @@ fn policy(args: &Args) -> TokenStream {
         };
         policy.extend(quote!(.#method(#backoff)));
     }
+    if let Some(arg) = &args.jitter {
+        let (method, percent) = (method(arg, "jitter_percent"), arg.value);
+        policy.extend(quote!(.#method(#percent)));
+    }
     if let Some(arg) = &args.timeout {
         let (method, timeout) = (method(arg, "timeout"), duration(arg.value));
         policy.extend(quote!(.#method(#timeout)));
     }
+    if let Some(arg) = &args.every {
+        let (method, period) = (method(arg, "every"), duration(arg.value));
+        policy.extend(quote!(.#method(#period)));
+    }
+    if let Some(arg) = &args.cron {
+        let (method, expression) = (method(arg, "cron"), &arg.value);
+        let tz = match &args.tz {
+            Some(tz) => tz.value.clone(),
+            None => LitStr::new("UTC", arg.key.span),
+        };
+        policy.extend(quote!(.#method(#expression, #tz)));
+    }
+    if let Some(arg) = &args.concurrency {
+        let limit = arg.value.value;
+        policy.extend(per_argument(arg, "concurrency", quote!(#limit)));
+    }
+    if let Some(arg) = &args.rate_limit {
+        let (count, window) = (arg.value.value.count, duration(arg.value.value.window));
+        policy.extend(per_argument(arg, "rate_limit", quote!(#count, #window)));
+    }
+    if let Some(arg) = &args.debounce {
+        let settle = duration(arg.value.value);
+        policy.extend(per_argument(arg, "debounce", quote!(#settle)));
+    }
+    if let Some(arg) = &args.result {
+        let (method, ttl) = (method(arg, "keep_results"), duration(arg.value));
+        policy.extend(quote!(.#method(#ttl)));
+    }
     policy
+}
+
+/// `.concurrency(4)` for the whole task, `.concurrency_by("track_id", 1)` per argument value:
+/// the argument by the name serde gives its field.
+fn per_argument<K: Spanned, V>(
+    arg: &Arg<K, PerArgument<V>>,
+    name: &str,
+    values: TokenStream,
+) -> TokenStream {
+    match &arg.value.param {
+        None => {
+            let method = Ident::new(name, arg.key.span());
+            quote!(.#method(#values))
+        }
+        Some(param) => {
+            let method = format_ident!("{name}_by", span = arg.key.span());
+            let param = LitStr::new(&unraw(param), param.span());
+            quote!(.#method(#param, #values))
+        }
+    }
+}
+
+// Input:
+//     async fn scan_copyright(track_id: i64, ctx: Context, State(db): State<Db>) { .. }
+// Output:
+//     [let __docket_state_2 = ::docket::__private::state::<Db>(&__docket_context)?;]
+//     [self.track_id, __docket_context, __docket_state_2]
+fn call_args(args: &Args, task: &TaskFn<'_>) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut states = Vec::new();
+    let call_args = task
+        .params
+        .iter()
+        .enumerate()
+        .map(|(index, param)| match param {
+            Param::Argument(arg) => {
+                let ident = arg.ident;
+                quote!(self.#ident)
+            }
+            // Spanned at the user's type, so a `Context` that is not docket's is a type mismatch
+            // there. `keep_result` needs the context after the call.
+            Param::Context(param) if args.result.is_some() => {
+                quote_spanned!(param.ty.span()=> __docket_context.clone())
+            }
+            Param::Context(param) => quote_spanned!(param.ty.span()=> __docket_context),
+            Param::State { param, inner } => {
+                let binding = format_ident!("__docket_state_{index}");
+                states.push(quote_spanned! {param.ty.span()=>
+                    let #binding = ::docket::__private::state::<#inner>(&__docket_context)?;
+                });
+                quote!(#binding)
+            }
+        })
+        .collect();
+    (states, call_args)
 }
 
 fn duration(duration: std::time::Duration) -> TokenStream {
@@ -315,7 +434,7 @@ fn registration(task: &TaskFn<'_>) -> TokenStream {
 //     };
 fn checks(task: &TaskFn<'_>) -> TokenStream {
     let cfgs = &task.cfgs;
-    let arguments = task.args.iter().map(|arg| {
+    let arguments = task.arguments().map(|arg| {
         let ty = arg.ty;
         quote_spanned!(ty.span()=> ::docket::__private::assert_argument::<#ty>();)
     });
@@ -362,7 +481,10 @@ mod tests {
     /// rustfmt puts into the expected code.
     fn text(tokens: impl quote::ToTokens) -> String {
         let text = tokens.to_token_stream().to_string().replace(' ', "");
-        text.replace(",)", ")").replace(",}", "}")
+        text.replace(",)", ")")
+            .replace(",}", "}")
+            .replace(",]", "]")
+            .replace(",>", ">")
     }
 
     fn impls(file: &File) -> Vec<&ItemImpl> {
@@ -631,5 +753,220 @@ mod tests {
         let output = task(quote!(), item.clone()).to_string();
         assert!(output.starts_with(&item.to_string()), "{output}");
         assert!(output.contains("can only be applied to an `async fn`"));
+    }
+    fn ingest() -> File {
+        expand(
+            quote!(result = "1d", concurrency(track_id) = 2),
+            quote! {
+                async fn ingest(
+                    track_id: i64,
+                    ctx: docket::Context,
+                    State(db): State<Db>,
+                    mut http: docket::State<Http>,
+                ) -> Result<Report, Error> {
+                    todo!()
+                }
+            },
+        )
+    }
+
+    #[test]
+    fn injected_parameters_are_neither_fields_nor_schedule_parameters() {
+        let file = ingest();
+        let Some(Item::Struct(strukt)) = file.items.iter().find(|i| matches!(i, Item::Struct(_)))
+        else {
+            panic!("no struct")
+        };
+        let fields: Vec<String> = strukt.fields.iter().map(|f| text(&f.ident)).collect();
+        assert_eq!(fields, ["track_id"]);
+        let schedule = method(impls(&file)[0], "schedule");
+        assert_eq!(
+            text(&schedule.sig),
+            text(quote!(fn schedule(track_id: i64) -> ::docket::Schedule<Ingest>))
+        );
+        let consts = file.items.iter().filter_map(|item| match item {
+            Item::Const(item) => Some(text(&item.expr)),
+            _ => None,
+        });
+        let checks = consts.into_iter().next().unwrap();
+        assert_eq!(
+            checks,
+            text(quote!({
+                ::docket::__private::assert_argument::<i64>();
+            }))
+        );
+    }
+
+    #[test]
+    fn injected_parameters_are_passed_in_order_and_results_kept() {
+        let file = ingest();
+        let task_impl = impls(&file)[1];
+        assert_eq!(
+            text(&method(task_impl, "required_state").block),
+            text(quote!({
+                ::std::vec![
+                    ::docket::__private::Requirement::of::<Db>(),
+                    ::docket::__private::Requirement::of::<Http>()
+                ]
+            }))
+        );
+        let run = method(task_impl, "run");
+        assert_eq!(
+            text(&run.sig),
+            text(quote! {
+                fn run(self, __docket_context: ::docket::Context)
+                    -> impl ::core::future::Future<
+                        Output = ::core::result::Result<(), ::docket::TaskError>,
+                    > + ::core::marker::Send
+            })
+        );
+        assert_eq!(
+            text(&run.block),
+            text(quote!({
+                async move {
+                    let __docket_state_2 = ::docket::__private::state::<Db>(&__docket_context)?;
+                    let __docket_state_3 = ::docket::__private::state::<Http>(&__docket_context)?;
+                    let __docket_output = ingest(
+                        self.track_id,
+                        __docket_context.clone(),
+                        __docket_state_2,
+                        __docket_state_3,
+                    )
+                    .await;
+                    ::docket::__private::keep_result::<Result<Report, Error>>(
+                        &__docket_context,
+                        &__docket_output,
+                    );
+                    <Result<Report, Error> as ::docket::TaskOutput>::into_outcome(__docket_output)
+                }
+            }))
+        );
+        assert_eq!(
+            text(&method(task_impl, "policy").block),
+            text(quote!({
+                ::docket::Policy::new()
+                    .concurrency_by("track_id", 2u32)
+                    .keep_results(::core::time::Duration::from_millis(86400000))
+            }))
+        );
+    }
+
+    #[test]
+    fn without_result_the_context_moves_into_the_call() {
+        let file = expand(
+            quote!(every = "30s"),
+            quote!(
+                async fn sweep(ctx: Context) {}
+            ),
+        );
+        let task_impl = impls(&file)[1];
+        let methods = task_impl.items.iter().filter_map(|item| match item {
+            ImplItem::Fn(method) => Some(method.sig.ident.to_string()),
+            _ => None,
+        });
+        assert_eq!(methods.collect::<Vec<_>>(), ["policy", "run"]);
+        assert_eq!(
+            text(&method(task_impl, "run").block),
+            text(quote!({
+                async move {
+                    let __docket_output = sweep(__docket_context).await;
+                    ::docket::TaskOutput::into_outcome(__docket_output)
+                }
+            }))
+        );
+        let schedule = method(impls(&file)[0], "schedule");
+        assert_eq!(
+            text(&schedule.sig),
+            text(quote!(fn schedule() -> ::docket::Schedule<Sweep>))
+        );
+    }
+
+    #[test]
+    fn every_policy_key_is_a_builder_call() {
+        let file = expand(
+            quote!(
+                retries = 5,
+                backoff = "fixed 1s",
+                jitter = "20%",
+                timeout = "2m",
+                cron = "0 9 * * MON-FRI",
+                tz = "Europe/Paris",
+                concurrency = 4,
+                rate_limit = "10/1m",
+                debounce = "1.5s",
+                result,
+            ),
+            quote!(
+                async fn report(ctx: Context) {}
+            ),
+        );
+        assert_eq!(
+            text(&method(impls(&file)[1], "policy").block),
+            text(quote!({
+                ::docket::Policy::new()
+                    .retries(5u32)
+                    .backoff(::docket::Backoff::fixed(
+                        ::core::time::Duration::from_millis(1000),
+                    ))
+                    .jitter_percent(20u8)
+                    .timeout(::core::time::Duration::from_millis(120000))
+                    .cron("0 9 * * MON-FRI", "Europe/Paris")
+                    .concurrency(4u32)
+                    .rate_limit(10u32, ::core::time::Duration::from_millis(60000))
+                    .debounce(::core::time::Duration::from_millis(1500))
+                    .keep_results(::core::time::Duration::from_millis(3600000))
+            }))
+        );
+        // Per argument, by the name serde gives the field.
+        let file = expand(
+            quote!(rate_limit(r#type) = "1/1s", debounce(r#type) = "5s"),
+            quote!(
+                async fn report(r#type: String) {}
+            ),
+        );
+        assert_eq!(
+            text(&method(impls(&file)[1], "policy").block),
+            text(quote!({
+                ::docket::Policy::new()
+                    .rate_limit_by("type", 1u32, ::core::time::Duration::from_millis(1000))
+                    .debounce_by("type", ::core::time::Duration::from_millis(5000))
+            }))
+        );
+        let file = expand(
+            quote!(cron = "*/5 * * * *"),
+            quote!(
+                async fn tick() {}
+            ),
+        );
+        assert_eq!(
+            text(&method(impls(&file)[1], "policy").block),
+            text(quote!({
+                ::docket::Policy::new().cron("*/5 * * * *", "UTC")
+            }))
+        );
+        let file = expand(
+            quote!(every = "1d"),
+            quote!(
+                async fn tick() {}
+            ),
+        );
+        assert_eq!(
+            text(&method(impls(&file)[1], "policy").block),
+            text(quote!({
+                ::docket::Policy::new().every(::core::time::Duration::from_millis(86400000))
+            }))
+        );
+    }
+
+    #[test]
+    fn a_mismatch_between_attribute_and_function_keeps_the_function() {
+        let item = quote!(
+            async fn sweep(days: u32) {}
+        );
+        let output = task(quote!(every = "1h", concurrency(user) = 1), item.clone()).to_string();
+        assert!(output.starts_with(&item.to_string()), "{output}");
+        assert_eq!(output.matches("compile_error").count(), 2, "{output}");
+        assert!(output.contains("nothing passes it `days`"));
+        assert!(output.contains("has no argument `user`"));
     }
 }

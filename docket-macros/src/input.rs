@@ -1,15 +1,16 @@
 //! Lowering the user's function to what a task needs, and rejecting what a task cannot be.
 //!
 //! A task's arguments travel through the queue as JSON and its future runs on any worker thread,
-//! so the function must be a plain `async fn` of owned, named arguments. Every problem is
+//! so the function must be a plain `async fn` of owned, named arguments. Two kinds of parameter
+//! do not travel: a `Context` and `State<T>`s, which the worker passes in. Every problem is
 //! reported at once, on the tokens at fault.
 
 use quote::format_ident;
 use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, GenericParam, Ident, ItemFn, Lifetime, Pat, ReturnType, Type, TypeImplTrait,
-    TypeReference, TypeSlice,
+    Attribute, FnArg, GenericArgument, GenericParam, Ident, ItemFn, Lifetime, Pat, PatType,
+    PathArguments, PathSegment, ReturnType, Type, TypeImplTrait, TypeReference, TypeSlice,
 };
 
 use crate::errors::Errors;
@@ -23,7 +24,8 @@ pub(crate) struct TaskFn<'a> {
     pub(crate) struct_ident: Ident,
     /// `schedule_scan_copyright`, spanned at the function's name.
     pub(crate) schedule_ident: Ident,
-    pub(crate) args: Vec<Argument<'a>>,
+    /// Every parameter, in the function's order.
+    pub(crate) params: Vec<Param<'a>>,
     /// `None` for a function without `->`, which returns `()`.
     pub(crate) output: Option<&'a Type>,
     /// The `#[doc]` attributes, carried over to the argument struct.
@@ -33,10 +35,26 @@ pub(crate) struct TaskFn<'a> {
     pub(crate) cfgs: Vec<&'a Attribute>,
 }
 
-/// One argument: a plain name (any `mut` dropped) and an owned type.
+/// One parameter of the task function.
+pub(crate) enum Param<'a> {
+    /// Serialized: a field of the argument struct and a parameter of `schedule`.
+    Argument(Argument<'a>),
+    /// `ctx: Context` (any path ending in `Context`), passed by the worker.
+    Context(&'a PatType),
+    /// `State(db): State<Db>`, taken from what the docket was given.
+    State {
+        param: &'a PatType,
+        /// `Db`.
+        inner: &'a Type,
+    },
+}
+
+/// One serialized argument: a plain name (any `mut` dropped) and an owned type.
 pub(crate) struct Argument<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) ty: &'a Type,
+    /// The whole `name: Type`, for errors about the argument.
+    pub(crate) param: &'a PatType,
 }
 
 impl<'a> TaskFn<'a> {
@@ -90,30 +108,51 @@ impl<'a> TaskFn<'a> {
             errors.push_spanned(variadic, "`#[docket::task]` functions cannot be variadic");
         }
 
-        let mut args = Vec::new();
+        let mut params = Vec::new();
         for input in &sig.inputs {
-            match input {
-                FnArg::Receiver(receiver) => errors.push_spanned(
-                    receiver,
-                    "`#[docket::task]` functions cannot take `self`; a task is a free function: \
-                     move it out of the `impl` block and pass what it needs as arguments",
-                ),
-                FnArg::Typed(arg) => {
-                    OwnedType::check(&arg.ty, &mut errors);
-                    match &*arg.pat {
-                        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
-                            args.push(Argument {
-                                ident: &pat.ident,
-                                ty: &arg.ty,
-                            });
-                        }
-                        pattern => errors.push_spanned(
-                            pattern,
-                            "`#[docket::task]` arguments must be plain names, such as \
-                             `track_id: i64`; destructure inside the function instead",
-                        ),
-                    }
+            let param = match input {
+                FnArg::Receiver(receiver) => {
+                    errors.push_spanned(
+                        receiver,
+                        "`#[docket::task]` functions cannot take `self`; a task is a free \
+                         function: move it out of the `impl` block and pass what it needs as \
+                         arguments",
+                    );
+                    continue;
                 }
+                FnArg::Typed(param) => param,
+            };
+            // Injected parameters never leave the worker, so any pattern and type will do; the
+            // worker's types check them.
+            if is_context(&param.ty) {
+                if params.iter().any(|p| matches!(p, Param::Context(_))) {
+                    errors.push_spanned(
+                        param,
+                        "a `#[docket::task]` function takes at most one `Context`; remove this \
+                         parameter, and clone the first one where you need two",
+                    );
+                }
+                params.push(Param::Context(param));
+                continue;
+            }
+            if let Some(inner) = state_type(&param.ty) {
+                params.push(Param::State { param, inner });
+                continue;
+            }
+            OwnedType::check(&param.ty, &mut errors);
+            match &*param.pat {
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    params.push(Param::Argument(Argument {
+                        ident: &pat.ident,
+                        ty: &param.ty,
+                        param,
+                    }));
+                }
+                pattern => errors.push_spanned(
+                    pattern,
+                    "`#[docket::task]` arguments must be plain names, such as `track_id: i64`; \
+                     destructure inside the function instead",
+                ),
             }
         }
 
@@ -146,7 +185,7 @@ impl<'a> TaskFn<'a> {
             name,
             struct_ident,
             schedule_ident,
-            args,
+            params,
             output,
             docs,
             cfgs,
@@ -155,6 +194,52 @@ impl<'a> TaskFn<'a> {
 
     pub(crate) fn ident(&self) -> &'a Ident {
         &self.item.sig.ident
+    }
+
+    /// The serialized arguments, in order: the argument struct's fields.
+    pub(crate) fn arguments(&self) -> impl Iterator<Item = &Argument<'a>> + Clone {
+        self.params.iter().filter_map(|param| match param {
+            Param::Argument(argument) => Some(argument),
+            _ => None,
+        })
+    }
+
+    /// The `T` of each `State<T>` parameter, in order.
+    pub(crate) fn states(&self) -> impl Iterator<Item = &'a Type> + '_ {
+        self.params.iter().filter_map(|param| match param {
+            Param::State { inner, .. } => Some(*inner),
+            _ => None,
+        })
+    }
+}
+
+/// The last segment of a plain path type: `Context` in `docket::Context`.
+fn last_segment(ty: &Type) -> Option<&PathSegment> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        // A type passed through a `macro_rules!` `$ty` arrives wrapped.
+        Type::Group(group) => last_segment(&group.elem),
+        Type::Paren(paren) => last_segment(&paren.elem),
+        _ => None,
+    }
+}
+
+/// `Context`, `docket::Context`: the run's context, which the worker passes in.
+fn is_context(ty: &Type) -> bool {
+    last_segment(ty)
+        .is_some_and(|segment| segment.ident == "Context" && segment.arguments.is_none())
+}
+
+/// `Db` in `State<Db>` or `docket::State<Db>`. Anything else named `State` is an ordinary
+/// argument, such as a user's own `enum State`.
+fn state_type(ty: &Type) -> Option<&Type> {
+    let segment = last_segment(ty).filter(|segment| segment.ident == "State")?;
+    let PathArguments::AngleBracketed(generics) = &segment.arguments else {
+        return None;
+    };
+    match generics.args.iter().collect::<Vec<_>>()[..] {
+        [GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
     }
 }
 
@@ -190,7 +275,20 @@ impl OwnedType<'_> {
 
 impl<'ast> Visit<'ast> for OwnedType<'_> {
     fn visit_type_reference(&mut self, reference: &'ast TypeReference) {
-        let owned = match &*reference.elem {
+        let elem = &*reference.elem;
+        if is_context(elem) || state_type(elem).is_some() {
+            let name = if is_context(elem) {
+                "Context"
+            } else {
+                "State<..>"
+            };
+            self.errors.push_spanned(
+                reference,
+                format!("take `{name}` by value, without `&`: the worker passes each run its own"),
+            );
+            return;
+        }
+        let owned = match elem {
             Type::Path(path) if path.qself.is_none() && path.path.is_ident("str") => {
                 "use `String` instead of `&str`"
             }
@@ -249,7 +347,7 @@ mod tests {
             pub async fn scan(track_id: i64, mut url: String, tags: Vec<String>) -> Result<(), E> {}
         };
         let task = TaskFn::lower(&item).unwrap();
-        let names: Vec<String> = task.args.iter().map(|a| a.ident.to_string()).collect();
+        let names: Vec<String> = task.arguments().map(|a| a.ident.to_string()).collect();
         assert_eq!(names, ["track_id", "url", "tags"]);
         assert!(task.output.is_some());
         assert_eq!(task.docs.len(), 1);
@@ -460,5 +558,75 @@ mod tests {
             fn f<T>(&self, (a, b): (i32, i32), s: &str, t: impl Send) {}
         });
         assert_eq!(errors.len(), 6, "{errors:#?}");
+    }
+    #[test]
+    fn context_and_state_are_injected_not_arguments() {
+        let item: ItemFn = parse_quote! {
+            async fn f(
+                track_id: i64,
+                ctx: docket::Context,
+                State(db): State<Db>,
+                _: ::docket::State<std::sync::Arc<Http>>,
+                mut user: u64,
+            ) {}
+        };
+        let task = TaskFn::lower(&item).unwrap();
+        let kinds: Vec<&str> = task
+            .params
+            .iter()
+            .map(|param| match param {
+                Param::Argument(_) => "argument",
+                Param::Context(_) => "context",
+                Param::State { .. } => "state",
+            })
+            .collect();
+        assert_eq!(kinds, ["argument", "context", "state", "state", "argument"]);
+        let names: Vec<String> = task.arguments().map(|a| a.ident.to_string()).collect();
+        assert_eq!(names, ["track_id", "user"]);
+        let states: Vec<String> = task
+            .states()
+            .map(|ty| quote::quote!(#ty).to_string().replace(' ', ""))
+            .collect();
+        assert_eq!(states, ["Db", "std::sync::Arc<Http>"]);
+    }
+
+    #[test]
+    fn only_a_plain_context_and_a_one_type_state_are_injected() {
+        let item: ItemFn = parse_quote! {
+            async fn f(a: Context<T>, b: State, c: State<'static, T>, d: State<A, B>, e: Vec<Context>) {}
+        };
+        let task = TaskFn::lower(&item).unwrap();
+        assert_eq!(task.arguments().count(), 5);
+        let item: ItemFn = parse_quote!(
+            async fn f(ctx: Context) {}
+        );
+        assert_eq!(TaskFn::lower(&item).unwrap().arguments().count(), 0);
+    }
+
+    #[test]
+    fn a_second_context_is_rejected() {
+        assert_eq!(
+            error(parse_quote!(
+                async fn f(a: Context, b: docket::Context) {}
+            )),
+            "a `#[docket::task]` function takes at most one `Context`; remove this parameter, \
+             and clone the first one where you need two"
+        );
+    }
+
+    #[test]
+    fn borrowed_context_and_state_are_taken_by_value() {
+        assert_eq!(
+            error(parse_quote!(
+                async fn f(ctx: &Context) {}
+            )),
+            "take `Context` by value, without `&`: the worker passes each run its own"
+        );
+        assert_eq!(
+            error(parse_quote!(
+                async fn f(db: &'a mut State<Db>) {}
+            )),
+            "take `State<..>` by value, without `&`: the worker passes each run its own"
+        );
     }
 }

@@ -4,10 +4,12 @@
 //! `::docket` paths and relies on `docket`'s hidden `__private` module, a contract between two
 //! crates of exactly the same version.
 //!
-//! The macro runs in three phases, one file each: `args` parses the attribute's arguments,
-//! `input` lowers and validates the function, `expand` generates the task beside it.
+//! The macro runs in four phases, one file each: `args` parses the attribute's arguments,
+//! `input` lowers and validates the function, `check` fits the two together, `expand` generates
+//! the task beside them.
 
 mod args;
+mod check;
 mod errors;
 mod expand;
 mod input;
