@@ -12,7 +12,7 @@
 
 // In scope, so a needlessly qualified path to them in generated code would trip
 // `unused_qualifications`.
-use docket::{Context, Policy, Schedule, Task, TaskError, TaskOutput};
+use docket::{Context, Policy, Schedule, State, Task, TaskError, TaskOutput};
 use std::future::Future;
 
 /// Scan an uploaded track.
@@ -32,6 +32,23 @@ async fn clean_up(mut days: u32) {
 #[docket::task(name = "crate-only")]
 pub(crate) async fn crate_only(reason: String) -> Result<u8, String> {
     Err(reason)
+}
+
+/// Shared by every run.
+#[derive(Clone, Debug)]
+pub struct Db;
+
+/// A task given its context and state, keeping its result.
+#[docket::task(result = "1h", debounce(track_id) = "1s")]
+pub async fn with_context(track_id: i64, ctx: Context, State(db): State<Db>) -> Result<u8, String> {
+    let _ = (track_id, ctx.attempt(), db);
+    Ok(1)
+}
+
+/// A recurring task.
+#[docket::task(cron = "0 * * * *")]
+pub async fn hourly(ctx: Context) {
+    ctx.stop_recurring();
 }
 
 fn main() {

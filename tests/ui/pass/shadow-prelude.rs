@@ -24,6 +24,9 @@ struct Deserialize;
 struct Task;
 struct Policy;
 struct Duration;
+struct Context;
+struct State;
+struct Requirement;
 mod core {}
 mod std {}
 mod serde {}
@@ -42,7 +45,27 @@ pub async fn scan_copyright(
 #[docket::task]
 async fn ping() {}
 
+#[derive(::core::clone::Clone)]
+struct Db;
+
+#[docket::task(result, concurrency(track_id) = 1, jitter = "10%")]
+async fn injected(
+    track_id: i64,
+    ctx: ::docket::Context,
+    db: ::docket::State<Db>,
+) -> ::core::result::Result<u8, ::std::string::String> {
+    let _ = (track_id, ctx, db);
+    ::core::result::Result::Ok(1)
+}
+
+#[docket::task(every = "1m")]
+async fn recurring(ctx: ::docket::Context) {
+    let _ = ctx;
+}
+
 fn main() {
     let _ = ScanCopyright::schedule;
     let _ = schedule_ping;
+    let _ = schedule_injected;
+    let _ = Recurring::schedule;
 }
