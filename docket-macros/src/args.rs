@@ -40,7 +40,8 @@ const BACKOFF_FORMAT: &str = "write `\"fixed <delay>\"` or `\"exponential <min>.
 const RATE_FORMAT: &str = "write `\"<count>/<window>\"`, such as `\"10/1m\"` for at most 10 \
                            starts a minute";
 const CRON_FORMAT: &str = "a cron expression has five fields, minute, hour, day of month, month \
-                           and day of week, such as `\"*/5 * * * *\"` or `\"0 9 * * MON-FRI\"`";
+                           and day of week, such as `\"*/5 * * * *\"` or `\"0 9 * * MON-FRI\"`, \
+                           or six with seconds first, such as `\"*/10 * * * * *\"`";
 
 /// How long `result` without a value keeps results.
 pub(crate) const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(60 * 60);
@@ -541,6 +542,12 @@ struct CronField {
     names: &'static [&'static str],
 }
 
+const SECOND: CronField = CronField {
+    name: "second",
+    min: 0,
+    max: 59,
+    names: &[],
+};
 const MINUTE: CronField = CronField {
     name: "minute",
     min: 0,
@@ -585,7 +592,7 @@ const CRON_SHORTCUTS: [&str; 6] = [
 ];
 
 /// Checks a cron expression as the worker's parser (croner) reads it, so its mistakes fail the
-/// build rather than the worker's start: five fields, each a list of `*`, numbers, names and
+/// build rather than the worker's start: five fields (or six, seconds first), each a list of `*`, numbers, names and
 /// ranges, with optional `/step`s; `L`, `W`, `#` and `?` where croner takes them; or a shortcut
 /// such as `@daily`. Stricter in one way only: a month or day name outside its own field, which
 /// croner would read as a number, is an error.
@@ -604,11 +611,23 @@ pub(crate) fn check_cron(text: &str) -> Result<(), String> {
         ));
     }
     let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    let [minute, hour, day_of_month, month, day_of_week] = fields[..] else {
-        let count = fields.len();
-        let plural = if count == 1 { "" } else { "s" };
-        return Err(format!("`{text}` has {count} field{plural}; {CRON_FORMAT}"));
+    let (second, [minute, hour, day_of_month, month, day_of_week]) = match fields[..] {
+        [minute, hour, day_of_month, month, day_of_week] => {
+            (None, [minute, hour, day_of_month, month, day_of_week])
+        }
+        [second, minute, hour, day_of_month, month, day_of_week] => (
+            Some(second),
+            [minute, hour, day_of_month, month, day_of_week],
+        ),
+        _ => {
+            let count = fields.len();
+            let plural = if count == 1 { "" } else { "s" };
+            return Err(format!("`{text}` has {count} field{plural}; {CRON_FORMAT}"));
+        }
     };
+    if let Some(second) = second {
+        SECOND.check(second, "")?;
+    }
     MINUTE.check(minute, "")?;
     HOUR.check(hour, "")?;
     DAY_OF_MONTH.check(day_of_month, "LW?")?;
@@ -1110,6 +1129,8 @@ mod tests {
             "1,,2 * * * *",
             "@daily",
             "@Hourly",
+            "* * * * * *",
+            "*/10 0 9 * * MON-FRI",
         ] {
             assert_eq!(check_cron(text), Ok(()), "{text:?}");
         }
@@ -1117,7 +1138,8 @@ mod tests {
             ("* * * *", "has 4 fields"),
             ("", "has 0 fields"),
             ("@reboot", "unknown cron shortcut `@reboot`"),
-            ("* * * * * *", "has 6 fields"),
+            ("* * * * * * *", "has 7 fields"),
+            ("60 * * * * *", "the second field"),
             ("60 * * * *", "the minute field"),
             ("* 24 * * *", "the hour field"),
             ("* * 0 * *", "the day of month field"),

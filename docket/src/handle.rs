@@ -15,9 +15,9 @@ use crate::backend::{AnyBackend, Backend, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
 use crate::registry::{Registration, Registry};
-use crate::state::Provided;
 use crate::schedule::{Placement, Schedule, Scheduled};
-use crate::snapshot::{DeadLetter, Snapshot};
+use crate::snapshot::{DeadLetter, Snapshot, WorkerInfo};
+use crate::state::Provided;
 use crate::task::Task;
 
 /// The default docket, made from the environment on first use or set with
@@ -262,6 +262,18 @@ impl Docket {
     /// Everything waiting, scheduled, running and held by strikes.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         self.inner.backend.snapshot().await
+    }
+
+    /// The workers serving this docket: on Redis every consumer of its group, with how many
+    /// tasks each runs and how long since it was last heard from.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.inner.backend.workers().await
+    }
+
+    /// Remove every queued and scheduled task (running, held and dead ones stay); returns how
+    /// many were removed.
+    pub async fn clear(&self) -> Result<usize> {
+        self.inner.backend.clear().await
     }
 
     /// Tasks that will not run again on their own, oldest first.

@@ -61,6 +61,8 @@
 extern crate self as docket;
 
 mod backend;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod error;
 mod execution;
@@ -96,7 +98,7 @@ pub use crate::execution::Context;
 pub use crate::handle::{Connect, Docket};
 pub use crate::results::{Progress, Status, TaskState, Watch};
 pub use crate::schedule::{Placement, Schedule, Scheduled};
-pub use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, TaskInfo};
+pub use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, TaskInfo, WorkerInfo};
 pub use crate::state::State;
 pub use crate::strike::{Condition, Operator, Strike};
 pub use crate::task::{

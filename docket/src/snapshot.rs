@@ -1,6 +1,6 @@
 //! A point-in-time view of a docket: what waits, what runs, what died.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Every task of a docket at one moment, from [`Docket::snapshot`](crate::Docket::snapshot).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,4 +85,16 @@ impl FailedAttempt {
     pub(crate) fn new(attempt: u32, error: String, at: SystemTime) -> Self {
         FailedAttempt { attempt, error, at }
     }
+}
+
+/// A worker of a docket, from [`Docket::workers`](crate::Docket::workers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// The worker's name (`host.pid.random`).
+    pub name: String,
+    /// How many tasks it is running.
+    pub running: usize,
+    /// How long since the worker last claimed or renewed a task.
+    pub idle: Duration,
 }

@@ -57,7 +57,7 @@ pub struct Requirement {
 
 impl Requirement {
     /// The requirement of a `State<T>` parameter.
-    pub fn of<T: Send + Sync + 'static>() -> Self {
+    pub fn of<T: 'static>() -> Self {
         Requirement {
             type_id: TypeId::of::<T>,
             type_name: std::any::type_name::<T>,

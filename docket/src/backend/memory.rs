@@ -15,7 +15,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::results::TaskState;
-use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+use crate::snapshot::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::strike::Strike;
 use crate::time::instant_at;
 
@@ -225,6 +225,39 @@ fn info(message: &Message, worker: Option<&str>) -> TaskInfo {
 impl MemoryBackend {
     pub(crate) fn new() -> Self {
         MemoryBackend::default()
+    }
+
+    /// The workers with tasks in flight (a memory docket does not know idle ones).
+    pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
+        let state = self.state();
+        let mut running: HashMap<&str, usize> = HashMap::new();
+        for run in state.running.values() {
+            *running.entry(run.worker.as_str()).or_default() += 1;
+        }
+        let mut workers: Vec<WorkerInfo> = running
+            .into_iter()
+            .map(|(name, running)| WorkerInfo {
+                name: name.to_owned(),
+                running,
+                idle: Duration::ZERO,
+            })
+            .collect();
+        workers.sort_by(|a, b| a.name.cmp(&b.name));
+        workers
+    }
+
+    /// Remove every waiting task; returns how many.
+    pub(crate) fn clear(&self) -> usize {
+        let mut state = self.state();
+        let keys: Vec<String> = state
+            .waiting
+            .iter()
+            .map(|(_, _, key)| key.clone())
+            .collect();
+        for key in &keys {
+            state.remove_waiting(key);
+        }
+        keys.len()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -526,10 +559,7 @@ impl Backend for MemoryBackend {
         if let Some((name, count, window)) = &gate.rate {
             let now = SystemTime::now();
             let starts = state.rates.entry(name.clone()).or_default();
-            while starts
-                .front()
-                .is_some_and(|start| *start + *window <= now)
-            {
+            while starts.front().is_some_and(|start| *start + *window <= now) {
                 starts.pop_front();
             }
             if starts.len() >= *count as usize {

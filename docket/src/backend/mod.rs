@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::results::TaskState;
-use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot};
+use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, WorkerInfo};
 use crate::strike::Strike;
 
 /// One stored task: what a producer wrote and a worker decodes.
@@ -183,8 +183,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Set a struck delivery aside, settled, until [`Backend::unhold`]; but only if `strike` is
     /// still in place (checked atomically). `false` means it was lifted: run the task.
-    fn hold(&self, delivery: &Delivery, strike: &Strike)
-    -> impl Future<Output = Result<bool>> + Send;
+    fn hold(
+        &self,
+        delivery: &Delivery,
+        strike: &Strike,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Every held task.
     fn held(&self) -> impl Future<Output = Result<Vec<Message>>> + Send;
@@ -193,8 +196,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn unhold(&self, keys: &[String]) -> impl Future<Output = Result<usize>> + Send;
 
     /// Take the delivery's concurrency slot and rate allowance, atomically, or park it.
-    fn admit(&self, delivery: &Delivery, gate: &Gate)
-    -> impl Future<Output = Result<Admission>> + Send;
+    fn admit(
+        &self,
+        delivery: &Delivery,
+        gate: &Gate,
+    ) -> impl Future<Output = Result<Admission>> + Send;
 
     /// Give back the delivery's concurrency slot and queue the first task waiting for it.
     fn release(&self, delivery: &Delivery, gate: &Gate) -> impl Future<Output = Result<()>> + Send;
@@ -217,6 +223,25 @@ pub(crate) trait Backend: Send + Sync + 'static {
 pub(crate) enum AnyBackend {
     Memory(memory::MemoryBackend),
     Redis(Box<redis::RedisBackend>),
+}
+
+/// Operator commands, outside the [`Backend`] trait the worker needs.
+impl AnyBackend {
+    /// The workers serving the docket.
+    pub(crate) async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        match self {
+            AnyBackend::Memory(backend) => Ok(backend.workers()),
+            AnyBackend::Redis(backend) => backend.workers().await,
+        }
+    }
+
+    /// Remove every queued and scheduled task; returns how many.
+    pub(crate) async fn clear(&self) -> Result<usize> {
+        match self {
+            AnyBackend::Memory(backend) => Ok(backend.clear()),
+            AnyBackend::Redis(backend) => backend.clear().await,
+        }
+    }
 }
 
 /// Forward a call to whichever backend this is.

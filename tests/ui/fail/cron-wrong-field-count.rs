@@ -1,4 +1,4 @@
-#[docket::task(cron = "0 */5 * * * *")]
+#[docket::task(cron = "0 */5 * * * * 2026")]
 async fn nightly_report() {}
 
 fn main() {}

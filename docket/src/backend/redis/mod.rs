@@ -11,6 +11,7 @@
 //! latest, until its next reclaim check); a task scheduled earlier than that adds a wake-up entry
 //! to the stream. It never polls.
 
+mod admin;
 mod codec;
 #[cfg(fuzzing)]
 pub(crate) mod fuzz;

@@ -1,0 +1,46 @@
+-- Remove every queued and scheduled task; running tasks (pending entries), held and gated ones
+-- stay.
+--
+-- KEYS: stream, index, schedule, parked
+-- ARGV: group
+-- Returns how many tasks were removed.
+local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group = ARGV[1]
+local removed = 0
+
+if redis.call('EXISTS', stream) == 1 then
+  local running = {}
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, '-', '+', 1000000)
+  if ok then
+    for _, entry in ipairs(pending) do
+      running[entry[1]] = true
+    end
+  end
+  for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
+    local id, fields = entry[1], entry[2]
+    if not running[id] then
+      local key
+      for i = 1, #fields, 2 do
+        if fields[i] == 'k' then
+          key = fields[i + 1]
+        end
+      end
+      redis.call('XDEL', stream, id)
+      if key then
+        if redis.call('HGET', index, key) == id then
+          redis.call('HDEL', index, key)
+        end
+        removed = removed + 1
+      end
+    end
+  end
+end
+
+for _, key in ipairs(redis.call('ZRANGE', schedule, 0, -1)) do
+  if redis.call('HGET', index, key) == 's' then
+    redis.call('HDEL', index, key)
+  end
+  removed = removed + 1
+end
+redis.call('DEL', schedule, parked)
+return removed

@@ -1,0 +1,284 @@
+//! The `docket` command line, for operators and for your own binaries.
+//!
+//! The `docket` binary (`cargo install docket --features cli`) inspects and steers a docket:
+//!
+//! ```text
+//! docket snapshot                      # what waits, runs and died, with counts per task
+//! docket workers                       # the workers serving the docket
+//! docket strike scan_copyright         # hold every run of a task, fleet-wide
+//! docket strike scan_copyright track_id == 42
+//! docket restore scan_copyright track_id == 42
+//! docket cancel KEY                    # a waiting task, or a running one
+//! docket clear                         # remove every queued and scheduled task
+//! docket dead list | docket dead replay KEY | docket dead replay --all
+//! docket version
+//! ```
+//!
+//! `--url` and `--name` default to `DOCKET_URL` and `DOCKET_NAME`; `--json` prints one JSON
+//! document instead of a table. Call [`run`] from your own `main` to get the same commands plus
+//! `worker`, which runs a worker with every `#[docket::task]` of your binary:
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     docket::cli::run().await
+//! }
+//! ```
+
+mod duration;
+mod output;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use self::duration::parse_duration;
+use crate::error::{Chain, Error, Result};
+use crate::handle::Docket;
+use crate::strike::{Operator, Strike};
+
+/// The command line of `docket` and of binaries calling [`run`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "docket",
+    version,
+    about = "Inspect and steer a docket of background tasks"
+)]
+struct Cli {
+    /// The docket's URL: redis://, rediss:// or memory://.
+    #[arg(long, env = "DOCKET_URL", global = true, hide_env_values = true)]
+    url: Option<String>,
+
+    /// The docket's name (its Redis key prefix).
+    #[arg(long, env = "DOCKET_NAME", global = true, default_value = crate::config::DEFAULT_NAME)]
+    name: String,
+
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what waits, is scheduled, runs, is held, and how many tasks died, per task.
+    Snapshot,
+    /// List the workers serving the docket.
+    Workers,
+    /// Hold a task (or the runs with an argument value) across the fleet until restored.
+    Strike(StrikeArgs),
+    /// Lift a strike and queue the tasks it held.
+    Restore(StrikeArgs),
+    /// List the strikes in place.
+    Strikes,
+    /// Cancel a task by key: remove it if it waits, stop it if it runs.
+    Cancel {
+        /// The task's key.
+        key: String,
+    },
+    /// Remove every queued and scheduled task (running, held and dead ones stay).
+    Clear,
+    /// Dead letters: tasks that will not run again on their own.
+    #[command(subcommand)]
+    Dead(Dead),
+    /// Run a worker with every task registered in this binary, until ctrl-c or SIGTERM.
+    Worker(WorkerArgs),
+    /// Print docket's version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+struct StrikeArgs {
+    /// The task name, or `*` for every task.
+    task: String,
+    /// An argument to compare (with OPERATOR and VALUE).
+    #[arg(requires_all = ["operator", "value"])]
+    param: Option<String>,
+    /// One of == != > >= < <=.
+    #[arg(value_parser = parse_operator, allow_hyphen_values = true)]
+    operator: Option<Operator>,
+    /// The value, as JSON (`42`, `"rock"`, `true`); text that is not JSON is a string.
+    #[arg(allow_hyphen_values = true)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Dead {
+    /// List the dead letters, oldest first.
+    List,
+    /// Queue dead letters again as first attempts.
+    Replay {
+        /// The keys to replay.
+        #[arg(required_unless_present = "all")]
+        keys: Vec<String>,
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// How many tasks to run at once (default `DOCKET_WORKER_CONCURRENCY`, or 10).
+    #[arg(long, env = "DOCKET_WORKER_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// How long a silent worker's tasks wait before another worker takes them over
+    /// (`100ms`, `1.5s`, `5m`, `1h`).
+    #[arg(long, value_parser = parse_duration)]
+    redelivery_timeout: Option<Duration>,
+}
+
+fn parse_operator(text: &str) -> std::result::Result<Operator, String> {
+    text.parse().map_err(|error: Error| error.to_string())
+}
+
+/// Parse the process's arguments and run the command, printing to stdout (errors to stderr).
+pub async fn run() -> ExitCode {
+    let mut stdout = std::io::stdout();
+    run_from(std::env::args_os(), &mut stdout).await
+}
+
+/// Run the command in `args` (the first is the program name), printing to `out`; errors go to
+/// stderr. For tests and for embedding.
+pub async fn run_from<I, T>(args: I, out: &mut (dyn Write + Send)) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            let _ = match error.use_stderr() {
+                true => error.print(),
+                false => write!(out, "{error}"),
+            };
+            return ExitCode::from(code);
+        }
+    };
+    match execute(cli, out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("docket: {}", Chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
+    if let Command::Version = cli.command {
+        return output::version(out, cli.json);
+    }
+    let Some(url) = cli.url.clone().filter(|url| !url.is_empty()) else {
+        return Err(Error::Config(
+            "no docket to talk to: set DOCKET_URL or pass --url (redis://host:port)".into(),
+        ));
+    };
+    let mut connect = Docket::connect(url)
+        .name(&cli.name)
+        .in_process_fallback(false);
+    if let Command::Worker(args) = &cli.command {
+        if let Some(concurrency) = args.concurrency {
+            connect = connect.worker_concurrency(concurrency);
+        }
+        if let Some(timeout) = args.redelivery_timeout {
+            connect = connect.redelivery_timeout(timeout);
+        }
+    }
+    let docket = connect.await?;
+    let json = cli.json;
+    match cli.command {
+        Command::Version => unreachable!("handled above"),
+        Command::Snapshot => output::snapshot(out, json, &docket.snapshot().await?),
+        Command::Workers => output::workers(out, json, &docket.workers().await?),
+        Command::Strike(args) => {
+            let strike = args.strike()?;
+            let added = docket.strike(strike.clone()).await?;
+            output::changed(
+                out,
+                json,
+                "struck",
+                &strike.to_string(),
+                added,
+                usize::from(added),
+            )
+        }
+        Command::Restore(args) => {
+            let strike = args.strike()?;
+            let in_place = docket.strikes().await?.contains(&strike);
+            let released = docket.restore(strike.clone()).await?;
+            output::changed(
+                out,
+                json,
+                "restored",
+                &strike.to_string(),
+                in_place,
+                released,
+            )
+        }
+        Command::Strikes => output::strikes(out, json, &docket.strikes().await?),
+        Command::Cancel { key } => {
+            let cancelled = docket.cancel(&key).await?;
+            output::changed(
+                out,
+                json,
+                "cancelled",
+                &key,
+                cancelled,
+                usize::from(cancelled),
+            )
+        }
+        Command::Clear => {
+            let removed = docket.clear().await?;
+            output::changed(out, json, "cleared", docket.name(), removed > 0, removed)
+        }
+        Command::Dead(Dead::List) => output::dead(out, json, &docket.dead_letters().await?),
+        Command::Dead(Dead::Replay { keys, all }) => {
+            let keys = match all {
+                true => docket
+                    .dead_letters()
+                    .await?
+                    .into_iter()
+                    .map(|dead| dead.key)
+                    .collect(),
+                false => keys,
+            };
+            let mut replayed = Vec::new();
+            for key in keys {
+                if docket.replay(&key).await? {
+                    replayed.push(key);
+                }
+            }
+            output::replayed(out, json, &replayed)
+        }
+        Command::Worker(_) => crate::worker::Worker::new(&docket).run().await,
+    }
+}
+
+impl StrikeArgs {
+    fn strike(&self) -> Result<Strike> {
+        let strike = match self.task.as_str() {
+            "*" => Strike::any(),
+            task => Strike::task(task),
+        };
+        match (&self.param, self.operator, &self.value) {
+            (Some(param), Some(op), Some(value)) => {
+                let value = serde_json::from_str(value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.clone()));
+                Ok(strike.when(param.clone(), op, value))
+            }
+            (None, None, None) if self.task == "*" => Err(Error::Config(
+                "striking every task needs a condition: `* PARAM OPERATOR VALUE`".into(),
+            )),
+            (None, None, None) => Ok(strike),
+            _ => Err(Error::Config(
+                "a strike condition needs all three of PARAM OPERATOR VALUE".into(),
+            )),
+        }
+    }
+}
