@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisOptions};
-use crate::backend::{AnyBackend, Backend, KeyMode, Message};
+use crate::backend::{AnyBackend, Backend, Disposition, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
 use crate::registry::{Registration, Registry};
@@ -419,6 +419,11 @@ impl Docket {
             }
         };
         tracing::Span::current().record("placement", placement.as_str());
+        let added = dispositions
+            .iter()
+            .filter(|disposition| **disposition != Disposition::Duplicate)
+            .count();
+        crate::metrics::added(&task, added as u64);
         let receipts: Vec<Scheduled> = batch
             .into_iter()
             .zip(dispositions)

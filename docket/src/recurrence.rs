@@ -131,13 +131,20 @@ mod tests {
 
     #[test]
     fn bad_recurrences_are_errors_naming_the_task() {
-        let bad = |recurrence| Recurring::parse("sweep", recurrence).unwrap_err().to_string();
+        let bad = |recurrence| {
+            Recurring::parse("sweep", recurrence)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(bad(Recurrence::Every(Duration::ZERO)).contains("`sweep`"));
         let expression = bad(Recurrence::Cron {
             expression: "every tuesday",
             tz: "UTC",
         });
-        assert!(expression.contains("invalid cron expression"), "{expression}");
+        assert!(
+            expression.contains("invalid cron expression"),
+            "{expression}"
+        );
         let zone = bad(Recurrence::Cron {
             expression: "* * * * *",
             tz: "Mars/Olympus",

@@ -37,10 +37,7 @@ pub enum Status {
 impl Status {
     /// Whether the task has ended: completed, failed or cancelled.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            Status::Completed | Status::Failed | Status::Cancelled
-        )
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
     }
 }
 
@@ -145,7 +142,9 @@ impl Docket {
         loop {
             let mut watch = self.watch(key).await?;
             if watch.current.is_none() {
-                return Err(Error::NoResult { key: key.to_owned() });
+                return Err(Error::NoResult {
+                    key: key.to_owned(),
+                });
             }
             while let Some(state) = watch.next().await {
                 if state.status.is_final() {

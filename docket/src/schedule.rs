@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use crate::backend::{Disposition, KeyMode, Message};
-use crate::results::TaskState;
 use crate::error::{Error, Result};
 use crate::handle::Docket;
 use crate::registry::Registration;
+use crate::results::TaskState;
 use crate::task::Task;
 
 /// A task about to be scheduled: set when and under which key, then `.await` it.
@@ -210,8 +210,19 @@ pub struct Scheduled {
 /// Receipts are equal when they describe the same scheduling, whatever handle made them.
 impl PartialEq for Scheduled {
     fn eq(&self, other: &Self) -> bool {
-        (&self.task, &self.key, self.due, self.placement, self.disposition)
-            == (&other.task, &other.key, other.due, other.placement, other.disposition)
+        (
+            &self.task,
+            &self.key,
+            self.due,
+            self.placement,
+            self.disposition,
+        ) == (
+            &other.task,
+            &other.key,
+            other.due,
+            other.placement,
+            other.disposition,
+        )
     }
 }
 

@@ -160,7 +160,11 @@ impl fmt::Display for Strike {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.task.as_deref().unwrap_or("*"))?;
         if let Some(condition) = &self.when {
-            write!(f, " where {} {} {}", condition.param, condition.op, condition.value)?;
+            write!(
+                f,
+                " where {} {} {}",
+                condition.param, condition.op, condition.value
+            )?;
         }
         Ok(())
     }
@@ -269,7 +273,10 @@ mod tests {
     #[test]
     fn strikes_round_trip_through_their_canonical_json() {
         let strike = Strike::task("scan").when("id", Operator::Le, 3);
-        assert_eq!(Strike::decode(strike.encode().as_bytes()), Some(strike.clone()));
+        assert_eq!(
+            Strike::decode(strike.encode().as_bytes()),
+            Some(strike.clone())
+        );
         assert_eq!(strike.to_string(), "scan where id <= 3");
         assert!("=~".parse::<Operator>().is_err());
     }

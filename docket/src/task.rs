@@ -163,7 +163,12 @@ impl Policy {
     }
 
     /// Like [`Policy::rate_limit`], counted separately per value of the argument `param`.
-    pub const fn rate_limit_by(mut self, param: &'static str, count: u32, window: Duration) -> Self {
+    pub const fn rate_limit_by(
+        mut self,
+        param: &'static str,
+        count: u32,
+        window: Duration,
+    ) -> Self {
         self.rate = Some(RateLimit {
             param: Some(param),
             count: nonzero(count),
@@ -615,9 +620,15 @@ mod tests {
         assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
         let fail: Result<(), Fail> = Err(Fail::because("not audio"));
         let error = fail.into_outcome().unwrap_err();
-        assert_eq!((error.kind(), error.message()), (TaskErrorKind::Permanent, "not audio"));
+        assert_eq!(
+            (error.kind(), error.message()),
+            (TaskErrorKind::Permanent, "not audio")
+        );
         let wrapped: Result<(), TaskError> = Err(Fail::because("no").into());
-        assert_eq!(wrapped.into_outcome().unwrap_err().kind(), TaskErrorKind::Permanent);
+        assert_eq!(
+            wrapped.into_outcome().unwrap_err().kind(),
+            TaskErrorKind::Permanent
+        );
     }
 
     #[test]
@@ -626,9 +637,16 @@ mod tests {
             .backoff(Backoff::fixed(Duration::from_secs(10)))
             .jitter_percent(20);
         let delays: Vec<Duration> = (0..500).map(|_| policy.retry_delay(1)).collect();
-        assert!(delays.iter().all(|d| *d >= Duration::from_secs(8) && *d <= Duration::from_secs(12)));
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(8) && *d <= Duration::from_secs(12))
+        );
         assert!(delays.iter().any(|d| *d < Duration::from_secs(9)));
         assert!(delays.iter().any(|d| *d > Duration::from_secs(11)));
-        assert_eq!(Policy::new().jitter_percent(250).retry_jitter_percent(), 100);
+        assert_eq!(
+            Policy::new().jitter_percent(250).retry_jitter_percent(),
+            100
+        );
     }
 }

@@ -17,5 +17,7 @@ pub(crate) fn instant_at(due: SystemTime) -> Instant {
 /// Milliseconds since the Unix epoch (0 before it).
 pub(crate) fn millis(time: SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }

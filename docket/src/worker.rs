@@ -16,6 +16,8 @@ use crate::backend::{
 use crate::error::{Chain, Error, Result};
 use crate::execution::{AttemptError, Context, NextRun, run_attempt};
 use crate::handle::Docket;
+use crate::health::Health;
+use crate::metrics;
 use crate::recurrence::Recurring;
 use crate::registry::Registry;
 use crate::results::{self, Status, TaskState};
@@ -54,6 +56,9 @@ pub struct Worker {
     id: String,
     /// The worker an in-process docket starts by itself.
     automatic: bool,
+    health: Health,
+    /// How often to report the queue and schedule depth gauges, if at all.
+    depth_every: Option<Duration>,
 }
 
 impl Worker {
@@ -65,7 +70,23 @@ impl Worker {
             concurrency: docket.worker_concurrency(),
             id: worker_id(),
             automatic: false,
+            health: Health::default(),
+            depth_every: None,
         }
+    }
+
+    /// A handle that reports whether this worker runs, reaches its backend and its loop moves;
+    /// take it before starting the worker.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Report the `docket_queue_depth` and `docket_schedule_depth` gauges every `interval`
+    /// (one round trip of two commands on Redis each time). Off by default, so an idle worker
+    /// sends nothing.
+    pub fn report_depth(mut self, interval: Duration) -> Self {
+        self.depth_every = Some(interval);
+        self
     }
 
     pub(crate) fn automatic(mut self) -> Self {
@@ -195,6 +216,10 @@ impl Worker {
             recurring,
         });
         let finished = CancellationToken::new();
+        self.health.started();
+        let depth = self.depth_every.map(|every| {
+            tokio::spawn(report_depth(self.docket.clone(), every, finished.clone()))
+        });
         let mut signals = signals;
         // The first signal is the strike list: know it before running anything.
         if let Some(first) = signals.recv().await {
@@ -239,12 +264,17 @@ impl Worker {
                 }
             }
             let wait = until_finished.then_some(FINISH_POLL);
+            self.health.claiming();
             let deliveries = match backend
                 .claim(&self.id, free.num_permits(), wait, &stop)
                 .await
             {
-                Ok(deliveries) => deliveries,
+                Ok(deliveries) => {
+                    self.health.backend(None);
+                    deliveries
+                }
                 Err(error) => {
+                    self.health.backend(Some(Chain(&error).to_string()));
                     tracing::warn!(worker = %self.id, error = %Chain(&error), "claiming tasks failed; trying again");
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -268,6 +298,10 @@ impl Worker {
         // waits on.
         finished.cancel();
         listener.await.expect("the signal listener does not panic");
+        if let Some(depth) = depth {
+            depth.await.expect("the depth reporter does not panic");
+        }
+        self.health.stopped();
         drop(shared);
         acker.await.expect("the acknowledger does not panic");
         if let Some(renewer) = renewer {
@@ -493,13 +527,21 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     let context = Context::new(message, docket, &policy);
     let ttl = policy.results_ttl();
     if let Some(ttl) = ttl {
-        let state = TaskState::new(&message.key, &message.task, Status::Running, message.attempt);
+        let state = TaskState::new(
+            &message.key,
+            &message.task,
+            Status::Running,
+            message.attempt,
+        );
         results::record(docket, &state, ttl).await;
     }
+    metrics::started(&message.task, message.due, delivery.redelivered);
+    let started = tokio::time::Instant::now();
     let outcome = {
         let _running = shared.running.track(&message.key, context.cancel_token());
         run_attempt(registration, message, &context).await
     };
+    metrics::finished(&message.task, started.elapsed(), outcome.is_ok());
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
@@ -514,7 +556,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     let error = match outcome {
         Ok(()) => {
             if let Some(ttl) = ttl {
-                let mut state = TaskState::new(&message.key, &message.task, Status::Completed, message.attempt);
+                let mut state = TaskState::new(
+                    &message.key,
+                    &message.task,
+                    Status::Completed,
+                    message.attempt,
+                );
                 state.result = context.take_result();
                 results::record(docket, &state, ttl).await;
             }
@@ -535,7 +582,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     if error.kind() == TaskErrorKind::Cancelled {
         tracing::info!(key = %message.key, "task cancelled while running");
         if let Some(ttl) = ttl {
-            let mut state = TaskState::new(&message.key, &message.task, Status::Cancelled, message.attempt);
+            let mut state = TaskState::new(
+                &message.key,
+                &message.task,
+                Status::Cancelled,
+                message.attempt,
+            );
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
@@ -543,7 +595,11 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         return;
     }
     let mut history = message.history.clone();
-    history.push(FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()));
+    history.push(FailedAttempt::new(
+        message.attempt,
+        error.to_string(),
+        SystemTime::now(),
+    ));
     let retryable = error.kind() != TaskErrorKind::Permanent;
     if retryable && message.attempt < policy.max_attempts() {
         let delay = error
@@ -556,10 +612,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             ..message.clone()
         };
         if let Some(ttl) = ttl {
-            let mut state = TaskState::new(&message.key, &message.task, Status::Scheduled, next.attempt);
+            let mut state =
+                TaskState::new(&message.key, &message.task, Status::Scheduled, next.attempt);
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
+        metrics::retried(&message.task);
         if let Err(failure) = persist(|| backend.retry(&delivery, &next)).await {
             tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will be redelivered");
         }
@@ -661,14 +719,23 @@ async fn bury(
 ) {
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
+    metrics::dead_lettered(&message.task);
     if let Some((docket, ttl)) = results {
-        let mut state = TaskState::new(&message.key, &message.task, Status::Failed, message.attempt);
+        let mut state =
+            TaskState::new(&message.key, &message.task, Status::Failed, message.attempt);
         state.error = Some(reason.clone());
         results::record(docket, &state, ttl).await;
     }
     let mut history = message.history.clone();
-    if history.last().is_none_or(|last| last.attempt != message.attempt) {
-        history.push(FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()));
+    if history
+        .last()
+        .is_none_or(|last| last.attempt != message.attempt)
+    {
+        history.push(FailedAttempt::new(
+            message.attempt,
+            reason.clone(),
+            SystemTime::now(),
+        ));
     }
     let burial = Burial { reason, history };
     if let Err(error) = persist(|| backend.bury(delivery, burial.clone())).await {
@@ -703,6 +770,20 @@ async fn persist<T, F: Future<Output = Result<T>>>(mut settle: impl FnMut() -> F
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             result => return result,
+        }
+    }
+}
+
+/// Set the depth gauges every `every` until the worker finishes.
+async fn report_depth(docket: Docket, every: Duration, finished: CancellationToken) {
+    loop {
+        match docket.backend().depth().await {
+            Ok((queued, scheduled)) => metrics::depth(docket.name(), queued, scheduled),
+            Err(error) => tracing::debug!(error = %Chain(&error), "could not read the queue depth"),
+        }
+        tokio::select! {
+            () = finished.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
         }
     }
 }

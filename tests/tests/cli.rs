@@ -110,7 +110,10 @@ async fn snapshot_counts_tasks_per_name_and_lists_them() {
     let fixture = Fixture::new().await;
     let run = unique_name("snapshot");
     for n in 0..3 {
-        CliProbe::schedule(run.clone(), n).on(&fixture.docket).await.unwrap();
+        CliProbe::schedule(run.clone(), n)
+            .on(&fixture.docket)
+            .await
+            .unwrap();
     }
     CliProbe::schedule(run.clone(), 9)
         .after(Duration::from_secs(3600))
@@ -138,8 +141,14 @@ async fn snapshot_counts_tasks_per_name_and_lists_them() {
         table.starts_with("3 queued, 2 scheduled, 0 running, 0 held, 0 dead"),
         "{table}"
     );
-    assert!(table.contains("TASK       QUEUED  SCHEDULED  RUNNING  HELD"), "{table}");
-    assert!(table.contains("cli_probe  3       1          0        0"), "{table}");
+    assert!(
+        table.contains("TASK       QUEUED  SCHEDULED  RUNNING  HELD"),
+        "{table}"
+    );
+    assert!(
+        table.contains("cli_probe  3       1          0        0"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -166,7 +175,9 @@ async fn workers_lists_a_running_worker_and_its_task() {
     assert!(listed["workers"][0]["idle_ms"].is_u64());
 
     // The hanging task is cancelled through the CLI, so the worker can stop.
-    let key = fixture.docket.snapshot().await.unwrap().running[0].key.clone();
+    let key = fixture.docket.snapshot().await.unwrap().running[0]
+        .key
+        .clone();
     let cancelled = fixture.json(&["cancel", &key]).await;
     assert_eq!(cancelled["changed"], true, "{cancelled}");
     let _ = stop.send(());
@@ -182,9 +193,7 @@ async fn workers_lists_a_running_worker_and_its_task() {
 async fn strike_holds_matching_runs_and_restore_queues_them_again() {
     let fixture = Fixture::new().await;
     let run = unique_name("strike");
-    let struck = fixture
-        .json(&["strike", "cli_probe", "n", ">=", "5"])
-        .await;
+    let struck = fixture.json(&["strike", "cli_probe", "n", ">=", "5"]).await;
     assert_eq!(struck["changed"], true, "{struck}");
     let again = fixture.json(&["strike", "cli_probe", "n", ">=", "5"]).await;
     assert_eq!(again["changed"], false, "{again}");
@@ -195,18 +204,26 @@ async fn strike_holds_matching_runs_and_restore_queues_them_again() {
     );
 
     for n in 1..=8 {
-        CliProbe::schedule(run.clone(), n).on(&fixture.docket).await.unwrap();
+        CliProbe::schedule(run.clone(), n)
+            .on(&fixture.docket)
+            .await
+            .unwrap();
     }
     fixture.finish().await;
     assert_eq!(ran(&run), [1, 2, 3, 4]);
     let snapshot = fixture.json(&["snapshot"]).await;
     assert_eq!(snapshot["held"].as_array().unwrap().len(), 4, "{snapshot}");
 
-    let restored = fixture.json(&["restore", "cli_probe", "n", ">=", "5"]).await;
+    let restored = fixture
+        .json(&["restore", "cli_probe", "n", ">=", "5"])
+        .await;
     assert_eq!(restored["count"], 4, "{restored}");
     fixture.finish().await;
     assert_eq!(ran(&run), [1, 2, 3, 4, 5, 6, 7, 8]);
-    assert_eq!(fixture.json(&["strikes"]).await["strikes"], serde_json::json!([]));
+    assert_eq!(
+        fixture.json(&["strikes"]).await["strikes"],
+        serde_json::json!([])
+    );
 }
 
 #[tokio::test]
@@ -223,7 +240,10 @@ async fn cancel_reports_whether_a_task_was_found() {
     let missing = fixture.json(&["cancel", scheduled.key()]).await;
     assert_eq!(missing["changed"], false);
     let (_, text) = fixture.run(&["cancel", "no-such-key"]).await;
-    assert_eq!(text.trim(), "no task with key no-such-key is waiting or running");
+    assert_eq!(
+        text.trim(),
+        "no task with key no-such-key is waiting or running"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +251,10 @@ async fn clear_removes_queued_and_scheduled_tasks() {
     let fixture = Fixture::new().await;
     let run = unique_name("clear");
     for n in 0..5 {
-        CliProbe::schedule(run.clone(), n).on(&fixture.docket).await.unwrap();
+        CliProbe::schedule(run.clone(), n)
+            .on(&fixture.docket)
+            .await
+            .unwrap();
     }
     CliProbe::schedule(run.clone(), 99)
         .after(Duration::from_secs(3600))
@@ -257,8 +280,14 @@ async fn clear_removes_queued_and_scheduled_tasks() {
 async fn dead_letters_are_listed_with_their_history_and_replayed() {
     let fixture = Fixture::new().await;
     let run = unique_name("dead");
-    let first = CliFail::schedule(run.clone()).on(&fixture.docket).await.unwrap();
-    let second = CliFail::schedule(run.clone()).on(&fixture.docket).await.unwrap();
+    let first = CliFail::schedule(run.clone())
+        .on(&fixture.docket)
+        .await
+        .unwrap();
+    let second = CliFail::schedule(run.clone())
+        .on(&fixture.docket)
+        .await
+        .unwrap();
     fixture.finish().await;
 
     let listed = fixture.json(&["dead", "list"]).await;
@@ -287,10 +316,21 @@ async fn dead_letters_are_listed_with_their_history_and_replayed() {
 async fn the_worker_command_runs_the_binarys_tasks() {
     let fixture = Fixture::new().await;
     let run = unique_name("worker");
-    CliProbe::schedule(run.clone(), 3).on(&fixture.docket).await.unwrap();
+    CliProbe::schedule(run.clone(), 3)
+        .on(&fixture.docket)
+        .await
+        .unwrap();
     let argv: Vec<String> = [
-        "docket", "--url", &fixture.url, "--name", &fixture.name, "worker", "--concurrency", "2",
-        "--redelivery-timeout", "1.5s",
+        "docket",
+        "--url",
+        &fixture.url,
+        "--name",
+        &fixture.name,
+        "worker",
+        "--concurrency",
+        "2",
+        "--redelivery-timeout",
+        "1.5s",
     ]
     .map(str::to_owned)
     .into();
@@ -316,9 +356,76 @@ async fn mistakes_exit_with_an_error() {
     let code = docket::cli::run_from(["docket", "--url", "", "snapshot"], &mut out).await;
     assert_eq!(code, ExitCode::FAILURE);
     let (code, _) = fixture.run(&["strike", "cli_probe", "n", "=~", "5"]).await;
-    assert_eq!(code, ExitCode::from(2), "an unknown operator is a usage error");
+    assert_eq!(
+        code,
+        ExitCode::from(2),
+        "an unknown operator is a usage error"
+    );
     let (code, _) = fixture.run(&["strike", "*"]).await;
-    assert_eq!(code, ExitCode::FAILURE, "striking every task needs a condition");
-    let (code, _) = fixture.run(&["worker", "--redelivery-timeout", "5 parsecs"]).await;
+    assert_eq!(
+        code,
+        ExitCode::FAILURE,
+        "striking every task needs a condition"
+    );
+    let (code, _) = fixture
+        .run(&["worker", "--redelivery-timeout", "5 parsecs"])
+        .await;
     assert_eq!(code, ExitCode::from(2));
+}
+
+#[tokio::test]
+async fn the_worker_command_serves_prometheus_metrics() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let fixture = Fixture::new().await;
+    let run = unique_name("prometheus");
+    CliProbe::schedule(run.clone(), 5)
+        .on(&fixture.docket)
+        .await
+        .unwrap();
+    let port = tests::redis_server::free_port().to_string();
+    let argv: Vec<String> = [
+        "docket",
+        "--url",
+        &fixture.url,
+        "--name",
+        &fixture.name,
+        "worker",
+        "--metrics-port",
+        &port,
+        "--metrics-address",
+        "127.0.0.1",
+    ]
+    .map(str::to_owned)
+    .into();
+    let worker = tokio::spawn(async move {
+        let mut out = Vec::new();
+        docket::cli::run_from(argv, &mut out).await
+    });
+    let mut body = String::new();
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let Ok(mut stream) =
+            tokio::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).await
+        else {
+            continue;
+        };
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        body.clear();
+        stream.read_to_string(&mut body).await.unwrap();
+        if body.contains("docket_tasks_succeeded_total{task=\"cli_probe\"}") {
+            break;
+        }
+    }
+    worker.abort();
+    assert_eq!(ran(&run), [5]);
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.contains("docket_tasks_succeeded_total{task=\"cli_probe\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("docket_task_duration_seconds"), "{body}");
 }

@@ -164,6 +164,7 @@ impl State {
             deliveries.push(Delivery {
                 id: DeliveryId::Memory(id),
                 message,
+                redelivered: false,
             });
         }
         deliveries
@@ -244,6 +245,18 @@ impl MemoryBackend {
             .collect();
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         workers
+    }
+
+    /// Due and running tasks, and future ones.
+    pub(crate) fn depth(&self) -> (usize, usize) {
+        let state = self.state();
+        let now = SystemTime::now();
+        let due = state.waiting.iter().filter(|(due, _, _)| *due <= now).count();
+        let gated: usize = state.gated.values().map(VecDeque::len).sum();
+        (
+            due + gated + state.running.len(),
+            state.waiting.len() - due,
+        )
     }
 
     /// Remove every waiting task; returns how many.

@@ -64,6 +64,8 @@ pub(crate) struct Delivery {
     /// Identifies this delivery, so a stale settlement cannot touch a newer run of the same key.
     pub(crate) id: DeliveryId,
     pub(crate) message: Message,
+    /// Taken over from a worker that went silent while running it.
+    pub(crate) redelivered: bool,
 }
 
 /// A delivery's identity in the backend that made it.
@@ -232,6 +234,14 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.workers()),
             AnyBackend::Redis(backend) => backend.workers().await,
+        }
+    }
+
+    /// How many tasks are in the queue (due, waiting or running) and in the schedule.
+    pub(crate) async fn depth(&self) -> Result<(usize, usize)> {
+        match self {
+            AnyBackend::Memory(backend) => Ok(backend.depth()),
+            AnyBackend::Redis(backend) => backend.depth().await,
         }
     }
 

@@ -131,6 +131,14 @@ struct WorkerArgs {
     /// (`100ms`, `1.5s`, `5m`, `1h`).
     #[arg(long, value_parser = parse_duration)]
     redelivery_timeout: Option<Duration>,
+    /// Serve Prometheus metrics on this port (at `/metrics`), and report queue depth.
+    #[cfg(feature = "prometheus")]
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// The address the metrics endpoint listens on.
+    #[cfg(feature = "prometheus")]
+    #[arg(long, default_value = "0.0.0.0", requires = "metrics_port")]
+    metrics_address: std::net::IpAddr,
 }
 
 fn parse_operator(text: &str) -> std::result::Result<Operator, String> {
@@ -256,8 +264,29 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
             }
             output::replayed(out, json, &replayed)
         }
-        Command::Worker(_) => crate::worker::Worker::new(&docket).run().await,
+        Command::Worker(args) => {
+            #[allow(unused_mut)]
+            let mut worker = crate::worker::Worker::new(&docket);
+            #[cfg(feature = "prometheus")]
+            if let Some(port) = args.metrics_port {
+                serve_metrics(std::net::SocketAddr::new(args.metrics_address, port))?;
+                worker = worker.report_depth(Duration::from_secs(15));
+            }
+            let _ = args;
+            worker.run().await
+        }
     }
+}
+
+/// Install the Prometheus recorder with its HTTP listener.
+#[cfg(feature = "prometheus")]
+fn serve_metrics(address: std::net::SocketAddr) -> Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(address)
+        .install()
+        .map_err(|error| Error::Config(format!("cannot serve metrics on {address}: {error}")))?;
+    tracing::info!(%address, "serving Prometheus metrics at /metrics");
+    Ok(())
 }
 
 impl StrikeArgs {

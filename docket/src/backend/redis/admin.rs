@@ -42,6 +42,18 @@ impl RedisBackend {
         Ok(workers)
     }
 
+    /// Entries in the stream (due and running tasks) and in the schedule: one round trip of
+    /// two commands.
+    pub(crate) async fn depth(&self) -> Result<(usize, usize)> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XLEN")
+            .arg(&self.keys.stream)
+            .cmd("ZCARD")
+            .arg(&self.keys.schedule);
+        self.pipeline(&pipeline).await
+    }
+
     /// Remove every queued and scheduled task; running ones stay. One script call.
     pub(crate) async fn clear(&self) -> Result<usize> {
         let mut invocation = CLEAR.prepare_invoke();

@@ -505,7 +505,8 @@ impl RedisBackend {
     }
 
     /// Split read entries into deliveries, settling wake-ups and burying garbled entries.
-    async fn sort(&self, entries: Vec<Entry>) -> Result<Vec<Delivery>> {
+    /// `redelivered`: the entries were taken over from a worker that went silent.
+    async fn sort(&self, entries: Vec<Entry>, redelivered: bool) -> Result<Vec<Delivery>> {
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut wakes = Vec::new();
         for entry in entries {
@@ -518,6 +519,7 @@ impl RedisBackend {
                     deliveries.push(Delivery {
                         id: DeliveryId::Stream(id),
                         message,
+                        redelivered,
                     });
                 }
                 Entry::Wake { id } => wakes.push(id),
@@ -653,7 +655,7 @@ impl Backend for RedisBackend {
                         .expect("never poisoned")
                         .insert(worker.to_owned());
                 }
-                let deliveries = self.sort(lost?).await?;
+                let deliveries = self.sort(lost?, false).await?;
                 if !deliveries.is_empty() {
                     return Ok(deliveries);
                 }
@@ -663,7 +665,7 @@ impl Backend for RedisBackend {
                     Some(wait) => wait,
                     None => {
                         let reclaimed = self.tick(worker, max, true).await?;
-                        let deliveries = self.sort(reclaimed).await?;
+                        let deliveries = self.sort(reclaimed, true).await?;
                         if !deliveries.is_empty() {
                             return Ok(deliveries);
                         }
@@ -686,7 +688,7 @@ impl Backend for RedisBackend {
                     Ok(reply) => reply,
                 };
                 let entries = self.decode(stream_entries(first_stream(reply)));
-                let deliveries = self.sort(entries).await?;
+                let deliveries = self.sort(entries, false).await?;
                 let expired = give_up.is_some_and(|limit| Instant::now() >= limit);
                 if !deliveries.is_empty() || stop.is_cancelled() || expired {
                     return Ok(deliveries);

@@ -1,0 +1,228 @@
+//! The metrics docket reports after a known workload, read through a debugging recorder.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use docket::{Docket, Worker};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tests::redis_server::{RedisServer, unique_name};
+
+#[docket::task]
+async fn metrics_ok(n: u32) {
+    let _ = n;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[docket::task(retries = 1)]
+async fn metrics_fail(n: u32) -> Result<(), String> {
+    Err(format!("{n} fails"))
+}
+
+#[docket::task]
+async fn metrics_later(n: u32) {
+    let _ = n;
+}
+
+#[docket::task]
+async fn metrics_hang(n: u32) {
+    let _ = n;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+/// Everything recorded so far, summed per metric name and label set. A debugging recorder
+/// hands out deltas, so readings accumulate here.
+#[derive(Default)]
+struct Totals {
+    counters: HashMap<String, u64>,
+    histograms: HashMap<String, Vec<f64>>,
+    gauges: HashMap<String, f64>,
+}
+
+fn recorder() -> &'static (Snapshotter, Mutex<Totals>) {
+    static RECORDER: OnceLock<(Snapshotter, Mutex<Totals>)> = OnceLock::new();
+    RECORDER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("the only recorder of this test binary");
+        (snapshotter, Mutex::new(Totals::default()))
+    })
+}
+
+/// `name{label=value}`, as Prometheus would print it.
+fn metric(name: &str, label: &str, value: &str) -> String {
+    format!("{name}{{{label}={value}}}")
+}
+
+fn totals() -> std::sync::MutexGuard<'static, Totals> {
+    let (snapshotter, totals) = recorder();
+    let mut totals = totals.lock().unwrap();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let labels: Vec<String> = key
+            .labels()
+            .map(|label| format!("{}={}", label.key(), label.value()))
+            .collect();
+        let id = format!("{}{{{}}}", key.name(), labels.join(","));
+        match value {
+            DebugValue::Counter(delta) => *totals.counters.entry(id).or_default() += delta,
+            DebugValue::Histogram(values) => totals
+                .histograms
+                .entry(id)
+                .or_default()
+                .extend(values.into_iter().map(|value| value.into_inner())),
+            DebugValue::Gauge(value) => {
+                totals.gauges.insert(id, value.into_inner());
+            }
+        }
+    }
+    totals
+}
+
+fn counter(name: &str, task: &str) -> u64 {
+    let id = metric(name, "task", task);
+    totals().counters.get(&id).copied().unwrap_or(0)
+}
+
+async fn finish(docket: &Docket) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        Worker::new(docket).run_until_finished(),
+    )
+    .await
+    .expect("the worker finished in time")
+    .unwrap();
+}
+
+#[tokio::test]
+async fn counters_and_histograms_follow_a_known_workload() {
+    recorder();
+    let docket = Docket::memory();
+    for n in 0..3 {
+        MetricsOk::schedule(n).on(&docket).await.unwrap();
+    }
+    MetricsFail::schedule(9).on(&docket).await.unwrap();
+    // A duplicate key is not an added task.
+    let keyed = MetricsOk::schedule(7)
+        .key("metrics-ok-7")
+        .on(&docket)
+        .await
+        .unwrap();
+    MetricsOk::schedule(8)
+        .key(keyed.key())
+        .on(&docket)
+        .await
+        .unwrap();
+    finish(&docket).await;
+
+    assert_eq!(counter("docket_tasks_added_total", "metrics_ok"), 4);
+    assert_eq!(counter("docket_tasks_started_total", "metrics_ok"), 4);
+    assert_eq!(counter("docket_tasks_succeeded_total", "metrics_ok"), 4);
+    assert_eq!(counter("docket_tasks_failed_total", "metrics_ok"), 0);
+
+    assert_eq!(counter("docket_tasks_added_total", "metrics_fail"), 1);
+    assert_eq!(counter("docket_tasks_started_total", "metrics_fail"), 2);
+    assert_eq!(counter("docket_tasks_failed_total", "metrics_fail"), 2);
+    assert_eq!(counter("docket_tasks_retried_total", "metrics_fail"), 1);
+    assert_eq!(
+        counter("docket_tasks_dead_lettered_total", "metrics_fail"),
+        1
+    );
+    assert_eq!(counter("docket_tasks_redelivered_total", "metrics_fail"), 0);
+
+    let totals = totals();
+    let durations =
+        &totals.histograms[&metric("docket_task_duration_seconds", "task", "metrics_ok")];
+    assert_eq!(durations.len(), 4);
+    assert!(
+        durations.iter().all(|seconds| *seconds >= 0.02),
+        "{durations:?}"
+    );
+    let lateness =
+        &totals.histograms[&metric("docket_task_punctuality_seconds", "task", "metrics_ok")];
+    assert_eq!(lateness.len(), 4);
+    assert!(
+        lateness.iter().all(|seconds| *seconds >= 0.0),
+        "{lateness:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_task_names_share_one_label() {
+    recorder();
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("metrics-unknown"))
+        .await
+        .unwrap();
+    for n in 0..3 {
+        docket
+            .add_json(&format!("not_a_task_{n}"), "{}")
+            .await
+            .unwrap();
+    }
+    finish(&docket).await;
+    assert_eq!(counter("docket_tasks_added_total", "unknown"), 3);
+    assert_eq!(counter("docket_tasks_dead_lettered_total", "unknown"), 3);
+    assert!(
+        !totals().counters.keys().any(|id| id.contains("not_a_task")),
+        "a task name that is not registered never becomes a label"
+    );
+}
+
+#[tokio::test]
+async fn depth_gauges_and_redeliveries_on_redis() {
+    recorder();
+    let server = RedisServer::start();
+    let name = unique_name("metrics-redis");
+    let open = || {
+        Docket::connect(server.url())
+            .name(&name)
+            .redelivery_timeout(Duration::from_secs(1))
+    };
+    let first = open().await.unwrap();
+    MetricsHang::schedule(1).on(&first).await.unwrap();
+    for n in 0..2 {
+        MetricsLater::schedule(n)
+            .after(Duration::from_secs(3600))
+            .on(&first)
+            .await
+            .unwrap();
+    }
+
+    // A worker takes the task and vanishes without settling it (its future is dropped).
+    let vanished = tokio::spawn(Worker::new(&first).concurrency(1).run());
+    for _ in 0..200 {
+        if !first.snapshot().await.unwrap().running.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    vanished.abort();
+    let _ = vanished.await;
+
+    // Another worker, on its own connection, takes it over once the redelivery timeout passes.
+    let second = open().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(&second)
+            .report_depth(Duration::from_millis(50))
+            .run_until(async {
+                let _ = stopped.await;
+            }),
+    );
+    for _ in 0..200 {
+        if counter("docket_tasks_redelivered_total", "metrics_hang") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = stop.send(());
+    worker.await.unwrap().unwrap();
+    assert_eq!(counter("docket_tasks_redelivered_total", "metrics_hang"), 1);
+    let totals = totals();
+    let scheduled = totals.gauges[&metric("docket_schedule_depth", "docket", &name)];
+    assert_eq!(scheduled, 2.0);
+}
