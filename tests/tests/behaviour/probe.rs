@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 
@@ -28,6 +28,10 @@ pub(crate) struct Probe {
     running: AtomicUsize,
     /// The most runs that were ever in progress at once.
     most_running: AtomicUsize,
+    /// Per label: runs in progress now, and the most ever in progress at once.
+    by_label: Mutex<HashMap<String, (usize, usize)>>,
+    /// What tasks saw of their own execution (see [`Probe::saw`]).
+    seen: Mutex<Vec<Seen>>,
     /// Permits for tasks that wait to be let go (see [`Probe::released`]).
     gate: Semaphore,
 }
@@ -43,6 +47,18 @@ pub(crate) struct Run {
     pub(crate) finished: Option<Instant>,
 }
 
+/// What a task saw of one attempt through its [`docket::Context`].
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub(crate) key: String,
+    pub(crate) attempt: u32,
+    pub(crate) due: SystemTime,
+    /// The name of the docket [`docket::Context::docket`] gave.
+    pub(crate) docket: String,
+    /// When the task looked.
+    pub(crate) at: SystemTime,
+}
+
 /// A run in progress. Dropping it without [`Running::finish`] (a timeout, a panic) ends the
 /// run without marking it finished.
 #[derive(Debug)]
@@ -55,24 +71,33 @@ impl Probe {
     /// A new probe, findable by its id until the process exits.
     pub(crate) fn new() -> Arc<Probe> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let id = format!("probe-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        Probe::named(&format!("probe-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// A new probe with the id `id`, for tasks that cannot be handed an id: recurring tasks take
+    /// no arguments, so they look up the probe named after their docket.
+    pub(crate) fn named(id: &str) -> Arc<Probe> {
         let probe = Arc::new(Probe {
-            id: id.clone(),
+            id: id.to_owned(),
             runs: Mutex::default(),
             running: AtomicUsize::new(0),
             most_running: AtomicUsize::new(0),
+            by_label: Mutex::default(),
+            seen: Mutex::default(),
             gate: Semaphore::new(0),
         });
-        lock(&PROBES).insert(id, probe.clone());
+        lock(&PROBES).insert(id.to_owned(), probe.clone());
         probe
     }
 
     /// The probe with this id: what a task calls with the id it was given.
     pub(crate) fn find(id: &str) -> Arc<Probe> {
-        lock(&PROBES)
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no probe `{id}`; pass a task `probe.id()`"))
+        Probe::lookup(id).unwrap_or_else(|| panic!("no probe `{id}`; pass a task `probe.id()`"))
+    }
+
+    /// The probe with this id, if there is one.
+    pub(crate) fn lookup(id: &str) -> Option<Arc<Probe>> {
+        lock(&PROBES).get(id).cloned()
     }
 
     /// The id to pass to a task.
@@ -82,10 +107,17 @@ impl Probe {
 
     /// Record that a task body started.
     pub(crate) fn start(self: &Arc<Self>, label: impl Into<String>) -> Running {
+        let label = label.into();
+        {
+            let mut by_label = lock(&self.by_label);
+            let (now, most) = by_label.entry(label.clone()).or_default();
+            *now += 1;
+            *most = (*most).max(*now);
+        }
         let index = {
             let mut runs = lock(&self.runs);
             runs.push(Run {
-                label: label.into(),
+                label,
                 started: Instant::now(),
                 finished: None,
             });
@@ -146,6 +178,32 @@ impl Probe {
         self.most_running.load(Ordering::SeqCst)
     }
 
+    /// The most runs labelled `label` that were in progress at one moment.
+    pub(crate) fn most_running_of(&self, label: &str) -> usize {
+        lock(&self.by_label).get(label).map_or(0, |(_, most)| *most)
+    }
+
+    /// How many runs are in progress now: started, and neither finished nor dropped.
+    pub(crate) fn in_progress(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Record what a task sees of its attempt through its context.
+    pub(crate) fn saw(&self, context: &docket::Context) {
+        lock(&self.seen).push(Seen {
+            key: context.key().to_owned(),
+            attempt: context.attempt(),
+            due: context.due(),
+            docket: context.docket().name().to_owned(),
+            at: SystemTime::now(),
+        });
+    }
+
+    /// Everything tasks saw of their attempts, in the order they looked.
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        lock(&self.seen).clone()
+    }
+
     /// Let `n` tasks waiting in [`Probe::released`] go on.
     pub(crate) fn release(&self, n: usize) {
         self.gate.add_permits(n);
@@ -195,6 +253,10 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let label = lock(&self.probe.runs)[self.index].label.clone();
+        if let Some((now, _)) = lock(&self.probe.by_label).get_mut(&label) {
+            *now -= 1;
+        }
         self.probe.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
