@@ -22,8 +22,12 @@
 //! bounds exactly and upper bounds generously: these tests state behaviour, not speed.
 
 pub(crate) mod capture;
+pub(crate) mod policies;
 pub(crate) mod probe;
 mod tasks;
+
+// The suite calls each behaviour by its name in this module.
+pub(crate) use self::policies::*;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +82,7 @@ macro_rules! behaviour_suite {
             run_until_finished_waits_for_tasks_due_later,
             scheduling_on_a_queue_is_traced_as_via_docket,
         );
+        $crate::behaviour::policies::policies_suite!($open);
     };
     (@tests $open:expr; $($behaviour:ident),* $(,)?) => {
         $(
