@@ -17,6 +17,7 @@ use crate::backend::Message;
 use crate::handle::Docket;
 use crate::registry::{Attempt, Registration};
 use crate::task::{Policy, TaskError};
+use crate::trace::TraceContext;
 
 /// What a running task knows about its own execution, and how it talks back to the worker.
 ///
@@ -214,7 +215,18 @@ pub(crate) async fn run_attempt(
         key = %message.key,
         attempt = message.attempt,
         outcome = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        link = tracing::field::Empty,
     );
+    let scheduled_by = message.trace.as_deref().and_then(TraceContext::parse);
+    if let Some(scheduled_by) = &scheduled_by {
+        span.record("trace_id", scheduled_by.trace_hex());
+        span.record("link", scheduled_by.span_hex());
+        #[cfg(feature = "opentelemetry")]
+        crate::trace::otel::link(&span, scheduled_by);
+    }
+    // What the task schedules joins its trace.
+    let running = scheduled_by.unwrap_or_else(TraceContext::for_schedule);
     let result = async {
         let attempt = registration
             .start(&message.args, context.clone())
@@ -228,8 +240,8 @@ pub(crate) async fn run_attempt(
         };
         outcome.map_err(AttemptError::Failed)
     }
-    .instrument(span.clone())
-    .await;
+    .instrument(span.clone());
+    let result = running.scope(result).await;
     let outcome = match &result {
         Ok(()) => "succeeded",
         Err(AttemptError::Undecodable(_)) => "undecodable",

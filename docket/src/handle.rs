@@ -19,6 +19,7 @@ use crate::schedule::{Placement, Schedule, Scheduled};
 use crate::snapshot::{DeadLetter, Snapshot, WorkerInfo};
 use crate::state::Provided;
 use crate::task::Task;
+use crate::trace::TraceContext;
 
 /// The default docket, made from the environment on first use or set with
 /// [`Docket::install_default`].
@@ -312,6 +313,7 @@ impl Docket {
             attempt: 1,
             due: SystemTime::now(),
             history: Vec::new(),
+            trace: None,
         };
         // Without it the task cannot run in-process, as a fallback or otherwise.
         let registration = Registry::global()?.get(task).copied();
@@ -345,6 +347,8 @@ impl Docket {
             task = T::NAME,
             count = batch.len(),
             placement = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         self.place(Some(Registration::of::<T>()), batch)
             .instrument(span)
@@ -367,6 +371,8 @@ impl Docket {
             task = %message.task,
             key = %message.key,
             placement = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         let mut receipts = self
             .place(registration, vec![(message, mode)])
@@ -380,11 +386,19 @@ impl Docket {
     async fn place(
         &self,
         registration: Option<Registration>,
-        batch: Vec<(Message, KeyMode)>,
+        mut batch: Vec<(Message, KeyMode)>,
     ) -> Result<Vec<Scheduled>> {
         let Some(task) = batch.first().map(|(message, _)| message.task.clone()) else {
             return Ok(Vec::new());
         };
+        let trace = TraceContext::for_schedule();
+        let span = tracing::Span::current();
+        span.record("trace_id", trace.trace_hex());
+        span.record("span_id", trace.span_hex());
+        let traceparent = trace.to_string();
+        for (message, _) in &mut batch {
+            message.trace = Some(traceparent.clone());
+        }
         let count = batch.len();
         let (placement, dispositions, docket) = if self.inner.in_process {
             if registration.is_none() {

@@ -68,8 +68,8 @@ mod error;
 mod execution;
 mod handle;
 mod health;
-pub mod metrics;
 mod key;
+pub mod metrics;
 mod recurrence;
 mod registry;
 mod results;
@@ -79,6 +79,7 @@ mod state;
 mod strike;
 mod task;
 mod time;
+mod trace;
 mod worker;
 
 #[doc(hidden)]

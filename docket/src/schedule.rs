@@ -123,6 +123,7 @@ impl<T: Task> Schedule<T> {
             attempt: 1,
             due,
             history: Vec::new(),
+            trace: None,
         };
         Ok((message, mode))
     }

@@ -172,6 +172,7 @@ impl Worker {
                     attempt: 1,
                     due: recurring.first_due(now),
                     history: Vec::new(),
+                    trace: None,
                 };
                 (message, KeyMode::Add)
             })
@@ -217,9 +218,9 @@ impl Worker {
         });
         let finished = CancellationToken::new();
         self.health.started();
-        let depth = self.depth_every.map(|every| {
-            tokio::spawn(report_depth(self.docket.clone(), every, finished.clone()))
-        });
+        let depth = self
+            .depth_every
+            .map(|every| tokio::spawn(report_depth(self.docket.clone(), every, finished.clone())));
         let mut signals = signals;
         // The first signal is the strike list: know it before running anything.
         if let Some(first) = signals.recv().await {

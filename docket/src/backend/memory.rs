@@ -251,12 +251,13 @@ impl MemoryBackend {
     pub(crate) fn depth(&self) -> (usize, usize) {
         let state = self.state();
         let now = SystemTime::now();
-        let due = state.waiting.iter().filter(|(due, _, _)| *due <= now).count();
+        let due = state
+            .waiting
+            .iter()
+            .filter(|(due, _, _)| *due <= now)
+            .count();
         let gated: usize = state.gated.values().map(VecDeque::len).sum();
-        (
-            due + gated + state.running.len(),
-            state.waiting.len() - due,
-        )
+        (due + gated + state.running.len(), state.waiting.len() - due)
     }
 
     /// Remove every waiting task; returns how many.
@@ -472,6 +473,7 @@ impl Backend for MemoryBackend {
             attempt: 1,
             due: SystemTime::now(),
             history: Vec::new(),
+            trace: None,
         };
         state.insert(message);
         drop(state);
@@ -673,6 +675,7 @@ mod tests {
             attempt: 1,
             due: SystemTime::now(),
             history: Vec::new(),
+            trace: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct Message {
     pub(crate) due: SystemTime,
     /// The failed attempts before this one, oldest first.
     pub(crate) history: Vec<FailedAttempt>,
+    /// The W3C `traceparent` of the schedule call, linking the execution to it.
+    pub(crate) trace: Option<String>,
 }
 
 /// How `enqueue` treats a key that is already taken.

@@ -32,6 +32,8 @@ struct WireIn {
     args: Box<RawValue>,
     #[serde(default)]
     history: Vec<AttemptWire>,
+    #[serde(default)]
+    trace: Option<String>,
 }
 
 /// One failed attempt, as stored in a message's or dead letter's `history`.
@@ -77,6 +79,10 @@ pub(super) fn encode_message(message: &Message) -> String {
         millis(message.due)
     );
     json.push_str(&message.args);
+    if let Some(trace) = &message.trace {
+        json.push_str(",\"trace\":");
+        json.push_str(&serde_json::to_string(trace).expect("a string always encodes"));
+    }
     if !message.history.is_empty() {
         json.push_str(",\"history\":");
         json.push_str(
@@ -101,6 +107,7 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
         attempt: wire.attempt,
         due: from_millis(wire.due),
         history: history_from_wire(wire.history),
+        trace: wire.trace,
     })
 }
 
@@ -229,6 +236,7 @@ pub(super) fn encode_garbled(fields: &str, reason: &str, died: SystemTime) -> St
         attempt: 1,
         due: died,
         history: Vec::new(),
+        trace: None,
     };
     encode_dead(&message, reason, died, None)
 }
@@ -276,6 +284,7 @@ mod tests {
                 "copyright database \"down\"".into(),
                 from_millis(1_700_000_000_000),
             )],
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         }
     }
 

@@ -864,6 +864,7 @@ impl Backend for RedisBackend {
             attempt: 1,
             due: SystemTime::now(),
             history: Vec::new(),
+            trace: None,
         };
         let mut invocation = SCRIPTS.replay.prepare_invoke();
         self.keys_for(&mut invocation);
