@@ -1,6 +1,7 @@
-//! A worker process for the crash tests: the tests start it, SIGKILL it mid-task, and start
-//! another. Its one task appends `start N PID` and `done N PID` lines to the file named by
-//! `DOCKET_TEST_LOG`, so the test can tell what ran, where, and whether it finished.
+//! A worker process for the crash and fleet tests: the tests start it, SIGKILL it mid-task, and
+//! start another, or read its tasks' results and cancel them from their own process. Its tasks
+//! append `start N PID` and `done N PID` lines (`multiply A B PID` for `multiply`) to the file
+//! named by `DOCKET_TEST_LOG`, so the test can tell what ran, where, and whether it finished.
 //!
 //! Environment: `DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY` as usual;
 //! `DOCKET_TEST_LOG` (required), `DOCKET_TEST_REDELIVERY_MS` (default 1000) and
@@ -15,6 +16,22 @@ async fn crash_probe(n: u32, hold_ms: u64) -> Result<(), std::io::Error> {
     record(&format!("start {n} {}", std::process::id()))?;
     tokio::time::sleep(Duration::from_millis(hold_ms)).await;
     record(&format!("done {n} {}", std::process::id()))
+}
+
+/// Multiply, keeping the product as the task's result, for a test in another process to read.
+#[docket::task(result)]
+async fn multiply(a: u64, b: u64) -> Result<u64, std::io::Error> {
+    record(&format!("multiply {a} {b} {}", std::process::id()))?;
+    Ok(a * b)
+}
+
+/// [`crash_probe`], keeping its state and returning `n` as its result.
+#[docket::task(result)]
+async fn hold_keeping_state(n: u32, hold_ms: u64) -> Result<u32, std::io::Error> {
+    record(&format!("start {n} {}", std::process::id()))?;
+    tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+    record(&format!("done {n} {}", std::process::id()))?;
+    Ok(n)
 }
 
 /// Kill the worker process from inside a task, as a task that aborts or runs out of memory would.
