@@ -38,7 +38,7 @@
 //!
 //! | `DOCKET_URL` | mode |
 //! |---|---|
-//! | unset | in-process: the task runs on the caller's tokio runtime; nothing is durable |
+//! | unset | in-process: tasks run on the caller's tokio runtime, served by a worker the docket starts itself; nothing is durable |
 //! | `memory://` | the whole docket in this process's memory, run by a [`Worker`]; for tests |
 //! | `redis://`, `rediss://` | durable: Redis keeps every task until a worker acknowledges it |
 //!
@@ -53,6 +53,34 @@
 //! - `retries = N` allows N retries after the first attempt, spaced by the task's [`Backoff`];
 //!   after the last one the task becomes a [`DeadLetter`], as does a task whose arguments no longer
 //!   decode or whose name no worker knows. Nothing is dropped silently.
+//!
+//! # Policies and control
+//!
+//! `#[docket::task(...)]` also declares recurring runs (`every`, `cron`), fleet-wide
+//! `concurrency` and `rate_limit`s, `debounce`, and kept `result`s (see [`Policy`]). A task can
+//! take a [`Context`] (key, attempt, progress, timeout extension) and [`State`] values provided
+//! on the docket. Operators [`Docket::strike`] and [`Docket::restore`] tasks, and
+//! [`Docket::cancel`] waiting or running ones. [`Docket::result`] and [`Docket::watch`] follow a
+//! task that keeps results:
+//!
+//! ```
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct Report { matches: u32 }
+//!
+//! #[docket::task(result, concurrency(track_id) = 1)]
+//! async fn fingerprint(track_id: i64, ctx: docket::Context) -> Result<Report, String> {
+//!     ctx.progress(1, 1, "hashed").await;
+//!     Ok(Report { matches: 0 })
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> docket::Result<()> {
+//! let docket = docket::Docket::in_process();
+//! let scheduled = Fingerprint::schedule(7).on(&docket).await?;
+//! assert_eq!(scheduled.result::<Report>().await?, Report { matches: 0 });
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -127,10 +155,21 @@ pub use crate::worker::Worker;
 ///   [`Schedule`];
 /// - `impl Task for SendWelcome`, registered so every [`Worker`] in the binary can run it.
 ///
-/// Keys: `name` (default: the function's name), `retries` (retries after the first attempt),
-/// `backoff` (`"fixed 5s"` or `"exponential 1s..60s"`), `timeout` (per attempt). Durations take
-/// `ms`, `s`, `m` and `h`.
+/// Keys:
+/// - `name` (default: the function's name);
+/// - `retries = N` (retries after the first attempt), `backoff` (`"fixed 5s"` or
+///   `"exponential 1s..60s"`), `jitter = "20%"`, `timeout = "30s"` (per attempt);
+/// - `every = "30s"`, or `cron = "*/5 * * * *"` (five fields, or six with seconds first) with
+///   `tz = "Europe/Paris"` (default `"UTC"`): recurring, once per period across the fleet; the
+///   function then takes no arguments besides injected ones;
+/// - `concurrency = N` or `concurrency(arg) = N`; `rate_limit = "10/1m"` or
+///   `rate_limit(arg) = "10/1m"`; `debounce = "5s"` or `debounce(arg) = "5s"`;
+/// - `result` (keep results for an hour) or `result = "1d"`.
 ///
-/// Arguments must be owned, `Serialize + DeserializeOwned + Send + 'static`; the function must
-/// be `async`, not generic, and return `()` or `Result<T, E>` with `E: Display`.
+/// Durations take `ms`, `s`, `m`, `h` and `d`. See [`Policy`] for what each does.
+///
+/// A parameter of type [`Context`] or [`State<T>`](State) is injected by the worker instead of
+/// being an argument. Arguments must be owned, `Serialize + DeserializeOwned + Send + 'static`;
+/// the function must be `async`, not generic, and return `()` or `Result<T, E>` with
+/// `E: Display` (and `T: Serialize` with `result`).
 pub use docket_macros::task;
