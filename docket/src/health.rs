@@ -60,7 +60,10 @@ impl fmt::Display for Unhealthy {
                 write!(f, "the worker cannot reach its backend: {error}")
             }
             Unhealthy::Stuck(waited) => {
-                write!(f, "the worker loop is stuck: one claim has waited {waited:?}")
+                write!(
+                    f,
+                    "the worker loop is stuck: one claim has waited {waited:?}"
+                )
             }
         }
     }

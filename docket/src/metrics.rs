@@ -25,7 +25,10 @@ use crate::registry::Registry;
 /// The `task` label for `name`: registered names only, so garbage in the queue cannot grow
 /// the label set.
 fn label(name: &str) -> String {
-    match Registry::global().ok().and_then(|registry| registry.get(name)) {
+    match Registry::global()
+        .ok()
+        .and_then(|registry| registry.get(name))
+    {
         Some(registration) => registration.name().to_owned(),
         None => "unknown".to_owned(),
     }
