@@ -590,6 +590,9 @@ impl Backend for MemoryBackend {
                         ..delivery.message.clone()
                     });
                 }
+                drop(state);
+                // Parked claims must look again: this task is now the earliest due, maybe.
+                self.shared.added.notify_waiters();
                 return Ok(Admission::Deferred(due));
             }
             starts.push_back(now);
