@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::backend::Message;
 use crate::snapshot::{DeadLetter, FailedAttempt};
+use crate::strike::Strike;
 
 /// Milliseconds since the Unix epoch, as scores and due times are stored.
 pub(super) fn millis(time: SystemTime) -> u64 {
@@ -196,6 +197,47 @@ fn describe_fields(fields: &[Value]) -> String {
     serde_json::Value::Object(object).to_string()
 }
 
+/// One entry of the signals stream.
+#[derive(Debug, PartialEq)]
+pub(super) enum SignalEntry {
+    /// The strikes changed: these are in place now.
+    Strikes(Vec<Strike>),
+    /// Stop the running task with this key.
+    Cancel(String),
+}
+
+/// Decode a signals stream entry from its `[field, value]`: `s` and the JSON array of the
+/// strikes in place, or `c` and a key. `None` for anything else.
+pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
+    match fields {
+        [Value::BulkString(field), Value::BulkString(strikes)] if field == b"s" => {
+            let strikes: Vec<Box<RawValue>> = serde_json::from_slice(strikes).ok()?;
+            Some(SignalEntry::Strikes(decode_strikes(
+                strikes.iter().map(|strike| strike.get().as_bytes()),
+            )))
+        }
+        [Value::BulkString(field), Value::BulkString(key)] if field == b"c" => {
+            String::from_utf8(key.clone()).ok().map(SignalEntry::Cancel)
+        }
+        _ => None,
+    }
+}
+
+/// Strikes as stored (canonical JSON each); one that does not decode is skipped, with a warning.
+pub(super) fn decode_strikes<'a>(stored: impl IntoIterator<Item = &'a [u8]>) -> Vec<Strike> {
+    stored
+        .into_iter()
+        .filter_map(|json| {
+            let strike = Strike::decode(json);
+            if strike.is_none() {
+                let json = String::from_utf8_lossy(json);
+                tracing::warn!(strike = %json, "ignoring a stored strike that does not decode");
+            }
+            strike
+        })
+        .collect()
+}
+
 #[derive(Serialize, Deserialize)]
 struct DeadWire {
     task: String,
@@ -346,6 +388,67 @@ mod tests {
                 assert_eq!(key.as_deref(), Some("a"));
             }
             other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    /// `restamp` in `store.lua` rewrites the due time of a stored message in place. It relies on
+    /// this layout: `{"task":` and the task name as a JSON string, then `,"attempt":N,"due":M`.
+    #[test]
+    fn a_message_starts_with_its_task_attempt_and_due_time_as_the_scripts_expect() {
+        for task in [
+            "scan",
+            r#"a "quoted" name"#,
+            r#"back\slash\"#,
+            r#"x","due":1,"#,
+        ] {
+            let original = Message {
+                task: task.into(),
+                attempt: 3,
+                ..message()
+            };
+            let json = encode_message(&original);
+            let name = serde_json::to_string(task).unwrap();
+            let expected = format!("{{\"task\":{name},\"attempt\":3,\"due\":1700000000123,");
+            assert!(json.starts_with(&expected), "{json}");
+            assert!(!name[1..name.len() - 1].contains(",\""), "{name}");
+        }
+    }
+
+    #[test]
+    fn signal_entries_decode_and_anything_else_is_ignored() {
+        use crate::strike::Operator;
+
+        let strikes = [
+            Strike::task("scan"),
+            Strike::any().when("size", Operator::Ge, 1_000_000),
+        ];
+        let list = format!("[{},{}]", strikes[0].encode(), strikes[1].encode());
+        assert_eq!(
+            decode_signal(&[bulk("s"), bulk(&list)]),
+            Some(SignalEntry::Strikes(strikes.to_vec()))
+        );
+        assert_eq!(
+            decode_signal(&[bulk("s"), bulk("[]")]),
+            Some(SignalEntry::Strikes(Vec::new()))
+        );
+        assert_eq!(
+            decode_signal(&[bulk("s"), bulk(r#"[{"task":"scan"},{"when":7}]"#)]),
+            Some(SignalEntry::Strikes(vec![Strike::task("scan")])),
+            "a strike that does not decode is skipped, not the list"
+        );
+        assert_eq!(
+            decode_signal(&[bulk("c"), bulk("scan-7")]),
+            Some(SignalEntry::Cancel("scan-7".into()))
+        );
+        let ignored: [&[Value]; 5] = [
+            &[bulk("x"), bulk("1")],
+            &[bulk("c")],
+            &[bulk("s"), bulk("{")],
+            &[bulk("c"), Value::BulkString(vec![0xff])],
+            &[bulk("s"), bulk("[]"), bulk("c"), bulk("k")],
+        ];
+        for fields in ignored {
+            assert_eq!(decode_signal(fields), None, "{fields:?}");
         }
     }
 

@@ -5,13 +5,21 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{name}:stream` | stream, consumer group `workers` | due tasks, fields `k` (key) and `m` (message JSON); wake-ups, field `w` |
+//! | `{name}:stream` | stream, consumer group `workers` | due tasks, fields `k` (key) and `m` (message JSON); wake-ups, field `w`; tasks waiting for a concurrency slot stay here, acknowledged |
 //! | `{name}:schedule` | sorted set | key → due time (ms since the epoch) of each future task |
 //! | `{name}:parked` | hash | key → message JSON of each future task |
-//! | `{name}:index` | hash | key → stream id of its queued or running entry, or `s` while scheduled |
+//! | `{name}:index` | hash | key → stream id of its queued or running entry; `s` while scheduled, `h` while held, `g` and the stream id while waiting for a concurrency slot |
 //! | `{name}:dead` | hash | key → dead letter JSON |
+//! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
+//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` (cancel the running task with this key) |
+//! | `{name}:held` | hash | key → message JSON of each task held by a strike |
+//! | `{name}:slot:<scope>` | set | keys of the tasks holding the concurrency limit `<scope>` |
+//! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
+//! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
+//! | `{name}:state:<key>` | string, expiring; and a pub/sub channel | the task state JSON of a task that keeps results; each change is published on the channel of the same name |
 //!
-//! A later step spreads a docket over several partitions (`{name:0}`, `{name:1}`, …), each a full
+//! A `<scope>` names a limit: the task's name, or `task:param=value` for a limit per argument
+//! value. A later step spreads a docket over several partitions (`{name:0}`, `{name:1}`, …), each a full
 //! set of these keys; only this module then changes.
 
 /// The consumer group every worker reads the stream through.
@@ -25,18 +33,48 @@ pub(super) struct Keys {
     pub(super) parked: String,
     pub(super) index: String,
     pub(super) dead: String,
+    pub(super) strikes: String,
+    pub(super) signals: String,
+    pub(super) held: String,
+    /// The hash tag and colon every key starts with, for the keys named per limit or task.
+    prefix: String,
 }
 
 impl Keys {
     pub(super) fn new(name: &str) -> Keys {
-        let key = |suffix: &str| format!("{{{name}}}:{suffix}");
+        let prefix = format!("{{{name}}}:");
+        let key = |suffix: &str| format!("{prefix}{suffix}");
         Keys {
             stream: key("stream"),
             schedule: key("schedule"),
             parked: key("parked"),
             index: key("index"),
             dead: key("dead"),
+            strikes: key("strikes"),
+            signals: key("signals"),
+            held: key("held"),
+            prefix,
         }
+    }
+
+    /// The holders of the concurrency limit `scope`.
+    pub(super) fn slot(&self, scope: &str) -> String {
+        format!("{}slot:{scope}", self.prefix)
+    }
+
+    /// The tasks waiting for a slot of the concurrency limit `scope`.
+    pub(super) fn gated(&self, scope: &str) -> String {
+        format!("{}gated:{scope}", self.prefix)
+    }
+
+    /// The recent starts under the rate limit `scope`.
+    pub(super) fn rate(&self, scope: &str) -> String {
+        format!("{}rate:{scope}", self.prefix)
+    }
+
+    /// The recorded state of the task `key`, and the channel its changes are published on.
+    pub(super) fn state(&self, key: &str) -> String {
+        format!("{}state:{key}", self.prefix)
     }
 }
 
@@ -48,13 +86,30 @@ mod tests {
     fn every_key_carries_the_docket_hash_tag() {
         let keys = Keys::new("plyr");
         assert_eq!(keys.stream, "{plyr}:stream");
+        assert_eq!(keys.slot("scan:track=7"), "{plyr}:slot:scan:track=7");
+        assert_eq!(keys.state("scan-7"), "{plyr}:state:scan-7");
         let all = [
-            keys.stream,
-            keys.schedule,
-            keys.parked,
-            keys.index,
-            keys.dead,
+            keys.stream.clone(),
+            keys.schedule.clone(),
+            keys.parked.clone(),
+            keys.index.clone(),
+            keys.dead.clone(),
+            keys.strikes.clone(),
+            keys.signals.clone(),
+            keys.held.clone(),
+            keys.slot("a"),
+            keys.gated("a"),
+            keys.rate("a"),
+            keys.state("a"),
         ];
         assert!(all.iter().all(|key| key.starts_with("{plyr}:")), "{all:?}");
+    }
+
+    #[test]
+    fn a_key_or_scope_cannot_move_a_key_out_of_the_docket_s_slot() {
+        // Redis Cluster hashes the first `{...}` only, so braces later in a key are harmless.
+        let keys = Keys::new("plyr");
+        assert!(keys.state("{other}").starts_with("{plyr}:"));
+        assert!(keys.slot("}{").starts_with("{plyr}:"));
     }
 }

@@ -10,6 +10,13 @@
 //! An idle worker blocks on the stream until the earliest future task is due (or, at the
 //! latest, until its next reclaim check); a task scheduled earlier than that adds a wake-up entry
 //! to the stream. It never polls.
+//!
+//! Each worker also follows the signals stream (strike changes, cancels of running tasks) on a
+//! connection of its own, blocked in `XREAD` until something is signalled. Tasks a strike holds
+//! wait in a hash. A task whose concurrency limit is full is acknowledged but stays in the
+//! stream, its id queued on the limit's list until a holder releases its slot; so it still
+//! counts as queued, at no cost to tasks without limits. Kept task states are expiring strings,
+//! each change published on a channel of the same name for watchers.
 
 mod admin;
 mod codec;
@@ -19,30 +26,27 @@ mod keys;
 mod scripts;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, ScriptInvocation, Value};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::codec::{Entry, millis};
+use self::codec::{Entry, SignalEntry, millis};
 use self::keys::{GROUP, Keys};
 use self::scripts::SCRIPTS;
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
 };
-use crate::results::TaskState;
-use crate::strike::Strike;
-use tokio::sync::mpsc;
-
-fn not_yet(operation: &str) -> Error {
-    Error::Config(format!("`{operation}` is not implemented on Redis yet"))
-}
 use crate::error::{Error, Result};
+use crate::results::{Status, TaskState};
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+use crate::strike::Strike;
 
 /// Settings of a Redis connection, from [`Connect`](crate::Connect).
 #[derive(Clone, PartialEq, Eq)]
@@ -96,6 +100,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most worker signals read at once.
+const SIGNAL_BATCH: usize = 100;
+
 pub(crate) struct RedisBackend {
     keys: Keys,
     /// The URL without its password, for messages.
@@ -111,8 +118,8 @@ pub(crate) struct RedisBackend {
     /// Workers whose read failed: entries it delivered may never have reached them.
     lost_reads: Mutex<HashSet<String>>,
     options: RedisOptions,
-    /// Commands this handle has sent.
-    sent: AtomicU64,
+    /// Commands this handle has sent, its signal and watch feeds included.
+    sent: Arc<AtomicU64>,
 }
 
 /// A connection that blocks in `XREADGROUP`, and its server-side id for `CLIENT UNBLOCK`.
@@ -178,7 +185,7 @@ impl RedisBackend {
             in_flight: Mutex::new(HashSet::new()),
             lost_reads: Mutex::new(HashSet::new()),
             options,
-            sent: AtomicU64::new(0),
+            sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -251,18 +258,22 @@ impl RedisBackend {
         }
     }
 
+    /// A connection of its own, for reads that block: no answer timeout.
+    async fn dedicated(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(into_error)
+    }
+
     async fn reader(&self) -> Result<Reader> {
         if let Some(reader) = self.readers.lock().expect("never poisoned").pop() {
             return Ok(reader);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(None);
-        let mut connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(into_error)?;
+        let mut connection = self.dedicated().await?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         let id = redis::cmd("CLIENT")
             .arg("ID")
@@ -625,7 +636,10 @@ impl Backend for RedisBackend {
     async fn cancel(&self, key: &str) -> Result<bool> {
         let mut invocation = SCRIPTS.cancel.prepare_invoke();
         self.keys_for(&mut invocation);
-        invocation.arg(key);
+        invocation
+            .key(&self.keys.held)
+            .key(&self.keys.signals)
+            .arg(key);
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
@@ -786,9 +800,12 @@ impl Backend for RedisBackend {
             .arg(CAP)
             .cmd("HGETALL")
             .arg(&self.keys.parked)
+            .cmd("HGETALL")
+            .arg(&self.keys.held)
             .cmd("HLEN")
             .arg(&self.keys.dead);
-        let (streamed, pending, parked, dead): (Value, Value, Vec<(String, Vec<u8>)>, usize) =
+        type Pairs = Vec<(String, Vec<u8>)>;
+        let (streamed, pending, parked, held, dead): (Value, Value, Pairs, Pairs, usize) =
             self.pipeline(&pipeline).await?;
         let taken = SystemTime::now();
         let owners: std::collections::HashMap<String, String> = pending_owners(pending);
@@ -828,10 +845,12 @@ impl Backend for RedisBackend {
                 Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
             }
         }
+        snapshot.held = decode_held(held).iter().map(info).collect();
         for list in [
             &mut snapshot.queued,
             &mut snapshot.scheduled,
             &mut snapshot.running,
+            &mut snapshot.held,
         ] {
             list.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         }
@@ -876,54 +895,279 @@ impl Backend for RedisBackend {
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
-    // TODO(issue 4): Redis implementations of the policy operations; these stubs only keep the
-    // tree building while they are written.
     async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
-        Err(not_yet("signals"))
+        let mut connection = self.dedicated().await?;
+        // Where the feed stands, then the strikes: any change after that point is in the feed.
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XREVRANGE")
+            .arg(&self.keys.signals)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("ZRANGE")
+            .arg(&self.keys.strikes)
+            .arg(0)
+            .arg(-1);
+        self.sent
+            .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
+        let read = pipeline.query_async::<(Value, Vec<Vec<u8>>)>(&mut connection);
+        let (last, strikes) = tokio::time::timeout(RESPONSE_TIMEOUT, read)
+            .await
+            .map_err(|_| unavailable("reading the strikes did not return"))?
+            .map_err(into_error)?;
+        let last = stream_entries(last)
+            .pop()
+            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+        let strikes = codec::decode_strikes(strikes.iter().map(Vec::as_slice));
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let _ = sender.send(Signal::Strikes(strikes));
+        tokio::spawn(follow_signals(
+            self.keys.signals.clone(),
+            Arc::clone(&self.sent),
+            connection,
+            last,
+            sender,
+        ));
+        Ok(receiver)
     }
 
-    async fn strike(&self, _strike: &Strike) -> Result<bool> {
-        Err(not_yet("strike"))
+    async fn strike(&self, strike: &Strike) -> Result<bool> {
+        let mut invocation = SCRIPTS.strike.prepare_invoke();
+        invocation
+            .key(&self.keys.strikes)
+            .key(&self.keys.signals)
+            .arg(strike.encode());
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
-    async fn restore(&self, _strike: &Strike) -> Result<bool> {
-        Err(not_yet("restore"))
+    async fn restore(&self, strike: &Strike) -> Result<bool> {
+        let mut invocation = SCRIPTS.restore.prepare_invoke();
+        invocation
+            .key(&self.keys.strikes)
+            .key(&self.keys.signals)
+            .arg(strike.encode());
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
     async fn strikes(&self) -> Result<Vec<Strike>> {
-        Err(not_yet("strikes"))
+        let mut command = redis::cmd("ZRANGE");
+        command.arg(&self.keys.strikes).arg(0).arg(-1);
+        let strikes: Vec<Vec<u8>> = self.query(&command).await?;
+        Ok(codec::decode_strikes(strikes.iter().map(Vec::as_slice)))
     }
 
-    async fn hold(&self, _delivery: &Delivery, _strike: &Strike) -> Result<bool> {
-        Err(not_yet("hold"))
+    async fn hold(&self, delivery: &Delivery, strike: &Strike) -> Result<bool> {
+        let mut invocation = SCRIPTS.hold.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .key(&self.keys.strikes)
+            .key(&self.keys.held)
+            .arg(stream_id(delivery))
+            .arg(&delivery.message.key)
+            .arg(codec::encode_message(&delivery.message))
+            .arg(strike.encode());
+        let held = self.invoke::<i64>(&invocation).await? == 1;
+        if held {
+            self.settled([delivery]);
+        }
+        Ok(held)
     }
 
     async fn held(&self) -> Result<Vec<Message>> {
-        Err(not_yet("held"))
+        let mut command = redis::cmd("HGETALL");
+        command.arg(&self.keys.held);
+        Ok(decode_held(self.query(&command).await?))
     }
 
-    async fn unhold(&self, _keys: &[String]) -> Result<usize> {
-        Err(not_yet("unhold"))
+    async fn unhold(&self, keys: &[String]) -> Result<usize> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = SCRIPTS.unhold.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .key(&self.keys.held)
+            .arg(millis(SystemTime::now()))
+            .arg(keys);
+        self.invoke(&invocation).await
     }
 
-    async fn admit(&self, _delivery: &Delivery, _gate: &Gate) -> Result<Admission> {
-        Err(not_yet("admit"))
+    async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
+        let (slot, size) = match &gate.slot {
+            Some((scope, size)) => (scope.as_str(), *size),
+            None => ("", 0),
+        };
+        let (rate, count, window) = match &gate.rate {
+            Some((scope, count, window)) => (scope.as_str(), *count, millis_of(*window).max(1)),
+            None => ("", 0, 0),
+        };
+        let mut invocation = SCRIPTS.admit.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .key(self.keys.slot(slot))
+            .key(self.keys.gated(slot))
+            .key(self.keys.rate(rate))
+            .arg(stream_id(delivery))
+            .arg(&delivery.message.key)
+            .arg(codec::encode_message(&delivery.message))
+            .arg(millis(SystemTime::now()))
+            .arg(size)
+            .arg(count)
+            .arg(window);
+        let answer: Vec<u64> = self.invoke(&invocation).await?;
+        let admission = match answer.as_slice() {
+            [0] => return Ok(Admission::Run),
+            [1] => Admission::Waiting,
+            [2, due] => Admission::Deferred(codec::from_millis(*due)),
+            other => {
+                return Err(Error::Backend {
+                    source: format!("admit answered `{other:?}`").into(),
+                });
+            }
+        };
+        self.settled([delivery]);
+        Ok(admission)
     }
 
-    async fn release(&self, _delivery: &Delivery, _gate: &Gate) -> Result<()> {
-        Err(not_yet("release"))
+    async fn release(&self, delivery: &Delivery, gate: &Gate) -> Result<()> {
+        let Some((scope, _)) = &gate.slot else {
+            return Ok(());
+        };
+        let mut invocation = SCRIPTS.release.prepare_invoke();
+        self.keys_for(&mut invocation);
+        invocation
+            .key(self.keys.slot(scope))
+            .key(self.keys.gated(scope))
+            .arg(&delivery.message.key)
+            .arg(millis(SystemTime::now()));
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn record(&self, _state: &TaskState, _ttl: Duration) -> Result<()> {
-        Err(not_yet("record"))
+    async fn record(&self, state: &TaskState, ttl: Duration) -> Result<()> {
+        // Only its producer records a task's first state, after storing the task.
+        let first =
+            matches!(state.status, Status::Queued | Status::Scheduled) && state.attempt == 1;
+        let mut invocation = SCRIPTS.record.prepare_invoke();
+        invocation
+            .key(self.keys.state(&state.key))
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .arg(state.encode())
+            .arg(millis_of(ttl).max(1))
+            .arg(&state.key)
+            .arg(if first { "1" } else { "0" });
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn state(&self, _key: &str) -> Result<Option<TaskState>> {
-        Err(not_yet("state"))
+    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+        let mut command = redis::cmd("GET");
+        command.arg(self.keys.state(key));
+        let Some(json) = self.query::<Option<Vec<u8>>>(&command).await? else {
+            return Ok(None);
+        };
+        TaskState::decode(&json)
+            .map(Some)
+            .map_err(|error| Error::Backend {
+                source: format!("the recorded state of `{key}` does not decode: {error}").into(),
+            })
     }
 
-    async fn watch(&self, _key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
-        Err(not_yet("watch"))
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+        let channel = self.keys.state(key);
+        let subscribe = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT + RESPONSE_TIMEOUT, subscribe)
+            .await
+            .map_err(|_| unavailable("subscribing to a task's state did not return"))?
+            .map_err(into_error)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(follow_states(key.to_owned(), pubsub, sender));
+        Ok(receiver)
+    }
+}
+
+/// Forward the signals stream `signals` to a worker, from the entry after `last`, until the
+/// worker drops the receiver or the connection fails (then the channel closes, and the worker
+/// subscribes again). While nothing happens it costs nothing: one read blocks until an entry
+/// arrives.
+async fn follow_signals(
+    signals: String,
+    sent: Arc<AtomicU64>,
+    mut connection: MultiplexedConnection,
+    mut last: String,
+    sender: mpsc::UnboundedSender<Signal>,
+) {
+    loop {
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT")
+            .arg(SIGNAL_BATCH)
+            .arg("BLOCK")
+            .arg(0)
+            .arg("STREAMS")
+            .arg(&signals)
+            .arg(&last);
+        sent.fetch_add(1, Ordering::Relaxed);
+        let reply = tokio::select! {
+            () = sender.closed() => return,
+            reply = read.query_async::<Value>(&mut connection) => reply,
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::debug!(error = %error, "the worker signal feed ended");
+                return;
+            }
+        };
+        for (id, fields) in stream_entries(first_stream(reply)) {
+            let signal = match codec::decode_signal(&fields) {
+                Some(SignalEntry::Strikes(strikes)) => Some(Signal::Strikes(strikes)),
+                Some(SignalEntry::Cancel(key)) => Some(Signal::Cancel(key)),
+                None => {
+                    tracing::warn!(entry = %id, "ignoring an unknown worker signal");
+                    None
+                }
+            };
+            last = id;
+            if signal.is_some_and(|signal| sender.send(signal).is_err()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Forward the state changes published for `key` until the watcher drops the receiver or the
+/// connection ends (then the channel closes).
+async fn follow_states(
+    key: String,
+    pubsub: redis::aio::PubSub,
+    sender: mpsc::UnboundedSender<TaskState>,
+) {
+    let mut messages = pubsub.into_on_message();
+    loop {
+        let message = tokio::select! {
+            () = sender.closed() => return,
+            message = messages.next() => message,
+        };
+        let Some(message) = message else {
+            return;
+        };
+        match TaskState::decode(message.get_payload_bytes()) {
+            Ok(state) => {
+                if sender.send(state).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%key, %error, "ignoring a published task state that does not decode")
+            }
+        }
     }
 }
 
@@ -944,6 +1188,20 @@ fn info(message: &Message) -> TaskInfo {
         attempt: message.attempt,
         worker: None,
     }
+}
+
+/// Held tasks as stored; one that does not decode is skipped, with a warning.
+fn decode_held(stored: Vec<(String, Vec<u8>)>) -> Vec<Message> {
+    stored
+        .into_iter()
+        .filter_map(|(key, json)| match codec::decode_message(&key, &json) {
+            Ok(message) => Some(message),
+            Err(reason) => {
+                tracing::warn!(%key, %reason, "a held task does not decode");
+                None
+            }
+        })
+        .collect()
 }
 
 fn stream_id(delivery: &Delivery) -> &str {

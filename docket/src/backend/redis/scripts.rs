@@ -1,6 +1,6 @@
 //! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`.
 //! `redis::Script` loads a script again when the server answers `NOSCRIPT` (after a restart).
-//! Scripts that store tasks start with `store.lua`, their shared function.
+//! Scripts that store tasks or set them aside start with `store.lua`, their shared functions.
 
 use std::sync::LazyLock;
 
@@ -16,25 +16,40 @@ pub(super) struct Scripts {
     pub(super) replay: Script,
     pub(super) renew: Script,
     pub(super) retire: Script,
+    pub(super) strike: Script,
+    pub(super) restore: Script,
+    pub(super) hold: Script,
+    pub(super) unhold: Script,
+    pub(super) admit: Script,
+    pub(super) release: Script,
+    pub(super) record: Script,
+}
+
+/// A script that starts with the shared functions of `store.lua`.
+macro_rules! storing {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/store.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    enqueue: Script::new(concat!(
-        include_str!("lua/store.lua"),
-        include_str!("lua/enqueue.lua")
-    )),
+    enqueue: storing!("enqueue.lua"),
     tick: Script::new(include_str!("lua/tick.lua")),
     complete: Script::new(include_str!("lua/complete.lua")),
-    retry: Script::new(concat!(
-        include_str!("lua/store.lua"),
-        include_str!("lua/retry.lua")
-    )),
+    retry: storing!("retry.lua"),
     bury: Script::new(include_str!("lua/bury.lua")),
     cancel: Script::new(include_str!("lua/cancel.lua")),
-    replay: Script::new(concat!(
-        include_str!("lua/store.lua"),
-        include_str!("lua/replay.lua")
-    )),
+    replay: storing!("replay.lua"),
     renew: Script::new(include_str!("lua/renew.lua")),
     retire: Script::new(include_str!("lua/retire.lua")),
+    strike: Script::new(include_str!("lua/strike.lua")),
+    restore: Script::new(include_str!("lua/restore.lua")),
+    hold: storing!("hold.lua"),
+    unhold: storing!("unhold.lua"),
+    admit: storing!("admit.lua"),
+    release: storing!("release.lua"),
+    record: Script::new(include_str!("lua/record.lua")),
 });

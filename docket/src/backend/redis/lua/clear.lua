@@ -25,12 +25,17 @@ if redis.call('EXISTS', stream) == 1 then
           key = fields[i + 1]
         end
       end
-      redis.call('XDEL', stream, id)
-      if key then
-        if redis.call('HGET', index, key) == id then
-          redis.call('HDEL', index, key)
+      local current = key and redis.call('HGET', index, key)
+      -- An acknowledged entry whose index reads `g` and its id waits for a concurrency slot:
+      -- it is gated, not queued, and stays.
+      if current ~= 'g' .. id then
+        redis.call('XDEL', stream, id)
+        if key then
+          if current == id then
+            redis.call('HDEL', index, key)
+          end
+          removed = removed + 1
         end
-        removed = removed + 1
       end
     end
   end

@@ -22,9 +22,9 @@ local function enqueue(key, message, due, mode)
         redis.call('ZREM', schedule, key)
         redis.call('HDEL', parked, key)
         outcome = 1
-      elseif #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0 then
-        -- Queued but not yet delivered: take it out. A delivered one is running and is left
-        -- alone; this task is added beside it.
+      elseif waiting(stream, current) then
+        -- Queued but not yet delivered: take it out. A delivered one is running, and a held or
+        -- gated one is set aside: those are left alone, and this task is added beside them.
         redis.call('XDEL', stream, current)
         outcome = 1
       end

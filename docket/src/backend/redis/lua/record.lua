@@ -1,0 +1,25 @@
+-- Keep a task's state for a while and publish it to its watchers.
+--
+-- A new task's first state (queued or scheduled) is recorded by its producer after storing the
+-- task, so a worker may have started it, and recorded that, first: then the first state is stale
+-- and is dropped, never to overwrite a later one.
+--
+-- KEYS: state (the key, also the channel), stream, index
+-- ARGV: state JSON, time to live (ms), the task's key, '1' when this is a new task's first state
+-- Returns 1 when recorded, 0 when dropped as stale.
+local state, stream, index = KEYS[1], KEYS[2], KEYS[3]
+local json, ttl, key, first = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+
+if first then
+  local current = redis.call('HGET', index, key)
+  if not current then
+    return 0 -- it ended already (or was cancelled)
+  end
+  local aside = current == 's' or current == 'h' or string.sub(current, 1, 1) == 'g'
+  if not aside and #redis.call('XPENDING', stream, 'workers', current, current, 1) > 0 then
+    return 0 -- it is running
+  end
+end
+redis.call('SET', state, json, 'PX', ttl)
+redis.call('PUBLISH', state, json)
+return 1
