@@ -65,7 +65,7 @@ pub(crate) use policies_suite;
 
 /// How long after its admission a task's body records its start: the slack allowed when
 /// comparing start times measured by the task with the limit the worker enforced before it.
-const START_LAG: Duration = Duration::from_millis(20);
+const START_LAG: Duration = Duration::from_millis(50);
 
 /// `a` to `b`, or zero when `b` is earlier.
 fn since(b: SystemTime, a: SystemTime) -> Duration {
