@@ -50,7 +50,7 @@ struct Inner {
     in_process: bool,
     /// The worker an in-process docket starts on the runtime that schedules its first task
     /// (and again if that runtime has gone).
-    auto_worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    auto_worker: Mutex<Option<AutoWorker>>,
     /// The in-process docket fallback tasks run on, made when first needed.
     fallback_docket: OnceLock<Docket>,
     /// Values injected into tasks' `State<T>` parameters.
@@ -203,15 +203,43 @@ impl Docket {
             .auto_worker
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if worker.as_ref().is_none_or(|handle| handle.is_finished()) {
+        if worker
+            .as_ref()
+            .is_none_or(|auto| auto.handle.is_finished())
+        {
             let auto = crate::worker::Worker::new(self).automatic();
-            *worker = Some(runtime.spawn(async move {
-                if let Err(error) = auto.run_until(std::future::pending()).await {
+            let stop = tokio_util::sync::CancellationToken::new();
+            let stopped = stop.clone().cancelled_owned();
+            let handle = runtime.spawn(async move {
+                if let Err(error) = auto.run_until(stopped).await {
                     tracing::error!(error = %crate::error::Chain(&error), "the in-process docket worker stopped");
                 }
-            }));
+            });
+            *worker = Some(AutoWorker { handle, stop });
         }
         Ok(())
+    }
+
+    /// Stop the worker of an in-process docket (or of this docket's fallback) from taking
+    /// tasks, and wait for the ones it runs. A later schedule starts a new one.
+    pub(crate) async fn stop_auto_worker(&self) {
+        let docket = match self.inner.in_process {
+            true => self,
+            false => match self.fallback_if_made() {
+                Some(fallback) => fallback,
+                None => return,
+            },
+        };
+        let auto = docket
+            .inner
+            .auto_worker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(auto) = auto {
+            auto.stop.cancel();
+            let _ = auto.handle.await;
+        }
     }
 
     /// The docket's name: the namespace of its storage.
@@ -455,6 +483,12 @@ impl Docket {
         }
         Ok(receipts)
     }
+}
+
+/// The worker an in-process docket runs by itself, and how to stop it.
+struct AutoWorker {
+    handle: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl fmt::Debug for Docket {

@@ -137,7 +137,7 @@ pub use crate::task::{
     Backoff, Debounce, Fail, Limit, Policy, RateLimit, Recurrence, Retry, Task, TaskError,
     TaskErrorKind, TaskOutput,
 };
-pub use crate::worker::Worker;
+pub use crate::worker::{Worker, shutdown_signal};
 
 /// Turn an `async fn` into a docket task.
 ///

@@ -195,10 +195,16 @@ impl Worker {
         if !self.docket.has_queue() && !self.automatic {
             // In-process mode: the docket's own worker runs the tasks; wait beside it.
             self.docket.ensure_auto_worker()?;
+            self.health.started();
             match until_finished {
                 true => wait_idle(&self.docket).await,
-                false => stop.cancelled().await,
+                false => {
+                    stop.cancelled().await;
+                    // Stop taking tasks, and let the running ones finish.
+                    self.docket.stop_auto_worker().await;
+                }
             }
+            self.health.stopped();
             return Ok(());
         }
         let backend = self.docket.backend();
@@ -311,10 +317,11 @@ impl Worker {
         if let Err(error) = backend.retire(&self.id).await {
             tracing::debug!(worker = %self.id, error = %Chain(&error), "could not retire the worker");
         }
-        if until_finished {
-            if let Some(fallback) = self.docket.fallback_if_made() {
-                wait_idle(fallback).await;
-            }
+        match (until_finished, self.docket.fallback_if_made()) {
+            (true, Some(fallback)) => wait_idle(fallback).await,
+            // Tasks that fell back to this process finish too.
+            (false, Some(_)) if !self.automatic => self.docket.stop_auto_worker().await,
+            _ => {}
         }
         tracing::info!(worker = %self.id, "docket worker stopped");
         Ok(())
@@ -812,8 +819,9 @@ async fn renew(
     }
 }
 
-/// ctrl-c, or SIGTERM on Unix.
-async fn shutdown_signal() {
+/// Resolves on ctrl-c, or SIGTERM on Unix: what [`Worker::run`] stops on, for servers that shut
+/// down beside their worker (`axum::serve(..).with_graceful_shutdown(docket::shutdown_signal())`).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -51,8 +51,6 @@ async fn main() -> docket::Result<()> {
     .await?;
 
     docket::Worker::new(&docket).run_until_finished().await?;
-    provider
-        .force_flush()
-        .expect("the stdout exporter flushes");
+    provider.force_flush().expect("the stdout exporter flushes");
     Ok(())
 }

@@ -22,29 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let docket = docket::Docket::from_env().await?;
     tracing::info!(%address, docket = docket.name(), queue = docket.has_queue(), "serving");
     let (store, scanner) = (Store::default(), Scanner::new(Duration::from_secs(3)));
-    serve(listener, docket, store, scanner, shutdown_signal()).await?;
+    // ctrl-c, or SIGTERM (what `docker stop` and Kubernetes send).
+    serve(listener, docket, store, scanner, docket::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// ctrl-c, or SIGTERM (what `docker stop` and Kubernetes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c().await.expect("listen for ctrl-c");
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::terminate())
-            .expect("listen for SIGTERM")
-            .recv()
-            .await;
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing running requests and scans");
 }

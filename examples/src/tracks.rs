@@ -211,9 +211,5 @@ pub async fn serve(
     );
     server?;
     worker?;
-    if !docket.has_queue() {
-        // In-process tasks live nowhere but in this process: let them all finish before it ends.
-        Worker::new(&docket).run_until_finished().await?;
-    }
     Ok(())
 }
