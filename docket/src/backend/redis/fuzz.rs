@@ -15,6 +15,8 @@ pub fn stream_entry(fields: &[&[u8]], max_payload: usize) {
     if let Entry::Task { message, .. } = codec::decode_entry("1-0".into(), &fields, max_payload) {
         round_trip(&message);
     }
+    // The same fields as an entry of the signals stream.
+    let _ = codec::decode_signal(&fields);
 }
 
 /// A message's JSON, as stored in a stream entry or the parked hash.
@@ -30,12 +32,14 @@ pub fn dead_letter(json: &[u8]) {
     assert_eq!(letter.key, "key");
 }
 
-/// A raw server reply in RESP, as read for `XREADGROUP`, `XCLAIM` or `XPENDING`.
+/// A raw server reply in RESP, as read for `XREADGROUP`, `XREAD` (the signals feed), `XCLAIM`
+/// or `XPENDING`.
 pub fn reply(resp: &[u8]) {
     let Ok(value) = redis::parse_redis_value(resp) else {
         return;
     };
     for (id, fields) in stream_entries(first_stream(value.clone())) {
+        let _ = codec::decode_signal(&fields);
         let _ = codec::decode_entry(id, &fields, 1 << 20);
     }
     for (id, fields) in stream_entries(value.clone()) {
