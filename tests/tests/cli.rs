@@ -403,7 +403,8 @@ async fn the_worker_command_serves_prometheus_metrics() {
         docket::cli::run_from(argv, &mut out).await
     });
     let mut body = String::new();
-    for _ in 0..200 {
+    // Generous: this runs beside the other tests, each with a redis-server of its own.
+    for _ in 0..800 {
         tokio::time::sleep(Duration::from_millis(25)).await;
         let Ok(mut stream) =
             tokio::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).await

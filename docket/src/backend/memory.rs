@@ -14,7 +14,7 @@ use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
 };
 use crate::error::Result;
-use crate::results::TaskState;
+use crate::results::{Status, TaskState};
 use crate::snapshot::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::strike::Strike;
 use crate::time::instant_at;
@@ -625,6 +625,18 @@ impl Backend for MemoryBackend {
 
     async fn record(&self, task: &TaskState, ttl: Duration) -> Result<()> {
         let mut state = self.state();
+        // A new task's first state is recorded by its producer after storing the task, so a
+        // worker may have started (or finished) it already: then the first state is stale.
+        let first = matches!(task.status, Status::Queued | Status::Scheduled) && task.attempt == 1;
+        if first {
+            let waiting = match state.keys.get(&task.key) {
+                None => false,
+                Some(slot) => slot.waiting.is_some() || slot.parked > 0,
+            };
+            if !waiting {
+                return Ok(());
+            }
+        }
         let now = SystemTime::now();
         state.states.retain(|_, (_, expires)| *expires > now);
         state
