@@ -53,8 +53,12 @@ fn span_of(capture: &Capture, name: &str, key: &str) -> CapturedSpan {
 fn assert_linked(capture: &Capture, key: &str) {
     let scheduled = span_of(capture, "docket.schedule", key);
     let ran = span_of(capture, "docket.task", key);
-    let trace_id = scheduled.field("trace_id").expect("the schedule span has a trace id");
-    let span_id = scheduled.field("span_id").expect("the schedule span has a span id");
+    let trace_id = scheduled
+        .field("trace_id")
+        .expect("the schedule span has a trace id");
+    let span_id = scheduled
+        .field("span_id")
+        .expect("the schedule span has a span id");
     assert_eq!(trace_id.len(), 32, "{trace_id}");
     assert_eq!(span_id.len(), 16, "{span_id}");
     assert_eq!(ran.field("trace_id"), Some(trace_id));
@@ -80,7 +84,11 @@ async fn immediate_and_future(producer: &Docket, consumer: &Docket) {
             .field("trace_id")
             .map(str::to_owned)
     };
-    assert_ne!(trace(now.key()), trace(later.key()), "two schedule calls, two traces");
+    assert_ne!(
+        trace(now.key()),
+        trace(later.key()),
+        "two schedule calls, two traces"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +117,10 @@ async fn work_a_task_schedules_joins_its_trace() {
     let capture = Capture::new();
     let _guard = tracing::subscriber::set_default(capture.subscriber());
     let docket = Docket::memory();
-    let parent = TracedParent::schedule("parent".into()).on(&docket).await.unwrap();
+    let parent = TracedParent::schedule("parent".into())
+        .on(&docket)
+        .await
+        .unwrap();
     finish(&docket).await;
     let parent_trace = span_of(&capture, "docket.task", parent.key())
         .field("trace_id")
@@ -120,7 +131,10 @@ async fn work_a_task_schedules_joins_its_trace() {
         .filter(|span| span.field("task") == Some("traced"))
         .collect();
     assert_eq!(children.len(), 1, "{children:#?}");
-    assert_eq!(children[0].field("trace_id").map(str::to_owned), parent_trace);
+    assert_eq!(
+        children[0].field("trace_id").map(str::to_owned),
+        parent_trace
+    );
     let child_key = children[0].field("key").unwrap();
     assert_linked(&capture, child_key);
 }

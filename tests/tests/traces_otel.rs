@@ -31,7 +31,10 @@ async fn execution_spans_link_to_their_schedule_spans() {
 
     let docket = Docket::memory();
     async {
-        OtelTraced::schedule("now".into()).on(&docket).await.unwrap();
+        OtelTraced::schedule("now".into())
+            .on(&docket)
+            .await
+            .unwrap();
         OtelTraced::schedule("later".into())
             .after(Duration::from_millis(200))
             .on(&docket)
@@ -40,10 +43,13 @@ async fn execution_spans_link_to_their_schedule_spans() {
     }
     .instrument(tracing::info_span!("POST /tracks"))
     .await;
-    tokio::time::timeout(Duration::from_secs(10), Worker::new(&docket).run_until_finished())
-        .await
-        .expect("the worker finished in time")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Worker::new(&docket).run_until_finished(),
+    )
+    .await
+    .expect("the worker finished in time")
+    .unwrap();
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
@@ -62,13 +68,10 @@ async fn execution_spans_link_to_their_schedule_spans() {
         let linked: Vec<_> = runs
             .iter()
             .filter(|run| {
-                run.links
-                    .links
-                    .iter()
-                    .any(|link| {
-                        link.span_context.trace_id() == schedule.span_context.trace_id()
-                            && link.span_context.span_id() == schedule.span_context.span_id()
-                    })
+                run.links.links.iter().any(|link| {
+                    link.span_context.trace_id() == schedule.span_context.trace_id()
+                        && link.span_context.span_id() == schedule.span_context.span_id()
+                })
             })
             .collect();
         assert_eq!(linked.len(), 1, "one execution links to each schedule span");
