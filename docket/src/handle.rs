@@ -203,10 +203,7 @@ impl Docket {
             .auto_worker
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if worker
-            .as_ref()
-            .is_none_or(|auto| auto.handle.is_finished())
-        {
+        if worker.as_ref().is_none_or(|auto| auto.handle.is_finished()) {
             let auto = crate::worker::Worker::new(self).automatic();
             let stop = tokio_util::sync::CancellationToken::new();
             let stopped = stop.clone().cancelled_owned();

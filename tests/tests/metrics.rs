@@ -75,7 +75,11 @@ fn totals() -> std::sync::MutexGuard<'static, Totals> {
                 .or_default()
                 .extend(values.into_iter().map(|value| value.into_inner())),
             DebugValue::Gauge(value) => {
-                totals.gauges.entry(id).or_default().push(value.into_inner());
+                totals
+                    .gauges
+                    .entry(id)
+                    .or_default()
+                    .push(value.into_inner());
             }
         }
     }
