@@ -17,6 +17,12 @@ async fn cli_probe(run: String, n: u32) {
     RAN.lock().unwrap().push((run, n));
 }
 
+/// Run by the Prometheus test alone: the recorder is global, and sees every test's tasks.
+#[docket::task]
+async fn cli_metered(run: String, n: u32) {
+    RAN.lock().unwrap().push((run, n));
+}
+
 #[docket::task]
 async fn cli_hang(run: String) {
     let _ = run;
@@ -379,7 +385,7 @@ async fn the_worker_command_serves_prometheus_metrics() {
 
     let fixture = Fixture::new().await;
     let run = unique_name("prometheus");
-    CliProbe::schedule(run.clone(), 5)
+    CliMetered::schedule(run.clone(), 5)
         .on(&fixture.docket)
         .await
         .unwrap();
@@ -417,7 +423,7 @@ async fn the_worker_command_serves_prometheus_metrics() {
             .unwrap();
         body.clear();
         stream.read_to_string(&mut body).await.unwrap();
-        if body.contains("docket_tasks_succeeded_total{task=\"cli_probe\"}") {
+        if body.contains("docket_tasks_succeeded_total{task=\"cli_metered\"}") {
             break;
         }
     }
@@ -425,7 +431,7 @@ async fn the_worker_command_serves_prometheus_metrics() {
     assert_eq!(ran(&run), [5]);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(
-        body.contains("docket_tasks_succeeded_total{task=\"cli_probe\"} 1"),
+        body.contains("docket_tasks_succeeded_total{task=\"cli_metered\"} 1"),
         "{body}"
     );
     assert!(body.contains("docket_task_duration_seconds"), "{body}");
