@@ -7,9 +7,9 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::Cron;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 use crate::error::{Error, Result};
 use crate::task::Recurrence;
@@ -18,7 +18,7 @@ use crate::task::Recurrence;
 #[derive(Debug, Clone)]
 pub(crate) enum Recurring {
     Every(Duration),
-    Cron(Box<Cron>, Tz),
+    Cron(Box<Cron>, TimeZone),
 }
 
 impl Recurring {
@@ -36,9 +36,9 @@ impl Recurring {
                         "task `{task}` has an invalid cron expression `{expression}`: {error}"
                     ))
                 })?;
-                let zone = Tz::from_str(tz).map_err(|_| {
+                let zone = TimeZone::get(tz).map_err(|_| {
                     Error::Config(format!(
-                        "task `{task}` names an unknown time zone `{tz}`; use an IANA name such as `UTC` or `Europe/Paris`"
+                        "task `{task}` names an unknown time zone `{tz}`; use an IANA name such as `UTC` or `Europe/Paris` (read from the system's time zone database)"
                     ))
                 })?;
                 Ok(Recurring::Cron(Box::new(cron), zone))
@@ -73,10 +73,13 @@ impl Recurring {
         let Recurring::Cron(cron, zone) = self else {
             return time;
         };
-        let start = DateTime::<Utc>::from(time).with_timezone(zone);
-        cron.find_next_occurrence(&start, false)
-            .map(|next| SystemTime::from(next.with_timezone(&Utc)))
-            .unwrap_or_else(|_| time + Duration::from_secs(365 * 24 * 3600))
+        let fallback = time + Duration::from_secs(365 * 24 * 3600);
+        let Ok(start) = Timestamp::try_from(time) else {
+            return fallback;
+        };
+        cron.find_next_occurrence(&start.to_zoned(zone.clone()), false)
+            .map(|next| SystemTime::from(next.timestamp()))
+            .unwrap_or(fallback)
     }
 }
 
@@ -85,7 +88,7 @@ mod tests {
     use super::*;
 
     fn at(rfc3339: &str) -> SystemTime {
-        SystemTime::from(DateTime::parse_from_rfc3339(rfc3339).unwrap())
+        SystemTime::from(rfc3339.parse::<Timestamp>().unwrap())
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -15,8 +14,12 @@ fn io(error: std::io::Error) -> Error {
     Error::Config(format!("cannot write the output: {error}"))
 }
 
+/// RFC 3339 in UTC, to the millisecond.
 fn time(time: SystemTime) -> String {
-    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
+    match jiff::Timestamp::try_from(time) {
+        Ok(timestamp) => format!("{timestamp:.3}"),
+        Err(_) => format!("{time:?}"),
+    }
 }
 
 fn print_json(out: &mut (dyn Write + Send), value: &Value) -> Result<()> {
