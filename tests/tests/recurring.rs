@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use docket::{Context, Docket, Policy, Task, TaskError, Worker};
+use docket::{Context, Docket, Task, Worker};
 use tests::redis_server::{RedisServer, unique_name};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -64,30 +64,9 @@ async fn move_next_run(ctx: Context) {
 }
 
 /// Runs every second, on a six-field cron expression (seconds first).
-///
-/// Written out by hand: `#[docket::task(cron = "..")]` accepts five-field expressions only (a
-/// minute apart at best), while the runtime's parser, croner, also reads six.
-#[derive(
-    Debug, Clone, docket::__private::serde::Serialize, docket::__private::serde::Deserialize,
-)]
-#[serde(crate = "docket::__private::serde")]
-struct EverySecondByCron {}
-
-impl Task for EverySecondByCron {
-    const NAME: &'static str = "every_second_by_cron";
-
-    fn policy() -> Policy {
-        Policy::new().cron("* * * * * *", "UTC")
-    }
-
-    async fn run(self, context: Context) -> Result<(), TaskError> {
-        report(&context);
-        Ok(())
-    }
-}
-
-docket::__private::inventory::submit! {
-    docket::__private::Registration::of::<EverySecondByCron>()
+#[docket::task(cron = "* * * * * *", tz = "UTC")]
+async fn every_second_by_cron(ctx: Context) {
+    report(&ctx);
 }
 
 /// Where a test's docket lives.
