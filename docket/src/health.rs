@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// backend (75 s on Redis) with room to spare.
 const STUCK_AFTER: Duration = Duration::from_secs(120);
 
+/// How long a claim begun after a failure must stay in flight to show the backend is back: an
+/// unreachable backend fails a claim at once, a reachable one lets it block.
+const RECOVERED_AFTER: Duration = Duration::from_secs(1);
+
 /// A handle on a [`Worker`](crate::Worker)'s health, from
 /// [`Worker::health`](crate::Worker::health). Cheap to clone; checking costs no backend command.
 ///
@@ -36,8 +40,8 @@ struct HealthState {
     running: bool,
     /// When the current claim began, while the loop waits on the backend.
     claiming_since: Option<Instant>,
-    /// The last backend failure, while no call has succeeded since.
-    backend_error: Option<String>,
+    /// The last backend failure and when it happened, while no call has succeeded since.
+    backend_error: Option<(String, Instant)>,
 }
 
 /// Why a worker is unhealthy.
@@ -84,8 +88,13 @@ impl Health {
         if !state.running {
             return Err(Unhealthy::NotRunning);
         }
-        if let Some(error) = &state.backend_error {
-            return Err(Unhealthy::BackendUnreachable(error.clone()));
+        if let Some((error, at)) = &state.backend_error {
+            let recovered = state
+                .claiming_since
+                .is_some_and(|since| since > *at && since.elapsed() >= RECOVERED_AFTER);
+            if !recovered {
+                return Err(Unhealthy::BackendUnreachable(error.clone()));
+            }
         }
         match state.claiming_since.map(|since| since.elapsed()) {
             Some(waited) if waited > STUCK_AFTER => Err(Unhealthy::Stuck(waited)),
@@ -111,7 +120,7 @@ impl Health {
     pub(crate) fn backend(&self, error: Option<String>) {
         let mut state = self.lock();
         state.claiming_since = None;
-        state.backend_error = error;
+        state.backend_error = error.map(|error| (error, Instant::now()));
     }
 }
 
@@ -134,6 +143,18 @@ mod tests {
         );
         health.backend(None);
         assert_eq!(health.check(), Ok(()));
+        // A claim begun after a failure that has not failed at once: the backend is back.
+        health.backend(Some("connection refused".into()));
+        health.claiming();
+        assert!(health.check().is_err(), "too soon to tell");
+        {
+            let mut state = health.lock();
+            let failed = Instant::now() - RECOVERED_AFTER * 3;
+            state.backend_error = Some(("connection refused".into(), failed));
+            state.claiming_since = Some(failed + RECOVERED_AFTER);
+        }
+        assert_eq!(health.check(), Ok(()));
+        health.backend(None);
         health.lock().claiming_since = Some(Instant::now() - STUCK_AFTER * 2);
         assert!(matches!(health.check(), Err(Unhealthy::Stuck(_))));
         health.stopped();

@@ -304,15 +304,15 @@ impl Worker {
         // The listener holds the last other handle on `shared`, whose sender the acknowledger
         // waits on.
         finished.cancel();
-        listener.await.expect("the signal listener does not panic");
+        joined(listener).await;
         if let Some(depth) = depth {
-            depth.await.expect("the depth reporter does not panic");
+            joined(depth).await;
         }
         self.health.stopped();
         drop(shared);
-        acker.await.expect("the acknowledger does not panic");
+        joined(acker).await;
         if let Some(renewer) = renewer {
-            renewer.await.expect("the renewer does not panic");
+            joined(renewer).await;
         }
         if let Err(error) = backend.retire(&self.id).await {
             tracing::debug!(worker = %self.id, error = %Chain(&error), "could not retire the worker");
@@ -778,6 +778,16 @@ async fn persist<T, F: Future<Output = Result<T>>>(mut settle: impl FnMut() -> F
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             result => return result,
+        }
+    }
+}
+
+/// Wait for a helper task of the worker. Its panic is the worker's; its cancellation means the
+/// runtime is shutting down, and there is nothing left to wait for.
+async fn joined(helper: tokio::task::JoinHandle<()>) {
+    if let Err(error) = helper.await {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
         }
     }
 }

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use docket::{Docket, Worker};
+use docket::{Docket, Health, Worker};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -140,6 +140,7 @@ pub async fn scan_copyright(
 struct App {
     docket: Docket,
     store: Store,
+    health: Health,
 }
 
 /// The body of `POST /tracks`.
@@ -149,12 +150,17 @@ struct Upload {
     audio_url: String,
 }
 
-/// The HTTP routes, scheduling on `docket`.
-pub fn router(docket: Docket, store: Store) -> Router {
+/// The HTTP routes, scheduling on `docket`; `/healthz` reports the worker's `health`.
+pub fn router(docket: Docket, store: Store, health: Health) -> Router {
     Router::new()
         .route("/tracks", post(upload))
         .route("/tracks/{id}", get(show))
-        .with_state(App { docket, store })
+        .route("/healthz", get(healthz))
+        .with_state(App {
+            docket,
+            store,
+            health,
+        })
 }
 
 async fn upload(
@@ -175,6 +181,15 @@ async fn show(State(app): State<App>, Path(id): Path<u64>) -> Result<Json<Track>
     app.store.get(id).map(Json).ok_or(StatusCode::NOT_FOUND)
 }
 
+/// 200 while the worker runs and reaches its backend, 503 with the reason otherwise: for a
+/// liveness probe.
+async fn healthz(State(app): State<App>) -> (StatusCode, String) {
+    match app.health.check() {
+        Ok(()) => (StatusCode::OK, "ok".into()),
+        Err(problem) => (StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
+    }
+}
+
 /// Serve HTTP on `listener` and run a worker for `docket`, both until `shutdown` completes (or
 /// either of them fails). Then the server finishes the requests it has and the worker the tasks
 /// it has started; tasks still waiting stay in the docket for the next run.
@@ -189,9 +204,11 @@ pub async fn serve(
     docket.provide(store.clone()).provide(scanner);
 
     let stop = CancellationToken::new();
-    let server = axum::serve(listener, router(docket.clone(), store))
+    let worker = Worker::new(&docket);
+    let health = worker.health();
+    let server = axum::serve(listener, router(docket.clone(), store, health))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let worker = Worker::new(&docket).run_until(stop.clone().cancelled_owned());
+    let worker = worker.run_until(stop.clone().cancelled_owned());
     // Whichever ends first, the signal or a failure, the others follow.
     let (server, worker, ()) = tokio::join!(
         async {

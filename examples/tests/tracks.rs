@@ -65,6 +65,27 @@ async fn on_redis_shutdown_finishes_the_running_scan_and_keeps_the_waiting_one()
     assert!(docket.snapshot().await.unwrap().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn on_redis_healthz_reports_a_lost_redis_and_its_return() {
+    let mut redis = RedisServer::start();
+    let docket = on_redis(&redis, &unique_name("tracks"), 10).await;
+    let app = App::start(docket, &Store::default(), Duration::from_millis(10)).await;
+    app.wait_for_health(200).await;
+
+    redis.kill();
+    let (_, reason) = app.wait_for_health(503).await;
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|reason| reason.contains("cannot reach its backend")),
+        "{reason}"
+    );
+
+    redis.restart();
+    app.wait_for_health(200).await;
+    app.shut_down().await;
+}
+
 /// Upload a clean track, a bootleg and one that cannot be fetched, and watch their scans end.
 async fn uploads_are_scanned(docket: Docket) {
     let app = App::start(docket, &Store::default(), Duration::from_millis(20)).await;
@@ -173,6 +194,22 @@ impl App {
                 track.scan
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Poll `/healthz` until it answers `status`; the answer.
+    async fn wait_for_health(&self, status: u16) -> (u16, Value) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let answer = self.request("GET", "/healthz", &Value::Null).await;
+            if answer.0 == status {
+                return answer;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/healthz never answered {status}; last: {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -314,3 +314,50 @@ async fn without_the_fallback_an_unreachable_redis_is_an_error_to_the_caller() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(probe.starts(), 0, "the task ran in-process anyway");
 }
+
+/// Redis comes back empty (no persistence, a flush, a failover to an empty replica): the running
+/// worker makes its consumer group again and takes new tasks, and its health says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_carries_on_after_redis_restarts_without_its_data() {
+    let mut server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("emptied"))
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let worker = Worker::new(&docket);
+    let health = worker.health();
+    let background = Background::run(worker);
+    let run = unique_name("emptied-run");
+    CountUp::schedule(run.clone(), 1).on(&docket).await.unwrap();
+    eventually("the first task", Duration::from_secs(10), async || {
+        counted(&run) == 1
+    })
+    .await;
+
+    server.kill();
+    eventually(
+        "the worker to notice",
+        Duration::from_secs(10),
+        async || health.check().is_err(),
+    )
+    .await;
+    server.restart();
+    eventually(
+        "the worker to be healthy again",
+        Duration::from_secs(15),
+        async || health.check().is_ok(),
+    )
+    .await;
+    eventually(
+        "a new task to be accepted",
+        Duration::from_secs(10),
+        async || CountUp::schedule(run.clone(), 2).on(&docket).await.is_ok(),
+    )
+    .await;
+    eventually("the new task to run", Duration::from_secs(10), async || {
+        counted(&run) == 2
+    })
+    .await;
+    background.stop().await.unwrap();
+}

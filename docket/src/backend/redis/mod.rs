@@ -447,7 +447,14 @@ impl RedisBackend {
             .arg("+")
             .arg(RECOVER_BATCH)
             .arg(worker);
-        let pending: Value = self.query(&pending).await?;
+        let pending: Value = match self.query(&pending).await {
+            // The stream or its group is gone (Redis restarted without its data): nothing was
+            // delivered that could be lost.
+            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
+                return Ok(Vec::new());
+            }
+            result => result?,
+        };
         let lost: Vec<String> = {
             let in_flight = self.in_flight.lock().expect("never poisoned");
             pending_owners(pending)
