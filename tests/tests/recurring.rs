@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use docket::{Context, Docket, Task, Worker};
+use tests::background::Background;
 use tests::redis_server::{RedisServer, unique_name};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use self::probe::{Probe, Seen};
 
@@ -102,31 +101,6 @@ async fn open(backend: Backend, handles: usize) -> (Vec<Docket>, Arc<Probe>, Opt
     (dockets, Probe::named(&name), server)
 }
 
-/// A worker running in the background until [`Background::stop`].
-struct Background {
-    stop: oneshot::Sender<()>,
-    worker: JoinHandle<docket::Result<()>>,
-}
-
-impl Background {
-    fn start(docket: &Docket) -> Background {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let worker = tokio::spawn(Worker::new(docket).run_until(async {
-            let _ = stopped.await;
-        }));
-        Background { stop, worker }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(PATIENCE, self.worker)
-            .await
-            .expect("the worker stopped in time")
-            .expect("the worker did not panic")
-            .expect("the worker ran without error");
-    }
-}
-
 /// What the runs of `key` saw, in the order they ran.
 fn seen_of(probe: &Probe, key: &str) -> Vec<Seen> {
     probe.seen().into_iter().filter(|s| s.key == key).collect()
@@ -165,8 +139,8 @@ fn assert_once_per_due_time(seen: &[Seen]) {
 async fn a_task_every_second_runs_once_a_second_on_two_workers_started_together(backend: Backend) {
     let (dockets, probe, _server) = open(backend, 2).await;
     let workers = [
-        Background::start(&dockets[0]),
-        Background::start(&dockets[1]),
+        Background::start(Worker::new(&dockets[0])),
+        Background::start(Worker::new(&dockets[1])),
     ];
 
     until_runs(&probe, "every_second", 3).await;
@@ -187,8 +161,8 @@ async fn a_task_every_second_runs_once_a_second_on_two_workers_started_together(
 async fn a_cron_task_runs_once_a_tick_on_two_workers_started_together(backend: Backend) {
     let (dockets, probe, _server) = open(backend, 2).await;
     let workers = [
-        Background::start(&dockets[0]),
-        Background::start(&dockets[1]),
+        Background::start(Worker::new(&dockets[0])),
+        Background::start(Worker::new(&dockets[1])),
     ];
 
     until_runs(&probe, EverySecondByCron::NAME, 3).await;
@@ -214,7 +188,7 @@ async fn a_cron_task_runs_once_a_tick_on_two_workers_started_together(backend: B
 
 async fn a_recurring_task_that_stops_itself_runs_no_more(backend: Backend) {
     let (dockets, probe, _server) = open(backend, 1).await;
-    let worker = Background::start(&dockets[0]);
+    let worker = Background::start(Worker::new(&dockets[0]));
 
     until_runs(&probe, "stop_on_second_run", 2).await;
     // Three periods more: a run it did not stop would show.
@@ -241,7 +215,7 @@ async fn a_recurring_task_that_stops_itself_runs_no_more(backend: Backend) {
 async fn a_recurring_task_can_move_its_next_run(backend: Backend) {
     let (dockets, probe, _server) = open(backend, 1).await;
     let docket = &dockets[0];
-    let worker = Background::start(docket);
+    let worker = Background::start(Worker::new(docket));
 
     until_runs(&probe, "move_next_run", 2).await;
     let seen = seen_of(&probe, "move_next_run");

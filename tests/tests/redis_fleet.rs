@@ -14,9 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use docket::{Docket, Error, Status, Worker};
+use tests::background::Background;
 use tests::redis_server::{RedisServer, unique_name};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use self::probe::Probe;
 
@@ -162,31 +161,6 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "gave up waiting until {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A worker of this process running in the background until [`Background::stop`].
-struct Background {
-    stop: oneshot::Sender<()>,
-    worker: JoinHandle<docket::Result<()>>,
-}
-
-impl Background {
-    fn start(worker: Worker) -> Background {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let worker = tokio::spawn(worker.run_until(async {
-            let _ = stopped.await;
-        }));
-        Background { stop, worker }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(PATIENCE, self.worker)
-            .await
-            .expect("the worker stopped in time")
-            .expect("the worker did not panic")
-            .expect("the worker ran without error");
     }
 }
 

@@ -34,8 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use docket::{DeadLetter, Disposition, Docket, Placement, Worker};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tests::background::Background;
 
 use self::capture::Capture;
 use self::probe::Probe;
@@ -138,32 +137,6 @@ async fn finish(docket: &Docket) {
         .await
         .expect("the worker finished its work in time")
         .expect("the worker ran without error");
-}
-
-/// A worker running in the background until [`Background::stop`].
-struct Background {
-    stop: oneshot::Sender<()>,
-    worker: JoinHandle<docket::Result<()>>,
-}
-
-impl Background {
-    fn start(worker: Worker) -> Background {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let worker = tokio::spawn(worker.run_until(async {
-            let _ = stopped.await;
-        }));
-        Background { stop, worker }
-    }
-
-    /// Signal shutdown and wait until `run_until` returns.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(PATIENCE, self.worker)
-            .await
-            .expect("the worker stopped in time")
-            .expect("the worker did not panic")
-            .expect("the worker ran without error");
-    }
 }
 
 /// Wait until `check` holds, polling; fail the test, naming `what`, if it never does.

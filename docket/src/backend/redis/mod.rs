@@ -779,13 +779,7 @@ impl Backend for RedisBackend {
     }
 
     async fn outstanding(&self) -> Result<usize> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("XLEN")
-            .arg(&self.keys.stream)
-            .cmd("ZCARD")
-            .arg(&self.keys.schedule);
-        let (streamed, scheduled): (usize, usize) = self.pipeline(&pipeline).await?;
+        let (streamed, scheduled) = self.depth().await?;
         Ok(streamed + scheduled)
     }
 
