@@ -629,12 +629,13 @@ impl Backend for MemoryBackend {
         // worker may have started (or finished) it already: then the first state is stale.
         let first = matches!(task.status, Status::Queued | Status::Scheduled) && task.attempt == 1;
         if first {
-            let waiting = match state.keys.get(&task.key) {
-                None => false,
-                Some(slot) => slot.waiting.is_some() || slot.parked > 0,
-            };
-            if !waiting {
-                return Ok(());
+            match state.keys.get(&task.key) {
+                // It ended already: its own last state stands.
+                None => return Ok(()),
+                Some(slot) if slot.waiting.is_some() || slot.parked > 0 => {}
+                // It runs: the worker's state stands, if it has recorded one yet.
+                Some(_) if state.states.contains_key(&task.key) => return Ok(()),
+                Some(_) => {}
             }
         }
         let now = SystemTime::now();

@@ -2,7 +2,8 @@
 --
 -- A new task's first state (queued or scheduled) is recorded by its producer after storing the
 -- task, so a worker may have started it, and recorded that, first: then the first state is stale
--- and is dropped, never to overwrite a later one.
+-- and is dropped, never to overwrite a later one. While the task runs and its worker has not
+-- recorded anything yet, the first state is kept, so the task is never without a state.
 --
 -- KEYS: state (the key, also the channel), stream, index
 -- ARGV: state JSON, time to live (ms), the task's key, '1' when this is a new task's first state
@@ -13,11 +14,16 @@ local json, ttl, key, first = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 if first then
   local current = redis.call('HGET', index, key)
   if not current then
-    return 0 -- it ended already (or was cancelled)
+    return 0 -- it ended already (or was cancelled): its own last state stands
   end
   local aside = current == 's' or current == 'h' or string.sub(current, 1, 1) == 'g'
   if not aside and #redis.call('XPENDING', stream, 'workers', current, current, 1) > 0 then
-    return 0 -- it is running
+    -- It is running: the worker's state stands, if it has recorded one yet.
+    if not redis.call('SET', state, json, 'PX', ttl, 'NX') then
+      return 0
+    end
+    redis.call('PUBLISH', state, json)
+    return 1
   end
 end
 redis.call('SET', state, json, 'PX', ttl)
