@@ -24,13 +24,13 @@ use crate::registry::Registry;
 
 /// The `task` label for `name`: registered names only, so garbage in the queue cannot grow
 /// the label set.
-fn label(name: &str) -> String {
+fn label(name: &str) -> &'static str {
     match Registry::global()
         .ok()
         .and_then(|registry| registry.get(name))
     {
-        Some(registration) => registration.name().to_owned(),
-        None => "unknown".to_owned(),
+        Some(registration) => registration.name(),
+        None => "unknown",
     }
 }
 
@@ -40,9 +40,9 @@ pub(crate) fn added(task: &str, count: u64) {
 
 pub(crate) fn started(task: &str, due: SystemTime, redelivered: bool) {
     let task = label(task);
-    ::metrics::counter!("docket_tasks_started_total", "task" => task.clone()).increment(1);
+    ::metrics::counter!("docket_tasks_started_total", "task" => task).increment(1);
     if redelivered {
-        ::metrics::counter!("docket_tasks_redelivered_total", "task" => task.clone()).increment(1);
+        ::metrics::counter!("docket_tasks_redelivered_total", "task" => task).increment(1);
     }
     let late = SystemTime::now()
         .duration_since(due)
@@ -52,7 +52,7 @@ pub(crate) fn started(task: &str, due: SystemTime, redelivered: bool) {
 
 pub(crate) fn finished(task: &str, took: Duration, succeeded: bool) {
     let task = label(task);
-    ::metrics::histogram!("docket_task_duration_seconds", "task" => task.clone()).record(took);
+    ::metrics::histogram!("docket_task_duration_seconds", "task" => task).record(took);
     match succeeded {
         true => ::metrics::counter!("docket_tasks_succeeded_total", "task" => task).increment(1),
         false => ::metrics::counter!("docket_tasks_failed_total", "task" => task).increment(1),

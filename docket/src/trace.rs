@@ -82,22 +82,17 @@ impl fmt::Display for TraceContext {
     }
 }
 
+/// A random non-zero id. Not cryptographic: ids only need not to collide.
 fn random_u64() -> u64 {
-    loop {
-        let value = u64::from_str_radix(&crate::key::unique()[..16], 16).expect("hex");
-        if value != 0 {
-            return value;
-        }
-    }
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.finish().max(1)
 }
 
 fn random_u128() -> u128 {
-    loop {
-        let value = u128::from_str_radix(&crate::key::unique(), 16).expect("hex");
-        if value != 0 {
-            return value;
-        }
-    }
+    (u128::from(random_u64()) << 64) | u128::from(random_u64())
 }
 
 /// The OpenTelemetry side, with the `opentelemetry` feature.
