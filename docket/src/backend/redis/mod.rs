@@ -32,7 +32,12 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, ScriptInvocation, Value};
+use redis::io::tcp::TcpSettings;
+use redis::io::tcp::socket2::TcpKeepalive;
+use redis::{
+    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, RedisError,
+    ScriptInvocation, Value,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +105,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// TCP keepalive: probe a connection silent this long, this often, this many times, so a peer
+/// gone without a reset is noticed within about a minute.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+
 /// The most worker signals read at once.
 const SIGNAL_BATCH: usize = 100;
 
@@ -152,15 +163,26 @@ impl RedisBackend {
         let invalid = |error: RedisError| {
             Error::Config(format!("cannot use the Redis URL `{redacted}`: {error}"))
         };
+        // A connection blocked in a read for minutes (the claim, the signal feed) would never
+        // notice a peer that vanished without a reset; TCP keepalive probes find it, and cost no
+        // Redis command.
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES);
+        let info = url
+            .into_connection_info()
+            .map_err(invalid)?
+            .set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
         let client = match &options.tls_ca {
             Some(ca) => Client::build_with_tls(
-                url,
+                info,
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(ca.clone()),
                 },
             ),
-            None => Client::open(url),
+            None => Client::open(info),
         }
         .map_err(invalid)?;
         let config = ConnectionManagerConfig::new()
