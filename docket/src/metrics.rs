@@ -38,8 +38,8 @@ pub(crate) fn added(task: &str, count: u64) {
     ::metrics::counter!("docket_tasks_added_total", "task" => label(task)).increment(count);
 }
 
-pub(crate) fn started(task: &str, due: SystemTime, redelivered: bool) {
-    let task = label(task);
+/// A registered task started; `task` is its registered name (the worker has looked it up).
+pub(crate) fn started(task: &'static str, due: SystemTime, redelivered: bool) {
     ::metrics::counter!("docket_tasks_started_total", "task" => task).increment(1);
     if redelivered {
         ::metrics::counter!("docket_tasks_redelivered_total", "task" => task).increment(1);
@@ -50,8 +50,7 @@ pub(crate) fn started(task: &str, due: SystemTime, redelivered: bool) {
     ::metrics::histogram!("docket_task_punctuality_seconds", "task" => task).record(late);
 }
 
-pub(crate) fn finished(task: &str, took: Duration, succeeded: bool) {
-    let task = label(task);
+pub(crate) fn finished(task: &'static str, took: Duration, succeeded: bool) {
     ::metrics::histogram!("docket_task_duration_seconds", "task" => task).record(took);
     match succeeded {
         true => ::metrics::counter!("docket_tasks_succeeded_total", "task" => task).increment(1),
@@ -59,8 +58,8 @@ pub(crate) fn finished(task: &str, took: Duration, succeeded: bool) {
     }
 }
 
-pub(crate) fn retried(task: &str) {
-    ::metrics::counter!("docket_tasks_retried_total", "task" => label(task)).increment(1);
+pub(crate) fn retried(task: &'static str) {
+    ::metrics::counter!("docket_tasks_retried_total", "task" => task).increment(1);
 }
 
 pub(crate) fn dead_lettered(task: &str) {

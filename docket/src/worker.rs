@@ -543,13 +543,13 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         );
         results::record(docket, &state, ttl).await;
     }
-    metrics::started(&message.task, message.due, delivery.redelivered);
+    metrics::started(registration.name(), message.due, delivery.redelivered);
     let started = tokio::time::Instant::now();
     let outcome = {
         let _running = shared.running.track(&message.key, context.cancel_token());
         run_attempt(registration, message, &context).await
     };
-    metrics::finished(&message.task, started.elapsed(), outcome.is_ok());
+    metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
@@ -625,7 +625,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
-        metrics::retried(&message.task);
+        metrics::retried(registration.name());
         if let Err(failure) = persist(|| backend.retry(&delivery, &next)).await {
             tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will be redelivered");
         }
