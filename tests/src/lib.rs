@@ -5,3 +5,15 @@
 
 pub mod background;
 pub mod redis_server;
+
+use std::time::{Duration, Instant};
+
+/// Wait until `done` holds, looking every 10 ms; fail the test, naming `what`, if it does not
+/// within `patience`.
+pub async fn eventually(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + patience;
+    while !done().await {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -18,6 +18,7 @@ use docket::{Docket, Placement, Worker};
 
 use self::capture::Capture;
 use self::probe::Probe;
+use tests::eventually;
 use tests::redis_server::{RedisServer, free_port, unique_name};
 
 /// Records one run, labelled `label`.
@@ -43,14 +44,6 @@ fn counted(run: &str) -> usize {
         .iter()
         .filter(|(r, _)| r == run)
         .count()
-}
-
-async fn eventually(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + patience;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A worker running in the background until stopped.

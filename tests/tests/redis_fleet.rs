@@ -11,7 +11,7 @@ mod probe;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docket::{Docket, Error, Status, Worker};
 use tests::background::Background;
@@ -151,17 +151,9 @@ async fn in_time<T>(what: &str, future: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
 }
 
-/// Wait until `check` holds, polling; fail the test, naming `what`, if it never does.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Wait until `check` holds; fail the test, naming `what`, if it never does.
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    tests::eventually(what, PATIENCE, check).await;
 }
 
 // Results.

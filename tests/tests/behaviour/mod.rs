@@ -29,7 +29,6 @@ mod tasks;
 // The suite calls each behaviour by its name in this module.
 pub(crate) use self::policies::*;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -139,17 +138,9 @@ async fn finish(docket: &Docket) {
         .expect("the worker ran without error");
 }
 
-/// Wait until `check` holds, polling; fail the test, naming `what`, if it never does.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Wait until `check` holds; fail the test, naming `what`, if it never does.
+async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    tests::eventually(what, PATIENCE, check).await;
 }
 
 async fn dead_letters(docket: &Docket) -> Vec<DeadLetter> {
