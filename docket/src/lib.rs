@@ -88,12 +88,28 @@
 #[allow(unused_extern_crates)]
 extern crate self as docket;
 
+/// A fault-injection site (see the `failpoint` module of the `failpoints` feature); nothing at
+/// all without that feature. `redis "site"` fails the enclosing call with `Error::Unavailable`;
+/// `step "site"` crashes the enclosing worker step.
+macro_rules! failpoint {
+    (redis $site:literal) => {
+        #[cfg(feature = "failpoints")]
+        crate::failpoint::redis($site).await?;
+    };
+    (step $site:literal) => {
+        #[cfg(feature = "failpoints")]
+        crate::failpoint::step($site).await;
+    };
+}
+
 mod backend;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
 mod error;
 mod execution;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 mod handle;
 mod health;
 mod key;

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{
-    Admission, AnyBackend, Backend, Burial, Delivery, Gate, KeyMode, Message, Signal,
+    Admission, AnyBackend, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal,
+    SignalFeed,
 };
 use crate::error::{Chain, Error, Result};
 use crate::execution::{AttemptError, Context, NextRun, run_attempt};
@@ -36,6 +37,14 @@ const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// How long to wait before claiming again after the backend failed.
 const BACKEND_RETRY: Duration = Duration::from_millis(500);
+
+/// How soon a failed renewal is tried again (not a whole renewal period later: two missed
+/// periods would let another worker take the deliveries over).
+const RENEW_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a cancel signal for a delivery this worker has not started yet is remembered: the
+/// signal and the delivery travel on different connections, so either may arrive first.
+const CANCEL_MEMORY: Duration = Duration::from_secs(300);
 
 /// Runs the tasks of a docket.
 ///
@@ -210,7 +219,7 @@ impl Worker {
         let backend = self.docket.backend();
         tracing::info!(worker = %self.id, docket = self.docket.name(), concurrency = self.concurrency, "docket worker started");
 
-        let Some(signals) = subscribe(backend, &stop).await else {
+        let Some(signals) = subscribe(backend, None, &stop).await else {
             return Ok(());
         };
         let (acks, acked) = mpsc::unbounded_channel();
@@ -219,6 +228,7 @@ impl Worker {
             registry,
             acks,
             running: RunningTasks::default(),
+            worker: self.id.clone(),
             strikes: RwLock::new(Vec::new()),
             recurring,
         });
@@ -229,22 +239,17 @@ impl Worker {
             .map(|every| tokio::spawn(report_depth(self.docket.clone(), every, finished.clone())));
         let mut signals = signals;
         // The first signal is the strike list: know it before running anything.
-        if let Some(first) = signals.recv().await {
+        if let Some(first) = signals.signals.recv().await {
             shared.apply(first);
         }
         let listener = tokio::spawn(listen(shared.clone(), signals, finished.clone()));
 
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let running = TaskTracker::new();
-        let acker = tokio::spawn(acknowledge(self.docket.clone(), acked));
+        let acker = tokio::spawn(acknowledge(self.docket.clone(), self.id.clone(), acked));
         let renewer = backend.renew_every().map(|every| {
-            let (docket, id, running, finished) = (
-                self.docket.clone(),
-                self.id.clone(),
-                running.clone(),
-                finished.clone(),
-            );
-            tokio::spawn(renew(docket, id, every, running, finished))
+            let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
+            tokio::spawn(renew(docket, id, every, finished))
         });
 
         loop {
@@ -289,11 +294,12 @@ impl Worker {
                     }
                 }
             };
+            failpoint!(step "claim.handover");
             for delivery in deliveries {
                 let slot = free.split(1).expect("one slot was taken per delivery");
                 let shared = shared.clone();
                 running.spawn(async move {
-                    settle(&shared, delivery).await;
+                    settle_guarded(&shared, delivery).await;
                     drop(slot);
                 });
             }
@@ -334,6 +340,8 @@ struct Shared {
     registry: &'static Registry,
     acks: mpsc::UnboundedSender<Delivery>,
     running: RunningTasks,
+    /// This worker's name.
+    worker: String,
     /// The strikes in place, as last heard.
     strikes: RwLock<Vec<Strike>>,
     recurring: HashMap<&'static str, Recurring>,
@@ -354,8 +362,8 @@ impl Shared {
 
     fn apply(&self, signal: Signal) {
         match signal {
-            Signal::Cancel(key) => {
-                if self.running.cancel(&key) {
+            Signal::Cancel { key, delivery } => {
+                if self.running.cancel(&key, delivery.as_ref()) {
                     tracing::info!(%key, "cancelling a running task");
                 }
             }
@@ -369,13 +377,15 @@ impl Shared {
     }
 }
 
-/// Subscribe to the worker signals, trying again while the backend is unreachable.
+/// Subscribe to the worker signals, going on where `ended` stopped, trying again while the
+/// backend is unreachable.
 async fn subscribe(
     backend: &AnyBackend,
+    ended: Option<&SignalFeed>,
     stop: &CancellationToken,
-) -> Option<mpsc::UnboundedReceiver<Signal>> {
+) -> Option<SignalFeed> {
     loop {
-        match backend.signals().await {
+        match backend.signals(ended).await {
             Ok(signals) => return Some(signals),
             Err(error) => {
                 tracing::warn!(error = %Chain(&error), "could not subscribe to worker signals; trying again");
@@ -390,17 +400,13 @@ async fn subscribe(
 
 /// Follow the worker signals (cancels, strikes) until the worker finishes, subscribing again
 /// whenever the feed is lost.
-async fn listen(
-    shared: Arc<Shared>,
-    mut signals: mpsc::UnboundedReceiver<Signal>,
-    finished: CancellationToken,
-) {
+async fn listen(shared: Arc<Shared>, mut feed: SignalFeed, finished: CancellationToken) {
     let backend = shared.docket.backend();
     loop {
         loop {
             tokio::select! {
                 () = finished.cancelled() => return,
-                signal = signals.recv() => match signal {
+                signal = feed.signals.recv() => match signal {
                     Some(signal) => shared.apply(signal),
                     None => break,
                 },
@@ -410,51 +416,83 @@ async fn listen(
             () = finished.cancelled() => return,
             () = tokio::time::sleep(BACKEND_RETRY) => {}
         }
-        signals = match subscribe(backend, &finished).await {
-            Some(signals) => signals,
+        feed = match subscribe(backend, Some(&feed), &finished).await {
+            Some(feed) => feed,
             None => return,
         };
     }
 }
 
-/// The cancellation tokens of the tasks running in this worker, by key.
+/// The cancellation tokens of the deliveries this worker holds, by key; and cancels that came
+/// for deliveries it has not started yet.
 #[derive(Default)]
 struct RunningTasks {
     next: AtomicU64,
-    by_key: Mutex<HashMap<String, Vec<(u64, CancellationToken)>>>,
+    by_key: Mutex<Runs>,
 }
 
-type ByKey = HashMap<String, Vec<(u64, CancellationToken)>>;
+#[derive(Default)]
+struct Runs {
+    by_key: HashMap<String, Vec<Run>>,
+    /// Cancelled deliveries not (yet) held here, and when their cancel came.
+    early: HashMap<DeliveryId, tokio::time::Instant>,
+}
+
+struct Run {
+    id: u64,
+    delivery: DeliveryId,
+    token: CancellationToken,
+}
 
 impl RunningTasks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ByKey> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Runs> {
         self.by_key
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Track a running task until the returned guard drops.
-    fn track<'a>(&'a self, key: &str, token: &CancellationToken) -> Tracked<'a> {
+    /// Track a delivery from the moment the worker holds it until the returned guard drops. A
+    /// delivery cancelled before it got here starts cancelled.
+    fn track<'a>(&'a self, delivery: &Delivery, token: &CancellationToken) -> Tracked<'a> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock()
-            .entry(key.to_owned())
-            .or_default()
-            .push((id, token.clone()));
+        let key = delivery.message.key.clone();
+        let mut runs = self.lock();
+        if runs.early.remove(&delivery.id).is_some() {
+            token.cancel();
+        }
+        runs.by_key.entry(key.clone()).or_default().push(Run {
+            id,
+            delivery: delivery.id.clone(),
+            token: token.clone(),
+        });
         Tracked {
             tasks: self,
-            key: key.to_owned(),
+            key,
             id,
         }
     }
 
-    /// Cancel every run of `key` here; whether there was one.
-    fn cancel(&self, key: &str) -> bool {
-        let tasks = self.lock();
-        let Some(tokens) = tasks.get(key) else {
-            return false;
-        };
-        tokens.iter().for_each(|(_, token)| token.cancel());
-        true
+    /// Cancel the run of `key` delivered as `delivery` (every run of the key when `None`);
+    /// whether one runs here. A delivery not here yet is remembered for a while, in case it is
+    /// on its way.
+    fn cancel(&self, key: &str, delivery: Option<&DeliveryId>) -> bool {
+        let mut runs = self.lock();
+        let mut found = false;
+        if let Some(tracked) = runs.by_key.get(key) {
+            for run in tracked {
+                if delivery.is_none_or(|delivery| *delivery == run.delivery) {
+                    run.token.cancel();
+                    found = true;
+                }
+            }
+        }
+        if let (false, Some(delivery)) = (found, delivery) {
+            let now = tokio::time::Instant::now();
+            runs.early
+                .retain(|_, at| now.duration_since(*at) < CANCEL_MEMORY);
+            runs.early.insert(delivery.clone(), now);
+        }
+        found
     }
 }
 
@@ -466,11 +504,11 @@ struct Tracked<'a> {
 
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
-        let mut tasks = self.tasks.lock();
-        if let Some(tokens) = tasks.get_mut(&self.key) {
-            tokens.retain(|(id, _)| *id != self.id);
-            if tokens.is_empty() {
-                tasks.remove(&self.key);
+        let mut runs = self.tasks.lock();
+        if let Some(tracked) = runs.by_key.get_mut(&self.key) {
+            tracked.retain(|run| run.id != self.id);
+            if tracked.is_empty() {
+                runs.by_key.remove(&self.key);
             }
         }
     }
@@ -486,9 +524,25 @@ async fn wait_idle(docket: &Docket) {
     }
 }
 
+/// Settle `delivery`; should that crash (a bug, or an injected fault), give it up so that it is
+/// run again rather than held, unsettled, for ever.
+async fn settle_guarded(shared: &Shared, delivery: Delivery) {
+    use futures_util::FutureExt;
+
+    let held = delivery.clone();
+    let settled = std::panic::AssertUnwindSafe(settle(shared, delivery))
+        .catch_unwind()
+        .await;
+    if settled.is_err() {
+        tracing::error!(key = %held.message.key, "settling a task crashed; it will run again");
+        shared.docket.backend().abandon(&shared.worker, &held);
+    }
+}
+
 /// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
 /// or park it behind a concurrency or rate limit.
 async fn settle(shared: &Shared, delivery: Delivery) {
+    failpoint!(step "settle.start");
     let docket = &shared.docket;
     let backend = docket.backend();
     let message = &delivery.message;
@@ -497,8 +551,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             "unknown task `{}`: no task of that name is registered in this worker",
             message.task
         );
-        return bury(backend, &delivery, reason, None).await;
+        return bury(shared, &delivery, reason, None).await;
     };
+    let policy = registration.policy();
+    let context = Context::new(message, docket, &policy);
+    // Tracked from here, so a cancel that comes before the run starts is not missed.
+    let _tracked = shared.running.track(&delivery, context.cancel_token());
     if let Some(strike) = shared.struck(message) {
         match persist(|| backend.hold(&delivery, &strike)).await {
             Ok(true) => {
@@ -507,12 +565,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             }
             Ok(false) => {} // Restored meanwhile: run it.
             Err(error) => {
-                tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will be redelivered");
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will run again");
+                backend.abandon(&shared.worker, &delivery);
                 return;
             }
         }
     }
-    let policy = registration.policy();
     let gate = gate(&policy, message);
     if let Some(gate) = &gate {
         match persist(|| backend.admit(&delivery, gate)).await {
@@ -526,13 +584,13 @@ async fn settle(shared: &Shared, delivery: Delivery) {
                 return;
             }
             Err(error) => {
-                tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will be redelivered");
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will run again");
+                backend.abandon(&shared.worker, &delivery);
                 return;
             }
         }
     }
 
-    let context = Context::new(message, docket, &policy);
     let ttl = policy.results_ttl();
     if let Some(ttl) = ttl {
         let state = TaskState::new(
@@ -543,13 +601,12 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         );
         results::record(docket, &state, ttl).await;
     }
+    failpoint!(step "settle.run");
     metrics::started(registration.name(), message.due, delivery.redelivered);
     let started = tokio::time::Instant::now();
-    let outcome = {
-        let _running = shared.running.track(&message.key, context.cancel_token());
-        run_attempt(registration, message, &context).await
-    };
+    let outcome = run_attempt(registration, message, &context).await;
     metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
+    failpoint!(step "settle.finish");
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
@@ -583,7 +640,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
                 "the arguments do not decode into `{}`: {error}",
                 message.task
             );
-            return bury(backend, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+            return bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
         }
         Err(AttemptError::Failed(error)) => error,
     };
@@ -615,7 +672,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             .unwrap_or_else(|| policy.retry_delay(message.attempt));
         let next = Message {
             attempt: message.attempt + 1,
-            due: SystemTime::now() + delay,
+            due: crate::time::saturating_due(SystemTime::now(), delay),
             history,
             ..message.clone()
         };
@@ -627,7 +684,8 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         }
         metrics::retried(registration.name());
         if let Err(failure) = persist(|| backend.retry(&delivery, &next)).await {
-            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will be redelivered");
+            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will run again");
+            backend.abandon(&shared.worker, &delivery);
         }
     } else {
         let reason = if retryable {
@@ -646,7 +704,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
             },
             ..delivery
         };
-        bury(backend, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+        bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
     }
 }
 
@@ -720,11 +778,12 @@ fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
 
 /// Keep the delivery as a dead letter (recording its failed state when it keeps results).
 async fn bury(
-    backend: &AnyBackend,
+    shared: &Shared,
     delivery: &Delivery,
     reason: String,
     results: Option<(&Docket, Duration)>,
 ) {
+    let backend = shared.docket.backend();
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
     metrics::dead_lettered(&message.task);
@@ -747,17 +806,21 @@ async fn bury(
     }
     let burial = Burial { reason, history };
     if let Err(error) = persist(|| backend.bury(delivery, burial.clone())).await {
-        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will be redelivered");
+        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will run again");
+        backend.abandon(&shared.worker, delivery);
     }
 }
 
 /// Acknowledge successful deliveries in batches: as many as have finished since the last call.
-async fn acknowledge(docket: Docket, mut acked: mpsc::UnboundedReceiver<Delivery>) {
+async fn acknowledge(docket: Docket, worker: String, mut acked: mpsc::UnboundedReceiver<Delivery>) {
     let backend = docket.backend();
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while acked.recv_many(&mut batch, ACK_BATCH).await > 0 {
         if let Err(error) = persist(|| backend.complete(&batch)).await {
-            tracing::error!(count = batch.len(), error = %Chain(&error), "could not acknowledge tasks; they will be redelivered");
+            tracing::error!(count = batch.len(), error = %Chain(&error), "could not acknowledge tasks; they will run again");
+            for delivery in &batch {
+                backend.abandon(&worker, delivery);
+            }
         }
         batch.clear();
     }
@@ -806,26 +869,24 @@ async fn report_depth(docket: Docket, every: Duration, finished: CancellationTok
     }
 }
 
-/// Keep this worker's tasks its own while any run, so no other worker takes them over.
-async fn renew(
-    docket: Docket,
-    worker: String,
-    every: Duration,
-    running: TaskTracker,
-    finished: CancellationToken,
-) {
+/// Keep the deliveries this worker holds (running, or being settled) its own, so no other
+/// worker takes them over; the backend sends nothing when it holds none. A failed renewal is
+/// tried again soon.
+async fn renew(docket: Docket, worker: String, every: Duration, finished: CancellationToken) {
     let backend = docket.backend();
+    let mut pause = every;
     loop {
         tokio::select! {
             () = finished.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(pause) => {}
         }
-        if running.is_empty() {
-            continue;
-        }
-        if let Err(error) = backend.renew(&worker).await {
-            tracing::warn!(%worker, error = %Chain(&error), "could not renew running tasks");
-        }
+        pause = match backend.renew(&worker).await {
+            Ok(()) => every,
+            Err(error) => {
+                tracing::warn!(%worker, error = %Chain(&error), "could not renew running tasks; trying again");
+                RENEW_RETRY.min(every)
+            }
+        };
     }
 }
 

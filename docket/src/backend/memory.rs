@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
+    SignalFeed,
 };
 use crate::error::Result;
 use crate::results::{Status, TaskState};
@@ -48,8 +49,9 @@ struct State {
     held: HashMap<String, Message>,
     /// Tasks waiting for a concurrency slot, by slot, first come first served.
     gated: HashMap<String, VecDeque<Message>>,
-    /// The keys holding each concurrency slot.
-    holders: HashMap<String, HashSet<String>>,
+    /// The deliveries holding each concurrency slot (by delivery, not key: two runs of one key
+    /// each need a slot).
+    holders: HashMap<String, HashSet<u64>>,
     /// The start times inside each rate limit's window.
     rates: HashMap<String, VecDeque<SystemTime>>,
     strikes: Vec<Strike>,
@@ -66,6 +68,8 @@ struct State {
 struct Slot {
     waiting: Option<Waiting>,
     runs: usize,
+    /// Runs cancelled while they ran: they no longer hold the key.
+    cancelled: usize,
     parked: usize,
 }
 
@@ -79,6 +83,8 @@ struct Waiting {
 struct Running {
     worker: String,
     message: Message,
+    /// Cancelled while it ran: it may not be retried, held or kept as a dead letter.
+    cancelled: bool,
 }
 
 impl State {
@@ -113,6 +119,9 @@ impl State {
         let key = &running.message.key;
         if let Some(slot) = self.keys.get_mut(key) {
             slot.runs -= 1;
+            if running.cancelled {
+                slot.cancelled -= 1;
+            }
         }
         self.forget_if_idle(&delivery.message.key);
         Some(running)
@@ -128,8 +137,17 @@ impl State {
         }
     }
 
+    /// Whether a task holds `key`: one waits, runs (and was not cancelled) or is set aside.
     fn is_taken(&self, key: &str) -> bool {
-        self.keys.contains_key(key)
+        self.keys.get(key).is_some_and(|slot| {
+            slot.waiting.is_some() || slot.runs > slot.cancelled || slot.parked > 0
+        })
+    }
+
+    /// End the run of `delivery` to set it aside or store it anew; `None` when it was settled
+    /// already or cancelled while it ran (then it is only ended).
+    fn finish_live(&mut self, delivery: &Delivery) -> Option<Running> {
+        self.finish(delivery).filter(|running| !running.cancelled)
     }
 
     fn has_waiting(&self, key: &str) -> bool {
@@ -159,6 +177,7 @@ impl State {
                 Running {
                     worker: worker.to_owned(),
                     message: message.clone(),
+                    cancelled: false,
                 },
             );
             deliveries.push(Delivery {
@@ -310,14 +329,33 @@ impl Backend for MemoryBackend {
 
     async fn cancel(&self, key: &str) -> Result<bool> {
         let mut state = self.state();
-        if state.remove_waiting(key).is_some() || state.remove_parked(key) {
+        // A waiting task, and any copy of the key set aside beside a newer one.
+        let waiting = state.remove_waiting(key).is_some();
+        let parked = state.remove_parked(key);
+        if waiting || parked {
             return Ok(true);
         }
-        let running = state.running.values().any(|run| run.message.key == key);
-        if running {
-            state.signal(&Signal::Cancel(key.to_owned()));
+        let mut cancelled = Vec::new();
+        let mut marked_before = false;
+        for (id, run) in &mut state.running {
+            if run.message.key == key {
+                marked_before |= run.cancelled;
+                if !run.cancelled {
+                    run.cancelled = true;
+                    cancelled.push(*id);
+                }
+            }
         }
-        Ok(running)
+        if let Some(slot) = state.keys.get_mut(key) {
+            slot.cancelled += cancelled.len();
+        }
+        for id in &cancelled {
+            state.signal(&Signal::Cancel {
+                key: key.to_owned(),
+                delivery: Some(DeliveryId::Memory(*id)),
+            });
+        }
+        Ok(!cancelled.is_empty() || marked_before)
     }
 
     async fn claim(
@@ -368,8 +406,9 @@ impl Backend for MemoryBackend {
 
     async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
         let mut state = self.state();
-        if state.finish(delivery).is_none() || state.has_waiting(&delivery.message.key) {
-            // Settled already, or replaced while this attempt ran: the newer task supersedes it.
+        if state.finish_live(delivery).is_none() || state.has_waiting(&delivery.message.key) {
+            // Settled already, cancelled, or replaced while this attempt ran: the newer task
+            // supersedes it.
             return Ok(());
         }
         state.insert(next.clone());
@@ -380,7 +419,7 @@ impl Backend for MemoryBackend {
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
         let mut state = self.state();
-        if state.finish(delivery).is_none() {
+        if state.finish_live(delivery).is_none() {
             return Ok(());
         }
         let message = &delivery.message;
@@ -403,6 +442,19 @@ impl Backend for MemoryBackend {
 
     async fn renew(&self, _worker: &str) -> Result<()> {
         Ok(())
+    }
+
+    /// A delivery given up here is run again (this backend has no other worker to take it over
+    /// after a timeout).
+    fn abandon(&self, _worker: &str, delivery: &Delivery) {
+        let mut state = self.state();
+        if let Some(running) = state.finish_live(delivery) {
+            if !state.has_waiting(&running.message.key) {
+                state.insert(running.message);
+            }
+            drop(state);
+            self.shared.added.notify_waiters();
+        }
     }
 
     async fn retire(&self, _worker: &str) -> Result<()> {
@@ -481,12 +533,13 @@ impl Backend for MemoryBackend {
         Ok(true)
     }
 
-    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
+    async fn signals(&self, _feed: Option<&SignalFeed>) -> Result<SignalFeed> {
+        // Signals never get lost in this process, so a new feed needs no position.
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.state();
         let _ = sender.send(Signal::Strikes(state.strikes.clone()));
         state.listeners.push(sender);
-        Ok(receiver)
+        Ok(SignalFeed::new(receiver))
     }
 
     async fn strike(&self, strike: &Strike) -> Result<bool> {
@@ -521,7 +574,7 @@ impl Backend for MemoryBackend {
         if !state.strikes.contains(strike) {
             return Ok(false);
         }
-        if state.finish(delivery).is_some() && !state.has_waiting(&delivery.message.key) {
+        if state.finish_live(delivery).is_some() && !state.has_waiting(&delivery.message.key) {
             let key = delivery.message.key.clone();
             state.park(&key);
             state.held.insert(key, delivery.message.clone());
@@ -555,19 +608,22 @@ impl Backend for MemoryBackend {
     async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
         let mut state = self.state();
         let key = &delivery.message.key;
+        let DeliveryId::Memory(id) = delivery.id else {
+            unreachable!("a Redis delivery admitted in memory");
+        };
         let mut took_slot = None;
         if let Some((slot, limit)) = &gate.slot {
             let holders = state.holders.entry(slot.clone()).or_default();
-            if !holders.contains(key) {
+            if !holders.contains(&id) {
                 if holders.len() >= *limit as usize {
-                    if state.finish(delivery).is_some() && !state.has_waiting(key) {
+                    if state.finish_live(delivery).is_some() && !state.has_waiting(key) {
                         state.park(key);
                         let queue = state.gated.entry(slot.clone()).or_default();
                         queue.push_back(delivery.message.clone());
                     }
                     return Ok(Admission::Waiting);
                 }
-                holders.insert(key.clone());
+                holders.insert(id);
                 took_slot = Some(slot.clone());
             }
         }
@@ -581,10 +637,10 @@ impl Backend for MemoryBackend {
                 let due = *starts.front().expect("the window is full") + *window;
                 if let Some(slot) = took_slot {
                     if let Some(holders) = state.holders.get_mut(&slot) {
-                        holders.remove(key);
+                        holders.remove(&id);
                     }
                 }
-                if state.finish(delivery).is_some() && !state.has_waiting(key) {
+                if state.finish_live(delivery).is_some() && !state.has_waiting(key) {
                     state.insert(Message {
                         due,
                         ..delivery.message.clone()
@@ -605,8 +661,9 @@ impl Backend for MemoryBackend {
             return Ok(());
         };
         let mut state = self.state();
-        if let Some(holders) = state.holders.get_mut(slot) {
-            holders.remove(&delivery.message.key);
+        if let (Some(holders), DeliveryId::Memory(id)) = (state.holders.get_mut(slot), &delivery.id)
+        {
+            holders.remove(id);
         }
         let next = state.gated.get_mut(slot).and_then(VecDeque::pop_front);
         if let Some(message) = next {

@@ -19,6 +19,12 @@ use crate::results::TaskState;
 use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, WorkerInfo};
 use crate::strike::Strike;
 
+/// How many dead letters a docket keeps by default; the oldest go first.
+pub(crate) const DEAD_LETTERS_KEPT: usize = 10_000;
+
+/// How long a dead letter is kept by default: 30 days.
+pub(crate) const DEAD_LETTER_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// One stored task: what a producer wrote and a worker decodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Message {
@@ -89,10 +95,31 @@ pub(crate) struct Burial {
 /// What a worker hears from the rest of the fleet.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Signal {
-    /// Stop the running task with this key.
-    Cancel(String),
+    /// Stop the run of this key: the delivery named, or (when `None`) every run of the key.
+    /// A worker that has not started that delivery yet never starts it.
+    Cancel {
+        key: String,
+        delivery: Option<DeliveryId>,
+    },
     /// The strikes in place now (sent first on subscribing, then after every change).
     Strikes(Vec<Strike>),
+}
+
+/// A subscription to worker signals.
+#[derive(Debug)]
+pub(crate) struct SignalFeed {
+    pub(crate) signals: mpsc::UnboundedReceiver<Signal>,
+    /// How far the feed has read, for a subscription that goes on after it.
+    pub(crate) position: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl SignalFeed {
+    pub(crate) fn new(signals: mpsc::UnboundedReceiver<Signal>) -> SignalFeed {
+        SignalFeed {
+            signals,
+            position: Default::default(),
+        }
+    }
 }
 
 /// The limits a delivery must pass before it runs.
@@ -153,8 +180,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// backend needs no renewal.
     fn renew_every(&self) -> Option<Duration>;
 
-    /// Keep the deliveries of `worker` from being taken over by another worker.
+    /// Keep the deliveries `worker` holds (running, or being settled) from being taken over by
+    /// another worker. Costs nothing when it holds none.
     fn renew(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The worker gave up settling `delivery` (the backend stayed unreachable, or its settle
+    /// step crashed): it is no longer held, and is to be run again.
+    fn abandon(&self, worker: &str, delivery: &Delivery);
 
     /// The worker has stopped and settled everything it took: forget it.
     fn retire(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
@@ -173,8 +205,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn replay(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Subscribe to signals for workers: first the strikes in place, then every cancel and
-    /// strike change. The subscription is live when this returns.
-    fn signals(&self) -> impl Future<Output = Result<mpsc::UnboundedReceiver<Signal>>> + Send;
+    /// strike change. The subscription is live when this returns. Given the `feed` of an earlier
+    /// subscription that ended (a dropped connection), the new one goes on where it stopped, so
+    /// no cancel sent meanwhile is missed.
+    fn signals(&self, feed: Option<&SignalFeed>)
+    -> impl Future<Output = Result<SignalFeed>> + Send;
 
     /// Put a strike in place and tell every worker; `false` when it was already in place.
     fn strike(&self, strike: &Strike) -> impl Future<Output = Result<bool>> + Send;
@@ -308,6 +343,13 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.renew(worker))
     }
 
+    fn abandon(&self, worker: &str, delivery: &Delivery) {
+        match self {
+            AnyBackend::Memory(backend) => backend.abandon(worker, delivery),
+            AnyBackend::Redis(backend) => backend.abandon(worker, delivery),
+        }
+    }
+
     async fn retire(&self, worker: &str) -> Result<()> {
         dispatch!(self, b => b.retire(worker))
     }
@@ -328,8 +370,8 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.replay(key))
     }
 
-    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
-        dispatch!(self, b => b.signals())
+    async fn signals(&self, feed: Option<&SignalFeed>) -> Result<SignalFeed> {
+        dispatch!(self, b => b.signals(feed))
     }
 
     async fn strike(&self, strike: &Strike) -> Result<bool> {

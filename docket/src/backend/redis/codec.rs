@@ -202,8 +202,9 @@ fn describe_fields(fields: &[Value]) -> String {
 pub(super) enum SignalEntry {
     /// The strikes changed: these are in place now.
     Strikes(Vec<Strike>),
-    /// Stop the running task with this key.
-    Cancel(String),
+    /// Stop the run of this key: the one delivered as stream entry `id` (every run of the key,
+    /// for a signal written before entries named it).
+    Cancel { key: String, id: Option<String> },
 }
 
 /// Decode a signals stream entry from its `[field, value]`: `s` and the JSON array of the
@@ -217,8 +218,20 @@ pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
             )))
         }
         [Value::BulkString(field), Value::BulkString(key)] if field == b"c" => {
-            String::from_utf8(key.clone()).ok().map(SignalEntry::Cancel)
+            Some(SignalEntry::Cancel {
+                key: String::from_utf8(key.clone()).ok()?,
+                id: None,
+            })
         }
+        [
+            Value::BulkString(field),
+            Value::BulkString(key),
+            Value::BulkString(id_field),
+            Value::BulkString(id),
+        ] if field == b"c" && id_field == b"i" => Some(SignalEntry::Cancel {
+            key: String::from_utf8(key.clone()).ok()?,
+            id: Some(String::from_utf8(id.clone()).ok()?),
+        }),
         _ => None,
     }
 }
@@ -438,7 +451,17 @@ mod tests {
         );
         assert_eq!(
             decode_signal(&[bulk("c"), bulk("scan-7")]),
-            Some(SignalEntry::Cancel("scan-7".into()))
+            Some(SignalEntry::Cancel {
+                key: "scan-7".into(),
+                id: None
+            })
+        );
+        assert_eq!(
+            decode_signal(&[bulk("c"), bulk("scan-7"), bulk("i"), bulk("1-0")]),
+            Some(SignalEntry::Cancel {
+                key: "scan-7".into(),
+                id: Some("1-0".into())
+            })
         );
         let ignored: [&[Value]; 5] = [
             &[bulk("x"), bulk("1")],

@@ -8,12 +8,13 @@
 //! | `{name}:stream` | stream, consumer group `workers` | due tasks, fields `k` (key) and `m` (message JSON); wake-ups, field `w`; tasks waiting for a concurrency slot stay here, acknowledged |
 //! | `{name}:schedule` | sorted set | key → due time (ms since the epoch) of each future task |
 //! | `{name}:parked` | hash | key → message JSON of each future task |
-//! | `{name}:index` | hash | key → stream id of its queued or running entry; `s` while scheduled, `h` while held, `g` and the stream id while waiting for a concurrency slot |
+//! | `{name}:index` | hash | key → stream id of its queued or running entry; `s` while scheduled, `h` while held, `g` and the stream id while waiting for a concurrency slot, `x` and the stream id while a cancelled run is being stopped |
 //! | `{name}:dead` | hash | key → dead letter JSON |
+//! | `{name}:died` | sorted set | key → when its dead letter was written (ms), for retention |
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
-//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` (cancel the running task with this key) |
+//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id) |
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
-//! | `{name}:slot:<scope>` | set | keys of the tasks holding the concurrency limit `<scope>` |
+//! | `{name}:slot:<scope>` | set | stream ids of the deliveries holding the concurrency limit `<scope>` |
 //! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
 //! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
 //! | `{name}:state:<key>` | string, expiring; and a pub/sub channel | the task state JSON of a task that keeps results; each change is published on the channel of the same name |
@@ -33,6 +34,7 @@ pub(super) struct Keys {
     pub(super) parked: String,
     pub(super) index: String,
     pub(super) dead: String,
+    pub(super) died: String,
     pub(super) strikes: String,
     pub(super) signals: String,
     pub(super) held: String,
@@ -50,6 +52,7 @@ impl Keys {
             parked: key("parked"),
             index: key("index"),
             dead: key("dead"),
+            died: key("died"),
             strikes: key("strikes"),
             signals: key("signals"),
             held: key("held"),
@@ -94,6 +97,7 @@ mod tests {
             keys.parked.clone(),
             keys.index.clone(),
             keys.dead.clone(),
+            keys.died.clone(),
             keys.strikes.clone(),
             keys.signals.clone(),
             keys.held.clone(),

@@ -25,7 +25,7 @@ pub(crate) mod fuzz;
 mod keys;
 mod scripts;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -47,6 +47,7 @@ use self::keys::{GROUP, Keys};
 use self::scripts::SCRIPTS;
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
+    SignalFeed,
 };
 use crate::error::{Error, Result};
 use crate::results::{Status, TaskState};
@@ -64,6 +65,10 @@ pub(crate) struct RedisOptions {
     pub(crate) tls_ca: Option<Vec<u8>>,
     /// How many deliveries a task may have without being settled before it is a dead letter.
     pub(crate) max_deliveries: u64,
+    /// The most dead letters kept; the oldest go first.
+    pub(crate) dead_letters_kept: usize,
+    /// How long a dead letter is kept.
+    pub(crate) dead_letter_age: Duration,
 }
 
 impl Default for RedisOptions {
@@ -73,6 +78,8 @@ impl Default for RedisOptions {
             max_payload: 1 << 20,
             tls_ca: None,
             max_deliveries: 5,
+            dead_letters_kept: super::DEAD_LETTERS_KEPT,
+            dead_letter_age: super::DEAD_LETTER_AGE,
         }
     }
 }
@@ -84,6 +91,8 @@ impl std::fmt::Debug for RedisOptions {
             .field("max_payload", &self.max_payload)
             .field("tls_ca", &self.tls_ca.as_ref().map(|_| "set"))
             .field("max_deliveries", &self.max_deliveries)
+            .field("dead_letters_kept", &self.dead_letters_kept)
+            .field("dead_letter_age", &self.dead_letter_age)
             .finish()
     }
 }
@@ -114,6 +123,15 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// The most worker signals read at once.
 const SIGNAL_BATCH: usize = 100;
 
+/// The most tasks one `enqueue` call stores, and about the most bytes of messages: well under
+/// every server's limits on a request (ElastiCache Serverless takes 3,999 arguments, Upstash 1
+/// MB on its free plan) and Lua's on `unpack`. Larger batches are split.
+const ENQUEUE_CHUNK: usize = 500;
+const ENQUEUE_CHUNK_BYTES: usize = 512 << 10;
+
+/// The most deliveries settled or renewed in one call.
+const SETTLE_CHUNK: usize = 1000;
+
 pub(crate) struct RedisBackend {
     keys: Keys,
     /// The URL without its password, for messages.
@@ -124,8 +142,10 @@ pub(crate) struct RedisBackend {
     /// Dedicated connections for blocking reads, one per claim in progress.
     readers: Mutex<Vec<Reader>>,
     timer: Mutex<Timer>,
-    /// Stream ids handed to this process's workers and not yet settled.
-    in_flight: Mutex<HashSet<String>>,
+    /// Stream ids handed to this process's workers and not yet settled, and the worker (the
+    /// consumer) holding each. A delivery leaves only when its settlement has returned, so it is
+    /// renewed while it is being settled and never recovered as lost meanwhile.
+    in_flight: Mutex<HashMap<String, String>>,
     /// Workers whose read failed: entries it delivered may never have reached them.
     lost_reads: Mutex<HashSet<String>>,
     options: RedisOptions,
@@ -204,7 +224,7 @@ impl RedisBackend {
                 next_reclaim: Instant::now(),
                 cursor: "-".into(),
             }),
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             lost_reads: Mutex::new(HashSet::new()),
             options,
             sent: Arc::new(AtomicU64::new(0)),
@@ -223,6 +243,25 @@ impl RedisBackend {
     }
 
     async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
+        failpoint!(redis "redis.send");
+        let reply = self.invoke_once(invocation).await;
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
+    }
+
+    /// After an outage, live workers need a whole redelivery timeout to renew their deliveries
+    /// (their idle times kept counting while Redis was down or restarting), so none of them is
+    /// taken over as if its worker had died: push the next reclaim check back.
+    fn heard<T>(&self, reply: &Result<T>) {
+        if reply.as_ref().is_err_and(Error::is_unavailable) {
+            let grace = Instant::now() + self.options.redelivery_timeout;
+            let mut timer = self.timer.lock().expect("never poisoned");
+            timer.next_reclaim = timer.next_reclaim.max(grace);
+        }
+    }
+
+    async fn invoke_once<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut connection = self.connection.clone();
         match invocation.invoke_async(&mut connection).await {
@@ -239,14 +278,26 @@ impl RedisBackend {
     }
 
     async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        failpoint!(redis "redis.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
-        command
+        let reply = command
             .query_async(&mut self.connection.clone())
             .await
-            .map_err(into_error)
+            .map_err(into_error);
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
     }
 
     async fn pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
+        failpoint!(redis "redis.send");
+        let reply = self.pipeline_once(pipeline).await;
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
+    }
+
+    async fn pipeline_once<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
         self.sent
             .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
         let mut connection = self.connection.clone();
@@ -335,6 +386,7 @@ impl RedisBackend {
             .arg("STREAMS")
             .arg(&self.keys.stream)
             .arg(">");
+        failpoint!(redis "redis.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut connection = reader.connection.clone();
         let read = command.query_async::<Value>(&mut connection);
@@ -443,11 +495,18 @@ impl RedisBackend {
                 Entry::Task { id, message } if delivered > self.options.max_deliveries => {
                     let reason = format!(
                         "delivered {delivered} times and never settled: each worker that took \
-                         it stopped (crashed, or was killed) while running it"
+                         it went silent (crashed, was killed, or froze) while running it"
                     );
                     tracing::error!(key = %message.key, task = %message.task, %reason, "task moved to the dead letters");
                     let letter = codec::encode_dead(&message, &reason, SystemTime::now(), None);
-                    self.bury_entry(&id, &message.key, &letter, false).await?;
+                    if let Err(error) = self
+                        .bury_entry(worker, &id, &message.key, &letter, false)
+                        .await
+                    {
+                        // It stays pending to this worker, unseen: recovered, and judged again.
+                        tracing::warn!(key = %message.key, error = %crate::error::Chain(&error), "could not bury a poison task");
+                        self.lost(worker);
+                    }
                 }
                 entry => alive.push(entry),
             }
@@ -455,11 +514,19 @@ impl RedisBackend {
         Ok(alive)
     }
 
-    /// Entries delivered to `worker` whose delivery it never saw: the reply of a read that
-    /// failed (a dropped connection, a Redis restart) after Redis had already handed them over.
-    /// They are found in the worker's pending list, less those it is running, and claimed again.
-    /// (Reading the pending list with `XREADGROUP ... 0` would count a delivery for every entry
-    /// the worker is running, and push healthy tasks towards `max_deliveries`.)
+    /// Remember that deliveries may have reached `worker` without it seeing them: the next claim
+    /// looks for them first.
+    fn lost(&self, worker: &str) {
+        self.lost_reads
+            .lock()
+            .expect("never poisoned")
+            .insert(worker.to_owned());
+    }
+
+    /// Entries delivered to `worker` whose delivery it never saw: the reply of a read (or a
+    /// reclaim) that failed after Redis had handed them over, or entries it could not sort. They
+    /// are found in the worker's pending list, less those it holds, and claimed again at the
+    /// delivery count they have: losing a reply is no delivery.
     async fn recover(&self, worker: &str) -> Result<Vec<Entry>> {
         let mut pending = redis::cmd("XPENDING");
         pending
@@ -477,57 +544,77 @@ impl RedisBackend {
             }
             result => result?,
         };
-        let lost: Vec<String> = {
+        // By delivery count, as `XCLAIM ... RETRYCOUNT` sets one count for all its ids.
+        let mut lost: HashMap<u64, Vec<String>> = HashMap::new();
+        {
             let in_flight = self.in_flight.lock().expect("never poisoned");
-            pending_owners(pending)
-                .into_keys()
-                .filter(|id| !in_flight.contains(id))
-                .collect()
-        };
+            for row in pending_rows(pending) {
+                if !in_flight.contains_key(&row.id) {
+                    lost.entry(row.delivered).or_default().push(row.id);
+                }
+            }
+        }
         if lost.is_empty() {
             return Ok(Vec::new());
         }
         tracing::warn!(
             worker,
-            count = lost.len(),
+            count = lost.values().map(Vec::len).sum::<usize>(),
             "recovering deliveries lost with a failed read"
         );
-        let mut claim = redis::cmd("XCLAIM");
-        claim
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg(worker)
-            .arg(0)
-            .arg(&lost);
-        let claimed: Value = self.query(&claim).await?;
-        Ok(self.decode(stream_entries(claimed)))
+        let mut entries = Vec::new();
+        for (delivered, ids) in lost {
+            let mut claim = redis::cmd("XCLAIM");
+            claim
+                .arg(&self.keys.stream)
+                .arg(GROUP)
+                .arg(worker)
+                .arg(0)
+                .arg(&ids)
+                .arg("RETRYCOUNT")
+                .arg(delivered);
+            let claimed: Value = self.query(&claim).await?;
+            entries.extend(self.decode(stream_entries(claimed)));
+        }
+        Ok(entries)
     }
 
-    /// Acknowledge `(stream id, key)` entries in one call.
-    async fn acknowledge<'a>(
-        &self,
-        entries: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
-    ) -> Result<()> {
-        let mut invocation = SCRIPTS.complete.prepare_invoke();
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
-            .arg(entries.len());
-        for (id, _) in entries.clone() {
-            invocation.arg(id);
+    /// Acknowledge `(stream id, key)` entries, at most [`SETTLE_CHUNK`] a call.
+    async fn acknowledge<'a>(&self, entries: &[(&'a str, &'a str)]) -> Result<()> {
+        for chunk in entries.chunks(SETTLE_CHUNK) {
+            let mut invocation = SCRIPTS.complete.prepare_invoke();
+            invocation
+                .key(&self.keys.stream)
+                .key(&self.keys.index)
+                .arg(chunk.len());
+            for (id, _) in chunk {
+                invocation.arg(*id);
+            }
+            for (_, key) in chunk {
+                invocation.arg(*key);
+            }
+            self.invoke::<i64>(&invocation).await?;
         }
-        for (_, key) in entries {
-            invocation.arg(key);
-        }
-        self.invoke::<i64>(&invocation).await.map(drop)
+        Ok(())
     }
 
-    /// The delivery is settled (or given up): it is no longer this process's to run.
+    /// The delivery is settled: it is no longer this process's to run or renew.
     fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
         let mut in_flight = self.in_flight.lock().expect("never poisoned");
         for delivery in deliveries {
             in_flight.remove(stream_id(delivery));
         }
+    }
+
+    /// The worker holding `delivery`: whose word settles it. A delivery this process no longer
+    /// holds has no holder, and scripts then treat its settlement as a stale copy's.
+    fn holder(&self, delivery: &Delivery) -> String {
+        self.in_flight
+            .lock()
+            .expect("never poisoned")
+            .get(stream_id(delivery))
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {
@@ -544,58 +631,84 @@ impl RedisBackend {
             .collect()
     }
 
-    /// Split read entries into deliveries, settling wake-ups and burying garbled entries.
-    /// `redelivered`: the entries were taken over from a worker that went silent.
-    async fn sort(&self, entries: Vec<Entry>, redelivered: bool) -> Result<Vec<Delivery>> {
+    /// Split entries handed to `worker` into deliveries, settling wake-ups and burying garbled
+    /// entries. `redelivered`: the entries were taken over from a worker that went silent.
+    /// Never fails: a delivery is never lost here; what cannot be settled now stays pending to
+    /// the worker and is recovered by its next claim.
+    async fn sort(&self, worker: &str, entries: Vec<Entry>, redelivered: bool) -> Vec<Delivery> {
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut wakes = Vec::new();
-        for entry in entries {
-            match entry {
-                Entry::Task { id, message } => {
-                    self.in_flight
-                        .lock()
-                        .expect("never poisoned")
-                        .insert(id.clone());
-                    deliveries.push(Delivery {
-                        id: DeliveryId::Stream(id),
-                        message,
-                        redelivered,
-                    });
+        let mut garbled = Vec::new();
+        {
+            let mut in_flight = self.in_flight.lock().expect("never poisoned");
+            for entry in entries {
+                match entry {
+                    Entry::Task { id, message } => {
+                        in_flight.insert(id.clone(), worker.to_owned());
+                        deliveries.push(Delivery {
+                            id: DeliveryId::Stream(id),
+                            message,
+                            redelivered,
+                        });
+                    }
+                    Entry::Wake { id } => wakes.push(id),
+                    entry @ Entry::Garbled { .. } => garbled.push(entry),
                 }
-                Entry::Wake { id } => wakes.push(id),
-                Entry::Garbled {
-                    id,
-                    key,
-                    fields,
-                    reason,
-                } => {
-                    let key = key.unwrap_or_else(|| format!("garbled:{id}"));
-                    tracing::error!(%key, entry = %id, %reason, "undecodable stream entry moved to the dead letters");
-                    let letter = codec::encode_garbled(&fields, &reason, SystemTime::now());
-                    self.bury_entry(&id, &key, &letter, true).await?;
-                }
+            }
+        }
+        for entry in garbled {
+            let Entry::Garbled {
+                id,
+                key,
+                fields,
+                reason,
+            } = entry
+            else {
+                continue;
+            };
+            let key = key.unwrap_or_else(|| format!("garbled:{id}"));
+            tracing::error!(%key, entry = %id, %reason, "undecodable stream entry moved to the dead letters");
+            let letter = codec::encode_garbled(&fields, &reason, SystemTime::now());
+            if let Err(error) = self.bury_entry(worker, &id, &key, &letter, true).await {
+                tracing::warn!(entry = %id, error = %crate::error::Chain(&error), "could not bury an undecodable entry");
+                self.lost(worker);
             }
         }
         if !wakes.is_empty() {
             // The schedule's head changed: look at it before blocking again.
             self.timer.lock().expect("never poisoned").next_due = None;
-            self.acknowledge(wakes.iter().map(|id| (id.as_str(), "")))
-                .await?;
+            let wakes: Vec<(&str, &str)> = wakes.iter().map(|id| (id.as_str(), "")).collect();
+            if let Err(error) = self.acknowledge(&wakes).await {
+                tracing::debug!(error = %crate::error::Chain(&error), "could not settle wake-ups");
+                self.lost(worker);
+            }
         }
-        Ok(deliveries)
+        deliveries
     }
 
-    async fn bury_entry(&self, id: &str, key: &str, letter: &str, always: bool) -> Result<()> {
+    async fn bury_entry(
+        &self,
+        worker: &str,
+        id: &str,
+        key: &str,
+        letter: &str,
+        always: bool,
+    ) -> Result<bool> {
         let mut invocation = SCRIPTS.bury.prepare_invoke();
         invocation
             .key(&self.keys.stream)
             .key(&self.keys.index)
             .key(&self.keys.dead)
+            .key(&self.keys.died)
             .arg(id)
             .arg(key)
             .arg(letter)
-            .arg(if always { "1" } else { "0" });
-        self.invoke::<i64>(&invocation).await.map(drop)
+            .arg(if always { "1" } else { "0" })
+            .arg(worker)
+            .arg(millis(SystemTime::now()))
+            .arg(self.options.dead_letters_kept)
+            .arg(millis_of(self.options.dead_letter_age));
+        Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
     /// How long to block: until the earliest future task, the next reclaim check, or `give_up`.
@@ -625,9 +738,8 @@ impl RedisBackend {
 
 impl Backend for RedisBackend {
     async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
-        let mut invocation = SCRIPTS.enqueue.prepare_invoke();
-        self.keys_for(&mut invocation);
-        invocation.arg(millis(SystemTime::now()));
+        // Encode and check every task before anything is sent: a bad one writes nothing.
+        let mut encoded = Vec::with_capacity(batch.len());
         for (message, mode) in batch {
             let json = codec::encode_message(message);
             if json.len() > self.options.max_payload {
@@ -642,24 +754,55 @@ impl Backend for RedisBackend {
                 KeyMode::Replace => "replace",
                 KeyMode::Fresh => "fresh",
             };
-            invocation
-                .arg(&message.key)
-                .arg(json)
-                .arg(millis(message.due))
-                .arg(mode);
+            encoded.push((message, json, mode));
         }
-        let outcomes: Vec<u8> = self.invoke(&invocation).await?;
-        outcomes
-            .into_iter()
-            .map(|outcome| match outcome {
-                0 => Ok(Disposition::Added),
-                1 => Ok(Disposition::Replaced),
-                2 => Ok(Disposition::Duplicate),
-                other => Err(Error::Backend {
-                    source: format!("enqueue answered `{other}`").into(),
-                }),
-            })
-            .collect()
+        // In chunks, sent together on the shared connection (pipelined), run in order.
+        let mut chunks = Vec::new();
+        let mut rest = encoded.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let mut len = 0;
+            while len < rest.len()
+                && len < ENQUEUE_CHUNK
+                && (len == 0 || bytes < ENQUEUE_CHUNK_BYTES)
+            {
+                bytes += rest[len].1.len() + rest[len].0.key.len();
+                len += 1;
+            }
+            let (chunk, tail) = rest.split_at(len);
+            chunks.push(chunk);
+            rest = tail;
+        }
+        let now = millis(SystemTime::now());
+        let calls = chunks.iter().map(|chunk| async move {
+            let mut invocation = SCRIPTS.enqueue.prepare_invoke();
+            self.keys_for(&mut invocation);
+            invocation.arg(now);
+            for (message, json, mode) in *chunk {
+                invocation
+                    .arg(&message.key)
+                    .arg(json.as_str())
+                    .arg(millis(message.due))
+                    .arg(*mode);
+            }
+            self.invoke::<Vec<u8>>(&invocation).await
+        });
+        let mut dispositions = Vec::with_capacity(batch.len());
+        for outcomes in futures_util::future::join_all(calls).await {
+            for outcome in outcomes? {
+                dispositions.push(match outcome {
+                    0 => Disposition::Added,
+                    1 => Disposition::Replaced,
+                    2 => Disposition::Duplicate,
+                    other => {
+                        return Err(Error::Backend {
+                            source: format!("enqueue answered `{other}`").into(),
+                        });
+                    }
+                });
+            }
+        }
+        Ok(dispositions)
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {
@@ -691,14 +834,8 @@ impl Backend for RedisBackend {
                 .expect("never poisoned")
                 .remove(worker)
             {
-                let lost = self.recover(worker).await;
-                if lost.is_err() {
-                    self.lost_reads
-                        .lock()
-                        .expect("never poisoned")
-                        .insert(worker.to_owned());
-                }
-                let deliveries = self.sort(lost?, false).await?;
+                let lost = self.recover(worker).await?;
+                let deliveries = self.sort(worker, lost, false).await;
                 if !deliveries.is_empty() {
                     return Ok(deliveries);
                 }
@@ -708,7 +845,7 @@ impl Backend for RedisBackend {
                     Some(wait) => wait,
                     None => {
                         let reclaimed = self.tick(worker, max, true).await?;
-                        let deliveries = self.sort(reclaimed, true).await?;
+                        let deliveries = self.sort(worker, reclaimed, true).await;
                         if !deliveries.is_empty() {
                             return Ok(deliveries);
                         }
@@ -720,18 +857,11 @@ impl Backend for RedisBackend {
                         self.create_group().await?;
                         continue;
                     }
-                    Err(error) => {
-                        // Redis may have delivered entries whose reply never arrived.
-                        self.lost_reads
-                            .lock()
-                            .expect("never poisoned")
-                            .insert(worker.to_owned());
-                        return Err(error);
-                    }
-                    Ok(reply) => reply,
+                    reply => reply?,
                 };
+                failpoint!(redis "redis.reply");
                 let entries = self.decode(stream_entries(first_stream(reply)));
-                let deliveries = self.sort(entries, false).await?;
+                let deliveries = self.sort(worker, entries, false).await;
                 let expired = give_up.is_some_and(|limit| Instant::now() >= limit);
                 if !deliveries.is_empty() || stop.is_cancelled() || expired {
                     return Ok(deliveries);
@@ -740,8 +870,16 @@ impl Backend for RedisBackend {
         }
         .await;
         match &result {
-            Err(error) if error.is_unavailable() => {} // drop the connection; make a new one next time
-            _ => self.readers.lock().expect("never poisoned").push(reader),
+            Err(error) => {
+                // Redis may have handed entries over (a read or a reclaim) whose reply never
+                // arrived: the next claim looks for them.
+                self.lost(worker);
+                if !error.is_unavailable() {
+                    self.readers.lock().expect("never poisoned").push(reader);
+                }
+                // An unreachable server: drop the connection; make a new one next time.
+            }
+            Ok(_) => self.readers.lock().expect("never poisoned").push(reader),
         }
         result
     }
@@ -750,25 +888,28 @@ impl Backend for RedisBackend {
         if deliveries.is_empty() {
             return Ok(());
         }
-        self.settled(deliveries);
-        let settled = deliveries
+        let settled: Vec<(&str, &str)> = deliveries
             .iter()
-            .map(|delivery| (stream_id(delivery), delivery.message.key.as_str()));
-        self.acknowledge(settled).await
+            .map(|delivery| (stream_id(delivery), delivery.message.key.as_str()))
+            .collect();
+        self.acknowledge(&settled).await?;
+        self.settled(deliveries);
+        Ok(())
     }
 
     async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
-        let due = next.due;
-        self.settled([delivery]);
         let mut invocation = SCRIPTS.retry.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
             .arg(stream_id(delivery))
             .arg(&delivery.message.key)
             .arg(codec::encode_message(next))
-            .arg(millis(due))
-            .arg(millis(SystemTime::now()));
-        self.invoke::<i64>(&invocation).await.map(drop)
+            .arg(millis(next.due))
+            .arg(millis(SystemTime::now()))
+            .arg(self.holder(delivery));
+        self.invoke::<i64>(&invocation).await?;
+        self.settled([delivery]);
+        Ok(())
     }
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
@@ -779,19 +920,39 @@ impl Backend for RedisBackend {
             Some(&burial.history),
         );
         let key = &delivery.message.key;
+        let holder = self.holder(delivery);
+        self.bury_entry(&holder, stream_id(delivery), key, &letter, false)
+            .await?;
         self.settled([delivery]);
-        self.bury_entry(stream_id(delivery), key, &letter, false)
-            .await
+        Ok(())
     }
 
     fn renew_every(&self) -> Option<Duration> {
-        Some(self.options.redelivery_timeout / 3)
+        Some(self.options.redelivery_timeout / 4)
     }
 
     async fn renew(&self, worker: &str) -> Result<()> {
-        let mut invocation = SCRIPTS.renew.prepare_invoke();
-        invocation.key(&self.keys.stream).arg(worker).arg(100_000);
-        self.invoke::<i64>(&invocation).await.map(drop)
+        let held: Vec<String> = self
+            .in_flight
+            .lock()
+            .expect("never poisoned")
+            .iter()
+            .filter(|(_, holder)| *holder == worker)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for chunk in held.chunks(SETTLE_CHUNK) {
+            failpoint!(redis "renew");
+            let mut invocation = SCRIPTS.renew.prepare_invoke();
+            invocation.key(&self.keys.stream).arg(worker).arg(chunk);
+            self.invoke::<i64>(&invocation).await?;
+        }
+        Ok(())
+    }
+
+    fn abandon(&self, worker: &str, delivery: &Delivery) {
+        // No longer renewed; recovered by this worker's next claim and run again.
+        self.settled([delivery]);
+        self.lost(worker);
     }
 
     async fn retire(&self, worker: &str) -> Result<()> {
@@ -831,7 +992,10 @@ impl Backend for RedisBackend {
         let (streamed, pending, parked, held, dead): (Value, Value, Pairs, Pairs, usize) =
             self.pipeline(&pipeline).await?;
         let taken = SystemTime::now();
-        let owners: std::collections::HashMap<String, String> = pending_owners(pending);
+        let owners: HashMap<String, String> = pending_rows(pending)
+            .into_iter()
+            .map(|row| (row.id, row.consumer))
+            .collect();
         let mut snapshot = Snapshot {
             taken,
             queued: Vec::new(),
@@ -918,7 +1082,7 @@ impl Backend for RedisBackend {
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
-    async fn signals(&self) -> Result<mpsc::UnboundedReceiver<Signal>> {
+    async fn signals(&self, feed: Option<&SignalFeed>) -> Result<SignalFeed> {
         let mut connection = self.dedicated().await?;
         // Where the feed stands, then the strikes: any change after that point is in the feed.
         let mut pipeline = redis::pipe();
@@ -940,20 +1104,29 @@ impl Backend for RedisBackend {
             .await
             .map_err(|_| unavailable("reading the strikes did not return"))?
             .map_err(into_error)?;
-        let last = stream_entries(last)
-            .pop()
-            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+        // A feed that went on after an earlier one starts where that one stopped, so cancels
+        // sent meanwhile still arrive (the strikes are read whole again anyway).
+        let resumed = feed.and_then(|feed| feed.position.lock().expect("never poisoned").clone());
+        let last = match resumed {
+            Some(position) => position,
+            None => stream_entries(last)
+                .pop()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+        };
         let strikes = codec::decode_strikes(strikes.iter().map(Vec::as_slice));
         let (sender, receiver) = mpsc::unbounded_channel();
         let _ = sender.send(Signal::Strikes(strikes));
+        let feed = SignalFeed::new(receiver);
+        *feed.position.lock().expect("never poisoned") = Some(last.clone());
         tokio::spawn(follow_signals(
             self.keys.signals.clone(),
             Arc::clone(&self.sent),
             connection,
+            Arc::clone(&feed.position),
             last,
             sender,
         ));
-        Ok(receiver)
+        Ok(feed)
     }
 
     async fn strike(&self, strike: &Strike) -> Result<bool> {
@@ -991,7 +1164,8 @@ impl Backend for RedisBackend {
             .arg(stream_id(delivery))
             .arg(&delivery.message.key)
             .arg(codec::encode_message(&delivery.message))
-            .arg(strike.encode());
+            .arg(strike.encode())
+            .arg(self.holder(delivery));
         let held = self.invoke::<i64>(&invocation).await? == 1;
         if held {
             self.settled([delivery]);
@@ -1039,7 +1213,8 @@ impl Backend for RedisBackend {
             .arg(millis(SystemTime::now()))
             .arg(size)
             .arg(count)
-            .arg(window);
+            .arg(window)
+            .arg(self.holder(delivery));
         let answer: Vec<u64> = self.invoke(&invocation).await?;
         let admission = match answer.as_slice() {
             [0] => return Ok(Admission::Run),
@@ -1064,7 +1239,7 @@ impl Backend for RedisBackend {
         invocation
             .key(self.keys.slot(scope))
             .key(self.keys.gated(scope))
-            .arg(&delivery.message.key)
+            .arg(stream_id(delivery))
             .arg(millis(SystemTime::now()));
         self.invoke::<i64>(&invocation).await.map(drop)
     }
@@ -1124,6 +1299,7 @@ async fn follow_signals(
     signals: String,
     sent: Arc<AtomicU64>,
     mut connection: MultiplexedConnection,
+    position: Arc<Mutex<Option<String>>>,
     mut last: String,
     sender: mpsc::UnboundedSender<Signal>,
 ) {
@@ -1151,16 +1327,21 @@ async fn follow_signals(
         for (id, fields) in stream_entries(first_stream(reply)) {
             let signal = match codec::decode_signal(&fields) {
                 Some(SignalEntry::Strikes(strikes)) => Some(Signal::Strikes(strikes)),
-                Some(SignalEntry::Cancel(key)) => Some(Signal::Cancel(key)),
+                Some(SignalEntry::Cancel { key, id }) => Some(Signal::Cancel {
+                    key,
+                    delivery: id.map(DeliveryId::Stream),
+                }),
                 None => {
                     tracing::warn!(entry = %id, "ignoring an unknown worker signal");
                     None
                 }
             };
-            last = id;
             if signal.is_some_and(|signal| sender.send(signal).is_err()) {
                 return;
             }
+            // Only once the signal is passed on: a feed made after this one ends resumes here.
+            *position.lock().expect("never poisoned") = Some(id.clone());
+            last = id;
         }
     }
 }
@@ -1282,20 +1463,36 @@ fn stream_entries(entries: Value) -> Vec<(String, Vec<Value>)> {
         .collect()
 }
 
-/// Stream id → consumer, from an `XPENDING key group - + count` reply.
-fn pending_owners(pending: Value) -> std::collections::HashMap<String, String> {
+/// One row of an `XPENDING key group - + count` reply.
+struct PendingRow {
+    id: String,
+    consumer: String,
+    /// How often the entry has been delivered.
+    delivered: u64,
+}
+
+/// The rows of an `XPENDING key group - + count` reply; rows of any other shape are skipped.
+fn pending_rows(pending: Value) -> Vec<PendingRow> {
     let Value::Array(rows) = pending else {
-        return Default::default();
+        return Vec::new();
+    };
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
     };
     rows.into_iter()
         .filter_map(|row| {
             let Value::Array(row) = row else { return None };
-            let text = |value: &Value| match value {
-                Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-                Value::SimpleString(text) => Some(text.clone()),
-                _ => None,
+            let delivered = match row.get(3)? {
+                Value::Int(count) => u64::try_from(*count).ok()?,
+                _ => return None,
             };
-            Some((text(row.first()?)?, text(row.get(1)?)?))
+            Some(PendingRow {
+                id: text(row.first()?)?,
+                consumer: text(row.get(1)?)?,
+                delivered,
+            })
         })
         .collect()
 }

@@ -1,6 +1,7 @@
 //! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`.
 //! `redis::Script` loads a script again when the server answers `NOSCRIPT` (after a restart).
-//! Scripts that store tasks or set them aside start with `store.lua`, their shared functions.
+//! Scripts that store, settle, cancel or set aside tasks start with `store.lua`, their shared
+//! functions.
 
 use std::sync::LazyLock;
 
@@ -40,8 +41,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     tick: Script::new(include_str!("lua/tick.lua")),
     complete: Script::new(include_str!("lua/complete.lua")),
     retry: storing!("retry.lua"),
-    bury: Script::new(include_str!("lua/bury.lua")),
-    cancel: Script::new(include_str!("lua/cancel.lua")),
+    bury: storing!("bury.lua"),
+    cancel: storing!("cancel.lua"),
     replay: storing!("replay.lua"),
     renew: Script::new(include_str!("lua/renew.lua")),
     retire: Script::new(include_str!("lua/retire.lua")),
@@ -51,5 +52,5 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     unhold: storing!("unhold.lua"),
     admit: storing!("admit.lua"),
     release: storing!("release.lua"),
-    record: Script::new(include_str!("lua/record.lua")),
+    record: storing!("record.lua"),
 });

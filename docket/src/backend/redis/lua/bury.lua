@@ -1,21 +1,44 @@
--- Settle a delivery that cannot or may not run again, keeping it as a dead letter.
+-- Settle a delivery that cannot or may not run again, keeping it as a dead letter; then drop
+-- the oldest letters past the retention limits.
 --
--- KEYS: stream, index, dead
+-- KEYS: stream, index, dead, died
 -- ARGV: id, key, dead letter, always ('1': keep it even when a newer task holds the key, for
---       entries that never were a docket task)
--- Returns 1 when the dead letter was kept, 0 when a newer task holds the key (this delivery
--- was a stale duplicate).
-local stream, index, dead = KEYS[1], KEYS[2], KEYS[3]
-local id, key, letter, always = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+--       entries that never were a docket task), consumer, now (ms), most letters kept, oldest
+--       letter kept (age, ms)
+-- Returns 1 when the dead letter was kept, 0 when not: this copy is stale (settled or taken
+-- over elsewhere), the task was cancelled, or a newer task holds the key.
+local stream, index, dead, died = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, key, letter, always, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
+local now, most, age = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
-redis.call('XACK', stream, 'workers', id)
-redis.call('XDEL', stream, id)
-local current = redis.call('HGET', index, key)
-if current and current ~= id and not always then
+local outcome = decide(stream, index, id, key, consumer)
+if outcome == 'stale' then
   return 0
 end
-if current == id then
-  redis.call('HDEL', index, key)
+local kept = outcome == 'keep'
+if outcome == 'drop' then
+  kept = always or redis.call('HEXISTS', index, key) == 0
 end
-redis.call('HSET', dead, key, letter)
-return 1
+if kept then
+  if outcome == 'keep' then
+    redis.call('HDEL', index, key)
+  end
+  redis.call('HSET', dead, key, letter)
+  redis.call('ZADD', died, now, key)
+  -- Retention: the oldest letters past the count, then those past the age, a bounded number
+  -- per burial so that one call stays short.
+  local over = redis.call('ZCARD', died) - most
+  local old = {}
+  if over > 0 then
+    old = redis.call('ZRANGE', died, 0, math.min(over, 100) - 1)
+  end
+  if #old == 0 then
+    old = redis.call('ZRANGEBYSCORE', died, '-inf', now - age, 'LIMIT', 0, 100)
+  end
+  if #old > 0 then
+    redis.call('HDEL', dead, unpack(old))
+    redis.call('ZREM', died, unpack(old))
+  end
+end
+settle(stream, index, id, key, outcome)
+return kept and 1 or 0

@@ -1,35 +1,37 @@
--- Remove the waiting, held or gated task of a key; if a run of it is in flight instead, tell
--- every worker to stop it.
+-- Cancel the task of a key wherever it is: remove it when it waits (queued, scheduled, held or
+-- gated); when it was delivered (running on a live worker, or pending on a dead one), mark it
+-- cancelled in the index, so no copy of it is handed out again, and tell every worker to stop
+-- it. A copy held by a strike beside a newer task is removed too.
 --
 -- KEYS: stream, index, schedule, parked, held, signals
 -- ARGV: key
--- Returns 1 when a task was removed or a running one signalled, 0 when the key holds nothing.
+-- Returns 1 when a task was removed or marked cancelled, 0 when the key holds nothing.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local held, signals = KEYS[5], KEYS[6]
 local key = ARGV[1]
 
 local current = redis.call('HGET', index, key)
+local held_copy = redis.call('HDEL', held, key) == 1
+if not current then
+  return held_copy and 1 or 0
+end
+local mark = string.sub(current, 1, 1)
+if mark == 'x' then
+  return 1 -- cancelled already; its run is being stopped
+end
 if current == 's' then
   redis.call('ZREM', schedule, key)
   redis.call('HDEL', parked, key)
-elseif current == 'h' then
-  redis.call('HDEL', held, key)
-elseif current and string.sub(current, 1, 1) == 'g' then
+elseif mark == 'g' then
   -- Its id stays in the slot's queue; the release that reaches it finds the entry gone.
   redis.call('XDEL', stream, string.sub(current, 2))
-elseif current and #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0 then
-  redis.call('XDEL', stream, current)
-else
-  -- Nothing waits under the key, but a held task may sit beside a newer run (scheduled with
-  -- `replace` while it was held).
-  if redis.call('HDEL', held, key) == 1 then
+elseif mark ~= 'h' then
+  if owner(stream, current) then
+    redis.call('HSET', index, key, 'x' .. current)
+    redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 'c', key, 'i', current)
     return 1
   end
-  if not current then
-    return 0
-  end
-  redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 'c', key)
-  return 1
+  redis.call('XDEL', stream, current)
 end
 redis.call('HDEL', index, key)
 return 1

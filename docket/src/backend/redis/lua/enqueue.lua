@@ -1,4 +1,8 @@
--- Store tasks, honouring their keys: one, or a batch in one round trip.
+-- Store tasks, honouring their keys: one, or a batch in one round trip (at most 500 tasks a
+-- call: the caller splits larger batches).
+--
+-- Every task is decided first, by reads alone, and only then written: a predictable error
+-- (a missing consumer group, say) writes nothing.
 --
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms since the epoch), then for each task: key, message, due (ms), mode
@@ -7,36 +11,58 @@
 -- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
--- Index writes of due tasks, made with one HSET at the end.
-local batch = {}
 
-local function enqueue(key, message, due, mode)
-  local outcome = 0
+local tasks, outcomes = {}, {}
+-- The task of this batch that last took a key, by key.
+local taken = {}
+for i = 2, #ARGV, 4 do
+  local task = { key = ARGV[i], message = ARGV[i + 1], due = tonumber(ARGV[i + 2]) }
+  local mode, outcome = ARGV[i + 3], 0
   if mode ~= 'fresh' then
-    local current = batch[key] or redis.call('HGET', index, key)
-    if current then
+    local earlier = taken[task.key]
+    if earlier then
+      -- An earlier task of this batch holds the key, waiting: keep it, or take its place.
       if mode == 'add' then
-        return 2
+        outcome = 2
+      else
+        earlier.skip = true
+        task.remove = earlier.remove
+        outcome = 1
       end
-      if current == 's' then
-        redis.call('ZREM', schedule, key)
-        redis.call('HDEL', parked, key)
-        outcome = 1
-      elseif waiting(stream, current) then
-        -- Queued but not yet delivered: take it out. A delivered one is running, and a held or
-        -- gated one is set aside: those are left alone, and this task is added beside them.
-        redis.call('XDEL', stream, current)
-        outcome = 1
+    else
+      local current = redis.call('HGET', index, task.key)
+      if not free(current) then
+        if mode == 'add' then
+          outcome = 2
+        elseif waiting(stream, current) then
+          -- Queued or scheduled, not yet delivered: take it out. A delivered one is running,
+          -- and a held or gated one is set aside: those are left alone, and this task is added
+          -- beside them.
+          task.remove = current
+          outcome = 1
+        end
       end
     end
   end
-  store(stream, index, schedule, parked, key, message, due, now, batch)
-  return outcome
+  outcomes[#outcomes + 1] = outcome
+  if outcome ~= 2 then
+    tasks[#tasks + 1] = task
+    taken[task.key] = task
+  end
 end
 
-local outcomes = {}
-for i = 2, #ARGV, 4 do
-  outcomes[#outcomes + 1] = enqueue(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3])
+-- Index writes of due tasks, made with one HSET at the end.
+local batch = {}
+for _, task in ipairs(tasks) do
+  if not task.skip then
+    if task.remove == 's' then
+      redis.call('ZREM', schedule, task.key)
+      redis.call('HDEL', parked, task.key)
+    elseif task.remove then
+      redis.call('XDEL', stream, task.remove)
+    end
+    store(stream, index, schedule, parked, task.key, task.message, task.due, now, batch)
+  end
 end
 local writes = {}
 for key, id in pairs(batch) do

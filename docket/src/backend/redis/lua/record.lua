@@ -13,11 +13,12 @@ local json, ttl, key, first = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 
 if first then
   local current = redis.call('HGET', index, key)
-  if not current then
+  if free(current) then
     return 0 -- it ended already (or was cancelled): its own last state stands
   end
-  local aside = current == 's' or current == 'h' or string.sub(current, 1, 1) == 'g'
-  if not aside and #redis.call('XPENDING', stream, 'workers', current, current, 1) > 0 then
+  local mark = string.sub(current, 1, 1)
+  local aside = current == 's' or mark == 'h' or mark == 'g'
+  if not aside and owner(stream, current) then
     -- It is running: the worker's state stands, if it has recorded one yet.
     if not redis.call('SET', state, json, 'PX', ttl, 'NX') then
       return 0

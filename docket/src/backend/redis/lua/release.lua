@@ -1,7 +1,7 @@
 -- Give back a concurrency slot, and queue the first task waiting for it, due now.
 --
 -- KEYS: stream, index, schedule, parked, slot, gated
--- ARGV: key (of the task giving the slot back), now (ms)
+-- ARGV: id (the delivery giving the slot back), now (ms)
 -- Returns 1 when a waiting task was queued.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local slot, gated = KEYS[5], KEYS[6]

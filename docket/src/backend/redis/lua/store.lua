@@ -1,7 +1,13 @@
--- Shared by the scripts that store or set aside tasks (prepended to each): `store` puts a task
--- in the stream when it is due, in the schedule until then. Keys and times as in the scripts;
--- times in ms since the epoch. With a `batch` table, the index write of a due task is left in
--- it (key → stream id) for one HSET of the whole batch.
+-- Shared by the scripts that store, settle or set aside tasks (prepended to each). Keys and
+-- times as in the scripts; times in ms since the epoch.
+--
+-- The index entry of a key says where its task is: a stream id (queued, or delivered and
+-- running), `s` (scheduled), `h` (held by a strike), `g` and a stream id (waiting for a
+-- concurrency slot), or `x` and a stream id (delivered, and cancelled: no copy of it may start
+-- again; whichever settlement reaches that id frees the key).
+
+-- Put a task in the stream when it is due, in the schedule until then. With a `batch` table,
+-- the index write of a due task is left in it (key → stream id) for one HSET of the whole batch.
 local function store(stream, index, schedule, parked, key, message, due, now, batch)
   if due <= now then
     local id = redis.call('XADD', stream, '*', 'k', key, 'm', message)
@@ -51,29 +57,66 @@ local function restamp(message, due)
   return string.sub(message, 1, i - 1) .. head .. string.format('%.0f', due) .. tail
 end
 
--- Whether the index entry `current` of a key is a waiting task: scheduled, or in the stream and
--- not yet delivered. Held (`h`) and gated (`g…`) tasks are set aside, not waiting; delivered
--- ones are running.
-local function waiting(stream, current)
-  if not current or current == 'h' or string.sub(current, 1, 1) == 'g' then
-    return false
+-- The consumer a stream entry is delivered to and not yet settled by; nil when it is not
+-- pending (never delivered, or settled), or when the group does not exist yet (no worker ever
+-- read the stream, so nothing was delivered).
+local function owner(stream, id)
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, 'workers', id, id, 1)
+  if ok and pending[1] then
+    return pending[1][2]
   end
-  return current == 's' or #redis.call('XPENDING', stream, 'workers', current, current, 1) == 0
+  return nil
 end
 
--- Settle the delivery `id` of `key` to set it aside (held, gated or deferred). Returns 'keep'
--- when the task is to be kept, 'drop' when a newer task waits under its key (the caller deletes
--- the entry either way, unless it keeps it in the stream), and 'settled' when the delivery was
--- settled already, by a duplicate of it or a repeated call: then its entry is not touched, as it
--- may be one kept waiting for a slot.
-local function aside(stream, index, id, key)
-  if redis.call('XACK', stream, 'workers', id) == 0 then
-    return 'settled'
+-- Whether the index entry `current` of a key is a waiting task: scheduled, or in the stream and
+-- not yet delivered. Held (`h`), gated (`g…`) and cancelled (`x…`) tasks are not waiting;
+-- delivered ones are running.
+local function waiting(stream, current)
+  if not current then
+    return false
+  end
+  local mark = string.sub(current, 1, 1)
+  if mark == 'h' or mark == 'g' or mark == 'x' then
+    return false
+  end
+  return current == 's' or owner(stream, current) == nil
+end
+
+-- Whether the index entry `current` frees its key for a new task: none, or a cancelled run.
+local function free(current)
+  return not current or string.sub(current, 1, 1) == 'x'
+end
+
+-- What becomes of the delivery `id` of `key`, settled by `consumer`, that is to be set aside
+-- (held, gated or deferred) or stored anew (retried, buried): 'stale' when this consumer no
+-- longer owns it (another copy settled it, or another worker took it over: this copy's word
+-- does not count); 'cancelled' when it was cancelled while delivered; 'keep' when it is still
+-- the key's task; 'drop' when a newer task holds the key. Reads only: the caller writes the new
+-- state first and settles the delivery last (`settle`), so that an error writes nothing that
+-- loses the task.
+local function decide(stream, index, id, key, consumer)
+  if owner(stream, id) ~= consumer then
+    return 'stale'
   end
   local current = redis.call('HGET', index, key)
-  if current == id or not waiting(stream, current) then
+  if current == id then
     return 'keep'
   end
+  if current == 'x' .. id then
+    return 'cancelled'
+  end
   return 'drop'
+end
+
+-- Acknowledge the delivery `id` and, unless it is to stay in the stream (gated), delete it; a
+-- cancelled one frees its key.
+local function settle(stream, index, id, key, outcome, stay)
+  if outcome == 'cancelled' then
+    redis.call('HDEL', index, key)
+  end
+  redis.call('XACK', stream, 'workers', id)
+  if not stay then
+    redis.call('XDEL', stream, id)
+  end
 end
 

@@ -1,10 +1,17 @@
 -- Move due future tasks into the stream, and take over deliveries whose worker stopped
 -- renewing them (forgetting such workers once nothing is pending for them).
 --
--- A stalled delivery seen for the first time was most likely the victim of its worker's crash;
--- one delivered before is a suspect: it may be what crashed its workers (it exits the process,
--- exhausts memory). Victims are taken over in bulk; suspects one at a time, so that a poison task
--- does not drag the same companions down with it again and again.
+-- A delivery counts against its task's `max_deliveries` only when it is taken over from a
+-- worker that went silent (crashed, killed, frozen): one whose owner was heard from within the
+-- redelivery timeout (it reads, renews or claims) was lost on the way (a read whose reply never
+-- arrived, an outage), and is taken over without counting. A stalled delivery seen for the
+-- first time was most likely the victim of its worker's crash; one delivered before is a
+-- suspect: it may be what crashed its workers (it exits the process, exhausts memory). Victims
+-- are taken over in bulk; suspects one at a time, so that a poison task does not drag the same
+-- companions down with it again and again.
+--
+-- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
+-- a newer task, or settled by another copy) is settled here, never handed out.
 --
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
@@ -13,7 +20,7 @@
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look }.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, limit = ARGV[1], tonumber(ARGV[2])
+local now, limit, consumer = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 local due = redis.call('ZRANGEBYSCORE', schedule, '-inf', now, 'LIMIT', 0, limit)
 if #due > 0 then
@@ -28,21 +35,48 @@ if #due > 0 then
   redis.call('ZREM', schedule, unpack(due))
 end
 
-local cursor, reclaimed, deliveries, more = ARGV[5], {}, {}, 0
+local cursor, handed, deliveries, more = ARGV[5], {}, {}, 0
 local idle, most = tonumber(ARGV[4]), tonumber(ARGV[6])
 if idle > 0 then
-  local scan = most * 10
-  local stalled = redis.call('XPENDING', stream, 'workers', 'IDLE', idle, cursor, '+', scan)
-  local take, counts, suspect = {}, {}, false
-  for _, row in ipairs(stalled) do
-    local id, delivered = row[1], row[4]
-    if #take < most and (delivered <= 1 or not suspect) then
-      suspect = suspect or delivered > 1
-      take[#take + 1] = id
-      counts[id] = delivered + 1
+  -- Who was heard from lately; and forget a consumer silent for twice the redelivery timeout
+  -- with nothing pending (a worker that died; a live one that was only idle is made again by
+  -- its next read).
+  local heard = {}
+  -- Without a stream or group there are no consumers (and the scan below reports the missing
+  -- group, which the caller creates).
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, 'workers')
+  for _, info in ipairs(ok and consumers or {}) do
+    local fields = {}
+    for i = 1, #info, 2 do
+      fields[info[i]] = info[i + 1]
+    end
+    local name, silent = fields['name'], tonumber(fields['idle']) or idle
+    heard[name] = silent < idle
+    if fields['pending'] == 0 and silent > 2 * idle and name ~= consumer then
+      redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', name)
     end
   end
-  if #take < #stalled then
+
+  local scan = most * 10
+  local stalled = redis.call('XPENDING', stream, 'workers', 'IDLE', idle, cursor, '+', scan)
+  -- How often each delivery taken over will have been delivered, by id.
+  local counts, counted, neutral, suspect, taken = {}, {}, {}, false, 0
+  for _, row in ipairs(stalled) do
+    local id, owner, delivered = row[1], row[2], row[4]
+    if taken < most then
+      if heard[owner] then
+        neutral[#neutral + 1] = id
+        counts[id] = delivered
+        taken = taken + 1
+      elseif delivered <= 1 or not suspect then
+        suspect = suspect or delivered > 1
+        counted[#counted + 1] = id
+        counts[id] = delivered + 1
+        taken = taken + 1
+      end
+    end
+  end
+  if taken < #stalled then
     more = 1
   end
   if #stalled < scan then
@@ -50,25 +84,53 @@ if idle > 0 then
   else
     cursor = '(' .. stalled[#stalled][1]
   end
-  if #take > 0 then
-    local args = { stream, 'workers', ARGV[3], idle }
-    for _, id in ipairs(take) do
+
+  local reclaimed = {}
+  if #counted > 0 then
+    local args = { stream, 'workers', consumer, idle }
+    for _, id in ipairs(counted) do
       args[#args + 1] = id
     end
-    reclaimed = redis.call('XCLAIM', unpack(args))
-    for i, entry in ipairs(reclaimed) do
-      deliveries[i] = counts[entry[1]] or 0
+    for _, entry in ipairs(redis.call('XCLAIM', unpack(args))) do
+      reclaimed[#reclaimed + 1] = entry
     end
   end
-  -- A consumer silent for twice the redelivery timeout with nothing pending is a worker that
-  -- died; a live one that was only idle is made again by its next read.
-  for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', stream, 'workers')) do
-    local fields = {}
-    for i = 1, #consumer, 2 do
-      fields[consumer[i]] = consumer[i + 1]
+  -- Kept at the count it had: one call each, as the count is per call (rare: lost replies,
+  -- outages).
+  for _, id in ipairs(neutral) do
+    local entry = redis.call('XCLAIM', stream, 'workers', consumer, idle, id, 'RETRYCOUNT', counts[id])[1]
+    if entry then
+      reclaimed[#reclaimed + 1] = entry
     end
-    if fields['pending'] == 0 and fields['idle'] > 2 * idle and fields['name'] ~= ARGV[3] then
-      redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', fields['name'])
+  end
+
+  for _, entry in ipairs(reclaimed) do
+    local id, fields, key = entry[1], entry[2], nil
+    if type(fields) == 'table' then
+      for i = 1, #fields, 2 do
+        if fields[i] == 'k' then
+          key = fields[i + 1]
+        end
+      end
+    end
+    local current = key and redis.call('HGET', index, key)
+    if key and current == id then
+      handed[#handed + 1] = entry
+      deliveries[#handed] = counts[id]
+    elseif key and current ~= 'x' .. id and current then
+      -- Superseded by a newer task of its key: that one runs instead.
+      redis.call('XACK', stream, 'workers', id)
+      redis.call('XDEL', stream, id)
+    elseif key and current == 'x' .. id then
+      -- Cancelled while it was delivered: it may not start again; the cancel frees its key.
+      redis.call('HDEL', index, key)
+      redis.call('XACK', stream, 'workers', id)
+      redis.call('XDEL', stream, id)
+    else
+      -- No key (a wake-up, or an entry that is no task: the worker buries it) or no index
+      -- entry (a garbled entry, or settled by another copy): the worker sorts it out.
+      handed[#handed + 1] = entry
+      deliveries[#handed] = counts[id]
     end
   end
 end
@@ -82,4 +144,4 @@ else
     next_due = tonumber(first[2])
   end
 end
-return { next_due, cursor, reclaimed, deliveries, more }
+return { next_due, cursor, handed, deliveries, more }
