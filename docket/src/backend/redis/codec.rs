@@ -183,12 +183,30 @@ pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> 
 }
 
 /// The raw fields as a JSON object, so a dead letter keeps what was there.
+/// Each field and value is cut to [`GARBLED_KEPT`] bytes (noting its full size), so a huge or
+/// hostile entry cannot make a dead letter larger than Redis takes.
 fn describe_fields(fields: &[Value]) -> String {
     let mut object = serde_json::Map::new();
-    for (index, pair) in fields.chunks(2).enumerate() {
+    for (index, pair) in fields.chunks(2).enumerate().take(16) {
         let text = |value: &Value| match value {
+            Value::BulkString(bytes) if bytes.len() > GARBLED_KEPT => format!(
+                "{}… ({} bytes in all)",
+                String::from_utf8_lossy(&bytes[..GARBLED_KEPT]),
+                bytes.len()
+            ),
             Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            other => format!("{other:?}"),
+            other => {
+                let mut text = format!("{other:?}");
+                if text.len() > GARBLED_KEPT {
+                    let mut end = GARBLED_KEPT;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                    text.push('…');
+                }
+                text
+            }
         };
         let field = pair.first().map_or_else(|| format!("#{index}"), text);
         let value = pair.get(1).map_or_else(String::new, text);
@@ -196,6 +214,9 @@ fn describe_fields(fields: &[Value]) -> String {
     }
     serde_json::Value::Object(object).to_string()
 }
+
+/// How much of each field of an undecodable entry its dead letter keeps.
+const GARBLED_KEPT: usize = 4096;
 
 /// One entry of the signals stream.
 #[derive(Debug, PartialEq)]
@@ -425,6 +446,26 @@ mod tests {
             assert!(json.starts_with(&expected), "{json}");
             assert!(!name[1..name.len() - 1].contains(",\""), "{name}");
         }
+    }
+
+    #[test]
+    fn a_huge_garbled_entry_keeps_only_the_start_of_each_field() {
+        let huge = vec![b'x'; 10 * GARBLED_KEPT];
+        let fields = [
+            bulk("k"),
+            bulk("scan-7"),
+            bulk("m"),
+            Value::BulkString(huge),
+        ];
+        let Entry::Garbled { fields, .. } = decode_entry("1-0".into(), &fields, 1024) else {
+            panic!("an oversized message is garbled");
+        };
+        assert!(
+            fields.len() < 2 * GARBLED_KEPT,
+            "{} bytes kept",
+            fields.len()
+        );
+        assert!(fields.contains("(40960 bytes in all)"), "{fields}");
     }
 
     #[test]
