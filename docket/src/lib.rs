@@ -45,14 +45,26 @@
 //! `DOCKET_NAME` names the docket (default `docket`) and `DOCKET_WORKER_CONCURRENCY` sets how many
 //! tasks a worker runs at once (default 10).
 //!
-//! # Semantics
+//! # Guarantees
 //!
-//! - A task is delivered at least once: code it to tolerate running twice.
+//! On Redis, through worker crashes and freezes, dropped connections, lost replies and Redis
+//! restarts with persistence:
+//!
+//! - An acknowledged schedule is never lost: it ends completed, cancelled, or as a
+//!   [`DeadLetter`] with its reason. Nothing is dropped silently.
+//! - A task is delivered at least once: code it to tolerate running twice. It runs twice only
+//!   while the outcome of its first run is unknown (its worker went silent before settling it);
+//!   a completed task is never run again or dead-lettered by a stale copy.
+//! - When [`Docket::cancel`] returns `true`, the task does not start after it returns, wherever it
+//!   was; a running one is stopped at its next `.await`.
 //! - A key makes scheduling idempotent: while a task with a key waits or runs, another with the
-//!   same key is a [`Disposition::Duplicate`] unless [`Schedule::replace`] is set.
+//!   same key is a [`Disposition::Duplicate`] unless [`Schedule::replace`] is set. Once the task
+//!   ended (completed, cancelled, dead), the key is free again.
 //! - `retries = N` allows N retries after the first attempt, spaced by the task's [`Backoff`];
 //!   after the last one the task becomes a [`DeadLetter`], as does a task whose arguments no longer
-//!   decode or whose name no worker knows. Nothing is dropped silently.
+//!   decode or whose name no worker knows.
+//! - Bad input (a key, a due time, a payload, a setting) is a typed [`Error`] at the call, never a
+//!   panic and never a half-written batch.
 //!
 //! # Policies and control
 //!
