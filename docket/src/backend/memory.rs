@@ -433,6 +433,14 @@ impl Backend for MemoryBackend {
             died: SystemTime::now(),
             history: burial.history,
         });
+        // Retention, as on Redis: the oldest letters past the count, and those past the age.
+        let now = SystemTime::now();
+        state.dead.retain(|dead| {
+            !now.duration_since(dead.died)
+                .is_ok_and(|age| age >= super::DEAD_LETTER_AGE)
+        });
+        let over = state.dead.len().saturating_sub(super::DEAD_LETTERS_KEPT);
+        state.dead.drain(..over);
         Ok(())
     }
 
