@@ -869,6 +869,7 @@ impl Backend for RedisBackend {
             }
         }
         .await;
+        self.heard(&result);
         match &result {
             Err(error) => {
                 // Redis may have handed entries over (a read or a reclaim) whose reply never
