@@ -16,11 +16,32 @@ pub enum Error {
 
     /// A URL names a backend this build of docket does not have.
     #[error(
-        "unsupported docket URL `{url}`: expected `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
+        "unsupported docket URL `{url}`: expected `redis://`, `rediss://` (TLS) or `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
     )]
     UnsupportedUrl {
         /// The URL, with any password replaced by `***`.
         url: String,
+    },
+
+    /// A task key given to [`Schedule::key`](crate::Schedule::key) is empty, longer than
+    /// 1024 bytes, or contains a control character. Nothing was scheduled.
+    #[error("invalid task key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key, cut to its first 64 characters (with `…` when cut), for display.
+        key: String,
+        /// What is wrong with it, and what to do instead.
+        reason: String,
+    },
+
+    /// A task is due later than the end of the year 9999, the latest due time docket stores
+    /// (as from [`Schedule::after`](crate::Schedule::after) with `Duration::MAX`). Nothing was
+    /// scheduled.
+    #[error(
+        "task `{task}` would be due after the end of the year 9999, the latest due time docket stores; schedule it sooner, or leave it unscheduled"
+    )]
+    InvalidDue {
+        /// The task's registered name.
+        task: String,
     },
 
     /// A task's arguments could not be encoded as JSON.

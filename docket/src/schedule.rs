@@ -30,6 +30,14 @@ use crate::task::Task;
 ///
 /// Without [`Schedule::on`] the task goes to the default docket, made from the environment on
 /// first use (see [`Docket::global`]).
+///
+/// # Errors
+///
+/// Awaiting it checks the inputs before anything is stored: a key that is empty, over 1024
+/// bytes or holds a control character is an [`Error::InvalidKey`]; a due time after the end of
+/// the year 9999 is an [`Error::InvalidDue`]; arguments that do not encode are an
+/// [`Error::Encode`]. The backend's refusals follow ([`Error::PayloadTooLarge`],
+/// [`Error::Backend`], or [`Error::Unavailable`] when the in-process fallback is off).
 #[must_use = "a schedule does nothing until it is `.await`ed"]
 pub struct Schedule<T> {
     task: T,
@@ -59,12 +67,18 @@ impl<T: Task> Schedule<T> {
     }
 
     /// Run the task at `when` (now, if it has passed).
+    ///
+    /// A time after the end of the year 9999 is an [`Error::InvalidDue`] when the schedule is
+    /// awaited.
     pub fn at(mut self, when: SystemTime) -> Self {
         self.when = When::At(when);
         self
     }
 
     /// Run the task `delay` after it is scheduled.
+    ///
+    /// A delay reaching past the end of the year 9999 (such as `Duration::MAX`) is an
+    /// [`Error::InvalidDue`] when the schedule is awaited.
     pub fn after(mut self, delay: Duration) -> Self {
         self.when = When::After(delay);
         self
@@ -73,6 +87,9 @@ impl<T: Task> Schedule<T> {
     /// Give the task a key. While a task with this key waits or runs, scheduling another with
     /// the same key does nothing (see [`Disposition::Duplicate`]), unless [`Schedule::replace`]
     /// is set. [`Docket::cancel`] takes the key.
+    ///
+    /// The key must be non-empty, at most 1024 bytes, and free of control characters; any
+    /// other is an [`Error::InvalidKey`] when the schedule is awaited, and nothing is scheduled.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
         self
@@ -92,6 +109,9 @@ impl<T: Task> Schedule<T> {
     }
 
     /// The stored form of the task: its encoded arguments, key and due time.
+    ///
+    /// Checks every input first, so that a bad schedule in a batch fails the batch before
+    /// anything of it is sent.
     pub(crate) fn into_message(self) -> Result<(Message, KeyMode)> {
         let args = serde_json::to_string(&self.task).map_err(|source| Error::Encode {
             task: T::NAME,
@@ -99,12 +119,16 @@ impl<T: Task> Schedule<T> {
         })?;
         let policy = T::policy();
         let (key, mode) = match (self.key, policy.debounce_window()) {
-            (Some(key), _) => (key, self.mode),
+            (Some(key), _) => {
+                crate::key::validate(&key)?;
+                (key, self.mode)
+            }
             // Debounced: one key per scope, each schedule replacing the waiting one.
-            (None, Some(debounce)) => (
-                debounce_key(T::NAME, debounce.param, &args),
-                KeyMode::Replace,
-            ),
+            (None, Some(debounce)) => {
+                let key = debounce_key(T::NAME, debounce.param, &args);
+                crate::key::validate(&key)?;
+                (key, KeyMode::Replace)
+            }
             (None, None) => (crate::key::unique(), KeyMode::Fresh),
         };
         let when = match (self.when, policy.debounce_window()) {
@@ -112,10 +136,13 @@ impl<T: Task> Schedule<T> {
             (when, _) => when,
         };
         let due = match when {
-            When::Now => SystemTime::now(),
-            When::At(when) => when,
-            When::After(delay) => SystemTime::now() + delay,
+            When::Now => Some(SystemTime::now()),
+            When::At(when) => Some(when).filter(|when| *when <= crate::time::latest_due()),
+            When::After(delay) => crate::time::checked_due(SystemTime::now(), delay),
         };
+        let due = due.ok_or_else(|| Error::InvalidDue {
+            task: T::NAME.to_owned(),
+        })?;
         let message = Message {
             task: T::NAME.to_owned(),
             key,
@@ -141,6 +168,11 @@ impl<T: Task> Schedule<T> {
 }
 
 /// The key a debounced task is stored under: the task name, plus the scoping argument's value.
+///
+/// A value too long for a key (see [`crate::key::MAX_KEY_BYTES`]) is replaced by a stable
+/// digest of it, `{task}:debounce:{param}#{16 hex digits}`, so that every process derives the
+/// same key and a large argument still debounces. (The JSON text of a value has no control
+/// characters: serde_json escapes them.)
 fn debounce_key(task: &str, param: Option<&str>, args: &str) -> String {
     let Some(param) = param else {
         return format!("{task}:debounce");
@@ -149,7 +181,12 @@ fn debounce_key(task: &str, param: Option<&str>, args: &str) -> String {
         .ok()
         .and_then(|mut fields| fields.remove(param))
         .unwrap_or(serde_json::Value::Null);
-    format!("{task}:debounce:{param}={value}")
+    let key = format!("{task}:debounce:{param}={value}");
+    if key.len() <= crate::key::MAX_KEY_BYTES {
+        return key;
+    }
+    let digest = crate::key::digest(value.to_string().as_bytes());
+    format!("{task}:debounce:{param}#{digest}")
 }
 
 impl<T: Task> IntoFuture for Schedule<T> {
@@ -264,5 +301,102 @@ impl Scheduled {
     /// The task's state now, for tasks that keep results. See [`Docket::state`].
     pub async fn state(&self) -> Result<Option<TaskState>> {
         self.docket.state(&self.key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::execution::Context;
+    use crate::task::{Policy, TaskError};
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Upload {
+        name: String,
+    }
+
+    impl Task for Upload {
+        const NAME: &'static str = "upload";
+        fn policy() -> Policy {
+            Policy::new().debounce_by("name", Duration::from_secs(1))
+        }
+        async fn run(self, _: Context) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Plain;
+
+    impl Task for Plain {
+        const NAME: &'static str = "plain";
+        async fn run(self, _: Context) -> Result<(), TaskError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bad_keys_are_refused_before_anything_is_stored() {
+        for key in [String::new(), "k".repeat(1025), "a\tb".into()] {
+            let error = Schedule::new(Plain).key(key.clone()).into_message();
+            assert!(
+                matches!(error, Err(Error::InvalidKey { .. })),
+                "{key:?}: {error:?}"
+            );
+        }
+        assert!(Schedule::new(Plain).key("k").into_message().is_ok());
+    }
+
+    #[test]
+    fn due_times_past_the_year_9999_are_refused_not_a_panic() {
+        let refused = |schedule: Schedule<Plain>| matches!(schedule.into_message(), Err(Error::InvalidDue { task }) if task == "plain");
+        assert!(refused(Schedule::new(Plain).after(Duration::MAX)));
+        assert!(refused(
+            Schedule::new(Plain).after(Duration::from_secs(9000 * 366 * 86_400))
+        ));
+        let year_10000 = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert!(refused(Schedule::new(Plain).at(year_10000)));
+        let last = year_10000 - Duration::from_millis(1);
+        let (message, _) = Schedule::new(Plain).at(last).into_message().unwrap();
+        assert_eq!(message.due, last);
+        let (message, _) = Schedule::new(Plain).at(UNIX_EPOCH).into_message().unwrap();
+        assert_eq!(message.due, UNIX_EPOCH, "a past time runs now");
+        let before = SystemTime::now();
+        let (message, _) = Schedule::new(Plain)
+            .after(Duration::from_secs(60))
+            .into_message()
+            .unwrap();
+        assert!(message.due >= before + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_long_debounce_value_is_digested_into_a_stable_key() {
+        let short = Schedule::new(Upload { name: "a".into() });
+        let (message, mode) = short.into_message().unwrap();
+        assert_eq!(message.key, r#"upload:debounce:name="a""#);
+        assert_eq!(mode, KeyMode::Replace);
+        let long = || {
+            Schedule::new(Upload {
+                name: "x".repeat(5000),
+            })
+            .into_message()
+            .unwrap()
+            .0
+            .key
+        };
+        let key = long();
+        assert!(key.len() <= crate::key::MAX_KEY_BYTES, "{key}");
+        assert!(key.starts_with("upload:debounce:name#"), "{key}");
+        assert_eq!(key, long(), "the same value gives the same key");
+        let other = Schedule::new(Upload {
+            name: "y".repeat(5000),
+        })
+        .into_message()
+        .unwrap()
+        .0
+        .key;
+        assert_ne!(key, other, "another value gives another key");
     }
 }
