@@ -104,6 +104,8 @@ impl Context {
     }
 
     /// Push this attempt's deadline `by` later. Without a timeout on the task this does nothing.
+    /// A deadline pushed beyond what the clock can represent (`Duration::MAX`, say) means no
+    /// deadline for this attempt.
     pub fn extend_timeout(&self, by: Duration) {
         let mut extension = lock(&self.run.extension);
         *extension = extension.saturating_add(by);
@@ -121,12 +123,16 @@ impl Context {
     }
 
     /// Run this recurring task next after `delay` from now, instead of at its next period.
+    /// A delay past the end of the year 9999 (the latest due time docket stores) counts as that
+    /// time.
     pub fn next_run_after(&self, delay: Duration) {
-        self.next_run_at(SystemTime::now() + delay);
+        self.next_run_at(crate::time::saturating_due(SystemTime::now(), delay));
     }
 
-    /// Run this recurring task next at `when`, instead of at its next period.
+    /// Run this recurring task next at `when`, instead of at its next period. A time past the
+    /// end of the year 9999 (the latest due time docket stores) counts as that time.
     pub fn next_run_at(&self, when: SystemTime) {
+        let when = when.min(crate::time::latest_due());
         *lock(&self.run.next_run) = Some(NextRun::At(when));
     }
 
@@ -255,24 +261,34 @@ pub(crate) async fn run_attempt(
 }
 
 /// Run `attempt` until it ends or its deadline (the timeout plus any extension the task asked
-/// for) passes.
-async fn within_deadline(
-    attempt: CatchUnwind,
+/// for) passes. A deadline the monotonic clock cannot represent is no deadline.
+async fn within_deadline<F>(
+    attempt: F,
     timeout: Option<Duration>,
     context: &Context,
-) -> Result<(), TaskError> {
+) -> Result<(), TaskError>
+where
+    F: Future<Output = Result<(), TaskError>>,
+{
     let Some(limit) = timeout else {
         return attempt.await;
     };
     let started = tokio::time::Instant::now();
+    let allowed = || limit.saturating_add(context.extension());
     tokio::pin!(attempt);
     loop {
-        let deadline = started + limit + context.extension();
+        let Some(deadline) = started.checked_add(allowed()) else {
+            return attempt.await;
+        };
         tokio::select! {
             outcome = &mut attempt => return outcome,
             () = tokio::time::sleep_until(deadline) => {
-                if started + limit + context.extension() <= tokio::time::Instant::now() {
-                    return Err(TaskError::timed_out(limit + context.extension()));
+                let allowed = allowed();
+                let passed = started
+                    .checked_add(allowed)
+                    .is_some_and(|deadline| deadline <= tokio::time::Instant::now());
+                if passed {
+                    return Err(TaskError::timed_out(allowed));
                 }
             }
         }
@@ -304,5 +320,89 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "a non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> Context {
+        let message = Message {
+            task: "t".into(),
+            key: "k".into(),
+            args: "{}".into(),
+            attempt: 1,
+            due: SystemTime::now(),
+            history: Vec::new(),
+            trace: None,
+        };
+        Context::new(&message, &Docket::memory(), &Policy::new())
+    }
+
+    #[tokio::test]
+    async fn an_unbounded_extension_means_no_deadline_not_a_panic() {
+        let context = context();
+        context.extend_timeout(Duration::MAX);
+        context.extend_timeout(Duration::MAX);
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(())
+        };
+        let outcome = within_deadline(slow, Some(Duration::from_millis(1)), &context).await;
+        assert_eq!(outcome, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_unbounded_timeout_means_no_deadline_not_a_panic() {
+        let context = context();
+        let quick = async { Ok(()) };
+        assert_eq!(
+            within_deadline(quick, Some(Duration::MAX), &context).await,
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_extension_made_while_running_is_honoured() {
+        let context = context();
+        let extended = context.clone();
+        let slow = async move {
+            extended.extend_timeout(Duration::MAX);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        };
+        let outcome = within_deadline(slow, Some(Duration::from_millis(10)), &context).await;
+        assert_eq!(outcome, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_timeout_still_applies() {
+        let context = context();
+        let stuck = std::future::pending();
+        let outcome = within_deadline(stuck, Some(Duration::from_millis(10)), &context).await;
+        assert_eq!(
+            outcome.map_err(|error| error.kind()),
+            Err(crate::task::TaskErrorKind::TimedOut)
+        );
+    }
+
+    #[test]
+    fn next_runs_past_the_year_9999_are_capped_not_a_panic() {
+        let context = context();
+        context.next_run_after(Duration::MAX);
+        assert_eq!(
+            context.take_next_run(),
+            Some(NextRun::At(crate::time::latest_due()))
+        );
+        let far = std::time::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        context.next_run_at(far);
+        assert_eq!(
+            context.take_next_run(),
+            Some(NextRun::At(crate::time::latest_due()))
+        );
+        let soon = SystemTime::now() + Duration::from_secs(5);
+        context.next_run_at(soon);
+        assert_eq!(context.take_next_run(), Some(NextRun::At(soon)));
     }
 }

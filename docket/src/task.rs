@@ -256,15 +256,21 @@ impl Policy {
         self.results
     }
 
-    /// The delay before retry number `retry`, with the jitter applied.
+    /// The delay before retry number `retry`, with the jitter applied; `Duration::MAX` at most,
+    /// however large the backoff.
     pub(crate) fn retry_delay(&self, retry: u32) -> Duration {
-        let delay = self.backoff.delay(retry);
+        self.jittered(self.backoff.delay(retry), crate::key::random_unit())
+    }
+
+    /// `delay` moved by `unit` (in `[0, 1)`) across the jitter's spread, saturating.
+    fn jittered(&self, delay: Duration, unit: f64) -> Duration {
         if self.jitter == 0 || delay.is_zero() {
             return delay;
         }
         let spread = delay.as_secs_f64() * f64::from(self.jitter) / 100.0;
-        let offset = (crate::key::random_unit() * 2.0 - 1.0) * spread;
-        Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+        let offset = (unit * 2.0 - 1.0) * spread;
+        Duration::try_from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+            .unwrap_or(Duration::MAX)
     }
 }
 
@@ -349,7 +355,8 @@ impl Backoff {
         Backoff::Exponential { min, max }
     }
 
-    /// The delay before retry number `retry` (the first retry is 1).
+    /// The delay before retry number `retry` (the first retry is 1). Never overflows: an
+    /// exponential delay stops at `max`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -628,6 +635,26 @@ mod tests {
         assert_eq!(
             wrapped.into_outcome().unwrap_err().kind(),
             TaskErrorKind::Permanent
+        );
+    }
+
+    #[test]
+    fn huge_delays_with_jitter_saturate_instead_of_panicking() {
+        let policy = Policy::new()
+            .backoff(Backoff::fixed(Duration::MAX))
+            .jitter_percent(100);
+        assert_eq!(policy.jittered(Duration::MAX, 0.999_999), Duration::MAX);
+        assert!(policy.jittered(Duration::MAX, 0.0) < Duration::from_secs(1));
+        for _ in 0..100 {
+            let _ = policy.retry_delay(1);
+        }
+        let exponential = Policy::new()
+            .backoff(Backoff::exponential(Duration::MAX, Duration::MAX))
+            .jitter_percent(50);
+        assert_eq!(exponential.jittered(Duration::MAX, 0.999), Duration::MAX);
+        assert_eq!(
+            Backoff::exponential(Duration::from_secs(u64::MAX / 2), Duration::MAX).delay(3),
+            Duration::MAX
         );
     }
 
