@@ -1,6 +1,8 @@
-//! Settings read from the environment: `DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`.
+//! Settings read from the environment (`DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`,
+//! `DOCKET_TLS_CA_FILE`) or given to [`Connect`](crate::Connect), and the checks they pass.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::backend::redis::RedisOptions;
 use crate::error::{Error, Result};
@@ -10,6 +12,27 @@ pub const DEFAULT_NAME: &str = "docket";
 
 /// The worker concurrency used when `DOCKET_WORKER_CONCURRENCY` is unset.
 pub const DEFAULT_CONCURRENCY: usize = 10;
+
+/// The highest worker concurrency: what a tokio semaphore holds, and what fits the `u32` its
+/// `acquire_many` takes.
+pub(crate) const MAX_CONCURRENCY: usize = {
+    let permits = tokio::sync::Semaphore::MAX_PERMITS;
+    if permits < u32::MAX as usize {
+        permits
+    } else {
+        u32::MAX as usize
+    }
+};
+
+/// The range of `Connect::redelivery_timeout`. Below it renewals would flood Redis and a short
+/// pause would hand healthy tasks over; above it a crashed worker's tasks wait more than a week,
+/// and past ~1e17 ms Redis refuses the reclaim command outright.
+pub(crate) const REDELIVERY_TIMEOUT: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(7 * 86_400));
+
+/// The range of `Connect::max_payload`, in bytes: room for the smallest task's envelope, and no
+/// more than Redis takes in one string (`proto-max-bulk-len`, 512 MiB).
+pub(crate) const MAX_PAYLOAD: (usize, usize) = (256, 512 << 20);
 
 /// Where tasks are stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,6 +99,11 @@ impl Settings {
             let pem = std::fs::read(&path).map_err(|error| {
                 Error::Config(format!("cannot read DOCKET_TLS_CA_FILE `{path}`: {error}"))
             })?;
+            validate_ca(&pem).map_err(|problem| {
+                Error::Config(format!(
+                    "DOCKET_TLS_CA_FILE `{path}` {problem}; point it at a PEM file of CA certificates"
+                ))
+            })?;
             redis.tls_ca = Some(pem);
         }
         Ok(Settings {
@@ -88,17 +116,21 @@ impl Settings {
     }
 }
 
-/// A docket name becomes part of every storage key, so it must be printable and brace-free.
+/// A docket name becomes part of every storage key, and of the ACL patterns `~{name}:*` that
+/// grant a docket's keys, so it is limited to ASCII letters, digits, `-`, `_` and `.`: braces
+/// would change the Redis Cluster hash tag, and glob characters (`* ? [ ] \`) would grant other
+/// dockets' keys or deny the docket its own.
 pub(crate) fn validate_name(name: &str) -> Result<&str> {
     if name.is_empty() {
         return Err(Error::Config("the docket name must not be empty".into()));
     }
     if let Some(bad) = name
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '{' | '}' | ':'))
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(Error::Config(format!(
-            "the docket name `{name}` contains {bad:?}; use letters, digits, `-`, `_` or `.`"
+            "the docket name `{}` contains {bad:?}; use only ASCII letters, digits, `-`, `_` or `.`",
+            name.escape_debug()
         )));
     }
     Ok(name)
@@ -106,26 +138,103 @@ pub(crate) fn validate_name(name: &str) -> Result<&str> {
 
 fn parse_concurrency(value: &str) -> Result<usize> {
     match value.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
         _ => Err(Error::Config(format!(
-            "DOCKET_WORKER_CONCURRENCY must be a whole number above 0, not `{value}`"
+            "DOCKET_WORKER_CONCURRENCY must be a whole number from 1 to {MAX_CONCURRENCY}, not `{}`",
+            value.escape_debug()
         ))),
     }
 }
 
-/// The URL with its password, if any, replaced by `***`, fit for errors and logs.
+/// Check a worker concurrency given as `setting` (such as `Connect::worker_concurrency`).
+pub(crate) fn validate_concurrency(concurrency: usize, setting: &str) -> Result<usize> {
+    if (1..=MAX_CONCURRENCY).contains(&concurrency) {
+        return Ok(concurrency);
+    }
+    Err(Error::Config(format!(
+        "the worker concurrency ({setting}) must be from 1 to {MAX_CONCURRENCY}, not {concurrency}"
+    )))
+}
+
+/// Check the options given to `Connect`, naming the setting and its valid range on error.
+pub(crate) fn validate_options(options: &RedisOptions) -> Result<()> {
+    let (shortest, longest) = REDELIVERY_TIMEOUT;
+    let timeout = options.redelivery_timeout;
+    if !(shortest..=longest).contains(&timeout) {
+        return Err(Error::Config(format!(
+            "the redelivery timeout (`Connect::redelivery_timeout`, `--redelivery-timeout`) must be from 100ms to 7 days, not {timeout:?}"
+        )));
+    }
+    let (smallest, largest) = MAX_PAYLOAD;
+    if !(smallest..=largest).contains(&options.max_payload) {
+        return Err(Error::Config(format!(
+            "the payload limit (`Connect::max_payload`) must be from {smallest} bytes to {largest} bytes (512 MiB), not {}",
+            options.max_payload
+        )));
+    }
+    if options.max_deliveries == 0 {
+        return Err(Error::Config(
+            "`Connect::max_deliveries` must be at least 1: it counts the delivery that is running"
+                .into(),
+        ));
+    }
+    if let Some(pem) = &options.tls_ca {
+        validate_ca(pem).map_err(|problem| {
+            Error::Config(format!(
+                "the CA given to `Connect::tls_ca_pem` {problem}; pass the contents of a PEM file of CA certificates"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Check that `pem` holds at least one certificate, and only certificates that parse, the way
+/// the TLS connector reads them; otherwise every handshake would fail later with a vaguer error.
+/// On error, what is wrong (to follow the name of the setting).
+fn validate_ca(pem: &[u8]) -> std::result::Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, certificate) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let certificate = certificate
+            .map_err(|error| format!("has a certificate that does not parse: {error}"))?;
+        roots.add(certificate).map_err(|error| {
+            format!(
+                "has a certificate (number {}) that is not a valid CA: {error}",
+                index + 1
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err("holds no `-----BEGIN CERTIFICATE-----` block".into());
+    }
+    Ok(())
+}
+
+/// The URL with its password, if any, replaced by `***`, fit for errors, logs and `Debug`.
+///
+/// A password may hold `/`, `?`, `#` or `@` when the URL was written without percent-encoding
+/// it (such a URL does not parse, and its error names it). So when any `@` follows the end of
+/// the authority, everything up to the *last* `@` counts as user information: leaking nothing
+/// beats a faithful echo. The same holds for text without a `scheme://`.
 pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (&url[..scheme.len() + 3], rest),
+        None => ("", url),
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => format!("{scheme}://***@{host}{tail}"),
-        },
-        None => url.to_owned(),
+    let userinfo_end = match rest[authority_end..].contains('@') {
+        true => rest.rfind('@'),
+        false => rest[..authority_end].rfind('@'),
+    };
+    let Some(at) = userinfo_end else {
+        return url.to_owned();
+    };
+    let (userinfo, host_and_tail) = (&rest[..at], &rest[at + 1..]);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}{user}:***@{host_and_tail}"),
+        None => format!("{scheme}***@{host_and_tail}"),
     }
 }
 
@@ -197,8 +306,138 @@ mod tests {
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(
-            redact("redis://a:b@c@127.0.0.1/x@y"),
-            "redis://a:***@127.0.0.1/x@y"
+            redact("redis://a:b@c@127.0.0.1/0"),
+            "redis://a:***@127.0.0.1/0"
         );
+        // An `@` after the first `/` may be the end of a password holding `/`: everything up to
+        // the last `@` is hidden, even if that hides a path.
+        assert_eq!(redact("redis://a:b@c@127.0.0.1/x@y"), "redis://a:***@y");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_never_survive_redaction() {
+        for (url, redacted) in [
+            (
+                "rediss://default:ab#cd@host:6379",
+                "rediss://default:***@host:6379",
+            ),
+            (
+                "redis://default:pa/ss@host:6379/2",
+                "redis://default:***@host:6379/2",
+            ),
+            ("redis://default:p?w@host", "redis://default:***@host"),
+            ("redis://default:p@w@host", "redis://default:***@host"),
+            (
+                "rediss://default:s3cr%t/x@127.0.0.1:6380",
+                "rediss://default:***@127.0.0.1:6380",
+            ),
+            ("redis://:a/b?c#d@e@host/0", "redis://:***@host/0"),
+            ("redis://tok/en@host", "redis://***@host"),
+            ("default:hunter2@host:6379", "default:***@host:6379"),
+            ("redis//default:hunter2@host", "redis//default:***@host"),
+        ] {
+            assert_eq!(redact(url), redacted, "{url}");
+        }
+        for password in ["ab#cd", "pa/ss", "p?w", "p@w", "s3cr%t/x", "hunter2"] {
+            let url = format!("rediss://default:{password}@127.0.0.1:6380/0");
+            assert!(!redact(&url).contains(password), "{url}");
+            let error = Target::parse(&format!("amqp://u:{password}@h")).unwrap_err();
+            assert!(!error.to_string().contains(password), "{error}");
+        }
+    }
+
+    #[test]
+    fn docket_names_are_limited_to_what_acl_patterns_take_literally() {
+        for good in ["docket", "plyr-prod_2.eu", "A9"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a*", "t[1]", "a?", "a\\b", "a b", "a:b", "{a}", "é", "a\u{1b}",
+        ] {
+            let error = validate_name(bad).unwrap_err().to_string();
+            assert!(error.contains("letters, digits"), "{bad}: {error}");
+            assert!(!error.contains('\u{1b}'), "{error}");
+        }
+    }
+
+    #[test]
+    fn options_out_of_range_are_named_with_their_range() {
+        let error = |change: fn(&mut RedisOptions)| {
+            let mut options = RedisOptions::default();
+            change(&mut options);
+            validate_options(&options).unwrap_err().to_string()
+        };
+        assert!(validate_options(&RedisOptions::default()).is_ok());
+        let message = error(|o| o.redelivery_timeout = Duration::ZERO);
+        assert!(
+            message.contains("redelivery_timeout") && message.contains("100ms to 7 days"),
+            "{message}"
+        );
+        assert!(error(|o| o.redelivery_timeout = Duration::from_millis(99)).contains("redelivery"));
+        assert!(error(|o| o.redelivery_timeout = Duration::MAX).contains("redelivery"));
+        assert!(error(|o| o.max_payload = 0).contains("max_payload"));
+        assert!(error(|o| o.max_payload = (512 << 20) + 1).contains("max_payload"));
+        assert!(error(|o| o.max_deliveries = 0).contains("max_deliveries"));
+        assert!(
+            error(|o| o.tls_ca = Some(Vec::new())).contains("no `-----BEGIN CERTIFICATE-----`")
+        );
+        for fine in [
+            |o: &mut RedisOptions| o.redelivery_timeout = Duration::from_millis(100),
+            |o: &mut RedisOptions| o.redelivery_timeout = Duration::from_secs(7 * 86_400),
+            |o: &mut RedisOptions| o.max_payload = 256,
+            |o: &mut RedisOptions| o.max_payload = 512 << 20,
+        ] {
+            let mut options = RedisOptions::default();
+            fine(&mut options);
+            assert!(validate_options(&options).is_ok(), "{options:?}");
+        }
+    }
+
+    #[test]
+    fn a_ca_must_hold_certificates_that_parse() {
+        let problem = |pem: &str| validate_ca(pem.as_bytes()).unwrap_err();
+        assert!(problem("").contains("no `-----BEGIN CERTIFICATE-----`"));
+        assert!(problem("not a pem at all").contains("no `-----BEGIN"));
+        assert!(
+            problem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .contains("no `-----BEGIN")
+        );
+        assert!(
+            problem("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")
+                .contains("does not parse")
+        );
+        assert!(
+            problem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .contains("not a valid CA")
+        );
+    }
+
+    #[test]
+    fn concurrency_is_bounded_by_what_a_semaphore_holds() {
+        const {
+            assert!(MAX_CONCURRENCY <= tokio::sync::Semaphore::MAX_PERMITS);
+            assert!(MAX_CONCURRENCY <= u32::MAX as usize);
+        }
+        assert_eq!(validate_concurrency(10, "x").unwrap(), 10);
+        assert!(validate_concurrency(0, "x").is_err());
+        assert!(validate_concurrency(MAX_CONCURRENCY + 1, "x").is_err());
+        let too_many = (MAX_CONCURRENCY + 1).to_string();
+        let error = settings(&[("DOCKET_WORKER_CONCURRENCY", &too_many)]).unwrap_err();
+        assert!(
+            error.to_string().contains("DOCKET_WORKER_CONCURRENCY"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_foreign_ca_file_is_refused_at_startup() {
+        let path = std::env::temp_dir().join(format!("docket-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let path_text = path.to_str().unwrap();
+        let error = settings(&[("DOCKET_TLS_CA_FILE", path_text)]).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        let message = error.to_string();
+        assert!(message.contains("DOCKET_TLS_CA_FILE"), "{message}");
+        assert!(message.contains("BEGIN CERTIFICATE"), "{message}");
     }
 }

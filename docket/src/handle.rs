@@ -60,6 +60,14 @@ struct Inner {
 impl Docket {
     /// Open the docket the environment describes: `DOCKET_URL`, `DOCKET_NAME` and
     /// `DOCKET_WORKER_CONCURRENCY`. With `DOCKET_URL` unset, tasks run in-process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the variable when one is invalid: a `DOCKET_NAME` other than
+    /// ASCII letters, digits, `-`, `_` and `.`; a `DOCKET_WORKER_CONCURRENCY` that is not a
+    /// whole number from 1 to what a tokio semaphore holds; a `DOCKET_TLS_CA_FILE` that cannot
+    /// be read, holds no certificate or one that does not parse. [`Error::UnsupportedUrl`] for
+    /// a `DOCKET_URL` of another scheme.
     pub async fn from_env() -> Result<Docket> {
         Docket::open(Settings::from_env()?).await
     }
@@ -359,6 +367,15 @@ impl Docket {
     /// # Ok(()) }
     /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every schedule is checked before anything is sent: one with an invalid key
+    /// ([`Error::InvalidKey`]), a due time past the year 9999 ([`Error::InvalidDue`]) or
+    /// arguments that do not encode fails the whole batch, and nothing of it is stored. An
+    /// encoded task over the payload limit of a Redis docket is an [`Error::PayloadTooLarge`],
+    /// also before anything is stored; the backend's own failures are [`Error::Backend`] or
+    /// [`Error::Unavailable`].
     pub async fn add_many<T: Task>(
         &self,
         schedules: impl IntoIterator<Item = Schedule<T>>,
@@ -502,7 +519,16 @@ impl fmt::Debug for Docket {
 }
 
 /// Options for opening a docket from a URL; `.await` it to connect.
-#[derive(Debug)]
+///
+/// # Errors
+///
+/// Awaiting it checks every setting before anything is connected, and returns
+/// [`Error::Config`] naming the setting and its valid range for: a name other than ASCII
+/// letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a tokio semaphore
+/// holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside 256 bytes ..=
+/// 512 MiB; `max_deliveries(0)`; a CA that holds no certificate, or one that does not parse. A
+/// URL of another scheme is an [`Error::UnsupportedUrl`]. Errors and `Debug` output show the URL
+/// with its password replaced by `***`.
 #[must_use = "a connection is only made when `.await`ed"]
 pub struct Connect {
     url: String,
@@ -512,14 +538,29 @@ pub struct Connect {
     fallback: bool,
 }
 
+/// Shows the URL with its password replaced by `***`, never the password.
+impl fmt::Debug for Connect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("url", &config::redact(&self.url))
+            .field("name", &self.name)
+            .field("concurrency", &self.concurrency)
+            .field("redis", &self.redis)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
 impl Connect {
-    /// The docket's name, its storage namespace (default `docket`).
+    /// The docket's name, its storage namespace (default `docket`): ASCII letters, digits, `-`,
+    /// `_` and `.`, so that it can stand in Redis ACL key patterns as it is.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// The concurrency workers of this docket use by default (default 10).
+    /// The concurrency workers of this docket use by default (default 10); from 1 to what a
+    /// tokio semaphore holds.
     pub fn worker_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = Some(concurrency);
         self
@@ -528,6 +569,7 @@ impl Connect {
     /// How long a running task's worker may go silent before another worker takes the task
     /// over and runs it again (default 5 minutes). Live workers renew their tasks well within
     /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run.
+    /// From 100 ms to 7 days.
     pub fn redelivery_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.redis.redelivery_timeout = timeout;
         self
@@ -535,6 +577,7 @@ impl Connect {
 
     /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
     /// an [`Error::PayloadTooLarge`]; a worker keeps a larger one it finds as a dead letter.
+    /// From 256 bytes to 512 MiB; give producers and workers the same limit.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.redis.max_payload = bytes;
         self
@@ -552,14 +595,15 @@ impl Connect {
     /// How many times a task may be handed to a worker that then vanishes without settling it
     /// (default 5). Past that, the task is a dead letter: it most likely kills its worker, by
     /// exiting the process or exhausting memory. Failures that workers report count against
-    /// `retries` instead.
+    /// `retries` instead. At least 1.
     pub fn max_deliveries(mut self, deliveries: u32) -> Self {
-        self.redis.max_deliveries = u64::from(deliveries.max(1));
+        self.redis.max_deliveries = u64::from(deliveries);
         self
     }
 
     /// For `rediss://`: trust the certificates in this PEM (a private CA) instead of the
-    /// system's roots. `DOCKET_TLS_CA_FILE` names such a file for [`Docket::from_env`].
+    /// system's roots. `DOCKET_TLS_CA_FILE` names such a file for [`Docket::from_env`]. It must
+    /// hold at least one `-----BEGIN CERTIFICATE-----` block, and every such block must parse.
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.redis.tls_ca = Some(pem.into());
         self
@@ -570,10 +614,11 @@ impl Connect {
             Some(name) => config::validate_name(&name)?.to_owned(),
             None => config::DEFAULT_NAME.to_owned(),
         };
-        let concurrency = self.concurrency.unwrap_or(config::DEFAULT_CONCURRENCY);
-        if concurrency == 0 {
-            return Err(Error::Config("worker concurrency must be above 0".into()));
-        }
+        let concurrency = config::validate_concurrency(
+            self.concurrency.unwrap_or(config::DEFAULT_CONCURRENCY),
+            "`Connect::worker_concurrency`, `--concurrency`",
+        )?;
+        config::validate_options(&self.redis)?;
         Docket::open(Settings {
             target: Target::parse(&self.url)?,
             name,

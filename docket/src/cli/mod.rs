@@ -40,15 +40,17 @@ use crate::error::{Chain, Error, Result};
 use crate::handle::Docket;
 use crate::strike::{Operator, Strike};
 
-/// The command line of `docket` and of binaries calling [`run`].
-#[derive(Debug, Parser)]
+/// The command line of `docket` and of binaries calling [`run`]. Its `Debug` hides the
+/// password in `--url`.
+#[derive(Parser)]
 #[command(
     name = "docket",
     version,
     about = "Inspect and steer a docket of background tasks"
 )]
 struct Cli {
-    /// The docket's URL: redis://, rediss:// or memory://.
+    /// The docket's URL: redis://, rediss:// or memory://. Prefer setting DOCKET_URL: a
+    /// password in --url shows in the process list.
     #[arg(long, env = "DOCKET_URL", global = true, hide_env_values = true)]
     url: Option<String>,
 
@@ -62,6 +64,17 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("url", &self.url.as_deref().map(crate::config::redact))
+            .field("name", &self.name)
+            .field("json", &self.json)
+            .field("command", &self.command)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,6 +321,24 @@ impl StrikeArgs {
             _ => Err(Error::Config(
                 "a strike condition needs all three of PARAM OPERATOR VALUE".into(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn the_parsed_command_line_never_shows_the_password() {
+        for password in ["hunter2", "s3cr%t/x", "ab#cd"] {
+            let url = format!("rediss://default:{password}@127.0.0.1:6380");
+            let cli = Cli::try_parse_from(["docket", "--url", &url, "snapshot"]).unwrap();
+            let debug = format!("{cli:?}");
+            assert!(!debug.contains(password), "{debug}");
+            assert!(debug.contains("default:***@127.0.0.1:6380"), "{debug}");
         }
     }
 }
