@@ -65,26 +65,69 @@ pub struct DeadLetter {
     pub reason: String,
     /// When it died.
     pub died: SystemTime,
-    /// Every failed attempt, oldest first (the last one's error is also the `reason`).
+    /// The failed attempts, oldest first (the last one's error is also the `reason`): the last
+    /// [`FailedAttempt::KEPT`] of them; the attempt numbers show any earlier ones dropped.
     pub history: Vec<FailedAttempt>,
 }
 
 /// One failed attempt in a task's history.
+///
+/// A task carries its history from retry to retry, so both are bounded: an error text is kept up
+/// to [`FailedAttempt::MAX_ERROR_BYTES`], and a history keeps the last [`FailedAttempt::KEPT`]
+/// attempts. A chatty error cannot push a task past the docket's payload limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FailedAttempt {
     /// Which attempt it was, from 1.
     pub attempt: u32,
-    /// Why it failed.
+    /// Why it failed; a longer text is cut to [`FailedAttempt::MAX_ERROR_BYTES`], ending in `…`.
     pub error: String,
     /// When it failed.
     pub at: SystemTime,
 }
 
 impl FailedAttempt {
+    /// The most bytes of an error text kept, the `…` marking a cut included.
+    pub const MAX_ERROR_BYTES: usize = 2048;
+
+    /// The most failed attempts a history keeps: the latest ones.
+    pub const KEPT: usize = 20;
+
+    /// A failed attempt, its error text cut to [`FailedAttempt::MAX_ERROR_BYTES`].
     pub(crate) fn new(attempt: u32, error: String, at: SystemTime) -> Self {
-        FailedAttempt { attempt, error, at }
+        FailedAttempt {
+            attempt,
+            error: cut(error, FailedAttempt::MAX_ERROR_BYTES),
+            at,
+        }
     }
+
+    /// Add `failed` to `history`, dropping the oldest entries beyond [`FailedAttempt::KEPT`]:
+    /// where a history grows, instead of `history.push(failed)`.
+    #[allow(
+        dead_code,
+        reason = "worker.rs calls it where a retry or burial extends a history"
+    )]
+    pub(crate) fn record(history: &mut Vec<FailedAttempt>, failed: FailedAttempt) {
+        history.push(failed);
+        let excess = history.len().saturating_sub(FailedAttempt::KEPT);
+        history.drain(..excess);
+    }
+}
+
+/// `text` cut on a character boundary so that, with a closing `…`, it fits in `max` bytes.
+fn cut(mut text: String, max: usize) -> String {
+    const MARK: &str = "…";
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(MARK);
+    text
 }
 
 /// A worker of a docket, from [`Docket::workers`](crate::Docket::workers).
@@ -97,4 +140,40 @@ pub struct WorkerInfo {
     pub running: usize,
     /// How long since the worker last claimed or renewed a task.
     pub idle: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_texts_are_cut_on_a_character_boundary() {
+        let now = SystemTime::now();
+        let short = FailedAttempt::new(1, "disk full".into(), now);
+        assert_eq!(short.error, "disk full");
+        let exact = "e".repeat(FailedAttempt::MAX_ERROR_BYTES);
+        assert_eq!(FailedAttempt::new(1, exact.clone(), now).error, exact);
+        for filler in ["e", "é", "€", "𝄞"] {
+            let long = filler.repeat(10_000);
+            let kept = FailedAttempt::new(1, long.clone(), now).error;
+            assert!(kept.len() <= FailedAttempt::MAX_ERROR_BYTES, "{filler}");
+            assert!(kept.len() > FailedAttempt::MAX_ERROR_BYTES - 8, "{filler}");
+            assert!(kept.ends_with('…'));
+            assert!(long.starts_with(kept.trim_end_matches('…')));
+        }
+    }
+
+    #[test]
+    fn a_history_keeps_the_latest_attempts() {
+        let mut history = Vec::new();
+        for attempt in 1..=100 {
+            let failed = FailedAttempt::new(attempt, "x".repeat(100_000), SystemTime::now());
+            FailedAttempt::record(&mut history, failed);
+        }
+        assert_eq!(history.len(), FailedAttempt::KEPT);
+        let attempts: Vec<u32> = history.iter().map(|failed| failed.attempt).collect();
+        assert_eq!(attempts, (81..=100).collect::<Vec<_>>());
+        let bytes: usize = history.iter().map(|failed| failed.error.len()).sum();
+        assert!(bytes <= FailedAttempt::KEPT * FailedAttempt::MAX_ERROR_BYTES);
+    }
 }
