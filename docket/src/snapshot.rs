@@ -104,10 +104,6 @@ impl FailedAttempt {
 
     /// Add `failed` to `history`, dropping the oldest entries beyond [`FailedAttempt::KEPT`]:
     /// where a history grows, instead of `history.push(failed)`.
-    #[allow(
-        dead_code,
-        reason = "worker.rs calls it where a retry or burial extends a history"
-    )]
     pub(crate) fn record(history: &mut Vec<FailedAttempt>, failed: FailedAttempt) {
         history.push(failed);
         let excess = history.len().saturating_sub(FailedAttempt::KEPT);

@@ -660,11 +660,10 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         return;
     }
     let mut history = message.history.clone();
-    history.push(FailedAttempt::new(
-        message.attempt,
-        error.to_string(),
-        SystemTime::now(),
-    ));
+    FailedAttempt::record(
+        &mut history,
+        FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()),
+    );
     let retryable = error.kind() != TaskErrorKind::Permanent;
     if retryable && message.attempt < policy.max_attempts() {
         let delay = error
@@ -798,11 +797,10 @@ async fn bury(
         .last()
         .is_none_or(|last| last.attempt != message.attempt)
     {
-        history.push(FailedAttempt::new(
-            message.attempt,
-            reason.clone(),
-            SystemTime::now(),
-        ));
+        FailedAttempt::record(
+            &mut history,
+            FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()),
+        );
     }
     let burial = Burial { reason, history };
     if let Err(error) = persist(|| backend.bury(delivery, burial.clone())).await {

@@ -366,9 +366,7 @@ async fn a_chatty_error_is_cut_so_its_retries_stay_small(docket: Docket) {
     }
 }
 
-/// Needs worker.rs to push failures with `FailedAttempt::record`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until worker.rs keeps histories with FailedAttempt::record"]
 async fn a_history_keeps_the_last_20_attempts() {
     let docket = memory();
     FailOften::schedule(1).on(&docket).await.unwrap();
@@ -379,9 +377,7 @@ async fn a_history_keeps_the_last_20_attempts() {
     assert_eq!(attempts, (22..=41).collect::<Vec<_>>());
 }
 
-/// Needs worker.rs to compute a retry's due time with `time::saturating_due`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until worker.rs computes retry due times with time::saturating_due"]
 async fn a_retry_after_duration_max_waits_until_the_year_9999_not_a_panic() {
     let docket = memory();
     let scheduled = RetryNever::schedule(1).on(&docket).await.unwrap();
