@@ -61,8 +61,12 @@ impl Recurring {
     pub(crate) fn next_due(&self, previous: SystemTime, now: SystemTime) -> SystemTime {
         match self {
             Recurring::Every(period) => {
-                let next = previous + *period;
-                if next + *period <= now { now } else { next }
+                let next = crate::time::saturating_due(previous, *period);
+                if crate::time::saturating_due(next, *period) <= now {
+                    now
+                } else {
+                    next
+                }
             }
             Recurring::Cron(..) => self.after(previous.max(now)),
         }

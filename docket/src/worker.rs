@@ -38,6 +38,9 @@ const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
 /// How long to wait before claiming again after the backend failed.
 const BACKEND_RETRY: Duration = Duration::from_millis(500);
 
+/// The shortest interval between two depth reports: a zero interval would loop on Redis.
+const MIN_DEPTH_EVERY: Duration = Duration::from_secs(1);
+
 /// How soon a failed renewal is tried again (not a whole renewal period later: two missed
 /// periods would let another worker take the deliveries over).
 const RENEW_RETRY: Duration = Duration::from_secs(1);
@@ -91,10 +94,10 @@ impl Worker {
     }
 
     /// Report the `docket_queue_depth` and `docket_schedule_depth` gauges every `interval`
-    /// (one round trip of two commands on Redis each time). Off by default, so an idle worker
-    /// sends nothing.
+    /// (one round trip of two commands on Redis each time), at most once a second. Off by
+    /// default, so an idle worker sends nothing.
     pub fn report_depth(mut self, interval: Duration) -> Self {
-        self.depth_every = Some(interval);
+        self.depth_every = Some(interval.max(MIN_DEPTH_EVERY));
         self
     }
 
@@ -193,9 +196,7 @@ impl Worker {
     }
 
     async fn work(self, stop: CancellationToken, until_finished: bool) -> Result<()> {
-        if self.concurrency == 0 {
-            return Err(Error::Config("worker concurrency must be above 0".into()));
-        }
+        crate::config::validate_concurrency(self.concurrency, "`Worker::concurrency`")?;
         let registry = Registry::global()?;
         let recurring = self.check(registry)?;
         if !self.automatic && !until_finished {

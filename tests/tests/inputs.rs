@@ -571,3 +571,25 @@ fn a_key_error_names_the_fix() {
         "invalid task key \"\": it is empty; give a non-empty key, or leave out `.key(..)` for a generated one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_depth_report_every_zero_seconds_does_not_spin_on_redis() {
+    let server = RedisServer::start();
+    let docket = redis(&server).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(&docket)
+            .report_depth(Duration::ZERO)
+            .run_until(async {
+                let _ = stopped.await;
+            }),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = docket.commands_sent();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent = docket.commands_sent() - before;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    // At most one report a second (two commands each) and the worker's own rare calls.
+    assert!(sent <= 6, "{sent} commands in 1.5 s");
+}

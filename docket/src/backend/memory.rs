@@ -705,9 +705,10 @@ impl Backend for MemoryBackend {
         }
         let now = SystemTime::now();
         state.states.retain(|_, (_, expires)| *expires > now);
-        state
-            .states
-            .insert(task.key.clone(), (task.clone(), now + ttl));
+        state.states.insert(
+            task.key.clone(),
+            (task.clone(), crate::time::saturating_due(now, ttl)),
+        );
         if let Some(watchers) = state.watchers.get_mut(&task.key) {
             watchers.retain(|watcher| watcher.send(task.clone()).is_ok());
             if watchers.is_empty() {
