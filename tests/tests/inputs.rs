@@ -593,3 +593,18 @@ async fn a_depth_report_every_zero_seconds_does_not_spin_on_redis() {
     // At most one report a second (two commands each) and the worker's own rare calls.
     assert!(sent <= 6, "{sent} commands in 1.5 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_given_a_concurrency_no_semaphore_holds_refuses_to_start() {
+    let docket = memory();
+    for concurrency in [0, usize::MAX] {
+        let refused = Worker::new(&docket)
+            .concurrency(concurrency)
+            .run_until_finished()
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::Config(message)) if message.contains("Worker::concurrency")),
+            "{concurrency}: {refused:?}"
+        );
+    }
+}
