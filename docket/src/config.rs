@@ -178,6 +178,12 @@ pub(crate) fn validate_options(options: &RedisOptions) -> Result<()> {
                 .into(),
         ));
     }
+    if options.dead_letters_kept == 0 || options.dead_letter_age < Duration::from_secs(60) {
+        return Err(Error::Config(format!(
+            "`Connect::dead_letters` must keep at least 1 letter for at least a minute, not {} for {:?}",
+            options.dead_letters_kept, options.dead_letter_age
+        )));
+    }
     if let Some(pem) = &options.tls_ca {
         validate_ca(pem).map_err(|problem| {
             Error::Config(format!(

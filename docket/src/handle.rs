@@ -128,7 +128,10 @@ impl Docket {
     async fn open(settings: Settings) -> Result<Docket> {
         let backend = match settings.target {
             Target::InProcess => None,
-            Target::Memory => Some(AnyBackend::Memory(MemoryBackend::new())),
+            Target::Memory => Some(AnyBackend::Memory(MemoryBackend::with_dead_letters(
+                settings.redis.dead_letters_kept,
+                settings.redis.dead_letter_age,
+            ))),
             Target::Redis(url) => Some(AnyBackend::Redis(Box::new(RedisBackend::open(
                 &url,
                 &settings.name,
@@ -313,6 +316,12 @@ impl Docket {
     /// Tasks that will not run again on their own, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.inner.backend.dead_letters().await
+    }
+
+    /// Forget the dead letter with this key, for good. Returns `false` when there is none.
+    /// Dead letters also go by themselves past [`Connect::dead_letters`]' limits.
+    pub async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
+        self.inner.backend.remove_dead_letter(key).await
     }
 
     /// Queue the dead letter with this key again as a first attempt. Returns `false` when there
@@ -598,6 +607,16 @@ impl Connect {
     /// `retries` instead. At least 1.
     pub fn max_deliveries(mut self, deliveries: u32) -> Self {
         self.redis.max_deliveries = u64::from(deliveries);
+        self
+    }
+
+    /// Keep at most `kept` dead letters (default 10,000), none older than `age` (default 30
+    /// days); past either, the oldest go first, as the next one is written. Bounds what a
+    /// docket keeps of failed tasks' arguments, and the size of its dead-letter hash (managed
+    /// Redis services cap one record's size). `kept` at least 1, `age` at least a minute.
+    pub fn dead_letters(mut self, kept: usize, age: std::time::Duration) -> Self {
+        self.redis.dead_letters_kept = kept;
+        self.redis.dead_letter_age = age;
         self
     }
 

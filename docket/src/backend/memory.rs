@@ -45,6 +45,8 @@ struct State {
     /// Tasks handed to workers, by delivery id.
     running: HashMap<u64, Running>,
     dead: Vec<DeadLetter>,
+    /// How many dead letters to keep and for how long, when not the defaults.
+    retention: Option<(usize, Duration)>,
     /// Tasks set aside by strikes, by key.
     held: HashMap<String, Message>,
     /// Tasks waiting for a concurrency slot, by slot, first come first served.
@@ -247,6 +249,13 @@ impl MemoryBackend {
         MemoryBackend::default()
     }
 
+    /// A memory backend keeping at most `kept` dead letters, none older than `age`.
+    pub(crate) fn with_dead_letters(kept: usize, age: Duration) -> Self {
+        let backend = MemoryBackend::default();
+        backend.state().retention = Some((kept, age));
+        backend
+    }
+
     /// The workers with tasks in flight (a memory docket does not know idle ones).
     pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
         let state = self.state();
@@ -277,6 +286,14 @@ impl MemoryBackend {
             .count();
         let gated: usize = state.gated.values().map(VecDeque::len).sum();
         (due + gated + state.running.len(), state.waiting.len() - due)
+    }
+
+    /// Forget the dead letter of `key`; whether there was one.
+    pub(crate) fn remove_dead_letter(&self, key: &str) -> bool {
+        let mut state = self.state();
+        let before = state.dead.len();
+        state.dead.retain(|dead| dead.key != key);
+        state.dead.len() < before
     }
 
     /// Remove every waiting task; returns how many.
@@ -435,11 +452,13 @@ impl Backend for MemoryBackend {
         });
         // Retention, as on Redis: the oldest letters past the count, and those past the age.
         let now = SystemTime::now();
-        state.dead.retain(|dead| {
-            !now.duration_since(dead.died)
-                .is_ok_and(|age| age >= super::DEAD_LETTER_AGE)
-        });
-        let over = state.dead.len().saturating_sub(super::DEAD_LETTERS_KEPT);
+        let (kept, oldest) = state
+            .retention
+            .unwrap_or((super::DEAD_LETTERS_KEPT, super::DEAD_LETTER_AGE));
+        state
+            .dead
+            .retain(|dead| !now.duration_since(dead.died).is_ok_and(|age| age >= oldest));
+        let over = state.dead.len().saturating_sub(kept);
         state.dead.drain(..over);
         Ok(())
     }

@@ -282,6 +282,14 @@ impl AnyBackend {
         }
     }
 
+    /// Forget the dead letter of `key`; whether there was one.
+    pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
+        match self {
+            AnyBackend::Memory(backend) => Ok(backend.remove_dead_letter(key)),
+            AnyBackend::Redis(backend) => backend.remove_dead_letter(key).await,
+        }
+    }
+
     /// Remove every queued and scheduled task; returns how many.
     pub(crate) async fn clear(&self) -> Result<usize> {
         match self {

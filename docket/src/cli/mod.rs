@@ -10,7 +10,7 @@
 //! docket restore scan_copyright track_id == 42
 //! docket cancel KEY                    # a waiting task, or a running one
 //! docket clear                         # remove every queued and scheduled task
-//! docket dead list | docket dead replay KEY | docket dead replay --all
+//! docket dead list | docket dead replay KEY | docket dead replay --all | docket dead remove KEY
 //! docket version
 //! ```
 //!
@@ -130,6 +130,15 @@ enum Dead {
         #[arg(required_unless_present = "all")]
         keys: Vec<String>,
         /// Replay every dead letter.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
+    },
+    /// Forget dead letters for good.
+    Remove {
+        /// The keys to forget.
+        #[arg(required_unless_present = "all")]
+        keys: Vec<String>,
+        /// Forget every dead letter.
         #[arg(long, conflicts_with = "keys")]
         all: bool,
     },
@@ -260,22 +269,22 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
         }
         Command::Dead(Dead::List) => output::dead(out, json, &docket.dead_letters().await?),
         Command::Dead(Dead::Replay { keys, all }) => {
-            let keys = match all {
-                true => docket
-                    .dead_letters()
-                    .await?
-                    .into_iter()
-                    .map(|dead| dead.key)
-                    .collect(),
-                false => keys,
-            };
             let mut replayed = Vec::new();
-            for key in keys {
+            for key in dead_keys(&docket, keys, all).await? {
                 if docket.replay(&key).await? {
                     replayed.push(key);
                 }
             }
-            output::replayed(out, json, &replayed)
+            output::dead_letters_changed(out, json, "replayed", &replayed)
+        }
+        Command::Dead(Dead::Remove { keys, all }) => {
+            let mut removed = Vec::new();
+            for key in dead_keys(&docket, keys, all).await? {
+                if docket.remove_dead_letter(&key).await? {
+                    removed.push(key);
+                }
+            }
+            output::dead_letters_changed(out, json, "removed", &removed)
         }
         Command::Worker(args) => {
             #[allow(unused_mut)]
@@ -289,6 +298,15 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
             worker.run().await
         }
     }
+}
+
+/// The keys named, or with `all`, the key of every dead letter.
+async fn dead_keys(docket: &Docket, keys: Vec<String>, all: bool) -> Result<Vec<String>> {
+    if !all {
+        return Ok(keys);
+    }
+    let letters = docket.dead_letters().await?;
+    Ok(letters.into_iter().map(|dead| dead.key).collect())
 }
 
 /// Install the Prometheus recorder with its HTTP listener.

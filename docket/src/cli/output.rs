@@ -272,11 +272,17 @@ pub(super) fn dead(out: &mut (dyn Write + Send), json: bool, dead: &[DeadLetter]
     table(out, &["KEY", "TASK", "ATTEMPT", "DIED", "REASON"], &rows)
 }
 
-pub(super) fn replayed(out: &mut (dyn Write + Send), json: bool, keys: &[String]) -> Result<()> {
+/// The dead letters an operation (`replayed`, `removed`) changed.
+pub(super) fn dead_letters_changed(
+    out: &mut (dyn Write + Send),
+    json: bool,
+    what: &str,
+    keys: &[String],
+) -> Result<()> {
     if json {
-        return print_json(out, &json!({ "replayed": keys }));
+        return print_json(out, &json!({ what: keys }));
     }
-    writeln!(out, "replayed {} dead letters", keys.len()).map_err(io)?;
+    writeln!(out, "{what} {} dead letters", keys.len()).map_err(io)?;
     for key in keys {
         writeln!(out, "  {key}").map_err(io)?;
     }

@@ -579,6 +579,21 @@ impl RedisBackend {
         Ok(entries)
     }
 
+    /// Forget the dead letter of `key`; whether there was one.
+    pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("HDEL")
+            .arg(&self.keys.dead)
+            .arg(key)
+            .cmd("ZREM")
+            .arg(&self.keys.died)
+            .arg(key)
+            .ignore();
+        let (removed,): (i64,) = self.pipeline(&pipeline).await?;
+        Ok(removed == 1)
+    }
+
     /// Acknowledge `(stream id, key)` entries, at most [`SETTLE_CHUNK`] a call.
     async fn acknowledge<'a>(&self, entries: &[(&'a str, &'a str)]) -> Result<()> {
         for chunk in entries.chunks(SETTLE_CHUNK) {
@@ -1077,6 +1092,7 @@ impl Backend for RedisBackend {
         self.keys_for(&mut invocation);
         invocation
             .key(&self.keys.dead)
+            .key(&self.keys.died)
             .arg(key)
             .arg(codec::encode_message(&message))
             .arg(millis(SystemTime::now()));
