@@ -21,6 +21,9 @@ use crate::state::Provided;
 use crate::task::Task;
 use crate::trace::TraceContext;
 
+/// The most tasks one call to the queue stores; `add_many` sends larger batches in chunks.
+const PLACE_CHUNK: usize = 500;
+
 /// The default docket, made from the environment on first use or set with
 /// [`Docket::install_default`].
 static DEFAULT: OnceCell<Docket> = OnceCell::const_new();
@@ -451,7 +454,9 @@ impl Docket {
             message.trace = Some(traceparent.clone());
         }
         let count = batch.len();
-        let (placement, dispositions, docket) = if self.inner.in_process {
+        // Each part of the batch lands somewhere: all in-process, or each chunk in the queue or,
+        // when the queue cannot be reached, in-process instead.
+        let placed: Vec<(Placement, Vec<Disposition>, &Docket)> = if self.inner.in_process {
             if registration.is_none() {
                 return Err(Error::Config(format!(
                     "no task named `{task}` is registered in this binary, so it cannot run in-process"
@@ -460,51 +465,91 @@ impl Docket {
             self.ensure_auto_worker()?;
             tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
             let dispositions = self.inner.backend.enqueue(&batch).await?;
-            (Placement::InProcess, dispositions, self)
+            vec![(Placement::InProcess, dispositions, self)]
         } else {
-            match self.inner.backend.enqueue(&batch).await {
+            self.enqueue_in_chunks(registration.is_some(), &task, &batch)
+                .await?
+        };
+        let fell_back = placed
+            .iter()
+            .any(|(placement, ..)| *placement == Placement::Fallback);
+        let placement = match placed.first() {
+            Some((Placement::InProcess, ..)) => Placement::InProcess,
+            _ if fell_back => Placement::Fallback,
+            _ => Placement::Queue,
+        };
+        tracing::Span::current().record("placement", placement.as_str());
+        let added = placed
+            .iter()
+            .flat_map(|(_, dispositions, _)| dispositions)
+            .filter(|disposition| **disposition != Disposition::Duplicate)
+            .count();
+        crate::metrics::added(&task, added as u64);
+        let mut batch = batch.into_iter();
+        let mut receipts = Vec::with_capacity(count);
+        for (placement, dispositions, docket) in placed {
+            let part: Vec<Scheduled> = batch
+                .by_ref()
+                .zip(dispositions)
+                .map(|((message, _), disposition)| Scheduled {
+                    task: message.task,
+                    key: message.key,
+                    due: message.due,
+                    placement,
+                    disposition,
+                    docket: docket.clone(),
+                })
+                .collect();
+            if let Some(ttl) = registration.and_then(|r| r.policy().results_ttl()) {
+                crate::results::record_scheduled(docket, &part, ttl).await;
+            }
+            receipts.extend(part);
+        }
+        Ok(receipts)
+    }
+
+    /// Hand `batch` to the queue in chunks of at most [`PLACE_CHUNK`] tasks, sent together;
+    /// a chunk whose call could not reach the queue runs in-process instead (when the task is
+    /// registered here and the fallback is on). One entry per chunk, in order.
+    ///
+    /// Every task of a batch larger than one chunk is checked before anything is sent, so a
+    /// predictable refusal (a payload over the limit) writes nothing.
+    async fn enqueue_in_chunks<'a>(
+        &'a self,
+        registered: bool,
+        task: &str,
+        batch: &[(Message, KeyMode)],
+    ) -> Result<Vec<(Placement, Vec<Disposition>, &'a Docket)>> {
+        if batch.len() > PLACE_CHUNK {
+            self.inner.backend.check(batch)?;
+        }
+        let chunks: Vec<&[(Message, KeyMode)]> = batch.chunks(PLACE_CHUNK).collect();
+        let results = futures_util::future::join_all(
+            chunks.iter().map(|chunk| self.inner.backend.enqueue(chunk)),
+        )
+        .await;
+        let mut placed = Vec::with_capacity(chunks.len());
+        for (chunk, result) in chunks.into_iter().zip(results) {
+            match result {
                 Ok(dispositions) => {
-                    tracing::debug!(count, "scheduled {task} via docket");
-                    (Placement::Queue, dispositions, self)
+                    tracing::debug!(count = chunk.len(), "scheduled {task} via docket");
+                    placed.push((Placement::Queue, dispositions, self));
                 }
-                Err(error)
-                    if error.is_unavailable() && registration.is_some() && self.inner.fallback =>
-                {
+                Err(error) if error.is_unavailable() && registered && self.inner.fallback => {
                     tracing::warn!(
-                        count,
+                        count = chunk.len(),
                         error = %crate::error::Chain(&error),
                         "docket scheduling failed, falling back to in-process"
                     );
                     let fallback = self.fallback_docket();
                     fallback.ensure_auto_worker()?;
-                    let dispositions = fallback.inner.backend.enqueue(&batch).await?;
-                    (Placement::Fallback, dispositions, fallback)
+                    let dispositions = fallback.inner.backend.enqueue(chunk).await?;
+                    placed.push((Placement::Fallback, dispositions, fallback));
                 }
                 Err(error) => return Err(error),
             }
-        };
-        tracing::Span::current().record("placement", placement.as_str());
-        let added = dispositions
-            .iter()
-            .filter(|disposition| **disposition != Disposition::Duplicate)
-            .count();
-        crate::metrics::added(&task, added as u64);
-        let receipts: Vec<Scheduled> = batch
-            .into_iter()
-            .zip(dispositions)
-            .map(|((message, _), disposition)| Scheduled {
-                task: message.task,
-                key: message.key,
-                due: message.due,
-                placement,
-                disposition,
-                docket: docket.clone(),
-            })
-            .collect();
-        if let Some(ttl) = registration.and_then(|r| r.policy().results_ttl()) {
-            crate::results::record_scheduled(docket, &receipts, ttl).await;
         }
-        Ok(receipts)
+        Ok(placed)
     }
 }
 

@@ -282,6 +282,15 @@ impl AnyBackend {
         }
     }
 
+    /// Check that the backend would take every message of `batch` (its size), without storing
+    /// anything.
+    pub(crate) fn check(&self, batch: &[(Message, KeyMode)]) -> Result<()> {
+        match self {
+            AnyBackend::Memory(_) => Ok(()),
+            AnyBackend::Redis(backend) => backend.check(batch),
+        }
+    }
+
     /// Forget the dead letter of `key`; whether there was one.
     pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
         match self {

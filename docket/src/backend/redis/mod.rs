@@ -751,19 +751,35 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// Every message of `batch` fits the payload limit; else the error for the first that does
+    /// not.
+    pub(crate) fn check(&self, batch: &[(Message, KeyMode)]) -> Result<()> {
+        for (message, _) in batch {
+            self.fits(message, &codec::encode_message(message))?;
+        }
+        Ok(())
+    }
+
+    fn fits(&self, message: &Message, json: &str) -> Result<()> {
+        if json.len() > self.options.max_payload {
+            return Err(Error::PayloadTooLarge {
+                task: message.task.clone(),
+                size: json.len(),
+                limit: self.options.max_payload,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Backend for RedisBackend {
     async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
         // Encode and check every task before anything is sent: a bad one writes nothing.
         let mut encoded = Vec::with_capacity(batch.len());
         for (message, mode) in batch {
             let json = codec::encode_message(message);
-            if json.len() > self.options.max_payload {
-                return Err(Error::PayloadTooLarge {
-                    task: message.task.clone(),
-                    size: json.len(),
-                    limit: self.options.max_payload,
-                });
-            }
+            self.fits(message, &json)?;
             let mode = match mode {
                 KeyMode::Add => "add",
                 KeyMode::Replace => "replace",
