@@ -23,7 +23,7 @@ impl RedisBackend {
         command.arg("CONSUMERS").arg(&self.keys.stream).arg(GROUP);
         self.sent.fetch_add(1, Ordering::Relaxed);
         let reply: std::result::Result<StreamInfoConsumersReply, _> =
-            command.query_async(&mut self.connection.clone()).await;
+            command.query_async(&mut self.connection()).await;
         let consumers = match reply {
             Ok(reply) => reply.consumers,
             // No stream or group yet: no worker has ever started.

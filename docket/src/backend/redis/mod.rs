@@ -137,8 +137,10 @@ pub(crate) struct RedisBackend {
     /// The URL without its password, for messages.
     url: String,
     client: Client,
-    /// Shared by every operation but the blocking read; reconnects by itself.
-    connection: ConnectionManager,
+    config: ConnectionManagerConfig,
+    /// Shared by every operation but the blocking read, one for each tokio runtime that uses
+    /// this docket (see [`Shared`]).
+    shared: Mutex<Vec<Shared>>,
     /// Dedicated connections for blocking reads, one per claim in progress.
     readers: Mutex<Vec<Reader>>,
     timer: Mutex<Timer>,
@@ -157,6 +159,22 @@ pub(crate) struct RedisBackend {
 struct Reader {
     connection: MultiplexedConnection,
     id: i64,
+    /// The runtime its connection's task runs on: used from no other.
+    runtime: tokio::runtime::Id,
+}
+
+/// The shared connection of one tokio runtime.
+///
+/// A connection's I/O runs as a task on the runtime that opened it, and dies with that runtime.
+/// Programs make several runtimes (each `#[tokio::test]` has its own; some tools make one per
+/// command), and a docket handle outlives them, the default docket above all: so each runtime
+/// gets a connection of its own, opened on first use there, and forgotten when the runtime ends.
+/// A dead runtime's connection is never mistaken for an unreachable Redis.
+struct Shared {
+    runtime: tokio::runtime::Id,
+    connection: ConnectionManager,
+    /// Cancelled when the runtime ends (a task spawned on it holds the guard).
+    ended: CancellationToken,
 }
 
 /// When the next tick is needed.
@@ -210,14 +228,16 @@ impl RedisBackend {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let connection = client
-            .get_connection_manager_lazy(config)
+        // Checked here, so that a bad URL or setting fails `open`, not the first use.
+        client
+            .get_connection_manager_lazy(config.clone())
             .map_err(invalid)?;
         Ok(RedisBackend {
             keys: Keys::new(name),
             url: redacted,
             client,
-            connection,
+            config,
+            shared: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
             timer: Mutex::new(Timer {
                 next_due: None,
@@ -263,7 +283,7 @@ impl RedisBackend {
 
     async fn invoke_once<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         match invocation.invoke_async(&mut connection).await {
             Err(error) if is_no_group(&error) => {
                 self.create_group().await?;
@@ -281,7 +301,7 @@ impl RedisBackend {
         failpoint!(redis "redis.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
         let reply = command
-            .query_async(&mut self.connection.clone())
+            .query_async(&mut self.connection())
             .await
             .map_err(into_error);
         self.heard(&reply);
@@ -300,7 +320,7 @@ impl RedisBackend {
     async fn pipeline_once<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
         self.sent
             .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         match pipeline.query_async(&mut connection).await {
             Err(error) if is_no_group(&error) => {
                 self.create_group().await?;
@@ -331,6 +351,33 @@ impl RedisBackend {
         }
     }
 
+    /// The shared connection of the current runtime, opened (lazily) on its first use there.
+    fn connection(&self) -> ConnectionManager {
+        let runtime = tokio::runtime::Handle::current();
+        let id = runtime.id();
+        let mut shared = self.shared.lock().expect("never poisoned");
+        if let Some(found) = shared.iter().find(|shared| shared.runtime == id) {
+            return found.connection.clone();
+        }
+        shared.retain(|shared| !shared.ended.is_cancelled());
+        let connection = self
+            .client
+            .get_connection_manager_lazy(self.config.clone())
+            .expect("the client and its settings were checked when the backend was opened");
+        let ended = CancellationToken::new();
+        let guard = ended.clone().drop_guard();
+        runtime.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        shared.push(Shared {
+            runtime: id,
+            connection: connection.clone(),
+            ended,
+        });
+        connection
+    }
+
     /// A connection of its own, for reads that block: no answer timeout.
     async fn dedicated(&self) -> Result<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
@@ -342,9 +389,21 @@ impl RedisBackend {
             .map_err(into_error)
     }
 
+    /// A reader of the current runtime: a pooled one, or a new connection.
     async fn reader(&self) -> Result<Reader> {
-        if let Some(reader) = self.readers.lock().expect("never poisoned").pop() {
-            return Ok(reader);
+        let runtime = tokio::runtime::Handle::current().id();
+        {
+            let mut readers = self.readers.lock().expect("never poisoned");
+            if let Some(at) = readers.iter().position(|reader| reader.runtime == runtime) {
+                return Ok(readers.swap_remove(at));
+            }
+            // Readers of runtimes that ended are dead: their connections' tasks are gone.
+            let shared = self.shared.lock().expect("never poisoned");
+            readers.retain(|reader| {
+                shared
+                    .iter()
+                    .any(|shared| shared.runtime == reader.runtime && !shared.ended.is_cancelled())
+            });
         }
         let mut connection = self.dedicated().await?;
         self.sent.fetch_add(1, Ordering::Relaxed);
@@ -353,7 +412,11 @@ impl RedisBackend {
             .query_async(&mut connection)
             .await
             .map_err(into_error)?;
-        Ok(Reader { connection, id })
+        Ok(Reader {
+            connection,
+            id,
+            runtime,
+        })
     }
 
     /// Block until entries arrive, `wait` passes or `stop` fires.
