@@ -295,6 +295,7 @@ impl Worker {
                     }
                 }
             };
+            release_dropped(&shared, backend).await;
             failpoint!(step "claim.handover");
             for delivery in deliveries {
                 let slot = free.split(1).expect("one slot was taken per delivery");
@@ -521,6 +522,23 @@ async fn wait_idle(docket: &Docket) {
         match docket.backend().outstanding().await {
             Ok(0) => return,
             _ => tokio::time::sleep(FINISH_POLL).await,
+        }
+    }
+}
+
+/// Give back the concurrency slots of deliveries the backend settled without running them (a
+/// crashed worker's delivery found cancelled or superseded, or buried as poison), so tasks
+/// waiting for those slots go on.
+async fn release_dropped(shared: &Shared, backend: &AnyBackend) {
+    for delivery in backend.dropped(&shared.worker) {
+        let Some(registration) = shared.registry.get(&delivery.message.task) else {
+            continue;
+        };
+        let Some(gate) = gate(&registration.policy(), &delivery.message) else {
+            continue;
+        };
+        if let Err(error) = persist(|| backend.release(&delivery, &gate)).await {
+            tracing::warn!(key = %delivery.message.key, error = %Chain(&error), "could not give back the slot of a dropped task; the next admission finds it");
         }
     }
 }

@@ -471,6 +471,11 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    /// Nothing is ever taken over here, so nothing is dropped.
+    fn dropped(&self, _worker: &str) -> Vec<Delivery> {
+        Vec::new()
+    }
+
     /// A delivery given up here is run again (this backend has no other worker to take it over
     /// after a timeout).
     fn abandon(&self, _worker: &str, delivery: &Delivery) {

@@ -184,6 +184,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// another worker. Costs nothing when it holds none.
     fn renew(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Deliveries taken over by `worker` and settled without running (cancelled, superseded by
+    /// a newer task of their key, buried as poison) since the last call: a concurrency slot one
+    /// of them took is to be given back with [`Backend::release`].
+    fn dropped(&self, worker: &str) -> Vec<Delivery>;
+
     /// The worker gave up settling `delivery` (the backend stayed unreachable, or its settle
     /// step crashed): it is no longer held, and is to be run again.
     fn abandon(&self, worker: &str, delivery: &Delivery);
@@ -358,6 +363,13 @@ impl Backend for AnyBackend {
 
     async fn renew(&self, worker: &str) -> Result<()> {
         dispatch!(self, b => b.renew(worker))
+    }
+
+    fn dropped(&self, worker: &str) -> Vec<Delivery> {
+        match self {
+            AnyBackend::Memory(backend) => backend.dropped(worker),
+            AnyBackend::Redis(backend) => backend.dropped(worker),
+        }
     }
 
     fn abandon(&self, worker: &str, delivery: &Delivery) {

@@ -150,6 +150,9 @@ pub(crate) struct RedisBackend {
     in_flight: Mutex<HashMap<String, String>>,
     /// Workers whose read failed: entries it delivered may never have reached them.
     lost_reads: Mutex<HashSet<String>>,
+    /// Deliveries taken over by a worker and settled without running (cancelled, superseded,
+    /// buried as poison), by worker: the worker gives back their concurrency slots.
+    dropped: Mutex<HashMap<String, Vec<Delivery>>>,
     options: RedisOptions,
     /// Commands this handle has sent, its signal and watch feeds included.
     sent: Arc<AtomicU64>,
@@ -246,6 +249,7 @@ impl RedisBackend {
             }),
             in_flight: Mutex::new(HashMap::new()),
             lost_reads: Mutex::new(HashSet::new()),
+            dropped: Mutex::new(HashMap::new()),
             options,
             sent: Arc::new(AtomicU64::new(0)),
         })
@@ -525,8 +529,15 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1));
-        let (next_due, cursor, reclaimed, deliveries, more): (i64, String, Value, Vec<u64>, u8) =
-            self.invoke(&invocation).await?;
+        let (next_due, cursor, reclaimed, deliveries, more, dropped): (
+            i64,
+            String,
+            Value,
+            Vec<u64>,
+            u8,
+            Value,
+        ) = self.invoke(&invocation).await?;
+        self.drop_entries(worker, stream_entries(dropped));
         {
             let mut timer = self.timer.lock().expect("never poisoned");
             timer.next_due = Some(u64::try_from(next_due).ok());
@@ -562,13 +573,17 @@ impl RedisBackend {
                     );
                     tracing::error!(key = %message.key, task = %message.task, %reason, "task moved to the dead letters");
                     let letter = codec::encode_dead(&message, &reason, SystemTime::now(), None);
-                    if let Err(error) = self
+                    match self
                         .bury_entry(worker, &id, &message.key, &letter, false)
                         .await
                     {
-                        // It stays pending to this worker, unseen: recovered, and judged again.
-                        tracing::warn!(key = %message.key, error = %crate::error::Chain(&error), "could not bury a poison task");
-                        self.lost(worker);
+                        Ok(_) => self.dropped_by(worker, id, message),
+                        Err(error) => {
+                            // It stays pending to this worker, unseen: recovered, and judged
+                            // again.
+                            tracing::warn!(key = %message.key, error = %crate::error::Chain(&error), "could not bury a poison task");
+                            self.lost(worker);
+                        }
                     }
                 }
                 entry => alive.push(entry),
@@ -607,39 +622,54 @@ impl RedisBackend {
             }
             result => result?,
         };
-        // By delivery count, as `XCLAIM ... RETRYCOUNT` sets one count for all its ids.
-        let mut lost: HashMap<u64, Vec<String>> = HashMap::new();
-        {
+        let lost: Vec<PendingRow> = {
             let in_flight = self.in_flight.lock().expect("never poisoned");
-            for row in pending_rows(pending) {
-                if !in_flight.contains_key(&row.id) {
-                    lost.entry(row.delivered).or_default().push(row.id);
-                }
-            }
-        }
+            pending_rows(pending)
+                .into_iter()
+                .filter(|row| !in_flight.contains_key(&row.id))
+                .collect()
+        };
         if lost.is_empty() {
             return Ok(Vec::new());
         }
         tracing::warn!(
             worker,
-            count = lost.values().map(Vec::len).sum::<usize>(),
+            count = lost.len(),
             "recovering deliveries lost with a failed read"
         );
-        let mut entries = Vec::new();
-        for (delivered, ids) in lost {
-            let mut claim = redis::cmd("XCLAIM");
-            claim
-                .arg(&self.keys.stream)
-                .arg(GROUP)
-                .arg(worker)
-                .arg(0)
-                .arg(&ids)
-                .arg("RETRYCOUNT")
-                .arg(delivered);
-            let claimed: Value = self.query(&claim).await?;
-            entries.extend(self.decode(stream_entries(claimed)));
+        let mut invocation = SCRIPTS.recover.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .arg(worker);
+        for row in &lost {
+            invocation.arg(&row.id).arg(row.delivered);
         }
-        Ok(entries)
+        let (handed, dropped): (Value, Value) = self.invoke(&invocation).await?;
+        self.drop_entries(worker, stream_entries(dropped));
+        Ok(self.decode(stream_entries(handed)))
+    }
+
+    /// Remember deliveries a script settled instead of handing them to `worker`.
+    fn drop_entries(&self, worker: &str, entries: Vec<(String, Vec<Value>)>) {
+        for entry in self.decode(entries) {
+            if let Entry::Task { id, message } = entry {
+                self.dropped_by(worker, id, message);
+            }
+        }
+    }
+
+    fn dropped_by(&self, worker: &str, id: String, message: Message) {
+        self.dropped
+            .lock()
+            .expect("never poisoned")
+            .entry(worker.to_owned())
+            .or_default()
+            .push(Delivery {
+                id: DeliveryId::Stream(id),
+                message,
+                redelivered: true,
+            });
     }
 
     /// Forget the dead letter of `key`; whether there was one.
@@ -1042,6 +1072,14 @@ impl Backend for RedisBackend {
             self.invoke::<i64>(&invocation).await?;
         }
         Ok(())
+    }
+
+    fn dropped(&self, worker: &str) -> Vec<Delivery> {
+        self.dropped
+            .lock()
+            .expect("never poisoned")
+            .remove(worker)
+            .unwrap_or_default()
     }
 
     fn abandon(&self, worker: &str, delivery: &Delivery) {

@@ -10,6 +10,7 @@ use redis::Script;
 pub(super) struct Scripts {
     pub(super) enqueue: Script,
     pub(super) tick: Script,
+    pub(super) recover: Script,
     pub(super) complete: Script,
     pub(super) retry: Script,
     pub(super) bury: Script,
@@ -38,7 +39,8 @@ macro_rules! storing {
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: storing!("enqueue.lua"),
-    tick: Script::new(include_str!("lua/tick.lua")),
+    tick: storing!("tick.lua"),
+    recover: storing!("recover.lua"),
     complete: Script::new(include_str!("lua/complete.lua")),
     retry: storing!("retry.lua"),
     bury: storing!("bury.lua"),

@@ -15,16 +15,18 @@ local outcome = decide(stream, index, id, key, consumer)
 if outcome == 'stale' then
   return 0
 end
+-- A delivery whose key names another task was superseded: no letter, unless it is no docket
+-- task at all. One whose key names nothing (a producer that keeps no index, or a newer task of
+-- the key ran beside it and ended) keeps its letter: nothing is dropped silently.
 local kept = outcome == 'keep'
-if outcome == 'drop' then
-  kept = always or redis.call('HEXISTS', index, key) == 0
-end
+  or (outcome == 'drop' and (always or redis.call('HEXISTS', index, key) == 0))
 if kept then
+  -- The letter first: should a write fail, the key still names the task.
+  redis.call('HSET', dead, key, letter)
+  redis.call('ZADD', died, now, key)
   if outcome == 'keep' then
     redis.call('HDEL', index, key)
   end
-  redis.call('HSET', dead, key, letter)
-  redis.call('ZADD', died, now, key)
   -- Retention: the oldest letters past the count, then those past the age, a bounded number
   -- per burial so that one call stays short.
   local over = redis.call('ZCARD', died) - most

@@ -27,7 +27,7 @@ elseif mark == 'g' then
   redis.call('XDEL', stream, string.sub(current, 2))
 elseif mark ~= 'h' then
   if owner(stream, current) then
-    redis.call('HSET', index, key, 'x' .. current)
+    redis.call('HSET', index, key, 'x' .. current, tombstone(current), 1)
     redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 'c', key, 'i', current)
     return 1
   end

@@ -16,6 +16,11 @@ for i = 1, n do
   if key ~= '' and (current[i] == id or current[i] == 'x' .. id) then
     free[#free + 1] = key
   end
+  -- A run that no longer holds its key may have been cancelled: forget its tombstone (rare:
+  -- a cancel, or a `replace` while it ran).
+  if key ~= '' and current[i] ~= id then
+    free[#free + 1] = '\1' .. id
+  end
 end
 if #free > 0 then
   redis.call('HDEL', index, unpack(free))

@@ -4,7 +4,15 @@
 -- The index entry of a key says where its task is: a stream id (queued, or delivered and
 -- running), `s` (scheduled), `h` (held by a strike), `g` and a stream id (waiting for a
 -- concurrency slot), or `x` and a stream id (delivered, and cancelled: no copy of it may start
--- again; whichever settlement reaches that id frees the key).
+-- again; whichever settlement reaches that id frees the key). A cancelled delivery also leaves
+-- a tombstone in the index, field `\1` and its stream id (no key holds a control character), so
+-- that it stays cancelled when a new task of its key overwrites the `x` mark; its settlement
+-- removes it.
+
+-- The index field of the tombstone of the cancelled delivery `id`.
+local function tombstone(id)
+  return '\1' .. id
+end
 
 -- Put a task in the stream when it is due, in the schedule until then. With a `batch` table,
 -- the index write of a due task is left in it (key → stream id) for one HSET of the whole batch.
@@ -102,17 +110,20 @@ local function decide(stream, index, id, key, consumer)
   if current == id then
     return 'keep'
   end
-  if current == 'x' .. id then
+  if current == 'x' .. id or redis.call('HEXISTS', index, tombstone(id)) == 1 then
     return 'cancelled'
   end
   return 'drop'
 end
 
 -- Acknowledge the delivery `id` and, unless it is to stay in the stream (gated), delete it; a
--- cancelled one frees its key.
+-- cancelled one frees its key (unless a newer task took it) and its tombstone.
 local function settle(stream, index, id, key, outcome, stay)
   if outcome == 'cancelled' then
-    redis.call('HDEL', index, key)
+    if redis.call('HGET', index, key) == 'x' .. id then
+      redis.call('HDEL', index, key)
+    end
+    redis.call('HDEL', index, tombstone(id))
   end
   redis.call('XACK', stream, 'workers', id)
   if not stay then
@@ -120,3 +131,33 @@ local function settle(stream, index, id, key, outcome, stay)
   end
 end
 
+-- Whether a delivery taken over (from a silent worker, or recovered after a lost reply) may be
+-- handed out: 'hand' when its key still names it, or names nothing (a newer task of the key
+-- ran beside it and ended; this one's outcome is unknown) or it has no key (a wake-up, or an
+-- entry that is no task, for the worker to sort out); 'cancelled' when it was cancelled while
+-- delivered; 'drop' when a newer task of its key waits or runs instead. A delivery not handed
+-- out is settled here (`settle`), never run.
+local function judge(stream, index, entry)
+  local id, fields, key = entry[1], entry[2], nil
+  if type(fields) == 'table' then
+    for i = 1, #fields, 2 do
+      if fields[i] == 'k' then
+        key = fields[i + 1]
+      end
+    end
+  end
+  if not key then
+    return 'hand'
+  end
+  local current = redis.call('HGET', index, key)
+  local outcome = 'hand'
+  if current == 'x' .. id or redis.call('HEXISTS', index, tombstone(id)) == 1 then
+    outcome = 'cancelled'
+  elseif current and current ~= id then
+    outcome = 'drop'
+  end
+  if outcome ~= 'hand' then
+    settle(stream, index, id, key, outcome)
+  end
+  return outcome
+end

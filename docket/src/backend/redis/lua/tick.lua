@@ -11,14 +11,16 @@
 -- companions down with it again and again.
 --
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
--- a newer task, or settled by another copy) is settled here, never handed out.
+-- a newer task) is settled here, never handed out (`judge` in store.lua).
 --
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
 --       reclaim cursor (an id, or '-'), most deliveries to reclaim
 -- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor (`-` when the scan
 --           reached the end), reclaimed entries, how often each has now been delivered,
---           1 when stalled deliveries were left for the next look }.
+--           1 when stalled deliveries were left for the next look, the entries taken over and
+--           settled instead (cancelled or superseded: their concurrency slots are to be given
+--           back) }.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, limit, consumer = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
@@ -35,7 +37,7 @@ if #due > 0 then
   redis.call('ZREM', schedule, unpack(due))
 end
 
-local cursor, handed, deliveries, more = ARGV[5], {}, {}, 0
+local cursor, handed, deliveries, dropped, more = ARGV[5], {}, {}, {}, 0
 local idle, most = tonumber(ARGV[4]), tonumber(ARGV[6])
 if idle > 0 then
   -- Who was heard from lately; and forget a consumer silent for twice the redelivery timeout
@@ -105,32 +107,11 @@ if idle > 0 then
   end
 
   for _, entry in ipairs(reclaimed) do
-    local id, fields, key = entry[1], entry[2], nil
-    if type(fields) == 'table' then
-      for i = 1, #fields, 2 do
-        if fields[i] == 'k' then
-          key = fields[i + 1]
-        end
-      end
-    end
-    local current = key and redis.call('HGET', index, key)
-    if key and current == id then
+    if judge(stream, index, entry) == 'hand' then
       handed[#handed + 1] = entry
-      deliveries[#handed] = counts[id]
-    elseif key and current ~= 'x' .. id and current then
-      -- Superseded by a newer task of its key: that one runs instead.
-      redis.call('XACK', stream, 'workers', id)
-      redis.call('XDEL', stream, id)
-    elseif key and current == 'x' .. id then
-      -- Cancelled while it was delivered: it may not start again; the cancel frees its key.
-      redis.call('HDEL', index, key)
-      redis.call('XACK', stream, 'workers', id)
-      redis.call('XDEL', stream, id)
+      deliveries[#handed] = counts[entry[1]]
     else
-      -- No key (a wake-up, or an entry that is no task: the worker buries it) or no index
-      -- entry (a garbled entry, or settled by another copy): the worker sorts it out.
-      handed[#handed + 1] = entry
-      deliveries[#handed] = counts[id]
+      dropped[#dropped + 1] = entry
     end
   end
 end
@@ -144,4 +125,4 @@ else
     next_due = tonumber(first[2])
   end
 end
-return { next_due, cursor, handed, deliveries, more }
+return { next_due, cursor, handed, deliveries, more, dropped }

@@ -13,8 +13,9 @@ for i = 2, #ARGV do
   if message then
     redis.call('HDEL', held, key)
     count = count + 1
-    -- A task scheduled under the key since (with `replace`) supersedes the held one.
-    if not waiting(stream, redis.call('HGET', index, key)) then
+    -- A task scheduled under the key since (with `replace`) supersedes the held one, whether it
+    -- waits, runs or ended: only a key that still says `h` gets its held task back.
+    if redis.call('HGET', index, key) == 'h' then
       store(stream, index, schedule, parked, key, restamp(message, now), now, now)
     end
   end
