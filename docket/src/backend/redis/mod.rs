@@ -114,6 +114,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest a connection waits between two attempts to reconnect.
+const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
 /// TCP keepalive: probe a connection silent this long, this often, this many times, so a peer
 /// gone without a reset is noticed within about a minute.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
@@ -230,7 +233,7 @@ impl RedisBackend {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(RECONNECT_DELAY);
         // Checked here, so that a bad URL or setting fails `open`, not the first use.
         client
             .get_connection_manager_lazy(config.clone())
@@ -244,7 +247,10 @@ impl RedisBackend {
             readers: Mutex::new(Vec::new()),
             timer: Mutex::new(Timer {
                 next_due: None,
-                next_reclaim: Instant::now(),
+                // Not at once: a process that starts may be meeting a Redis that just restarted,
+                // whose pending deliveries' idle times (and, restored from a snapshot, its
+                // consumers' too) count the downtime; live workers need a timeout to renew.
+                next_reclaim: Instant::now() + options.redelivery_timeout,
                 cursor: "-".into(),
             }),
             in_flight: Mutex::new(HashMap::new()),
@@ -279,7 +285,8 @@ impl RedisBackend {
     /// taken over as if its worker had died: push the next reclaim check back.
     fn heard<T>(&self, reply: &Result<T>) {
         if reply.as_ref().is_err_and(Error::is_unavailable) {
-            let grace = Instant::now() + self.options.redelivery_timeout;
+            // A whole timeout after the last failure, and the longest a peer takes to reconnect.
+            let grace = Instant::now() + self.options.redelivery_timeout + RECONNECT_DELAY;
             let mut timer = self.timer.lock().expect("never poisoned");
             timer.next_reclaim = timer.next_reclaim.max(grace);
         }
