@@ -330,10 +330,17 @@ impl Backend for MemoryBackend {
                         return Disposition::Duplicate;
                     }
                     KeyMode::Add | KeyMode::Fresh => Disposition::Added,
-                    KeyMode::Replace => match state.remove_waiting(&message.key) {
-                        Some(_) => Disposition::Replaced,
-                        None => Disposition::Added,
-                    },
+                    KeyMode::Replace => {
+                        // A copy held by a strike is superseded by this task: restoring the
+                        // strike will not bring it back (as on Redis).
+                        if state.held.remove(&message.key).is_some() {
+                            state.unpark(&message.key);
+                        }
+                        match state.remove_waiting(&message.key) {
+                            Some(_) => Disposition::Replaced,
+                            None => Disposition::Added,
+                        }
+                    }
                 };
                 state.insert(message.clone());
                 disposition
