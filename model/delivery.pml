@@ -22,10 +22,9 @@
  *   GAP_UNHOLD      unhold.lua re-queues a held task over a newer task that runs
  *   GAP_SLOT        a reclaimed delivery dropped by tick.lua (cancelled or superseded), or buried
  *                   as poison, keeps its concurrency slot: what waits behind it waits forever
- *   GAP_ABSENT      a delivery whose key has no index entry counts as the key's task: tick.lua
- *                   hands it out, bury.lua keeps its dead letter. An enqueue over `x<id>` erases
- *                   the cancel mark, so once the newer task ends a cancelled delivery runs again
- *                   or becomes a dead letter
+ *   GAP_ABSENT      no tombstone: an enqueue over `x<id>` erases the only cancel mark, and once
+ *                   the newer task ends the index names nothing, so the cancelled delivery is
+ *                   handed out again (or buried as a dead letter)
  *   GAP_BURY_ORDER  bury.lua frees the key (HDEL index) before its dead letter write, which
  *                   may fail: the task comes back keyless and a strike then drops it unseen
  * Checks that are not the product's guarantees, for exploring:
@@ -98,6 +97,7 @@ bit stale[NE];      /* PEL: idle past the redelivery timeout although its owner 
 byte gen[NE];       /* ghost: the task (one per accepted enqueue) the entry carries */
 byte ik;            /* index[key]: kind */
 byte ie;            /* index[key]: stream id of I_ID, I_G, I_X */
+bit tomb[NE];       /* index field `\1<id>`: the tombstone of a cancelled delivery */
 bit sched;          /* in the schedule (message parked) */
 byte schg;
 bit held;           /* a held copy (held hash) */
@@ -157,11 +157,6 @@ byte invariant;
 #define GRACE (!(st[0] == LIVE && nrenew[0]) && !(st[1] == LIVE && nrenew[1]))
 #endif
 #define SETTLING(w) (ph[w] >= P_OK)
-#ifdef GAP_ABSENT
-#define ABSENT_HANDED true   /* a delivery whose key has no index entry is the key's task */
-#else
-#define ABSENT_HANDED false  /* ... is superseded: a newer task of the key ended, or a cancel */
-#endif
 
 /* ---------------------------------------------------------------------------------------- */
 /* Redis primitives                                                                          */
@@ -238,16 +233,22 @@ inline decide(n, w, res) {
   :: else ->
      if
      :: ik == I_ID && ie == n -> res = D_KEEP
-     :: ik == I_X && ie == n -> res = D_CANCELLED
+     :: (ik == I_X && ie == n) || tomb[n] -> res = D_CANCELLED
      :: else -> res = D_DROP
      fi
   fi
 }
 
-/* store.lua settle(): a cancelled delivery frees its key; XACK; XDEL unless it stays (gated) */
+/* store.lua settle(): a cancelled delivery frees its key (unless a newer task took it) and its
+ * tombstone; XACK; XDEL unless it stays (gated) */
 inline settle(n, outcome, stay) {
   if
-  :: outcome == D_CANCELLED -> ik = I_NONE; ie = 0
+  :: outcome == D_CANCELLED ->
+     if
+     :: ik == I_X && ie == n -> ik = I_NONE; ie = 0
+     :: else -> skip
+     fi;
+     tomb[n] = 0
   :: else -> skip
   fi;
   xack(n);
@@ -363,6 +364,9 @@ inline cancel() {
      canc[gen[ie]] = 1; t_b = 1;
 #ifndef BUG_R6A
      ik = I_X;
+#ifndef GAP_ABSENT
+     tomb[ie] = 1;
+#endif
 #endif
      t_i = 0;
      do
@@ -452,6 +456,26 @@ inline claim(w, lose) {
   fi
 }
 
+/* store.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) when its
+ * key names it or nothing (a newer task of the key ran beside it and ended); otherwise settled
+ * here, cancelled or superseded, and the worker gives back its concurrency slot. */
+inline judge(n) {
+  if
+  :: (ik == I_X && ie == n) || tomb[n] -> t_o = D_CANCELLED
+  :: ik != I_NONE && !(ik == I_ID && ie == n) -> t_o = D_DROP; drop_task(gen[n])
+  :: else -> t_o = D_KEEP
+  fi;
+  if
+  :: t_o != D_KEEP ->
+     settle(n, t_o, 0);
+#ifndef GAP_SLOT
+     release_slot(n);
+#endif
+     skip
+  :: else -> skip
+  fi
+}
+
 /* tick.lua, takeover of the lowest stalled delivery (mod.rs tick: past max_deliveries it is
  * buried as poison) */
 inline reclaim(w, lose) {
@@ -470,26 +494,12 @@ inline reclaim(w, lose) {
   fi;
 #endif
   own[t_e] = w; stale[t_e] = 0; quiet[w] = 0;
+  judge(t_e);
   if
-  :: (ik == I_ID && ie == t_e) || (ABSENT_HANDED && ik == I_NONE) ->
-     if
-     :: lose -> lost[w] = 1
-     :: !lose && cnt[t_e] > MAXD -> cur[w] = t_e; ph[w] = P_POISON
-     :: else -> handout(w, t_e)
-     fi
-  :: else ->
-     if
-     :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0  /* cancelled: settled, key freed */
-     :: else -> drop_task(gen[t_e])                    /* superseded by a newer task */
-     fi;
-     xack(t_e); xdel(t_e);
-#ifndef GAP_SLOT
-     release_slot(t_e);
-#endif
-     if
-     :: lose -> lost[w] = 1
-     :: else -> skip
-     fi
+  :: lose -> lost[w] = 1
+  :: !lose && t_o == D_KEEP && cnt[t_e] > MAXD -> cur[w] = t_e; ph[w] = P_POISON
+  :: !lose && t_o == D_KEEP -> handout(w, t_e)
+  :: else -> skip
   fi
 }
 
@@ -511,19 +521,10 @@ inline recover(w) {
 #ifdef GAP_RECOVER
      handout(w, t_e)
 #else
-     /* judged like a takeover: only the key's task is handed out */
+     judge(t_e);   /* recover.lua: judged as a takeover is */
      if
-     :: (ik == I_ID && ie == t_e) || (ABSENT_HANDED && ik == I_NONE) -> handout(w, t_e)
-     :: else ->
-        if
-        :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0
-        :: else -> drop_task(gen[t_e])
-        fi;
-        xack(t_e); xdel(t_e);
-#ifndef GAP_SLOT
-        release_slot(t_e);
-#endif
-        skip
+     :: t_o == D_KEEP -> handout(w, t_e)
+     :: else -> skip
      fi
 #endif
   fi
@@ -636,6 +637,10 @@ inline complete(w, ok) {
   printf("w%d complete.lua e%d ok=%d\n", w, cur[w], ok);
   t_e = cur[w];
   if
+  :: !(ik == I_ID && ie == t_e) -> tomb[t_e] = 0  /* no longer the key's: forget a tombstone */
+  :: else -> skip
+  fi;
+  if
   :: (ik == I_ID || ik == I_X) && ie == t_e -> ik = I_NONE; ie = 0
   :: else -> skip
   fi;
@@ -653,7 +658,12 @@ inline retry(w) {
 #ifdef BUG_R2
   xack(t_e); xdel(t_e);
   if
-  :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0
+  :: (ik == I_X && ie == t_e) || tomb[t_e] ->
+     if
+     :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0
+     :: else -> skip
+     fi;
+     tomb[t_e] = 0
   :: ik == I_NONE || (ik == I_ID && ie == t_e) ->
      CHECK(2, !done[gen[t_e]]);
      CHECK(3, !canc[gen[t_e]]);
@@ -683,16 +693,21 @@ inline bury(w, poison) {
   t_e = cur[w];
 #ifdef BUG_R2
   xack(t_e); xdel(t_e);
-  t_b = (ik == I_NONE || (ik == I_ID && ie == t_e));
+  t_b = (ik == I_NONE || (ik == I_ID && ie == t_e)) && !tomb[t_e];
   if
-  :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0
+  :: (ik == I_X && ie == t_e) || tomb[t_e] ->
+     if
+     :: ik == I_X && ie == t_e -> ik = I_NONE; ie = 0
+     :: else -> skip
+     fi;
+     tomb[t_e] = 0
   :: ik == I_ID && ie == t_e -> ik = I_NONE; ie = 0
   :: ik == I_NONE -> skip
   :: else -> drop_task(gen[t_e])
   fi;
 #else
   decide(t_e, w, t_o);
-  t_b = (t_o == D_KEEP || (ABSENT_HANDED && t_o == D_DROP && ik == I_NONE));
+  t_b = (t_o == D_KEEP || (t_o == D_DROP && ik == I_NONE));  /* nothing dropped silently */
   if
   :: t_o == D_KEEP -> ik = I_NONE; ie = 0
   :: t_o == D_DROP && !t_b -> drop_task(gen[t_e])
@@ -866,6 +881,7 @@ init {
     do
     :: t_i < NE ->
        CHECK(1, !instr[t_i] && !pend[t_i]);
+       CHECK(4, !tomb[t_i]);
        t_i++
     :: else -> break
     od;
