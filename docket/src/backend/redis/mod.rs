@@ -586,8 +586,8 @@ impl RedisBackend {
                     {
                         Ok(_) => self.dropped_by(worker, id, message),
                         Err(error) => {
-                            // It stays pending to this worker, unseen: recovered, and judged
-                            // again.
+                            // It stays pending to this worker, unseen: recovered by its next
+                            // claim and run once more (recovery keeps the count it has).
                             tracing::warn!(key = %message.key, error = %crate::error::Chain(&error), "could not bury a poison task");
                             self.lost(worker);
                         }
