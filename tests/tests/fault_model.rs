@@ -16,8 +16,8 @@
 //! Operations: schedule (now, later, keyed, `replace`, `add_many`), cancel, strike and restore,
 //! invalid inputs; task behaviours (succeed, fail N runs then succeed, always fail, hang); faults
 //! (freezes of a worker's thread at failpoints, worker crashes, connection cuts by proxy or
-//! failpoint, Redis restarts). Some sequences embed a short scenario aimed at the findings of
-//! `redis-protocol-audit.md` (R1, R2, R6, R9).
+//! failpoint, Redis restarts and outages). About a third of the sequences embed a short scenario
+//! aimed at a finding of the Redis protocol audit (R1, R2, R6, R9).
 //!
 //! A failure prints the sequence's seed, the command that runs it again, its operations, runs
 //! and faults. Timing varies from run to run, so a replay meets the same operations, not always
@@ -31,7 +31,14 @@
 //!   with it;
 //! - `DOCKET_MODEL_EMPTY_KEY_VALID=1`: treat the empty key as an ordinary key instead of
 //!   expecting `Error::InvalidKey` (to run against versions that accept it: then whether it is
-//!   reusable is checked like any key's).
+//!   reusable is checked like any key's);
+//! - `DOCKET_MODEL_SCENARIO=<name>`: embed that scenario in every sequence (`StaleFailure`,
+//!   `HeldCopy`, `KeyReuse`, `CrashCancel`, `RestartCancel`, `LongOutage`, `CutAcks`; see
+//!   `fault_model/ops.rs`);
+//! - `DOCKET_MODEL_REPEAT=1`: run the given seed `DOCKET_MODEL_SEQUENCES` times over (a failure
+//!   that depends on timing shows in some of them);
+//! - `DOCKET_MODEL_KEEP_GOING=1`: go on after a failing sequence, print each report as it comes
+//!   and list them all at the end.
 //!
 //! A longer run by hand (a few thousand sequences, about 20 minutes):
 //!

@@ -6,8 +6,9 @@
 //! they make legitimate, and no more:
 //!
 //! - a crash, or a freeze longer than the redelivery timeout ("long"), lets other workers take
-//!   the worker's deliveries over: a success it had not acknowledged may run again, and a
-//!   delivery it held may run twice at once;
+//!   the worker's deliveries over: a success it had not acknowledged may run again (a cut or
+//!   restart delays the acknowledgement until the worker gets through again), and a delivery it
+//!   held may run twice at once;
 //! - a worker that wakes from a freeze may start, with no look at the news, a copy it held
 //!   before ("stale start");
 //! - freezes, cuts and restarts delay when a worker hears of a cancel or strike, by the fault's
@@ -86,6 +87,9 @@ pub(crate) struct CancelMark {
     pub(crate) targets: Vec<u64>,
     /// The one the key named: it may not complete afterwards either.
     pub(crate) primary: Option<u64>,
+    /// The backend showed nothing of the key delivered or about to be, just before: then no
+    /// worker held a copy on its way to start, and nothing of it may start once it was called.
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +141,8 @@ fn long_disrupted(faults: &[Disruption], worker: usize, from: Instant, to: Insta
     })
 }
 
-/// The run started just after its worker woke from a freeze: a copy it held while frozen.
+/// The run started just after its worker woke from a freeze: maybe a copy it held while
+/// frozen (or a new delivery it took at once: checks that can tell them apart do).
 fn stale_start(faults: &[Disruption], run: &Run) -> bool {
     faults.iter().any(|fault| {
         fault.hits(run.worker())
@@ -147,11 +152,35 @@ fn stale_start(faults: &[Disruption], run: &Run) -> bool {
     })
 }
 
+/// By when a success that ended at `end` on `worker` was acknowledged: soon, unless a fault
+/// held the acknowledgement back (a cut or restart: until the worker got through again).
+fn ack_deadline(faults: &[Disruption], worker: usize, end: Instant) -> Instant {
+    let mut deadline = end + ACK_SLACK;
+    loop {
+        let mut extended = deadline;
+        for fault in faults.iter().filter(|fault| fault.hits(worker)) {
+            let slack = match fault.kind {
+                FaultKind::Crash | FaultKind::Freeze { long: true } => continue,
+                FaultKind::Freeze { long: false } => ACK_SLACK,
+                FaultKind::Cut | FaultKind::Restart => RECONNECT_SLACK,
+            };
+            if fault.start <= deadline && fault.end + slack >= end {
+                extended = extended.max(fault.end + slack);
+            }
+        }
+        if extended == deadline {
+            return deadline;
+        }
+        deadline = extended;
+    }
+}
+
 /// A success that counts: not a stale copy's, and its worker neither crashed nor froze long
 /// before it could be acknowledged.
 fn settled_success(faults: &[Disruption], run: &Run) -> Option<Instant> {
     let end = run.ended_ok()?;
-    let disrupted = long_disrupted(faults, run.worker(), run.start, end + ACK_SLACK);
+    let acknowledged = ack_deadline(faults, run.worker(), end);
+    let disrupted = long_disrupted(faults, run.worker(), run.start, acknowledged);
     (!stale_start(faults, run) && !disrupted).then_some(end)
 }
 
@@ -215,6 +244,20 @@ impl Model {
     /// What `schedule` of `key` must answer, when the backend's view leaves no doubt: nothing
     /// of the key waits or runs (then the key is free, whatever it was used for before), or its
     /// task is due well in the future, or held by a strike still in place.
+    /// Whether `snapshot` shows nothing of `key` delivered (running), due (queued) or about to
+    /// fall due: then no copy of it can be on its way to a worker.
+    pub(crate) fn quiet(key: &str, snapshot: &Snapshot) -> bool {
+        let named = |list: &[docket::TaskInfo]| list.iter().any(|info| info.key == key);
+        let far = snapshot.taken + CERTAINLY_WAITING;
+        !named(&snapshot.running)
+            && !named(&snapshot.queued)
+            && snapshot
+                .scheduled
+                .iter()
+                .filter(|info| info.key == key)
+                .all(|info| info.due > far)
+    }
+
     pub(crate) fn predict(
         &self,
         key: &str,
@@ -435,7 +478,9 @@ impl Model {
                     .iter()
                     .filter(|again| again.start > end + SETTLE_MARGIN)
                 {
-                    if !stale_start(faults, again) {
+                    // A copy its worker held through a freeze may still start; a later
+                    // attempt never may: it was stored after the success.
+                    if again.attempt > first.attempt || !stale_start(faults, again) {
                         violations.push(format!(
                             "{} ran again after it succeeded: {}; then {}",
                             self.describe(*id),
@@ -476,8 +521,13 @@ impl Model {
         for cancel in &self.cancels {
             for id in &cancel.targets {
                 for run in by_generation.get(id).into_iter().flatten() {
-                    let deadline =
-                        signal_deadline(faults, run.worker(), cancel.called, cancel.returned);
+                    let deadline = match cancel.quiet {
+                        // Nothing was on its way: any start came from a later delivery.
+                        true => cancel.called,
+                        false => {
+                            signal_deadline(faults, run.worker(), cancel.called, cancel.returned)
+                        }
+                    };
                     if run.start > deadline && !stale_start(faults, run) {
                         violations.push(format!(
                             "{} started after cancel({:?}) returned true at {}ms (step {}): {}",

@@ -189,26 +189,32 @@ pub(crate) enum Scenario {
     KeyReuse,
     /// A running task's worker crashes, then its key is cancelled (R6a).
     CrashCancel,
-    /// Redis restarts under running tasks; a cancel right after (R1, R6b).
+    /// Redis restarts briefly under a running task; a cancel right after (R6b).
     RestartCancel,
+    /// Redis is down for most of a redelivery timeout while tasks run and finish (R1).
+    LongOutage,
     /// Finished tasks wait for their acknowledgement while their worker's link is cut (R1).
     CutAcks,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::StaleFailure,
         Scenario::HeldCopy,
         Scenario::KeyReuse,
         Scenario::CrashCancel,
         Scenario::RestartCancel,
+        Scenario::LongOutage,
         Scenario::CutAcks,
     ];
 
     fn redis_only(self) -> bool {
         matches!(
             self,
-            Scenario::CrashCancel | Scenario::RestartCancel | Scenario::CutAcks
+            Scenario::CrashCancel
+                | Scenario::RestartCancel
+                | Scenario::LongOutage
+                | Scenario::CutAcks
         )
     }
 
@@ -502,6 +508,21 @@ impl Gen<'_> {
                     downtime_ms: self.rng.range(0, 300),
                 });
                 ops.push(Op::Cancel(key.clone()));
+            }
+            // Live workers must not lose their tasks to the outage: nothing is taken over, and
+            // what finished while Redis was away is acknowledged when it is back.
+            Scenario::LongOutage => {
+                for _ in 0..self.rng.range(2, 4) {
+                    let mut spec = self.spec();
+                    spec.behaviour = Behaviour::Hang;
+                    spec.param = self.rng.range(300, 1000);
+                    spec.delay_ms = 0;
+                    ops.push(Op::Schedule(spec));
+                }
+                ops.push(Op::Sleep(self.rng.range(60, 150)));
+                ops.push(Op::Restart {
+                    downtime_ms: self.timing.redelivery_ms * self.rng.range(60, 90) / 100,
+                });
             }
             Scenario::CutAcks => {
                 for _ in 0..self.rng.range(2, 4) {

@@ -884,6 +884,14 @@ impl Sequence {
             generation.due > SystemTime::now() + Duration::from_millis(150)
                 && !self.model.key_tainted(key)
         });
+        let docket = self.docket.clone();
+        let quiet = match self
+            .call("snapshot", async move { docket.snapshot().await })
+            .await
+        {
+            Some(Ok(snapshot)) => Model::quiet(key, &snapshot),
+            _ => false,
+        };
         let called = Instant::now();
         let answer = guarded({
             let docket = self.docket.clone();
@@ -918,6 +926,7 @@ impl Sequence {
                 returned,
                 targets,
                 primary,
+                quiet,
             }),
             Ok(Ok(false)) => {
                 if let Some(id) = waiting {
@@ -1289,13 +1298,18 @@ impl Sequence {
         for cancel in &self.model.cancels {
             let _ = writeln!(
                 text,
-                "  step {} cancel({:?}) {} -> {}: targets {:?}, named {:?}",
+                "  step {} cancel({:?}) {} -> {}: targets {:?}, named {:?}{}",
                 cancel.step,
                 cancel.key,
                 log.ms(cancel.called),
                 log.ms(cancel.returned),
                 cancel.targets,
-                cancel.primary
+                cancel.primary,
+                if cancel.quiet {
+                    ", nothing of it delivered or due"
+                } else {
+                    ""
+                }
             );
         }
         for dead in &self.model.dead {
