@@ -144,6 +144,18 @@ pub enum Error {
     #[error("unknown strike operator `{0}`: use one of == != > >= < <=")]
     Operator(String),
 
+    /// A batch was stored in parts, and a part failed: the first `stored` tasks of the batch
+    /// are in the queue (in the order given), the others are not. Schedule the rest again; keyed
+    /// tasks may be sent again whole, as their keys make it idempotent.
+    #[error("only the first {stored} tasks of the batch were stored")]
+    BatchIncomplete {
+        /// How many tasks, from the start of the batch, were stored.
+        stored: usize,
+        /// Why the next part failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The backend could not be reached; the operation may succeed if tried again.
     #[error("the docket backend is unavailable")]
     Unavailable {

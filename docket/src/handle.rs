@@ -508,12 +508,15 @@ impl Docket {
         Ok(receipts)
     }
 
-    /// Hand `batch` to the queue in chunks of at most [`PLACE_CHUNK`] tasks, sent together;
-    /// a chunk whose call could not reach the queue runs in-process instead (when the task is
-    /// registered here and the fallback is on). One entry per chunk, in order.
+    /// Hand `batch` to the queue in chunks of at most [`PLACE_CHUNK`] tasks, one after the
+    /// other; from the first chunk that cannot reach the queue on, the rest runs in-process
+    /// instead (when the task is registered here and the fallback is on). One entry per chunk,
+    /// in order.
     ///
-    /// Every task of a batch larger than one chunk is checked before anything is sent, so a
-    /// predictable refusal (a payload over the limit) writes nothing.
+    /// Chunks go one at a time so that a failure leaves a known part stored: the tasks before
+    /// it ([`Error::BatchIncomplete`] says how many), never an unknown subset. Every task of a
+    /// batch larger than one chunk is checked before anything is sent, so a predictable refusal
+    /// (a payload over the limit) writes nothing.
     async fn enqueue_in_chunks<'a>(
         &'a self,
         registered: bool,
@@ -523,30 +526,35 @@ impl Docket {
         if batch.len() > PLACE_CHUNK {
             self.inner.backend.check(batch)?;
         }
-        let chunks: Vec<&[(Message, KeyMode)]> = batch.chunks(PLACE_CHUNK).collect();
-        let results = futures_util::future::join_all(
-            chunks.iter().map(|chunk| self.inner.backend.enqueue(chunk)),
-        )
-        .await;
-        let mut placed = Vec::with_capacity(chunks.len());
-        for (chunk, result) in chunks.into_iter().zip(results) {
-            match result {
+        let mut placed = Vec::new();
+        let mut stored = 0;
+        for chunk in batch.chunks(PLACE_CHUNK) {
+            match self.inner.backend.enqueue(chunk).await {
                 Ok(dispositions) => {
                     tracing::debug!(count = chunk.len(), "scheduled {task} via docket");
                     placed.push((Placement::Queue, dispositions, self));
+                    stored += chunk.len();
                 }
                 Err(error) if error.is_unavailable() && registered && self.inner.fallback => {
                     tracing::warn!(
-                        count = chunk.len(),
+                        count = batch.len() - stored,
                         error = %crate::error::Chain(&error),
                         "docket scheduling failed, falling back to in-process"
                     );
                     let fallback = self.fallback_docket();
                     fallback.ensure_auto_worker()?;
-                    let dispositions = fallback.inner.backend.enqueue(chunk).await?;
+                    let rest = &batch[stored..];
+                    let dispositions = fallback.inner.backend.enqueue(rest).await?;
                     placed.push((Placement::Fallback, dispositions, fallback));
+                    return Ok(placed);
                 }
-                Err(error) => return Err(error),
+                Err(error) if stored == 0 => return Err(error),
+                Err(error) => {
+                    return Err(Error::BatchIncomplete {
+                        stored,
+                        source: Box::new(error),
+                    });
+                }
             }
         }
         Ok(placed)

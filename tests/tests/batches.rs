@@ -1,6 +1,6 @@
-//! Batches of any size (audit R3): `add_many` stores a batch in chunks sent together, each task
-//! with its own outcome. A chunk that cannot reach Redis runs in-process, and only that chunk: the
-//! others are in the queue, and nothing runs twice.
+//! Batches of any size (audit R3): `add_many` stores a batch in chunks of 500, one after the
+//! other, each task with its own outcome. From the first chunk that cannot reach Redis on, the
+//! rest runs in-process: the chunks before it are in the queue, and nothing runs twice.
 //!
 //! One test in this binary: the failpoint rule it sets is process-wide.
 
@@ -21,7 +21,7 @@ async fn batched(n: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_that_cannot_reach_redis_runs_in_process_and_only_that_chunk() {
+async fn from_the_chunk_that_cannot_reach_redis_on_the_batch_runs_in_process() {
     const TASKS: u32 = 1200; // three chunks of at most 500
     let server = RedisServer::start();
     let docket = Docket::connect(server.url())
@@ -43,14 +43,9 @@ async fn a_chunk_that_cannot_reach_redis_runs_in_process_and_only_that_chunk() {
         .iter()
         .filter(|p| **p == Placement::Fallback)
         .count();
-    assert_eq!(fell_back, 500, "exactly the second chunk fell back");
+    assert_eq!(fell_back, 700, "the second chunk and the rest fell back");
     assert!(placements[..500].iter().all(|p| *p == Placement::Queue));
-    assert!(
-        placements[500..1000]
-            .iter()
-            .all(|p| *p == Placement::Fallback)
-    );
-    assert!(placements[1000..].iter().all(|p| *p == Placement::Queue));
+    assert!(placements[500..].iter().all(|p| *p == Placement::Fallback));
 
     tokio::time::timeout(
         Duration::from_secs(60),

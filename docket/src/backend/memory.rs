@@ -48,9 +48,9 @@ struct State {
     /// How many dead letters to keep and for how long, when not the defaults.
     retention: Option<(usize, Duration)>,
     /// Tasks set aside by strikes, by key.
-    held: HashMap<String, Message>,
+    held: HashMap<String, Parked>,
     /// Tasks waiting for a concurrency slot, by slot, first come first served.
-    gated: HashMap<String, VecDeque<Message>>,
+    gated: HashMap<String, VecDeque<Parked>>,
     /// The deliveries holding each concurrency slot (by delivery, not key: two runs of one key
     /// each need a slot).
     holders: HashMap<String, HashSet<u64>>,
@@ -68,6 +68,10 @@ struct State {
 /// are counted so that `Add` sees them.
 #[derive(Debug, Default)]
 struct Slot {
+    /// The task last stored under the key (its sequence number): a copy of an older one that
+    /// comes back (a retry, a hold, a deferral, a restore) is superseded, as on Redis, where the
+    /// key's index entry names one task.
+    latest: u64,
     waiting: Option<Waiting>,
     runs: usize,
     /// Runs cancelled while they ran: they no longer hold the key.
@@ -81,9 +85,18 @@ struct Waiting {
     message: Message,
 }
 
+/// A task set aside (held or gated), and the sequence number of the task it is.
+#[derive(Debug)]
+struct Parked {
+    seq: u64,
+    message: Message,
+}
+
 #[derive(Debug)]
 struct Running {
     worker: String,
+    /// The sequence number of the task this delivery runs.
+    seq: u64,
     message: Message,
     /// Cancelled while it ran: it may not be retried, held or kept as a dead letter.
     cancelled: bool,
@@ -100,7 +113,30 @@ impl State {
         let seq = self.next();
         let key = message.key.clone();
         self.waiting.insert((message.due, seq, key.clone()));
-        self.keys.entry(key).or_default().waiting = Some(Waiting { seq, message });
+        let slot = self.keys.entry(key).or_default();
+        slot.latest = seq;
+        slot.waiting = Some(Waiting { seq, message });
+    }
+
+    /// Whether the task `seq` is still the one its key names (no newer task was stored since).
+    fn is_latest(&self, key: &str, seq: u64) -> bool {
+        self.keys.get(key).is_some_and(|slot| slot.latest == seq)
+    }
+
+    /// End the run of `delivery` to store it anew or set it aside: its run, unless it was
+    /// settled already, cancelled, or superseded by a newer task of its key (then it is only
+    /// ended).
+    fn finish_current(&mut self, delivery: &Delivery) -> Option<Running> {
+        // Judged before the run ends: ending the key's last run forgets the key.
+        let DeliveryId::Memory(id) = delivery.id else {
+            return None;
+        };
+        let current = self
+            .running
+            .get(&id)
+            .is_some_and(|run| self.is_latest(&run.message.key, run.seq));
+        let running = self.finish_live(delivery)?;
+        current.then_some(running)
     }
 
     /// Take the waiting task of `key` out.
@@ -152,12 +188,6 @@ impl State {
         self.finish(delivery).filter(|running| !running.cancelled)
     }
 
-    fn has_waiting(&self, key: &str) -> bool {
-        self.keys
-            .get(key)
-            .is_some_and(|slot| slot.waiting.is_some())
-    }
-
     /// Hand up to `max` due tasks to `worker`, earliest due first.
     fn take(&mut self, worker: &str, max: usize, now: SystemTime) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
@@ -167,17 +197,15 @@ impl State {
                 .keys
                 .get_mut(&key)
                 .expect("every waiting task has a slot");
-            let message = slot
-                .waiting
-                .take()
-                .expect("every waiting task has a slot")
-                .message;
+            let waiting = slot.waiting.take().expect("every waiting task has a slot");
+            let (seq, message) = (waiting.seq, waiting.message);
             slot.runs += 1;
             let id = self.next();
             self.running.insert(
                 id,
                 Running {
                     worker: worker.to_owned(),
+                    seq,
                     message: message.clone(),
                     cancelled: false,
                 },
@@ -197,9 +225,12 @@ impl State {
             .retain(|listener| listener.send(signal.clone()).is_ok());
     }
 
-    /// Count a task set aside under its key.
-    fn park(&mut self, key: &str) {
-        self.keys.entry(key.to_owned()).or_default().parked += 1;
+    /// The task `seq`, still its key's latest (its run just ended, which may have forgotten the
+    /// key), is set aside.
+    fn park(&mut self, key: &str, seq: u64) {
+        let slot = self.keys.entry(key.to_owned()).or_default();
+        slot.parked += 1;
+        slot.latest = seq;
     }
 
     fn unpark(&mut self, key: &str) {
@@ -214,7 +245,7 @@ impl State {
         let found = self.held.remove(key).is_some() || {
             let mut found = false;
             for queue in self.gated.values_mut() {
-                if let Some(position) = queue.iter().position(|message| message.key == key) {
+                if let Some(position) = queue.iter().position(|parked| parked.message.key == key) {
                     queue.remove(position);
                     found = true;
                     break;
@@ -330,17 +361,12 @@ impl Backend for MemoryBackend {
                         return Disposition::Duplicate;
                     }
                     KeyMode::Add | KeyMode::Fresh => Disposition::Added,
-                    KeyMode::Replace => {
-                        // A copy held by a strike is superseded by this task: restoring the
-                        // strike will not bring it back (as on Redis).
-                        if state.held.remove(&message.key).is_some() {
-                            state.unpark(&message.key);
-                        }
-                        match state.remove_waiting(&message.key) {
-                            Some(_) => Disposition::Replaced,
-                            None => Disposition::Added,
-                        }
-                    }
+                    // A copy held by a strike or gated stays set aside, superseded: it is dropped
+                    // when it comes back (as on Redis).
+                    KeyMode::Replace => match state.remove_waiting(&message.key) {
+                        Some(_) => Disposition::Replaced,
+                        None => Disposition::Added,
+                    },
                 };
                 state.insert(message.clone());
                 disposition
@@ -430,7 +456,7 @@ impl Backend for MemoryBackend {
 
     async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
         let mut state = self.state();
-        if state.finish_live(delivery).is_none() || state.has_waiting(&delivery.message.key) {
+        if state.finish_current(delivery).is_none() {
             // Settled already, cancelled, or replaced while this attempt ran: the newer task
             // supersedes it.
             return Ok(());
@@ -443,10 +469,21 @@ impl Backend for MemoryBackend {
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
         let mut state = self.state();
+        let DeliveryId::Memory(id) = delivery.id else {
+            return Ok(());
+        };
+        let current = state
+            .running
+            .get(&id)
+            .is_some_and(|run| state.is_latest(&run.message.key, run.seq));
         if state.finish_live(delivery).is_none() {
             return Ok(());
         }
         let message = &delivery.message;
+        if !current && state.is_taken(&message.key) {
+            // A newer task of its key waits or runs instead: no letter for this one.
+            return Ok(());
+        }
         state.dead.retain(|dead| dead.key != message.key);
         state.dead.push(DeadLetter {
             key: message.key.clone(),
@@ -487,10 +524,8 @@ impl Backend for MemoryBackend {
     /// after a timeout).
     fn abandon(&self, _worker: &str, delivery: &Delivery) {
         let mut state = self.state();
-        if let Some(running) = state.finish_live(delivery) {
-            if !state.has_waiting(&running.message.key) {
-                state.insert(running.message);
-            }
+        if let Some(running) = state.finish_current(delivery) {
+            state.insert(running.message);
             drop(state);
             self.shared.added.notify_waiters();
         }
@@ -520,12 +555,12 @@ impl Backend for MemoryBackend {
                 .gated
                 .values()
                 .flatten()
-                .map(|message| (message.due, info(message, None))),
+                .map(|parked| (parked.message.due, info(&parked.message, None))),
         );
         let mut held: Vec<TaskInfo> = state
             .held
             .values()
-            .map(|message| info(message, None))
+            .map(|parked| info(&parked.message, None))
             .collect();
         held.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         let mut running: Vec<TaskInfo> = state
@@ -613,31 +648,44 @@ impl Backend for MemoryBackend {
         if !state.strikes.contains(strike) {
             return Ok(false);
         }
-        if state.finish_live(delivery).is_some() && !state.has_waiting(&delivery.message.key) {
+        if let Some(running) = state.finish_current(delivery) {
             let key = delivery.message.key.clone();
-            state.park(&key);
-            state.held.insert(key, delivery.message.clone());
+            state.park(&key, running.seq);
+            let parked = Parked {
+                seq: running.seq,
+                message: delivery.message.clone(),
+            };
+            state.held.insert(key, parked);
         }
         Ok(true)
     }
 
     async fn held(&self) -> Result<Vec<Message>> {
-        Ok(self.state().held.values().cloned().collect())
+        let state = self.state();
+        Ok(state
+            .held
+            .values()
+            .map(|parked| parked.message.clone())
+            .collect())
     }
 
     async fn unhold(&self, keys: &[String]) -> Result<usize> {
         let mut state = self.state();
         let mut count = 0;
         for key in keys {
-            let Some(message) = state.held.remove(key) else {
+            let Some(parked) = state.held.remove(key) else {
                 continue;
             };
-            state.unpark(key);
-            state.insert(Message {
-                due: SystemTime::now(),
-                ..message
-            });
             count += 1;
+            // Superseded by a newer task of its key (a `replace` while it was held): dropped.
+            let current = state.is_latest(key, parked.seq);
+            state.unpark(key);
+            if current {
+                state.insert(Message {
+                    due: SystemTime::now(),
+                    ..parked.message
+                });
+            }
         }
         drop(state);
         self.shared.added.notify_waiters();
@@ -655,10 +703,13 @@ impl Backend for MemoryBackend {
             let holders = state.holders.entry(slot.clone()).or_default();
             if !holders.contains(&id) {
                 if holders.len() >= *limit as usize {
-                    if state.finish_live(delivery).is_some() && !state.has_waiting(key) {
-                        state.park(key);
+                    if let Some(running) = state.finish_current(delivery) {
+                        state.park(key, running.seq);
                         let queue = state.gated.entry(slot.clone()).or_default();
-                        queue.push_back(delivery.message.clone());
+                        queue.push_back(Parked {
+                            seq: running.seq,
+                            message: delivery.message.clone(),
+                        });
                     }
                     return Ok(Admission::Waiting);
                 }
@@ -679,7 +730,7 @@ impl Backend for MemoryBackend {
                         holders.remove(&id);
                     }
                 }
-                if state.finish_live(delivery).is_some() && !state.has_waiting(key) {
+                if state.finish_current(delivery).is_some() {
                     state.insert(Message {
                         due,
                         ..delivery.message.clone()
@@ -705,12 +756,13 @@ impl Backend for MemoryBackend {
             holders.remove(id);
         }
         let next = state.gated.get_mut(slot).and_then(VecDeque::pop_front);
-        if let Some(message) = next {
-            state.unpark(&message.key);
-            if !state.has_waiting(&message.key) {
+        if let Some(parked) = next {
+            let current = state.is_latest(&parked.message.key, parked.seq);
+            state.unpark(&parked.message.key);
+            if current {
                 state.insert(Message {
                     due: SystemTime::now(),
-                    ..message
+                    ..parked.message
                 });
             }
             drop(state);

@@ -758,6 +758,9 @@ impl RedisBackend {
             let mut in_flight = self.in_flight.lock().expect("never poisoned");
             for entry in entries {
                 match entry {
+                    // Held here already: a reclaim that found this worker's own delivery (its
+                    // renewals fell behind) only renewed it; it runs once.
+                    Entry::Task { id, .. } if in_flight.contains_key(&id) => {}
                     Entry::Task { id, message } => {
                         in_flight.insert(id.clone(), worker.to_owned());
                         deliveries.push(Delivery {
@@ -1064,7 +1067,7 @@ impl Backend for RedisBackend {
     }
 
     async fn renew(&self, worker: &str) -> Result<()> {
-        let held: Vec<String> = self
+        let mut held: Vec<String> = self
             .in_flight
             .lock()
             .expect("never poisoned")
@@ -1072,6 +1075,8 @@ impl Backend for RedisBackend {
             .filter(|(_, holder)| *holder == worker)
             .map(|(id, _)| id.clone())
             .collect();
+        // In stream order, so each call's ids span a range of the pending list of their own.
+        held.sort_by_key(|id| codec::stream_order(id));
         for chunk in held.chunks(SETTLE_CHUNK) {
             failpoint!(redis "renew");
             let mut invocation = SCRIPTS.renew.prepare_invoke();

@@ -4,7 +4,7 @@
 -- over, and one another worker took over is not taken back.
 --
 -- KEYS: stream
--- ARGV: consumer, then the stream ids the worker holds
+-- ARGV: consumer, then the stream ids the worker holds, in stream order
 -- Returns how many were renewed.
 local stream, consumer = KEYS[1], ARGV[1]
 
@@ -12,9 +12,10 @@ local wanted = {}
 for i = 2, #ARGV do
   wanted[ARGV[i]] = true
 end
-local ids, start = {}, '-'
+-- Only the part of the pending list between the first and the last id named is read.
+local ids, start, last = {}, ARGV[2], ARGV[#ARGV]
 while true do
-  local pending = redis.call('XPENDING', stream, 'workers', start, '+', 1000, consumer)
+  local pending = redis.call('XPENDING', stream, 'workers', start, last, 1000, consumer)
   for _, entry in ipairs(pending) do
     if wanted[entry[1]] then
       ids[#ids + 1] = entry[1]
