@@ -535,7 +535,8 @@ impl RedisBackend {
             .arg(worker)
             .arg(idle)
             .arg(&cursor)
-            .arg(max.max(1));
+            .arg(max.max(1))
+            .arg(if self.holds_nothing(worker) { "1" } else { "0" });
         let (next_due, cursor, reclaimed, deliveries, more, dropped): (
             i64,
             String,
@@ -597,6 +598,12 @@ impl RedisBackend {
             }
         }
         Ok(alive)
+    }
+
+    /// Whether `worker` holds no delivery (none running, none being settled).
+    fn holds_nothing(&self, worker: &str) -> bool {
+        let in_flight = self.in_flight.lock().expect("never poisoned");
+        !in_flight.values().any(|holder| holder == worker)
     }
 
     /// Remember that deliveries may have reached `worker` without it seeing them: the next claim

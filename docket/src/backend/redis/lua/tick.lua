@@ -7,15 +7,16 @@
 -- arrived, an outage), and is taken over without counting. A stalled delivery seen for the
 -- first time was most likely the victim of its worker's crash; one delivered before is a
 -- suspect: it may be what crashed its workers (it exits the process, exhausts memory). Victims
--- are taken over in bulk; suspects one at a time, so that a poison task does not drag the same
--- companions down with it again and again.
+-- are taken over in bulk; a suspect alone, by a worker that holds nothing else, so that a
+-- poison task does not drag the same companions down with it again and again.
 --
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
 -- a newer task) is settled here, never handed out (`judge` in store.lua).
 --
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
---       reclaim cursor (an id, or '-'), most deliveries to reclaim
+--       reclaim cursor (an id, or '-'), most deliveries to reclaim, '1' when the worker holds
+--       no delivery
 -- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor (`-` when the scan
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look, the entries taken over and
@@ -38,7 +39,7 @@ if #due > 0 then
 end
 
 local cursor, handed, deliveries, dropped, more = ARGV[5], {}, {}, {}, 0
-local idle, most = tonumber(ARGV[4]), tonumber(ARGV[6])
+local idle, most, alone = tonumber(ARGV[4]), tonumber(ARGV[6]), ARGV[7] == '1'
 if idle > 0 then
   -- Who was heard from lately; and forget a consumer silent for twice the redelivery timeout
   -- with nothing pending (a worker that died; a live one that was only idle is made again by
@@ -61,24 +62,39 @@ if idle > 0 then
 
   local scan = most * 10
   local stalled = redis.call('XPENDING', stream, 'workers', 'IDLE', idle, cursor, '+', scan)
-  -- How often each delivery taken over will have been delivered, by id.
-  local counts, counted, neutral, suspect, taken = {}, {}, {}, false, 0
+  -- How often each delivery taken over will have been delivered, by id. Victims go in bulk. A
+  -- suspect goes alone, to a worker that holds nothing else (or once it has waited three
+  -- timeouts, so that a busy fleet does not starve it): should it kill that worker too, no
+  -- neighbour is counted with it, and a healthy task that shared a worker with a poison one
+  -- runs alone next time and succeeds.
+  local counts, counted, neutral, suspects, taken, left = {}, {}, {}, {}, 0, 0
   for _, row in ipairs(stalled) do
-    local id, owner, delivered = row[1], row[2], row[4]
-    if taken < most then
-      if heard[owner] then
+    local id, owner, waited, delivered = row[1], row[2], row[3], row[4]
+    if heard[owner] or delivered <= 1 then
+      if taken == most then
+        left = left + 1
+      elseif heard[owner] then
         neutral[#neutral + 1] = id
         counts[id] = delivered
         taken = taken + 1
-      elseif delivered <= 1 or not suspect then
-        suspect = suspect or delivered > 1
+      else
         counted[#counted + 1] = id
         counts[id] = delivered + 1
         taken = taken + 1
       end
+    elseif alone or waited >= 3 * idle then
+      suspects[#suspects + 1] = row
     end
   end
-  if taken < #stalled then
+  if taken == 0 and #suspects > 0 then
+    local row = table.remove(suspects, 1)
+    counted[1] = row[1]
+    counts[row[1]] = row[4] + 1
+    taken = 1
+  end
+  -- Looked at again soon only when this worker left a delivery it could have taken: a suspect
+  -- waiting for an empty-handed worker waits for the next regular look instead.
+  if left + #suspects > 0 then
     more = 1
   end
   if #stalled < scan then
