@@ -456,13 +456,14 @@ inline claim(w, lose) {
   fi
 }
 
-/* store.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) when its
- * key names it or nothing (a newer task of the key ran beside it and ended); otherwise settled
- * here, cancelled or superseded, and the worker gives back its concurrency slot. */
+/* store.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) only when
+ * its key names it; otherwise settled here, cancelled, or superseded by a newer task of its key
+ * that waits, runs or ended (the index names another task, or nothing), and the worker gives
+ * back its concurrency slot. */
 inline judge(n) {
   if
   :: (ik == I_X && ie == n) || tomb[n] -> t_o = D_CANCELLED
-  :: ik != I_NONE && !(ik == I_ID && ie == n) -> t_o = D_DROP; drop_task(gen[n])
+  :: !(ik == I_ID && ie == n) -> t_o = D_DROP; drop_task(gen[n])
   :: else -> t_o = D_KEEP
   fi;
   if

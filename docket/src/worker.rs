@@ -474,15 +474,15 @@ impl RunningTasks {
         }
     }
 
-    /// Cancel the run of `key` delivered as `delivery` (every run of the key when `None`);
-    /// whether one runs here. A delivery not here yet is remembered for a while, in case it is
+    /// Cancel the runs of `key` delivered as `delivery` or before it (every run of the key when
+    /// `None`); whether one runs here. A delivery not here yet is remembered for a while, in case it is
     /// on its way.
     fn cancel(&self, key: &str, delivery: Option<&DeliveryId>) -> bool {
         let mut runs = self.lock();
         let mut found = false;
         if let Some(tracked) = runs.by_key.get(key) {
             for run in tracked {
-                if delivery.is_none_or(|delivery| *delivery == run.delivery) {
+                if delivery.is_none_or(|delivery| run.delivery.not_after(delivery)) {
                     run.token.cancel();
                     found = true;
                 }

@@ -176,10 +176,31 @@ impl State {
     }
 
     /// Whether a task holds `key`: one waits, runs (and was not cancelled) or is set aside.
+    ///
+    /// As on Redis, where the key's index entry names one task, only the task last stored under
+    /// the key counts: an older run beside it (a `replace` while it ran) or an older copy set
+    /// aside does not keep the key once the newer task ended.
     fn is_taken(&self, key: &str) -> bool {
-        self.keys.get(key).is_some_and(|slot| {
-            slot.waiting.is_some() || slot.runs > slot.cancelled || slot.parked > 0
-        })
+        let Some(slot) = self.keys.get(key) else {
+            return false;
+        };
+        let latest = slot.latest;
+        slot.waiting.is_some()
+            || (slot.runs > slot.cancelled
+                && self
+                    .running
+                    .values()
+                    .any(|run| run.message.key == key && !run.cancelled && run.seq == latest))
+            || (slot.parked > 0
+                && (self
+                    .held
+                    .get(key)
+                    .is_some_and(|parked| parked.seq == latest)
+                    || self
+                        .gated
+                        .values()
+                        .flatten()
+                        .any(|parked| parked.message.key == key && parked.seq == latest)))
     }
 
     /// End the run of `delivery` to set it aside or store it anew; `None` when it was settled

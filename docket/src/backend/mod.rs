@@ -84,6 +84,26 @@ pub(crate) enum DeliveryId {
     Stream(String),
 }
 
+/// A stream id (`ms-seq`) as a pair that sorts as Redis orders entries; an id of any other
+/// shape sorts first.
+pub(crate) fn stream_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+impl DeliveryId {
+    /// Whether this delivery was made no later than `other`: stream ids compare by their time
+    /// and sequence; memory deliveries are only ever named one by one.
+    pub(crate) fn not_after(&self, other: &DeliveryId) -> bool {
+        match (self, other) {
+            (DeliveryId::Stream(this), DeliveryId::Stream(other)) => {
+                stream_order(this) <= stream_order(other)
+            }
+            (this, other) => this == other,
+        }
+    }
+}
+
 /// Why a task was moved to the dead letters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Burial {
@@ -95,8 +115,9 @@ pub(crate) struct Burial {
 /// What a worker hears from the rest of the fleet.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Signal {
-    /// Stop the run of this key: the delivery named, or (when `None`) every run of the key.
-    /// A worker that has not started that delivery yet never starts it.
+    /// Stop the runs of this key: the delivery named and any older one beside it (a `replace`
+    /// while it ran), or (when `None`) every run of the key. A worker that has not started the
+    /// delivery named yet never starts it.
     Cancel {
         key: String,
         delivery: Option<DeliveryId>,
@@ -445,5 +466,22 @@ impl Backend for AnyBackend {
 
     async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
         dispatch!(self, b => b.watch(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_sort_as_redis_orders_them() {
+        let mut ids = ["10-0", "9-5", "9-10", "junk"];
+        ids.sort_by_key(|id| stream_order(id));
+        assert_eq!(ids, ["junk", "9-5", "9-10", "10-0"]);
+        let older = DeliveryId::Stream("9-10".into());
+        assert!(older.not_after(&DeliveryId::Stream("10-0".into())));
+        assert!(!DeliveryId::Stream("10-0".into()).not_after(&older));
+        assert!(DeliveryId::Memory(3).not_after(&DeliveryId::Memory(3)));
+        assert!(!DeliveryId::Memory(2).not_after(&DeliveryId::Memory(3)));
     }
 }

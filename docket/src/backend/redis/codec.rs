@@ -21,13 +21,6 @@ pub(super) fn millis(time: SystemTime) -> u64 {
     })
 }
 
-/// A stream id (`ms-seq`) as a pair that sorts as Redis orders entries; an id of any other
-/// shape sorts first.
-pub(super) fn stream_order(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-}
-
 pub(super) fn from_millis(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
@@ -453,13 +446,6 @@ mod tests {
             assert!(json.starts_with(&expected), "{json}");
             assert!(!name[1..name.len() - 1].contains(",\""), "{name}");
         }
-    }
-
-    #[test]
-    fn stream_ids_sort_as_redis_orders_them() {
-        let mut ids = ["10-0", "9-5", "9-10", "junk"];
-        ids.sort_by_key(|id| stream_order(id));
-        assert_eq!(ids, ["junk", "9-5", "9-10", "10-0"]);
     }
 
     #[test]

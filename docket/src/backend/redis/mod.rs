@@ -1083,7 +1083,7 @@ impl Backend for RedisBackend {
             .map(|(id, _)| id.clone())
             .collect();
         // In stream order, so each call's ids span a range of the pending list of their own.
-        held.sort_by_key(|id| codec::stream_order(id));
+        held.sort_by_key(|id| super::stream_order(id));
         for chunk in held.chunks(SETTLE_CHUNK) {
             failpoint!(redis "renew");
             let mut invocation = SCRIPTS.renew.prepare_invoke();

@@ -132,11 +132,12 @@ local function settle(stream, index, id, key, outcome, stay)
 end
 
 -- Whether a delivery taken over (from a silent worker, or recovered after a lost reply) may be
--- handed out: 'hand' when its key still names it, or names nothing (a newer task of the key
--- ran beside it and ended; this one's outcome is unknown) or it has no key (a wake-up, or an
--- entry that is no task, for the worker to sort out); 'cancelled' when it was cancelled while
--- delivered; 'drop' when a newer task of its key waits or runs instead. A delivery not handed
--- out is settled here (`settle`), never run.
+-- handed out: 'hand' when its key still names it, or it has no key (a wake-up, or an entry that
+-- is no task, for the worker to sort out); 'cancelled' when it was cancelled while delivered;
+-- 'drop' when its key names another task, or none: a newer task of the key (a `replace` while
+-- this one ran) superseded it, and waits, runs, or ended (completed, or cancelled: a cancel
+-- stops every task of its key). A delivery not handed out is settled here (`settle`), never
+-- run.
 local function judge(stream, index, entry)
   local id, fields, key = entry[1], entry[2], nil
   if type(fields) == 'table' then
@@ -153,7 +154,7 @@ local function judge(stream, index, entry)
   local outcome = 'hand'
   if current == 'x' .. id or redis.call('HEXISTS', index, tombstone(id)) == 1 then
     outcome = 'cancelled'
-  elseif current and current ~= id then
+  elseif current ~= id then
     outcome = 'drop'
   end
   if outcome ~= 'hand' then
