@@ -1328,6 +1328,20 @@ impl Sequence {
             self.backend.name(),
             self.name
         );
+        if let Some(server) = &self.server {
+            let server = server.lock().unwrap_or_else(|p| p.into_inner());
+            let ping = server.try_command(&["PING"]);
+            let log = std::fs::read_to_string(server.dir().join("redis.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            let _ = writeln!(
+                text,
+                "redis-server on port {} answers PING with {ping:?}; the end of its log:",
+                server.port()
+            );
+            for line in tail.into_iter().rev() {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
         text
     }
 }
