@@ -11,7 +11,8 @@
 --       limit), rate window (ms), consumer
 -- Returns { 0 } to run it; { 1 } when its slot is full: it waits, settled and acknowledged but
 -- kept in the stream, until a slot is released; { 2, due } when its rate is spent: it is back on
--- the schedule, due then (ms). A stale or cancelled copy is set aside too ({ 1 }), not run.
+-- the schedule, due then (ms). A stale copy (settled or taken over elsewhere) answers { 1 }
+-- and must not run; a cancelled one is set aside too ({ 1 }).
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local slot, gated, rate = KEYS[5], KEYS[6], KEYS[7]
 local id, key, message, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -28,6 +29,12 @@ local function gone(holders)
     end
   end
   return found
+end
+
+-- Settled already (an earlier call of this one whose reply was lost set it aside), or taken
+-- over: this copy must not run, even if a slot is free now.
+if owner(stream, id) ~= consumer then
+  return { 1 }
 end
 
 local took = false
