@@ -19,7 +19,8 @@
  *   BUG_R8          retry.lua / bury.lua settle (XACK+XDEL) before writing the new state
  * and gaps this model found in the fixed design (the default model has a fix for each):
  *   GAP_RECOVER     recover() hands out a lost delivery without looking at the index
- *   GAP_UNHOLD      unhold.lua re-queues a held task over a newer task that runs
+ *   GAP_UNHOLD      a replace adds a task beside a held one (instead of swapping it), and
+ *                   unhold.lua re-queues the held task over the newer one, which runs
  *   GAP_SLOT        a reclaimed delivery dropped by tick.lua (cancelled or superseded), or buried
  *                   as poison, keeps its concurrency slot: what waits behind it waits forever
  *   GAP_ABSENT      no tombstone: an enqueue over `x<id>` erases the only cancel mark, and once
@@ -335,7 +336,11 @@ inline enqueue(replace, later) {
      if
      :: ik == I_S -> sched = 0; dropped[schg] = 1               /* replaced while scheduled */
      :: ik == I_ID && !pend[ie] && instr[ie] -> xdel(ie); dropped[gen[ie]] = 1 /* replaced, queued */
-     :: else -> skip  /* free, or running / held / gated / cancelled: added beside */
+#ifndef GAP_UNHOLD
+     :: ik == I_H -> held = 0; dropped[heldg] = 1               /* replaced while held */
+#endif
+     :: ik == I_G -> xdel(ie); dropped[gen[ie]] = 1              /* replaced while gated */
+     :: else -> skip  /* free, or running / cancelled: added beside */
      fi;
      if
      :: later -> schedule(lastgen)

@@ -382,12 +382,16 @@ impl Backend for MemoryBackend {
                         return Disposition::Duplicate;
                     }
                     KeyMode::Add | KeyMode::Fresh => Disposition::Added,
-                    // A copy held by a strike or gated stays set aside, superseded: it is dropped
-                    // when it comes back (as on Redis).
-                    KeyMode::Replace => match state.remove_waiting(&message.key) {
-                        Some(_) => Disposition::Replaced,
-                        None => Disposition::Added,
-                    },
+                    // Swaps the task that waits: queued, scheduled, held by a strike or waiting
+                    // for a slot. A running one is left alone.
+                    KeyMode::Replace => {
+                        let parked = state.remove_parked(&message.key);
+                        match state.remove_waiting(&message.key) {
+                            Some(_) => Disposition::Replaced,
+                            None if parked => Disposition::Replaced,
+                            None => Disposition::Added,
+                        }
+                    }
                 };
                 state.insert(message.clone());
                 disposition

@@ -918,7 +918,7 @@ impl Backend for RedisBackend {
         let calls = chunks.iter().map(|chunk| async move {
             let mut invocation = SCRIPTS.enqueue.prepare_invoke();
             self.keys_for(&mut invocation);
-            invocation.arg(now);
+            invocation.key(&self.keys.held).arg(now);
             for (message, json, mode) in *chunk {
                 invocation
                     .arg(&message.key)

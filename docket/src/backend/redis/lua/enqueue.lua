@@ -4,12 +4,13 @@
 -- Every task is decided first, by reads alone, and only then written: a predictable error
 -- (a missing consumer group, say) writes nothing.
 --
--- KEYS: stream, index, schedule, parked
+-- KEYS: stream, index, schedule, parked, held
 -- ARGV: now (ms since the epoch), then for each task: key, message, due (ms), mode
---   mode: 'add' (keep a task already holding the key), 'replace' (swap a waiting one),
+--   mode: 'add' (keep a task already holding the key), 'replace' (swap a waiting one: queued,
+--         scheduled, held by a strike, or waiting for a concurrency slot),
 --         'fresh' (a generated key no other task can hold: skip the look-up)
 -- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
-local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, index, schedule, parked, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
 
 local tasks, outcomes = {}, {}
@@ -34,10 +35,9 @@ for i = 2, #ARGV, 4 do
       if not free(current) then
         if mode == 'add' then
           outcome = 2
-        elseif waiting(stream, current) then
-          -- Queued or scheduled, not yet delivered: take it out. A delivered one is running,
-          -- and a held or gated one is set aside: those are left alone, and this task is added
-          -- beside them.
+        elseif current == 'h' or string.sub(current, 1, 1) == 'g' or waiting(stream, current) then
+          -- Queued, scheduled, held or gated, not running: take it out. A delivered one is
+          -- running: it is left alone, and this task is added beside it.
           task.remove = current
           outcome = 1
         end
@@ -58,6 +58,11 @@ for _, task in ipairs(tasks) do
     if task.remove == 's' then
       redis.call('ZREM', schedule, task.key)
       redis.call('HDEL', parked, task.key)
+    elseif task.remove == 'h' then
+      redis.call('HDEL', held, task.key)
+    elseif task.remove and string.sub(task.remove, 1, 1) == 'g' then
+      -- Its id stays in the slot's queue; the release that reaches it finds the entry gone.
+      redis.call('XDEL', stream, string.sub(task.remove, 2))
     elseif task.remove then
       redis.call('XDEL', stream, task.remove)
     end
