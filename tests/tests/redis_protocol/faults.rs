@@ -482,3 +482,67 @@ async fn without_the_fallback_a_batch_whose_second_part_cannot_be_sent_says_whic
         "exactly the part it names"
     );
 }
+
+/// Found by the fault-injection model test (seed 13818830650579567313): a worker holds a struck
+/// task, but the replies of its `hold` calls are lost; meanwhile the strike is restored and the
+/// held task queued again. When the worker's retried `hold` finds the strike lifted, its own copy
+/// was settled by its first call: it must not run it. The task runs once, its queued copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_whose_reply_was_lost_does_not_run_its_copy_once_the_strike_is_lifted() {
+    let server = RedisServer::start();
+    let (docket, name) = open_redis(&server, "hold-lost").await;
+    let strike = docket::Strike::task(<Note as docket::Task>::NAME);
+    assert!(docket.strike(strike.clone()).await.unwrap());
+    let thread = unique_name("hold-lost");
+    let worker = {
+        let (url, name) = (server.url(), name.clone());
+        ThreadWorker::start(
+            &thread,
+            async move {
+                Docket::connect(url)
+                    .name(name)
+                    .redelivery_timeout(Duration::from_secs(60))
+                    .await
+                    .unwrap()
+            },
+            4,
+        )
+    };
+    eventually("the worker to block in its read", PATIENCE, async || {
+        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
+    })
+    .await;
+    // The read's reply passes; every reply after it on the worker's thread is lost until the
+    // rule is lifted: the hold runs on Redis, its answer never arrives, and it is tried again.
+    let replies = Arc::new(AtomicUsize::new(0));
+    let lost = Arc::new(AtomicBool::new(true));
+    let _lost = {
+        let (replies, lost) = (replies.clone(), lost.clone());
+        aim(&thread, move |site| {
+            let after_the_read =
+                replies.fetch_add(usize::from(site == "redis.reply"), Ordering::SeqCst) >= 1;
+            (site == "redis.reply" && after_the_read && lost.load(Ordering::SeqCst))
+                .then_some(Fault::Fail)
+        })
+    };
+    let probe = Probe::new();
+    Note::schedule(probe.id(), "held, then restored".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    eventually("the task to be held", PATIENCE, async || {
+        docket.snapshot().await.is_ok_and(|s| s.held.len() == 1)
+    })
+    .await;
+    assert!(
+        replies.load(Ordering::SeqCst) >= 2,
+        "the hold's reply was lost"
+    );
+
+    assert_eq!(docket.restore(strike).await.unwrap(), 1);
+    lost.store(false, Ordering::SeqCst);
+    until_empty(&docket).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.stop().await;
+    assert_eq!(probe.starts(), 1, "{:#?}", probe.runs());
+}
