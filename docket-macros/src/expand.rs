@@ -191,7 +191,7 @@ fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
 // Output:
 //     impl ::docket::Task for ScanCopyright {
 //         const NAME: &'static str = "scan_copyright";
-//         fn policy() -> Policy { Policy::new().retries(3).keep_results(Duration::from_millis(..)) }
+//         fn policy() -> Policy { Policy::new().with_retries(3).with_result(Duration::from_millis(..)) }
 //         fn required_state() -> Vec<Requirement> { vec![Requirement::of::<Db>()] } // with `State`
 //         fn run(self, __docket_context: Context) -> impl Future<Output = Result<(), TaskError>> + Send {
 //             async move {
@@ -259,7 +259,7 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
         impl ::docket::Task for #struct_ident {
             const NAME: &'static ::core::primitive::str = #name;
 
-            fn policy() -> ::docket::Policy {
+            fn policy() -> ::docket::policy::Policy {
                 #policy
             }
 
@@ -275,48 +275,48 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
 // Input:
 //     retries = 3, backoff = "fixed 5s", timeout = "30s", concurrency(track_id) = 1, result
 // Output:
-//     Policy::new().retries(3).backoff(Backoff::fixed(Duration::from_millis(5000)))
-//         .timeout(Duration::from_millis(30000)).concurrency_by("track_id", 1)
-//         .keep_results(Duration::from_millis(3600000))
+//     Policy::new().with_retries(3).with_backoff(Backoff::fixed(Duration::from_millis(5000)))
+//         .with_timeout(Duration::from_millis(30000)).with_concurrency_by("track_id", 1)
+//         .with_result(Duration::from_millis(3600000))
 fn policy(args: &Args) -> TokenStream {
     // Each method is named with the user's key token, so an IDE shows `Policy`'s docs on hover.
     fn method<K: Spanned, V>(arg: &Arg<K, V>, name: &str) -> Ident {
         Ident::new(name, arg.key.span())
     }
 
-    let mut policy = quote!(::docket::Policy::new());
+    let mut policy = quote!(::docket::policy::Policy::new());
     if let Some(arg) = &args.retries {
-        let (method, retries) = (method(arg, "retries"), arg.value);
+        let (method, retries) = (method(arg, "with_retries"), arg.value);
         policy.extend(quote!(.#method(#retries)));
     }
     if let Some(arg) = &args.backoff {
-        let method = method(arg, "backoff");
+        let method = method(arg, "with_backoff");
         let backoff = match arg.value {
             Backoff::Fixed(delay) => {
                 let delay = duration(delay);
-                quote!(::docket::Backoff::fixed(#delay))
+                quote!(::docket::policy::Backoff::fixed(#delay))
             }
             Backoff::Exponential { min, max } => {
                 let (min, max) = (duration(min), duration(max));
-                quote!(::docket::Backoff::exponential(#min, #max))
+                quote!(::docket::policy::Backoff::exponential(#min, #max))
             }
         };
         policy.extend(quote!(.#method(#backoff)));
     }
     if let Some(arg) = &args.jitter {
-        let (method, percent) = (method(arg, "jitter_percent"), arg.value);
+        let (method, percent) = (method(arg, "with_jitter"), arg.value);
         policy.extend(quote!(.#method(#percent)));
     }
     if let Some(arg) = &args.timeout {
-        let (method, timeout) = (method(arg, "timeout"), duration(arg.value));
+        let (method, timeout) = (method(arg, "with_timeout"), duration(arg.value));
         policy.extend(quote!(.#method(#timeout)));
     }
     if let Some(arg) = &args.every {
-        let (method, period) = (method(arg, "every"), duration(arg.value));
+        let (method, period) = (method(arg, "with_every"), duration(arg.value));
         policy.extend(quote!(.#method(#period)));
     }
     if let Some(arg) = &args.cron {
-        let (method, expression) = (method(arg, "cron"), &arg.value);
+        let (method, expression) = (method(arg, "with_cron"), &arg.value);
         let tz = match &args.tz {
             Some(tz) => tz.value.clone(),
             None => LitStr::new("UTC", arg.key.span),
@@ -325,25 +325,29 @@ fn policy(args: &Args) -> TokenStream {
     }
     if let Some(arg) = &args.concurrency {
         let limit = arg.value.value;
-        policy.extend(per_argument(arg, "concurrency", quote!(#limit)));
+        policy.extend(per_argument(arg, "with_concurrency", quote!(#limit)));
     }
     if let Some(arg) = &args.rate_limit {
         let (count, window) = (arg.value.value.count, duration(arg.value.value.window));
-        policy.extend(per_argument(arg, "rate_limit", quote!(#count, #window)));
+        policy.extend(per_argument(
+            arg,
+            "with_rate_limit",
+            quote!(#count, #window),
+        ));
     }
     if let Some(arg) = &args.debounce {
-        let settle = duration(arg.value.value);
-        policy.extend(per_argument(arg, "debounce", quote!(#settle)));
+        let window = duration(arg.value.value);
+        policy.extend(per_argument(arg, "with_debounce", quote!(#window)));
     }
     if let Some(arg) = &args.result {
-        let (method, ttl) = (method(arg, "keep_results"), duration(arg.value));
+        let (method, ttl) = (method(arg, "with_result"), duration(arg.value));
         policy.extend(quote!(.#method(#ttl)));
     }
     policy
 }
 
-/// `.concurrency(4)` for the whole task, `.concurrency_by("track_id", 1)` per argument value:
-/// the argument by the name serde gives its field.
+/// `.with_concurrency(4)` for the whole task, `.with_concurrency_by("track_id", 1)` per argument
+/// value: the argument by the name serde gives its field.
 fn per_argument<K: Spanned, V>(
     arg: &Arg<K, PerArgument<V>>,
     name: &str,
@@ -633,13 +637,13 @@ mod tests {
         assert_eq!(
             text(&method(task_impl, "policy").block),
             text(quote!({
-                ::docket::Policy::new()
-                    .retries(3u32)
-                    .backoff(::docket::Backoff::exponential(
+                ::docket::policy::Policy::new()
+                    .with_retries(3u32)
+                    .with_backoff(::docket::policy::Backoff::exponential(
                         ::core::time::Duration::from_millis(1000),
                         ::core::time::Duration::from_millis(60000),
                     ))
-                    .timeout(::core::time::Duration::from_millis(30000))
+                    .with_timeout(::core::time::Duration::from_millis(30000))
             }))
         );
         let run = method(task_impl, "run");
@@ -670,7 +674,7 @@ mod tests {
         assert_eq!(
             text(&method(task_impl, "policy").block),
             text(quote!({
-                ::docket::Policy::new().backoff(::docket::Backoff::fixed(
+                ::docket::policy::Policy::new().with_backoff(::docket::policy::Backoff::fixed(
                     ::core::time::Duration::from_millis(250),
                 ))
             }))
@@ -844,9 +848,9 @@ mod tests {
         assert_eq!(
             text(&method(task_impl, "policy").block),
             text(quote!({
-                ::docket::Policy::new()
-                    .concurrency_by("track_id", 2u32)
-                    .keep_results(::core::time::Duration::from_millis(86400000))
+                ::docket::policy::Policy::new()
+                    .with_concurrency_by("track_id", 2u32)
+                    .with_result(::core::time::Duration::from_millis(86400000))
             }))
         );
     }
@@ -903,18 +907,18 @@ mod tests {
         assert_eq!(
             text(&method(impls(&file)[1], "policy").block),
             text(quote!({
-                ::docket::Policy::new()
-                    .retries(5u32)
-                    .backoff(::docket::Backoff::fixed(
+                ::docket::policy::Policy::new()
+                    .with_retries(5u32)
+                    .with_backoff(::docket::policy::Backoff::fixed(
                         ::core::time::Duration::from_millis(1000),
                     ))
-                    .jitter_percent(20u8)
-                    .timeout(::core::time::Duration::from_millis(120000))
-                    .cron("0 9 * * MON-FRI", "Europe/Paris")
-                    .concurrency(4u32)
-                    .rate_limit(10u32, ::core::time::Duration::from_millis(60000))
-                    .debounce(::core::time::Duration::from_millis(1500))
-                    .keep_results(::core::time::Duration::from_millis(3600000))
+                    .with_jitter(20u8)
+                    .with_timeout(::core::time::Duration::from_millis(120000))
+                    .with_cron("0 9 * * MON-FRI", "Europe/Paris")
+                    .with_concurrency(4u32)
+                    .with_rate_limit(10u32, ::core::time::Duration::from_millis(60000))
+                    .with_debounce(::core::time::Duration::from_millis(1500))
+                    .with_result(::core::time::Duration::from_millis(3600000))
             }))
         );
         // Per argument, by the name serde gives the field.
@@ -927,9 +931,9 @@ mod tests {
         assert_eq!(
             text(&method(impls(&file)[1], "policy").block),
             text(quote!({
-                ::docket::Policy::new()
-                    .rate_limit_by("type", 1u32, ::core::time::Duration::from_millis(1000))
-                    .debounce_by("type", ::core::time::Duration::from_millis(5000))
+                ::docket::policy::Policy::new()
+                    .with_rate_limit_by("type", 1u32, ::core::time::Duration::from_millis(1000))
+                    .with_debounce_by("type", ::core::time::Duration::from_millis(5000))
             }))
         );
         let file = expand(
@@ -941,7 +945,7 @@ mod tests {
         assert_eq!(
             text(&method(impls(&file)[1], "policy").block),
             text(quote!({
-                ::docket::Policy::new().cron("*/5 * * * *", "UTC")
+                ::docket::policy::Policy::new().with_cron("*/5 * * * *", "UTC")
             }))
         );
         let file = expand(
@@ -953,7 +957,8 @@ mod tests {
         assert_eq!(
             text(&method(impls(&file)[1], "policy").block),
             text(quote!({
-                ::docket::Policy::new().every(::core::time::Duration::from_millis(86400000))
+                ::docket::policy::Policy::new()
+                    .with_every(::core::time::Duration::from_millis(86400000))
             }))
         );
     }

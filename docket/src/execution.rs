@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backend::Message;
+use crate::failure::TaskError;
 use crate::handle::Docket;
+use crate::policy::Policy;
 use crate::registry::{Attempt, Registration};
-use crate::task::{Policy, TaskError};
 use crate::trace::TraceContext;
 
 /// What a running task knows about its own execution, and how it talks back to the worker.
@@ -69,7 +70,7 @@ impl Context {
                 attempt: message.attempt,
                 due: message.due,
                 docket: docket.clone(),
-                results: policy.results_ttl(),
+                results: policy.result_ttl(),
                 extension: Mutex::new(Duration::ZERO),
                 next_run: Mutex::new(None),
                 result: Mutex::new(None),
@@ -242,7 +243,7 @@ pub(crate) async fn run_attempt(
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(TaskError::cancelled()),
-            outcome = within_deadline(attempt, registration.policy().attempt_timeout(), context) => outcome,
+            outcome = within_deadline(attempt, registration.policy().timeout(), context) => outcome,
         };
         outcome.map_err(AttemptError::Failed)
     }
@@ -383,7 +384,7 @@ mod tests {
         let outcome = within_deadline(stuck, Some(Duration::from_millis(10)), &context).await;
         assert_eq!(
             outcome.map_err(|error| error.kind()),
-            Err(crate::task::TaskErrorKind::TimedOut)
+            Err(crate::failure::TaskErrorKind::TimedOut)
         );
     }
 

@@ -11,12 +11,13 @@ use tracing::Instrument;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisOptions};
-use crate::backend::{AnyBackend, Backend, Disposition, KeyMode, Message};
+use crate::backend::{AnyBackend, Backend, KeyMode, Message};
 use crate::config::{self, Settings, Target};
 use crate::error::{Error, Result};
+use crate::inspect::{DeadLetter, Snapshot, WorkerInfo};
 use crate::registry::{Registration, Registry};
+use crate::schedule::Disposition;
 use crate::schedule::{Placement, Schedule, Scheduled};
-use crate::snapshot::{DeadLetter, Snapshot, WorkerInfo};
 use crate::state::Provided;
 use crate::task::Task;
 use crate::trace::TraceContext;
@@ -25,7 +26,7 @@ use crate::trace::TraceContext;
 const PLACE_CHUNK: usize = 500;
 
 /// The default docket, made from the environment on first use or set with
-/// [`Docket::install_default`].
+/// [`Docket::set_global`].
 static DEFAULT: OnceCell<Docket> = OnceCell::const_new();
 
 /// A handle on one docket: a named set of tasks in one backend. Cheap to clone.
@@ -114,13 +115,13 @@ impl Docket {
     }
 
     /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`] is given: the one set with
-    /// [`Docket::install_default`], or else one opened with [`Docket::from_env`] on first use.
+    /// [`Docket::set_global`], or else one opened with [`Docket::from_env`] on first use.
     pub async fn global() -> Result<Docket> {
         DEFAULT.get_or_try_init(Docket::from_env).await.cloned()
     }
 
     /// Make this docket the default one. Fails if a default was already installed or made.
-    pub fn install_default(&self) -> Result<()> {
+    pub fn set_global(&self) -> Result<()> {
         DEFAULT.set(self.clone()).map_err(|_| {
             Error::Config(
                 "a default docket is already in use; install it before the first `schedule`".into(),
@@ -500,7 +501,7 @@ impl Docket {
                     docket: docket.clone(),
                 })
                 .collect();
-            if let Some(ttl) = registration.and_then(|r| r.policy().results_ttl()) {
+            if let Some(ttl) = registration.and_then(|r| r.policy().result_ttl()) {
                 crate::results::record_scheduled(docket, &part, ttl).await;
             }
             receipts.extend(part);

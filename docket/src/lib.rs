@@ -122,21 +122,22 @@ mod error;
 mod execution;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
+mod failure;
 mod handle;
-mod health;
+pub mod inspect;
 mod key;
 pub mod metrics;
+pub mod policy;
 mod recurrence;
 mod registry;
-mod results;
+pub mod results;
 mod schedule;
-mod snapshot;
 mod state;
-mod strike;
+pub mod strike;
 mod task;
 mod time;
 mod trace;
-mod worker;
+pub mod worker;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -150,21 +151,14 @@ pub mod __fuzz {
     pub use crate::backend::redis::fuzz::*;
 }
 
-pub use crate::backend::Disposition;
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
 pub use crate::error::{Error, Result};
 pub use crate::execution::Context;
+pub use crate::failure::{Fail, Retry, TaskError, TaskErrorKind};
 pub use crate::handle::{Connect, Docket};
-pub use crate::health::{Health, Unhealthy};
-pub use crate::results::{Progress, Status, TaskState, Watch};
-pub use crate::schedule::{Placement, Schedule, Scheduled};
-pub use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, TaskInfo, WorkerInfo};
+pub use crate::schedule::{Disposition, Placement, Schedule, Scheduled};
 pub use crate::state::State;
-pub use crate::strike::{Condition, Operator, Strike};
-pub use crate::task::{
-    Backoff, Debounce, Fail, Limit, Policy, RateLimit, Recurrence, Retry, Task, TaskError,
-    TaskErrorKind, TaskOutput,
-};
+pub use crate::task::{Task, TaskOutput};
 pub use crate::worker::{Worker, shutdown_signal};
 
 /// Turn an `async fn` into a docket task.

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::error::{Error, Result};
-use crate::task::Recurrence;
+use crate::policy::Recurrence;
 
 /// A checked [`Recurrence`], ready to compute due times.
 #[derive(Debug, Clone)]

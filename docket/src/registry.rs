@@ -8,8 +8,10 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 use crate::execution::Context;
+use crate::failure::TaskError;
+use crate::policy::Policy;
 use crate::state::Requirement;
-use crate::task::{Policy, Task, TaskError};
+use crate::task::Task;
 
 /// The future of one attempt, with its task type erased.
 pub(crate) type Attempt = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;

@@ -55,7 +55,7 @@ pub struct Progress {
 /// The recorded state of one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct TaskState {
+pub struct TaskRecord {
     /// The task's key.
     pub key: String,
     /// The registered task name.
@@ -77,9 +77,9 @@ pub struct TaskState {
     pub updated_ms: u64,
 }
 
-impl TaskState {
+impl TaskRecord {
     pub(crate) fn new(key: &str, task: &str, status: Status, attempt: u32) -> Self {
-        TaskState {
+        TaskRecord {
             key: key.to_owned(),
             task: task.to_owned(),
             status,
@@ -103,14 +103,14 @@ impl TaskState {
 /// A live feed of one task's state changes, from [`Docket::watch`].
 #[derive(Debug)]
 pub struct Watch {
-    current: Option<TaskState>,
-    changes: mpsc::UnboundedReceiver<TaskState>,
+    current: Option<TaskRecord>,
+    changes: mpsc::UnboundedReceiver<TaskRecord>,
 }
 
 impl Watch {
     /// The next state: first the one recorded when the watch began (if any), then each change
     /// as it happens. `None` once the feed has ended (the connection was lost).
-    pub async fn next(&mut self) -> Option<TaskState> {
+    pub async fn next(&mut self) -> Option<TaskRecord> {
         if let Some(current) = self.current.take() {
             return Some(current);
         }
@@ -121,15 +121,15 @@ impl Watch {
 impl Docket {
     /// The recorded state of the task with this key, for tasks that keep results; `None` when
     /// nothing is kept for it.
-    pub async fn state(&self, key: &str) -> Result<Option<TaskState>> {
-        self.backend().state(key).await
+    pub async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
+        self.backend().status(key).await
     }
 
     /// Follow the task with this key: its current state, then every change (scheduled, queued,
     /// running, progress, completed, failed, cancelled), across processes.
     pub async fn watch(&self, key: &str) -> Result<Watch> {
         let changes = self.backend().watch(key).await?;
-        let current = self.backend().state(key).await?;
+        let current = self.backend().status(key).await?;
         Ok(Watch { current, changes })
     }
 
@@ -157,7 +157,7 @@ impl Docket {
     }
 }
 
-fn outcome<R: DeserializeOwned>(state: TaskState) -> Result<R> {
+fn outcome<R: DeserializeOwned>(state: TaskRecord) -> Result<R> {
     match state.status {
         Status::Completed => {
             let json = state.result.as_deref().unwrap_or("null");
@@ -175,7 +175,7 @@ fn outcome<R: DeserializeOwned>(state: TaskState) -> Result<R> {
 }
 
 /// Record a state, logging instead of failing: the task itself is not affected.
-pub(crate) async fn record(docket: &Docket, state: &TaskState, ttl: Duration) {
+pub(crate) async fn record(docket: &Docket, state: &TaskRecord, ttl: Duration) {
     if let Err(error) = docket.backend().record(state, ttl).await {
         tracing::warn!(key = %state.key, status = ?state.status, error = %Chain(&error), "could not record the task's state");
     }
@@ -195,7 +195,7 @@ pub(crate) async fn record_scheduled(docket: &Docket, receipts: &[Scheduled], tt
         };
         record(
             docket,
-            &TaskState::new(receipt.key(), receipt.task(), status, 1),
+            &TaskRecord::new(receipt.key(), receipt.task(), status, 1),
             ttl,
         )
         .await;
@@ -204,7 +204,7 @@ pub(crate) async fn record_scheduled(docket: &Docket, receipts: &[Scheduled], tt
 
 /// A cancelled task: recorded only where a state is kept already.
 pub(crate) async fn record_cancelled(docket: &Docket, key: &str) {
-    let Ok(Some(mut state)) = docket.backend().state(key).await else {
+    let Ok(Some(mut state)) = docket.backend().status(key).await else {
         return;
     };
     if state.status.is_final() {
@@ -216,7 +216,7 @@ pub(crate) async fn record_cancelled(docket: &Docket, key: &str) {
     let ttl = crate::registry::Registry::global()
         .ok()
         .and_then(|registry| registry.get(&state.task))
-        .and_then(|registration| registration.policy().results_ttl())
+        .and_then(|registration| registration.policy().result_ttl())
         .unwrap_or(Duration::from_secs(3600));
     record(docket, &state, ttl).await;
 }
@@ -229,7 +229,7 @@ pub(crate) async fn record_progress(
     total: u64,
     message: String,
 ) {
-    let mut state = TaskState::new(
+    let mut state = TaskRecord::new(
         context.key(),
         context.task(),
         Status::Running,

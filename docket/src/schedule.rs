@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Disposition, KeyMode, Message};
+use crate::backend::{KeyMode, Message};
 use crate::error::{Error, Result};
 use crate::handle::Docket;
 use crate::registry::Registration;
-use crate::results::TaskState;
+use crate::results::TaskRecord;
 use crate::task::Task;
 
 /// A task about to be scheduled: set when and under which key, then `.await` it.
@@ -118,7 +118,7 @@ impl<T: Task> Schedule<T> {
             source,
         })?;
         let policy = T::policy();
-        let (key, mode) = match (self.key, policy.debounce_window()) {
+        let (key, mode) = match (self.key, policy.debounce()) {
             (Some(key), _) => {
                 crate::key::validate(&key)?;
                 (key, self.mode)
@@ -131,8 +131,8 @@ impl<T: Task> Schedule<T> {
             }
             (None, None) => (crate::key::unique(), KeyMode::Fresh),
         };
-        let when = match (self.when, policy.debounce_window()) {
-            (When::Now, Some(debounce)) => When::After(debounce.settle),
+        let when = match (self.when, policy.debounce()) {
+            (When::Now, Some(debounce)) => When::After(debounce.window),
             (when, _) => when,
         };
         let due = match when {
@@ -208,6 +208,18 @@ impl<T: fmt::Debug> fmt::Debug for Schedule<T> {
             .field("docket", &self.docket.as_ref().map(Docket::name))
             .finish()
     }
+}
+
+/// What scheduling did with a task, by its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// The task was stored.
+    Added,
+    /// The task took the place of a waiting task with the same key.
+    Replaced,
+    /// A task with the same key was already waiting or running, so nothing changed.
+    Duplicate,
 }
 
 /// Where a scheduled task went.
@@ -298,9 +310,9 @@ impl Scheduled {
         self.docket.result(&self.key).await
     }
 
-    /// The task's state now, for tasks that keep results. See [`Docket::state`].
-    pub async fn state(&self) -> Result<Option<TaskState>> {
-        self.docket.state(&self.key).await
+    /// The task's state now, for tasks that keep results. See [`Docket::status`].
+    pub async fn status(&self) -> Result<Option<TaskRecord>> {
+        self.docket.status(&self.key).await
     }
 }
 
@@ -310,7 +322,8 @@ mod tests {
 
     use super::*;
     use crate::execution::Context;
-    use crate::task::{Policy, TaskError};
+    use crate::failure::TaskError;
+    use crate::policy::Policy;
 
     #[derive(Debug, serde::Serialize, serde::Deserialize)]
     struct Upload {
@@ -320,7 +333,7 @@ mod tests {
     impl Task for Upload {
         const NAME: &'static str = "upload";
         fn policy() -> Policy {
-            Policy::new().debounce_by("name", Duration::from_secs(1))
+            Policy::new().with_debounce_by("name", Duration::from_secs(1))
         }
         async fn run(self, _: Context) -> Result<(), TaskError> {
             Ok(())

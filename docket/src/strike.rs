@@ -15,7 +15,7 @@ use crate::handle::Docket;
 /// A rule that holds matching tasks instead of running them.
 ///
 /// ```
-/// use docket::{Operator, Strike};
+/// use docket::strike::{Operator, Strike};
 ///
 /// // Every run of `scan_copyright`:
 /// let all = Strike::task("scan_copyright");

@@ -357,7 +357,7 @@ async fn a_chatty_error_is_cut_so_its_retries_stay_small(docket: Docket) {
     assert!(!dead.history.is_empty());
     for failed in &dead.history {
         assert!(
-            failed.error.len() <= docket::FailedAttempt::MAX_ERROR_BYTES,
+            failed.error.len() <= docket::inspect::FailedAttempt::MAX_ERROR_BYTES,
             "attempt {} kept {} bytes",
             failed.attempt,
             failed.error.len()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use docket::{Docket, Error, Status, Worker};
+use docket::{Docket, Error, Worker, results::Status};
 use tests::background::Background;
 use tests::redis_server::{RedisServer, unique_name};
 
@@ -182,7 +182,7 @@ async fn a_result_is_returned_to_another_process_than_the_one_that_ran_the_task(
         .filter(|line| line[0] == "multiply")
         .collect();
     assert_eq!(ran, [vec!["multiply", "6", "7", &pid.to_string()]]);
-    let state = docket.state(scheduled.key()).await.unwrap().unwrap();
+    let state = docket.status(scheduled.key()).await.unwrap().unwrap();
     assert_eq!(state.status, Status::Completed);
 }
 
@@ -250,7 +250,7 @@ async fn a_task_keeping_state_cancelled_in_another_process_is_recorded_as_cancel
         matches!(&result, Err(Error::TaskCancelled { key }) if key == "hold-2"),
         "{result:?}"
     );
-    let state = docket.state("hold-2").await.unwrap().unwrap();
+    let state = docket.status("hold-2").await.unwrap().unwrap();
     assert_eq!(state.status, Status::Cancelled);
     assert_eq!(processes.count("start", 2), 1, "not retried");
     assert_eq!(processes.count("done", 2), 0, "stopped before its end");

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use docket::{Disposition, Docket, Strike, Task, Worker};
+use docket::{Disposition, Docket, Task, Worker, strike::Strike};
 use tests::background::Background;
 use tests::eventually;
 use tests::redis_server::{RedisServer, Reply, unique_name};
@@ -270,7 +270,7 @@ async fn until_empty(docket: &Docket) {
     .await;
 }
 
-fn queued_keys(snapshot: &docket::Snapshot) -> BTreeSet<String> {
+fn queued_keys(snapshot: &docket::inspect::Snapshot) -> BTreeSet<String> {
     snapshot
         .queued
         .iter()
@@ -278,7 +278,7 @@ fn queued_keys(snapshot: &docket::Snapshot) -> BTreeSet<String> {
         .collect()
 }
 
-fn running_keys(snapshot: &docket::Snapshot) -> BTreeSet<String> {
+fn running_keys(snapshot: &docket::inspect::Snapshot) -> BTreeSet<String> {
     snapshot
         .running
         .iter()

@@ -11,12 +11,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
-    SignalFeed,
+    Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
 use crate::error::Result;
-use crate::results::{Status, TaskState};
-use crate::snapshot::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
+use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
+use crate::results::{Status, TaskRecord};
+use crate::schedule::Disposition;
 use crate::strike::Strike;
 use crate::time::instant_at;
 
@@ -60,8 +60,8 @@ struct State {
     /// Workers' signal subscriptions.
     listeners: Vec<mpsc::UnboundedSender<Signal>>,
     /// Kept task states and when each expires.
-    states: HashMap<String, (TaskState, SystemTime)>,
-    watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskState>>>,
+    states: HashMap<String, (TaskRecord, SystemTime)>,
+    watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskRecord>>>,
 }
 
 /// One key: at most one waiting task. Runs of the key, and its tasks set aside (held or gated),
@@ -796,7 +796,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn record(&self, task: &TaskState, ttl: Duration) -> Result<()> {
+    async fn record(&self, task: &TaskRecord, ttl: Duration) -> Result<()> {
         let mut state = self.state();
         // A new task's first state is recorded by its producer after storing the task, so a
         // worker may have started (or finished) it already: then the first state is stale.
@@ -826,7 +826,7 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+    async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
         let state = self.state();
         let now = SystemTime::now();
         Ok(state
@@ -836,7 +836,7 @@ impl Backend for MemoryBackend {
             .map(|(task, _)| task.clone()))
     }
 
-    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.state();
         let watchers = state.watchers.entry(key.to_owned()).or_default();

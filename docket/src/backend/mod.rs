@@ -8,6 +8,7 @@
 pub(crate) mod memory;
 pub(crate) mod redis;
 
+use crate::schedule::Disposition;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -15,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
-use crate::results::TaskState;
-use crate::snapshot::{DeadLetter, FailedAttempt, Snapshot, WorkerInfo};
+use crate::inspect::{DeadLetter, FailedAttempt, Snapshot, WorkerInfo};
+use crate::results::TaskRecord;
 use crate::strike::Strike;
 
 /// How many dead letters a docket keeps by default; the oldest go first.
@@ -53,17 +54,6 @@ pub(crate) enum KeyMode {
     Replace,
     /// The key was generated for this task, so no other task holds it: skip the look-up.
     Fresh,
-}
-
-/// What `enqueue` did with a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// The task was stored.
-    Added,
-    /// The task took the place of a waiting task with the same key.
-    Replaced,
-    /// A task with the same key was already waiting or running, so nothing changed.
-    Duplicate,
 }
 
 /// A message handed to one worker, which must settle it.
@@ -271,16 +261,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn release(&self, delivery: &Delivery, gate: &Gate) -> impl Future<Output = Result<()>> + Send;
 
     /// Store a task's state for `ttl` and publish it to its watchers.
-    fn record(&self, state: &TaskState, ttl: Duration) -> impl Future<Output = Result<()>> + Send;
+    fn record(&self, state: &TaskRecord, ttl: Duration) -> impl Future<Output = Result<()>> + Send;
 
     /// The stored state of a task.
-    fn state(&self, key: &str) -> impl Future<Output = Result<Option<TaskState>>> + Send;
+    fn status(&self, key: &str) -> impl Future<Output = Result<Option<TaskRecord>>> + Send;
 
     /// Follow a task's state changes; the subscription is live when this returns.
     fn watch(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<TaskState>>> + Send;
+    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<TaskRecord>>> + Send;
 }
 
 /// The backend a docket was opened with.
@@ -456,15 +446,15 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.release(delivery, gate))
     }
 
-    async fn record(&self, state: &TaskState, ttl: Duration) -> Result<()> {
+    async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
         dispatch!(self, b => b.record(state, ttl))
     }
 
-    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
-        dispatch!(self, b => b.state(key))
+    async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
+        dispatch!(self, b => b.status(key))
     }
 
-    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         dispatch!(self, b => b.watch(key))
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::snapshot::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
+use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::strike::Strike;
 
 fn io(error: std::io::Error) -> Error {

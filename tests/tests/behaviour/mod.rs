@@ -32,7 +32,7 @@ pub(crate) use self::policies::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use docket::{DeadLetter, Disposition, Docket, Placement, Worker};
+use docket::{Disposition, Docket, Placement, Worker, inspect::DeadLetter};
 use tests::background::Background;
 
 use self::capture::Capture;

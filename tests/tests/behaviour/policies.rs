@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use docket::{
-    Disposition, Docket, Error, Operator, Status, Strike, Task, TaskState, Watch, Worker,
+    Disposition, Docket, Error, Task, Worker, results::Status, results::TaskRecord, results::Watch,
+    strike::Operator, strike::Strike,
 };
 
 use super::probe::Probe;
@@ -272,7 +273,7 @@ pub(crate) async fn the_context_tells_the_key_the_attempt_the_due_time_and_the_d
 }
 
 /// Every state `watch` reports, until one is final.
-async fn follow(watch: &mut Watch) -> Vec<TaskState> {
+async fn follow(watch: &mut Watch) -> Vec<TaskRecord> {
     let mut states = Vec::new();
     loop {
         let state = tokio::time::timeout(PATIENCE, watch.next())
@@ -697,7 +698,7 @@ pub(crate) async fn a_kept_result_is_returned_by_scheduled_result_and_docket_res
     worker.stop().await;
 
     assert_eq!((sum, again), (6, 6));
-    let state = docket.state(scheduled.key()).await.unwrap().unwrap();
+    let state = docket.status(scheduled.key()).await.unwrap().unwrap();
     assert_eq!(state.status, Status::Completed);
     assert_eq!(state.result.as_deref(), Some("6"));
     assert_eq!(state.task, "add_up");
@@ -714,7 +715,7 @@ pub(crate) async fn results_of_tasks_scheduled_while_a_worker_runs_are_all_retur
 
     let mut sums = Vec::new();
     for receipt in &receipts {
-        let state = docket.state(receipt.key()).await.unwrap();
+        let state = docket.status(receipt.key()).await.unwrap();
         let sum: u32 = tokio::time::timeout(PATIENCE, receipt.result())
             .await
             .unwrap_or_else(|_| panic!("no result for {receipt:?}; its state: {state:#?}"))
@@ -749,7 +750,7 @@ pub(crate) async fn the_result_of_a_task_that_failed_is_a_task_failed_error(dock
         2,
         "the result waits past the failed first attempt"
     );
-    let state = docket.state(scheduled.key()).await.unwrap().unwrap();
+    let state = docket.status(scheduled.key()).await.unwrap().unwrap();
     assert_eq!((state.status, state.attempt), (Status::Failed, 2));
 }
 
@@ -767,7 +768,7 @@ pub(crate) async fn the_result_of_a_cancelled_task_is_a_task_cancelled_error(doc
         Err(Error::TaskCancelled { key }) => assert_eq!(key, scheduled.key()),
         other => panic!("expected TaskCancelled, got {other:?}"),
     }
-    let state = docket.state(scheduled.key()).await.unwrap().unwrap();
+    let state = docket.status(scheduled.key()).await.unwrap().unwrap();
     assert_eq!(state.status, Status::Cancelled);
 }
 
@@ -793,7 +794,7 @@ pub(crate) async fn a_task_that_keeps_no_result_has_none_to_return(docket: Docke
         matches!(&unknown, Err(Error::NoResult { key }) if key == "no-such-key"),
         "{unknown:?}"
     );
-    assert_eq!(docket.state(scheduled.key()).await.unwrap(), None);
+    assert_eq!(docket.status(scheduled.key()).await.unwrap(), None);
     assert_eq!(probe.starts(), 1);
 }
 
@@ -877,7 +878,7 @@ pub(crate) async fn a_running_task_that_keeps_state_is_recorded_as_cancelled(doc
         matches!(&result, Err(Error::TaskCancelled { key }) if key == "loop-2"),
         "{result:?}"
     );
-    let state = docket.state("loop-2").await.unwrap().unwrap();
+    let state = docket.status("loop-2").await.unwrap().unwrap();
     assert_eq!(state.status, Status::Cancelled, "{state:#?}");
     assert_eq!(probe.only_run().finished, None);
     assert_eq!(dead_letters(&docket).await, []);

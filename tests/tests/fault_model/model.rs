@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use docket::{Disposition, Snapshot};
+use docket::{Disposition, inspect::Snapshot};
 
 use super::log::{Behaviour, Disruption, Events, FaultKind, Outcome, Run};
 use super::ops::Kind;
@@ -247,7 +247,7 @@ impl Model {
     /// Whether `snapshot` shows nothing of `key` delivered (running), due (queued) or about to
     /// fall due: then no copy of it can be on its way to a worker.
     pub(crate) fn quiet(key: &str, snapshot: &Snapshot) -> bool {
-        let named = |list: &[docket::TaskInfo]| list.iter().any(|info| info.key == key);
+        let named = |list: &[docket::inspect::TaskInfo]| list.iter().any(|info| info.key == key);
         let far = snapshot.taken + CERTAINLY_WAITING;
         !named(&snapshot.running)
             && !named(&snapshot.queued)
@@ -267,7 +267,8 @@ impl Model {
         if self.key_tainted(key) {
             return None;
         }
-        let named = |list: &[docket::TaskInfo]| list.iter().filter(|info| info.key == key).count();
+        let named =
+            |list: &[docket::inspect::TaskInfo]| list.iter().filter(|info| info.key == key).count();
         let (queued, scheduled, running, held) = (
             named(&snapshot.queued),
             named(&snapshot.scheduled),
@@ -336,6 +337,7 @@ impl Model {
                 generation.acknowledged = true;
                 state.current = Some(id);
             }
+            other => panic!("the model does not know the disposition {other:?}"),
         }
         if let Some(previous) = previous.filter(|previous| *previous != id) {
             let previous = self.generations.get_mut(&previous).expect("registered");
@@ -372,7 +374,7 @@ impl Model {
 
     /// Dead letters as listed now; each is remembered (a later letter of the same key replaces
     /// an earlier one in the backend).
-    pub(crate) fn observe_dead(&mut self, letters: &[docket::DeadLetter], seq: u64) {
+    pub(crate) fn observe_dead(&mut self, letters: &[docket::inspect::DeadLetter], seq: u64) {
         for letter in letters {
             let args: Option<serde_json::Value> = serde_json::from_str(&letter.args).ok();
             let field = |name: &str| args.as_ref().and_then(|args| args.get(name)?.as_u64());

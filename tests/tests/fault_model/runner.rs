@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Strike, Task};
+use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Task, strike::Strike};
 use tests::redis_server::{RedisServer, unique_name};
 
 use super::harness::{Proxy, Target, WorkerThread, connect, is_invalid_due, is_invalid_key};

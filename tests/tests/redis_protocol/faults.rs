@@ -491,7 +491,7 @@ async fn without_the_fallback_a_batch_whose_second_part_cannot_be_sent_says_whic
 async fn a_hold_whose_reply_was_lost_does_not_run_its_copy_once_the_strike_is_lifted() {
     let server = RedisServer::start();
     let (docket, name) = open_redis(&server, "hold-lost").await;
-    let strike = docket::Strike::task(<Note as docket::Task>::NAME);
+    let strike = docket::strike::Strike::task(<Note as docket::Task>::NAME);
     assert!(docket.strike(strike.clone()).await.unwrap());
     let thread = unique_name("hold-lost");
     let worker = {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use docket::{Backoff, Policy, Task};
+use docket::{policy::Backoff, policy::Policy, Task};
 
 /// Scan an uploaded track.
 #[docket::task(retries = 3, backoff = "exponential 1s..60s", timeout = "30s")]
@@ -46,18 +46,18 @@ fn main() {
     assert_eq!(
         ScanCopyright::policy(),
         Policy::new()
-            .retries(3)
-            .backoff(Backoff::exponential(
+            .with_retries(3)
+            .with_backoff(Backoff::exponential(
                 Duration::from_secs(1),
                 Duration::from_secs(60)
             ))
-            .timeout(Duration::from_secs(30))
+            .with_timeout(Duration::from_secs(30))
     );
     assert_eq!(Ping::NAME, "ping");
     assert_eq!(
         Ping::policy(),
         Policy::new()
-            .backoff(Backoff::fixed(Duration::from_millis(250)))
-            .timeout(Duration::from_secs(90))
+            .with_backoff(Backoff::fixed(Duration::from_millis(250)))
+            .with_timeout(Duration::from_secs(90))
     );
 }

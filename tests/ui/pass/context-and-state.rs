@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket::{Backoff, Context, Policy, State, Task};
+use docket::{policy::Backoff, Context, policy::Policy, State, Task};
 
 #[derive(Clone)]
 pub struct Db {
@@ -58,17 +58,17 @@ fn main() {
     assert_eq!(
         Ingest::policy(),
         Policy::new()
-            .retries(5)
-            .backoff(Backoff::exponential(
+            .with_retries(5)
+            .with_backoff(Backoff::exponential(
                 Duration::from_secs(1),
                 Duration::from_secs(60)
             ))
-            .jitter_percent(20)
-            .timeout(Duration::from_secs(120))
-            .concurrency_by("track_id", 2)
-            .rate_limit_by("user_id", 10, Duration::from_secs(60))
-            .debounce_by("track_id", Duration::from_millis(1500))
-            .keep_results(Duration::from_secs(24 * 60 * 60))
+            .with_jitter(20)
+            .with_timeout(Duration::from_secs(120))
+            .with_concurrency_by("track_id", 2)
+            .with_rate_limit_by("user_id", 10, Duration::from_secs(60))
+            .with_debounce_by("track_id", Duration::from_millis(1500))
+            .with_result(Duration::from_secs(24 * 60 * 60))
     );
     let required = format!("{:?}", Ingest::required_state());
     assert!(
@@ -79,10 +79,10 @@ fn main() {
     assert_eq!(
         Reindex::policy(),
         Policy::new()
-            .concurrency(4)
-            .rate_limit(100, Duration::from_secs(1))
-            .debounce(Duration::from_secs(5))
-            .keep_results(Duration::from_secs(60 * 60))
+            .with_concurrency(4)
+            .with_rate_limit(100, Duration::from_secs(1))
+            .with_debounce(Duration::from_secs(5))
+            .with_result(Duration::from_secs(60 * 60))
     );
     assert_eq!(Reindex::required_state().len(), 1);
 }

@@ -12,7 +12,7 @@
 
 // In scope, so a needlessly qualified path to them in generated code would trip
 // `unused_qualifications`.
-use docket::{Context, Policy, Schedule, State, Task, TaskError, TaskOutput};
+use docket::{Context, policy::Policy, Schedule, State, Task, TaskError, TaskOutput};
 use std::future::Future;
 
 /// Scan an uploaded track.

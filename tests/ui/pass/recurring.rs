@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use docket::{Context, Policy, State, Task};
+use docket::{Context, policy::Policy, State, Task};
 
 #[derive(Clone)]
 struct Db;
@@ -32,19 +32,19 @@ fn main() {
     let _: fn() -> docket::Schedule<Sweep> = Sweep::schedule;
     assert_eq!(
         Sweep::policy(),
-        Policy::new().every(Duration::from_secs(30))
+        Policy::new().with_every(Duration::from_secs(30))
     );
     assert!(Sweep::required_state().is_empty());
     assert_eq!(
         WeekdayReport::policy(),
         Policy::new()
-            .cron("0 9 * * MON-FRI", "Europe/Paris")
-            .keep_results(Duration::from_secs(3600))
+            .with_cron("0 9 * * MON-FRI", "Europe/Paris")
+            .with_result(Duration::from_secs(3600))
     );
     assert_eq!(WeekdayReport::required_state().len(), 1);
-    assert_eq!(Nightly::policy(), Policy::new().cron("@daily", "UTC"));
+    assert_eq!(Nightly::policy(), Policy::new().with_cron("@daily", "UTC"));
     assert_eq!(
         RotateKeys::policy(),
-        Policy::new().every(Duration::from_secs(36 * 60 * 60))
+        Policy::new().with_every(Duration::from_secs(36 * 60 * 60))
     );
 }

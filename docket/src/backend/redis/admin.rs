@@ -11,7 +11,7 @@ use redis::{RedisError, Script};
 use super::keys::GROUP;
 use super::{RedisBackend, into_error, is_no_group};
 use crate::error::Result;
-use crate::snapshot::WorkerInfo;
+use crate::inspect::WorkerInfo;
 
 static CLEAR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/clear.lua")));
 

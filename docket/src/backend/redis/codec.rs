@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::backend::Message;
-use crate::snapshot::{DeadLetter, FailedAttempt};
+use crate::inspect::{DeadLetter, FailedAttempt};
 use crate::strike::Strike;
 
 /// Milliseconds since the Unix epoch, as scores and due times are stored.

@@ -46,12 +46,12 @@ use self::codec::{Entry, SignalEntry, millis};
 use self::keys::{GROUP, Keys};
 use self::scripts::SCRIPTS;
 use super::{
-    Admission, Backend, Burial, Delivery, DeliveryId, Disposition, Gate, KeyMode, Message, Signal,
-    SignalFeed,
+    Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
 use crate::error::{Error, Result};
-use crate::results::{Status, TaskState};
-use crate::snapshot::{DeadLetter, Snapshot, TaskInfo};
+use crate::inspect::{DeadLetter, Snapshot, TaskInfo};
+use crate::results::{Status, TaskRecord};
+use crate::schedule::Disposition;
 use crate::strike::Strike;
 
 /// Settings of a Redis connection, from [`Connect`](crate::Connect).
@@ -1397,7 +1397,7 @@ impl Backend for RedisBackend {
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn record(&self, state: &TaskState, ttl: Duration) -> Result<()> {
+    async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
         // Only its producer records a task's first state, after storing the task.
         let first =
             matches!(state.status, Status::Queued | Status::Scheduled) && state.attempt == 1;
@@ -1413,20 +1413,20 @@ impl Backend for RedisBackend {
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 
-    async fn state(&self, key: &str) -> Result<Option<TaskState>> {
+    async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
         let mut command = redis::cmd("GET");
         command.arg(self.keys.state(key));
         let Some(json) = self.query::<Option<Vec<u8>>>(&command).await? else {
             return Ok(None);
         };
-        TaskState::decode(&json)
+        TaskRecord::decode(&json)
             .map(Some)
             .map_err(|error| Error::Backend {
                 source: format!("the recorded state of `{key}` does not decode: {error}").into(),
             })
     }
 
-    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskState>> {
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         let channel = self.keys.state(key);
         let subscribe = async {
             let mut pubsub = self.client.get_async_pubsub().await?;
@@ -1504,7 +1504,7 @@ async fn follow_signals(
 async fn follow_states(
     key: String,
     pubsub: redis::aio::PubSub,
-    sender: mpsc::UnboundedSender<TaskState>,
+    sender: mpsc::UnboundedSender<TaskRecord>,
 ) {
     let mut messages = pubsub.into_on_message();
     loop {
@@ -1515,7 +1515,7 @@ async fn follow_states(
         let Some(message) = message else {
             return;
         };
-        match TaskState::decode(message.get_payload_bytes()) {
+        match TaskRecord::decode(message.get_payload_bytes()) {
             Ok(state) => {
                 if sender.send(state).is_err() {
                     return;

@@ -296,8 +296,8 @@ impl Outcome {
 fn report(
     expected: &Expected,
     outcome: &Outcome,
-    snapshot: &docket::Snapshot,
-    dead: &[docket::DeadLetter],
+    snapshot: &docket::inspect::Snapshot,
+    dead: &[docket::inspect::DeadLetter],
 ) -> bool {
     let lost: Vec<&String> = expected
         .must
@@ -329,7 +329,7 @@ fn report(
             })
         })
         .collect();
-    let unexpected_dead: Vec<&docket::DeadLetter> = dead
+    let unexpected_dead: Vec<&docket::inspect::DeadLetter> = dead
         .iter()
         .filter(|letter| !expected.toxic.contains_key(&letter.key))
         .collect();

@@ -1,5 +1,9 @@
 //! The [`Worker`]: claims due tasks, runs them under a concurrency limit, settles each one.
 
+mod health;
+
+pub use self::health::{Health, Unhealthy};
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,15 +20,15 @@ use crate::backend::{
 };
 use crate::error::{Chain, Error, Result};
 use crate::execution::{AttemptError, Context, NextRun, run_attempt};
+use crate::failure::TaskErrorKind;
 use crate::handle::Docket;
-use crate::health::Health;
+use crate::inspect::FailedAttempt;
 use crate::metrics;
+use crate::policy::Policy;
 use crate::recurrence::Recurring;
 use crate::registry::Registry;
-use crate::results::{self, Status, TaskState};
-use crate::snapshot::FailedAttempt;
+use crate::results::{self, Status, TaskRecord};
 use crate::strike::Strike;
-use crate::task::{Policy, TaskErrorKind};
 
 /// How often `run_until_finished` looks again whether work remains while tasks run elsewhere.
 const FINISH_POLL: Duration = Duration::from_millis(25);
@@ -610,9 +614,9 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         }
     }
 
-    let ttl = policy.results_ttl();
+    let ttl = policy.result_ttl();
     if let Some(ttl) = ttl {
-        let state = TaskState::new(
+        let state = TaskRecord::new(
             &message.key,
             &message.task,
             Status::Running,
@@ -640,7 +644,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     let error = match outcome {
         Ok(()) => {
             if let Some(ttl) = ttl {
-                let mut state = TaskState::new(
+                let mut state = TaskRecord::new(
                     &message.key,
                     &message.task,
                     Status::Completed,
@@ -666,7 +670,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
     if error.kind() == TaskErrorKind::Cancelled {
         tracing::info!(key = %message.key, "task cancelled while running");
         if let Some(ttl) = ttl {
-            let mut state = TaskState::new(
+            let mut state = TaskRecord::new(
                 &message.key,
                 &message.task,
                 Status::Cancelled,
@@ -696,7 +700,7 @@ async fn settle(shared: &Shared, delivery: Delivery) {
         };
         if let Some(ttl) = ttl {
             let mut state =
-                TaskState::new(&message.key, &message.task, Status::Scheduled, next.attempt);
+                TaskRecord::new(&message.key, &message.task, Status::Scheduled, next.attempt);
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
@@ -771,8 +775,8 @@ async fn finish_recurring(
 
 /// The limits `message` must pass, named by task and, for a per-argument limit, the value.
 fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
-    let concurrency = policy.concurrency_limit();
-    let rate = policy.rate();
+    let concurrency = policy.concurrency();
+    let rate = policy.rate_limit();
     if concurrency.is_none() && rate.is_none() {
         return None;
     }
@@ -789,7 +793,7 @@ fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
         }
     };
     Some(Gate {
-        slot: concurrency.map(|limit| (scope(limit.param), limit.limit)),
+        slot: concurrency.map(|limit| (scope(limit.param), limit.max)),
         rate: rate.map(|rate| (scope(rate.param), rate.count, rate.window)),
     })
 }
@@ -807,7 +811,7 @@ async fn bury(
     metrics::dead_lettered(&message.task);
     if let Some((docket, ttl)) = results {
         let mut state =
-            TaskState::new(&message.key, &message.task, Status::Failed, message.attempt);
+            TaskRecord::new(&message.key, &message.task, Status::Failed, message.attempt);
         state.error = Some(reason.clone());
         results::record(docket, &state, ttl).await;
     }
