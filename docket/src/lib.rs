@@ -119,7 +119,6 @@ mod backend;
 pub mod cli;
 mod config;
 mod error;
-mod execution;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
 mod failure;
@@ -128,7 +127,6 @@ pub mod inspect;
 mod key;
 pub mod metrics;
 pub mod policy;
-mod recurrence;
 mod registry;
 pub mod results;
 mod schedule;
@@ -153,12 +151,12 @@ pub mod __fuzz {
 
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
 pub use crate::error::{Error, Result};
-pub use crate::execution::Context;
 pub use crate::failure::{Fail, Retry, TaskError, TaskErrorKind};
 pub use crate::handle::{Connect, Docket};
 pub use crate::schedule::{Disposition, Placement, Schedule, Scheduled};
 pub use crate::state::State;
 pub use crate::task::{Task, TaskOutput};
+pub use crate::worker::Context;
 pub use crate::worker::{Worker, shutdown_signal};
 
 /// Turn an `async fn` into a docket task.

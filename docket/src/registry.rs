@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 
 use crate::error::Error;
-use crate::execution::Context;
 use crate::failure::TaskError;
 use crate::policy::Policy;
 use crate::state::Requirement;
 use crate::task::Task;
+use crate::worker::execution::Context;
 
 /// The future of one attempt, with its task type erased.
 pub(crate) type Attempt = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;

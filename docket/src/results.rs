@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::error::{Chain, Error, Result};
-use crate::execution::Context;
 use crate::handle::Docket;
 use crate::schedule::Scheduled;
+use crate::worker::execution::Context;
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

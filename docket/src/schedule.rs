@@ -321,9 +321,9 @@ mod tests {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::*;
-    use crate::execution::Context;
     use crate::failure::TaskError;
     use crate::policy::Policy;
+    use crate::worker::execution::Context;
 
     #[derive(Debug, serde::Serialize, serde::Deserialize)]
     struct Upload {

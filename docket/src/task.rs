@@ -7,9 +7,9 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::execution::Context;
 use crate::failure::{Fail, Retry, TaskError};
 use crate::policy::Policy;
+use crate::worker::execution::Context;
 
 /// A unit of background work: a serializable argument struct plus the code that runs it.
 ///

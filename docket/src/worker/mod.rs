@@ -1,7 +1,10 @@
 //! The [`Worker`]: claims due tasks, runs them under a concurrency limit, settles each one.
 
+pub(crate) mod execution;
 mod health;
+pub(crate) mod recurrence;
 
+pub use self::execution::Context;
 pub use self::health::{Health, Unhealthy};
 
 use std::collections::HashMap;
@@ -14,21 +17,21 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::execution::{AttemptError, NextRun, run_attempt};
 use crate::backend::{
     Admission, AnyBackend, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal,
     SignalFeed,
 };
 use crate::error::{Chain, Error, Result};
-use crate::execution::{AttemptError, Context, NextRun, run_attempt};
 use crate::failure::TaskErrorKind;
 use crate::handle::Docket;
 use crate::inspect::FailedAttempt;
 use crate::metrics;
 use crate::policy::Policy;
-use crate::recurrence::Recurring;
 use crate::registry::Registry;
 use crate::results::{self, Status, TaskRecord};
 use crate::strike::Strike;
+use crate::worker::recurrence::Recurring;
 
 /// How often `run_until_finished` looks again whether work remains while tasks run elsewhere.
 const FINISH_POLL: Duration = Duration::from_millis(25);
