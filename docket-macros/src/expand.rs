@@ -9,10 +9,11 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, Item, LitStr};
 
-use crate::args::{Arg, Args, Backoff, PerArgument};
+use crate::args::{Arg, Args, PerArgument};
 use crate::check::check;
 use crate::errors::Errors;
 use crate::input::{Param, TaskFn};
+use crate::values::Backoff;
 
 /// The whole macro: check the attribute and the function, then generate the task beside it.
 pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {

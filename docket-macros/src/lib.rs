@@ -6,13 +6,16 @@
 //!
 //! The macro runs in four phases, one file each: `args` parses the attribute's arguments,
 //! `input` lowers and validates the function, `check` fits the two together, `expand` generates
-//! the task beside them.
+//! the task beside them. The string values' grammars, which `args` calls, live in `values`
+//! (durations, backoffs, rates, percentages) and `cron`.
 
 mod args;
 mod check;
+mod cron;
 mod errors;
 mod expand;
 mod input;
+mod values;
 
 use proc_macro::TokenStream;
 
