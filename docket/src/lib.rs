@@ -118,6 +118,7 @@ mod backend;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+mod connect;
 mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
@@ -132,6 +133,7 @@ pub mod results;
 mod schedule;
 mod state;
 pub mod strike;
+mod sync;
 mod task;
 mod time;
 mod trace;
@@ -150,9 +152,10 @@ pub mod __fuzz {
 }
 
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
+pub use crate::connect::Connect;
 pub use crate::error::{Error, Result};
 pub use crate::failure::{Fail, Retry, TaskError, TaskErrorKind};
-pub use crate::handle::{Connect, Docket};
+pub use crate::handle::Docket;
 pub use crate::schedule::{Disposition, Placement, Schedule, Scheduled};
 pub use crate::state::State;
 pub use crate::task::{Task, TaskOutput};

@@ -1,4 +1,6 @@
-//! The [`Schedule`] builder every `MyTask::schedule(..)` returns, and its result, [`Scheduled`].
+//! The producer's path: the [`Schedule`] builder every `MyTask::schedule(..)` returns, the
+//! `Docket` methods that add tasks (`add`, `add_many`, `add_json`), placement (the queue, or the
+//! in-process fallback when the queue cannot be reached), and the receipt, [`Scheduled`].
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -6,13 +8,15 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
-use crate::backend::{KeyMode, Message};
+use crate::backend::{Backend, KeyMode, Message};
 use crate::error::{Error, Result};
 use crate::handle::Docket;
-use crate::registry::Registration;
+use crate::registry::{Registration, Registry};
 use crate::results::TaskRecord;
 use crate::task::Task;
+use crate::trace::TraceContext;
 
 /// A task about to be scheduled: set when and under which key, then `.await` it.
 ///
@@ -313,6 +317,239 @@ impl Scheduled {
     /// The task's state now, for tasks that keep results. See [`Docket::status`].
     pub async fn status(&self) -> Result<Option<TaskRecord>> {
         self.docket.status(&self.key).await
+    }
+}
+
+/// The most tasks one call to the queue stores; `add_many` sends larger batches in chunks.
+const PLACE_CHUNK: usize = 500;
+
+impl Docket {
+    /// Schedule `task` on this docket; set options on the returned builder, then `.await` it.
+    pub fn add<T: Task>(&self, task: T) -> Schedule<T> {
+        Schedule::new(task).on(self)
+    }
+
+    /// Schedule a task by name, with its arguments as a JSON object, to run now.
+    ///
+    /// For producers that do not link the task's code, such as a web tier scheduling work for
+    /// workers built separately, and for operators. Nothing is checked against the task's
+    /// argument types here: a worker that cannot decode the arguments, or does not know the name,
+    /// keeps the task as a [`DeadLetter`]. Prefer the typed `MyTask::schedule(..)` where the
+    /// task's crate is at hand. In in-process mode the name must be a task of this binary.
+    pub async fn add_json(&self, task: &str, args: &str) -> Result<Scheduled> {
+        let parsed: serde_json::Value =
+            serde_json::from_str(args).map_err(|source| Error::Json {
+                task: task.to_owned(),
+                source,
+            })?;
+        if !parsed.is_object() {
+            return Err(Error::Config(format!(
+                "the arguments of `{task}` must be a JSON object, not `{args}`"
+            )));
+        }
+        let message = Message {
+            task: task.to_owned(),
+            key: crate::key::unique(),
+            args: args.to_owned(),
+            attempt: 1,
+            due: SystemTime::now(),
+            history: Vec::new(),
+            trace: None,
+        };
+        // Without it the task cannot run in-process, as a fallback or otherwise.
+        let registration = Registry::global()?.get(task).copied();
+        self.schedule_one(registration, message, KeyMode::Fresh)
+            .await
+    }
+
+    /// Schedule many tasks of one type in one round trip to the queue: the fast way to enqueue
+    /// a large amount of work. Each [`Schedule`] keeps its own options (`key`, `after`, ...); its
+    /// `on` is ignored in favour of this docket. The receipts come back in order.
+    ///
+    /// ```
+    /// # #[docket::task] async fn thumbnail(upload_id: u64) {}
+    /// # async fn demo() -> docket::Result<()> {
+    /// let docket = docket::Docket::connect("memory://").await?;
+    /// let receipts = docket.add_many((0..1000).map(Thumbnail::schedule)).await?;
+    /// assert_eq!(receipts.len(), 1000);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every schedule is checked before anything is sent: one with an invalid key
+    /// ([`Error::InvalidKey`]), a due time past the year 9999 ([`Error::InvalidDue`]) or
+    /// arguments that do not encode fails the whole batch, and nothing of it is stored. An
+    /// encoded task over the payload limit of a Redis docket is an [`Error::PayloadTooLarge`],
+    /// also before anything is stored; the backend's own failures are [`Error::Backend`] or
+    /// [`Error::Unavailable`].
+    pub async fn add_many<T: Task>(
+        &self,
+        schedules: impl IntoIterator<Item = Schedule<T>>,
+    ) -> Result<Vec<Scheduled>> {
+        let batch = schedules
+            .into_iter()
+            .map(Schedule::into_message)
+            .collect::<Result<Vec<_>>>()?;
+        let span = tracing::info_span!(
+            "docket.schedule",
+            task = T::NAME,
+            count = batch.len(),
+            placement = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        self.place(Some(Registration::of::<T>()), batch)
+            .instrument(span)
+            .await
+    }
+
+    /// Hand one task to the queue, or run it in-process, inside its `docket.schedule` span.
+    pub(crate) async fn schedule_one(
+        &self,
+        registration: Option<Registration>,
+        message: Message,
+        mode: KeyMode,
+    ) -> Result<Scheduled> {
+        let span = tracing::info_span!(
+            "docket.schedule",
+            task = %message.task,
+            key = %message.key,
+            placement = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        let mut receipts = self
+            .place(registration, vec![(message, mode)])
+            .instrument(span)
+            .await?;
+        Ok(receipts.pop().expect("one receipt per task"))
+    }
+
+    /// Hand the batch to the queue; run it in-process when there is none or it is unreachable
+    /// (given the task's `registration`, without which it cannot run here).
+    async fn place(
+        &self,
+        registration: Option<Registration>,
+        mut batch: Vec<(Message, KeyMode)>,
+    ) -> Result<Vec<Scheduled>> {
+        let Some(task) = batch.first().map(|(message, _)| message.task.clone()) else {
+            return Ok(Vec::new());
+        };
+        let trace = TraceContext::for_schedule();
+        let span = tracing::Span::current();
+        span.record("trace_id", trace.trace_hex());
+        span.record("span_id", trace.span_hex());
+        let traceparent = trace.to_string();
+        for (message, _) in &mut batch {
+            message.trace = Some(traceparent.clone());
+        }
+        let count = batch.len();
+        // Each part of the batch lands somewhere: all in-process, or each chunk in the queue or,
+        // when the queue cannot be reached, in-process instead.
+        let placed: Vec<(Placement, Vec<Disposition>, &Docket)> = if !self.has_queue() {
+            if registration.is_none() {
+                return Err(Error::Config(format!(
+                    "no task named `{task}` is registered in this binary, so it cannot run in-process"
+                )));
+            }
+            self.ensure_auto_worker()?;
+            tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
+            let dispositions = self.backend().enqueue(&batch).await?;
+            vec![(Placement::InProcess, dispositions, self)]
+        } else {
+            self.enqueue_in_chunks(registration.is_some(), &task, &batch)
+                .await?
+        };
+        let fell_back = placed
+            .iter()
+            .any(|(placement, ..)| *placement == Placement::Fallback);
+        let placement = match placed.first() {
+            Some((Placement::InProcess, ..)) => Placement::InProcess,
+            _ if fell_back => Placement::Fallback,
+            _ => Placement::Queue,
+        };
+        tracing::Span::current().record("placement", placement.as_str());
+        let added = placed
+            .iter()
+            .flat_map(|(_, dispositions, _)| dispositions)
+            .filter(|disposition| **disposition != Disposition::Duplicate)
+            .count();
+        crate::metrics::added(&task, added as u64);
+        let mut batch = batch.into_iter();
+        let mut receipts = Vec::with_capacity(count);
+        for (placement, dispositions, docket) in placed {
+            let part: Vec<Scheduled> = batch
+                .by_ref()
+                .zip(dispositions)
+                .map(|((message, _), disposition)| Scheduled {
+                    task: message.task,
+                    key: message.key,
+                    due: message.due,
+                    placement,
+                    disposition,
+                    docket: docket.clone(),
+                })
+                .collect();
+            if let Some(ttl) = registration.and_then(|r| r.policy().result_ttl()) {
+                crate::results::record_scheduled(docket, &part, ttl).await;
+            }
+            receipts.extend(part);
+        }
+        Ok(receipts)
+    }
+
+    /// Hand `batch` to the queue in chunks of at most [`PLACE_CHUNK`] tasks, one after the
+    /// other; from the first chunk that cannot reach the queue on, the rest runs in-process
+    /// instead (when the task is registered here and the fallback is on). One entry per chunk,
+    /// in order.
+    ///
+    /// Chunks go one at a time so that a failure leaves a known part stored: the tasks before
+    /// it ([`Error::BatchIncomplete`] says how many), never an unknown subset. Every task of a
+    /// batch larger than one chunk is checked before anything is sent, so a predictable refusal
+    /// (a payload over the limit) writes nothing.
+    async fn enqueue_in_chunks<'a>(
+        &'a self,
+        registered: bool,
+        task: &str,
+        batch: &[(Message, KeyMode)],
+    ) -> Result<Vec<(Placement, Vec<Disposition>, &'a Docket)>> {
+        if batch.len() > PLACE_CHUNK {
+            self.backend().check(batch)?;
+        }
+        let mut placed = Vec::new();
+        let mut stored = 0;
+        for chunk in batch.chunks(PLACE_CHUNK) {
+            match self.backend().enqueue(chunk).await {
+                Ok(dispositions) => {
+                    tracing::debug!(count = chunk.len(), "scheduled {task} via docket");
+                    placed.push((Placement::Queue, dispositions, self));
+                    stored += chunk.len();
+                }
+                Err(error) if error.is_unavailable() && registered && self.falls_back() => {
+                    tracing::warn!(
+                        count = batch.len() - stored,
+                        error = %crate::error::Chain(&error),
+                        "docket scheduling failed, falling back to in-process"
+                    );
+                    let fallback = self.fallback_docket();
+                    fallback.ensure_auto_worker()?;
+                    let rest = &batch[stored..];
+                    let dispositions = fallback.backend().enqueue(rest).await?;
+                    placed.push((Placement::Fallback, dispositions, fallback));
+                    return Ok(placed);
+                }
+                Err(error) if stored == 0 => return Err(error),
+                Err(error) => {
+                    return Err(Error::BatchIncomplete {
+                        stored,
+                        source: Box::new(error),
+                    });
+                }
+            }
+        }
+        Ok(placed)
     }
 }
 

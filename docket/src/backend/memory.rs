@@ -18,6 +18,7 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::results::{Status, TaskRecord};
 use crate::schedule::Disposition;
 use crate::strike::Strike;
+use crate::sync::Locked;
 use crate::time::instant_at;
 
 /// An in-process store of tasks. Clones share the same store.
@@ -364,10 +365,7 @@ impl MemoryBackend {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // No code path panics while holding the lock, so a poisoned lock still holds valid state.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared.state.locked()
     }
 }
 

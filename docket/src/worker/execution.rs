@@ -18,6 +18,7 @@ use crate::failure::TaskError;
 use crate::handle::Docket;
 use crate::policy::Policy;
 use crate::registry::{Attempt, Registration};
+use crate::sync::Locked;
 use crate::trace::TraceContext;
 
 /// What a running task knows about its own execution, and how it talks back to the worker.
@@ -182,9 +183,7 @@ impl Context {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.locked()
 }
 
 impl fmt::Debug for Context {

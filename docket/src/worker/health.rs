@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
+
+use crate::sync::Locked;
 use std::time::{Duration, Instant};
 
 /// How long one claim may take before the loop counts as stuck: the longest idle wait of a
@@ -77,9 +79,7 @@ impl std::error::Error for Unhealthy {}
 
 impl Health {
     fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.locked()
     }
 
     /// `Ok` while the worker runs, reaches its backend and its loop moves.

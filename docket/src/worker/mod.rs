@@ -2,6 +2,7 @@
 
 pub(crate) mod execution;
 mod health;
+pub(crate) mod in_process;
 pub(crate) mod recurrence;
 
 pub use self::execution::Context;
@@ -31,6 +32,7 @@ use crate::policy::Policy;
 use crate::registry::Registry;
 use crate::results::{self, Status, TaskRecord};
 use crate::strike::Strike;
+use crate::sync::Locked;
 use crate::worker::recurrence::Recurring;
 
 /// How often `run_until_finished` looks again whether work remains while tasks run elsewhere.
@@ -455,9 +457,7 @@ struct Run {
 
 impl RunningTasks {
     fn lock(&self) -> std::sync::MutexGuard<'_, Runs> {
-        self.by_key
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_key.locked()
     }
 
     /// Track a delivery from the moment the worker holds it until the returned guard drops. A

@@ -1,4 +1,5 @@
-//! Operator commands on a Redis docket: listing workers and clearing waiting tasks.
+//! Operator commands on a Redis docket: the snapshot, listing workers, clearing waiting tasks,
+//! removing a dead letter.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -8,10 +9,17 @@ use std::sync::atomic::Ordering;
 use redis::streams::StreamInfoConsumersReply;
 use redis::{RedisError, Script};
 
+use super::codec::{self, Entry};
+use super::connection::{into_error, is_no_group};
 use super::keys::GROUP;
-use super::{RedisBackend, into_error, is_no_group};
+use super::reply::{pending_rows, stream_entries};
+use super::{RedisBackend, decode_held, info};
 use crate::error::Result;
 use crate::inspect::WorkerInfo;
+use crate::inspect::{Snapshot, TaskInfo};
+use redis::Value;
+use std::collections::HashMap;
+use std::time::SystemTime;
 
 static CLEAR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/clear.lua")));
 
@@ -65,4 +73,100 @@ impl RedisBackend {
 
 fn is_no_key(error: &RedisError) -> bool {
     error.to_string().contains("no such key")
+}
+
+impl RedisBackend {
+    /// Forget the dead letter of `key`; whether there was one.
+    pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("HDEL")
+            .arg(&self.keys.dead)
+            .arg(key)
+            .cmd("ZREM")
+            .arg(&self.keys.died)
+            .arg(key)
+            .ignore();
+        let (removed,): (i64,) = self.pipeline(&pipeline).await?;
+        Ok(removed == 1)
+    }
+
+    /// Every waiting, running and dead task, for [`Backend::snapshot`](crate::backend::Backend::snapshot).
+    pub(super) async fn take_snapshot(&self) -> Result<Snapshot> {
+        const CAP: usize = 100_000;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XRANGE")
+            .arg(&self.keys.stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(CAP)
+            .cmd("XPENDING")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(CAP)
+            .cmd("HGETALL")
+            .arg(&self.keys.parked)
+            .cmd("HGETALL")
+            .arg(&self.keys.held)
+            .cmd("HLEN")
+            .arg(&self.keys.dead);
+        type Pairs = Vec<(String, Vec<u8>)>;
+        let (streamed, pending, parked, held, dead): (Value, Value, Pairs, Pairs, usize) =
+            self.pipeline(&pipeline).await?;
+        let taken = SystemTime::now();
+        let owners: HashMap<String, String> = pending_rows(pending)
+            .into_iter()
+            .map(|row| (row.id, row.consumer))
+            .collect();
+        let mut snapshot = Snapshot {
+            taken,
+            queued: Vec::new(),
+            scheduled: Vec::new(),
+            running: Vec::new(),
+            held: Vec::new(),
+            dead,
+        };
+        for entry in self.decode(stream_entries(streamed)) {
+            let info = match &entry {
+                Entry::Task { message, .. } => info(message),
+                Entry::Wake { .. } => continue,
+                Entry::Garbled { id, key, .. } => TaskInfo {
+                    key: key.clone().unwrap_or_else(|| format!("garbled:{id}")),
+                    task: String::new(),
+                    due: taken,
+                    attempt: 0,
+                    worker: None,
+                },
+            };
+            match owners.get(entry.id()) {
+                Some(worker) => snapshot.running.push(TaskInfo {
+                    worker: Some(worker.clone()),
+                    ..info
+                }),
+                None => snapshot.queued.push(info),
+            }
+        }
+        for (key, json) in parked {
+            match codec::decode_message(&key, &json) {
+                // Due but not yet moved to the stream: a worker would take it now.
+                Ok(message) if message.due <= taken => snapshot.queued.push(info(&message)),
+                Ok(message) => snapshot.scheduled.push(info(&message)),
+                Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
+            }
+        }
+        snapshot.held = decode_held(held).iter().map(info).collect();
+        for list in [
+            &mut snapshot.queued,
+            &mut snapshot.scheduled,
+            &mut snapshot.running,
+            &mut snapshot.held,
+        ] {
+            list.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
+        }
+        Ok(snapshot)
+    }
 }

@@ -19,32 +19,35 @@
 //! each change published on a channel of the same name for watchers.
 
 mod admin;
+mod claim;
 mod codec;
+mod connection;
+mod feeds;
 #[cfg(fuzzing)]
 pub(crate) mod fuzz;
 mod keys;
+mod reply;
 mod scripts;
+mod settle;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::io::tcp::TcpSettings;
-use redis::io::tcp::socket2::TcpKeepalive;
-use redis::{
-    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, RedisError,
-    ScriptInvocation, Value,
-};
+use redis::aio::ConnectionManagerConfig;
+use redis::{Client, RedisError, Value};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::codec::{Entry, SignalEntry, millis};
-use self::keys::{GROUP, Keys};
+use self::claim::{Reader, Timer};
+use self::codec::millis;
+use self::connection::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, Shared, into_error, unavailable};
+use self::feeds::{follow_signals, follow_states};
+use self::keys::Keys;
+use self::reply::stream_entries;
 use self::scripts::SCRIPTS;
+use self::settle::SETTLE_CHUNK;
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
@@ -53,6 +56,7 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo};
 use crate::results::{Status, TaskRecord};
 use crate::schedule::Disposition;
 use crate::strike::Strike;
+use crate::sync::Locked;
 
 /// Settings of a Redis connection, from [`Connect`](crate::Connect).
 #[derive(Clone, PartialEq, Eq)]
@@ -97,43 +101,11 @@ impl std::fmt::Debug for RedisOptions {
     }
 }
 
-/// The longest a worker blocks without a look at the schedule and for stalled deliveries.
-const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
-
-/// The most future tasks one tick moves into the stream.
-const PROMOTE_BATCH: usize = 1000;
-
-/// How soon a worker looks again at stalled deliveries it left behind.
-const SUSPECT_PAUSE: Duration = Duration::from_millis(100);
-
-/// The most lost deliveries read back at once.
-const RECOVER_BATCH: usize = 1000;
-
-/// How long an answer may take on the shared connection before it counts as unreachable.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The longest a connection waits between two attempts to reconnect.
-const RECONNECT_DELAY: Duration = Duration::from_secs(2);
-
-/// TCP keepalive: probe a connection silent this long, this often, this many times, so a peer
-/// gone without a reset is noticed within about a minute.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_PROBES: u32 = 3;
-
-/// The most worker signals read at once.
-const SIGNAL_BATCH: usize = 100;
-
 /// The most tasks one `enqueue` call stores, and about the most bytes of messages: well under
 /// every server's limits on a request (ElastiCache Serverless takes 3,999 arguments, Upstash 1
 /// MB on its free plan) and Lua's on `unpack`. Larger batches are split.
 const ENQUEUE_CHUNK: usize = 500;
 const ENQUEUE_CHUNK_BYTES: usize = 512 << 10;
-
-/// The most deliveries settled or renewed in one call.
-const SETTLE_CHUNK: usize = 1000;
 
 pub(crate) struct RedisBackend {
     keys: Keys,
@@ -159,706 +131,6 @@ pub(crate) struct RedisBackend {
     options: RedisOptions,
     /// Commands this handle has sent, its signal and watch feeds included.
     sent: Arc<AtomicU64>,
-}
-
-/// A connection that blocks in `XREADGROUP`, and its server-side id for `CLIENT UNBLOCK`.
-struct Reader {
-    connection: MultiplexedConnection,
-    id: i64,
-    /// The runtime its connection's task runs on: used from no other.
-    runtime: tokio::runtime::Id,
-}
-
-/// The shared connection of one tokio runtime.
-///
-/// A connection's I/O runs as a task on the runtime that opened it, and dies with that runtime.
-/// Programs make several runtimes (each `#[tokio::test]` has its own; some tools make one per
-/// command), and a docket handle outlives them, the default docket above all: so each runtime
-/// gets a connection of its own, opened on first use there, and forgotten when the runtime ends.
-/// A dead runtime's connection is never mistaken for an unreachable Redis.
-struct Shared {
-    runtime: tokio::runtime::Id,
-    connection: ConnectionManager,
-    /// Cancelled when the runtime ends (a task spawned on it holds the guard).
-    ended: CancellationToken,
-}
-
-/// When the next tick is needed.
-#[derive(Debug)]
-struct Timer {
-    /// The earliest due time in the schedule (ms), as of the last tick; `None` when unknown.
-    next_due: Option<Option<u64>>,
-    /// When to look for stalled deliveries next.
-    next_reclaim: Instant,
-    /// Where the last reclaim scan stopped.
-    cursor: String,
-}
-
-impl RedisBackend {
-    /// A handle on the docket `name` at `url`. Connects lazily: an unreachable server shows as
-    /// [`Error::Unavailable`] on first use, not here.
-    pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
-        let redacted = crate::config::redact(url);
-        if url.starts_with("rediss://") {
-            // rustls needs a process-wide crypto provider. Install ring's unless the application
-            // already chose one.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let invalid = |error: RedisError| {
-            Error::Config(format!("cannot use the Redis URL `{redacted}`: {error}"))
-        };
-        // A connection blocked in a read for minutes (the claim, the signal feed) would never
-        // notice a peer that vanished without a reset; TCP keepalive probes find it, and cost no
-        // Redis command.
-        let keepalive = TcpKeepalive::new()
-            .with_time(KEEPALIVE_IDLE)
-            .with_interval(KEEPALIVE_INTERVAL)
-            .with_retries(KEEPALIVE_PROBES);
-        let info = url
-            .into_connection_info()
-            .map_err(invalid)?
-            .set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
-        let client = match &options.tls_ca {
-            Some(ca) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            None => Client::open(info),
-        }
-        .map_err(invalid)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(RECONNECT_DELAY);
-        // Checked here, so that a bad URL or setting fails `open`, not the first use.
-        client
-            .get_connection_manager_lazy(config.clone())
-            .map_err(invalid)?;
-        Ok(RedisBackend {
-            keys: Keys::new(name),
-            url: redacted,
-            client,
-            config,
-            shared: Mutex::new(Vec::new()),
-            readers: Mutex::new(Vec::new()),
-            timer: Mutex::new(Timer {
-                next_due: None,
-                // Not at once: a process that starts may be meeting a Redis that just restarted,
-                // whose pending deliveries' idle times (and, restored from a snapshot, its
-                // consumers' too) count the downtime; live workers need a timeout to renew.
-                next_reclaim: Instant::now() + options.redelivery_timeout,
-                cursor: "-".into(),
-            }),
-            in_flight: Mutex::new(HashMap::new()),
-            lost_reads: Mutex::new(HashSet::new()),
-            dropped: Mutex::new(HashMap::new()),
-            options,
-            sent: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// Redis commands this handle has sent so far.
-    pub(crate) fn commands_sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
-    }
-
-    /// How often the reclaim check runs: often enough that a stalled delivery waits little past
-    /// the redelivery timeout, rarely enough to keep an idle worker near-silent.
-    fn reclaim_every(&self) -> Duration {
-        (self.options.redelivery_timeout / 4).clamp(Duration::from_millis(100), MAX_IDLE_WAIT)
-    }
-
-    async fn invoke<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
-        failpoint!(redis "redis.send");
-        let reply = self.invoke_once(invocation).await;
-        self.heard(&reply);
-        failpoint!(redis "redis.reply");
-        reply
-    }
-
-    /// After an outage, live workers need a whole redelivery timeout to renew their deliveries
-    /// (their idle times kept counting while Redis was down or restarting), so none of them is
-    /// taken over as if its worker had died: push the next reclaim check back.
-    fn heard<T>(&self, reply: &Result<T>) {
-        if reply.as_ref().is_err_and(Error::is_unavailable) {
-            // A whole timeout after the last failure, and the longest a peer takes to reconnect.
-            let grace = Instant::now() + self.options.redelivery_timeout + RECONNECT_DELAY;
-            let mut timer = self.timer.lock().expect("never poisoned");
-            timer.next_reclaim = timer.next_reclaim.max(grace);
-        }
-    }
-
-    async fn invoke_once<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.connection();
-        match invocation.invoke_async(&mut connection).await {
-            Err(error) if is_no_group(&error) => {
-                self.create_group().await?;
-                self.sent.fetch_add(1, Ordering::Relaxed);
-                invocation
-                    .invoke_async(&mut connection)
-                    .await
-                    .map_err(into_error)
-            }
-            result => result.map_err(into_error),
-        }
-    }
-
-    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
-        failpoint!(redis "redis.send");
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let reply = command
-            .query_async(&mut self.connection())
-            .await
-            .map_err(into_error);
-        self.heard(&reply);
-        failpoint!(redis "redis.reply");
-        reply
-    }
-
-    async fn pipeline<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
-        failpoint!(redis "redis.send");
-        let reply = self.pipeline_once(pipeline).await;
-        self.heard(&reply);
-        failpoint!(redis "redis.reply");
-        reply
-    }
-
-    async fn pipeline_once<T: FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T> {
-        self.sent
-            .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-        let mut connection = self.connection();
-        match pipeline.query_async(&mut connection).await {
-            Err(error) if is_no_group(&error) => {
-                self.create_group().await?;
-                self.sent
-                    .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-                pipeline
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(into_error)
-            }
-            result => result.map_err(into_error),
-        }
-    }
-
-    /// Create the consumer group (and the stream) if they are missing: on first use, or after
-    /// the server lost its data.
-    async fn create_group(&self) -> Result<()> {
-        let mut command = redis::cmd("XGROUP");
-        command
-            .arg("CREATE")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM");
-        match self.query::<()>(&command).await {
-            Err(Error::Backend { source }) if source.to_string().contains("BUSYGROUP") => Ok(()),
-            result => result,
-        }
-    }
-
-    /// The shared connection of the current runtime, opened (lazily) on its first use there.
-    fn connection(&self) -> ConnectionManager {
-        let runtime = tokio::runtime::Handle::current();
-        let id = runtime.id();
-        let mut shared = self.shared.lock().expect("never poisoned");
-        if let Some(found) = shared.iter().find(|shared| shared.runtime == id) {
-            return found.connection.clone();
-        }
-        shared.retain(|shared| !shared.ended.is_cancelled());
-        let connection = self
-            .client
-            .get_connection_manager_lazy(self.config.clone())
-            .expect("the client and its settings were checked when the backend was opened");
-        let ended = CancellationToken::new();
-        let guard = ended.clone().drop_guard();
-        runtime.spawn(async move {
-            let _guard = guard;
-            std::future::pending::<()>().await;
-        });
-        shared.push(Shared {
-            runtime: id,
-            connection: connection.clone(),
-            ended,
-        });
-        connection
-    }
-
-    /// A connection of its own, for reads that block: no answer timeout.
-    async fn dedicated(&self) -> Result<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(None);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(into_error)
-    }
-
-    /// A reader of the current runtime: a pooled one, or a new connection.
-    async fn reader(&self) -> Result<Reader> {
-        let runtime = tokio::runtime::Handle::current().id();
-        {
-            let mut readers = self.readers.lock().expect("never poisoned");
-            if let Some(at) = readers.iter().position(|reader| reader.runtime == runtime) {
-                return Ok(readers.swap_remove(at));
-            }
-            // Readers of runtimes that ended are dead: their connections' tasks are gone.
-            let shared = self.shared.lock().expect("never poisoned");
-            readers.retain(|reader| {
-                shared
-                    .iter()
-                    .any(|shared| shared.runtime == reader.runtime && !shared.ended.is_cancelled())
-            });
-        }
-        let mut connection = self.dedicated().await?;
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let id = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut connection)
-            .await
-            .map_err(into_error)?;
-        Ok(Reader {
-            connection,
-            id,
-            runtime,
-        })
-    }
-
-    /// Block until entries arrive, `wait` passes or `stop` fires.
-    ///
-    /// Redis ends a blocked read only on its own clock tick (`hz`, 10 a second by default), so a
-    /// read timed to end when a future task falls due would start it up to 100 ms late. Instead,
-    /// a local timer fires at the due time and moves the task into the stream, which wakes the
-    /// read at once.
-    async fn read(
-        &self,
-        reader: &mut Reader,
-        worker: &str,
-        max: usize,
-        wait: Duration,
-        stop: &CancellationToken,
-    ) -> Result<Value> {
-        if stop.is_cancelled() {
-            return Ok(Value::Nil);
-        }
-        let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(worker)
-            .arg("COUNT")
-            .arg(max)
-            .arg("BLOCK")
-            .arg(block)
-            .arg("STREAMS")
-            .arg(&self.keys.stream)
-            .arg(">");
-        failpoint!(redis "redis.send");
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut connection = reader.connection.clone();
-        let read = command.query_async::<Value>(&mut connection);
-        tokio::pin!(read);
-        // A dead peer that never answers must not hang the worker: give up a while after the
-        // block should have ended.
-        let deadline = tokio::time::sleep(wait + RESPONSE_TIMEOUT);
-        tokio::pin!(deadline);
-        let due = self.next_due().filter(|due| *due < Instant::now() + wait);
-        let due_timer = sleep_until(due);
-        tokio::pin!(due_timer);
-        let mut promoted = false;
-        loop {
-            tokio::select! {
-                biased;
-                reply = &mut read => return reply.map_err(into_error),
-                () = stop.cancelled() => break,
-                () = &mut deadline => return Err(unavailable("the blocking read did not return")),
-                () = &mut due_timer, if !promoted => {
-                    promoted = true;
-                    if let Err(error) = self.tick(worker, max, false).await {
-                        tracing::debug!(error = %crate::error::Chain(&error), "moving due tasks failed");
-                    }
-                }
-            }
-        }
-        // Stop waiting now, but still take what the read returns: entries it delivered belong to
-        // this worker and must be run, not left pending until redelivery. The unblock may reach
-        // Redis before the read does, so it is repeated until the read answers.
-        let mut unblock = redis::cmd("CLIENT");
-        unblock.arg("UNBLOCK").arg(reader.id);
-        for _ in 0..10 {
-            if let Err(error) = self.query::<i64>(&unblock).await {
-                tracing::debug!(error = %crate::error::Chain(&error), "could not unblock the reader");
-            }
-            if let Ok(reply) = tokio::time::timeout(Duration::from_millis(100), &mut read).await {
-                return reply.map_err(into_error);
-            }
-        }
-        Err(unavailable("the blocking read did not stop"))
-    }
-
-    /// When the earliest future task falls due, as of the last tick.
-    fn next_due(&self) -> Option<Instant> {
-        let next_due = self.timer.lock().expect("never poisoned").next_due;
-        next_due
-            .flatten()
-            .map(|due| crate::time::instant_at(codec::from_millis(due)))
-    }
-
-    /// Move due tasks into the stream and, when it is time and `may_reclaim`, take over
-    /// stalled deliveries.
-    async fn tick(&self, worker: &str, max: usize, may_reclaim: bool) -> Result<Vec<Entry>> {
-        let now = Instant::now();
-        let (reclaim, cursor) = {
-            let timer = self.timer.lock().expect("never poisoned");
-            (
-                may_reclaim && now >= timer.next_reclaim,
-                timer.cursor.clone(),
-            )
-        };
-        let idle = if reclaim {
-            millis_of(self.options.redelivery_timeout)
-        } else {
-            0
-        };
-        let mut invocation = SCRIPTS.tick.prepare_invoke();
-        self.keys_for(&mut invocation);
-        invocation
-            .arg(millis(SystemTime::now()))
-            .arg(PROMOTE_BATCH)
-            .arg(worker)
-            .arg(idle)
-            .arg(&cursor)
-            .arg(max.max(1))
-            .arg(if self.holds_nothing(worker) { "1" } else { "0" });
-        let (next_due, cursor, reclaimed, deliveries, more, dropped): (
-            i64,
-            String,
-            Value,
-            Vec<u64>,
-            u8,
-            Value,
-        ) = self.invoke(&invocation).await?;
-        self.drop_entries(worker, stream_entries(dropped));
-        {
-            let mut timer = self.timer.lock().expect("never poisoned");
-            timer.next_due = Some(u64::try_from(next_due).ok());
-            if reclaim {
-                timer.cursor = cursor;
-                // Stalled deliveries left behind (suspects are taken one at a time) are looked
-                // at again soon, not a whole period later.
-                let pause = if more == 1 {
-                    SUSPECT_PAUSE.min(self.reclaim_every())
-                } else {
-                    self.reclaim_every()
-                };
-                timer.next_reclaim = now + pause;
-            }
-        }
-        let entries = self.decode(stream_entries(reclaimed));
-        if !entries.is_empty() {
-            tracing::warn!(
-                worker,
-                count = entries.len(),
-                "took over deliveries whose worker stopped renewing them"
-            );
-        }
-        // A task whose every worker died with it (it exits the process, or exhausts its memory)
-        // would be taken over forever: past the limit it becomes a dead letter instead.
-        let mut alive = Vec::with_capacity(entries.len());
-        for (entry, delivered) in entries.into_iter().zip(deliveries) {
-            match entry {
-                Entry::Task { id, message } if delivered > self.options.max_deliveries => {
-                    let reason = format!(
-                        "delivered {delivered} times and never settled: each worker that took \
-                         it went silent (crashed, was killed, or froze) while running it"
-                    );
-                    tracing::error!(key = %message.key, task = %message.task, %reason, "task moved to the dead letters");
-                    let letter = codec::encode_dead(&message, &reason, SystemTime::now(), None);
-                    match self
-                        .bury_entry(worker, &id, &message.key, &letter, false)
-                        .await
-                    {
-                        Ok(_) => self.dropped_by(worker, id, message),
-                        Err(error) => {
-                            // It stays pending to this worker, unseen: recovered by its next
-                            // claim and run once more (recovery keeps the count it has).
-                            tracing::warn!(key = %message.key, error = %crate::error::Chain(&error), "could not bury a poison task");
-                            self.lost(worker);
-                        }
-                    }
-                }
-                entry => alive.push(entry),
-            }
-        }
-        Ok(alive)
-    }
-
-    /// Whether `worker` holds no delivery (none running, none being settled).
-    fn holds_nothing(&self, worker: &str) -> bool {
-        let in_flight = self.in_flight.lock().expect("never poisoned");
-        !in_flight.values().any(|holder| holder == worker)
-    }
-
-    /// Remember that deliveries may have reached `worker` without it seeing them: the next claim
-    /// looks for them first.
-    fn lost(&self, worker: &str) {
-        self.lost_reads
-            .lock()
-            .expect("never poisoned")
-            .insert(worker.to_owned());
-    }
-
-    /// Entries delivered to `worker` whose delivery it never saw: the reply of a read (or a
-    /// reclaim) that failed after Redis had handed them over, or entries it could not sort. They
-    /// are found in the worker's pending list, less those it holds, and claimed again at the
-    /// delivery count they have: losing a reply is no delivery.
-    async fn recover(&self, worker: &str) -> Result<Vec<Entry>> {
-        let mut pending = redis::cmd("XPENDING");
-        pending
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(RECOVER_BATCH)
-            .arg(worker);
-        let pending: Value = match self.query(&pending).await {
-            // The stream or its group is gone (Redis restarted without its data): nothing was
-            // delivered that could be lost.
-            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
-                return Ok(Vec::new());
-            }
-            result => result?,
-        };
-        let lost: Vec<PendingRow> = {
-            let in_flight = self.in_flight.lock().expect("never poisoned");
-            pending_rows(pending)
-                .into_iter()
-                .filter(|row| !in_flight.contains_key(&row.id))
-                .collect()
-        };
-        if lost.is_empty() {
-            return Ok(Vec::new());
-        }
-        tracing::warn!(
-            worker,
-            count = lost.len(),
-            "recovering deliveries lost with a failed read"
-        );
-        let mut invocation = SCRIPTS.recover.prepare_invoke();
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
-            .arg(worker);
-        for row in &lost {
-            invocation.arg(&row.id).arg(row.delivered);
-        }
-        let (handed, dropped): (Value, Value) = self.invoke(&invocation).await?;
-        self.drop_entries(worker, stream_entries(dropped));
-        Ok(self.decode(stream_entries(handed)))
-    }
-
-    /// Remember deliveries a script settled instead of handing them to `worker`.
-    fn drop_entries(&self, worker: &str, entries: Vec<(String, Vec<Value>)>) {
-        for entry in self.decode(entries) {
-            if let Entry::Task { id, message } = entry {
-                self.dropped_by(worker, id, message);
-            }
-        }
-    }
-
-    fn dropped_by(&self, worker: &str, id: String, message: Message) {
-        self.dropped
-            .lock()
-            .expect("never poisoned")
-            .entry(worker.to_owned())
-            .or_default()
-            .push(Delivery {
-                id: DeliveryId::Stream(id),
-                message,
-                redelivered: true,
-            });
-    }
-
-    /// Forget the dead letter of `key`; whether there was one.
-    pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("HDEL")
-            .arg(&self.keys.dead)
-            .arg(key)
-            .cmd("ZREM")
-            .arg(&self.keys.died)
-            .arg(key)
-            .ignore();
-        let (removed,): (i64,) = self.pipeline(&pipeline).await?;
-        Ok(removed == 1)
-    }
-
-    /// Acknowledge `(stream id, key)` entries, at most [`SETTLE_CHUNK`] a call.
-    async fn acknowledge<'a>(&self, entries: &[(&'a str, &'a str)]) -> Result<()> {
-        for chunk in entries.chunks(SETTLE_CHUNK) {
-            let mut invocation = SCRIPTS.complete.prepare_invoke();
-            invocation
-                .key(&self.keys.stream)
-                .key(&self.keys.index)
-                .arg(chunk.len());
-            for (id, _) in chunk {
-                invocation.arg(*id);
-            }
-            for (_, key) in chunk {
-                invocation.arg(*key);
-            }
-            self.invoke::<i64>(&invocation).await?;
-        }
-        Ok(())
-    }
-
-    /// The delivery is settled: it is no longer this process's to run or renew.
-    fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
-        let mut in_flight = self.in_flight.lock().expect("never poisoned");
-        for delivery in deliveries {
-            in_flight.remove(stream_id(delivery));
-        }
-    }
-
-    /// The worker holding `delivery`: whose word settles it. A delivery this process no longer
-    /// holds has no holder, and scripts then treat its settlement as a stale copy's.
-    fn holder(&self, delivery: &Delivery) -> String {
-        self.in_flight
-            .lock()
-            .expect("never poisoned")
-            .get(stream_id(delivery))
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
-            .key(&self.keys.schedule)
-            .key(&self.keys.parked);
-    }
-
-    fn decode(&self, raw: Vec<(String, Vec<Value>)>) -> Vec<Entry> {
-        raw.into_iter()
-            .map(|(id, fields)| codec::decode_entry(id, &fields, self.options.max_payload))
-            .collect()
-    }
-
-    /// Split entries handed to `worker` into deliveries, settling wake-ups and burying garbled
-    /// entries. `redelivered`: the entries were taken over from a worker that went silent.
-    /// Never fails: a delivery is never lost here; what cannot be settled now stays pending to
-    /// the worker and is recovered by its next claim.
-    async fn sort(&self, worker: &str, entries: Vec<Entry>, redelivered: bool) -> Vec<Delivery> {
-        let mut deliveries = Vec::with_capacity(entries.len());
-        let mut wakes = Vec::new();
-        let mut garbled = Vec::new();
-        {
-            let mut in_flight = self.in_flight.lock().expect("never poisoned");
-            for entry in entries {
-                match entry {
-                    // Held here already: a reclaim that found this worker's own delivery (its
-                    // renewals fell behind) only renewed it; it runs once.
-                    Entry::Task { id, .. } if in_flight.contains_key(&id) => {}
-                    Entry::Task { id, message } => {
-                        in_flight.insert(id.clone(), worker.to_owned());
-                        deliveries.push(Delivery {
-                            id: DeliveryId::Stream(id),
-                            message,
-                            redelivered,
-                        });
-                    }
-                    Entry::Wake { id } => wakes.push(id),
-                    entry @ Entry::Garbled { .. } => garbled.push(entry),
-                }
-            }
-        }
-        for entry in garbled {
-            let Entry::Garbled {
-                id,
-                key,
-                fields,
-                reason,
-            } = entry
-            else {
-                continue;
-            };
-            let key = key.unwrap_or_else(|| format!("garbled:{id}"));
-            tracing::error!(%key, entry = %id, %reason, "undecodable stream entry moved to the dead letters");
-            let letter = codec::encode_garbled(&fields, &reason, SystemTime::now());
-            if let Err(error) = self.bury_entry(worker, &id, &key, &letter, true).await {
-                tracing::warn!(entry = %id, error = %crate::error::Chain(&error), "could not bury an undecodable entry");
-                self.lost(worker);
-            }
-        }
-        if !wakes.is_empty() {
-            // The schedule's head changed: look at it before blocking again.
-            self.timer.lock().expect("never poisoned").next_due = None;
-            let wakes: Vec<(&str, &str)> = wakes.iter().map(|id| (id.as_str(), "")).collect();
-            if let Err(error) = self.acknowledge(&wakes).await {
-                tracing::debug!(error = %crate::error::Chain(&error), "could not settle wake-ups");
-                self.lost(worker);
-            }
-        }
-        deliveries
-    }
-
-    async fn bury_entry(
-        &self,
-        worker: &str,
-        id: &str,
-        key: &str,
-        letter: &str,
-        always: bool,
-    ) -> Result<bool> {
-        let mut invocation = SCRIPTS.bury.prepare_invoke();
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
-            .key(&self.keys.dead)
-            .key(&self.keys.died)
-            .arg(id)
-            .arg(key)
-            .arg(letter)
-            .arg(if always { "1" } else { "0" })
-            .arg(worker)
-            .arg(millis(SystemTime::now()))
-            .arg(self.options.dead_letters_kept)
-            .arg(millis_of(self.options.dead_letter_age));
-        Ok(self.invoke::<i64>(&invocation).await? == 1)
-    }
-
-    /// How long to block: until the earliest future task, the next reclaim check, or `give_up`.
-    fn wait(&self, give_up: Option<Instant>) -> Option<Duration> {
-        let now = Instant::now();
-        let timer = self.timer.lock().expect("never poisoned");
-        let Some(next_due) = timer.next_due else {
-            return None; // unknown: tick first
-        };
-        if now >= timer.next_reclaim {
-            return None;
-        }
-        let mut until = timer.next_reclaim;
-        if let Some(due) = next_due {
-            let ahead = Duration::from_millis(due.saturating_sub(millis(SystemTime::now())));
-            if ahead.is_zero() {
-                return None;
-            }
-            until = until.min(now + ahead);
-        }
-        if let Some(limit) = give_up {
-            until = until.min(limit);
-        }
-        Some(until.saturating_duration_since(now))
-    }
 }
 
 impl RedisBackend {
@@ -963,67 +235,7 @@ impl Backend for RedisBackend {
         max_wait: Option<Duration>,
         stop: &CancellationToken,
     ) -> Result<Vec<Delivery>> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let give_up = max_wait.map(|wait| Instant::now() + wait);
-        let mut reader = self.reader().await?;
-        let result: Result<Vec<Delivery>> = async {
-            if self
-                .lost_reads
-                .lock()
-                .expect("never poisoned")
-                .remove(worker)
-            {
-                let lost = self.recover(worker).await?;
-                let deliveries = self.sort(worker, lost, false).await;
-                if !deliveries.is_empty() {
-                    return Ok(deliveries);
-                }
-            }
-            loop {
-                let wait = match self.wait(give_up) {
-                    Some(wait) => wait,
-                    None => {
-                        let reclaimed = self.tick(worker, max, true).await?;
-                        let deliveries = self.sort(worker, reclaimed, true).await;
-                        if !deliveries.is_empty() {
-                            return Ok(deliveries);
-                        }
-                        self.wait(give_up).unwrap_or(Duration::ZERO)
-                    }
-                };
-                let reply = match self.read(&mut reader, worker, max, wait, stop).await {
-                    Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
-                        self.create_group().await?;
-                        continue;
-                    }
-                    reply => reply?,
-                };
-                failpoint!(redis "redis.reply");
-                let entries = self.decode(stream_entries(first_stream(reply)));
-                let deliveries = self.sort(worker, entries, false).await;
-                let expired = give_up.is_some_and(|limit| Instant::now() >= limit);
-                if !deliveries.is_empty() || stop.is_cancelled() || expired {
-                    return Ok(deliveries);
-                }
-            }
-        }
-        .await;
-        self.heard(&result);
-        match &result {
-            Err(error) => {
-                // Redis may have handed entries over (a read or a reclaim) whose reply never
-                // arrived: the next claim looks for them.
-                self.lost(worker);
-                if !error.is_unavailable() {
-                    self.readers.lock().expect("never poisoned").push(reader);
-                }
-                // An unreachable server: drop the connection; make a new one next time.
-            }
-            Ok(_) => self.readers.lock().expect("never poisoned").push(reader),
-        }
-        result
+        self.take(worker, max, max_wait, stop).await
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
@@ -1076,8 +288,7 @@ impl Backend for RedisBackend {
     async fn renew(&self, worker: &str) -> Result<()> {
         let mut held: Vec<String> = self
             .in_flight
-            .lock()
-            .expect("never poisoned")
+            .locked()
             .iter()
             .filter(|(_, holder)| *holder == worker)
             .map(|(id, _)| id.clone())
@@ -1094,11 +305,7 @@ impl Backend for RedisBackend {
     }
 
     fn dropped(&self, worker: &str) -> Vec<Delivery> {
-        self.dropped
-            .lock()
-            .expect("never poisoned")
-            .remove(worker)
-            .unwrap_or_default()
+        self.dropped.locked().remove(worker).unwrap_or_default()
     }
 
     fn abandon(&self, worker: &str, delivery: &Delivery) {
@@ -1119,81 +326,7 @@ impl Backend for RedisBackend {
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        const CAP: usize = 100_000;
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("XRANGE")
-            .arg(&self.keys.stream)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(CAP)
-            .cmd("XPENDING")
-            .arg(&self.keys.stream)
-            .arg(GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(CAP)
-            .cmd("HGETALL")
-            .arg(&self.keys.parked)
-            .cmd("HGETALL")
-            .arg(&self.keys.held)
-            .cmd("HLEN")
-            .arg(&self.keys.dead);
-        type Pairs = Vec<(String, Vec<u8>)>;
-        let (streamed, pending, parked, held, dead): (Value, Value, Pairs, Pairs, usize) =
-            self.pipeline(&pipeline).await?;
-        let taken = SystemTime::now();
-        let owners: HashMap<String, String> = pending_rows(pending)
-            .into_iter()
-            .map(|row| (row.id, row.consumer))
-            .collect();
-        let mut snapshot = Snapshot {
-            taken,
-            queued: Vec::new(),
-            scheduled: Vec::new(),
-            running: Vec::new(),
-            held: Vec::new(),
-            dead,
-        };
-        for entry in self.decode(stream_entries(streamed)) {
-            let info = match &entry {
-                Entry::Task { message, .. } => info(message),
-                Entry::Wake { .. } => continue,
-                Entry::Garbled { id, key, .. } => TaskInfo {
-                    key: key.clone().unwrap_or_else(|| format!("garbled:{id}")),
-                    task: String::new(),
-                    due: taken,
-                    attempt: 0,
-                    worker: None,
-                },
-            };
-            match owners.get(entry.id()) {
-                Some(worker) => snapshot.running.push(TaskInfo {
-                    worker: Some(worker.clone()),
-                    ..info
-                }),
-                None => snapshot.queued.push(info),
-            }
-        }
-        for (key, json) in parked {
-            match codec::decode_message(&key, &json) {
-                // Due but not yet moved to the stream: a worker would take it now.
-                Ok(message) if message.due <= taken => snapshot.queued.push(info(&message)),
-                Ok(message) => snapshot.scheduled.push(info(&message)),
-                Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
-            }
-        }
-        snapshot.held = decode_held(held).iter().map(info).collect();
-        for list in [
-            &mut snapshot.queued,
-            &mut snapshot.scheduled,
-            &mut snapshot.running,
-            &mut snapshot.held,
-        ] {
-            list.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
-        }
-        Ok(snapshot)
+        self.take_snapshot().await
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
@@ -1259,7 +392,7 @@ impl Backend for RedisBackend {
             .map_err(into_error)?;
         // A feed that went on after an earlier one starts where that one stopped, so cancels
         // sent meanwhile still arrive (the strikes are read whole again anyway).
-        let resumed = feed.and_then(|feed| feed.position.lock().expect("never poisoned").clone());
+        let resumed = feed.and_then(|feed| feed.position.locked().clone());
         let last = match resumed {
             Some(position) => position,
             None => stream_entries(last)
@@ -1270,7 +403,7 @@ impl Backend for RedisBackend {
         let (sender, receiver) = mpsc::unbounded_channel();
         let _ = sender.send(Signal::Strikes(strikes));
         let feed = SignalFeed::new(receiver);
-        *feed.position.lock().expect("never poisoned") = Some(last.clone());
+        *feed.position.locked() = Some(last.clone());
         tokio::spawn(follow_signals(
             self.keys.signals.clone(),
             Arc::clone(&self.sent),
@@ -1444,90 +577,6 @@ impl Backend for RedisBackend {
     }
 }
 
-/// Forward the signals stream `signals` to a worker, from the entry after `last`, until the
-/// worker drops the receiver or the connection fails (then the channel closes, and the worker
-/// subscribes again). While nothing happens it costs nothing: one read blocks until an entry
-/// arrives.
-async fn follow_signals(
-    signals: String,
-    sent: Arc<AtomicU64>,
-    mut connection: MultiplexedConnection,
-    position: Arc<Mutex<Option<String>>>,
-    mut last: String,
-    sender: mpsc::UnboundedSender<Signal>,
-) {
-    loop {
-        let mut read = redis::cmd("XREAD");
-        read.arg("COUNT")
-            .arg(SIGNAL_BATCH)
-            .arg("BLOCK")
-            .arg(0)
-            .arg("STREAMS")
-            .arg(&signals)
-            .arg(&last);
-        sent.fetch_add(1, Ordering::Relaxed);
-        let reply = tokio::select! {
-            () = sender.closed() => return,
-            reply = read.query_async::<Value>(&mut connection) => reply,
-        };
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(error) => {
-                tracing::debug!(error = %error, "the worker signal feed ended");
-                return;
-            }
-        };
-        for (id, fields) in stream_entries(first_stream(reply)) {
-            let signal = match codec::decode_signal(&fields) {
-                Some(SignalEntry::Strikes(strikes)) => Some(Signal::Strikes(strikes)),
-                Some(SignalEntry::Cancel { key, id }) => Some(Signal::Cancel {
-                    key,
-                    delivery: id.map(DeliveryId::Stream),
-                }),
-                None => {
-                    tracing::warn!(entry = %id, "ignoring an unknown worker signal");
-                    None
-                }
-            };
-            if signal.is_some_and(|signal| sender.send(signal).is_err()) {
-                return;
-            }
-            // Only once the signal is passed on: a feed made after this one ends resumes here.
-            *position.lock().expect("never poisoned") = Some(id.clone());
-            last = id;
-        }
-    }
-}
-
-/// Forward the state changes published for `key` until the watcher drops the receiver or the
-/// connection ends (then the channel closes).
-async fn follow_states(
-    key: String,
-    pubsub: redis::aio::PubSub,
-    sender: mpsc::UnboundedSender<TaskRecord>,
-) {
-    let mut messages = pubsub.into_on_message();
-    loop {
-        let message = tokio::select! {
-            () = sender.closed() => return,
-            message = messages.next() => message,
-        };
-        let Some(message) = message else {
-            return;
-        };
-        match TaskRecord::decode(message.get_payload_bytes()) {
-            Ok(state) => {
-                if sender.send(state).is_err() {
-                    return;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%key, %error, "ignoring a published task state that does not decode")
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
@@ -1570,120 +619,4 @@ fn stream_id(delivery: &Delivery) -> &str {
 
 fn millis_of(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The entries of the first stream in an `XREADGROUP` reply (nil when the block timed out).
-fn first_stream(reply: Value) -> Value {
-    match reply {
-        Value::Array(streams) => streams
-            .into_iter()
-            .next()
-            .and_then(|stream| match stream {
-                Value::Array(mut pair) if pair.len() == 2 => pair.pop(),
-                _ => None,
-            })
-            .unwrap_or(Value::Nil),
-        Value::Map(streams) => streams
-            .into_iter()
-            .next()
-            .map_or(Value::Nil, |(_, entries)| entries),
-        _ => Value::Nil,
-    }
-}
-
-/// `[[id, [field, value, ...]], ...]` as pairs; entries of any other shape are skipped (a
-/// deleted entry can show as `[id, nil]`).
-fn stream_entries(entries: Value) -> Vec<(String, Vec<Value>)> {
-    let Value::Array(entries) = entries else {
-        return Vec::new();
-    };
-    entries
-        .into_iter()
-        .filter_map(|entry| match entry {
-            Value::Array(mut pair) if pair.len() == 2 => {
-                let fields = match pair.pop() {
-                    Some(Value::Array(fields)) => fields,
-                    _ => return None,
-                };
-                match pair.pop() {
-                    Some(Value::BulkString(id)) => Some((String::from_utf8(id).ok()?, fields)),
-                    Some(Value::SimpleString(id)) => Some((id, fields)),
-                    _ => None,
-                }
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// One row of an `XPENDING key group - + count` reply.
-struct PendingRow {
-    id: String,
-    consumer: String,
-    /// How often the entry has been delivered.
-    delivered: u64,
-}
-
-/// The rows of an `XPENDING key group - + count` reply; rows of any other shape are skipped.
-fn pending_rows(pending: Value) -> Vec<PendingRow> {
-    let Value::Array(rows) = pending else {
-        return Vec::new();
-    };
-    let text = |value: &Value| match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(text) => Some(text.clone()),
-        _ => None,
-    };
-    rows.into_iter()
-        .filter_map(|row| {
-            let Value::Array(row) = row else { return None };
-            let delivered = match row.get(3)? {
-                Value::Int(count) => u64::try_from(*count).ok()?,
-                _ => return None,
-            };
-            Some(PendingRow {
-                id: text(row.first()?)?,
-                consumer: text(row.get(1)?)?,
-                delivered,
-            })
-        })
-        .collect()
-}
-
-fn is_no_group(error: &RedisError) -> bool {
-    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
-}
-
-fn unavailable(message: &str) -> Error {
-    Error::Unavailable {
-        source: message.to_owned().into(),
-    }
-}
-
-/// Connection-class failures may pass; everything else is the server refusing the operation.
-fn into_error(error: RedisError) -> Error {
-    let transient = error.is_io_error()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-        || error.is_timeout()
-        || matches!(
-            error.code(),
-            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
-        );
-    if transient {
-        Error::Unavailable {
-            source: Box::new(error),
-        }
-    } else {
-        Error::Backend {
-            source: Box::new(error),
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

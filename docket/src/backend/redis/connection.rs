@@ -1,0 +1,295 @@
+//! The connections of a Redis docket: opening them (TLS, keepalive, timeouts), one shared
+//! connection per tokio runtime, the dedicated ones blocking reads use, and the choke points
+//! every command goes through (`invoke`, `query`, `pipeline`), which count what is sent and
+//! sort errors into transient ([`Error::Unavailable`]) and refused ([`Error::Backend`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::io::tcp::TcpSettings;
+use redis::io::tcp::socket2::TcpKeepalive;
+use redis::{
+    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, RedisError, ScriptInvocation,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::claim::Timer;
+use super::keys::{GROUP, Keys};
+use super::{RedisBackend, RedisOptions};
+use crate::error::{Error, Result};
+use crate::sync::Locked;
+
+/// How long an answer may take on the shared connection before it counts as unreachable.
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest a connection waits between two attempts to reconnect.
+pub(super) const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// TCP keepalive: probe a connection silent this long, this often, this many times, so a peer
+/// gone without a reset is noticed within about a minute.
+pub(super) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub(super) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const KEEPALIVE_PROBES: u32 = 3;
+
+/// The shared connection of one tokio runtime.
+///
+/// A connection's I/O runs as a task on the runtime that opened it, and dies with that runtime.
+/// Programs make several runtimes (each `#[tokio::test]` has its own; some tools make one per
+/// command), and a docket handle outlives them, the default docket above all: so each runtime
+/// gets a connection of its own, opened on first use there, and forgotten when the runtime ends.
+/// A dead runtime's connection is never mistaken for an unreachable Redis.
+pub(super) struct Shared {
+    pub(super) runtime: tokio::runtime::Id,
+    pub(super) connection: ConnectionManager,
+    /// Cancelled when the runtime ends (a task spawned on it holds the guard).
+    pub(super) ended: CancellationToken,
+}
+
+impl RedisBackend {
+    /// A handle on the docket `name` at `url`. Connects lazily: an unreachable server shows as
+    /// [`Error::Unavailable`] on first use, not here.
+    pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
+        let redacted = crate::config::redact(url);
+        if url.starts_with("rediss://") {
+            // rustls needs a process-wide crypto provider. Install ring's unless the application
+            // already chose one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let invalid = |error: RedisError| {
+            Error::Config(format!("cannot use the Redis URL `{redacted}`: {error}"))
+        };
+        // A connection blocked in a read for minutes (the claim, the signal feed) would never
+        // notice a peer that vanished without a reset; TCP keepalive probes find it, and cost no
+        // Redis command.
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES);
+        let info = url
+            .into_connection_info()
+            .map_err(invalid)?
+            .set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
+        let client = match &options.tls_ca {
+            Some(ca) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => Client::open(info),
+        }
+        .map_err(invalid)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(RECONNECT_DELAY);
+        // Checked here, so that a bad URL or setting fails `open`, not the first use.
+        client
+            .get_connection_manager_lazy(config.clone())
+            .map_err(invalid)?;
+        Ok(RedisBackend {
+            keys: Keys::new(name),
+            url: redacted,
+            client,
+            config,
+            shared: Mutex::new(Vec::new()),
+            readers: Mutex::new(Vec::new()),
+            timer: Mutex::new(Timer {
+                next_due: None,
+                // Not at once: a process that starts may be meeting a Redis that just restarted,
+                // whose pending deliveries' idle times (and, restored from a snapshot, its
+                // consumers' too) count the downtime; live workers need a timeout to renew.
+                next_reclaim: Instant::now() + options.redelivery_timeout,
+                cursor: "-".into(),
+            }),
+            in_flight: Mutex::new(HashMap::new()),
+            lost_reads: Mutex::new(HashSet::new()),
+            dropped: Mutex::new(HashMap::new()),
+            options,
+            sent: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Redis commands this handle has sent so far.
+    pub(crate) fn commands_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    pub(super) async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        failpoint!(redis "redis.send");
+        let reply = self.invoke_once(invocation).await;
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
+    }
+
+    /// After an outage, live workers need a whole redelivery timeout to renew their deliveries
+    /// (their idle times kept counting while Redis was down or restarting), so none of them is
+    /// taken over as if its worker had died: push the next reclaim check back.
+    pub(super) fn heard<T>(&self, reply: &Result<T>) {
+        if reply.as_ref().is_err_and(Error::is_unavailable) {
+            // A whole timeout after the last failure, and the longest a peer takes to reconnect.
+            let grace = Instant::now() + self.options.redelivery_timeout + RECONNECT_DELAY;
+            let mut timer = self.timer.locked();
+            timer.next_reclaim = timer.next_reclaim.max(grace);
+        }
+    }
+
+    pub(super) async fn invoke_once<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut connection = self.connection();
+        match invocation.invoke_async(&mut connection).await {
+            Err(error) if is_no_group(&error) => {
+                self.create_group().await?;
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(into_error)
+            }
+            result => result.map_err(into_error),
+        }
+    }
+
+    pub(super) async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        failpoint!(redis "redis.send");
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let reply = command
+            .query_async(&mut self.connection())
+            .await
+            .map_err(into_error);
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
+    }
+
+    pub(super) async fn pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T> {
+        failpoint!(redis "redis.send");
+        let reply = self.pipeline_once(pipeline).await;
+        self.heard(&reply);
+        failpoint!(redis "redis.reply");
+        reply
+    }
+
+    pub(super) async fn pipeline_once<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T> {
+        self.sent
+            .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
+        let mut connection = self.connection();
+        match pipeline.query_async(&mut connection).await {
+            Err(error) if is_no_group(&error) => {
+                self.create_group().await?;
+                self.sent
+                    .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
+                pipeline
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(into_error)
+            }
+            result => result.map_err(into_error),
+        }
+    }
+
+    /// Create the consumer group (and the stream) if they are missing: on first use, or after
+    /// the server lost its data.
+    pub(super) async fn create_group(&self) -> Result<()> {
+        let mut command = redis::cmd("XGROUP");
+        command
+            .arg("CREATE")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        match self.query::<()>(&command).await {
+            Err(Error::Backend { source }) if source.to_string().contains("BUSYGROUP") => Ok(()),
+            result => result,
+        }
+    }
+
+    /// The shared connection of the current runtime, opened (lazily) on its first use there.
+    pub(super) fn connection(&self) -> ConnectionManager {
+        let runtime = tokio::runtime::Handle::current();
+        let id = runtime.id();
+        let mut shared = self.shared.locked();
+        if let Some(found) = shared.iter().find(|shared| shared.runtime == id) {
+            return found.connection.clone();
+        }
+        shared.retain(|shared| !shared.ended.is_cancelled());
+        let connection = self
+            .client
+            .get_connection_manager_lazy(self.config.clone())
+            .expect("the client and its settings were checked when the backend was opened");
+        let ended = CancellationToken::new();
+        let guard = ended.clone().drop_guard();
+        runtime.spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        shared.push(Shared {
+            runtime: id,
+            connection: connection.clone(),
+            ended,
+        });
+        connection
+    }
+
+    /// A connection of its own, for reads that block: no answer timeout.
+    pub(super) async fn dedicated(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(into_error)
+    }
+}
+
+pub(super) fn is_no_group(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
+}
+
+pub(super) fn unavailable(message: &str) -> Error {
+    Error::Unavailable {
+        source: message.to_owned().into(),
+    }
+}
+
+/// Connection-class failures may pass; everything else is the server refusing the operation.
+pub(super) fn into_error(error: RedisError) -> Error {
+    let transient = error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
+        || matches!(
+            error.code(),
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
+        );
+    if transient {
+        Error::Unavailable {
+            source: Box::new(error),
+        }
+    } else {
+        Error::Backend {
+            source: Box::new(error),
+        }
+    }
+}

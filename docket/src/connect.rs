@@ -1,0 +1,151 @@
+//! [`Connect`]: options for opening a docket from a URL.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use crate::backend::redis::RedisOptions;
+use crate::config::{self, Settings, Target};
+use crate::error::Result;
+use crate::handle::Docket;
+
+/// Options for opening a docket from a URL; `.await` it to connect.
+///
+/// # Errors
+///
+/// Awaiting it checks every setting before anything is connected, and returns
+/// [`Error::Config`] naming the setting and its valid range for: a name other than ASCII
+/// letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a tokio semaphore
+/// holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside 256 bytes ..=
+/// 512 MiB; `max_deliveries(0)`; a CA that holds no certificate, or one that does not parse. A
+/// URL of another scheme is an [`Error::UnsupportedUrl`]. Errors and `Debug` output show the URL
+/// with its password replaced by `***`.
+#[must_use = "a connection is only made when `.await`ed"]
+pub struct Connect {
+    url: String,
+    name: Option<String>,
+    concurrency: Option<usize>,
+    redis: RedisOptions,
+    fallback: bool,
+}
+
+/// Shows the URL with its password replaced by `***`, never the password.
+impl fmt::Debug for Connect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("url", &config::redact(&self.url))
+            .field("name", &self.name)
+            .field("concurrency", &self.concurrency)
+            .field("redis", &self.redis)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+impl Connect {
+    pub(crate) fn new(url: String) -> Connect {
+        Connect {
+            url,
+            name: None,
+            concurrency: None,
+            redis: RedisOptions::default(),
+            fallback: true,
+        }
+    }
+
+    /// The docket's name, its storage namespace (default `docket`): ASCII letters, digits, `-`,
+    /// `_` and `.`, so that it can stand in Redis ACL key patterns as it is.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The concurrency workers of this docket use by default (default 10); from 1 to what a
+    /// tokio semaphore holds.
+    pub fn worker_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// How long a running task's worker may go silent before another worker takes the task
+    /// over and runs it again (default 5 minutes). Live workers renew their tasks well within
+    /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run.
+    /// From 100 ms to 7 days.
+    pub fn redelivery_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.redis.redelivery_timeout = timeout;
+        self
+    }
+
+    /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
+    /// an [`Error::PayloadTooLarge`]; a worker keeps a larger one it finds as a dead letter.
+    /// From 256 bytes to 512 MiB; give producers and workers the same limit.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.redis.max_payload = bytes;
+        self
+    }
+
+    /// Whether `schedule` runs a task in-process when the backend cannot be reached (the
+    /// default), or returns the [`Error::Unavailable`] so the caller can decide. Turn it off
+    /// where running the work in this process is worse than failing the request, or when the
+    /// caller retries on its own.
+    pub fn in_process_fallback(mut self, enabled: bool) -> Self {
+        self.fallback = enabled;
+        self
+    }
+
+    /// How many times a task may be handed to a worker that then vanishes without settling it
+    /// (default 5). Past that, the task is a dead letter: it most likely kills its worker, by
+    /// exiting the process or exhausting memory. Failures that workers report count against
+    /// `retries` instead. At least 1.
+    pub fn max_deliveries(mut self, deliveries: u32) -> Self {
+        self.redis.max_deliveries = u64::from(deliveries);
+        self
+    }
+
+    /// Keep at most `kept` dead letters (default 10,000), none older than `age` (default 30
+    /// days); past either, the oldest go first, as the next one is written. Bounds what a
+    /// docket keeps of failed tasks' arguments, and the size of its dead-letter hash (managed
+    /// Redis services cap one record's size). `kept` at least 1, `age` at least a minute.
+    pub fn dead_letters(mut self, kept: usize, age: std::time::Duration) -> Self {
+        self.redis.dead_letters_kept = kept;
+        self.redis.dead_letter_age = age;
+        self
+    }
+
+    /// For `rediss://`: trust the certificates in this PEM (a private CA) instead of the
+    /// system's roots. `DOCKET_TLS_CA_FILE` names such a file for [`Docket::from_env`]. It must
+    /// hold at least one `-----BEGIN CERTIFICATE-----` block, and every such block must parse.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.redis.tls_ca = Some(pem.into());
+        self
+    }
+
+    async fn open(self) -> Result<Docket> {
+        let name = match self.name {
+            Some(name) => config::validate_name(&name)?.to_owned(),
+            None => config::DEFAULT_NAME.to_owned(),
+        };
+        let concurrency = config::validate_concurrency(
+            self.concurrency.unwrap_or(config::DEFAULT_CONCURRENCY),
+            "`Connect::worker_concurrency`, `--concurrency`",
+        )?;
+        config::validate_options(&self.redis)?;
+        Docket::open(Settings {
+            target: Target::parse(&self.url)?,
+            name,
+            concurrency,
+            redis: self.redis,
+            fallback: self.fallback,
+        })
+        .await
+    }
+}
+
+impl IntoFuture for Connect {
+    type Output = Result<Docket>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Docket>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.open())
+    }
+}
