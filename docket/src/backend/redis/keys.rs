@@ -23,8 +23,17 @@
 //! value. A later step spreads a docket over several partitions (`{name:0}`, `{name:1}`, …), each a full
 //! set of these keys; only this module then changes.
 
+/// The name of the consumer group every worker reads the stream through: a macro, so that the
+/// Lua prelude (`scripts.rs`) spells it as a literal too and no script writes it.
+macro_rules! group {
+    () => {
+        "workers"
+    };
+}
+pub(super) use group;
+
 /// The consumer group every worker reads the stream through.
-pub(super) const GROUP: &str = "workers";
+pub(super) const GROUP: &str = group!();
 
 /// The keys of one docket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 -- while one runs, or a copy taken over from a stalled worker) each need a slot, and the copy
 -- taken over keeps the slot its first delivery took.
 --
+-- include: index, delivery, entry, settle, store
 -- KEYS: stream, index, schedule, parked, slot, gated, rate (the last three of its scopes; only
 --       those of the limits it has are touched)
 -- ARGV: id, key, message, now (ms), slot size (0: no concurrency limit), rate count (0: no rate
@@ -53,7 +54,7 @@ if size > 0 then
       local outcome = decide(stream, index, id, key, consumer)
       if outcome == 'keep' then
         redis.call('RPUSH', gated, id)
-        redis.call('HSET', index, key, 'g' .. id)
+        redis.call('HSET', index, key, gated_mark(id))
       end
       if outcome ~= 'stale' then
         settle(stream, index, id, key, outcome, outcome == 'keep')

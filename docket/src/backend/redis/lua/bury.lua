@@ -1,6 +1,7 @@
 -- Settle a delivery that cannot or may not run again, keeping it as a dead letter; then drop
 -- the oldest letters past the retention limits.
 --
+-- include: index, delivery, entry, settle
 -- KEYS: stream, index, dead, died
 -- ARGV: id, key, dead letter, always ('1': keep it even when a newer task holds the key, for
 --       entries that never were a docket task), consumer, now (ms), most letters kept, oldest

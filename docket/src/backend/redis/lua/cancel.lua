@@ -3,6 +3,7 @@
 -- cancelled in the index, so no copy of it is handed out again, and tell every worker to stop
 -- it. A copy held by a strike beside a newer task is removed too.
 --
+-- include: index, delivery, signals
 -- KEYS: stream, index, schedule, parked, held, signals
 -- ARGV: key
 -- Returns 1 when a task was removed or marked cancelled, 0 when the key holds nothing.
@@ -15,20 +16,19 @@ local held_copy = redis.call('HDEL', held, key) == 1
 if not current then
   return held_copy and 1 or 0
 end
-local mark = string.sub(current, 1, 1)
-if mark == 'x' then
+if is_cancelled(current) then
   return 1 -- cancelled already; its run is being stopped
 end
-if current == 's' then
+if is_scheduled(current) then
   redis.call('ZREM', schedule, key)
   redis.call('HDEL', parked, key)
-elseif mark == 'g' then
+elseif is_gated(current) then
   -- Its id stays in the slot's queue; the release that reaches it finds the entry gone.
-  redis.call('XDEL', stream, string.sub(current, 2))
-elseif mark ~= 'h' then
+  redis.call('XDEL', stream, marked_id(current))
+elseif not is_held(current) then
   if owner(stream, current) then
-    redis.call('HSET', index, key, 'x' .. current, tombstone(current), 1)
-    redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 'c', key, 'i', current)
+    redis.call('HSET', index, key, cancelled_mark(current), tombstone(current), 1)
+    signal(signals, 'c', key, 'i', current)
     return 1
   end
   redis.call('XDEL', stream, current)

@@ -4,11 +4,12 @@
 -- Every task is decided first, by reads alone, and only then written: a predictable error
 -- (a missing consumer group, say) writes nothing.
 --
+-- include: index, delivery, store
 -- KEYS: stream, index, schedule, parked, held
--- ARGV: now (ms since the epoch), then for each task: key, message, due (ms), mode
---   mode: 'add' (keep a task already holding the key), 'replace' (swap a waiting one: queued,
---         scheduled, held by a strike, or waiting for a concurrency slot),
---         'fresh' (a generated key no other task can hold: skip the look-up)
+-- ARGV: now (ms since the epoch), [key, message, due (ms), mode ('add': keep a task already
+--       holding the key; 'replace': swap a waiting one, queued, scheduled, held by a strike or
+--       waiting for a concurrency slot; 'fresh': a generated key no other task can hold, skip
+--       the look-up)]... (one group a task)
 -- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
 local stream, index, schedule, parked, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
@@ -32,10 +33,10 @@ for i = 2, #ARGV, 4 do
       end
     else
       local current = redis.call('HGET', index, task.key)
-      if not free(current) then
+      if not is_free(current) then
         if mode == 'add' then
           outcome = 2
-        elseif current == 'h' or string.sub(current, 1, 1) == 'g' or waiting(stream, current) then
+        elseif is_held(current) or is_gated(current) or is_waiting(stream, current) then
           -- Queued, scheduled, held or gated, not running: take it out. A delivered one is
           -- running: it is left alone, and this task is added beside it.
           task.remove = current
@@ -55,15 +56,17 @@ end
 local batch = {}
 for _, task in ipairs(tasks) do
   if not task.skip then
-    if task.remove == 's' then
+    if not task.remove then
+      -- The key was free, or this task goes beside a running one.
+    elseif is_scheduled(task.remove) then
       redis.call('ZREM', schedule, task.key)
       redis.call('HDEL', parked, task.key)
-    elseif task.remove == 'h' then
+    elseif is_held(task.remove) then
       redis.call('HDEL', held, task.key)
-    elseif task.remove and string.sub(task.remove, 1, 1) == 'g' then
+    elseif is_gated(task.remove) then
       -- Its id stays in the slot's queue; the release that reaches it finds the entry gone.
-      redis.call('XDEL', stream, string.sub(task.remove, 2))
-    elseif task.remove then
+      redis.call('XDEL', stream, marked_id(task.remove))
+    else
       redis.call('XDEL', stream, task.remove)
     end
     store(stream, index, schedule, parked, task.key, task.message, task.due, now, batch)

@@ -1,6 +1,7 @@
 -- Set a struck delivery aside, settled, until its strike is restored; only if the strike is
 -- still in place.
 --
+-- include: index, delivery, entry, settle
 -- KEYS: stream, index, strikes, held
 -- ARGV: id, key, message, strike (canonical JSON), consumer
 -- Returns 1 when this copy is not to run: the strike is in place (the delivery is settled, and
@@ -21,7 +22,7 @@ if not redis.call('ZSCORE', strikes, strike) then
 end
 if outcome == 'keep' then
   redis.call('HSET', held, key, message)
-  redis.call('HSET', index, key, 'h')
+  redis.call('HSET', index, key, HELD)
 end
 settle(stream, index, id, key, outcome)
 return 1

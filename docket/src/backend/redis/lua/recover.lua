@@ -1,16 +1,17 @@
 -- Claim again deliveries a worker was handed but never saw (the reply of a read or a takeover
 -- was lost), at the delivery count they have: losing a reply is no delivery. Each is judged as
--- a takeover is (`judge` in store.lua): one cancelled or superseded meanwhile is settled, not
+-- a takeover is (`judge` in include/settle.lua): one cancelled or superseded meanwhile is settled, not
 -- handed out.
 --
+-- include: index, delivery, entry, settle
 -- KEYS: stream, index
--- ARGV: consumer, then pairs of stream id and how often it has been delivered
+-- ARGV: consumer, [id, delivered]... (a stream id, and how often it has been delivered)
 -- Returns { entries to hand out, entries settled instead }.
 local stream, index, consumer = KEYS[1], KEYS[2], ARGV[1]
 
 local handed, dropped = {}, {}
 for i = 2, #ARGV, 2 do
-  local entry = redis.call('XCLAIM', stream, 'workers', consumer, 0, ARGV[i], 'RETRYCOUNT', ARGV[i + 1])[1]
+  local entry = redis.call('XCLAIM', stream, GROUP, consumer, 0, ARGV[i], 'RETRYCOUNT', ARGV[i + 1])[1]
   if entry then
     if judge(stream, index, entry) == 'hand' then
       handed[#handed + 1] = entry

@@ -1,5 +1,6 @@
 -- Give back a concurrency slot, and queue the first task waiting for it, due now.
 --
+-- include: index, entry, store
 -- KEYS: stream, index, schedule, parked, slot, gated
 -- ARGV: id (the delivery giving the slot back), now (ms)
 -- Returns 1 when a waiting task was queued.
@@ -16,16 +17,9 @@ while true do
   -- Gone when cancelled meanwhile; superseded when a task was scheduled under its key since.
   local entry = redis.call('XRANGE', stream, id, id)[1]
   if entry then
-    local fields, key, message = entry[2], nil, nil
-    for i = 1, #fields, 2 do
-      if fields[i] == 'k' then
-        key = fields[i + 1]
-      elseif fields[i] == 'm' then
-        message = fields[i + 1]
-      end
-    end
+    local key, message = entry_field(entry, 'k'), entry_field(entry, 'm')
     redis.call('XDEL', stream, id)
-    if key and message and redis.call('HGET', index, key) == 'g' .. id then
+    if key and message and redis.call('HGET', index, key) == gated_mark(id) then
       store(stream, index, schedule, parked, key, restamp(message, now), now, now)
       return 1
     end

@@ -4,7 +4,7 @@
 -- over, and one another worker took over is not taken back.
 --
 -- KEYS: stream
--- ARGV: consumer, then the stream ids the worker holds, in stream order
+-- ARGV: consumer, ids... (the stream ids the worker holds, in stream order; at least one)
 -- Returns how many were renewed.
 local stream, consumer = KEYS[1], ARGV[1]
 
@@ -15,7 +15,7 @@ end
 -- Only the part of the pending list between the first and the last id named is read.
 local ids, start, last = {}, ARGV[2], ARGV[#ARGV]
 while true do
-  local pending = redis.call('XPENDING', stream, 'workers', start, last, 1000, consumer)
+  local pending = redis.call('XPENDING', stream, GROUP, start, last, 1000, consumer)
   for _, entry in ipairs(pending) do
     if wanted[entry[1]] then
       ids[#ids + 1] = entry[1]
@@ -26,9 +26,9 @@ while true do
   end
   start = '(' .. pending[#pending][1]
 end
--- XCLAIM stream workers consumer 0 id... JUSTID; `unpack` expands only in last position.
+-- XCLAIM stream group consumer 0 id... JUSTID; `unpack` expands only in last position.
 for first = 1, #ids, 1000 do
-  local args = { stream, 'workers', consumer, 0 }
+  local args = { stream, GROUP, consumer, 0 }
   for i = first, math.min(first + 999, #ids) do
     args[#args + 1] = ids[i]
   end

@@ -1,5 +1,6 @@
 -- Lift a strike and tell every worker, with the strikes still in place.
 --
+-- include: signals
 -- KEYS: strikes, signals
 -- ARGV: strike (canonical JSON)
 -- Returns 1 when lifted, 0 when it was not in place.
@@ -8,6 +9,5 @@ local strikes, signals, strike = KEYS[1], KEYS[2], ARGV[1]
 if redis.call('ZREM', strikes, strike) == 0 then
   return 0
 end
-local all = redis.call('ZRANGE', strikes, 0, -1)
-redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 's', '[' .. table.concat(all, ',') .. ']')
+signal_strikes(strikes, signals)
 return 1

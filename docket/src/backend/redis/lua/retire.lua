@@ -6,7 +6,7 @@
 -- Returns 1 when the consumer was removed.
 local stream, consumer = KEYS[1], ARGV[1]
 
-if #redis.call('XPENDING', stream, 'workers', '-', '+', 1, consumer) > 0 then
+if #redis.call('XPENDING', stream, GROUP, '-', '+', 1, consumer) > 0 then
   return 0
 end
-return redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', consumer) and 1 or 0
+return redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, consumer) and 1 or 0

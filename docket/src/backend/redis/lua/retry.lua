@@ -1,6 +1,7 @@
 -- Settle a failed delivery and store its next attempt, unless this copy is stale, the task was
 -- cancelled, or a newer task holds its key.
 --
+-- include: index, delivery, entry, settle, store
 -- KEYS: stream, index, schedule, parked
 -- ARGV: id, key, message (the next attempt), due (ms), now (ms), consumer
 -- Returns 1 when the next attempt was stored, 0 when it was not (stale, cancelled or

@@ -1,5 +1,6 @@
 -- Put a strike in place and tell every worker, with the strikes now in place.
 --
+-- include: signals
 -- KEYS: strikes, signals
 -- ARGV: strike (canonical JSON)
 -- Returns 1 when put in place, 0 when it was in place already.
@@ -15,6 +16,5 @@ if #last > 0 then
   order = tonumber(last[2]) + 1
 end
 redis.call('ZADD', strikes, order, strike)
-local all = redis.call('ZRANGE', strikes, 0, -1)
-redis.call('XADD', signals, 'MAXLEN', '~', 1000, '*', 's', '[' .. table.concat(all, ',') .. ']')
+signal_strikes(strikes, signals)
 return 1

@@ -11,12 +11,13 @@
 -- poison task does not drag the same companions down with it again and again.
 --
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
--- a newer task) is settled here, never handed out (`judge` in store.lua).
+-- a newer task) is settled here, never handed out (`judge` in include/settle.lua).
 --
+-- include: index, delivery, entry, settle
 -- KEYS: stream, index, schedule, parked
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
---       reclaim cursor (an id, or '-'), most deliveries to reclaim, '1' when the worker holds
---       no delivery
+--       reclaim cursor (an id, or '-'), most deliveries to reclaim, alone ('1' when the worker
+--       holds no delivery)
 -- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor (`-` when the scan
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look, the entries taken over and
@@ -47,7 +48,7 @@ if idle > 0 then
   local heard = {}
   -- Without a stream or group there are no consumers (and the scan below reports the missing
   -- group, which the caller creates).
-  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, 'workers')
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, GROUP)
   for _, info in ipairs(ok and consumers or {}) do
     local fields = {}
     for i = 1, #info, 2 do
@@ -56,12 +57,12 @@ if idle > 0 then
     local name, silent = fields['name'], tonumber(fields['idle']) or idle
     heard[name] = silent < idle
     if fields['pending'] == 0 and silent > 2 * idle and name ~= consumer then
-      redis.call('XGROUP', 'DELCONSUMER', stream, 'workers', name)
+      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, name)
     end
   end
 
   local scan = most * 10
-  local stalled = redis.call('XPENDING', stream, 'workers', 'IDLE', idle, cursor, '+', scan)
+  local stalled = redis.call('XPENDING', stream, GROUP, 'IDLE', idle, cursor, '+', scan)
   -- How often each delivery taken over will have been delivered, by id. Victims go in bulk. A
   -- suspect goes alone, to a worker that holds nothing else (or once it has waited three
   -- timeouts, so that a busy fleet does not starve it): should it kill that worker too, no
@@ -105,7 +106,7 @@ if idle > 0 then
 
   local reclaimed = {}
   if #counted > 0 then
-    local args = { stream, 'workers', consumer, idle }
+    local args = { stream, GROUP, consumer, idle }
     for _, id in ipairs(counted) do
       args[#args + 1] = id
     end
@@ -116,7 +117,7 @@ if idle > 0 then
   -- Kept at the count it had: one call each, as the count is per call (rare: lost replies,
   -- outages).
   for _, id in ipairs(neutral) do
-    local entry = redis.call('XCLAIM', stream, 'workers', consumer, idle, id, 'RETRYCOUNT', counts[id])[1]
+    local entry = redis.call('XCLAIM', stream, GROUP, consumer, idle, id, 'RETRYCOUNT', counts[id])[1]
     if entry then
       reclaimed[#reclaimed + 1] = entry
     end

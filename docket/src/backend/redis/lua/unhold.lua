@@ -1,7 +1,8 @@
 -- Queue held tasks again, due now.
 --
+-- include: index, store
 -- KEYS: stream, index, schedule, parked, held
--- ARGV: now (ms), then the keys
+-- ARGV: now (ms), keys...
 -- Returns how many of the keys were held.
 local stream, index, schedule, parked, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = tonumber(ARGV[1])
@@ -15,7 +16,7 @@ for i = 2, #ARGV do
     count = count + 1
     -- A task scheduled under the key since (with `replace`) supersedes the held one, whether it
     -- waits, runs or ended: only a key that still says `h` gets its held task back.
-    if redis.call('HGET', index, key) == 'h' then
+    if is_held(redis.call('HGET', index, key)) then
       store(stream, index, schedule, parked, key, restamp(message, now), now, now)
     end
   end
