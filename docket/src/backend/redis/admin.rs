@@ -1,18 +1,18 @@
 //! Operator commands on a Redis docket: the snapshot, listing workers, clearing waiting tasks,
 //! removing a dead letter.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
+use redis::RedisError;
 use redis::streams::StreamInfoConsumersReply;
-use redis::{RedisError, Script};
 
 use super::codec::{self, Entry};
 use super::connection::{into_error, is_no_group};
 use super::keys::GROUP;
 use super::reply::{pending_rows, stream_entries};
+use super::scripts::SCRIPTS;
 use super::{RedisBackend, decode_held, info};
 use crate::error::Result;
 use crate::inspect::WorkerInfo;
@@ -20,8 +20,6 @@ use crate::inspect::{Snapshot, TaskInfo};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::SystemTime;
-
-static CLEAR: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/clear.lua")));
 
 impl RedisBackend {
     /// The workers known to the consumer group: each one's running tasks and how long since
@@ -64,9 +62,8 @@ impl RedisBackend {
 
     /// Remove every queued and scheduled task; running ones stay. One script call.
     pub(crate) async fn clear(&self) -> Result<usize> {
-        let mut invocation = CLEAR.prepare_invoke();
+        let mut invocation = SCRIPTS.clear.prepare_invoke();
         self.keys_for(&mut invocation);
-        invocation.arg(GROUP);
         self.invoke(&invocation).await
     }
 }

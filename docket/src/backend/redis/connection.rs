@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::Timer;
 use super::keys::{GROUP, Keys};
+use super::scripts::Invocation;
 use super::{RedisBackend, RedisOptions};
 use crate::error::{Error, Result};
 use crate::sync::Locked;
@@ -122,10 +123,9 @@ impl RedisBackend {
         self.sent.load(Ordering::Relaxed)
     }
 
-    pub(super) async fn invoke<T: FromRedisValue>(
-        &self,
-        invocation: &ScriptInvocation<'_>,
-    ) -> Result<T> {
+    pub(super) async fn invoke<T: FromRedisValue>(&self, invocation: &Invocation<'_>) -> Result<T> {
+        // The keys and arguments the script's header declares, or a bug: nothing is sent.
+        let invocation = invocation.checked()?;
         failpoint!(redis "redis.send");
         let reply = self.invoke_once(invocation).await;
         self.heard(&reply);

@@ -23,12 +23,17 @@
 //!
 //! Repeated items come last, and all repeat the same number of times: `now (ms), keys...` is one
 //! value and any number of keys; `n, ids..., keys...` is one value, then as many ids as keys.
+//!
+//! The header is a checked contract: the unit tests below hold every script's body against it,
+//! and every call counts the keys and arguments it is given (`Invocation`), which the one place
+//! that sends scripts (`RedisBackend::invoke`) holds against it before sending.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
-use redis::{Script, ScriptInvocation};
+use redis::{RedisWrite, Script, ScriptInvocation, ToRedisArgs};
 
 use super::keys::group;
+use crate::error::{Error, Result};
 
 /// What every script starts with: the names the scripts share with the Rust side.
 macro_rules! prelude {
@@ -69,6 +74,7 @@ macro_rules! scripts {
 }
 
 scripts! {
+    clear: index, entry;
     enqueue: index, delivery, store;
     tick: index, delivery, entry, settle;
     recover: index, delivery, entry, settle;
@@ -96,9 +102,10 @@ pub(super) struct Lua {
     #[cfg_attr(not(test), allow(dead_code))]
     includes: &'static [&'static str],
     /// The script file alone, whose header declares its contract.
-    #[cfg_attr(not(test), allow(dead_code))]
     source: &'static str,
     script: Script,
+    /// The contract of its header, read at its first call.
+    contract: OnceLock<Contract>,
 }
 
 impl Lua {
@@ -113,11 +120,25 @@ impl Lua {
             includes,
             source,
             script: Script::new(assembled),
+            contract: OnceLock::new(),
         }
     }
 
-    pub(super) fn prepare_invoke(&self) -> ScriptInvocation<'_> {
-        self.script.prepare_invoke()
+    /// A call of this script, to be given its keys and arguments.
+    pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            lua: self,
+            invocation: self.script.prepare_invoke(),
+            keys: 0,
+            argv: 0,
+        }
+    }
+
+    /// The contract its header declares (every header parses: the unit tests read them all).
+    fn contract(&self) -> Contract {
+        *self.contract.get_or_init(|| {
+            Contract::parse(self.source).unwrap_or_else(|error| panic!("{self:?}: {error}"))
+        })
     }
 }
 
@@ -127,18 +148,109 @@ impl std::fmt::Debug for Lua {
     }
 }
 
+/// A call of a script being put together. It counts the keys and arguments it is given, so that
+/// they can be held against the script's header before the call is sent (`checked`).
+pub(super) struct Invocation<'a> {
+    lua: &'a Lua,
+    invocation: ScriptInvocation<'a>,
+    keys: usize,
+    argv: usize,
+}
+
+impl<'a> Invocation<'a> {
+    /// Add a key: `KEYS[n]` in the script (a list adds one per item).
+    pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys += values(&key);
+        self.invocation.key(key);
+        self
+    }
+
+    /// Add an argument: `ARGV[n]` in the script (a list adds one per item).
+    pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.argv += values(&arg);
+        self.invocation.arg(arg);
+        self
+    }
+
+    /// The call, when it has as many keys and arguments as the script's header declares. One
+    /// that has not is a bug in docket: it panics in debug builds, where every test that runs
+    /// the call shows it, and is refused with an error in release builds, never sent.
+    pub(super) fn checked(&self) -> Result<&ScriptInvocation<'a>> {
+        let contract = self.lua.contract();
+        if contract.keys.admits(self.keys) && contract.argv.admits(self.argv) {
+            return Ok(&self.invocation);
+        }
+        let mismatch = Mismatch {
+            script: self.lua.name,
+            keys: self.keys,
+            argv: self.argv,
+            contract,
+        };
+        if cfg!(debug_assertions) {
+            panic!("{mismatch}");
+        }
+        Err(Error::Backend {
+            source: Box::new(mismatch),
+        })
+    }
+}
+
+impl std::fmt::Debug for Invocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("script", &self.lua)
+            .field("keys", &self.keys)
+            .field("argv", &self.argv)
+            .finish()
+    }
+}
+
+/// How many values `value` gives a script: one, or one per item of a list.
+fn values(value: &impl ToRedisArgs) -> usize {
+    /// Counts the values written to it, and keeps none.
+    struct Count(usize);
+
+    impl RedisWrite for Count {
+        fn write_arg(&mut self, _: &[u8]) {
+            self.0 += 1;
+        }
+
+        fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
+            self.0 += 1;
+            std::io::sink()
+        }
+    }
+
+    let mut count = Count(0);
+    value.write_redis_args(&mut count);
+    count.0
+}
+
+/// A script called with other numbers of keys or arguments than its header declares.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{script}.lua` was called with {keys} KEYS and {argv} ARGV, where its header declares {} KEYS and {} ARGV",
+    .contract.keys,
+    .contract.argv
+)]
+struct Mismatch {
+    script: &'static str,
+    keys: usize,
+    argv: usize,
+    contract: Contract,
+}
+
 /// How many KEYS or ARGV a script takes: `fixed` values, then any number of repetitions of
 /// `step` more (none when `step` is 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Arity {
+struct Arity {
     fixed: usize,
     step: usize,
 }
 
 impl Arity {
     /// Whether `count` values fit.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(super) fn admits(self, count: usize) -> bool {
+    fn admits(self, count: usize) -> bool {
         match count.checked_sub(self.fixed) {
             None => false,
             Some(0) => true,
@@ -148,7 +260,7 @@ impl Arity {
 
     /// Whether a script may read the value at `position` (from 1) by its literal index: a fixed
     /// one, or one of the first repetition.
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     fn declares(self, position: usize) -> bool {
         position >= 1 && position <= self.fixed + self.step
     }
@@ -158,22 +270,21 @@ impl std::fmt::Display for Arity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.step {
             0 => write!(f, "{}", self.fixed),
-            1 => write!(f, "{} and any more", self.fixed),
-            step => write!(f, "{} and any more in groups of {step}", self.fixed),
+            1 => write!(f, "{} or more", self.fixed),
+            step => write!(f, "{} plus a multiple of {step}", self.fixed),
         }
     }
 }
 
 /// What a script's header declares it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Contract {
-    pub(super) keys: Arity,
-    pub(super) argv: Arity,
+struct Contract {
+    keys: Arity,
+    argv: Arity,
 }
 
 impl Contract {
     /// The contract in the `-- KEYS:` and `-- ARGV:` lines of a script, in that order.
-    #[cfg_attr(not(test), allow(dead_code))]
     fn parse(source: &str) -> Result<Contract, String> {
         let mut lines = source
             .lines()
@@ -189,7 +300,6 @@ impl Contract {
 }
 
 /// The list after `tag`, on the next line and the continuation lines after it.
-#[cfg_attr(not(test), allow(dead_code))]
 fn header_list<'a>(
     lines: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
     tag: &str,
@@ -207,7 +317,6 @@ fn header_list<'a>(
 }
 
 /// The arity of a KEYS or ARGV list (see the grammar above).
-#[cfg_attr(not(test), allow(dead_code))]
 fn arity(list: &str) -> Result<Arity, String> {
     if list == "none" {
         return Ok(Arity { fixed: 0, step: 0 });
@@ -227,7 +336,6 @@ fn arity(list: &str) -> Result<Arity, String> {
 }
 
 /// Whether one item of a list repeats, and how many values it stands for.
-#[cfg_attr(not(test), allow(dead_code))]
 fn item_width(item: &str) -> Result<(bool, usize), String> {
     let bare = strip_note(item)?;
     let (repeats, bare) = match bare.strip_suffix("...") {
@@ -254,7 +362,6 @@ fn item_width(item: &str) -> Result<(bool, usize), String> {
 }
 
 /// The item without its trailing ` (note)`.
-#[cfg_attr(not(test), allow(dead_code))]
 fn strip_note(item: &str) -> Result<&str, String> {
     if !item.ends_with(')') {
         return Ok(item);
@@ -276,7 +383,6 @@ fn strip_note(item: &str) -> Result<&str, String> {
 }
 
 /// The items of a list: split at the commas outside parentheses and brackets.
-#[cfg_attr(not(test), allow(dead_code))]
 fn split_top(list: &str) -> Result<Vec<&str>, String> {
     let (mut items, mut depth, mut start) = (Vec::new(), 0i32, 0);
     for (at, c) in list.char_indices() {
@@ -416,6 +522,47 @@ mod tests {
     }
 
     #[test]
+    fn a_call_with_the_keys_and_arguments_its_header_declares_is_sent() {
+        let mut call = SCRIPTS.strike.prepare_invoke();
+        call.key("strikes").key("signals").arg("{}");
+        assert!(call.checked().is_ok());
+        // A list gives one value per item.
+        let mut call = SCRIPTS.complete.prepare_invoke();
+        call.key(&["stream", "index"][..])
+            .arg(2)
+            .arg(&["1-0", "2-0"][..])
+            .arg(vec!["a".to_owned(), "b".to_owned()]);
+        assert!(call.checked().is_ok());
+        assert_eq!((call.keys, call.argv), (2, 5));
+    }
+
+    #[test]
+    #[cfg_attr(
+        debug_assertions,
+        should_panic(
+            expected = "`complete.lua` was called with 2 KEYS and 4 ARGV, where its header declares 2 KEYS and 1 plus a multiple of 2 ARGV"
+        )
+    )]
+    fn a_call_that_breaks_its_header_is_never_sent() {
+        let mut call = SCRIPTS.complete.prepare_invoke();
+        call.key("stream")
+            .key("index")
+            .arg(2)
+            .arg("1-0")
+            .arg("2-0")
+            .arg("a");
+        let error = call.checked().map(drop).unwrap_err();
+        let Error::Backend { source } = error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            source
+                .to_string()
+                .starts_with("`complete.lua` was called with")
+        );
+    }
+
+    #[test]
     fn every_script_declares_the_keys_and_argv_it_reads() {
         for (name, source) in files(lua_dir()) {
             let contract = Contract::parse(&source).unwrap_or_else(|error| {
@@ -498,10 +645,9 @@ mod tests {
             );
             assembled.insert(lua.name);
         }
-        // `clear.lua` is still loaded by `admin.rs` alone.
         let unassembled: Vec<_> = scripts
             .keys()
-            .filter(|name| !assembled.contains(name.as_str()) && *name != "clear")
+            .filter(|name| !assembled.contains(name.as_str()))
             .collect();
         assert!(unassembled.is_empty(), "not in `scripts!`: {unassembled:?}");
     }

@@ -1,9 +1,7 @@
 //! Settling deliveries on Redis: acknowledging them in chunks, and the bookkeeping of which
 //! worker holds which delivery until its settlement returns.
 
-use redis::ScriptInvocation;
-
-use super::scripts::SCRIPTS;
+use super::scripts::{Invocation, SCRIPTS};
 use super::{RedisBackend, stream_id};
 use crate::backend::Delivery;
 use crate::error::Result;
@@ -50,7 +48,7 @@ impl RedisBackend {
             .unwrap_or_default()
     }
 
-    pub(super) fn keys_for(&self, invocation: &mut ScriptInvocation<'_>) {
+    pub(super) fn keys_for(&self, invocation: &mut Invocation<'_>) {
         invocation
             .key(&self.keys.stream)
             .key(&self.keys.index)

@@ -1,34 +1,29 @@
 -- Remove every queued and scheduled task; running tasks (pending entries), held and gated ones
 -- stay.
 --
+-- include: index, entry
 -- KEYS: stream, index, schedule, parked
--- ARGV: group
+-- ARGV: none
 -- Returns how many tasks were removed.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local group = ARGV[1]
 local removed = 0
 
 if redis.call('EXISTS', stream) == 1 then
   local running = {}
-  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, '-', '+', 1000000)
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, GROUP, '-', '+', 1000000)
   if ok then
     for _, entry in ipairs(pending) do
       running[entry[1]] = true
     end
   end
   for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+')) do
-    local id, fields = entry[1], entry[2]
+    local id = entry[1]
     if not running[id] then
-      local key
-      for i = 1, #fields, 2 do
-        if fields[i] == 'k' then
-          key = fields[i + 1]
-        end
-      end
+      local key = entry_field(entry, 'k')
       local current = key and redis.call('HGET', index, key)
       -- An acknowledged entry whose index reads `g` and its id waits for a concurrency slot:
       -- it is gated, not queued, and stays.
-      if current ~= 'g' .. id then
+      if current ~= gated_mark(id) then
         redis.call('XDEL', stream, id)
         if key then
           if current == id then
@@ -42,7 +37,7 @@ if redis.call('EXISTS', stream) == 1 then
 end
 
 for _, key in ipairs(redis.call('ZRANGE', schedule, 0, -1)) do
-  if redis.call('HGET', index, key) == 's' then
+  if is_scheduled(redis.call('HGET', index, key)) then
     redis.call('HDEL', index, key)
   end
   removed = removed + 1
