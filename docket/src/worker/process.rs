@@ -1,0 +1,322 @@
+//! Processing one delivery, from the strike check to its settlement: hold it if a strike
+//! matches, pass its concurrency and rate gate, run the attempt, then complete, retry or bury
+//! it (and, for a recurring task, schedule the next run).
+
+use std::time::{Duration, SystemTime};
+
+use super::Shared;
+use super::execution::{AttemptError, Context, NextRun, run_attempt};
+use super::upkeep::retry_while_unavailable;
+use crate::backend::{Admission, AnyBackend, Backend, Burial, Delivery, Gate, KeyMode, Message};
+use crate::error::{Chain, Result};
+use crate::failure::TaskErrorKind;
+use crate::handle::Docket;
+use crate::inspect::FailedAttempt;
+use crate::metrics;
+use crate::policy::Policy;
+use crate::results::{self, Status, TaskRecord};
+use crate::worker::recurrence::Recurring;
+
+/// Give back the concurrency slots of deliveries the backend settled without running them (a
+/// crashed worker's delivery found cancelled or superseded, or buried as poison), so tasks
+/// waiting for those slots go on.
+pub(super) async fn release_dropped(shared: &Shared, backend: &AnyBackend) {
+    for delivery in backend.dropped(&shared.worker) {
+        let Some(registration) = shared.registry.get(&delivery.message.task) else {
+            continue;
+        };
+        let Some(gate) = gate(&registration.policy(), &delivery.message) else {
+            continue;
+        };
+        if let Err(error) = retry_while_unavailable(|| backend.release(&delivery, &gate)).await {
+            tracing::warn!(key = %delivery.message.key, error = %Chain(&error), "could not give back the slot of a dropped task; the next admission finds it");
+        }
+    }
+}
+
+/// Process `delivery`; should that crash (a bug, or an injected fault), give it up so that it is
+/// run again rather than held, unsettled, for ever.
+pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
+    use futures_util::FutureExt;
+
+    let held = delivery.clone();
+    let settled = std::panic::AssertUnwindSafe(process(shared, delivery))
+        .catch_unwind()
+        .await;
+    if settled.is_err() {
+        tracing::error!(key = %held.message.key, "settling a task crashed; it will run again");
+        shared.docket.backend().abandon(&shared.worker, &held);
+    }
+}
+
+/// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
+/// or park it behind a concurrency or rate limit.
+pub(super) async fn process(shared: &Shared, delivery: Delivery) {
+    failpoint!(step "settle.start");
+    let docket = &shared.docket;
+    let backend = docket.backend();
+    let message = &delivery.message;
+    let Some(registration) = shared.registry.get(&message.task) else {
+        let reason = format!(
+            "unknown task `{}`: no task of that name is registered in this worker",
+            message.task
+        );
+        return bury(shared, &delivery, reason, None).await;
+    };
+    let policy = registration.policy();
+    let context = Context::new(message, docket, &policy);
+    // Tracked from here, so a cancel that comes before the run starts is not missed.
+    let _tracked = shared.running.track(&delivery, context.cancel_token());
+    if let Some(strike) = shared.struck(message) {
+        match retry_while_unavailable(|| backend.hold(&delivery, &strike)).await {
+            Ok(true) => {
+                tracing::info!(task = %message.task, key = %message.key, %strike, "task held by a strike");
+                return;
+            }
+            Ok(false) => {} // Restored meanwhile: run it.
+            Err(error) => {
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will run again");
+                backend.abandon(&shared.worker, &delivery);
+                return;
+            }
+        }
+    }
+    let gate = gate(&policy, message);
+    if let Some(gate) = &gate {
+        match retry_while_unavailable(|| backend.admit(&delivery, gate)).await {
+            Ok(Admission::Run) => {}
+            Ok(Admission::Waiting) => {
+                tracing::debug!(key = %message.key, "task waits for a concurrency slot");
+                return;
+            }
+            Ok(Admission::Deferred(due)) => {
+                tracing::debug!(key = %message.key, ?due, "task deferred by its rate limit");
+                return;
+            }
+            Err(error) => {
+                tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will run again");
+                backend.abandon(&shared.worker, &delivery);
+                return;
+            }
+        }
+    }
+
+    let ttl = policy.result_ttl();
+    if let Some(ttl) = ttl {
+        let state = TaskRecord::new(
+            &message.key,
+            &message.task,
+            Status::Running,
+            message.attempt,
+        );
+        results::record(docket, &state, ttl).await;
+    }
+    failpoint!(step "settle.run");
+    metrics::started(registration.name(), message.due, delivery.redelivered);
+    let started = tokio::time::Instant::now();
+    let outcome = run_attempt(registration, message, &context).await;
+    metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
+    failpoint!(step "settle.finish");
+    if let Some(gate) = &gate {
+        // Released before settling: a crash in between runs the task again, never strands
+        // its slot.
+        if let Err(error) = retry_while_unavailable(|| backend.release(&delivery, gate)).await {
+            tracing::error!(key = %message.key, error = %Chain(&error), "could not release a concurrency slot");
+        }
+    }
+    if let Some(recurring) = shared.recurring.get(registration.name()) {
+        return finish_recurring(shared, delivery, recurring, &context, outcome).await;
+    }
+
+    let error = match outcome {
+        Ok(()) => {
+            if let Some(ttl) = ttl {
+                let mut state = TaskRecord::new(
+                    &message.key,
+                    &message.task,
+                    Status::Completed,
+                    message.attempt,
+                );
+                state.result = context.take_result();
+                results::record(docket, &state, ttl).await;
+            }
+            // The acknowledger has stopped only if this worker is gone, and then the task is
+            // redelivered anyway.
+            let _ = shared.acks.send(delivery);
+            return;
+        }
+        Err(AttemptError::Undecodable(error)) => {
+            let reason = format!(
+                "the arguments do not decode into `{}`: {error}",
+                message.task
+            );
+            return bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+        }
+        Err(AttemptError::Failed(error)) => error,
+    };
+    if error.kind() == TaskErrorKind::Cancelled {
+        tracing::info!(key = %message.key, "task cancelled while running");
+        if let Some(ttl) = ttl {
+            let mut state = TaskRecord::new(
+                &message.key,
+                &message.task,
+                Status::Cancelled,
+                message.attempt,
+            );
+            state.error = Some(error.to_string());
+            results::record(docket, &state, ttl).await;
+        }
+        let _ = shared.acks.send(delivery);
+        return;
+    }
+    let mut history = message.history.clone();
+    FailedAttempt::record(
+        &mut history,
+        FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()),
+    );
+    let retryable = error.kind() != TaskErrorKind::Permanent;
+    if retryable && message.attempt < policy.max_attempts() {
+        let delay = error
+            .retry_after()
+            .unwrap_or_else(|| policy.retry_delay(message.attempt));
+        let next = Message {
+            attempt: message.attempt + 1,
+            due: crate::time::saturating_due(SystemTime::now(), delay),
+            history,
+            ..message.clone()
+        };
+        if let Some(ttl) = ttl {
+            let mut state =
+                TaskRecord::new(&message.key, &message.task, Status::Scheduled, next.attempt);
+            state.error = Some(error.to_string());
+            results::record(docket, &state, ttl).await;
+        }
+        metrics::retried(registration.name());
+        if let Err(failure) = retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
+            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will run again");
+            backend.abandon(&shared.worker, &delivery);
+        }
+    } else {
+        let reason = if retryable {
+            format!(
+                "failed on attempt {} of {}: {error}",
+                message.attempt,
+                policy.max_attempts()
+            )
+        } else {
+            format!("failed for good on attempt {}: {error}", message.attempt)
+        };
+        let delivery = Delivery {
+            message: Message {
+                history,
+                ..delivery.message.clone()
+            },
+            ..delivery
+        };
+        bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+    }
+}
+
+/// End a run of a recurring task: put the next run in its place (unless the task stopped
+/// itself or was cancelled), then acknowledge this one. A failed run is logged, not retried or
+/// buried: the next period is its retry.
+pub(super) async fn finish_recurring(
+    shared: &Shared,
+    delivery: Delivery,
+    recurring: &Recurring,
+    context: &Context,
+    outcome: Result<(), AttemptError>,
+) {
+    let message = &delivery.message;
+    let backend = shared.docket.backend();
+    let cancelled = matches!(&outcome, Err(AttemptError::Failed(error)) if error.kind() == TaskErrorKind::Cancelled);
+    if let Err(error) = &outcome {
+        let error = match error {
+            AttemptError::Undecodable(error) => error.to_string(),
+            AttemptError::Failed(error) => error.to_string(),
+        };
+        tracing::error!(task = %message.task, key = %message.key, %error, "recurring task failed; it runs again at its next time");
+    }
+    let next_due = match context.take_next_run() {
+        _ if cancelled => None,
+        Some(NextRun::Stop) => None,
+        Some(NextRun::At(when)) => Some(when),
+        None => Some(recurring.next_due(message.due, SystemTime::now())),
+    };
+    if let Some(due) = next_due {
+        let next = Message {
+            attempt: 1,
+            due,
+            history: Vec::new(),
+            ..message.clone()
+        };
+        let batch = [(next, KeyMode::Replace)];
+        if let Err(error) =
+            retry_while_unavailable(|| async { backend.enqueue(&batch).await.map(drop) }).await
+        {
+            tracing::error!(task = %message.task, error = %Chain(&error), "could not schedule the next run of a recurring task; a worker starting adds it again");
+        }
+    } else {
+        tracing::info!(task = %message.task, "recurring task stopped");
+    }
+    let _ = shared.acks.send(delivery);
+}
+
+/// The limits `message` must pass, named by task and, for a per-argument limit, the value.
+pub(super) fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
+    let concurrency = policy.concurrency();
+    let rate = policy.rate_limit();
+    if concurrency.is_none() && rate.is_none() {
+        return None;
+    }
+    let args: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&message.args).ok();
+    let scope = |param: Option<&str>| match param {
+        None => message.task.clone(),
+        Some(param) => {
+            let value = args
+                .as_ref()
+                .and_then(|args| args.get(param))
+                .unwrap_or(&serde_json::Value::Null);
+            format!("{}:{param}={value}", message.task)
+        }
+    };
+    Some(Gate {
+        slot: concurrency.map(|limit| (scope(limit.param), limit.max)),
+        rate: rate.map(|rate| (scope(rate.param), rate.count, rate.window)),
+    })
+}
+
+/// Keep the delivery as a dead letter (recording its failed state when it keeps results).
+pub(super) async fn bury(
+    shared: &Shared,
+    delivery: &Delivery,
+    reason: String,
+    results: Option<(&Docket, Duration)>,
+) {
+    let backend = shared.docket.backend();
+    let message = &delivery.message;
+    tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
+    metrics::dead_lettered(&message.task);
+    if let Some((docket, ttl)) = results {
+        let mut state =
+            TaskRecord::new(&message.key, &message.task, Status::Failed, message.attempt);
+        state.error = Some(reason.clone());
+        results::record(docket, &state, ttl).await;
+    }
+    let mut history = message.history.clone();
+    if history
+        .last()
+        .is_none_or(|last| last.attempt != message.attempt)
+    {
+        FailedAttempt::record(
+            &mut history,
+            FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()),
+        );
+    }
+    let burial = Burial { reason, history };
+    if let Err(error) = retry_while_unavailable(|| backend.bury(delivery, burial.clone())).await {
+        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will run again");
+        backend.abandon(&shared.worker, delivery);
+    }
+}

@@ -1,0 +1,187 @@
+//! What reaches a running worker from outside: the signals feed (strike changes, cancels of
+//! running tasks) and the registry of the deliveries it runs, which a cancel looks up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{BACKEND_RETRY, Shared};
+use crate::backend::{AnyBackend, Backend, Delivery, DeliveryId, Message, Signal, SignalFeed};
+use crate::error::Chain;
+use crate::strike::Strike;
+use crate::sync::Locked;
+
+/// How long a cancel signal for a delivery this worker has not started yet is remembered: the
+/// signal and the delivery travel on different connections, so either may arrive first.
+const CANCEL_MEMORY: Duration = Duration::from_secs(300);
+impl Shared {
+    /// The strike holding `message`, if any.
+    pub(super) fn struck(&self, message: &Message) -> Option<Strike> {
+        let strikes = self
+            .strikes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if strikes.is_empty() {
+            return None;
+        }
+        crate::strike::first_match(&strikes, &message.task, &message.args).cloned()
+    }
+
+    pub(super) fn apply(&self, signal: Signal) {
+        match signal {
+            Signal::Cancel { key, delivery } => {
+                if self.running.cancel(&key, delivery.as_ref()) {
+                    tracing::info!(%key, "cancelling a running task");
+                }
+            }
+            Signal::Strikes(strikes) => {
+                *self
+                    .strikes
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = strikes;
+            }
+        }
+    }
+}
+
+/// Subscribe to the worker signals, going on where `ended` stopped, trying again while the
+/// backend is unreachable.
+pub(super) async fn subscribe(
+    backend: &AnyBackend,
+    ended: Option<&SignalFeed>,
+    stop: &CancellationToken,
+) -> Option<SignalFeed> {
+    loop {
+        match backend.signals(ended).await {
+            Ok(signals) => return Some(signals),
+            Err(error) => {
+                tracing::warn!(error = %Chain(&error), "could not subscribe to worker signals; trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(BACKEND_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Follow the worker signals (cancels, strikes) until the worker finishes, subscribing again
+/// whenever the feed is lost.
+pub(super) async fn listen(shared: Arc<Shared>, mut feed: SignalFeed, finished: CancellationToken) {
+    let backend = shared.docket.backend();
+    loop {
+        loop {
+            tokio::select! {
+                () = finished.cancelled() => return,
+                signal = feed.signals.recv() => match signal {
+                    Some(signal) => shared.apply(signal),
+                    None => break,
+                },
+            }
+        }
+        tokio::select! {
+            () = finished.cancelled() => return,
+            () = tokio::time::sleep(BACKEND_RETRY) => {}
+        }
+        feed = match subscribe(backend, Some(&feed), &finished).await {
+            Some(feed) => feed,
+            None => return,
+        };
+    }
+}
+
+/// The cancellation tokens of the deliveries this worker holds, by key; and cancels that came
+/// for deliveries it has not started yet.
+#[derive(Default)]
+pub(super) struct RunningTasks {
+    next: AtomicU64,
+    by_key: Mutex<Runs>,
+}
+
+#[derive(Default)]
+pub(super) struct Runs {
+    by_key: HashMap<String, Vec<Run>>,
+    /// Cancelled deliveries not (yet) held here, and when their cancel came.
+    early: HashMap<DeliveryId, tokio::time::Instant>,
+}
+
+pub(super) struct Run {
+    id: u64,
+    delivery: DeliveryId,
+    token: CancellationToken,
+}
+
+impl RunningTasks {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Runs> {
+        self.by_key.locked()
+    }
+
+    /// Track a delivery from the moment the worker holds it until the returned guard drops. A
+    /// delivery cancelled before it got here starts cancelled.
+    pub(super) fn track<'a>(
+        &'a self,
+        delivery: &Delivery,
+        token: &CancellationToken,
+    ) -> Tracked<'a> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let key = delivery.message.key.clone();
+        let mut runs = self.lock();
+        if runs.early.remove(&delivery.id).is_some() {
+            token.cancel();
+        }
+        runs.by_key.entry(key.clone()).or_default().push(Run {
+            id,
+            delivery: delivery.id.clone(),
+            token: token.clone(),
+        });
+        Tracked {
+            tasks: self,
+            key,
+            id,
+        }
+    }
+
+    /// Cancel the runs of `key` delivered as `delivery` or before it (every run of the key when
+    /// `None`); whether one runs here. A delivery not here yet is remembered for a while, in case it is
+    /// on its way.
+    pub(super) fn cancel(&self, key: &str, delivery: Option<&DeliveryId>) -> bool {
+        let mut runs = self.lock();
+        let mut found = false;
+        if let Some(tracked) = runs.by_key.get(key) {
+            for run in tracked {
+                if delivery.is_none_or(|delivery| run.delivery.not_after(delivery)) {
+                    run.token.cancel();
+                    found = true;
+                }
+            }
+        }
+        if let (false, Some(delivery)) = (found, delivery) {
+            let now = tokio::time::Instant::now();
+            runs.early
+                .retain(|_, at| now.duration_since(*at) < CANCEL_MEMORY);
+            runs.early.insert(delivery.clone(), now);
+        }
+        found
+    }
+}
+
+pub(super) struct Tracked<'a> {
+    tasks: &'a RunningTasks,
+    key: String,
+    id: u64,
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        let mut runs = self.tasks.lock();
+        if let Some(tracked) = runs.by_key.get_mut(&self.key) {
+            tracked.retain(|run| run.id != self.id);
+            if tracked.is_empty() {
+                runs.by_key.remove(&self.key);
+            }
+        }
+    }
+}
