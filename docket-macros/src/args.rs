@@ -113,144 +113,100 @@ impl Parse for Args {
 }
 
 impl Args {
+    /// One `key = value`: the key picks its slot and the grammar of its value.
     fn parse_one(&mut self, input: ParseStream<'_>) -> syn::Result<()> {
         let lookahead = input.lookahead1();
         if lookahead.peek(kw::name) {
-            let key = input.parse::<kw::name>()?;
-            let value = string(input, "`name` takes a string, such as `name = \"scan\"`")?;
-            if value.value().is_empty() {
-                return Err(syn::Error::new_spanned(value, "`name` cannot be empty"));
-            }
-            set_once(&mut self.name, Arg { key, value })
+            set_once(&mut self.name, input, |input| {
+                let value = string(input, "`name` takes a string, such as `name = \"scan\"`")?;
+                if value.value().is_empty() {
+                    return Err(syn::Error::new_spanned(value, "`name` cannot be empty"));
+                }
+                Ok(value)
+            })
         } else if lookahead.peek(kw::retries) {
-            let key = input.parse::<kw::retries>()?;
-            let literal = integer(
-                input,
-                "`retries` takes a whole number, such as `retries = 3`",
-            )?;
-            let value = literal.base10_parse::<u32>().map_err(|_| {
-                syn::Error::new_spanned(
-                    &literal,
-                    format!("`retries` must be from 0 to {}", u32::MAX),
-                )
-            })?;
-            set_once(&mut self.retries, Arg { key, value })
+            set_once(&mut self.retries, input, |input| {
+                let expected = "`retries` takes a whole number, such as `retries = 3`";
+                let literal = integer(input, expected)?;
+                literal.base10_parse().map_err(|_| {
+                    let message = format!("`retries` must be from 0 to {}", u32::MAX);
+                    syn::Error::new_spanned(&literal, message)
+                })
+            })
         } else if lookahead.peek(kw::backoff) {
-            let key = input.parse::<kw::backoff>()?;
-            let literal = string(
-                input,
-                &format!("`backoff` takes a string: {BACKOFF_FORMAT}"),
-            )?;
-            let value = parse_backoff(&literal.value())
-                .map_err(|message| syn::Error::new_spanned(&literal, message))?;
-            set_once(&mut self.backoff, Arg { key, value })
+            let expected = format!("`backoff` takes a string: {BACKOFF_FORMAT}");
+            set_once(&mut self.backoff, input, |input| {
+                checked(input, &expected, parse_backoff)
+            })
         } else if lookahead.peek(kw::jitter) {
-            let key = input.parse::<kw::jitter>()?;
-            let literal = string(
-                input,
-                "`jitter` takes a percentage as a string, such as `jitter = \"20%\"`",
-            )?;
-            let value = parse_percent(&literal.value())
-                .map_err(|message| syn::Error::new_spanned(&literal, message))?;
-            set_once(&mut self.jitter, Arg { key, value })
+            let expected = "`jitter` takes a percentage as a string, such as `jitter = \"20%\"`";
+            set_once(&mut self.jitter, input, |input| {
+                checked(input, expected, parse_percent)
+            })
         } else if lookahead.peek(kw::timeout) {
-            let key = input.parse::<kw::timeout>()?;
-            let value = nonzero_duration(
-                input,
-                "timeout",
-                "`timeout = \"30s\"`",
-                "leave it out for no timeout",
-            )?;
-            set_once(&mut self.timeout, Arg { key, value })
+            let (example, instead) = ("`timeout = \"30s\"`", "leave it out for no timeout");
+            set_once(&mut self.timeout, input, |input| {
+                nonzero_duration(input, "timeout", example, instead)
+            })
         } else if lookahead.peek(kw::every) {
-            let key = input.parse::<kw::every>()?;
-            let value = nonzero_duration(
-                input,
-                "every",
-                "`every = \"5m\"`",
-                "a task cannot run continuously",
-            )?;
-            set_once(&mut self.every, Arg { key, value })
+            let (example, instead) = ("`every = \"5m\"`", "a task cannot run continuously");
+            set_once(&mut self.every, input, |input| {
+                nonzero_duration(input, "every", example, instead)
+            })
         } else if lookahead.peek(kw::cron) {
-            let key = input.parse::<kw::cron>()?;
-            let value = string(input, &format!("`cron` takes a string: {CRON_FORMAT}"))?;
-            check_cron(&value.value())
-                .map_err(|message| syn::Error::new_spanned(&value, message))?;
-            set_once(&mut self.cron, Arg { key, value })
+            set_once(&mut self.cron, input, |input| {
+                let value = string(input, &format!("`cron` takes a string: {CRON_FORMAT}"))?;
+                check_cron(&value.value())
+                    .map_err(|message| syn::Error::new_spanned(&value, message))?;
+                Ok(value)
+            })
         } else if lookahead.peek(kw::tz) {
-            let key = input.parse::<kw::tz>()?;
-            let value = string(
-                input,
-                "`tz` takes an IANA time zone name as a string, such as `tz = \"Europe/Paris\"`",
-            )?;
-            if value.value().trim().is_empty() {
-                return Err(syn::Error::new_spanned(
-                    value,
-                    "`tz` cannot be empty; name an IANA time zone such as `\"Europe/Paris\"`, or \
-                     leave `tz` out for UTC",
-                ));
-            }
-            set_once(&mut self.tz, Arg { key, value })
-        } else if lookahead.peek(kw::concurrency) {
-            let key = input.parse::<kw::concurrency>()?;
-            let param = per_argument(input, "concurrency", "track_id")?;
-            let literal = integer(
-                input,
-                "`concurrency` takes a whole number, such as `concurrency = 4`",
-            )?;
-            let value = nonzero_u32(&literal, "concurrency", "how many may run at once")?;
-            set_once(
-                &mut self.concurrency,
-                Arg {
-                    key,
-                    value: PerArgument { param, value },
-                },
-            )
-        } else if lookahead.peek(kw::rate_limit) {
-            let key = input.parse::<kw::rate_limit>()?;
-            let param = per_argument(input, "rate_limit", "user_id")?;
-            let literal = string(
-                input,
-                &format!("`rate_limit` takes a string: {RATE_FORMAT}"),
-            )?;
-            let value = parse_rate(&literal.value())
-                .map_err(|message| syn::Error::new_spanned(&literal, message))?;
-            set_once(
-                &mut self.rate_limit,
-                Arg {
-                    key,
-                    value: PerArgument { param, value },
-                },
-            )
-        } else if lookahead.peek(kw::debounce) {
-            let key = input.parse::<kw::debounce>()?;
-            let param = per_argument(input, "debounce", "customer_id")?;
-            let value = nonzero_duration(
-                input,
-                "debounce",
-                "`debounce = \"5s\"`",
-                "leave it out to run every schedule",
-            )?;
-            set_once(
-                &mut self.debounce,
-                Arg {
-                    key,
-                    value: PerArgument { param, value },
-                },
-            )
-        } else if lookahead.peek(kw::result) {
-            let key = input.parse::<kw::result>()?;
-            let value = if input.peek(Token![=]) {
-                nonzero_duration(
+            set_once(&mut self.tz, input, |input| {
+                let value = string(
                     input,
-                    "result",
-                    "`result = \"1d\"`, or `result` alone for an hour",
-                    "leave `result` out to keep no results",
-                )?
-            } else {
-                DEFAULT_RESULT_TTL
-            };
-            set_once(&mut self.result, Arg { key, value })
+                    "`tz` takes an IANA time zone name as a string, such as `tz = \"Europe/Paris\"`",
+                )?;
+                if value.value().trim().is_empty() {
+                    return Err(syn::Error::new_spanned(
+                        value,
+                        "`tz` cannot be empty; name an IANA time zone such as `\"Europe/Paris\"`, \
+                         or leave `tz` out for UTC",
+                    ));
+                }
+                Ok(value)
+            })
+        } else if lookahead.peek(kw::concurrency) {
+            set_once(&mut self.concurrency, input, |input| {
+                per_argument(input, "concurrency", "track_id", |input| {
+                    let expected = "`concurrency` takes a whole number, such as `concurrency = 4`";
+                    let literal = integer(input, expected)?;
+                    nonzero_u32(&literal, "concurrency", "how many may run at once")
+                })
+            })
+        } else if lookahead.peek(kw::rate_limit) {
+            let expected = format!("`rate_limit` takes a string: {RATE_FORMAT}");
+            set_once(&mut self.rate_limit, input, |input| {
+                per_argument(input, "rate_limit", "user_id", |input| {
+                    checked(input, &expected, parse_rate)
+                })
+            })
+        } else if lookahead.peek(kw::debounce) {
+            let (example, instead) = ("`debounce = \"5s\"`", "leave it out to run every schedule");
+            set_once(&mut self.debounce, input, |input| {
+                per_argument(input, "debounce", "customer_id", |input| {
+                    nonzero_duration(input, "debounce", example, instead)
+                })
+            })
+        } else if lookahead.peek(kw::result) {
+            let example = "`result = \"1d\"`, or `result` alone for an hour";
+            let instead = "leave `result` out to keep no results";
+            set_once(&mut self.result, input, |input| {
+                if input.peek(Token![=]) {
+                    nonzero_duration(input, "result", example, instead)
+                } else {
+                    Ok(DEFAULT_RESULT_TTL)
+                }
+            })
         } else if input.peek(Ident::peek_any) {
             let unknown = input.call(Ident::parse_any)?;
             Err(syn::Error::new_spanned(
@@ -281,16 +237,23 @@ impl Args {
     }
 }
 
-/// Stores an argument, or reports the key given twice. The one place duplicates are handled.
-fn set_once<K: ToTokens, V>(slot: &mut Option<Arg<K, V>>, arg: Arg<K, V>) -> syn::Result<()> {
+/// Parses a key and its value with `value`, and stores them, or reports the key given twice. The
+/// one place duplicates are handled.
+fn set_once<K: Parse + ToTokens, V>(
+    slot: &mut Option<Arg<K, V>>,
+    input: ParseStream<'_>,
+    value: impl FnOnce(ParseStream<'_>) -> syn::Result<V>,
+) -> syn::Result<()> {
+    let key = input.parse::<K>()?;
+    let value = value(input)?;
     if slot.is_some() {
-        let key = arg.key.to_token_stream();
+        let name = key.to_token_stream();
         return Err(syn::Error::new_spanned(
-            &arg.key,
-            format!("duplicate argument `{key}`; give each argument once"),
+            &key,
+            format!("duplicate argument `{name}`; give each argument once"),
         ));
     }
-    *slot = Some(arg);
+    *slot = Some(Arg { key, value });
     Ok(())
 }
 
@@ -302,6 +265,16 @@ fn string(input: ParseStream<'_>, expected: &str) -> syn::Result<LitStr> {
     } else {
         Err(input.error(expected))
     }
+}
+
+/// `= "..."`, read by `parse`, whose error lands on the string.
+fn checked<T>(
+    input: ParseStream<'_>,
+    expected: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> syn::Result<T> {
+    let literal = string(input, expected)?;
+    parse(&literal.value()).map_err(|message| syn::Error::new_spanned(&literal, message))
 }
 
 /// `= 123`, with `expected` as the error when the value is something else.
@@ -352,24 +325,34 @@ fn nonzero_u32(literal: &LitInt, key: &str, meaning: &str) -> syn::Result<u32> {
     }
 }
 
-/// The optional `(argument)` after a key that can count per argument value.
-fn per_argument(input: ParseStream<'_>, key: &str, example: &str) -> syn::Result<Option<Ident>> {
-    if !input.peek(token::Paren) {
-        return Ok(None);
-    }
-    let content;
-    let parens = syn::parenthesized!(content in input);
-    let usage = || {
-        format!(
-            "`{key}(..)` names one argument of the task to count by, such as \
-             `{key}({example})`; write `{key} = ..` to count the task as a whole"
-        )
+/// The optional `(argument)` after a key that can count per argument value, then the value.
+fn per_argument<V>(
+    input: ParseStream<'_>,
+    key: &str,
+    example: &str,
+    value: impl FnOnce(ParseStream<'_>) -> syn::Result<V>,
+) -> syn::Result<PerArgument<V>> {
+    let param = if input.peek(token::Paren) {
+        let content;
+        let parens = syn::parenthesized!(content in input);
+        // One identifier and nothing else; any other content is wrong as a whole.
+        match content.parse::<Ident>() {
+            Ok(param) if content.is_empty() => Some(param),
+            _ => {
+                let usage = format!(
+                    "`{key}(..)` names one argument of the task to count by, such as \
+                     `{key}({example})`; write `{key} = ..` to count the task as a whole"
+                );
+                return Err(syn::Error::new(parens.span.join(), usage));
+            }
+        }
+    } else {
+        None
     };
-    // One identifier and nothing else; any other content is wrong as a whole.
-    match content.parse::<Ident>() {
-        Ok(param) if content.is_empty() => Ok(Some(param)),
-        _ => Err(syn::Error::new(parens.span.join(), usage())),
-    }
+    Ok(PerArgument {
+        param,
+        value: value(input)?,
+    })
 }
 
 /// Skips the rest of a malformed argument, so parsing resumes at the next one.
