@@ -11,6 +11,8 @@
 
 mod args;
 mod check;
+#[cfg(test)]
+mod conformance;
 mod cron;
 mod errors;
 mod expand;

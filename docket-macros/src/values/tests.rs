@@ -70,7 +70,43 @@ fn huge_durations_are_rejected_not_wrapped() {
             .unwrap_err()
             .contains("too long")
     );
-    assert!(parse_duration("1.0000000000000000000000000000000000000000s").is_err());
+}
+
+#[test]
+fn zeros_that_do_not_change_the_value_are_fine() {
+    assert_eq!(
+        parse_duration("1.0000000000000000000000000000000000000000s"),
+        Ok(ms(1_000))
+    );
+    assert_eq!(
+        parse_duration("0000000000000000000000000000000000000030s"),
+        Ok(ms(30_000))
+    );
+    assert!(
+        parse_duration("0.00000000001s")
+            .unwrap_err()
+            .contains("whole number of milliseconds")
+    );
+}
+
+/// The command line reads durations with its own copy of `parse_duration`; both follow this table.
+#[test]
+fn durations_follow_the_shared_conformance_table() {
+    let table = include_str!("../../../conformance/durations.txt");
+    let mut count = 0;
+    for (input, columns) in crate::conformance::cases(table) {
+        let parsed = parse_duration(input);
+        match columns[..] {
+            ["error"] => assert!(parsed.is_err(), "{input:?} parsed as {parsed:?}"),
+            [millis] => {
+                let millis: u64 = millis.parse().expect("milliseconds or `error`");
+                assert_eq!(parsed, Ok(ms(millis)), "{input:?}");
+            }
+            _ => panic!("{input:?}: expected one column, milliseconds or `error`"),
+        }
+        count += 1;
+    }
+    assert!(count >= 50, "only {count} cases read");
 }
 
 #[test]
