@@ -1,19 +1,46 @@
 //! Integration, crash, chaos and compile-fail tests of docket, and what they share.
 //!
-//! The `tests/` folder holds the test binaries; this library holds what they share: the private
-//! `redis-server` harness (also used by the chaos binary) and a background worker.
+//! The `tests/` folder holds the test binaries; this library holds what more than one of them
+//! uses:
+//!
+//! - [`redis_server`]: a private `redis-server` per test, plain or TLS (with [`Certs`] from a
+//!   private CA), that a test can kill, shut down, restart and send raw commands; a docket name
+//!   no other test uses ([`unique_name`]) and a free port ([`free_port`]). The chaos and soak
+//!   binaries use it too.
+//! - [`background`]: a worker running on the test's runtime until the test stops it.
+//! - [`probe`]: where tasks report their runs and what their context said ([`Probe`]), so a test
+//!   can assert on effects; it can also hold a task until the test releases it.
+//! - Waiting with a deadline ([`PATIENCE`]): [`eventually`] a condition holds, a future ends
+//!   [`in_time`], a worker [`finish`]es a docket's work. A hang fails the test, naming what it
+//!   waited for.
+//! - [`same_time`]: two times equal at the millisecond precision a backend stores.
+//!
+//! Task definitions (`#[docket::task]` functions) are not here, and never should be: a task is
+//! registered in every binary that links it, and a registered task changes what every worker of
+//! that binary does. A recurring task is started by every worker; one that takes a `State<T>`
+//! stops any worker whose docket does not provide it. So each test binary defines its own
+//! tasks, and the shared behaviour suite defines its tasks in `tests/behaviour/tasks.rs`.
+//!
+//! Not here yet: the tracing capture (`tests/behaviour/capture.rs`), which needs `tracing` and
+//! `tracing-subscriber` as dependencies of this library rather than of its tests only.
+//!
+//! [`Certs`]: redis_server::Certs
+//! [`unique_name`]: redis_server::unique_name
+//! [`free_port`]: redis_server::free_port
+//! [`Probe`]: probe::Probe
 
 pub mod background;
+pub mod probe;
 pub mod redis_server;
+mod wait;
 
-use std::time::{Duration, Instant};
+pub use wait::{PATIENCE, eventually, finish, in_time};
 
-/// Wait until `done` holds, looking every 10 ms; fail the test, naming `what`, if it does not
-/// within `patience`.
-pub async fn eventually(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + patience;
-    while !done().await {
-        assert!(Instant::now() < deadline, "gave up waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+use std::time::{Duration, SystemTime};
+
+/// `a` and `b` within a millisecond of each other: a backend may store times at millisecond
+/// precision, so a time read back can differ from the one written by less than that.
+pub fn same_time(a: SystemTime, b: SystemTime) -> bool {
+    let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
+    apart.is_ok_and(|apart| apart <= Duration::from_millis(1))
 }

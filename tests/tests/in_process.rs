@@ -5,10 +5,6 @@
 //! at traces run on a current-thread runtime, so the tasks they spawn run on the thread whose
 //! subscriber captures them.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
 #[allow(dead_code, reason = "this binary uses part of the shared capture")]
 #[path = "behaviour/capture.rs"]
 mod capture;
@@ -17,11 +13,10 @@ use std::time::{Duration, Instant};
 
 use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Task, Worker};
 
-use self::capture::{Capture, CapturedSpan};
-use self::probe::Probe;
+use tests::probe::Probe;
+use tests::{PATIENCE, finish};
 
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
+use self::capture::{Capture, CapturedSpan};
 
 /// Records one run, labelled `label`.
 #[docket::task]
@@ -43,14 +38,6 @@ async fn wait_for_release(probe: String, label: String) {
     let run = probe.start(label);
     probe.released().await;
     run.finish();
-}
-
-/// Wait until every in-process task of `docket` has ended.
-async fn finish(docket: &Docket) {
-    tokio::time::timeout(PATIENCE, Worker::new(docket).run_until_finished())
-        .await
-        .expect("the in-process tasks finished in time")
-        .expect("waiting for in-process tasks cannot fail");
 }
 
 /// On a fresh in-process docket, schedule what `schedule` makes for a new probe's id and wait

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use docket::{Docket, Worker};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tests::finish;
 use tests::redis_server::{RedisServer, unique_name};
 
 #[docket::task]
@@ -89,16 +90,6 @@ fn totals() -> std::sync::MutexGuard<'static, Totals> {
 fn counter(name: &str, task: &str) -> u64 {
     let id = metric(name, "task", task);
     totals().counters.get(&id).copied().unwrap_or(0)
-}
-
-async fn finish(docket: &Docket) {
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        Worker::new(docket).run_until_finished(),
-    )
-    .await
-    .expect("the worker finished in time")
-    .unwrap();
 }
 
 #[tokio::test]

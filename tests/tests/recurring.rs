@@ -6,22 +6,15 @@
 //! each test's docket runs all of them, and each run reports to the probe named after its
 //! docket, so a test sees its own docket's runs only.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use docket::{Context, Docket, Task, Worker};
 use tests::background::Background;
+use tests::probe::{Probe, Seen};
 use tests::redis_server::{RedisServer, unique_name};
-
-use self::probe::{Probe, Seen};
-
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
+use tests::{PATIENCE, same_time};
 
 /// Slack allowed above an expected time before it counts as not honoured.
 const SLACK: Duration = Duration::from_secs(2);
@@ -104,12 +97,6 @@ async fn open(backend: Backend, handles: usize) -> (Vec<Docket>, Arc<Probe>, Opt
 /// What the runs of `key` saw, in the order they ran.
 fn seen_of(probe: &Probe, key: &str) -> Vec<Seen> {
     probe.seen().into_iter().filter(|s| s.key == key).collect()
-}
-
-/// `a` and `b` within a millisecond: a backend may store times at millisecond precision.
-fn same_time(a: SystemTime, b: SystemTime) -> bool {
-    let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
-    apart.is_ok_and(|apart| apart <= Duration::from_millis(1))
 }
 
 /// Wait until `key` has run `runs` times.

@@ -3,16 +3,11 @@
 //! and the commands of an idle worker. DESIGN.md's ceilings: 6 server and 2.1 client commands per
 //! plain task, amortized; at most 2 commands a minute from an idle worker.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
 use std::time::{Duration, Instant};
 
 use docket::{Docket, Worker};
+use tests::probe::Probe;
 use tests::redis_server::{RedisServer, Reply, unique_name};
-
-use self::probe::Probe;
 
 #[docket::task]
 async fn noop(n: u32) {

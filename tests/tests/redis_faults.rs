@@ -1,10 +1,6 @@
 //! The Redis backend under bad input and failures: garbage in the stream, an unreachable or
 //! restarting server, secrets in URLs. The worker keeps running and nothing is lost.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
 #[allow(dead_code, reason = "this binary uses part of the shared capture")]
 #[path = "behaviour/capture.rs"]
 mod capture;
@@ -13,13 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use self::background::Background;
 use docket::{Docket, Placement, Worker};
+use tests::background::Background;
+use tests::eventually;
+use tests::probe::Probe;
+use tests::redis_server::{RedisServer, free_port, unique_name};
 
 use self::capture::Capture;
-use self::probe::Probe;
-use tests::eventually;
-use tests::redis_server::{RedisServer, free_port, unique_name};
 
 /// Records one run, labelled `label`.
 #[docket::task]
@@ -44,39 +40,6 @@ fn counted(run: &str) -> usize {
         .iter()
         .filter(|(r, _)| r == run)
         .count()
-}
-
-/// A worker running in the background until stopped.
-mod background {
-    use tokio::sync::oneshot;
-    use tokio::task::JoinHandle;
-
-    pub(crate) struct Background {
-        fire: Option<oneshot::Sender<()>>,
-        worker: Option<JoinHandle<docket::Result<()>>>,
-    }
-
-    impl Background {
-        pub(crate) fn run(worker: docket::Worker) -> Background {
-            let (fire, fired) = oneshot::channel::<()>();
-            let worker = tokio::spawn(worker.run_until(async {
-                let _ = fired.await;
-            }));
-            Background {
-                fire: Some(fire),
-                worker: Some(worker),
-            }
-        }
-
-        pub(crate) async fn stop(mut self) -> docket::Result<()> {
-            let _ = self.fire.take().unwrap().send(());
-            self.worker
-                .take()
-                .unwrap()
-                .await
-                .expect("the worker panicked")
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +205,7 @@ async fn survive_restarts(server: &mut RedisServer, restart: fn(&mut RedisServer
             .await
             .unwrap();
     }
-    let worker = Background::run(Worker::new(&docket).concurrency(4));
+    let worker = Background::start(Worker::new(&docket).concurrency(4));
 
     eventually("some tasks to run", Duration::from_secs(10), async || {
         counted(&run) >= 20
@@ -270,7 +233,7 @@ async fn survive_restarts(server: &mut RedisServer, restart: fn(&mut RedisServer
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    worker.stop().await.unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +283,7 @@ async fn a_worker_carries_on_after_redis_restarts_without_its_data() {
         .unwrap();
     let worker = Worker::new(&docket);
     let health = worker.health();
-    let background = Background::run(worker);
+    let background = Background::start(worker);
     let run = unique_name("emptied-run");
     CountUp::schedule(run.clone(), 1).on(&docket).await.unwrap();
     eventually("the first task", Duration::from_secs(10), async || {
@@ -352,5 +315,5 @@ async fn a_worker_carries_on_after_redis_restarts_without_its_data() {
         counted(&run) == 2
     })
     .await;
-    background.stop().await.unwrap();
+    background.stop().await;
 }

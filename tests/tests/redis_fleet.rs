@@ -4,23 +4,15 @@
 //!
 //! The other process is `docket-test-worker`; its tasks log `start N PID` and `done N PID`.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use docket::{Docket, Error, Worker, results::Status};
 use tests::background::Background;
+use tests::probe::Probe;
 use tests::redis_server::{RedisServer, unique_name};
-
-use self::probe::Probe;
-
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
+use tests::{PATIENCE, eventually, in_time};
 
 // Tasks of `docket-test-worker` this binary schedules by type, declared the same way there: a
 // producer that links a task records its state from the moment it is scheduled. Workers of this
@@ -145,17 +137,6 @@ fn read(log: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn in_time<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
-}
-
-/// Wait until `check` holds; fail the test, naming `what`, if it never does.
-async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
-    tests::eventually(what, PATIENCE, check).await;
-}
-
 // Results.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +171,7 @@ async fn a_result_is_returned_to_another_process_than_the_one_that_ran_the_task(
 
 /// Wait until the snapshot of `docket` is empty: everything settled.
 async fn until_settled(docket: &Docket) {
-    eventually("everything is settled", || async {
+    eventually("everything is settled", PATIENCE, || async {
         docket.snapshot().await.unwrap().is_empty()
     })
     .await;
@@ -206,7 +187,7 @@ async fn a_task_running_in_another_process_is_cancelled() {
         .unwrap();
     let mut processes = Processes::new(&server);
     processes.spawn(&server, &docket);
-    eventually("the task runs in the worker process", || async {
+    eventually("the task runs in the worker process", PATIENCE, || async {
         processes.count("start", 1) == 1
     })
     .await;
@@ -236,7 +217,7 @@ async fn a_task_keeping_state_cancelled_in_another_process_is_recorded_as_cancel
         .unwrap();
     let mut processes = Processes::new(&server);
     processes.spawn(&server, &docket);
-    eventually("the task runs in the worker process", || async {
+    eventually("the task runs in the worker process", PATIENCE, || async {
         processes.count("start", 2) == 1
     })
     .await;

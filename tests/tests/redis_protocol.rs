@@ -8,10 +8,6 @@
 //! docket worker happens to produce. The tests that need injected faults (`failpoints`) are in
 //! `redis_protocol/faults.rs`.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
 #[path = "redis_protocol/faults.rs"]
 mod faults;
 
@@ -22,13 +18,9 @@ use std::time::{Duration, Instant};
 
 use docket::{Disposition, Docket, Task, Worker, strike::Strike};
 use tests::background::Background;
-use tests::eventually;
+use tests::probe::Probe;
 use tests::redis_server::{RedisServer, Reply, unique_name};
-
-use self::probe::Probe;
-
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
+use tests::{PATIENCE, eventually};
 
 // ---------------------------------------------------------------------------------------------
 // Tasks

@@ -6,20 +6,12 @@
 //! its state, so a task with a `State` parameter in the shared suite would stop every worker
 //! there.
 
-#[allow(dead_code, reason = "this binary uses part of the shared recorder")]
-#[path = "behaviour/probe.rs"]
-mod probe;
-
-use std::future::Future;
 use std::time::Duration;
 
 use docket::{Docket, Error, State, Worker};
+use tests::probe::Probe;
 use tests::redis_server::{RedisServer, unique_name};
-
-use self::probe::Probe;
-
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
+use tests::{finish, in_time};
 
 /// What the greeting task is given rather than sent.
 #[derive(Debug, Clone)]
@@ -31,22 +23,6 @@ async fn greet(probe: String, name: String, State(greeting): State<Greeting>) {
     Probe::find(&probe)
         .start(format!("{} {name}", greeting.0))
         .finish();
-}
-
-async fn in_time<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
-}
-
-/// Run a worker until nothing is left to do.
-async fn finish(docket: &Docket) {
-    in_time(
-        "the worker to finish",
-        Worker::new(docket).run_until_finished(),
-    )
-    .await
-    .expect("the worker ran without error");
 }
 
 async fn memory() -> Docket {

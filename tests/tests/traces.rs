@@ -8,7 +8,8 @@ mod capture;
 
 use std::time::Duration;
 
-use docket::{Docket, Worker};
+use docket::Docket;
+use tests::finish;
 use tests::redis_server::{RedisServer, unique_name};
 
 use self::capture::{Capture, CapturedSpan};
@@ -25,16 +26,6 @@ async fn traced_parent(label: String, ctx: docket::Context) -> Result<(), docket
         .on(ctx.docket())
         .await
         .map(drop)
-}
-
-async fn finish(docket: &Docket) {
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        Worker::new(docket).run_until_finished(),
-    )
-    .await
-    .expect("the worker finished in time")
-    .unwrap();
 }
 
 /// The one span named `name` whose `key` is `key`.

@@ -23,7 +23,6 @@
 
 pub(crate) mod capture;
 pub(crate) mod policies;
-pub(crate) mod probe;
 mod tasks;
 
 // The suite calls each behaviour by its name in this module.
@@ -34,9 +33,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use docket::{Disposition, Docket, Placement, Worker, inspect::DeadLetter};
 use tests::background::Background;
+use tests::probe::Probe;
+use tests::{PATIENCE, finish, same_time};
 
 use self::capture::Capture;
-use self::probe::Probe;
 use self::tasks::{
     FailAlways, FailThenSucceed, FailThenWaitAnHour, FailWithExponentialBackoff, NoteRun,
     OverrunTimeout, PanicAlways, SleepFor, WaitForRelease,
@@ -116,9 +116,6 @@ impl<K> Opened for (Docket, K) {
     }
 }
 
-/// Far longer than anything here takes; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
-
 /// Slack allowed above an expected delay before it counts as not honoured. Generous: a loaded
 /// machine is slow, and these tests are not about speed.
 const SLACK: Duration = Duration::from_secs(2);
@@ -128,14 +125,6 @@ pub(crate) fn unique_name(backend: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("behaviour-{backend}-{}-{n}", std::process::id())
-}
-
-/// Run a worker until nothing is left to do.
-async fn finish(docket: &Docket) {
-    tokio::time::timeout(PATIENCE, Worker::new(docket).run_until_finished())
-        .await
-        .expect("the worker finished its work in time")
-        .expect("the worker ran without error");
 }
 
 /// Wait until `check` holds; fail the test, naming `what`, if it never does.
@@ -154,12 +143,6 @@ async fn only_dead_letter(docket: &Docket, key: &str) -> DeadLetter {
     let dead = dead.remove(0);
     assert_eq!(dead.key, key, "the dead letter is the task scheduled");
     dead
-}
-
-/// `a` and `b` within a millisecond: a backend may store times at millisecond precision.
-fn same_time(a: SystemTime, b: SystemTime) -> bool {
-    let apart = a.duration_since(b).or_else(|_| b.duration_since(a));
-    apart.is_ok_and(|apart| apart <= Duration::from_millis(1))
 }
 
 /// Schedule a `note_run` labelled `label`, due `delay` from now; when it was scheduled.

@@ -14,7 +14,6 @@ use docket::{
     strike::Operator, strike::Strike,
 };
 
-use super::probe::Probe;
 use super::tasks::{
     AddUp, AskToRetry, Debounced, DebouncedPerCustomer, ExtendOwnTimeout, FailAlways, FailForGood,
     FailKeepingState, FailWithJitter, FourAtOnce, LookAtContext, LoopOnSleeps,
@@ -24,6 +23,8 @@ use super::{
     Background, PATIENCE, SLACK, assert_retried_after, dead_letters, eventually, finish,
     only_dead_letter, same_time,
 };
+use tests::in_time;
+use tests::probe::Probe;
 
 /// One `#[tokio::test]` per policy behaviour, each on a docket of its own from `$open` (see
 /// `behaviour_suite!`, which includes these).
@@ -677,13 +678,6 @@ pub(crate) async fn debounce_by_argument_collapses_each_value_on_its_own(docket:
 }
 
 // Results.
-
-/// Wait for `what`, failing the test when it takes longer than [`PATIENCE`].
-async fn in_time<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("gave up waiting for {what}"))
-}
 
 pub(crate) async fn a_kept_result_is_returned_by_scheduled_result_and_docket_result(
     docket: Docket,

@@ -1,8 +1,13 @@
 //! The tasks the suite schedules. Each reports to the [`Probe`] whose id it is given.
+//!
+//! They are defined here, in the suite's binaries, and not in the `tests` library, on purpose:
+//! every task registered in a binary changes what each worker of that binary does. So no task
+//! here is recurring or takes a `State<T>` (every worker would start the one, and refuse to start
+//! without the other); those have binaries of their own (`recurring.rs`, `state.rs`).
 
 use std::time::Duration;
 
-use super::probe::Probe;
+use tests::probe::Probe;
 
 /// Records one run, labelled `label`.
 #[docket::task]

@@ -13,14 +13,13 @@ use std::time::Duration;
 use docket::failpoint::{self, Fault};
 use docket::{Docket, Worker};
 use tests::background::Background;
-use tests::eventually;
+use tests::probe::Probe;
 use tests::redis_server::{RedisServer, unique_name};
+use tests::{PATIENCE, eventually};
 
-use super::probe::Probe;
 use super::{
-    Hold, Note, OneAtATime, PATIENCE, ThreadWorker, clients_with, count, indexed_id, keys,
-    open_memory, open_redis, pending, pending_entry, queued_keys, running_keys, until_empty,
-    until_renewed,
+    Hold, Note, OneAtATime, ThreadWorker, clients_with, count, indexed_id, keys, open_memory,
+    open_redis, pending, pending_entry, queued_keys, running_keys, until_empty, until_renewed,
 };
 
 type Rule = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;

@@ -3,6 +3,19 @@
 //! A task's arguments can only be data, so a test hands its task the probe's id (`probe.id()`),
 //! and the task looks the probe up again with [`Probe::find`]. Every test makes its own probe, so
 //! tests running side by side in one process never see each other's runs.
+//!
+//! ```ignore
+//! /// Records one run, labelled `label`.
+//! #[docket::task]
+//! async fn note_run(probe: String, label: String) {
+//!     Probe::find(&probe).start(label).finish();
+//! }
+//!
+//! let probe = Probe::new();
+//! NoteRun::schedule(probe.id(), "now".into()).on(&docket).await?;
+//! tests::finish(&docket).await;
+//! assert_eq!(probe.labels(), ["now"]);
+//! ```
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -12,16 +25,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 
+use crate::PATIENCE;
+
 /// Every probe of the process, by id.
 static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Mutex::default);
 
-/// How long [`Probe::until`] waits before declaring the test failed. Far longer than any test
-/// needs; it only turns a hang into a readable failure.
-const PATIENCE: Duration = Duration::from_secs(10);
-
 /// What one test's tasks did.
 #[derive(Debug)]
-pub(crate) struct Probe {
+pub struct Probe {
     id: String,
     runs: Mutex<Vec<Run>>,
     /// Runs started and not yet ended (finished, failed, timed out or panicked).
@@ -38,45 +49,48 @@ pub(crate) struct Probe {
 
 /// One run of a task body: an attempt, as the task itself saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Run {
+pub struct Run {
     /// What the task said about this run, such as its arguments.
-    pub(crate) label: String,
+    pub label: String,
     /// When the body started.
-    pub(crate) started: Instant,
+    pub started: Instant,
     /// When the body reached its end; `None` if it has not, or never will.
-    pub(crate) finished: Option<Instant>,
+    pub finished: Option<Instant>,
 }
 
 /// What a task saw of one attempt through its [`docket::Context`].
 #[derive(Debug, Clone)]
-pub(crate) struct Seen {
-    pub(crate) key: String,
-    pub(crate) attempt: u32,
-    pub(crate) due: SystemTime,
+pub struct Seen {
+    /// [`docket::Context::key`].
+    pub key: String,
+    /// [`docket::Context::attempt`]: 1 for the first.
+    pub attempt: u32,
+    /// [`docket::Context::due`].
+    pub due: SystemTime,
     /// The name of the docket [`docket::Context::docket`] gave.
-    pub(crate) docket: String,
+    pub docket: String,
     /// When the task looked.
-    pub(crate) at: SystemTime,
+    pub at: SystemTime,
 }
 
 /// A run in progress. Dropping it without [`Running::finish`] (a timeout, a panic) ends the
 /// run without marking it finished.
 #[derive(Debug)]
-pub(crate) struct Running {
+pub struct Running {
     probe: Arc<Probe>,
     index: usize,
 }
 
 impl Probe {
     /// A new probe, findable by its id until the process exits.
-    pub(crate) fn new() -> Arc<Probe> {
+    pub fn new() -> Arc<Probe> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Probe::named(&format!("probe-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 
     /// A new probe with the id `id`, for tasks that cannot be handed an id: recurring tasks take
     /// no arguments, so they look up the probe named after their docket.
-    pub(crate) fn named(id: &str) -> Arc<Probe> {
+    pub fn named(id: &str) -> Arc<Probe> {
         let probe = Arc::new(Probe {
             id: id.to_owned(),
             runs: Mutex::default(),
@@ -91,22 +105,22 @@ impl Probe {
     }
 
     /// The probe with this id: what a task calls with the id it was given.
-    pub(crate) fn find(id: &str) -> Arc<Probe> {
+    pub fn find(id: &str) -> Arc<Probe> {
         Probe::lookup(id).unwrap_or_else(|| panic!("no probe `{id}`; pass a task `probe.id()`"))
     }
 
     /// The probe with this id, if there is one.
-    pub(crate) fn lookup(id: &str) -> Option<Arc<Probe>> {
+    pub fn lookup(id: &str) -> Option<Arc<Probe>> {
         lock(&PROBES).get(id).cloned()
     }
 
     /// The id to pass to a task.
-    pub(crate) fn id(&self) -> String {
+    pub fn id(&self) -> String {
         self.id.clone()
     }
 
     /// Record that a task body started.
-    pub(crate) fn start(self: &Arc<Self>, label: impl Into<String>) -> Running {
+    pub fn start(self: &Arc<Self>, label: impl Into<String>) -> Running {
         let label = label.into();
         {
             let mut by_label = lock(&self.by_label);
@@ -132,25 +146,25 @@ impl Probe {
     }
 
     /// Every run so far, in the order they started.
-    pub(crate) fn runs(&self) -> Vec<Run> {
+    pub fn runs(&self) -> Vec<Run> {
         lock(&self.runs).clone()
     }
 
     /// The one run so far; fails the test if there were none, or more than one.
     #[track_caller]
-    pub(crate) fn only_run(&self) -> Run {
+    pub fn only_run(&self) -> Run {
         let mut runs = self.runs();
         assert_eq!(runs.len(), 1, "{runs:#?}");
         runs.remove(0)
     }
 
     /// How many runs started.
-    pub(crate) fn starts(&self) -> usize {
+    pub fn starts(&self) -> usize {
         lock(&self.runs).len()
     }
 
     /// How many runs reached their end.
-    pub(crate) fn finishes(&self) -> usize {
+    pub fn finishes(&self) -> usize {
         lock(&self.runs)
             .iter()
             .filter(|run| run.finished.is_some())
@@ -158,15 +172,22 @@ impl Probe {
     }
 
     /// The labels of the runs, in the order they started.
-    pub(crate) fn labels(&self) -> Vec<String> {
+    pub fn labels(&self) -> Vec<String> {
         lock(&self.runs)
             .iter()
             .map(|run| run.label.clone())
             .collect()
     }
 
+    /// The labels of the runs, sorted: for runs whose order is not part of the test.
+    pub fn sorted_labels(&self) -> Vec<String> {
+        let mut labels = self.labels();
+        labels.sort();
+        labels
+    }
+
     /// The time between each start and the next.
-    pub(crate) fn gaps(&self) -> Vec<Duration> {
+    pub fn gaps(&self) -> Vec<Duration> {
         let runs = lock(&self.runs);
         runs.windows(2)
             .map(|pair| pair[1].started.duration_since(pair[0].started))
@@ -174,22 +195,22 @@ impl Probe {
     }
 
     /// The most runs that were in progress at one moment.
-    pub(crate) fn most_running(&self) -> usize {
+    pub fn most_running(&self) -> usize {
         self.most_running.load(Ordering::SeqCst)
     }
 
     /// The most runs labelled `label` that were in progress at one moment.
-    pub(crate) fn most_running_of(&self, label: &str) -> usize {
+    pub fn most_running_of(&self, label: &str) -> usize {
         lock(&self.by_label).get(label).map_or(0, |(_, most)| *most)
     }
 
     /// How many runs are in progress now: started, and neither finished nor dropped.
-    pub(crate) fn in_progress(&self) -> usize {
+    pub fn in_progress(&self) -> usize {
         self.running.load(Ordering::SeqCst)
     }
 
     /// Record what a task sees of its attempt through its context.
-    pub(crate) fn saw(&self, context: &docket::Context) {
+    pub fn saw(&self, context: &docket::Context) {
         lock(&self.seen).push(Seen {
             key: context.key().to_owned(),
             attempt: context.attempt(),
@@ -200,17 +221,17 @@ impl Probe {
     }
 
     /// Everything tasks saw of their attempts, in the order they looked.
-    pub(crate) fn seen(&self) -> Vec<Seen> {
+    pub fn seen(&self) -> Vec<Seen> {
         lock(&self.seen).clone()
     }
 
     /// Let `n` tasks waiting in [`Probe::released`] go on.
-    pub(crate) fn release(&self, n: usize) {
+    pub fn release(&self, n: usize) {
         self.gate.add_permits(n);
     }
 
     /// Wait until the test calls [`Probe::release`].
-    pub(crate) async fn released(&self) {
+    pub async fn released(&self) {
         self.gate
             .acquire()
             .await
@@ -221,7 +242,7 @@ impl Probe {
     /// Wait until the first run has started; only then await `start_second`, which starts
     /// another (by scheduling a task, say); then wait until that second run has started too.
     /// What `start_second` returned.
-    pub(crate) async fn while_the_first_runs<F: IntoFuture>(&self, start_second: F) -> F::Output {
+    pub async fn while_the_first_runs<F: IntoFuture>(&self, start_second: F) -> F::Output {
         self.until("the first run starts", |p| p.starts() == 1)
             .await;
         let started = start_second.await;
@@ -230,8 +251,9 @@ impl Probe {
         started
     }
 
-    /// Wait until `done` holds for this probe; fail the test, naming `what`, if it never does.
-    pub(crate) async fn until(&self, what: &str, done: impl Fn(&Probe) -> bool) {
+    /// Wait until `done` holds for this probe; fail the test, naming `what` and listing the runs,
+    /// if it does not within [`PATIENCE`].
+    pub async fn until(&self, what: &str, done: impl Fn(&Probe) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         while !done(self) {
             assert!(
@@ -246,7 +268,7 @@ impl Probe {
 
 impl Running {
     /// Record that the body reached its end.
-    pub(crate) fn finish(self) {
+    pub fn finish(self) {
         lock(&self.probe.runs)[self.index].finished = Some(Instant::now());
     }
 }
