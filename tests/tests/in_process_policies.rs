@@ -9,4 +9,4 @@ async fn open() -> docket::Docket {
     docket::Docket::in_process()
 }
 
-behaviour::policies::policies_suite!(open);
+behaviour::policies_suite!(open);

@@ -1,0 +1,138 @@
+//! Keys: a task scheduled under the key of a waiting or running one is a duplicate, unless it
+//! replaces it; a key is free again once its task has run.
+
+use std::time::Duration;
+
+use docket::{Disposition, Docket};
+use tests::probe::Probe;
+use tests::{PATIENCE, eventually, finish};
+
+use super::start_a_task_awaiting_release;
+use super::tasks::{NoteRun, WaitForRelease};
+
+pub(crate) async fn a_second_task_with_the_key_of_a_waiting_one_is_a_duplicate_and_never_runs(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let first = NoteRun::schedule(probe.id(), "first".into())
+        .after(Duration::from_millis(100))
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+    let second = NoteRun::schedule(probe.id(), "second".into())
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(first.disposition(), Disposition::Added);
+    assert_eq!(second.disposition(), Disposition::Duplicate);
+    assert_eq!(second.key(), "report-7");
+    assert_eq!(probe.labels(), ["first"]);
+}
+
+pub(crate) async fn a_second_task_with_the_key_of_a_running_one_is_a_duplicate(docket: Docket) {
+    let probe = Probe::new();
+    let (worker, _) = start_a_task_awaiting_release(&docket, &probe, "export-1").await;
+    probe
+        .until("the keyed task runs", |p| p.starts() == 1)
+        .await;
+
+    let again = WaitForRelease::schedule(probe.id())
+        .key("export-1")
+        .on(&docket)
+        .await
+        .unwrap();
+    probe.release(2);
+    eventually("the docket is empty", PATIENCE, || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(again.disposition(), Disposition::Duplicate);
+    assert_eq!(probe.starts(), 1, "the duplicate must not run");
+}
+
+pub(crate) async fn a_key_is_free_again_once_its_task_has_run(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "first".into())
+        .key("digest")
+        .on(&docket)
+        .await
+        .unwrap();
+    finish(&docket).await;
+
+    let again = NoteRun::schedule(probe.id(), "second".into())
+        .key("digest")
+        .on(&docket)
+        .await
+        .unwrap();
+    finish(&docket).await;
+
+    assert_eq!(again.disposition(), Disposition::Added);
+    assert_eq!(probe.labels(), ["first", "second"]);
+}
+
+pub(crate) async fn replace_swaps_the_waiting_task_for_the_new_one(docket: Docket) {
+    let probe = Probe::new();
+    NoteRun::schedule(probe.id(), "old".into())
+        .after(Duration::from_millis(100))
+        .key("report-7")
+        .on(&docket)
+        .await
+        .unwrap();
+    let replacement = NoteRun::schedule(probe.id(), "new".into())
+        .key("report-7")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+
+    finish(&docket).await;
+
+    assert_eq!(replacement.disposition(), Disposition::Replaced);
+    assert_eq!(probe.labels(), ["new"], "only the replacement runs");
+}
+
+pub(crate) async fn a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let (worker, worker_id) = start_a_task_awaiting_release(&docket, &probe, "export-1").await;
+
+    let replace = NoteRun::schedule(probe.id(), "replacement".into())
+        .key("export-1")
+        .replace()
+        .on(&docket);
+    let replacement = probe.while_the_first_runs(replace).await.unwrap();
+    let snapshot = docket.snapshot().await.unwrap();
+    probe.release(1);
+    eventually("the docket is empty", PATIENCE, || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(
+        replacement.disposition(),
+        Disposition::Added,
+        "nothing was waiting to be replaced"
+    );
+    // The replacement may still be settling; the replaced run must be there either way.
+    assert!(
+        snapshot.running.iter().any(|task| task.key == "export-1"
+            && task.task == "wait_for_release"
+            && task.worker.as_deref() == Some(worker_id.as_str())),
+        "the replaced run still runs: {snapshot:#?}"
+    );
+    let runs = probe.runs();
+    assert_eq!(runs[1].label, "replacement");
+    assert!(
+        runs[0].finished.is_some(),
+        "the replaced run was not interrupted: {runs:#?}"
+    );
+}
