@@ -151,12 +151,7 @@ macro_rules! policies_suite {
             strikes::{
                 a_strike_by_task_name_holds_its_tasks_until_restored,
                 a_strike_made_while_a_worker_runs_holds_the_tasks_it_claims_afterwards,
-                a_strike_where_an_argument_equals_a_value_holds_exactly_those_runs,
-                a_strike_where_an_argument_differs_from_a_value_holds_exactly_those_runs,
-                a_strike_where_an_argument_is_greater_than_a_value_holds_exactly_those_runs,
-                a_strike_where_an_argument_is_at_least_a_value_holds_exactly_those_runs,
-                a_strike_where_an_argument_is_less_than_a_value_holds_exactly_those_runs,
-                a_strike_where_an_argument_is_at_most_a_value_holds_exactly_those_runs,
+                a_strike_where_an_argument_compares_with_a_value_holds_exactly_those_runs,
             },
             limits::{
                 a_concurrency_limit_per_argument_value_is_never_exceeded,

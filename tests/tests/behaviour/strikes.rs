@@ -110,82 +110,74 @@ pub(crate) async fn a_strike_made_while_a_worker_runs_holds_the_tasks_it_claims_
     assert_eq!(probe.labels(), ["1", "2"]);
 }
 
-/// Strike `note_value` runs whose `n` compares with 3 by `op`, schedule `n` = 1 to 5, and check
-/// that exactly `held` are held while the others run, and that restoring runs them.
-async fn a_strike_by_argument_holds_exactly(docket: Docket, op: Operator, held: &[i64]) {
-    let probe = Probe::new();
-    let strike = Strike::task(NoteValue::NAME).when("n", op, 3);
-    docket.strike(strike.clone()).await.unwrap();
-    for n in 1..=5 {
-        NoteValue::schedule(probe.id(), n)
-            .key(format!("n-{n}"))
-            .on(&docket)
-            .await
-            .unwrap();
-    }
-    let ran: Vec<String> = (1..=5)
-        .filter(|n| !held.contains(n))
-        .map(|n| n.to_string())
-        .collect();
-    let held_keys_expected: BTreeSet<String> = held.iter().map(|n| format!("n-{n}")).collect();
+pub(crate) async fn a_strike_where_an_argument_compares_with_a_value_holds_exactly_those_runs(
+    docket: Docket,
+) {
+    // Each row strikes the `note_value` runs whose `n` compares with `value` by `op`, schedules
+    // `n` = 1 to 5, and expects exactly `held` to be held while the others run, and restoring
+    // to run them. The rows take turns on one docket (on Redis, one server), each with a worker
+    // started after its strike: a worker already running could claim a run in the instant
+    // before it hears of the strike. A wrongly wired operator holds other runs than its row
+    // says, and the row fails naming it.
+    let table: [(Operator, i64, &[i64]); 6] = [
+        (Operator::Eq, 3, &[3]),
+        (Operator::Ne, 3, &[1, 2, 4, 5]),
+        (Operator::Gt, 3, &[4, 5]),
+        (Operator::Ge, 3, &[3, 4, 5]),
+        (Operator::Lt, 3, &[1, 2]),
+        (Operator::Le, 3, &[1, 2, 3]),
+    ];
+    for (row, (op, value, held)) in table.into_iter().enumerate() {
+        let probe = Probe::new();
+        let strike = Strike::task(NoteValue::NAME).when("n", op, value);
+        let key = |n: i64| format!("row-{row}-n-{n}");
+        docket.strike(strike.clone()).await.unwrap();
+        for n in 1..=5 {
+            NoteValue::schedule(probe.id(), n)
+                .key(key(n))
+                .on(&docket)
+                .await
+                .unwrap();
+        }
+        let ran: Vec<String> = (1..=5)
+            .filter(|n| !held.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        let held_keys_expected: BTreeSet<String> = held.iter().map(|&n| key(n)).collect();
 
-    let worker = Background::start(Worker::new(&docket));
-    eventually(
-        &format!("the runs where n {op} 3 are held"),
-        PATIENCE,
-        || async { held_keys(&docket).await.len() == held.len() },
-    )
-    .await;
-    probe
-        .until(&format!("the runs where not n {op} 3 run"), |p| {
-            p.starts() == ran.len()
-        })
+        let worker = Background::start(Worker::new(&docket));
+        eventually(
+            &format!("the runs where n {op} {value} are held"),
+            PATIENCE,
+            || async { held_keys(&docket).await.len() == held.len() },
+        )
         .await;
-    let held_while_struck = held_keys(&docket).await;
-    let ran_while_struck = probe.sorted_labels();
-    let restored = docket.restore(strike).await.unwrap();
-    probe.until("the held runs run", |p| p.starts() == 5).await;
-    worker.stop().await;
+        probe
+            .until(&format!("the runs where not n {op} {value} run"), |p| {
+                p.starts() == ran.len()
+            })
+            .await;
+        let held_while_struck = held_keys(&docket).await;
+        let ran_while_struck = probe.sorted_labels();
+        let restored = docket.restore(strike).await.unwrap();
+        probe
+            .until(&format!("the runs held where n {op} {value} run"), |p| {
+                p.starts() == 5
+            })
+            .await;
+        worker.stop().await;
 
-    assert_eq!(held_while_struck, held_keys_expected, "held where n {op} 3");
-    assert_eq!(ran_while_struck, ran, "ran where not n {op} 3");
-    assert_eq!(restored, held.len());
-    assert_eq!(probe.sorted_labels(), ["1", "2", "3", "4", "5"]);
-    assert!(docket.snapshot().await.unwrap().is_empty());
-}
-
-pub(crate) async fn a_strike_where_an_argument_equals_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Eq, &[3]).await;
-}
-
-pub(crate) async fn a_strike_where_an_argument_differs_from_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Ne, &[1, 2, 4, 5]).await;
-}
-
-pub(crate) async fn a_strike_where_an_argument_is_greater_than_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Gt, &[4, 5]).await;
-}
-
-pub(crate) async fn a_strike_where_an_argument_is_at_least_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Ge, &[3, 4, 5]).await;
-}
-
-pub(crate) async fn a_strike_where_an_argument_is_less_than_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Lt, &[1, 2]).await;
-}
-
-pub(crate) async fn a_strike_where_an_argument_is_at_most_a_value_holds_exactly_those_runs(
-    docket: Docket,
-) {
-    a_strike_by_argument_holds_exactly(docket, Operator::Le, &[1, 2, 3]).await;
+        assert_eq!(
+            held_while_struck, held_keys_expected,
+            "held where n {op} {value}"
+        );
+        assert_eq!(ran_while_struck, ran, "ran where not n {op} {value}");
+        assert_eq!(restored, held.len(), "restored where n {op} {value}");
+        assert_eq!(probe.sorted_labels(), ["1", "2", "3", "4", "5"]);
+        assert_eq!(docket.strikes().await.unwrap(), [], "after n {op} {value}");
+        assert!(
+            docket.snapshot().await.unwrap().is_empty(),
+            "after n {op} {value}"
+        );
+    }
 }
