@@ -58,6 +58,9 @@ const DAY_OF_WEEK: CronField = CronField {
     names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
 };
 
+/// Croner reads a step as a `u16`.
+const MAX_STEP: u32 = 65_535;
+
 const CRON_SHORTCUTS: [&str; 6] = [
     "@yearly",
     "@annually",
@@ -68,10 +71,15 @@ const CRON_SHORTCUTS: [&str; 6] = [
 ];
 
 /// Checks a cron expression as the worker's parser (croner) reads it, so its mistakes fail the
-/// build rather than the worker's start: five fields (or six, seconds first), each a list of `*`, numbers, names and
-/// ranges, with optional `/step`s; `L`, `W`, `#` and `?` where croner takes them; or a shortcut
-/// such as `@daily`. Stricter in one way only: a month or day name outside its own field, which
-/// croner would read as a number, is an error.
+/// build rather than the worker's start: five fields (or six, seconds first), each a list of `*`,
+/// numbers, names and ranges, with optional `/step`s; `L`, `W`, `#` and `?` where croner takes
+/// them; or a shortcut such as `@daily`.
+///
+/// Stricter than croner on purpose where croner quietly reads a likely mistake as something else
+/// (each such case is marked `stricter` in `conformance/cron.txt`): a seventh field, which croner
+/// reads as years; a month or day name outside its own field or as a step, which croner reads as
+/// a number (`MON` in the month field is January); anything after the `L` of `5L` or the `W` of
+/// `15W`, which croner ignores (`5LL`, `15WW`, `5#L`); and `#` after a step (`*/2#1`).
 pub(crate) fn check_cron(text: &str) -> Result<(), String> {
     let trimmed = text.trim();
     if trimmed.starts_with('@') {
@@ -140,15 +148,29 @@ impl CronField {
             ));
         }
         if let Some((range, step)) = item.split_once('/') {
-            if !matches!(number(step), Some(1..)) {
-                return Err(format!(
-                    "`{item}` has the step `/{step}` in the {name} field; a step is a whole \
-                     number from 1 up, such as `*/5`"
-                ));
+            match number(step) {
+                Some(1..=MAX_STEP) => {}
+                Some(1..) => {
+                    return Err(format!(
+                        "`{item}` has the step `/{step}` in the {name} field, more than the \
+                         worker's cron parser reads ({MAX_STEP}); any step above {} already \
+                         matches only the first {name} of its range",
+                        self.max
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "`{item}` has the step `/{step}` in the {name} field; a step is a whole \
+                         number from 1 up, such as `*/5`"
+                    ));
+                }
             }
             return match range.split_once('-') {
                 _ if range == "*" => Ok(()),
                 Some((start, end)) => self.range(item, start, end),
+                None if range.is_empty() => Err(format!(
+                    "`{item}`: a step goes over `*` or a range, such as `*/{step}`"
+                )),
                 None => Err(format!(
                     "`{item}`: a step goes over `*` or a range, such as `*/{step}` or \
                      `{range}-{}/{step}`",

@@ -43,6 +43,11 @@ fn cron_expressions_are_checked() {
         ("0 9 * MON *", "the month field"),
         ("*/0 * * * *", "step `/0`"),
         ("*/x * * * *", "step `/x`"),
+        (
+            "*/65536 * * * *",
+            "more than the worker's cron parser reads (65535)",
+        ),
+        ("/10 * * * *", "such as `*/10`"),
         ("15/10 * * * *", "such as `*/10` or `15-59/10`"),
         ("*,5 * * * *", "`*` already matches every minute"),
         ("? * * * *", "the minute field"),
@@ -56,4 +61,22 @@ fn cron_expressions_are_checked() {
         let error = check_cron(text).unwrap_err();
         assert!(error.contains(expected), "{text:?}: {error}");
     }
+}
+
+/// The worker parses with croner; its tests read the same table, so an expression that compiles
+/// is one the worker can schedule. `ok stricter` marks what croner takes and the macro refuses.
+#[test]
+fn cron_expressions_follow_the_shared_conformance_table() {
+    let table = include_str!("../../../conformance/cron.txt");
+    let mut count = 0;
+    for (input, columns) in crate::conformance::cases(table) {
+        let checked = check_cron(input);
+        match columns[..] {
+            ["ok"] => assert_eq!(checked, Ok(()), "{input:?}"),
+            ["error"] | ["ok", "stricter"] => assert!(checked.is_err(), "{input:?} passed"),
+            _ => panic!("{input:?}: expected `ok`, `error` or `ok stricter`"),
+        }
+        count += 1;
+    }
+    assert!(count >= 40, "only {count} cases read");
 }

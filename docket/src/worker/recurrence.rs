@@ -158,4 +158,38 @@ mod tests {
         });
         assert!(zone.contains("unknown time zone"), "{zone}");
     }
+
+    /// `#[docket::task(cron = "..")]` checks expressions at compile time with its own copy of
+    /// croner's grammar; its tests read the same table, so a task that compiles is one a worker
+    /// can schedule. `ok stricter` marks what croner takes and the macro refuses on purpose.
+    #[test]
+    fn cron_expressions_follow_the_shared_conformance_table() {
+        let table = include_str!("../../../conformance/cron.txt");
+        let mut count = 0;
+        for line in table.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (expression, columns) = line
+                .strip_prefix('"')
+                .and_then(|rest| rest.split_once('"'))
+                .unwrap_or_else(|| panic!("a case starts with its input in double quotes: {line}"));
+            let parsed = Recurring::parse(
+                "t",
+                Recurrence::Cron {
+                    expression,
+                    tz: "UTC",
+                },
+            );
+            match columns.split_whitespace().collect::<Vec<_>>()[..] {
+                ["ok"] | ["ok", "stricter"] => {
+                    assert!(parsed.is_ok(), "{expression:?}: {:?}", parsed.err());
+                }
+                ["error"] => assert!(parsed.is_err(), "{expression:?} parsed"),
+                _ => panic!("{expression:?}: expected `ok`, `error` or `ok stricter`"),
+            }
+            count += 1;
+        }
+        assert!(count >= 40, "only {count} cases read");
+    }
 }
