@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tests::eventually;
 use tests::redis_server::{RedisServer, Reply, unique_name};
 
 const TASKS: u32 = 20;
@@ -46,13 +47,9 @@ fn count(events: &BTreeMap<(String, u32), Vec<u32>>, event: &str) -> usize {
     events.keys().filter(|(name, _)| name == event).count()
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long to wait for the worker processes here, which start, run a thousand tasks, or stop.
+/// Far longer than they take; it only turns a hang into a readable failure.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 struct Cleanup(Vec<Child>, PathBuf);
 
@@ -82,9 +79,11 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
 
     let mut cleanup = Cleanup(Vec::new(), log.clone());
     cleanup.0.push(spawn_worker(&server, &name, &log, 5));
-    wait_for("the first worker to start five tasks", || {
-        count(&read_log(&log), "start") >= 5
-    })
+    eventually(
+        "the first worker to start five tasks",
+        PATIENCE,
+        async || count(&read_log(&log), "start") >= 5,
+    )
     .await;
     let victim = cleanup.0[0].id();
     cleanup.0[0].kill().expect("SIGKILL the first worker");
@@ -97,7 +96,7 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
     assert!(!interrupted.is_empty());
 
     cleanup.0.push(spawn_worker(&server, &name, &log, 10));
-    wait_for("every task to finish", || {
+    eventually("every task to finish", PATIENCE, async || {
         count(&read_log(&log), "done") == TASKS as usize
     })
     .await;
@@ -117,11 +116,12 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
         );
     }
     // The last acknowledgements may still be on their way.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !docket.snapshot().await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "tasks were left behind");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "every task to be settled, none left behind",
+        Duration::from_secs(10),
+        async || docket.snapshot().await.unwrap().is_empty(),
+    )
+    .await;
     assert!(docket.dead_letters().await.unwrap().is_empty());
 
     // The dead worker is forgotten once silent for twice the redelivery timeout; the live one
@@ -131,9 +131,11 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
         Reply::Array(consumers) => consumers.len(),
         other => panic!("XINFO CONSUMERS answered {other:?}"),
     };
-    wait_for("the dead worker's consumer to be removed", || {
-        consumers() == 1
-    })
+    eventually(
+        "the dead worker's consumer to be removed",
+        PATIENCE,
+        async || consumers() == 1,
+    )
     .await;
 }
 
@@ -191,7 +193,7 @@ async fn a_task_that_kills_every_worker_becomes_a_dead_letter() {
         "the poison ran more often than max_deliveries allows"
     );
     // The innocent tasks beside it all ran.
-    wait_for("the other tasks to finish", || {
+    eventually("the other tasks to finish", PATIENCE, async || {
         count(&read_log(&log), "done") == 3
     })
     .await;
@@ -215,7 +217,7 @@ async fn sigterm_lets_running_tasks_finish_and_loses_none() {
     // Half the tasks, 1,000, run when SIGTERM arrives.
     let mut cleanup = Cleanup(Vec::new(), log.clone());
     cleanup.0.push(spawn_worker(&server, &name, &log, MANY / 2));
-    wait_for("the worker to start its tasks", || {
+    eventually("the worker to start its tasks", PATIENCE, async || {
         count(&read_log(&log), "start") == (MANY / 2) as usize
     })
     .await;
@@ -240,7 +242,7 @@ async fn sigterm_lets_running_tasks_finish_and_loses_none() {
 
     // Another worker runs the rest, and nothing runs twice.
     cleanup.0.push(spawn_worker(&server, &name, &log, MANY / 2));
-    wait_for("every task to finish", || {
+    eventually("every task to finish", PATIENCE, async || {
         count(&read_log(&log), "done") == MANY as usize
     })
     .await;

@@ -2,7 +2,7 @@
 //! private redis-server with a certificate from a private CA, which the docket is told to trust.
 
 mod behaviour;
-use tests::redis_server::{Certs, RedisServer};
+use tests::redis_server::{Certs, RedisServer, unique_name};
 
 /// Everything a producer and a worker need, on the keys of dockets named `behaviour-tls-…` only. The
 /// README's ACL section documents this list.
@@ -69,7 +69,7 @@ async fn open() -> (docket::Docket, RedisServer) {
     let server = RedisServer::start_tls(certs);
     server.command(ACL);
     let docket = docket::Docket::connect(server.tls_url("docket", "s3cret"))
-        .name(behaviour::unique_name("tls"))
+        .name(unique_name("behaviour-tls"))
         .tls_ca_pem(certs.ca_pem())
         .await
         .expect("open a Redis docket over TLS");
@@ -98,7 +98,7 @@ async fn keys_outside_the_acl_are_refused_not_hidden() {
 async fn a_certificate_from_an_unknown_ca_is_rejected() {
     let server = RedisServer::start_tls(Certs::get());
     let docket = docket::Docket::connect(server.tls_url("default", "x"))
-        .name(behaviour::unique_name("tls"))
+        .name(unique_name("behaviour-tls"))
         .await
         .unwrap();
     let error = docket.snapshot().await.unwrap_err();

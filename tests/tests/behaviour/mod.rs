@@ -19,7 +19,7 @@
 //! /// A fresh, empty docket no other test uses.
 //! async fn open() -> docket::Docket {
 //!     docket::Docket::connect("memory://")
-//!         .name(behaviour::unique_name("memory"))
+//!         .name(tests::redis_server::unique_name("behaviour-memory"))
 //!         .await
 //!         .unwrap()
 //! }
@@ -60,7 +60,6 @@ pub(crate) mod timeouts;
 pub(crate) mod traces;
 pub(crate) mod workers;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use docket::{Docket, Worker, inspect::DeadLetter};
@@ -205,13 +204,6 @@ impl<K> Opened for (Docket, K) {
 /// Slack allowed above an expected delay before it counts as not honoured. Generous: a loaded
 /// machine is slow, and these tests are not about speed.
 const SLACK: Duration = Duration::from_secs(2);
-
-/// A docket name no other docket of this process has, for backends that share storage.
-pub(crate) fn unique_name(backend: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("behaviour-{backend}-{}-{n}", std::process::id())
-}
 
 async fn dead_letters(docket: &Docket) -> Vec<DeadLetter> {
     docket.dead_letters().await.expect("read the dead letters")
