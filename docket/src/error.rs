@@ -65,6 +65,22 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A task's kept result does not decode as the type asked for (see
+    /// [`Docket::result`](crate::Docket::result)): the type given to `result::<R>()` is not
+    /// the one the task returns.
+    #[error(
+        "the result of task `{key}` does not decode as `{type_name}`; ask for the type the task returns"
+    )]
+    ResultDecode {
+        /// The task's key.
+        key: String,
+        /// The type asked for.
+        type_name: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// Two tasks in the binary are registered under one name.
     #[error(
         "two tasks are registered as `{name}`: `{first}` and `{second}`; give one of them `#[docket::task(name = \"...\")]`"

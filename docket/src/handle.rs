@@ -246,16 +246,14 @@ impl Docket {
     /// Cancel the task with this key: a waiting task is removed; a running one is told to stop,
     /// wherever it runs, and is dropped at its next await point (best effort: code between two
     /// awaits runs to the next one). Fallback tasks of this process are cancelled too. Returns
-    /// `false` when no task with the key was waiting or running.
+    /// `false` when no task with the key was waiting or running. A task that keeps results
+    /// and had not ended has its record say cancelled, in the same step.
     pub async fn cancel(&self, key: &str) -> Result<bool> {
         let local = match self.fallback_if_made() {
             Some(fallback) => fallback.inner.backend.cancel(key).await?,
             None => false,
         };
         let queued = self.inner.backend.cancel(key).await?;
-        if local || queued {
-            crate::results::record_cancelled(self, key).await;
-        }
         Ok(local || queued)
     }
 

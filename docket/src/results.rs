@@ -9,10 +9,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Message};
 use crate::error::{Chain, Error, Result};
 use crate::handle::Docket;
-use crate::schedule::Scheduled;
 use crate::worker::execution::Context;
 
 /// Where a task is in its life.
@@ -91,6 +90,24 @@ impl TaskRecord {
         }
     }
 
+    /// A new task's first record: scheduled when it is due after `now`, else queued. Written
+    /// by the backend as it stores the task.
+    pub(crate) fn first(message: &Message, now: SystemTime) -> Self {
+        let status = if message.due > now {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
+        let mut record = TaskRecord::new(&message.key, &message.task, status, 1);
+        record.updated_ms = crate::time::millis(now);
+        record
+    }
+
+    /// How long a first record is kept: `keep` after the task is due.
+    pub(crate) fn first_ttl(message: &Message, now: SystemTime, keep: Duration) -> Duration {
+        keep.saturating_add(message.due.duration_since(now).unwrap_or_default())
+    }
+
     pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a task state always encodes")
     }
@@ -161,8 +178,9 @@ fn outcome<R: DeserializeOwned>(state: TaskRecord) -> Result<R> {
     match state.status {
         Status::Completed => {
             let json = state.result.as_deref().unwrap_or("null");
-            serde_json::from_str(json).map_err(|source| Error::Json {
-                task: state.task,
+            serde_json::from_str(json).map_err(|source| Error::ResultDecode {
+                key: state.key,
+                type_name: std::any::type_name::<R>(),
                 source,
             })
         }
@@ -179,46 +197,6 @@ pub(crate) async fn record(docket: &Docket, state: &TaskRecord, ttl: Duration) {
     if let Err(error) = docket.backend().record(state, ttl).await {
         tracing::warn!(key = %state.key, status = ?state.status, error = %Chain(&error), "could not record the task's state");
     }
-}
-
-/// Newly scheduled tasks that keep results: scheduled or queued.
-pub(crate) async fn record_scheduled(docket: &Docket, receipts: &[Scheduled], ttl: Duration) {
-    let now = SystemTime::now();
-    for receipt in receipts {
-        if receipt.disposition() == crate::Disposition::Duplicate {
-            continue;
-        }
-        let status = if receipt.due() > now {
-            Status::Scheduled
-        } else {
-            Status::Queued
-        };
-        record(
-            docket,
-            &TaskRecord::new(receipt.key(), receipt.task(), status, 1),
-            ttl,
-        )
-        .await;
-    }
-}
-
-/// A cancelled task: recorded only where a state is kept already.
-pub(crate) async fn record_cancelled(docket: &Docket, key: &str) {
-    let Ok(Some(mut state)) = docket.backend().status(key).await else {
-        return;
-    };
-    if state.status.is_final() {
-        return;
-    }
-    state.status = Status::Cancelled;
-    state.updated_ms = crate::time::millis(SystemTime::now());
-    // Keep it as long as any ended task's state.
-    let ttl = crate::registry::Registry::global()
-        .ok()
-        .and_then(|registry| registry.get(&state.task))
-        .and_then(|registration| registration.policy().result_ttl())
-        .unwrap_or(Duration::from_secs(3600));
-    record(docket, &state, ttl).await;
 }
 
 /// A progress report of a running task that keeps results.
@@ -241,4 +219,33 @@ pub(crate) async fn record_progress(
         message,
     });
     record(context.docket(), &state, ttl).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cancel.lua` rewrites a kept record's status and time in place, by pattern: the
+    /// encoding must keep writing those two fields this way, and nowhere else unescaped.
+    #[test]
+    fn a_record_encodes_status_and_time_where_cancel_lua_rewrites_them() {
+        let mut record = TaskRecord::new("k \"status\":\"x\"", "scan", Status::Running, 2);
+        record.result = Some(r#"{"status":"completed","updated_ms":1}"#.to_owned());
+        record.updated_ms = 1_764_480_000_000;
+        let json = record.encode();
+        assert_eq!(json.matches(r#""status":"running""#).count(), 1);
+        assert_eq!(json.matches(r#""updated_ms":1764480000000"#).count(), 1);
+        // What cancel.lua does: the first match of each pattern, nothing else.
+        let cancelled = json
+            .replacen(r#""status":"running""#, r#""status":"cancelled""#, 1)
+            .replacen(
+                r#""updated_ms":1764480000000"#,
+                r#""updated_ms":1764480000001"#,
+                1,
+            );
+        let decoded = TaskRecord::decode(cancelled.as_bytes()).unwrap();
+        assert_eq!(decoded.status, Status::Cancelled);
+        assert_eq!(decoded.updated_ms, 1_764_480_000_001);
+        assert_eq!((decoded.key, decoded.result), (record.key, record.result));
+    }
 }

@@ -446,6 +446,8 @@ impl Docket {
             message.trace = Some(traceparent.clone());
         }
         let count = batch.len();
+        // Tasks that keep results get their first record as they are stored.
+        let keep = registration.and_then(|r| r.policy().result_ttl());
         // Each part of the batch lands somewhere: all in-process, or each chunk in the queue or,
         // when the queue cannot be reached, in-process instead.
         let placed: Vec<(Placement, Vec<Disposition>, &Docket)> = if !self.has_queue() {
@@ -456,10 +458,10 @@ impl Docket {
             }
             self.ensure_auto_worker()?;
             tracing::debug!(count, "running {task} in-process (DOCKET_URL is unset)");
-            let dispositions = self.backend().enqueue(&batch).await?;
+            let dispositions = self.backend().enqueue(&batch, keep).await?;
             vec![(Placement::InProcess, dispositions, self)]
         } else {
-            self.enqueue_in_chunks(registration.is_some(), &task, &batch)
+            self.enqueue_in_chunks(registration.is_some(), &task, &batch, keep)
                 .await?
         };
         let fell_back = placed
@@ -492,9 +494,6 @@ impl Docket {
                     docket: docket.clone(),
                 })
                 .collect();
-            if let Some(ttl) = registration.and_then(|r| r.policy().result_ttl()) {
-                crate::results::record_scheduled(docket, &part, ttl).await;
-            }
             receipts.extend(part);
         }
         Ok(receipts)
@@ -514,6 +513,7 @@ impl Docket {
         registered: bool,
         task: &str,
         batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
     ) -> Result<Vec<(Placement, Vec<Disposition>, &'a Docket)>> {
         if batch.len() > PLACE_CHUNK {
             self.backend().check(batch)?;
@@ -521,7 +521,7 @@ impl Docket {
         let mut placed = Vec::new();
         let mut stored = 0;
         for chunk in batch.chunks(PLACE_CHUNK) {
-            match self.backend().enqueue(chunk).await {
+            match self.backend().enqueue(chunk, keep).await {
                 Ok(dispositions) => {
                     tracing::debug!(count = chunk.len(), "scheduled {task} via docket");
                     placed.push((Placement::Queue, dispositions, self));
@@ -536,7 +536,7 @@ impl Docket {
                     let fallback = self.fallback_docket();
                     fallback.ensure_auto_worker()?;
                     let rest = &batch[stored..];
-                    let dispositions = fallback.backend().enqueue(rest).await?;
+                    let dispositions = fallback.backend().enqueue(rest, keep).await?;
                     placed.push((Placement::Fallback, dispositions, fallback));
                     return Ok(placed);
                 }

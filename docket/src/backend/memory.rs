@@ -104,6 +104,37 @@ struct Running {
 }
 
 impl State {
+    /// Keep `record` for `ttl` as its key's record, and send it to the key's watchers.
+    fn keep_record(&mut self, record: TaskRecord, ttl: Duration) {
+        let now = SystemTime::now();
+        self.states.retain(|_, (_, expires)| *expires > now);
+        if let Some(watchers) = self.watchers.get_mut(&record.key) {
+            watchers.retain(|watcher| watcher.send(record.clone()).is_ok());
+            if watchers.is_empty() {
+                self.watchers.remove(&record.key);
+            }
+        }
+        let expires = crate::time::saturating_due(now, ttl);
+        self.states.insert(record.key.clone(), (record, expires));
+    }
+
+    /// The key's record, if one is kept and has not ended, now says cancelled; kept as long
+    /// as it was going to be.
+    fn record_cancelled(&mut self, key: &str) {
+        let now = SystemTime::now();
+        let Some((record, expires)) = self.states.get(key) else {
+            return;
+        };
+        if record.status.is_final() || *expires <= now {
+            return;
+        }
+        let mut record = record.clone();
+        record.status = Status::Cancelled;
+        record.updated_ms = crate::time::millis(now);
+        let ttl = expires.duration_since(now).unwrap_or_default();
+        self.keep_record(record, ttl);
+    }
+
     fn next(&mut self) -> u64 {
         self.next += 1;
         self.next
@@ -370,7 +401,12 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
+    async fn enqueue(
+        &self,
+        batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
+    ) -> Result<Vec<Disposition>> {
+        let now = SystemTime::now();
         let mut state = self.state();
         let dispositions = batch
             .iter()
@@ -392,6 +428,10 @@ impl Backend for MemoryBackend {
                     }
                 };
                 state.insert(message.clone());
+                if let Some(keep) = keep {
+                    let ttl = TaskRecord::first_ttl(message, now, keep);
+                    state.keep_record(TaskRecord::first(message, now), ttl);
+                }
                 disposition
             })
             .collect();
@@ -406,6 +446,7 @@ impl Backend for MemoryBackend {
         let waiting = state.remove_waiting(key).is_some();
         let parked = state.remove_parked(key);
         if waiting || parked {
+            state.record_cancelled(key);
             return Ok(true);
         }
         let mut cancelled = Vec::new();
@@ -427,6 +468,9 @@ impl Backend for MemoryBackend {
                 key: key.to_owned(),
                 delivery: Some(DeliveryId::Memory(*id)),
             });
+        }
+        if !cancelled.is_empty() {
+            state.record_cancelled(key);
         }
         Ok(!cancelled.is_empty() || marked_before)
     }
@@ -795,32 +839,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn record(&self, task: &TaskRecord, ttl: Duration) -> Result<()> {
-        let mut state = self.state();
-        // A new task's first state is recorded by its producer after storing the task, so a
-        // worker may have started (or finished) it already: then the first state is stale.
-        let first = matches!(task.status, Status::Queued | Status::Scheduled) && task.attempt == 1;
-        if first {
-            match state.keys.get(&task.key) {
-                // It ended already: its own last state stands.
-                None => return Ok(()),
-                Some(slot) if slot.waiting.is_some() || slot.parked > 0 => {}
-                // It runs: the worker's state stands, if it has recorded one yet.
-                Some(_) if state.states.contains_key(&task.key) => return Ok(()),
-                Some(_) => {}
-            }
-        }
-        let now = SystemTime::now();
-        state.states.retain(|_, (_, expires)| *expires > now);
-        state.states.insert(
-            task.key.clone(),
-            (task.clone(), crate::time::saturating_due(now, ttl)),
-        );
-        if let Some(watchers) = state.watchers.get_mut(&task.key) {
-            watchers.retain(|watcher| watcher.send(task.clone()).is_ok());
-            if watchers.is_empty() {
-                state.watchers.remove(&task.key);
-            }
-        }
+        self.state().keep_record(task.clone(), ttl);
         Ok(())
     }
 
@@ -868,7 +887,7 @@ mod tests {
     }
 
     async fn enqueue(backend: &MemoryBackend, message: Message, mode: KeyMode) -> Disposition {
-        let mut dispositions = backend.enqueue(&[(message, mode)]).await.unwrap();
+        let mut dispositions = backend.enqueue(&[(message, mode)], None).await.unwrap();
         dispositions.pop().unwrap()
     }
 

@@ -156,10 +156,13 @@ pub(crate) enum Admission {
 /// Storage for one docket. Every method is atomic with respect to every other.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// Store messages, due now or later, honouring their keys, in one step: one disposition
-    /// per message, in order.
+    /// per message, in order. With `keep`, each stored task's first record (queued, or
+    /// scheduled when due later) is written in the same step and kept for `keep` after it is
+    /// due: a task is never without its record, and no later record is overwritten by it.
     fn enqueue(
         &self,
         batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
     ) -> impl Future<Output = Result<Vec<Disposition>>> + Send;
 
     /// Remove the waiting (or held, or gated) task with this key; if instead a run of the key
@@ -260,7 +263,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Give back the delivery's concurrency slot and queue the first task waiting for it.
     fn release(&self, delivery: &Delivery, gate: &Gate) -> impl Future<Output = Result<()>> + Send;
 
-    /// Store a task's state for `ttl` and publish it to its watchers.
+    /// Store a task's record for `ttl` and publish it to its watchers: the worker's records of
+    /// the changes it makes (running, completed, failed, retried). A task's first record is
+    /// written by `enqueue`, its cancellation by `cancel`.
     fn record(&self, state: &TaskRecord, ttl: Duration) -> impl Future<Output = Result<()>> + Send;
 
     /// The stored state of a task.
@@ -335,8 +340,12 @@ macro_rules! dispatch {
 }
 
 impl Backend for AnyBackend {
-    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
-        dispatch!(self, b => b.enqueue(batch))
+    async fn enqueue(
+        &self,
+        batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
+    ) -> Result<Vec<Disposition>> {
+        dispatch!(self, b => b.enqueue(batch, keep))
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {

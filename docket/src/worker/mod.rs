@@ -180,7 +180,7 @@ impl Worker {
             .collect();
         if !batch.is_empty() {
             retry_while_unavailable(|| async {
-                self.docket.backend().enqueue(&batch).await.map(drop)
+                self.docket.backend().enqueue(&batch, None).await.map(drop)
             })
             .await?;
         }

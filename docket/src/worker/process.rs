@@ -252,7 +252,8 @@ pub(super) async fn finish_recurring(
         };
         let batch = [(next, KeyMode::Replace)];
         if let Err(error) =
-            retry_while_unavailable(|| async { backend.enqueue(&batch).await.map(drop) }).await
+            retry_while_unavailable(|| async { backend.enqueue(&batch, None).await.map(drop) })
+                .await
         {
             tracing::error!(task = %message.task, error = %Chain(&error), "could not schedule the next run of a recurring task; a worker starting adds it again");
         }

@@ -425,7 +425,7 @@ mod tests {
         }
     }
 
-    /// `restamp` in `store.lua` rewrites the due time of a stored message in place. It relies on
+    /// `restamp` in `lua/include/store.lua` rewrites the due time of a stored message in place. It relies on
     /// this layout: `{"task":` and the task name as a JSON string, then `,"attempt":N,"due":M`.
     #[test]
     fn a_message_starts_with_its_task_attempt_and_due_time_as_the_scripts_expect() {

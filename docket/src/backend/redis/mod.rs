@@ -53,7 +53,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::inspect::{DeadLetter, Snapshot, TaskInfo};
-use crate::results::{Status, TaskRecord};
+use crate::results::TaskRecord;
 use crate::schedule::Disposition;
 use crate::strike::Strike;
 use crate::sync::Locked;
@@ -156,7 +156,12 @@ impl RedisBackend {
 }
 
 impl Backend for RedisBackend {
-    async fn enqueue(&self, batch: &[(Message, KeyMode)]) -> Result<Vec<Disposition>> {
+    async fn enqueue(
+        &self,
+        batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
+    ) -> Result<Vec<Disposition>> {
+        let now = SystemTime::now();
         // Encode and check every task before anything is sent: a bad one writes nothing.
         let mut encoded = Vec::with_capacity(batch.len());
         for (message, mode) in batch {
@@ -186,17 +191,28 @@ impl Backend for RedisBackend {
             chunks.push(chunk);
             rest = tail;
         }
-        let now = millis(SystemTime::now());
         let calls = chunks.iter().map(|chunk| async move {
             let mut invocation = SCRIPTS.enqueue.prepare_invoke();
             self.keys_for(&mut invocation);
-            invocation.key(&self.keys.held).arg(now);
+            invocation
+                .key(&self.keys.held)
+                .arg(millis(now))
+                .arg(keep.map_or(0, |keep| millis_of(keep).max(1)));
             for (message, json, mode) in *chunk {
+                // The first record, when the task keeps one; its key among the KEYS.
+                let record = match keep {
+                    Some(_) => {
+                        invocation.key(self.keys.state(&message.key));
+                        TaskRecord::first(message, now).encode()
+                    }
+                    None => String::new(),
+                };
                 invocation
                     .arg(&message.key)
                     .arg(json.as_str())
                     .arg(millis(message.due))
-                    .arg(*mode);
+                    .arg(*mode)
+                    .arg(record);
             }
             self.invoke::<Vec<u8>>(&invocation).await
         });
@@ -224,7 +240,9 @@ impl Backend for RedisBackend {
         invocation
             .key(&self.keys.held)
             .key(&self.keys.signals)
-            .arg(key);
+            .key(self.keys.state(key))
+            .arg(key)
+            .arg(millis(SystemTime::now()));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
 
@@ -531,18 +549,11 @@ impl Backend for RedisBackend {
     }
 
     async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
-        // Only its producer records a task's first state, after storing the task.
-        let first =
-            matches!(state.status, Status::Queued | Status::Scheduled) && state.attempt == 1;
         let mut invocation = SCRIPTS.record.prepare_invoke();
         invocation
             .key(self.keys.state(&state.key))
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
             .arg(state.encode())
-            .arg(millis_of(ttl).max(1))
-            .arg(&state.key)
-            .arg(if first { "1" } else { "0" });
+            .arg(millis_of(ttl).max(1));
         self.invoke::<i64>(&invocation).await.map(drop)
     }
 

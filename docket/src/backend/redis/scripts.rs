@@ -91,7 +91,7 @@ scripts! {
     unhold: index, store;
     admit: index, delivery, entry, settle, store;
     release: index, entry, store;
-    record: index, delivery;
+    record: ;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes.

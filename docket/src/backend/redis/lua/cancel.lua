@@ -1,15 +1,36 @@
 -- Cancel the task of a key wherever it is: remove it when it waits (queued, scheduled, held or
 -- gated); when it was delivered (running on a live worker, or pending on a dead one), mark it
 -- cancelled in the index, so no copy of it is handed out again, and tell every worker to stop
--- it. A copy held by a strike beside a newer task is removed too.
+-- it. A copy held by a strike beside a newer task is removed too. A kept record of the task
+-- that has not ended says cancelled from here on.
 --
 -- include: index, delivery, signals
--- KEYS: stream, index, schedule, parked, held, signals
--- ARGV: key
+-- KEYS: stream, index, schedule, parked, held, signals, record (the key's kept record, also
+--       its channel)
+-- ARGV: key, now (ms since the epoch)
 -- Returns 1 when a task was removed or marked cancelled, 0 when the key holds nothing.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local held, signals = KEYS[5], KEYS[6]
-local key = ARGV[1]
+local held, signals, record = KEYS[5], KEYS[6], KEYS[7]
+local key, now = ARGV[1], ARGV[2]
+
+-- The record's status becomes cancelled, unless it ended already; it is kept as long as it
+-- was going to be. The record is the JSON `TaskRecord::encode` writes, whose `"status":"…"`
+-- and `"updated_ms":…` fields cannot occur inside its strings (their quotes are escaped).
+local function record_cancelled()
+  local json = redis.call('GET', record)
+  local status = json and string.match(json, '"status":"(%a+)"')
+  if not status or status == 'completed' or status == 'failed' or status == 'cancelled' then
+    return
+  end
+  local ttl = redis.call('PTTL', record)
+  if ttl <= 0 then
+    return
+  end
+  json = string.gsub(json, '"status":"%a+"', '"status":"cancelled"', 1)
+  json = string.gsub(json, '"updated_ms":%d+', '"updated_ms":' .. now, 1)
+  redis.call('SET', record, json, 'PX', ttl)
+  redis.call('PUBLISH', record, json)
+end
 
 local current = redis.call('HGET', index, key)
 local held_copy = redis.call('HDEL', held, key) == 1
@@ -29,9 +50,11 @@ elseif not is_held(current) then
   if owner(stream, current) then
     redis.call('HSET', index, key, cancelled_mark(current), tombstone(current), 1)
     signal(signals, 'c', key, 'i', current)
+    record_cancelled()
     return 1
   end
   redis.call('XDEL', stream, current)
 end
 redis.call('HDEL', index, key)
+record_cancelled()
 return 1

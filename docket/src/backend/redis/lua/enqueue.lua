@@ -4,21 +4,31 @@
 -- Every task is decided first, by reads alone, and only then written: a predictable error
 -- (a missing consumer group, say) writes nothing.
 --
+-- Tasks that keep results get their first record here, queued or scheduled, as they are
+-- stored: a task is never without its record, and a worker's later record is never
+-- overwritten by it. Duplicates leave the record of the task they found as it is.
+--
 -- include: index, delivery, store
--- KEYS: stream, index, schedule, parked, held
--- ARGV: now (ms since the epoch), [key, message, due (ms), mode ('add': keep a task already
---       holding the key; 'replace': swap a waiting one, queued, scheduled, held by a strike or
---       waiting for a concurrency slot; 'fresh': a generated key no other task can hold, skip
---       the look-up)]... (one group a task)
+-- KEYS: stream, index, schedule, parked, held, records... (one a task, in order, when the
+--       tasks keep records; none otherwise)
+-- ARGV: now (ms since the epoch), keep (ms a record is kept after its task is due; 0 when the
+--       tasks keep none), [key, message, due (ms), mode ('add': keep a task already holding the
+--       key; 'replace': swap a waiting one, queued, scheduled, held by a strike or waiting for
+--       a concurrency slot; 'fresh': a generated key no other task can hold, skip the
+--       look-up), record (the first record's JSON; empty when none is kept)]... (one group a
+--       task)
 -- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
 local stream, index, schedule, parked, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now = tonumber(ARGV[1])
+local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 local tasks, outcomes = {}, {}
 -- The task of this batch that last took a key, by key.
 local taken = {}
-for i = 2, #ARGV, 4 do
+for i = 3, #ARGV, 5 do
   local task = { key = ARGV[i], message = ARGV[i + 1], due = tonumber(ARGV[i + 2]) }
+  if keep > 0 then
+    task.record, task.json = KEYS[5 + (i - 3) / 5 + 1], ARGV[i + 4]
+  end
   local mode, outcome = ARGV[i + 3], 0
   if mode ~= 'fresh' then
     local earlier = taken[task.key]
@@ -70,6 +80,10 @@ for _, task in ipairs(tasks) do
       redis.call('XDEL', stream, task.remove)
     end
     store(stream, index, schedule, parked, task.key, task.message, task.due, now, batch)
+    if task.record then
+      redis.call('SET', task.record, task.json, 'PX', keep + math.max(0, task.due - now))
+      redis.call('PUBLISH', task.record, task.json)
+    end
   end
 end
 local writes = {}
