@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use docket::{Docket, Placement, Worker};
 use tests::background::Background;
-use tests::eventually;
 use tests::probe::Probe;
 use tests::redis_server::{RedisServer, free_port, unique_name};
+use tests::{eventually, finish};
 
 use self::capture::Capture;
 
@@ -80,13 +80,7 @@ async fn garbage_in_the_stream_becomes_dead_letters_and_the_worker_keeps_going()
         .await
         .unwrap();
 
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        Worker::new(&docket).run_until_finished(),
-    )
-    .await
-    .expect("the worker did not finish")
-    .unwrap();
+    finish(&docket).await;
 
     assert_eq!(probe.labels(), ["after the garbage"]);
     let dead = docket.dead_letters().await.unwrap();

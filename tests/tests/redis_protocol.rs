@@ -20,7 +20,7 @@ use docket::{Disposition, Docket, Task, Worker, strike::Strike};
 use tests::background::Background;
 use tests::probe::Probe;
 use tests::redis_server::{RedisServer, Reply, unique_name};
-use tests::{PATIENCE, eventually};
+use tests::{PATIENCE, eventually, finish};
 
 // ---------------------------------------------------------------------------------------------
 // Tasks
@@ -1153,10 +1153,7 @@ async fn a_batch_replacing_a_queued_task_before_any_worker_stores_each_task_once
     let dispositions: Vec<_> = receipts.iter().map(|r| r.disposition()).collect();
     assert_eq!(dispositions, [Disposition::Added, Disposition::Replaced]);
     assert_eq!(count(&server, &["XLEN", &stream]), 2);
-    tokio::time::timeout(PATIENCE, Worker::new(&docket).run_until_finished())
-        .await
-        .expect("the worker finished in time")
-        .unwrap();
+    finish(&docket).await;
     let mut labels = probe.labels();
     labels.sort();
     assert_eq!(labels, ["a, new", "x"]);

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use docket::{Docket, Worker};
+use docket::Docket;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tests::finish;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -43,13 +44,7 @@ async fn execution_spans_link_to_their_schedule_spans() {
     }
     .instrument(tracing::info_span!("POST /tracks"))
     .await;
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        Worker::new(&docket).run_until_finished(),
-    )
-    .await
-    .expect("the worker finished in time")
-    .unwrap();
+    finish(&docket).await;
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
