@@ -1,7 +1,7 @@
 //! The memory backend (`memory://`): the whole docket inside one process, with no durability.
 //!
 //! It is the reference for every other backend's behaviour: same keys, same dispositions, same
-//! dead letters. State sits behind one mutex that is never held across an `.await`.
+//! dead letters. The store sits behind one mutex that is never held across an `.await`.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,29 +29,29 @@ pub(crate) struct MemoryBackend {
 
 #[derive(Debug, Default)]
 struct Shared {
-    state: Mutex<State>,
-    /// Wakes parked `claim`s when a task is added.
+    store: Mutex<Store>,
+    /// Wakes waiting `claim`s when a task is added.
     added: Notify,
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct Store {
     /// Source of sequence numbers and delivery ids; never reused.
     next: u64,
     /// Every waiting task as `(due, seq, key)`, in the order workers take them: due ones first,
     /// then by due time and arrival.
     waiting: BTreeSet<(SystemTime, u64, String)>,
     /// The waiting task of each key, and how many runs of it are in flight.
-    keys: HashMap<String, Slot>,
+    keys: HashMap<String, KeyEntry>,
     /// Tasks handed to workers, by delivery id.
     running: HashMap<u64, Running>,
     dead: Vec<DeadLetter>,
     /// How many dead letters to keep and for how long, when not the defaults.
     retention: Option<(usize, Duration)>,
     /// Tasks set aside by strikes, by key.
-    held: HashMap<String, Parked>,
+    held: HashMap<String, Aside>,
     /// Tasks waiting for a concurrency slot, by slot, first come first served.
-    gated: HashMap<String, VecDeque<Parked>>,
+    gated: HashMap<String, VecDeque<Aside>>,
     /// The deliveries holding each concurrency slot (by delivery, not key: two runs of one key
     /// each need a slot).
     holders: HashMap<String, HashSet<u64>>,
@@ -60,15 +60,15 @@ struct State {
     strikes: Vec<Strike>,
     /// Workers' signal subscriptions.
     listeners: Vec<mpsc::UnboundedSender<Signal>>,
-    /// Kept task states and when each expires.
-    states: HashMap<String, (TaskRecord, SystemTime)>,
+    /// Kept task records and when each expires.
+    records: HashMap<String, (TaskRecord, SystemTime)>,
     watchers: HashMap<String, Vec<mpsc::UnboundedSender<TaskRecord>>>,
 }
 
 /// One key: at most one waiting task. Runs of the key, and its tasks set aside (held or gated),
 /// are counted so that `Add` sees them.
 #[derive(Debug, Default)]
-struct Slot {
+struct KeyEntry {
     /// The task last stored under the key (its sequence number): a copy of an older one that
     /// comes back (a retry, a hold, a deferral, a restore) is superseded, as on Redis, where the
     /// key's index entry names one task.
@@ -77,7 +77,8 @@ struct Slot {
     runs: usize,
     /// Runs cancelled while they ran: they no longer hold the key.
     cancelled: usize,
-    parked: usize,
+    /// Tasks of the key set aside: held by a strike, or waiting for a concurrency slot.
+    aside: usize,
 }
 
 #[derive(Debug)]
@@ -88,7 +89,7 @@ struct Waiting {
 
 /// A task set aside (held or gated), and the sequence number of the task it is.
 #[derive(Debug)]
-struct Parked {
+struct Aside {
     seq: u64,
     message: Message,
 }
@@ -103,11 +104,11 @@ struct Running {
     cancelled: bool,
 }
 
-impl State {
+impl Store {
     /// Keep `record` for `ttl` as its key's record, and send it to the key's watchers.
     fn keep_record(&mut self, record: TaskRecord, ttl: Duration) {
         let now = SystemTime::now();
-        self.states.retain(|_, (_, expires)| *expires > now);
+        self.records.retain(|_, (_, expires)| *expires > now);
         if let Some(watchers) = self.watchers.get_mut(&record.key) {
             watchers.retain(|watcher| watcher.send(record.clone()).is_ok());
             if watchers.is_empty() {
@@ -115,14 +116,14 @@ impl State {
             }
         }
         let expires = crate::time::saturating_due(now, ttl);
-        self.states.insert(record.key.clone(), (record, expires));
+        self.records.insert(record.key.clone(), (record, expires));
     }
 
     /// The key's record, if one is kept and has not ended, now says cancelled; kept as long
     /// as it was going to be.
     fn record_cancelled(&mut self, key: &str) {
         let now = SystemTime::now();
-        let Some((record, expires)) = self.states.get(key) else {
+        let Some((record, expires)) = self.records.get(key) else {
             return;
         };
         if record.status.is_final() || *expires <= now {
@@ -145,14 +146,14 @@ impl State {
         let seq = self.next();
         let key = message.key.clone();
         self.waiting.insert((message.due, seq, key.clone()));
-        let slot = self.keys.entry(key).or_default();
-        slot.latest = seq;
-        slot.waiting = Some(Waiting { seq, message });
+        let entry = self.keys.entry(key).or_default();
+        entry.latest = seq;
+        entry.waiting = Some(Waiting { seq, message });
     }
 
     /// Whether the task `seq` is still the one its key names (no newer task was stored since).
     fn is_latest(&self, key: &str, seq: u64) -> bool {
-        self.keys.get(key).is_some_and(|slot| slot.latest == seq)
+        self.keys.get(key).is_some_and(|entry| entry.latest == seq)
     }
 
     /// End the run of `delivery` to store it anew or set it aside: its run, unless it was
@@ -187,10 +188,10 @@ impl State {
         };
         let running = self.running.remove(&id)?;
         let key = &running.message.key;
-        if let Some(slot) = self.keys.get_mut(key) {
-            slot.runs -= 1;
+        if let Some(entry) = self.keys.get_mut(key) {
+            entry.runs -= 1;
             if running.cancelled {
-                slot.cancelled -= 1;
+                entry.cancelled -= 1;
             }
         }
         self.forget_if_idle(&delivery.message.key);
@@ -201,7 +202,7 @@ impl State {
         if self
             .keys
             .get(key)
-            .is_some_and(|slot| slot.waiting.is_none() && slot.runs == 0 && slot.parked == 0)
+            .is_some_and(|entry| entry.waiting.is_none() && entry.runs == 0 && entry.aside == 0)
         {
             self.keys.remove(key);
         }
@@ -213,26 +214,23 @@ impl State {
     /// the key counts: an older run beside it (a `replace` while it ran) or an older copy set
     /// aside does not keep the key once the newer task ended.
     fn is_taken(&self, key: &str) -> bool {
-        let Some(slot) = self.keys.get(key) else {
+        let Some(entry) = self.keys.get(key) else {
             return false;
         };
-        let latest = slot.latest;
-        slot.waiting.is_some()
-            || (slot.runs > slot.cancelled
+        let latest = entry.latest;
+        entry.waiting.is_some()
+            || (entry.runs > entry.cancelled
                 && self
                     .running
                     .values()
                     .any(|run| run.message.key == key && !run.cancelled && run.seq == latest))
-            || (slot.parked > 0
-                && (self
-                    .held
-                    .get(key)
-                    .is_some_and(|parked| parked.seq == latest)
+            || (entry.aside > 0
+                && (self.held.get(key).is_some_and(|aside| aside.seq == latest)
                     || self
                         .gated
                         .values()
                         .flatten()
-                        .any(|parked| parked.message.key == key && parked.seq == latest)))
+                        .any(|aside| aside.message.key == key && aside.seq == latest)))
     }
 
     /// End the run of `delivery` to set it aside or store it anew; `None` when it was settled
@@ -246,13 +244,16 @@ impl State {
         let mut deliveries = Vec::new();
         while deliveries.len() < max && self.waiting.first().is_some_and(|first| first.0 <= now) {
             let (_, _, key) = self.waiting.pop_first().expect("checked above");
-            let slot = self
+            let entry = self
                 .keys
                 .get_mut(&key)
-                .expect("every waiting task has a slot");
-            let waiting = slot.waiting.take().expect("every waiting task has a slot");
+                .expect("every waiting task has an entry");
+            let waiting = entry
+                .waiting
+                .take()
+                .expect("every waiting task has an entry");
             let (seq, message) = (waiting.seq, waiting.message);
-            slot.runs += 1;
+            entry.runs += 1;
             let id = self.next();
             self.running.insert(
                 id,
@@ -280,25 +281,25 @@ impl State {
 
     /// The task `seq`, still its key's latest (its run just ended, which may have forgotten the
     /// key), is set aside.
-    fn park(&mut self, key: &str, seq: u64) {
-        let slot = self.keys.entry(key.to_owned()).or_default();
-        slot.parked += 1;
-        slot.latest = seq;
+    fn set_aside(&mut self, key: &str, seq: u64) {
+        let entry = self.keys.entry(key.to_owned()).or_default();
+        entry.aside += 1;
+        entry.latest = seq;
     }
 
-    fn unpark(&mut self, key: &str) {
-        if let Some(slot) = self.keys.get_mut(key) {
-            slot.parked = slot.parked.saturating_sub(1);
+    fn take_back(&mut self, key: &str) {
+        if let Some(entry) = self.keys.get_mut(key) {
+            entry.aside = entry.aside.saturating_sub(1);
         }
         self.forget_if_idle(key);
     }
 
     /// Remove the held or gated task of `key`.
-    fn remove_parked(&mut self, key: &str) -> bool {
+    fn remove_aside(&mut self, key: &str) -> bool {
         let found = self.held.remove(key).is_some() || {
             let mut found = false;
             for queue in self.gated.values_mut() {
-                if let Some(position) = queue.iter().position(|parked| parked.message.key == key) {
+                if let Some(position) = queue.iter().position(|aside| aside.message.key == key) {
                     queue.remove(position);
                     found = true;
                     break;
@@ -307,14 +308,14 @@ impl State {
             found
         };
         if found {
-            self.unpark(key);
+            self.take_back(key);
         }
         found
     }
 
     fn message(&self, key: &str) -> &Message {
-        let waiting = self.keys.get(key).and_then(|slot| slot.waiting.as_ref());
-        &waiting.expect("every waiting task has a slot").message
+        let waiting = self.keys.get(key).and_then(|entry| entry.waiting.as_ref());
+        &waiting.expect("every waiting task has an entry").message
     }
 }
 
@@ -336,15 +337,15 @@ impl MemoryBackend {
     /// A memory backend keeping at most `kept` dead letters, none older than `age`.
     pub(crate) fn with_dead_letters(kept: usize, age: Duration) -> Self {
         let backend = MemoryBackend::default();
-        backend.state().retention = Some((kept, age));
+        backend.store().retention = Some((kept, age));
         backend
     }
 
     /// The workers with tasks in flight (a memory docket does not know idle ones).
     pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
-        let state = self.state();
+        let store = self.store();
         let mut running: HashMap<&str, usize> = HashMap::new();
-        for run in state.running.values() {
+        for run in store.running.values() {
             *running.entry(run.worker.as_str()).or_default() += 1;
         }
         let mut workers: Vec<WorkerInfo> = running
@@ -361,42 +362,42 @@ impl MemoryBackend {
 
     /// Due and running tasks, and future ones.
     pub(crate) fn depth(&self) -> (usize, usize) {
-        let state = self.state();
+        let store = self.store();
         let now = SystemTime::now();
-        let due = state
+        let due = store
             .waiting
             .iter()
             .filter(|(due, _, _)| *due <= now)
             .count();
-        let gated: usize = state.gated.values().map(VecDeque::len).sum();
-        (due + gated + state.running.len(), state.waiting.len() - due)
+        let gated: usize = store.gated.values().map(VecDeque::len).sum();
+        (due + gated + store.running.len(), store.waiting.len() - due)
     }
 
     /// Forget the dead letter of `key`; whether there was one.
     pub(crate) fn remove_dead_letter(&self, key: &str) -> bool {
-        let mut state = self.state();
-        let before = state.dead.len();
-        state.dead.retain(|dead| dead.key != key);
-        state.dead.len() < before
+        let mut store = self.store();
+        let before = store.dead.len();
+        store.dead.retain(|dead| dead.key != key);
+        store.dead.len() < before
     }
 
     /// Remove every waiting task; returns how many.
     pub(crate) fn clear(&self) -> usize {
-        let mut state = self.state();
-        let keys: Vec<String> = state
+        let mut store = self.store();
+        let keys: Vec<String> = store
             .waiting
             .iter()
             .map(|(_, _, key)| key.clone())
             .collect();
         for key in &keys {
-            state.remove_waiting(key);
+            store.remove_waiting(key);
         }
         keys.len()
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        // No code path panics while holding the lock, so a poisoned lock still holds valid state.
-        self.shared.state.locked()
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // No code path panics while holding the lock, so a poisoned lock still holds valid store.
+        self.shared.store.locked()
     }
 }
 
@@ -407,51 +408,51 @@ impl Backend for MemoryBackend {
         keep: Option<Duration>,
     ) -> Result<Vec<Disposition>> {
         let now = SystemTime::now();
-        let mut state = self.state();
+        let mut store = self.store();
         let dispositions = batch
             .iter()
             .map(|(message, mode)| {
                 let disposition = match mode {
-                    KeyMode::Add | KeyMode::Fresh if state.is_taken(&message.key) => {
+                    KeyMode::Add | KeyMode::Fresh if store.is_taken(&message.key) => {
                         return Disposition::Duplicate;
                     }
                     KeyMode::Add | KeyMode::Fresh => Disposition::Added,
                     // Swaps the task that waits: queued, scheduled, held by a strike or waiting
                     // for a slot. A running one is left alone.
                     KeyMode::Replace => {
-                        let parked = state.remove_parked(&message.key);
-                        match state.remove_waiting(&message.key) {
+                        let aside = store.remove_aside(&message.key);
+                        match store.remove_waiting(&message.key) {
                             Some(_) => Disposition::Replaced,
-                            None if parked => Disposition::Replaced,
+                            None if aside => Disposition::Replaced,
                             None => Disposition::Added,
                         }
                     }
                 };
-                state.insert(message.clone());
+                store.insert(message.clone());
                 if let Some(keep) = keep {
                     let ttl = TaskRecord::first_ttl(message, now, keep);
-                    state.keep_record(TaskRecord::first(message, now), ttl);
+                    store.keep_record(TaskRecord::first(message, now), ttl);
                 }
                 disposition
             })
             .collect();
-        drop(state);
+        drop(store);
         self.shared.added.notify_waiters();
         Ok(dispositions)
     }
 
     async fn cancel(&self, key: &str) -> Result<bool> {
-        let mut state = self.state();
+        let mut store = self.store();
         // A waiting task, and any copy of the key set aside beside a newer one.
-        let waiting = state.remove_waiting(key).is_some();
-        let parked = state.remove_parked(key);
-        if waiting || parked {
-            state.record_cancelled(key);
+        let waiting = store.remove_waiting(key).is_some();
+        let aside = store.remove_aside(key);
+        if waiting || aside {
+            store.record_cancelled(key);
             return Ok(true);
         }
         let mut cancelled = Vec::new();
         let mut marked_before = false;
-        for (id, run) in &mut state.running {
+        for (id, run) in &mut store.running {
             if run.message.key == key {
                 marked_before |= run.cancelled;
                 if !run.cancelled {
@@ -460,17 +461,17 @@ impl Backend for MemoryBackend {
                 }
             }
         }
-        if let Some(slot) = state.keys.get_mut(key) {
-            slot.cancelled += cancelled.len();
+        if let Some(entry) = store.keys.get_mut(key) {
+            entry.cancelled += cancelled.len();
         }
         for id in &cancelled {
-            state.signal(&Signal::Cancel {
+            store.signal(&Signal::Cancel {
                 key: key.to_owned(),
                 delivery: Some(DeliveryId::Memory(*id)),
             });
         }
         if !cancelled.is_empty() {
-            state.record_cancelled(key);
+            store.record_cancelled(key);
         }
         Ok(!cancelled.is_empty() || marked_before)
     }
@@ -490,12 +491,12 @@ impl Backend for MemoryBackend {
             // wait is not missed.
             added.as_mut().enable();
             let next_due = {
-                let mut state = self.state();
-                let deliveries = state.take(worker, max, SystemTime::now());
+                let mut store = self.store();
+                let deliveries = store.take(worker, max, SystemTime::now());
                 if !deliveries.is_empty() || max == 0 {
                     return Ok(deliveries);
                 }
-                state.waiting.first().map(|(due, _, _)| instant_at(*due))
+                store.waiting.first().map(|(due, _, _)| instant_at(*due))
             };
             let wake = match (next_due, give_up) {
                 (Some(due), Some(limit)) => Some(due.min(limit)),
@@ -514,45 +515,45 @@ impl Backend for MemoryBackend {
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
-        let mut state = self.state();
+        let mut store = self.store();
         for delivery in deliveries {
-            state.finish(delivery);
+            store.finish(delivery);
         }
         Ok(())
     }
 
     async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
-        let mut state = self.state();
-        if state.finish_current(delivery).is_none() {
+        let mut store = self.store();
+        if store.finish_current(delivery).is_none() {
             // Settled already, cancelled, or replaced while this attempt ran: the newer task
             // supersedes it.
             return Ok(());
         }
-        state.insert(next.clone());
-        drop(state);
+        store.insert(next.clone());
+        drop(store);
         self.shared.added.notify_waiters();
         Ok(())
     }
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
-        let mut state = self.state();
+        let mut store = self.store();
         let DeliveryId::Memory(id) = delivery.id else {
             return Ok(());
         };
-        let current = state
+        let current = store
             .running
             .get(&id)
-            .is_some_and(|run| state.is_latest(&run.message.key, run.seq));
-        if state.finish_live(delivery).is_none() {
+            .is_some_and(|run| store.is_latest(&run.message.key, run.seq));
+        if store.finish_live(delivery).is_none() {
             return Ok(());
         }
         let message = &delivery.message;
-        if !current && state.is_taken(&message.key) {
+        if !current && store.is_taken(&message.key) {
             // A newer task of its key waits or runs instead: no letter for this one.
             return Ok(());
         }
-        state.dead.retain(|dead| dead.key != message.key);
-        state.dead.push(DeadLetter {
+        store.dead.retain(|dead| dead.key != message.key);
+        store.dead.push(DeadLetter {
             key: message.key.clone(),
             task: message.task.clone(),
             args: message.args.clone(),
@@ -563,14 +564,14 @@ impl Backend for MemoryBackend {
         });
         // Retention, as on Redis: the oldest letters past the count, and those past the age.
         let now = SystemTime::now();
-        let (kept, oldest) = state
+        let (kept, oldest) = store
             .retention
             .unwrap_or((super::DEAD_LETTERS_KEPT, super::DEAD_LETTER_AGE));
-        state
+        store
             .dead
             .retain(|dead| !now.duration_since(dead.died).is_ok_and(|age| age >= oldest));
-        let over = state.dead.len().saturating_sub(kept);
-        state.dead.drain(..over);
+        let over = store.dead.len().saturating_sub(kept);
+        store.dead.drain(..over);
         Ok(())
     }
 
@@ -590,10 +591,10 @@ impl Backend for MemoryBackend {
     /// A delivery given up here is run again (this backend has no other worker to take it over
     /// after a timeout).
     fn abandon(&self, _worker: &str, delivery: &Delivery) {
-        let mut state = self.state();
-        if let Some(running) = state.finish_current(delivery) {
-            state.insert(running.message);
-            drop(state);
+        let mut store = self.store();
+        if let Some(running) = store.finish_current(delivery) {
+            store.insert(running.message);
+            drop(store);
             self.shared.added.notify_waiters();
         }
     }
@@ -603,34 +604,34 @@ impl Backend for MemoryBackend {
     }
 
     async fn outstanding(&self) -> Result<usize> {
-        let state = self.state();
-        let waiting = state.keys.values().filter(|slot| slot.waiting.is_some());
-        let gated: usize = state.gated.values().map(VecDeque::len).sum();
-        Ok(waiting.count() + state.running.len() + gated)
+        let store = self.store();
+        let waiting = store.keys.values().filter(|slot| slot.waiting.is_some());
+        let gated: usize = store.gated.values().map(VecDeque::len).sum();
+        Ok(waiting.count() + store.running.len() + gated)
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
         let now = SystemTime::now();
-        let state = self.state();
-        let (mut queued, scheduled): (Vec<_>, Vec<_>) = state
+        let store = self.store();
+        let (mut queued, scheduled): (Vec<_>, Vec<_>) = store
             .waiting
             .iter()
-            .map(|(due, _, key)| (*due, info(state.message(key), None)))
+            .map(|(due, _, key)| (*due, info(store.message(key), None)))
             .partition(|(due, _)| *due <= now);
         queued.extend(
-            state
+            store
                 .gated
                 .values()
                 .flatten()
-                .map(|parked| (parked.message.due, info(&parked.message, None))),
+                .map(|aside| (aside.message.due, info(&aside.message, None))),
         );
-        let mut held: Vec<TaskInfo> = state
+        let mut held: Vec<TaskInfo> = store
             .held
             .values()
-            .map(|parked| info(&parked.message, None))
+            .map(|aside| info(&aside.message, None))
             .collect();
         held.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
-        let mut running: Vec<TaskInfo> = state
+        let mut running: Vec<TaskInfo> = store
             .running
             .values()
             .map(|run| info(&run.message, Some(&run.worker)))
@@ -642,23 +643,23 @@ impl Backend for MemoryBackend {
             scheduled: scheduled.into_iter().map(|(_, info)| info).collect(),
             running,
             held,
-            dead: state.dead.len(),
+            dead: store.dead.len(),
         })
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        Ok(self.state().dead.clone())
+        Ok(self.store().dead.clone())
     }
 
     async fn replay(&self, key: &str) -> Result<bool> {
-        let mut state = self.state();
-        let Some(index) = state.dead.iter().position(|dead| dead.key == key) else {
+        let mut store = self.store();
+        let Some(index) = store.dead.iter().position(|dead| dead.key == key) else {
             return Ok(false);
         };
-        if state.is_taken(key) {
+        if store.is_taken(key) {
             return Ok(false);
         }
-        let dead = state.dead.remove(index);
+        let dead = store.dead.remove(index);
         let message = Message {
             task: dead.task,
             key: dead.key,
@@ -668,8 +669,8 @@ impl Backend for MemoryBackend {
             history: Vec::new(),
             trace: None,
         };
-        state.insert(message);
-        drop(state);
+        store.insert(message);
+        drop(store);
         self.shared.added.notify_waiters();
         Ok(true)
     }
@@ -677,103 +678,103 @@ impl Backend for MemoryBackend {
     async fn signals(&self, _feed: Option<&SignalFeed>) -> Result<SignalFeed> {
         // Signals never get lost in this process, so a new feed needs no position.
         let (sender, receiver) = mpsc::unbounded_channel();
-        let mut state = self.state();
-        let _ = sender.send(Signal::Strikes(state.strikes.clone()));
-        state.listeners.push(sender);
+        let mut store = self.store();
+        let _ = sender.send(Signal::Strikes(store.strikes.clone()));
+        store.listeners.push(sender);
         Ok(SignalFeed::new(receiver))
     }
 
     async fn strike(&self, strike: &Strike) -> Result<bool> {
-        let mut state = self.state();
-        if state.strikes.contains(strike) {
+        let mut store = self.store();
+        if store.strikes.contains(strike) {
             return Ok(false);
         }
-        state.strikes.push(strike.clone());
-        let strikes = Signal::Strikes(state.strikes.clone());
-        state.signal(&strikes);
+        store.strikes.push(strike.clone());
+        let strikes = Signal::Strikes(store.strikes.clone());
+        store.signal(&strikes);
         Ok(true)
     }
 
     async fn restore(&self, strike: &Strike) -> Result<bool> {
-        let mut state = self.state();
-        let before = state.strikes.len();
-        state.strikes.retain(|existing| existing != strike);
-        if state.strikes.len() == before {
+        let mut store = self.store();
+        let before = store.strikes.len();
+        store.strikes.retain(|existing| existing != strike);
+        if store.strikes.len() == before {
             return Ok(false);
         }
-        let strikes = Signal::Strikes(state.strikes.clone());
-        state.signal(&strikes);
+        let strikes = Signal::Strikes(store.strikes.clone());
+        store.signal(&strikes);
         Ok(true)
     }
 
     async fn strikes(&self) -> Result<Vec<Strike>> {
-        Ok(self.state().strikes.clone())
+        Ok(self.store().strikes.clone())
     }
 
     async fn hold(&self, delivery: &Delivery, strike: &Strike) -> Result<bool> {
-        let mut state = self.state();
-        if !state.strikes.contains(strike) {
+        let mut store = self.store();
+        if !store.strikes.contains(strike) {
             return Ok(false);
         }
-        if let Some(running) = state.finish_current(delivery) {
+        if let Some(running) = store.finish_current(delivery) {
             let key = delivery.message.key.clone();
-            state.park(&key, running.seq);
-            let parked = Parked {
+            store.set_aside(&key, running.seq);
+            let aside = Aside {
                 seq: running.seq,
                 message: delivery.message.clone(),
             };
-            state.held.insert(key, parked);
+            store.held.insert(key, aside);
         }
         Ok(true)
     }
 
     async fn held(&self) -> Result<Vec<Message>> {
-        let state = self.state();
-        Ok(state
+        let store = self.store();
+        Ok(store
             .held
             .values()
-            .map(|parked| parked.message.clone())
+            .map(|aside| aside.message.clone())
             .collect())
     }
 
     async fn unhold(&self, keys: &[String]) -> Result<usize> {
-        let mut state = self.state();
+        let mut store = self.store();
         let mut count = 0;
         for key in keys {
-            let Some(parked) = state.held.remove(key) else {
+            let Some(aside) = store.held.remove(key) else {
                 continue;
             };
             count += 1;
             // Superseded by a newer task of its key (a `replace` while it was held): dropped.
-            let current = state.is_latest(key, parked.seq);
-            state.unpark(key);
+            let current = store.is_latest(key, aside.seq);
+            store.take_back(key);
             if current {
-                state.insert(Message {
+                store.insert(Message {
                     due: SystemTime::now(),
-                    ..parked.message
+                    ..aside.message
                 });
             }
         }
-        drop(state);
+        drop(store);
         self.shared.added.notify_waiters();
         Ok(count)
     }
 
     async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
-        let mut state = self.state();
+        let mut store = self.store();
         let key = &delivery.message.key;
         let DeliveryId::Memory(id) = delivery.id else {
             unreachable!("a Redis delivery admitted in memory");
         };
         let mut took_slot = None;
         if let Some((slot, limit)) = &gate.slot {
-            let holders = state.holders.entry(slot.clone()).or_default();
+            let holders = store.holders.entry(slot.clone()).or_default();
             if !holders.contains(&id) {
                 if holders.len() >= *limit as usize {
-                    if let Some(running) = state.finish_current(delivery) {
-                        state.park(key, running.seq);
-                        let queue = state.gated.entry(slot.clone()).or_default();
-                        queue.push_back(Parked {
+                    if let Some(running) = store.finish_current(delivery) {
+                        store.set_aside(key, running.seq);
+                        let queue = store.gated.entry(slot.clone()).or_default();
+                        queue.push_back(Aside {
                             seq: running.seq,
                             message: delivery.message.clone(),
                         });
@@ -786,25 +787,25 @@ impl Backend for MemoryBackend {
         }
         if let Some((name, count, window)) = &gate.rate {
             let now = SystemTime::now();
-            let starts = state.rates.entry(name.clone()).or_default();
+            let starts = store.rates.entry(name.clone()).or_default();
             while starts.front().is_some_and(|start| *start + *window <= now) {
                 starts.pop_front();
             }
             if starts.len() >= *count as usize {
                 let due = *starts.front().expect("the window is full") + *window;
                 if let Some(slot) = took_slot {
-                    if let Some(holders) = state.holders.get_mut(&slot) {
+                    if let Some(holders) = store.holders.get_mut(&slot) {
                         holders.remove(&id);
                     }
                 }
-                if state.finish_current(delivery).is_some() {
-                    state.insert(Message {
+                if store.finish_current(delivery).is_some() {
+                    store.insert(Message {
                         due,
                         ..delivery.message.clone()
                     });
                 }
-                drop(state);
-                // Parked claims must look again: this task is now the earliest due, maybe.
+                drop(store);
+                // Aside claims must look again: this task is now the earliest due, maybe.
                 self.shared.added.notify_waiters();
                 return Ok(Admission::Deferred(due));
             }
@@ -817,37 +818,37 @@ impl Backend for MemoryBackend {
         let Some((slot, _)) = &gate.slot else {
             return Ok(());
         };
-        let mut state = self.state();
-        if let (Some(holders), DeliveryId::Memory(id)) = (state.holders.get_mut(slot), &delivery.id)
+        let mut store = self.store();
+        if let (Some(holders), DeliveryId::Memory(id)) = (store.holders.get_mut(slot), &delivery.id)
         {
             holders.remove(id);
         }
-        let next = state.gated.get_mut(slot).and_then(VecDeque::pop_front);
-        if let Some(parked) = next {
-            let current = state.is_latest(&parked.message.key, parked.seq);
-            state.unpark(&parked.message.key);
+        let next = store.gated.get_mut(slot).and_then(VecDeque::pop_front);
+        if let Some(aside) = next {
+            let current = store.is_latest(&aside.message.key, aside.seq);
+            store.take_back(&aside.message.key);
             if current {
-                state.insert(Message {
+                store.insert(Message {
                     due: SystemTime::now(),
-                    ..parked.message
+                    ..aside.message
                 });
             }
-            drop(state);
+            drop(store);
             self.shared.added.notify_waiters();
         }
         Ok(())
     }
 
     async fn record(&self, task: &TaskRecord, ttl: Duration) -> Result<()> {
-        self.state().keep_record(task.clone(), ttl);
+        self.store().keep_record(task.clone(), ttl);
         Ok(())
     }
 
     async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
-        let state = self.state();
+        let store = self.store();
         let now = SystemTime::now();
-        Ok(state
-            .states
+        Ok(store
+            .records
             .get(key)
             .filter(|(_, expires)| *expires > now)
             .map(|(task, _)| task.clone()))
@@ -855,8 +856,8 @@ impl Backend for MemoryBackend {
 
     async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let mut state = self.state();
-        let watchers = state.watchers.entry(key.to_owned()).or_default();
+        let mut store = self.store();
+        let watchers = store.watchers.entry(key.to_owned()).or_default();
         watchers.retain(|watcher| !watcher.is_closed());
         watchers.push(sender);
         Ok(receiver)
@@ -976,7 +977,7 @@ mod tests {
         enqueue(&backend, message("now", "{}"), KeyMode::Add).await;
         let claimed = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
-            .expect("the parked claim was not woken")
+            .expect("the waiting claim was not woken")
             .unwrap();
         assert_eq!(claimed[0].message.key, "now");
     }
