@@ -96,15 +96,7 @@ impl Settings {
         };
         let mut redis = RedisOptions::default();
         if let Some(path) = var("DOCKET_TLS_CA_FILE").filter(|path| !path.is_empty()) {
-            let pem = std::fs::read(&path).map_err(|error| {
-                Error::Config(format!("cannot read DOCKET_TLS_CA_FILE `{path}`: {error}"))
-            })?;
-            validate_ca(&pem).map_err(|problem| {
-                Error::Config(format!(
-                    "DOCKET_TLS_CA_FILE `{path}` {problem}; point it at a PEM file of CA certificates"
-                ))
-            })?;
-            redis.tls_ca = Some(pem);
+            redis.tls_ca = Some(read_ca_file(&path)?);
         }
         Ok(Settings {
             target,
@@ -114,6 +106,20 @@ impl Settings {
             fallback: true,
         })
     }
+}
+
+/// The CA certificates in the PEM file `DOCKET_TLS_CA_FILE` (or the CLI's `--tls-ca-file`)
+/// names, checked.
+pub(crate) fn read_ca_file(path: &str) -> Result<Vec<u8>> {
+    let pem = std::fs::read(path).map_err(|error| {
+        Error::Config(format!("cannot read DOCKET_TLS_CA_FILE `{path}`: {error}"))
+    })?;
+    validate_ca(&pem).map_err(|problem| {
+        Error::Config(format!(
+            "DOCKET_TLS_CA_FILE `{path}` {problem}; point it at a PEM file of CA certificates"
+        ))
+    })?;
+    Ok(pem)
 }
 
 /// A docket name becomes part of every storage key, and of the ACL patterns `~{name}:*` that

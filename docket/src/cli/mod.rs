@@ -58,6 +58,11 @@ struct Cli {
     #[arg(long, env = "DOCKET_NAME", global = true, default_value = crate::config::DEFAULT_NAME)]
     name: String,
 
+    /// For rediss://: a PEM file of the CA certificates to trust (a private CA) instead of
+    /// the system's roots.
+    #[arg(long, env = "DOCKET_TLS_CA_FILE", global = true, value_name = "PATH")]
+    tls_ca_file: Option<String>,
+
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -71,6 +76,7 @@ impl std::fmt::Debug for Cli {
         f.debug_struct("Cli")
             .field("url", &self.url.as_deref().map(crate::config::redact))
             .field("name", &self.name)
+            .field("tls_ca_file", &self.tls_ca_file)
             .field("json", &self.json)
             .field("command", &self.command)
             .finish()
@@ -212,6 +218,9 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
     let mut connect = Docket::connect(url)
         .name(&cli.name)
         .in_process_fallback(false);
+    if let Some(path) = cli.tls_ca_file.as_deref().filter(|path| !path.is_empty()) {
+        connect = connect.tls_ca_pem(crate::config::read_ca_file(path)?);
+    }
     if let Command::Worker(args) = &cli.command {
         if let Some(concurrency) = args.concurrency {
             connect = connect.worker_concurrency(concurrency);
