@@ -1,5 +1,6 @@
 //! A point-in-time view of a docket: what waits, what runs, what died.
 
+use crate::backend::Message;
 use std::time::{Duration, SystemTime};
 
 /// Every task of a docket at one moment, from [`Docket::snapshot`](crate::Docket::snapshot).
@@ -46,6 +47,19 @@ pub struct TaskInfo {
     pub attempt: u32,
     /// The worker running it, for running tasks.
     pub worker: Option<String>,
+}
+
+impl TaskInfo {
+    /// What a snapshot shows of `message`, run by `worker` when it runs.
+    pub(crate) fn of(message: &Message, worker: Option<&str>) -> TaskInfo {
+        TaskInfo {
+            key: message.key.clone(),
+            task: message.task.clone(),
+            due: message.due,
+            attempt: message.attempt,
+            worker: worker.map(str::to_owned),
+        }
+    }
 }
 
 /// A task that will not run again on its own: it failed its last attempt, its arguments no longer

@@ -147,15 +147,7 @@ impl<T: Task> Schedule<T> {
         let due = due.ok_or_else(|| Error::InvalidDue {
             task: T::NAME.to_owned(),
         })?;
-        let message = Message {
-            task: T::NAME.to_owned(),
-            key,
-            args,
-            attempt: 1,
-            due,
-            history: Vec::new(),
-            trace: None,
-        };
+        let message = Message::first_attempt(T::NAME, key, args, due);
         Ok((message, mode))
     }
 
@@ -347,15 +339,7 @@ impl Docket {
                 "the arguments of `{task}` must be a JSON object, not `{args}`"
             )));
         }
-        let message = Message {
-            task: task.to_owned(),
-            key: crate::key::unique(),
-            args: args.to_owned(),
-            attempt: 1,
-            due: SystemTime::now(),
-            history: Vec::new(),
-            trace: None,
-        };
+        let message = Message::first_attempt(task, crate::key::unique(), args, SystemTime::now());
         // Without it the task cannot run in-process, as a fallback or otherwise.
         let registration = Registry::global()?.get(task).copied();
         self.schedule_one(registration, message, KeyMode::Fresh)

@@ -42,10 +42,20 @@ pub(crate) fn instant_at(due: SystemTime) -> Instant {
 
 /// Milliseconds since the Unix epoch (0 before it).
 pub(crate) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
+    time.duration_since(UNIX_EPOCH).map_or(0, millis_of)
+}
+
+/// A duration in whole milliseconds, `u64::MAX` at most.
+pub(crate) fn millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Sleep until `deadline`; for ever without one.
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

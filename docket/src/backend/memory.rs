@@ -20,6 +20,7 @@ use crate::schedule::Disposition;
 use crate::strike::Strike;
 use crate::sync::Locked;
 use crate::time::instant_at;
+use crate::time::sleep_until;
 
 /// An in-process store of tasks. Clones share the same store.
 #[derive(Debug, Clone, Default)]
@@ -319,16 +320,6 @@ impl Store {
     }
 }
 
-fn info(message: &Message, worker: Option<&str>) -> TaskInfo {
-    TaskInfo {
-        key: message.key.clone(),
-        task: message.task.clone(),
-        due: message.due,
-        attempt: message.attempt,
-        worker: worker.map(str::to_owned),
-    }
-}
-
 impl MemoryBackend {
     pub(crate) fn new() -> Self {
         MemoryBackend::default()
@@ -616,25 +607,25 @@ impl Backend for MemoryBackend {
         let (mut queued, scheduled): (Vec<_>, Vec<_>) = store
             .waiting
             .iter()
-            .map(|(due, _, key)| (*due, info(store.message(key), None)))
+            .map(|(due, _, key)| (*due, TaskInfo::of(store.message(key), None)))
             .partition(|(due, _)| *due <= now);
         queued.extend(
             store
                 .gated
                 .values()
                 .flatten()
-                .map(|aside| (aside.message.due, info(&aside.message, None))),
+                .map(|aside| (aside.message.due, TaskInfo::of(&aside.message, None))),
         );
         let mut held: Vec<TaskInfo> = store
             .held
             .values()
-            .map(|aside| info(&aside.message, None))
+            .map(|aside| TaskInfo::of(&aside.message, None))
             .collect();
         held.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         let mut running: Vec<TaskInfo> = store
             .running
             .values()
-            .map(|run| info(&run.message, Some(&run.worker)))
+            .map(|run| TaskInfo::of(&run.message, Some(&run.worker)))
             .collect();
         running.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
         Ok(Snapshot {
@@ -660,15 +651,7 @@ impl Backend for MemoryBackend {
             return Ok(false);
         }
         let dead = store.dead.remove(index);
-        let message = Message {
-            task: dead.task,
-            key: dead.key,
-            args: dead.args,
-            attempt: 1,
-            due: SystemTime::now(),
-            history: Vec::new(),
-            trace: None,
-        };
+        let message = Message::first_attempt(dead.task, dead.key, dead.args, SystemTime::now());
         store.insert(message);
         drop(store);
         self.shared.added.notify_waiters();
@@ -861,13 +844,6 @@ impl Backend for MemoryBackend {
         watchers.retain(|watcher| !watcher.is_closed());
         watchers.push(sender);
         Ok(receiver)
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -45,6 +45,26 @@ pub(crate) struct Message {
     pub(crate) trace: Option<String>,
 }
 
+impl Message {
+    /// A task's first attempt: no history, no trace yet.
+    pub(crate) fn first_attempt(
+        task: impl Into<String>,
+        key: impl Into<String>,
+        args: impl Into<String>,
+        due: SystemTime,
+    ) -> Message {
+        Message {
+            task: task.into(),
+            key: key.into(),
+            args: args.into(),
+            attempt: 1,
+            due,
+            history: Vec::new(),
+            trace: None,
+        }
+    }
+}
+
 /// How `enqueue` treats a key that is already taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyMode {

@@ -8,9 +8,10 @@ use std::sync::Mutex;
 use crate::sync::Locked;
 use std::time::{Duration, Instant};
 
-/// How long one claim may take before the loop counts as stuck: the longest idle wait of a
-/// backend (75 s on Redis) with room to spare.
-const STUCK_AFTER: Duration = Duration::from_secs(120);
+/// How long one claim may take before the loop counts as stuck: the longest a claim blocks
+/// when nothing is due (on Redis, its longest idle wait), with room to spare.
+const STUCK_AFTER: Duration =
+    crate::backend::redis::MAX_IDLE_WAIT.saturating_add(Duration::from_secs(45));
 
 /// How long a claim begun after a failure must stay in flight to show the backend is back: an
 /// unreachable backend fails a claim at once, a reachable one lets it block.

@@ -166,15 +166,7 @@ impl Worker {
         let batch: Vec<(Message, KeyMode)> = recurring
             .iter()
             .map(|(name, recurring)| {
-                let message = Message {
-                    task: (*name).to_owned(),
-                    key: (*name).to_owned(),
-                    args: "{}".to_owned(),
-                    attempt: 1,
-                    due: recurring.first_due(now),
-                    history: Vec::new(),
-                    trace: None,
-                };
+                let message = Message::first_attempt(*name, *name, "{}", recurring.first_due(now));
                 (message, KeyMode::Add)
             })
             .collect();

@@ -13,7 +13,7 @@ use super::connection::{into_error, is_no_group};
 use super::keys::GROUP;
 use super::reply::{pending_rows, stream_entries};
 use super::scripts::SCRIPTS;
-use super::{RedisBackend, decode_held, info};
+use super::{RedisBackend, decode_held};
 use crate::error::Result;
 use crate::inspect::WorkerInfo;
 use crate::inspect::{Snapshot, TaskInfo};
@@ -129,7 +129,7 @@ impl RedisBackend {
         };
         for entry in self.decode(stream_entries(streamed)) {
             let info = match &entry {
-                Entry::Task { message, .. } => info(message),
+                Entry::Task { message, .. } => TaskInfo::of(message, None),
                 Entry::Wake { .. } => continue,
                 Entry::Garbled { id, key, .. } => TaskInfo {
                     key: key.clone().unwrap_or_else(|| format!("garbled:{id}")),
@@ -150,12 +150,17 @@ impl RedisBackend {
         for (key, json) in parked {
             match codec::decode_message(&key, &json) {
                 // Due but not yet moved to the stream: a worker would take it now.
-                Ok(message) if message.due <= taken => snapshot.queued.push(info(&message)),
-                Ok(message) => snapshot.scheduled.push(info(&message)),
+                Ok(message) if message.due <= taken => {
+                    snapshot.queued.push(TaskInfo::of(&message, None))
+                }
+                Ok(message) => snapshot.scheduled.push(TaskInfo::of(&message, None)),
                 Err(reason) => tracing::warn!(%key, %reason, "a scheduled task does not decode"),
             }
         }
-        snapshot.held = decode_held(held).iter().map(info).collect();
+        snapshot.held = decode_held(held)
+            .iter()
+            .map(|message| TaskInfo::of(message, None))
+            .collect();
         for list in [
             &mut snapshot.queued,
             &mut snapshot.scheduled,

@@ -12,18 +12,19 @@ use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::RedisBackend;
 use super::codec::{self, Entry, millis};
 use super::connection::{RESPONSE_TIMEOUT, into_error, unavailable};
 use super::keys::GROUP;
 use super::reply::{PendingRow, first_stream, pending_rows, stream_entries};
 use super::scripts::SCRIPTS;
-use super::{RedisBackend, millis_of};
 use crate::backend::{Delivery, DeliveryId, Message};
 use crate::error::{Error, Result};
 use crate::sync::Locked;
+use crate::time::{millis_of, sleep_until};
 
 /// The longest a worker blocks without a look at the schedule and for stalled deliveries.
-pub(super) const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
+pub(crate) const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
 
 /// The most future tasks one tick moves into the stream.
 pub(super) const PROMOTE_BATCH: usize = 1000;
@@ -530,12 +531,5 @@ impl RedisBackend {
             until = until.min(limit);
         }
         Some(until.saturating_duration_since(now))
-    }
-}
-
-pub(super) async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

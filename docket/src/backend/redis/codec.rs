@@ -14,12 +14,7 @@ use crate::backend::Message;
 use crate::inspect::{DeadLetter, FailedAttempt};
 use crate::strike::Strike;
 
-/// Milliseconds since the Unix epoch, as scores and due times are stored.
-pub(super) fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
-}
+pub(super) use crate::time::millis;
 
 pub(super) fn from_millis(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)

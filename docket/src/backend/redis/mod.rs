@@ -30,6 +30,8 @@ mod reply;
 mod scripts;
 mod settle;
 
+pub(crate) use self::claim::MAX_IDLE_WAIT;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,11 +54,12 @@ use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
 use crate::error::{Error, Result};
-use crate::inspect::{DeadLetter, Snapshot, TaskInfo};
+use crate::inspect::{DeadLetter, Snapshot};
 use crate::results::TaskRecord;
 use crate::schedule::Disposition;
 use crate::strike::Strike;
 use crate::sync::Locked;
+use crate::time::millis_of;
 
 /// Settings of a Redis connection, from [`Connect`](crate::Connect).
 #[derive(Clone, PartialEq, Eq)]
@@ -366,15 +369,7 @@ impl Backend for RedisBackend {
             return Ok(false);
         };
         let letter = codec::decode_dead(key, &json);
-        let message = Message {
-            task: letter.task,
-            key: key.to_owned(),
-            args: letter.args,
-            attempt: 1,
-            due: SystemTime::now(),
-            history: Vec::new(),
-            trace: None,
-        };
+        let message = Message::first_attempt(letter.task, key, letter.args, SystemTime::now());
         let mut invocation = SCRIPTS.replay.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
@@ -597,16 +592,6 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-fn info(message: &Message) -> TaskInfo {
-    TaskInfo {
-        key: message.key.clone(),
-        task: message.task.clone(),
-        due: message.due,
-        attempt: message.attempt,
-        worker: None,
-    }
-}
-
 /// Held tasks as stored; one that does not decode is skipped, with a warning.
 fn decode_held(stored: Vec<(String, Vec<u8>)>) -> Vec<Message> {
     stored
@@ -626,8 +611,4 @@ fn stream_id(delivery: &Delivery) -> &str {
         DeliveryId::Stream(id) => id,
         DeliveryId::Memory(_) => unreachable!("a memory delivery settled on Redis"),
     }
-}
-
-fn millis_of(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
