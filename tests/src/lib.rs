@@ -15,11 +15,12 @@
 //!   waited for.
 //! - [`same_time`]: two times equal at the millisecond precision a backend stores.
 //!
-//! Task definitions (`#[docket::task]` functions) are not here, and never should be: a task is
-//! registered in every binary that links it, and a registered task changes what every worker of
-//! that binary does. A recurring task is started by every worker; one that takes a `State<T>`
-//! stops any worker whose docket does not provide it. So each test binary defines its own
-//! tasks, and the shared behaviour suite defines its tasks in `tests/behaviour/tasks.rs`.
+//! Task definitions (`#[docket::task]` functions) are not here, and should not be: a task defined
+//! here would be registered in every test binary that links this library, and a registered task
+//! changes what every worker of its binary does. A recurring task is started by every worker; one
+//! that takes a `State<T>` stops any worker whose docket does not provide it. So each test binary
+//! defines its own tasks, and the behaviour suite its own in `tests/behaviour/tasks.rs`. The
+//! helpers here take no task type: [`Probe`] is found by the id a task is given.
 //!
 //! Not here yet: the tracing capture (`tests/behaviour/capture.rs`), which needs `tracing` and
 //! `tracing-subscriber` as dependencies of this library rather than of its tests only.
