@@ -51,7 +51,7 @@
 //! restarts with persistence:
 //!
 //! - An acknowledged schedule is never lost: it ends completed, cancelled, or as a
-//!   [`DeadLetter`] with its reason. Nothing is dropped silently.
+//!   [`DeadLetter`](inspect::DeadLetter) with its reason. Nothing is dropped silently.
 //! - A task is delivered at least once: code it to tolerate running twice. It runs twice only
 //!   while the outcome of its first run is unknown (its worker went silent before settling it);
 //!   a completed task is never run again or dead-lettered by a stale copy.
@@ -60,16 +60,18 @@
 //! - A key makes scheduling idempotent: while a task with a key waits or runs, another with the
 //!   same key is a [`Disposition::Duplicate`] unless [`Schedule::replace`] is set. Once the task
 //!   ended (completed, cancelled, dead), the key is free again.
-//! - `retries = N` allows N retries after the first attempt, spaced by the task's [`Backoff`];
-//!   after the last one the task becomes a [`DeadLetter`], as does a task whose arguments no longer
-//!   decode or whose name no worker knows.
+//! - `retries = N` allows N retries after the first attempt, spaced by the task's
+//!   [`Backoff`](policy::Backoff); after the last one the task becomes a
+//!   [`DeadLetter`](inspect::DeadLetter), as does a task whose arguments no longer decode or
+//!   whose name no worker knows.
 //! - Bad input (a key, a due time, a payload, a setting) is a typed [`Error`] at the call, never a
 //!   panic and never a half-written batch.
 //!
 //! # Policies and control
 //!
 //! `#[docket::task(...)]` also declares recurring runs (`every`, `cron`), fleet-wide
-//! `concurrency` and `rate_limit`s, `debounce`, and kept `result`s (see [`Policy`]). A task can
+//! `concurrency` and `rate_limit`s, `debounce`, and kept `result`s (see
+//! [`Policy`](policy::Policy)). A task can
 //! take a [`Context`] (key, attempt, progress, timeout extension) and [`State`] values provided
 //! on the docket. Operators [`Docket::strike`] and [`Docket::restore`] tasks, and
 //! [`Docket::cancel`] waiting or running ones. [`Docket::result`] and [`Docket::watch`] follow a
@@ -93,6 +95,51 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Where things are
+//!
+//! The everyday names are at the root: [`Docket`] and [`Connect`] to open one, [`Schedule`] and
+//! [`Scheduled`] to add tasks, [`Worker`] and [`Context`] to run them, [`Task`], [`TaskError`],
+//! [`Retry`] and [`Fail`] for what a task returns, [`State`] for what it is given, and
+//! [`Error`]. The rest is grouped by use: [`policy`] (what `#[docket::task(...)]` declares),
+//! [`results`] (the records of tasks that keep results), [`strike`] (holding tasks by rule),
+//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`] and, with
+//! the `cli` feature, `cli`. `ARCHITECTURE.md` in the repository shows the modules
+//! and a task's path through them.
+//!
+//! # Glossary
+//!
+//! Each word below means one thing, in these docs and in the code.
+//!
+//! - **docket**: a named set of tasks in one backend (memory or a Redis database); the name
+//!   prefixes every key it stores.
+//! - **task**: an `async fn` with `#[docket::task]`, and one scheduled call of it: its name, its
+//!   arguments as JSON, its **key** and its **due** time. A key names at most one waiting and
+//!   one running task at a time; scheduling is idempotent by key.
+//! - **queued**: due and waiting for a worker. **scheduled**: waiting for a later due time.
+//!   **running**: handed to a worker. **held**: set aside by a **strike** until it is restored.
+//!   **gated**: set aside, waiting for a concurrency **slot**. Held and gated tasks are **set
+//!   aside**: out of the queue's order, still the key's task.
+//! - **slot**: one unit of a task's `concurrency` limit; a **gate** is the concurrency and
+//!   rate limit an attempt must pass before it starts.
+//! - **delivery**: one handing of a stored task to one worker (on Redis, a stream entry in
+//!   that worker's pending list). A task may be delivered more than once: after its worker
+//!   vanished (**redelivery**), or to run a retry.
+//! - **claim**: a worker taking deliveries. **process**: what a worker does with one delivery
+//!   (strike check, gate, attempt, settlement). **attempt**: one execution of the task's
+//!   function; `retries` counts the attempts after the first.
+//! - **settle**: end a delivery: **complete** it (acknowledge; the task succeeded), **retry**
+//!   it (store the next attempt, scheduled after its backoff), or **bury** it (keep it as a
+//!   **dead letter**, which [`Docket::replay`] queues again).
+//! - **record**: what is kept of a task that keeps results ([`results::TaskRecord`]): its
+//!   [`results::Status`] in its lifecycle, progress, result and last error. The step that
+//!   changes a task's status writes its record.
+//! - **state**: only the values a docket provides to its tasks ([`State<T>`](State),
+//!   [`Docket::provide`]); never a task's lifecycle.
+//! - **signal**: a message to every worker: a cancel of a running task, or the strikes in
+//!   force.
+//! - **in-process** and **fallback**: running a task in this process, because no queue is
+//!   configured, or because the queue could not be reached when it was scheduled.
 
 #![warn(missing_docs)]
 

@@ -172,3 +172,66 @@ async fn redis_a_future_tasks_first_record_is_kept_until_it_is_due_and_then_some
         "the record expires in {ttl} ms, not about a day and an hour"
     );
 }
+
+/// Server-side calls since the last reset, less the harness's own `INFO` and `CONFIG`.
+fn server_calls(server: &RedisServer) -> u64 {
+    server
+        .command_stats()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
+        .map(|(_, calls)| calls)
+        .sum()
+}
+
+/// Schedule `tasks` with `schedule`, drain them at concurrency 100; the commands per task,
+/// executed by Redis (Lua-internal included) and sent by the docket.
+async fn cost_per_task<F, Fut>(server: &RedisServer, tasks: u32, schedule: F) -> (f64, f64)
+where
+    F: Fn(Docket, u32) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let docket = redis(server).await;
+    server.command(&["CONFIG", "RESETSTAT"]);
+    let sent_before = docket.commands_sent();
+    for n in 0..tasks {
+        schedule(docket.clone(), n).await;
+    }
+    Worker::new(&docket)
+        .concurrency(100)
+        .run_until_finished()
+        .await
+        .unwrap();
+    let executed = server_calls(server) as f64 / f64::from(tasks);
+    let sent = (docket.commands_sent() - sent_before) as f64 / f64::from(tasks);
+    (executed, sent)
+}
+
+/// Keeping a result costs its records and nothing else: the first is written by the call that
+/// stores the task (a `SET` and a `PUBLISH` inside it), then one call per record the worker
+/// writes (running, completed), each a `SET` and a `PUBLISH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_kept_result_costs_two_calls_and_eight_commands_more_than_a_plain_task() {
+    const TASKS: u32 = 500;
+    let server = RedisServer::start();
+    let (plain_executed, plain_sent) = cost_per_task(&server, TASKS, |docket, n| async move {
+        Forget::schedule(n).on(&docket).await.unwrap();
+    })
+    .await;
+    let (kept_executed, kept_sent) = cost_per_task(&server, TASKS, |docket, n| async move {
+        Sum::schedule(vec![n]).on(&docket).await.unwrap();
+    })
+    .await;
+    let (executed, sent) = (kept_executed - plain_executed, kept_sent - plain_sent);
+    println!(
+        "a kept result costs {executed:.2} executed and {sent:.2} sent commands more per task \
+         (plain: {plain_executed:.2} / {plain_sent:.2})"
+    );
+    assert!(
+        (7.5..=8.5).contains(&executed),
+        "{executed:.2} more commands executed per task"
+    );
+    assert!(
+        (1.9..=2.1).contains(&sent),
+        "{sent:.2} more commands sent per task"
+    );
+}
