@@ -61,6 +61,7 @@ const ACL: &[&str] = &[
     "+publish",
     "+subscribe",
     "+exists",
+    "+pttl",
     "+del",
 ];
 

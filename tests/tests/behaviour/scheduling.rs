@@ -45,7 +45,7 @@ pub(crate) async fn add_many_schedules_every_task_with_its_own_options(docket: D
             note("plain"),
             note("keyed").key("batch-key"),
             note("same key").key("batch-key"),
-            note("later").after(Duration::from_millis(100)),
+            note("later").after(Duration::from_secs(1)),
         ])
         .await
         .unwrap();
