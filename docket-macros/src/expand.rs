@@ -11,7 +11,7 @@ use syn::{Ident, Item, LitStr};
 
 use crate::args::{Arg, Args, PerArgument};
 use crate::check::check;
-use crate::errors::Errors;
+use crate::fallback::fallback;
 use crate::input::{Param, TaskFn};
 use crate::values::Backoff;
 
@@ -25,28 +25,29 @@ pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
                 Span::call_site(),
                 "`#[docket::task]` can only be applied to an `async fn`",
             );
-            return with_errors(item, args.err().into_iter().chain([error]));
+            return fallback(item, None, args.err().into_iter().chain([error]));
         }
-        Err(error) => return with_errors(item, [error]),
+        Err(error) => return fallback(item, None, [error]),
     };
     match (args, TaskFn::lower(&item_fn)) {
         (Ok(args), Ok(task)) => match check(&args, &task) {
             Ok(()) => generate(&args, &task),
-            Err(error) => with_errors(item, [error]),
+            Err(error) => fallback(item, Some(&task), [error]),
         },
-        (args, task) => with_errors(item, args.err().into_iter().chain(task.err())),
+        (args, Ok(task)) => fallback(item, Some(&task), args.err()),
+        (args, Err(rejected)) => {
+            let errors = args.err().into_iter().chain([rejected.error]);
+            fallback(item, rejected.task.as_deref(), errors)
+        }
     }
 }
 
-/// The user's function unchanged, beside the errors: nothing else breaks, so the errors are the
-/// only ones the user sees and an IDE still knows the function.
-fn with_errors(mut item: TokenStream, errors: impl IntoIterator<Item = syn::Error>) -> TokenStream {
-    let mut all = Errors::default();
-    errors.into_iter().for_each(|error| all.push(error));
-    if let Err(errors) = all.finish(()) {
-        item.extend(errors.into_compile_error());
-    }
-    item
+/// What an item is generated for: the task, or a stand-in beside the macro's errors, with the
+/// same name, fields and signature but nothing that could fail on the user's types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Emit {
+    Task,
+    StandIn,
 }
 
 // Input:
@@ -65,8 +66,8 @@ fn with_errors(mut item: TokenStream, errors: impl IntoIterator<Item = syn::Erro
 //     const _: () = { /* registration */ };
 fn generate(args: &Args, task: &TaskFn<'_>) -> TokenStream {
     let item = task.item;
-    let args_struct = args_struct(task);
-    let schedule = schedule_fns(task);
+    let args_struct = args_struct(task, Emit::Task);
+    let schedule = schedule_fns(task, Emit::Task);
     let task_impl = task_impl(args, task);
     let registration = registration(task);
     // The checks go first, so rustc reports a bad argument type with their message before
@@ -87,14 +88,14 @@ fn generate(args: &Args, task: &TaskFn<'_>) -> TokenStream {
 //     pub async fn scan_copyright(track_id: i64, mut url: String) { .. }
 // Output:
 //     /// Scan a track.
-//     #[derive(Serialize, Deserialize, Debug, Clone)]
+//     #[derive(Serialize, Deserialize, Debug, Clone)] // a stand-in: #[allow(dead_code, ..)]
 //     pub struct ScanCopyright {
 //         /// The `track_id` argument of [`scan_copyright`].
 //         pub track_id: i64,
 //         /// The `url` argument of [`scan_copyright`].
 //         pub url: String,
 //     }
-fn args_struct(task: &TaskFn<'_>) -> TokenStream {
+pub(crate) fn args_struct(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
     let TaskFn {
         struct_ident, cfgs, ..
     } = task;
@@ -115,16 +116,23 @@ fn args_struct(task: &TaskFn<'_>) -> TokenStream {
             #vis #ident: #ty,
         }
     });
+    let derives = match emit {
+        Emit::Task => quote! {
+            #[derive(
+                ::docket::__private::serde::Serialize,
+                ::docket::__private::serde::Deserialize,
+                ::core::fmt::Debug,
+                ::core::clone::Clone,
+            )]
+            #[serde(crate = "::docket::__private::serde")]
+        },
+        // A derive could fail on an argument's type and add an error; nothing reads the fields.
+        Emit::StandIn => quote!(#[allow(dead_code, missing_debug_implementations)]),
+    };
     quote! {
         #docs
         #(#cfgs)*
-        #[derive(
-            ::docket::__private::serde::Serialize,
-            ::docket::__private::serde::Deserialize,
-            ::core::fmt::Debug,
-            ::core::clone::Clone,
-        )]
-        #[serde(crate = "::docket::__private::serde")]
+        #derives
         #vis struct #struct_ident {
             #(#fields)*
         }
@@ -140,7 +148,8 @@ fn args_struct(task: &TaskFn<'_>) -> TokenStream {
 //     pub fn schedule_scan_copyright(track_id: i64, url: String) -> Schedule<ScanCopyright> {
 //         ScanCopyright::schedule(track_id, url)
 //     }
-fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
+// A stand-in's `schedule` is `::core::unreachable!()`: `Schedule::new` needs a `Task`.
+pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
     let TaskFn {
         struct_ident,
         schedule_ident,
@@ -164,15 +173,25 @@ fn schedule_fns(task: &TaskFn<'_>) -> TokenStream {
         " Schedules the [`{function}`] task with these arguments: the same as \
          [`{struct_ident}::schedule`]."
     );
+    let (body, unused) = match emit {
+        Emit::Task => (
+            quote!(::docket::Schedule::new(#struct_ident { #(#idents),* })),
+            None,
+        ),
+        Emit::StandIn => (
+            quote!(::core::unreachable!()),
+            Some(quote!(unused_variables,)),
+        ),
+    };
     // Unused schedule functions are not the user's dead code, and their argument count is the
     // user's function's, which clippy already reports there.
     quote! {
         #(#cfgs)*
         impl #struct_ident {
             #[doc = #method_doc]
-            #[allow(dead_code, clippy::too_many_arguments)]
+            #[allow(dead_code, #unused clippy::too_many_arguments)]
             #vis fn schedule(#params) -> ::docket::Schedule<#struct_ident> {
-                ::docket::Schedule::new(#struct_ident { #(#idents),* })
+                #body
             }
         }
 

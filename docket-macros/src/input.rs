@@ -35,6 +35,23 @@ pub(crate) struct TaskFn<'a> {
     pub(crate) cfgs: Vec<&'a Attribute>,
 }
 
+/// A function `lower` refused: every error, and the task as far as it was read when its name and
+/// arguments are still clear, which is all the stand-ins next to the errors need (see
+/// `fallback`).
+pub(crate) struct Rejected<'a> {
+    pub(crate) error: syn::Error,
+    /// `None` when the struct's name or an argument cannot be written as a field: a generic,
+    /// borrowed or `impl Trait` type, a pattern, or `self`.
+    pub(crate) task: Option<Box<TaskFn<'a>>>,
+}
+
+/// The errors alone: `TaskFn` has nothing worth printing.
+impl std::fmt::Debug for Rejected<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
 /// One parameter of the task function.
 pub(crate) enum Param<'a> {
     /// Serialized: a field of the argument struct and a parameter of `schedule`.
@@ -58,9 +75,12 @@ pub(crate) struct Argument<'a> {
 }
 
 impl<'a> TaskFn<'a> {
-    pub(crate) fn lower(item: &'a ItemFn) -> syn::Result<TaskFn<'a>> {
+    pub(crate) fn lower(item: &'a ItemFn) -> Result<TaskFn<'a>, Rejected<'a>> {
         let mut errors = Errors::default();
         let sig = &item.sig;
+        // Whether the argument struct and `schedule` functions can still be written from what
+        // is read, to stand in for the real ones next to the errors.
+        let mut writable = sig.generics.params.is_empty();
 
         if let Some(constness) = &sig.constness {
             errors.push_spanned(constness, "`#[docket::task]` functions cannot be `const`");
@@ -112,6 +132,7 @@ impl<'a> TaskFn<'a> {
         for input in &sig.inputs {
             let param = match input {
                 FnArg::Receiver(receiver) => {
+                    writable = false;
                     errors.push_spanned(
                         receiver,
                         "`#[docket::task]` functions cannot take `self`; a task is a free \
@@ -139,7 +160,7 @@ impl<'a> TaskFn<'a> {
                 params.push(Param::State { param, inner });
                 continue;
             }
-            OwnedType::check(&param.ty, &mut errors);
+            writable &= OwnedType::check(&param.ty, &mut errors);
             match &*param.pat {
                 Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
                     params.push(Param::Argument(Argument {
@@ -148,11 +169,14 @@ impl<'a> TaskFn<'a> {
                         param,
                     }));
                 }
-                pattern => errors.push_spanned(
-                    pattern,
-                    "`#[docket::task]` arguments must be plain names, such as `track_id: i64`; \
-                     destructure inside the function instead",
-                ),
+                pattern => {
+                    writable = false;
+                    errors.push_spanned(
+                        pattern,
+                        "`#[docket::task]` arguments must be plain names, such as `track_id: \
+                         i64`; destructure inside the function instead",
+                    );
+                }
             }
         }
 
@@ -160,6 +184,7 @@ impl<'a> TaskFn<'a> {
         let struct_name = match upper_camel_case(&name) {
             camel if camel.starts_with(char::is_alphabetic) => camel,
             _ => {
+                writable = false;
                 errors.push_spanned(
                     &sig.ident,
                     format!(
@@ -167,7 +192,7 @@ impl<'a> TaskFn<'a> {
                          such as `scan_track`"
                     ),
                 );
-                "Task".to_owned() // a placeholder, never emitted: the error stops expansion
+                "Task".to_owned() // a placeholder, never emitted: `writable` is false
             }
         };
         let span = sig.ident.span();
@@ -180,7 +205,7 @@ impl<'a> TaskFn<'a> {
         };
         let docs = attributes(item, "doc");
         let cfgs = attributes(item, "cfg");
-        errors.finish(TaskFn {
+        let task = TaskFn {
             item,
             name,
             struct_ident,
@@ -189,7 +214,14 @@ impl<'a> TaskFn<'a> {
             output,
             docs,
             cfgs,
-        })
+        };
+        match errors.finish(()) {
+            Ok(()) => Ok(task),
+            Err(error) => Err(Rejected {
+                error,
+                task: writable.then(|| Box::new(task)),
+            }),
+        }
     }
 
     pub(crate) fn ident(&self) -> &'a Ident {
@@ -265,11 +297,23 @@ fn attributes<'a>(item: &'a ItemFn, name: &str) -> Vec<&'a Attribute> {
 /// Walks an argument's type for what cannot come out of the queue: borrows and `impl Trait`.
 struct OwnedType<'e> {
     errors: &'e mut Errors,
+    owned: bool,
 }
 
 impl OwnedType<'_> {
-    fn check(ty: &Type, errors: &mut Errors) {
-        OwnedType { errors }.visit_type(ty);
+    /// Whether `ty` is owned; if not, each reason is in `errors`.
+    fn check(ty: &Type, errors: &mut Errors) -> bool {
+        let mut visitor = OwnedType {
+            errors,
+            owned: true,
+        };
+        visitor.visit_type(ty);
+        visitor.owned
+    }
+
+    fn push(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.owned = false;
+        self.errors.push_spanned(tokens, message);
     }
 }
 
@@ -282,7 +326,7 @@ impl<'ast> Visit<'ast> for OwnedType<'_> {
             } else {
                 "State<..>"
             };
-            self.errors.push_spanned(
+            self.push(
                 reference,
                 format!("take `{name}` by value, without `&`: the worker passes each run its own"),
             );
@@ -295,7 +339,7 @@ impl<'ast> Visit<'ast> for OwnedType<'_> {
             Type::Slice(TypeSlice { .. }) => "use `Vec<T>` instead of `&[T]`",
             _ => "take the value instead of a reference",
         };
-        self.errors.push_spanned(
+        self.push(
             reference,
             format!("task arguments are decoded from the queue, so they must be owned: {owned}"),
         );
@@ -303,7 +347,7 @@ impl<'ast> Visit<'ast> for OwnedType<'_> {
 
     fn visit_lifetime(&mut self, lifetime: &'ast Lifetime) {
         if lifetime.ident != "static" {
-            self.errors.push_spanned(
+            self.push(
                 lifetime,
                 "task arguments are decoded from the queue, so they cannot borrow: use owned \
                  data instead of a lifetime",
@@ -312,7 +356,7 @@ impl<'ast> Visit<'ast> for OwnedType<'_> {
     }
 
     fn visit_type_impl_trait(&mut self, impl_trait: &'ast TypeImplTrait) {
-        self.errors.push_spanned(
+        self.push(
             impl_trait,
             "`#[docket::task]` arguments cannot be `impl Trait`; a worker decodes each argument \
              into one concrete type: name that type",
@@ -328,7 +372,7 @@ mod tests {
     fn errors(item: ItemFn) -> Vec<String> {
         match TaskFn::lower(&item) {
             Ok(_) => panic!("expected errors"),
-            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+            Err(rejected) => rejected.error.into_iter().map(|e| e.to_string()).collect(),
         }
     }
 

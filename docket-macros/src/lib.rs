@@ -6,8 +6,9 @@
 //!
 //! The macro runs in four phases, one file each: `args` parses the attribute's arguments,
 //! `input` lowers and validates the function, `check` fits the two together, `expand` generates
-//! the task beside them. The string values' grammars, which `args` calls, live in `values`
-//! (durations, backoffs, rates, percentages) and `cron`.
+//! the task beside them, or `fallback` stands in for it next to the errors. The string values'
+//! grammars, which `args` calls, live in `values` (durations, backoffs, rates, percentages) and
+//! `cron`.
 
 mod args;
 mod check;
@@ -16,6 +17,7 @@ mod conformance;
 mod cron;
 mod errors;
 mod expand;
+mod fallback;
 mod input;
 mod values;
 
