@@ -14,11 +14,11 @@ use crate::handle::Docket;
 /// # Errors
 ///
 /// Awaiting it checks every setting before anything is connected, and returns
-/// [`Error::Config`] naming the setting and its valid range for: a name other than ASCII
+/// [`Error::Config`](crate::Error::Config) naming the setting and its valid range for: a name other than ASCII
 /// letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a tokio semaphore
 /// holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside 256 bytes ..=
 /// 512 MiB; `max_deliveries(0)`; a CA that holds no certificate, or one that does not parse. A
-/// URL of another scheme is an [`Error::UnsupportedUrl`]. Errors and `Debug` output show the URL
+/// URL of another scheme is an [`Error::UnsupportedUrl`](crate::Error::UnsupportedUrl). Errors and `Debug` output show the URL
 /// with its password replaced by `***`.
 #[must_use = "a connection is only made when `.await`ed"]
 pub struct Connect {
@@ -77,7 +77,7 @@ impl Connect {
     }
 
     /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
-    /// an [`Error::PayloadTooLarge`]; a worker keeps a larger one it finds as a dead letter.
+    /// an [`Error::PayloadTooLarge`](crate::Error::PayloadTooLarge); a worker keeps a larger one it finds as a dead letter.
     /// From 256 bytes to 512 MiB; give producers and workers the same limit.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.redis.max_payload = bytes;
@@ -85,7 +85,7 @@ impl Connect {
     }
 
     /// Whether `schedule` runs a task in-process when the backend cannot be reached (the
-    /// default), or returns the [`Error::Unavailable`] so the caller can decide. Turn it off
+    /// default), or returns the [`Error::Unavailable`](crate::Error::Unavailable) so the caller can decide. Turn it off
     /// where running the work in this process is worse than failing the request, or when the
     /// caller retries on its own.
     pub fn in_process_fallback(mut self, enabled: bool) -> Self {

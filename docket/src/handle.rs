@@ -99,7 +99,7 @@ impl Docket {
         )
     }
 
-    /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`] is given: the one set with
+    /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`](crate::Schedule::on) is given: the one set with
     /// [`Docket::set_global`], or else one opened with [`Docket::from_env`] on first use.
     pub async fn global() -> Result<Docket> {
         DEFAULT.get_or_try_init(Docket::from_env).await.cloned()

@@ -236,10 +236,11 @@ pub use crate::worker::{Worker, shutdown_signal};
 ///   `rate_limit(arg) = "10/1m"`; `debounce = "5s"` or `debounce(arg) = "5s"`;
 /// - `result` (keep results for an hour) or `result = "1d"`.
 ///
-/// Durations take `ms`, `s`, `m`, `h` and `d`. See [`Policy`] for what each does.
+/// Durations take `ms`, `s`, `m`, `h` and `d`. See [`Policy`](policy::Policy) for what each does.
 ///
 /// A parameter of type [`Context`] or [`State<T>`](State) is injected by the worker instead of
-/// being an argument. Arguments must be owned, `Serialize + DeserializeOwned + Send + 'static`;
-/// the function must be `async`, not generic, and return `()` or `Result<T, E>` with
-/// `E: Display` (and `T: Serialize` with `result`).
+/// being an argument. Arguments must be owned and `Serialize + DeserializeOwned + Debug + Clone +
+/// Send + 'static`, as they become the fields of the argument struct, which travels as JSON; the
+/// function must be `async`, not generic, and return `()` or `Result<T, E>` with `E: Display`
+/// (and `T: Serialize` with `result`).
 pub use docket_macros::task;
