@@ -17,8 +17,6 @@ const ACL: &[&str] = &[
     "resetchannels",
     "&{behaviour-tls-*",
     "-@all",
-    "+client|id",
-    "+client|unblock",
     "+evalsha",
     "+script|load",
     "+xreadgroup",

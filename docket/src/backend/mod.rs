@@ -3,7 +3,8 @@
 //! A backend stores [`Message`]s. Producers [`enqueue`](Backend::enqueue) them; workers
 //! [`claim`](Backend::claim) due ones as [`Delivery`]s and settle each delivery exactly once:
 //! [`complete`](Backend::complete), [`retry`](Backend::retry) or [`bury`](Backend::bury).
-//! Every backend passes the same behaviour suite (`tests/tests/behaviour.rs`).
+//! Every backend passes the same behaviour suite (`tests/tests/behaviour/mod.rs`, run by
+//! `tests/tests/memory.rs` and `tests/tests/redis.rs`).
 
 pub(crate) mod memory;
 pub(crate) mod redis;
@@ -227,7 +228,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// step crashed): it is no longer held, and is to be run again.
     fn abandon(&self, worker: &str, delivery: &Delivery);
 
-    /// The worker has stopped and settled everything it took: forget it.
+    /// The worker has stopped and settled everything it took: give back what was handed to it
+    /// and never started (a read it dropped as it stopped), and forget it.
     fn retire(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// How many tasks are waiting or running, in all.

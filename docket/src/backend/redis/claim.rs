@@ -35,10 +35,18 @@ pub(super) const SUSPECT_PAUSE: Duration = Duration::from_millis(100);
 /// The most lost deliveries read back at once.
 pub(super) const RECOVER_BATCH: usize = 1000;
 
-/// A connection that blocks in `XREADGROUP`, and its server-side id for `CLIENT UNBLOCK`.
+/// The most deliveries one worker holds pending at once. Upstash refuses a read that would take
+/// a consumer past 1,000 pending entries; a worker stays at or under it at any concurrency.
+pub(crate) const MOST_PENDING: usize = 1000;
+
+/// How long a worker at [`MOST_PENDING`], or refused a read for holding too many, waits before
+/// it reads again: its settlements free room meanwhile.
+const FULL_PAUSE: Duration = Duration::from_millis(100);
+
+/// A connection that blocks in `XREADGROUP`. A worker that stops drops it, which ends the
+/// blocked read on the server: no `CLIENT UNBLOCK` (which managed services lack) is needed.
 pub(super) struct Reader {
     pub(super) connection: MultiplexedConnection,
-    pub(super) id: i64,
     /// The runtime its connection's task runs on: used from no other.
     pub(super) runtime: tokio::runtime::Id,
 }
@@ -64,7 +72,10 @@ impl RedisBackend {
         max_wait: Option<Duration>,
         stop: &CancellationToken,
     ) -> Result<Vec<Delivery>> {
+        // Never more pending to this worker than a managed Redis takes.
+        let max = max.min(MOST_PENDING.saturating_sub(self.holding(worker)));
         if max == 0 {
+            pause(FULL_PAUSE, stop).await;
             return Ok(Vec::new());
         }
         let give_up = max_wait.map(|wait| Instant::now() + wait);
@@ -94,6 +105,12 @@ impl RedisBackend {
                         self.create_group().await?;
                         continue;
                     }
+                    // Back-pressure, not a lost read: the server delivered nothing.
+                    Err(Error::Backend { source }) if is_too_many_pending(&*source) => {
+                        tracing::debug!(worker, "the server holds as many pending entries for this worker as it takes; reading again shortly");
+                        pause(FULL_PAUSE, stop).await;
+                        return Ok(Vec::new());
+                    }
                     reply => reply?,
                 };
                 failpoint!(redis "redis.reply");
@@ -117,6 +134,10 @@ impl RedisBackend {
                 }
                 // An unreachable server: drop the connection; make a new one next time.
             }
+            // Stopping: the reader may still be blocked on the server. Dropping its connection
+            // ends the read there; whatever it delivered in the meantime is given back when the
+            // worker retires.
+            Ok(_) if stop.is_cancelled() => drop(reader),
             Ok(_) => self.readers.locked().push(reader),
         }
         result
@@ -144,16 +165,9 @@ impl RedisBackend {
                     .any(|shared| shared.runtime == reader.runtime && !shared.ended.is_cancelled())
             });
         }
-        let mut connection = self.dedicated().await?;
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        let id = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut connection)
-            .await
-            .map_err(into_error)?;
+        let connection = self.dedicated().await?;
         Ok(Reader {
             connection,
-            id,
             runtime,
         })
     }
@@ -205,7 +219,8 @@ impl RedisBackend {
             tokio::select! {
                 biased;
                 reply = &mut read => return reply.map_err(into_error),
-                () = stop.cancelled() => break,
+                // The caller drops the reader, which ends the read on the server.
+                () = stop.cancelled() => return Ok(Value::Nil),
                 () = &mut deadline => return Err(unavailable("the blocking read did not return")),
                 () = &mut due_timer, if !promoted => {
                     promoted = true;
@@ -215,20 +230,6 @@ impl RedisBackend {
                 }
             }
         }
-        // Stop waiting now, but still take what the read returns: entries it delivered belong to
-        // this worker and must be run, not left pending until redelivery. The unblock may reach
-        // Redis before the read does, so it is repeated until the read answers.
-        let mut unblock = redis::cmd("CLIENT");
-        unblock.arg("UNBLOCK").arg(reader.id);
-        for _ in 0..10 {
-            if let Err(error) = self.query::<i64>(&unblock).await {
-                tracing::debug!(error = %crate::error::Chain(&error), "could not unblock the reader");
-            }
-            if let Ok(reply) = tokio::time::timeout(Duration::from_millis(100), &mut read).await {
-                return reply.map_err(into_error);
-            }
-        }
-        Err(unavailable("the blocking read did not stop"))
     }
 
     /// When the earliest future task falls due, as of the last tick.
@@ -335,8 +336,17 @@ impl RedisBackend {
 
     /// Whether `worker` holds no delivery (none running, none being settled).
     pub(super) fn holds_nothing(&self, worker: &str) -> bool {
+        self.holding(worker) == 0
+    }
+
+    /// How many deliveries `worker` holds: running, or being settled (acknowledgements
+    /// included). Each is an entry pending to it on the server.
+    pub(super) fn holding(&self, worker: &str) -> usize {
         let in_flight = self.in_flight.locked();
-        !in_flight.values().any(|holder| holder == worker)
+        in_flight
+            .values()
+            .filter(|holder| *holder == worker)
+            .count()
     }
 
     /// Remember that deliveries may have reached `worker` without it seeing them: the next claim
@@ -532,4 +542,18 @@ impl RedisBackend {
         }
         Some(until.saturating_duration_since(now))
     }
+}
+
+/// Wait `pause`, or until `stop` fires.
+async fn pause(pause: Duration, stop: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(pause) => {}
+        () = stop.cancelled() => {}
+    }
+}
+
+/// Whether the server refused a read because the consumer holds as many pending entries as it
+/// allows (Upstash: "Pending Entries List limit per consumer is about to be reached").
+fn is_too_many_pending(error: &(dyn std::error::Error + Send + Sync)) -> bool {
+    error.to_string().contains("Pending Entries List limit")
 }

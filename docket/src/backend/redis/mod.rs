@@ -336,9 +336,28 @@ impl Backend for RedisBackend {
     }
 
     async fn retire(&self, worker: &str) -> Result<()> {
+        let held: Vec<String> = self
+            .in_flight
+            .locked()
+            .iter()
+            .filter(|(_, holder)| *holder == worker)
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut invocation = SCRIPTS.retire.prepare_invoke();
-        invocation.key(&self.keys.stream).arg(worker);
-        self.invoke::<i64>(&invocation).await.map(drop)
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.index)
+            .arg(worker)
+            .arg(&held);
+        let given = self.invoke::<i64>(&invocation).await?;
+        if given > 0 {
+            tracing::info!(
+                worker,
+                count = given,
+                "gave back deliveries this worker never started"
+            );
+        }
+        Ok(())
     }
 
     async fn outstanding(&self) -> Result<usize> {

@@ -84,7 +84,7 @@ scripts! {
     cancel: index, delivery, signals;
     replay: index, store;
     renew: ;
-    retire: ;
+    retire: index, delivery, entry, settle;
     strike: signals;
     restore: signals;
     hold: index, delivery, entry, settle;

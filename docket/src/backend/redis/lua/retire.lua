@@ -1,12 +1,46 @@
--- Forget a stopping worker's consumer, unless deliveries are still pending for it (they must
--- stay visible so that another worker can take them over).
+-- Retire a stopping worker: give back the deliveries still pending for it that it does not hold
+-- (a read it dropped as it stopped, whose entries it never saw; a delivery it gave up), so that
+-- they run at once on another worker instead of a redelivery timeout later; then forget its
+-- consumer, unless deliveries it holds are still pending.
 --
--- KEYS: stream
--- ARGV: consumer
--- Returns 1 when the consumer was removed.
-local stream, consumer = KEYS[1], ARGV[1]
+-- A delivery given back is stored anew at the end of the stream, as it was, and this copy is
+-- settled; one whose key no longer names it (cancelled or superseded meanwhile) is settled as a
+-- takeover would settle it (`judge`), and one that is gone from the stream is acknowledged.
+--
+-- include: index, delivery, entry, settle
+-- KEYS: stream, index
+-- ARGV: consumer, held... (ids of deliveries the worker still holds: left as they are)
+-- Returns the number of deliveries given back.
+local stream, index, consumer = KEYS[1], KEYS[2], ARGV[1]
 
-if #redis.call('XPENDING', stream, GROUP, '-', '+', 1, consumer) > 0 then
-  return 0
+local held = {}
+for i = 2, #ARGV do
+  held[ARGV[i]] = true
 end
-return redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, consumer) and 1 or 0
+
+local given, kept = 0, 0
+for _, row in ipairs(redis.call('XPENDING', stream, GROUP, '-', '+', 1000, consumer)) do
+  local id = row[1]
+  if held[id] then
+    kept = kept + 1
+  else
+    local entry = redis.call('XRANGE', stream, id, id)[1]
+    if not entry then
+      redis.call('XACK', stream, GROUP, id)
+    elseif judge(stream, index, entry) == 'hand' then
+      local copy = redis.call('XADD', stream, '*', unpack(entry[2]))
+      local key = entry_field(entry, 'k')
+      if key then
+        redis.call('HSET', index, key, copy)
+      end
+      redis.call('XACK', stream, GROUP, id)
+      redis.call('XDEL', stream, id)
+      given = given + 1
+    end
+  end
+end
+
+if kept == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, consumer)
+end
+return given
