@@ -14,12 +14,15 @@ use crate::handle::Docket;
 /// # Errors
 ///
 /// Awaiting it checks every setting before anything is connected, and returns
-/// [`Error::Config`](crate::Error::Config) naming the setting and its valid range for: a name other than ASCII
-/// letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a tokio semaphore
-/// holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside 256 bytes ..=
-/// 512 MiB; `max_deliveries(0)`; a CA that holds no certificate, or one that does not parse. A
-/// URL of another scheme is an [`Error::UnsupportedUrl`](crate::Error::UnsupportedUrl). Errors and `Debug` output show the URL
-/// with its password replaced by `***`.
+/// [`Error::Config`](crate::Error::Config) naming the setting and its valid range for: a name
+/// other than ASCII letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a
+/// tokio semaphore holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside
+/// 256 bytes ..= 512 MiB; `max_deliveries(0)`; `dead_letters` keeping none, or for less than a
+/// minute; a CA that holds no certificate, or one that does not parse; a `redis://` or
+/// `rediss://` URL that does not parse. A URL of another scheme is an
+/// [`Error::UnsupportedUrl`](crate::Error::UnsupportedUrl). Redis itself is reached on first use,
+/// so an unreachable server is no error here. Errors and `Debug` output show the URL with its
+/// password replaced by `***`.
 #[must_use = "a connection is only made when `.await`ed"]
 pub struct Connect {
     url: String,
@@ -77,17 +80,18 @@ impl Connect {
     }
 
     /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
-    /// an [`Error::PayloadTooLarge`](crate::Error::PayloadTooLarge); a worker keeps a larger one it finds as a dead letter.
-    /// From 256 bytes to 512 MiB; give producers and workers the same limit.
+    /// an [`Error::PayloadTooLarge`](crate::Error::PayloadTooLarge); a worker keeps a larger one
+    /// it finds as a dead letter. From 256 bytes to 512 MiB; give producers and workers the same
+    /// limit.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.redis.max_payload = bytes;
         self
     }
 
     /// Whether `schedule` runs a task in-process when the backend cannot be reached (the
-    /// default), or returns the [`Error::Unavailable`](crate::Error::Unavailable) so the caller can decide. Turn it off
-    /// where running the work in this process is worse than failing the request, or when the
-    /// caller retries on its own.
+    /// default), or returns the [`Error::Unavailable`](crate::Error::Unavailable) so the caller
+    /// can decide. Turn it off where running the work in this process is worse than failing the
+    /// request, or when the caller retries on its own.
     pub fn in_process_fallback(mut self, enabled: bool) -> Self {
         self.fallback = enabled;
         self

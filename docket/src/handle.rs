@@ -30,6 +30,11 @@ static DEFAULT: OnceCell<Docket> = OnceCell::const_new();
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
+///
+/// # Panics
+///
+/// On a Redis docket, its `async` methods panic when polled outside a tokio runtime with I/O and
+/// time enabled, as tokio's own I/O does; `#[tokio::main]` and `#[tokio::test]` provide one.
 #[derive(Clone)]
 pub struct Docket {
     inner: Arc<Inner>,
@@ -62,14 +67,17 @@ impl Docket {
     /// ASCII letters, digits, `-`, `_` and `.`; a `DOCKET_WORKER_CONCURRENCY` that is not a
     /// whole number from 1 to what a tokio semaphore holds; a `DOCKET_TLS_CA_FILE` that cannot
     /// be read, holds no certificate or one that does not parse. [`Error::UnsupportedUrl`] for
-    /// a `DOCKET_URL` of another scheme.
+    /// a `DOCKET_URL` of another scheme, and [`Error::Config`] for a `redis://` or `rediss://`
+    /// URL that does not parse. Nothing is connected yet, so an unreachable server is no error
+    /// here.
     pub async fn from_env() -> Result<Docket> {
         Docket::open(Settings::from_env()?).await
     }
 
     /// Open the docket at `url` — `redis://host:port/db`, `rediss://…` (TLS), `memory://`, or
     /// `""` for in-process — named `docket` unless [`Connect::name`] says otherwise. Redis is
-    /// reached lazily: an unreachable server shows on first use, not here.
+    /// reached lazily: an unreachable server shows on first use, not here. See [`Connect`] for
+    /// the errors awaiting it returns.
     pub fn connect(url: impl Into<String>) -> Connect {
         Connect::new(url.into())
     }
@@ -99,13 +107,25 @@ impl Docket {
         )
     }
 
-    /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`](crate::Schedule::on) is given: the one set with
-    /// [`Docket::set_global`], or else one opened with [`Docket::from_env`] on first use.
+    /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`](crate::Schedule::on) is
+    /// given: the one set with [`Docket::set_global`], or else one opened with
+    /// [`Docket::from_env`] on first use.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Docket::from_env`], while no default docket is made: an invalid environment
+    /// fails every call until one succeeds or [`Docket::set_global`] installs one.
     pub async fn global() -> Result<Docket> {
         DEFAULT.get_or_try_init(Docket::from_env).await.cloned()
     }
 
-    /// Make this docket the default one. Fails if a default was already installed or made.
+    /// Make this docket the default one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a default docket is already in place: installed by an earlier call,
+    /// or made from the environment by [`Docket::global`] (as the first `schedule` without
+    /// [`Schedule::on`](crate::Schedule::on) does). The default stays what it was.
     pub fn set_global(&self) -> Result<()> {
         DEFAULT.set(self.clone()).map_err(|_| {
             Error::Config(
@@ -248,6 +268,11 @@ impl Docket {
     /// awaits runs to the next one). Fallback tasks of this process are cancelled too. Returns
     /// `false` when no task with the key was waiting or running. A task that keeps results
     /// and had not ended has its record say cancelled, in the same step.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn cancel(&self, key: &str) -> Result<bool> {
         let local = match self.fallback_if_made() {
             Some(fallback) => fallback.inner.backend.cancel(key).await?,
@@ -258,35 +283,65 @@ impl Docket {
     }
 
     /// Everything waiting, scheduled, running and held by strikes.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         self.inner.backend.snapshot().await
     }
 
     /// The workers serving this docket: on Redis every consumer of its group, with how many
     /// tasks each runs and how long since it was last heard from.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         self.inner.backend.workers().await
     }
 
     /// Remove every queued and scheduled task (running, held and dead ones stay); returns how
     /// many were removed.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn clear(&self) -> Result<usize> {
         self.inner.backend.clear().await
     }
 
     /// Tasks that will not run again on their own, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
         self.inner.backend.dead_letters().await
     }
 
     /// Forget the dead letter with this key, for good. Returns `false` when there is none.
     /// Dead letters also go by themselves past [`Connect::dead_letters`]' limits.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
         self.inner.backend.remove_dead_letter(key).await
     }
 
     /// Queue the dead letter with this key again as a first attempt. Returns `false` when there
     /// is no such dead letter, or a live task holds its key.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn replay(&self, key: &str) -> Result<bool> {
         self.inner.backend.replay(key).await
     }

@@ -42,6 +42,7 @@ impl Status {
 
 /// How far a running task has come, as it reported with [`Context::progress`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Progress {
     /// Units done.
     pub current: u64,
@@ -126,7 +127,14 @@ pub struct Watch {
 
 impl Watch {
     /// The next state: first the one recorded when the watch began (if any), then each change
-    /// as it happens. `None` once the feed has ended (the connection was lost).
+    /// as it happens. `None` once the feed has ended (the connection was lost); watch again to
+    /// go on.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: changes are buffered as they arrive, so dropping its future
+    /// (as a losing `tokio::select!` branch does) loses none of them; the next call returns the
+    /// state the dropped one would have.
     pub async fn next(&mut self) -> Option<TaskRecord> {
         if let Some(current) = self.current.take() {
             return Some(current);
@@ -138,23 +146,66 @@ impl Watch {
 impl Docket {
     /// The recorded state of the task with this key, for tasks that keep results; `None` when
     /// nothing is kept for it.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command or the stored record does not
+    /// decode. Other dockets never fail here.
     pub async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
         self.backend().status(key).await
     }
 
     /// Follow the task with this key: its current state, then every change (scheduled, queued,
-    /// running, progress, completed, failed, cancelled), across processes.
+    /// running, progress, completed, failed, cancelled), across processes. Only tasks that keep
+    /// results record their state: for any other key the watch starts empty and stays silent.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when subscribing or reading the current state
+    /// fails to reach Redis or gets no answer in time, and [`Error::Backend`] when Redis refuses
+    /// either or the stored record does not decode. Other dockets never fail here.
     pub async fn watch(&self, key: &str) -> Result<Watch> {
         let changes = self.backend().watch(key).await?;
         let current = self.backend().status(key).await?;
         Ok(Watch { current, changes })
     }
 
-    /// Wait until the task with this key ends, and return its result decoded as `R`.
+    /// Wait until the task with this key ends, and return its result decoded as `R`; for tasks
+    /// that keep results (`#[docket::task(result)]`).
     ///
-    /// Fails with [`Error::TaskFailed`] or [`Error::TaskCancelled`] when it did not succeed,
-    /// and with [`Error::NoResult`] when nothing is kept for the key. Wrap it in
-    /// `tokio::time::timeout` to bound the wait.
+    /// # Errors
+    ///
+    /// - [`Error::TaskFailed`], with its last error, when the task ended without success (it
+    ///   became a dead letter);
+    /// - [`Error::TaskCancelled`] when it was cancelled;
+    /// - [`Error::ResultDecode`] when it succeeded but its result does not decode as `R`;
+    /// - [`Error::NoResult`] when nothing is kept for the key as the wait starts: the task keeps
+    ///   no results, they expired, or no task with this key was scheduled;
+    /// - on a Redis docket, [`Error::Unavailable`] or [`Error::Backend`] when following the task
+    ///   fails, as for [`Docket::watch`].
+    ///
+    /// # Cancel safety
+    ///
+    /// This method only reads: dropping its future changes nothing about the task, and calling
+    /// it again waits anew.
+    ///
+    /// It waits until the task ends, by design with no time limit: for a task scheduled far
+    /// ahead, held by a strike, or still retrying, that may be a very long time, and for one
+    /// that never ends, for ever. Bound the wait with `tokio::time::timeout`; when it expires,
+    /// the task goes on:
+    ///
+    /// ```no_run
+    /// # async fn demo(docket: docket::Docket) -> docket::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let wait = docket.result::<String>("transcode-7-opus");
+    /// match tokio::time::timeout(Duration::from_secs(30), wait).await {
+    ///     Ok(result) => println!("ended with {}", result?),
+    ///     Err(_elapsed) => println!("not done after 30 s; it goes on running"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn result<R: DeserializeOwned>(&self, key: &str) -> Result<R> {
         loop {
             let mut watch = self.watch(key).await?;

@@ -40,7 +40,14 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
         Vec::new()
     }
 
-    /// Run the task once. An `Err` is a failed attempt, retried as [`Task::policy`] allows.
+    /// Run the task once.
+    ///
+    /// # Errors
+    ///
+    /// An `Err` is a failed attempt. While the retries of [`Task::policy`] last, the task is
+    /// tried again after the policy's backoff, or after the delay a [`Retry`] names; an error
+    /// made from a [`Fail`] is not retried. After the last attempt the task is a dead letter.
+    /// (A recurring task is never retried: its next run is its retry.)
     fn run(self, context: Context) -> impl Future<Output = Result<(), TaskError>> + Send;
 }
 
@@ -55,6 +62,11 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
 )]
 pub trait TaskOutput {
     /// Turn the function's output into the outcome of one attempt.
+    ///
+    /// # Errors
+    ///
+    /// The function's `Err`: a [`TaskError`], [`Retry`] or [`Fail`] keeps its meaning; any other
+    /// error becomes [`TaskError::msg`] of its `Display` text.
     fn into_outcome(self) -> Result<(), TaskError>;
 }
 

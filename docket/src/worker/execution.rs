@@ -159,8 +159,19 @@ impl Context {
         self.run.docket.provided().get::<T>()
     }
 
-    /// Resolves when the task is cancelled while running. The worker drops the task's future at
-    /// its next await point anyway; this is for tasks that want to clean up first.
+    /// Resolves when the task is cancelled while running ([`Docket::cancel`]); not when its
+    /// attempt times out, nor when its worker shuts down.
+    ///
+    /// The worker drops the task's future as soon as the cancel arrives, without polling it
+    /// again, so code after this `.await` in the task's own future never runs (nor does a
+    /// `tokio::select!` branch on it there). It is for work the task hands elsewhere: give a
+    /// clone of the context to a task it spawns, which the worker does not stop, so that it
+    /// stops too.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: dropping its future misses nothing, and a later call
+    /// resolves at once if the task was cancelled meanwhile.
     pub async fn cancelled(&self) {
         self.run.cancel.cancelled().await;
     }

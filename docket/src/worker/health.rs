@@ -84,6 +84,13 @@ impl Health {
     }
 
     /// `Ok` while the worker runs, reaches its backend and its loop moves.
+    ///
+    /// # Errors
+    ///
+    /// [`Unhealthy::NotRunning`] before the worker starts and after it stops;
+    /// [`Unhealthy::BackendUnreachable`] while its last backend call failed and no claim since
+    /// has lasted long enough to show the backend is back; [`Unhealthy::Stuck`] when one claim
+    /// has waited far longer than any claim takes.
     pub fn check(&self) -> Result<(), Unhealthy> {
         let state = self.lock();
         if !state.running {

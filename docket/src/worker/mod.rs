@@ -95,7 +95,8 @@ impl Worker {
         self
     }
 
-    /// Run at most `concurrency` tasks at once.
+    /// Run at most `concurrency` tasks at once: from 1 to what a tokio semaphore holds. Any
+    /// other value is an [`Error::Config`] when the worker is run.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
@@ -106,12 +107,78 @@ impl Worker {
         &self.id
     }
 
-    /// Work until ctrl-c or SIGTERM, then stop taking tasks and let the running ones finish.
+    /// Work until ctrl-c or SIGTERM, then stop taking tasks and let the running ones finish:
+    /// [`Worker::run_until`] with [`shutdown_signal`].
+    ///
+    /// # Errors
+    ///
+    /// Only when it cannot start, before it takes any task:
+    /// - [`Error::Config`] for a [concurrency](Worker::concurrency) of 0 or above what a tokio
+    ///   semaphore holds, or for a recurring task whose period is zero, whose cron expression
+    ///   does not parse or whose time zone is unknown;
+    /// - [`Error::DuplicateTask`] when two tasks of the binary are registered under one name;
+    /// - [`Error::MissingState`] when a task needs a [`State`](crate::State) value nobody
+    ///   [provided](Docket::provide);
+    /// - [`Error::Unavailable`] when the first runs of the recurring tasks cannot be stored
+    ///   because Redis stays unreachable for a minute, and [`Error::Backend`] when Redis refuses
+    ///   them;
+    /// - [`Error::NoRuntime`] when the docket runs tasks in-process and there is no tokio
+    ///   runtime to start its worker on.
+    ///
+    /// Once it runs, backend failures do not end it: it logs them, shows them in
+    /// [`Worker::health`], and tries again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future is no shutdown. See [`Worker::run_until`].
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a tokio runtime, or in one without I/O or time enabled (see
+    /// [`shutdown_signal`] and [`Worker::run_until`]).
     pub async fn run(self) -> Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
     /// Work until `shutdown` completes, then stop taking tasks and let the running ones finish.
+    ///
+    /// # Errors
+    ///
+    /// Only when it cannot start, before it takes any task:
+    /// - [`Error::Config`] for a [concurrency](Worker::concurrency) of 0 or above what a tokio
+    ///   semaphore holds, or for a recurring task whose period is zero, whose cron expression
+    ///   does not parse or whose time zone is unknown;
+    /// - [`Error::DuplicateTask`] when two tasks of the binary are registered under one name;
+    /// - [`Error::MissingState`] when a task needs a [`State`](crate::State) value nobody
+    ///   [provided](Docket::provide);
+    /// - [`Error::Unavailable`] when the first runs of the recurring tasks cannot be stored
+    ///   because Redis stays unreachable for a minute, and [`Error::Backend`] when Redis refuses
+    ///   them;
+    /// - [`Error::NoRuntime`] when the docket runs tasks in-process and there is no tokio
+    ///   runtime to start its worker on.
+    ///
+    /// Once it runs, backend failures do not end it: it logs them, shows them in
+    /// [`Worker::health`], and tries again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: stop a worker by completing `shutdown`, not by dropping this future.
+    /// Dropping it (as a `tokio::select!` branch that loses, or `tokio::time::timeout`, does)
+    /// skips the shutdown:
+    /// - tasks that started keep running on the runtime until they end, and are settled as
+    ///   usual, but nothing waits for them;
+    /// - the worker's helpers (its signal feed, renewals, acknowledgements) go on until the
+    ///   runtime shuts down, and the worker is not retired: on Redis it stays listed in
+    ///   [`Docket::workers`];
+    /// - on Redis, a delivery the worker was handed but has not started stays with it, kept by
+    ///   those renewals: another worker takes it over only once the runtime has shut down and
+    ///   the [redelivery timeout](crate::Connect::redelivery_timeout) has passed. One whose
+    ///   reply from Redis was still on its way is taken over after the redelivery timeout.
+    ///
+    /// # Panics
+    ///
+    /// For a docket with a queue, when polled outside a tokio runtime, or in one without time
+    /// (and, on Redis, I/O) enabled, as tokio's own `spawn` and timers do.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let stop = CancellationToken::new();
         let work = self.work(stop.clone(), false);
@@ -126,6 +193,31 @@ impl Worker {
     /// Work until nothing is left: no task queued, scheduled (even far ahead) or running. Meant
     /// for tests and batch jobs. It does not start recurring tasks (their chains never end);
     /// one already scheduled keeps it working until the task stops itself.
+    ///
+    /// # Errors
+    ///
+    /// Only when it cannot start, before it takes any task:
+    /// - [`Error::Config`] for a [concurrency](Worker::concurrency) of 0 or above what a tokio
+    ///   semaphore holds, or for a recurring task whose period is zero, whose cron expression
+    ///   does not parse or whose time zone is unknown;
+    /// - [`Error::DuplicateTask`] when two tasks of the binary are registered under one name;
+    /// - [`Error::MissingState`] when a task needs a [`State`](crate::State) value nobody
+    ///   [provided](Docket::provide);
+    /// - [`Error::NoRuntime`] when the docket runs tasks in-process and there is no tokio
+    ///   runtime to start its worker on.
+    ///
+    /// Once it runs, backend failures do not end it: it logs them, shows them in
+    /// [`Worker::health`], and tries again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future is no shutdown, with the same effects as for
+    /// [`Worker::run_until`].
+    ///
+    /// # Panics
+    ///
+    /// For a docket with a queue, when polled outside a tokio runtime, or in one without time
+    /// (and, on Redis, I/O) enabled, as tokio's own `spawn` and timers do.
     pub async fn run_until_finished(self) -> Result<()> {
         self.work(CancellationToken::new(), true).await
     }
@@ -345,6 +437,11 @@ async fn wait_idle(docket: &Docket) {
 
 /// Resolves on ctrl-c, or SIGTERM on Unix: what [`Worker::run`] stops on, for servers that shut
 /// down beside their worker (`axum::serve(..).with_graceful_shutdown(docket::shutdown_signal())`).
+///
+/// # Panics
+///
+/// When polled outside a tokio runtime, or in one without I/O enabled (`enable_io` or
+/// `enable_all` on its builder; `#[tokio::main]` enables it), as `tokio::signal` does.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
