@@ -12,14 +12,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::io::tcp::TcpSettings;
 use redis::io::tcp::socket2::TcpKeepalive;
 use redis::{
-    AsyncConnectionConfig, Client, FromRedisValue, IntoConnectionInfo, RedisError, ScriptInvocation,
+    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, Script,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::claim::Timer;
 use super::keys::{GROUP, Keys};
-use super::scripts::Invocation;
+use super::scripts::{Invocation, KeyLocking, Locking};
 use super::{RedisBackend, RedisOptions};
 use crate::error::{Error, Result};
 use crate::sync::Locked;
@@ -115,6 +115,7 @@ impl RedisBackend {
             dropped: Mutex::new(HashMap::new()),
             options,
             sent: Arc::new(AtomicU64::new(0)),
+            key_locking: KeyLocking::default(),
         })
     }
 
@@ -125,12 +126,32 @@ impl RedisBackend {
 
     pub(super) async fn invoke<T: FromRedisValue>(&self, invocation: &Invocation<'_>) -> Result<T> {
         // The keys and arguments the script's header declares, or a bug: nothing is sent.
-        let invocation = invocation.checked()?;
+        invocation.checked()?;
         failpoint!(redis "redis.send");
-        let reply = self.invoke_once(invocation).await;
+        let reply = self.invoke_variant(invocation).await;
         self.heard(&reply);
         failpoint!(redis "redis.reply");
         reply
+    }
+
+    /// Send the call with the flagged variant of its script while the server may take the
+    /// `allow-key-locking` flag, and with the plain one once it has refused it (see
+    /// [`KeyLocking`](super::scripts::KeyLocking)): on a server that refuses the flag, a handle
+    /// pays one refused call, its first.
+    async fn invoke_variant<T: FromRedisValue>(&self, invocation: &Invocation<'_>) -> Result<T> {
+        let lua = invocation.lua();
+        let (flagged, probing) = match self.key_locking.next().await {
+            Locking::Flagged => (true, None),
+            Locking::Plain => (false, None),
+            Locking::Probe(guard) => (true, Some(guard)),
+        };
+        let answer = self.invoke_once(invocation, lua.variant(flagged)).await;
+        if flagged && self.key_locking.learn(&answer) {
+            drop(probing);
+            // Refused before it ran: the plain variant runs it once.
+            return self.invoke_once(invocation, lua.variant(false)).await;
+        }
+        answer
     }
 
     /// After an outage, live workers need a whole redelivery timeout to renew their deliveries
@@ -145,18 +166,21 @@ impl RedisBackend {
         }
     }
 
-    pub(super) async fn invoke_once<T: FromRedisValue>(
+    /// Send the call with `script`, one variant of its script; create the consumer group first
+    /// if the server lost it.
+    async fn invoke_once<T: FromRedisValue>(
         &self,
-        invocation: &ScriptInvocation<'_>,
+        invocation: &Invocation<'_>,
+        script: &Script,
     ) -> Result<T> {
+        let command = invocation.command(script);
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut connection = self.connection();
-        match invocation.invoke_async(&mut connection).await {
+        match run_script(&mut connection, script, &command).await {
             Err(error) if is_no_group(&error) => {
                 self.create_group().await?;
                 self.sent.fetch_add(1, Ordering::Relaxed);
-                invocation
-                    .invoke_async(&mut connection)
+                run_script(&mut connection, script, &command)
                     .await
                     .map_err(into_error)
             }
@@ -260,6 +284,22 @@ impl RedisBackend {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(into_error)
+    }
+}
+
+/// Send `command`, the `EVALSHA` of `script`; on `NOSCRIPT` (a server that has not seen the
+/// script, or lost it in a restart), load the script and send it again.
+async fn run_script<T: FromRedisValue>(
+    connection: &mut ConnectionManager,
+    script: &Script,
+    command: &Cmd,
+) -> redis::RedisResult<T> {
+    match command.query_async(connection).await {
+        Err(error) if error.code() == Some("NOSCRIPT") => {
+            script.load_async(connection).await?;
+            command.query_async(connection).await
+        }
+        result => result,
     }
 }
 

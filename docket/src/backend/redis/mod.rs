@@ -134,6 +134,8 @@ pub(crate) struct RedisBackend {
     options: RedisOptions,
     /// Commands this handle has sent, its signal and watch feeds included.
     sent: Arc<AtomicU64>,
+    /// Whether the server takes the scripts' `allow-key-locking` flag, once known.
+    key_locking: scripts::KeyLocking,
 }
 
 impl RedisBackend {

@@ -1,5 +1,15 @@
-//! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`.
-//! `redis::Script` loads a script again when the server answers `NOSCRIPT` (after a restart).
+//! The Lua scripts, one per atomic step, loaded once per server and run with `EVALSHA`; a
+//! script the server answers `NOSCRIPT` for (after a restart) is loaded again and run.
+//!
+//! Each script comes in two variants. The flagged one opens with the shebang
+//! `#!lua flags=allow-key-locking`: on Upstash, a script without it takes a lock on the whole
+//! database, one with it locks only the hash tag of its `KEYS` (every key of a docket shares
+//! `{name}`, and every script is given every key it touches), so a docket's scripts do not stall
+//! the other users of a shared database. Stock Redis and Valkey refuse the flag (Redis 7:
+//! `ERR Unexpected flag in script shebang: allow-key-locking`), and Redis 6 any shebang (a
+//! compile error, `unexpected symbol near '#'`): a backend handle sends the flagged variant
+//! until the server refuses it once ([`KeyLocking`]), then the plain one, which is the same
+//! script without its first line.
 //!
 //! Each script in `lua/` opens with its contract: what it does, the shared functions it uses
 //! (`-- include: index, store`), then `-- KEYS:`, `-- ARGV:` and `-- Returns`. When the crate
@@ -28,12 +38,23 @@
 //! and every call counts the keys and arguments it is given (`Invocation`), which the one place
 //! that sends scripts (`RedisBackend::invoke`) holds against it before sending.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
-use redis::{RedisWrite, Script, ScriptInvocation, ToRedisArgs};
+use redis::{Cmd, Script, ToRedisArgs};
 
 use super::keys::group;
 use crate::error::{Error, Result};
+
+/// The first line of a script's flagged variant (see the module docs). A shebang script on
+/// Redis 7 semantics is refused whole while the server is out of memory or cannot persist,
+/// rather than failing at its first write; it may not touch keys of other cluster slots. Every
+/// docket script writes, and keeps to its docket's slot, so it needs no other flag.
+macro_rules! shebang {
+    () => {
+        "#!lua flags=allow-key-locking\n"
+    };
+}
 
 /// What every script starts with: the names the scripts share with the Rust side.
 macro_rules! prelude {
@@ -64,6 +85,7 @@ macro_rules! scripts {
                 &[$(stringify!($include)),*],
                 include_str!(concat!("lua/", stringify!($name), ".lua")),
                 concat!(
+                    shebang!(),
                     prelude!(),
                     $(include_str!(concat!("lua/include/", stringify!($include), ".lua")),)*
                     include_str!(concat!("lua/", stringify!($name), ".lua")),
@@ -94,7 +116,7 @@ scripts! {
     record: ;
 }
 
-/// One script of `lua/`, assembled with the prelude and its includes.
+/// One script of `lua/`, assembled with the prelude and its includes, in its two variants.
 pub(super) struct Lua {
     /// The file name in `lua/`, without `.lua`.
     name: &'static str,
@@ -103,23 +125,35 @@ pub(super) struct Lua {
     includes: &'static [&'static str],
     /// The script file alone, whose header declares its contract.
     source: &'static str,
-    script: Script,
+    /// The whole flagged text, as assembled.
+    #[cfg_attr(not(test), allow(dead_code))]
+    assembled: &'static str,
+    /// The script with the `allow-key-locking` shebang first.
+    flagged: Script,
+    /// The script without it, for servers that refuse the flag.
+    plain: Script,
     /// The contract of its header, read at its first call.
     contract: OnceLock<Contract>,
 }
 
 impl Lua {
+    /// The script `name`, from its `flagged` assembly: the shebang, then the plain script.
     fn new(
         name: &'static str,
         includes: &'static [&'static str],
         source: &'static str,
-        assembled: &'static str,
+        flagged: &'static str,
     ) -> Lua {
+        let plain = flagged
+            .strip_prefix(shebang!())
+            .expect("the flagged variant starts with the shebang");
         Lua {
             name,
             includes,
             source,
-            script: Script::new(assembled),
+            assembled: flagged,
+            flagged: Script::new(flagged),
+            plain: Script::new(plain),
             contract: OnceLock::new(),
         }
     }
@@ -128,10 +162,14 @@ impl Lua {
     pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
         Invocation {
             lua: self,
-            invocation: self.script.prepare_invoke(),
-            keys: 0,
-            argv: 0,
+            keys: Vec::new(),
+            args: Vec::new(),
         }
+    }
+
+    /// The variant to send: flagged, or plain for a server that refuses the flag.
+    pub(super) fn variant(&self, flagged: bool) -> &Script {
+        if flagged { &self.flagged } else { &self.plain }
     }
 
     /// The contract its header declares (every header parses: the unit tests read them all).
@@ -148,42 +186,57 @@ impl std::fmt::Debug for Lua {
     }
 }
 
-/// A call of a script being put together. It counts the keys and arguments it is given, so that
-/// they can be held against the script's header before the call is sent (`checked`).
+/// A call of a script being put together: its keys and arguments, so that they can be held
+/// against the script's header before the call is sent (`checked`), and sent with either
+/// variant of the script (`command`).
 pub(super) struct Invocation<'a> {
     lua: &'a Lua,
-    invocation: ScriptInvocation<'a>,
-    keys: usize,
-    argv: usize,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
 }
 
 impl<'a> Invocation<'a> {
     /// Add a key: `KEYS[n]` in the script (a list adds one per item).
     pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
-        self.keys += values(&key);
-        self.invocation.key(key);
+        key.write_redis_args(&mut self.keys);
         self
     }
 
     /// Add an argument: `ARGV[n]` in the script (a list adds one per item).
     pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
-        self.argv += values(&arg);
-        self.invocation.arg(arg);
+        arg.write_redis_args(&mut self.args);
         self
     }
 
-    /// The call, when it has as many keys and arguments as the script's header declares. One
+    /// The script called.
+    pub(super) fn lua(&self) -> &'a Lua {
+        self.lua
+    }
+
+    /// The `EVALSHA` of `script` (a variant of this call's script) with this call's keys and
+    /// arguments.
+    pub(super) fn command(&self, script: &Script) -> Cmd {
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(script.get_hash())
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        command
+    }
+
+    /// Ok when the call has as many keys and arguments as the script's header declares. One
     /// that has not is a bug in docket: it panics in debug builds, where every test that runs
     /// the call shows it, and is refused with an error in release builds, never sent.
-    pub(super) fn checked(&self) -> Result<&ScriptInvocation<'a>> {
+    pub(super) fn checked(&self) -> Result<()> {
         let contract = self.lua.contract();
-        if contract.keys.admits(self.keys) && contract.argv.admits(self.argv) {
-            return Ok(&self.invocation);
+        if contract.keys.admits(self.keys.len()) && contract.argv.admits(self.args.len()) {
+            return Ok(());
         }
         let mismatch = Mismatch {
             script: self.lua.name,
-            keys: self.keys,
-            argv: self.argv,
+            keys: self.keys.len(),
+            argv: self.args.len(),
             contract,
         };
         if cfg!(debug_assertions) {
@@ -197,33 +250,103 @@ impl<'a> Invocation<'a> {
 
 impl std::fmt::Debug for Invocation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys and arguments may carry task data: only their numbers are shown.
         f.debug_struct("Invocation")
             .field("script", &self.lua)
-            .field("keys", &self.keys)
-            .field("argv", &self.argv)
+            .field("keys", &self.keys.len())
+            .field("argv", &self.args.len())
             .finish()
     }
 }
 
-/// How many values `value` gives a script: one, or one per item of a list.
-fn values(value: &impl ToRedisArgs) -> usize {
-    /// Counts the values written to it, and keeps none.
-    struct Count(usize);
+/// What a backend handle knows of its server and the `allow-key-locking` flag: nothing yet,
+/// that it takes the flagged scripts, or that it refused them once (then it is sent the plain
+/// ones for the handle's life).
+#[derive(Debug, Default)]
+pub(super) struct KeyLocking {
+    state: AtomicU8,
+    /// Held by the call that finds out, so that the calls made meanwhile wait for its answer
+    /// rather than each be refused in turn.
+    probe: tokio::sync::Mutex<()>,
+}
 
-    impl RedisWrite for Count {
-        fn write_arg(&mut self, _: &[u8]) {
-            self.0 += 1;
+/// The states of [`KeyLocking`].
+const UNKNOWN: u8 = 0;
+const TAKEN: u8 = 1;
+const REFUSED: u8 = 2;
+
+/// What a call of a script should do about the flag.
+#[derive(Debug)]
+pub(super) enum Locking<'a> {
+    /// Send the flagged variant; the server takes it.
+    Flagged,
+    /// Send the plain variant; the server refused the flag.
+    Plain,
+    /// Send the flagged variant and report what came of it ([`KeyLocking::learn`]); the
+    /// guard keeps the other calls waiting meanwhile.
+    Probe(tokio::sync::MutexGuard<'a, ()>),
+}
+
+impl KeyLocking {
+    /// How the next call goes: by what is known; while nothing is, the first call finds out and
+    /// the others wait for its answer (or, if it found nothing out, send the flagged variant
+    /// side by side rather than each wait for the one before).
+    pub(super) async fn next(&self) -> Locking<'_> {
+        match self.state.load(Ordering::Acquire) {
+            TAKEN => return Locking::Flagged,
+            REFUSED => return Locking::Plain,
+            _ => {}
         }
-
-        fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
-            self.0 += 1;
-            std::io::sink()
+        if let Ok(guard) = self.probe.try_lock() {
+            return match self.state.load(Ordering::Acquire) {
+                UNKNOWN => Locking::Probe(guard),
+                REFUSED => Locking::Plain,
+                _ => Locking::Flagged,
+            };
+        }
+        drop(self.probe.lock().await);
+        match self.state.load(Ordering::Acquire) {
+            REFUSED => Locking::Plain,
+            _ => Locking::Flagged,
         }
     }
 
-    let mut count = Count(0);
-    value.write_redis_args(&mut count);
-    count.0
+    /// Learn from the answer to a flagged call: a success means the server takes the flag, a
+    /// refusal of the flag (see [`refuses_key_locking`]) that it does not; anything else (an
+    /// outage) tells nothing. Returns whether the flag was refused, and the call should be sent
+    /// again with the plain variant.
+    pub(super) fn learn<T>(&self, answer: &Result<T>) -> bool {
+        match answer {
+            Ok(_) => {
+                let _ = self.state.compare_exchange(
+                    UNKNOWN,
+                    TAKEN,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                false
+            }
+            Err(Error::Backend { source }) if refuses_key_locking(&source.to_string()) => {
+                if self.state.swap(REFUSED, Ordering::AcqRel) != REFUSED {
+                    tracing::debug!(
+                        "the Redis server refuses the `allow-key-locking` script flag; \
+                         docket's scripts are sent without it"
+                    );
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether a server's answer to a flagged script says it does not take the shebang: Redis 7 and
+/// Valkey name the flag they do not know (`Unexpected flag in script shebang:
+/// allow-key-locking`), Redis 6 and older fail to compile the line (`Error compiling script
+/// (new function): user_script:1: unexpected symbol near '#'`). Either comes before the script
+/// runs, so sending the plain variant next runs it once.
+pub(super) fn refuses_key_locking(message: &str) -> bool {
+    message.contains("shebang") || message.contains("unexpected symbol near '#'")
 }
 
 /// A script called with other numbers of keys or arguments than its header declares.
@@ -533,7 +656,7 @@ mod tests {
             .arg(&["1-0", "2-0"][..])
             .arg(vec!["a".to_owned(), "b".to_owned()]);
         assert!(call.checked().is_ok());
-        assert_eq!((call.keys, call.argv), (2, 5));
+        assert_eq!((call.keys.len(), call.args.len()), (2, 5));
     }
 
     #[test]
@@ -627,6 +750,185 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_flagged_variant_is_the_plain_script_under_a_shebang_first_line() {
+        for lua in SCRIPTS.all() {
+            let (first, plain) = lua.assembled.split_once('\n').unwrap();
+            assert_eq!(first, "#!lua flags=allow-key-locking", "{lua:?}");
+            assert!(
+                plain.starts_with(prelude!()),
+                "{lua:?}: the prelude follows"
+            );
+            assert!(plain.ends_with(lua.source), "{lua:?}: the script ends it");
+            assert_eq!(
+                lua.variant(true).get_hash(),
+                Script::new(lua.assembled).get_hash()
+            );
+            assert_eq!(lua.variant(false).get_hash(), Script::new(plain).get_hash());
+            assert!(
+                !plain.contains("#!"),
+                "{lua:?}: one shebang, on the first line"
+            );
+        }
+    }
+
+    /// The names the scripts bind from `KEYS` (`local a, b = KEYS[1], KEYS[2]`, or
+    /// `t.x, t.y = KEYS[n], ARGV[m]`).
+    fn bound_from_keys(code: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for line in code.lines().filter(|line| line.contains("KEYS[")) {
+            let Some((left, right)) = line.split_once(" = ") else {
+                continue;
+            };
+            let left = left.trim().trim_start_matches("local ");
+            for (name, value) in left.split(',').zip(right.split(", ")) {
+                if value.trim().starts_with("KEYS[") {
+                    names.insert(name.trim().to_owned());
+                }
+            }
+        }
+        names
+    }
+
+    /// The key each Redis call of `code` names: the argument after the command (after the
+    /// subcommand, for `XGROUP` and `XINFO`).
+    fn keys_called(code: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for opening in ["redis.call(", "redis.pcall(", "pcall(redis.call, "] {
+            for (at, _) in code.match_indices(opening) {
+                let rest = &code[at + opening.len()..];
+                let mut args = rest.split(',').map(str::trim);
+                let command = args.next().unwrap_or_default();
+                if opening != "pcall(redis.call, " && command == "redis.call" {
+                    continue; // Counted as `pcall(redis.call, ..`.
+                }
+                if ["'XGROUP'", "'XINFO'"].contains(&command) {
+                    args.next();
+                }
+                let key = args.next().unwrap_or_default();
+                let key = key.split(')').next().unwrap_or_default();
+                keys.push(key.trim().to_owned());
+            }
+        }
+        keys
+    }
+
+    /// With `allow-key-locking`, Upstash locks the `KEYS` a script is given and refuses any
+    /// other key: every key a script touches must arrive in `KEYS`, none be built inside.
+    #[test]
+    fn every_key_a_script_touches_comes_from_its_keys() {
+        let scripts = files(lua_dir());
+        let includes = files(lua_dir().join("include"));
+        let keys: BTreeSet<String> = scripts
+            .values()
+            .flat_map(|source| bound_from_keys(&code(source)))
+            .collect();
+        assert!(
+            keys.contains("stream") && keys.contains("task.record"),
+            "{keys:?}"
+        );
+        for (name, source) in scripts.iter().chain(&includes) {
+            let code = code(source);
+            for key in keys_called(&code) {
+                // `XCLAIM` with many ids is called as `unpack(args)`, `args` starting with
+                // the stream.
+                let built = key == "unpack(args" && code.contains("local args = { stream,");
+                assert!(
+                    keys.contains(&key) || built,
+                    "{name}.lua calls Redis on `{key}`, which is not a name bound from KEYS"
+                );
+            }
+        }
+        for (name, source) in &scripts {
+            let code = code(source);
+            let own = bound_from_keys(&code);
+            for key in keys_called(&code) {
+                assert!(
+                    own.contains(&key) || key == "unpack(args",
+                    "{name}.lua calls Redis on `{key}`, which it does not bind from its KEYS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_flag_is_told_from_other_script_errors() {
+        for refused in [
+            "Unexpected flag in script shebang: allow-key-locking",
+            "ERR Unexpected flag in script shebang: allow-key-locking",
+            "ERR Error compiling script (new function): user_script:1: unexpected symbol near '#'",
+        ] {
+            assert!(refuses_key_locking(refused), "{refused}");
+        }
+        for other in [
+            "NOSCRIPT No matching script. Please use EVAL.",
+            "ERR Error compiling script (new function): user_script:3: '=' expected near 'x'",
+            "ERR user_script:9: Script attempted to access nonexistent global variable 'x'",
+            "NOPERM User docket has no permissions to run the 'script|load' command",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ] {
+            assert!(!refuses_key_locking(other), "{other}");
+        }
+    }
+
+    fn refusal() -> Result<()> {
+        Err(Error::Backend {
+            source: "Unexpected flag in script shebang: allow-key-locking".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_handle_sends_the_plain_scripts_once_the_server_refused_the_flag() {
+        let locking = KeyLocking::default();
+        let Locking::Probe(guard) = locking.next().await else {
+            panic!("the first call finds out");
+        };
+        assert!(locking.learn(&refusal()));
+        drop(guard);
+        assert!(matches!(locking.next().await, Locking::Plain));
+        assert!(
+            !locking.learn(&Ok(())),
+            "a plain call's answer changes nothing"
+        );
+        assert!(matches!(locking.next().await, Locking::Plain));
+    }
+
+    #[tokio::test]
+    async fn a_handle_keeps_the_flag_once_the_server_took_it() {
+        let locking = KeyLocking::default();
+        let Locking::Probe(guard) = locking.next().await else {
+            panic!("the first call finds out");
+        };
+        let outage: Result<()> = Err(Error::Unavailable {
+            source: "connection refused".into(),
+        });
+        assert!(!locking.learn(&outage));
+        drop(guard);
+        let Locking::Probe(guard) = locking.next().await else {
+            panic!("an outage tells nothing: the next call finds out");
+        };
+        assert!(!locking.learn(&Ok(())));
+        drop(guard);
+        assert!(matches!(locking.next().await, Locking::Flagged));
+    }
+
+    #[tokio::test]
+    async fn calls_made_while_the_first_finds_out_wait_for_its_answer() {
+        let locking = std::sync::Arc::new(KeyLocking::default());
+        let Locking::Probe(guard) = locking.next().await else {
+            panic!("the first call finds out");
+        };
+        let waiting = tokio::spawn({
+            let locking = std::sync::Arc::clone(&locking);
+            async move { matches!(locking.next().await, Locking::Plain) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the second call waits");
+        assert!(locking.learn(&refusal()));
+        drop(guard);
+        assert!(waiting.await.unwrap(), "and then sends the plain variant");
     }
 
     #[test]
