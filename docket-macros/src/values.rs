@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-pub(crate) const DURATION_FORMAT: &str = "write a number and a unit, `ms`, `s`, `m`, `h` or `d`, \
-                                          with no space between, such as `250ms`, `30s` or `1.5h`";
 pub(crate) const BACKOFF_FORMAT: &str = "write `\"fixed <delay>\"` or `\"exponential \
                                          <min>..<max>\"`, such as `\"fixed 5s\"` or \
                                          `\"exponential 1s..60s\"`";
@@ -114,66 +112,7 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate { count, window })
 }
 
-/// Parses a duration such as `250ms`, `30s`, `1.5m`, `2h` or `1d`, exact to the millisecond.
-///
-/// The grammar is `docket`'s too (its command line's `parse_duration` is the same code), and
-/// `conformance/durations.txt` at the workspace root holds the cases both are tested against:
-/// digits, optionally a point and more digits, then a unit, with nothing around them; the exact
-/// value must be a whole number of milliseconds, at most `u64::MAX`. `0s` parses: whether zero
-/// is allowed is each key's rule, checked by the caller.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let malformed = || format!("`{text}` is not a duration; {DURATION_FORMAT}");
-    let unit_start = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(malformed)?;
-    let (number, unit) = text.split_at(unit_start);
-    let unit_millis: u128 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(malformed()),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let is_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    if !is_digits(whole) || (number.contains('.') && !is_digits(fraction)) {
-        return Err(malformed());
-    }
-
-    // Integer arithmetic on the digits, so `1.1s` is exactly 1100ms and not a float's guess.
-    // Zeros that do not change the value go first, so `01.50s` is `1.5s`.
-    let (whole, fraction) = (
-        whole.trim_start_matches('0'),
-        fraction.trim_end_matches('0'),
-    );
-    let too_long = || format!("`{text}` is too long for a duration");
-    let not_whole = || format!("`{text}` is not a whole number of milliseconds");
-    // `u64::MAX` milliseconds has 20 digits, and no unit is shorter than a millisecond.
-    if whole.len() > 20 {
-        return Err(too_long());
-    }
-    // A day, the longest unit, is 2^10 * 3^3 * 5^5 ms, so a fraction ending in a digit other
-    // than 0 is a whole number of milliseconds only within 10 digits.
-    if fraction.len() > 10 {
-        return Err(not_whole());
-    }
-    // At most 31 digits, and 10^10 for the scale: no overflow below.
-    let digits: u128 = format!("0{whole}{fraction}")
-        .parse()
-        .map_err(|_| malformed())?;
-    let scale = 10u128.pow(u32::try_from(fraction.len()).unwrap_or(0));
-    let scaled = digits.checked_mul(unit_millis).ok_or_else(too_long)?;
-    if scaled % scale != 0 {
-        return Err(if scaled < scale {
-            format!("`{text}` is shorter than a millisecond, the smallest step docket counts")
-        } else {
-            not_whole()
-        });
-    }
-    let millis = u64::try_from(scaled / scale).map_err(|_| too_long())?;
-    Ok(Duration::from_millis(millis))
-}
+pub(crate) use docket_syntax::parse_duration;
 
 #[cfg(test)]
 mod tests;

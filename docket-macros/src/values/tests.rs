@@ -89,26 +89,6 @@ fn zeros_that_do_not_change_the_value_are_fine() {
     );
 }
 
-/// The command line reads durations with its own copy of `parse_duration`; both follow this table.
-#[test]
-fn durations_follow_the_shared_conformance_table() {
-    let table = include_str!("../../../conformance/durations.txt");
-    let mut count = 0;
-    for (input, columns) in crate::conformance::cases(table) {
-        let parsed = parse_duration(input);
-        match columns[..] {
-            ["error"] => assert!(parsed.is_err(), "{input:?} parsed as {parsed:?}"),
-            [millis] => {
-                let millis: u64 = millis.parse().expect("milliseconds or `error`");
-                assert_eq!(parsed, Ok(ms(millis)), "{input:?}");
-            }
-            _ => panic!("{input:?}: expected one column, milliseconds or `error`"),
-        }
-        count += 1;
-    }
-    assert!(count >= 50, "only {count} cases read");
-}
-
 #[test]
 fn backoffs_are_fixed_or_exponential() {
     assert_eq!(parse_backoff("fixed 5s"), Ok(Backoff::Fixed(ms(5_000))));
