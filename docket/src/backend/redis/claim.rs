@@ -63,8 +63,9 @@ pub(super) struct Timer {
 }
 
 impl RedisBackend {
-    /// Claim up to `max` deliveries for `worker` (see [`Backend::claim`](crate::backend::Backend::claim)): deliveries lost to a
-    /// failed read first, then a tick when the timer says one is due, then a blocking read.
+    /// Claim up to `max` deliveries for `worker` (see
+    /// [`Backend::claim`](crate::backend::Backend::claim)): deliveries lost to a failed read
+    /// first, then a tick when the timer says one is due, then a blocking read.
     pub(super) async fn take(
         &self,
         worker: &str,
