@@ -148,7 +148,8 @@ pub(crate) fn args_struct(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
 //     pub fn schedule_scan_copyright(track_id: i64, url: String) -> Schedule<ScanCopyright> {
 //         ScanCopyright::schedule(track_id, url)
 //     }
-// A stand-in's `schedule` is `::core::unreachable!()`: `Schedule::new` needs a `Task`.
+// A stand-in's `schedule` is `::core::unreachable!()`, as `Schedule::new` needs a `Task`, and
+// returns a `Schedule` of an unresolved type (see below).
 pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
     let TaskFn {
         struct_ident,
@@ -173,12 +174,18 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
         " Schedules the [`{function}`] task with these arguments: the same as \
          [`{struct_ident}::schedule`]."
     );
-    let (body, unused) = match emit {
+    let (returns, body, unused) = match emit {
         Emit::Task => (
+            quote!(::docket::Schedule<#struct_ident>),
             quote!(::docket::Schedule::new(#struct_ident { #(#idents),* })),
             None,
         ),
+        // Not `Schedule<ScanCopyright>`: with no `Task` impl, every `.after(..)` or `.await` on
+        // it would be an error of its own. A name that resolves nowhere makes the type an error
+        // type, which rustc checks nothing against; and recent rustc does not report names
+        // missing from a module holding a `compile_error!`, as this one does (see `fallback`).
         Emit::StandIn => (
+            quote!(::docket::Schedule<__docket_not_generated>),
             quote!(::core::unreachable!()),
             Some(quote!(unused_variables,)),
         ),
@@ -190,7 +197,7 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
         impl #struct_ident {
             #[doc = #method_doc]
             #[allow(dead_code, #unused clippy::too_many_arguments)]
-            #vis fn schedule(#params) -> ::docket::Schedule<#struct_ident> {
+            #vis fn schedule(#params) -> #returns {
                 #body
             }
         }
@@ -198,7 +205,7 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
         #[doc = #free_doc]
         #(#cfgs)*
         #[allow(dead_code, clippy::too_many_arguments)]
-        #vis fn #schedule_ident(#params) -> ::docket::Schedule<#struct_ident> {
+        #vis fn #schedule_ident(#params) -> #returns {
             #struct_ident::schedule(#(#idents),*)
         }
     }

@@ -6,6 +6,12 @@
 //! `schedule_scan_copyright` then compiles against them, so the macro's errors are the only ones
 //! the user sees, and an IDE still knows the function and the generated names. The stand-ins
 //! implement no `Task` and register nothing: the build fails on the errors anyway.
+//!
+//! Recent rustc releases (rust-lang/rust#149484; 1.95 has it) already keep quiet about names
+//! missing from a module that holds a `compile_error!`, but not about names reached through a
+//! glob import, such as `use super::*` in a test module; older releases, down to docket's 1.85,
+//! and IDEs report them all. On those older releases the stand-ins' `__docket_not_generated` is
+//! reported once per `schedule` function instead of once per use.
 
 use proc_macro2::TokenStream;
 
@@ -22,9 +28,9 @@ use crate::input::TaskFn;
 //     #[allow(dead_code, missing_debug_implementations)]
 //     pub struct ScanCopyright { pub track_id: i64 }
 //     impl ScanCopyright {
-//         pub fn schedule(track_id: i64) -> Schedule<ScanCopyright> { ::core::unreachable!() }
+//         pub fn schedule(track_id: i64) -> Schedule<__docket_not_generated> { unreachable!() }
 //     }
-//     pub fn schedule_scan_copyright(track_id: i64) -> Schedule<ScanCopyright> { .. }
+//     pub fn schedule_scan_copyright(track_id: i64) -> Schedule<__docket_not_generated> { .. }
 //     ::core::compile_error! { "`retries` takes a whole number, such as `retries = 3`" }
 pub(crate) fn fallback(
     mut item: TokenStream,
