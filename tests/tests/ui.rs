@@ -5,9 +5,10 @@
 
 /// rustc's messages change between releases and channels; the `.stderr` files follow the stable
 /// toolchain CI runs, so on nightly, beta and dev compilers the test is reported as ignored
-/// instead of failing.
-#[test]
+/// instead of failing. (`rustversion::attr` goes above `#[test]`, which reads `#[ignore]` as it
+/// expands.)
 #[rustversion::attr(not(stable), ignore = "the expected errors are stable rustc's wording")]
+#[test]
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("ui/pass/*.rs");
