@@ -79,10 +79,15 @@ impl Connect {
         self
     }
 
-    /// The largest encoded task accepted, in bytes (default 1 MiB). Scheduling a larger one is
+    /// The largest encoded task accepted, in bytes (default 960 KiB). Scheduling a larger one is
     /// an [`Error::PayloadTooLarge`](crate::Error::PayloadTooLarge); a worker keeps a larger one
     /// it finds as a dead letter. From 256 bytes to 512 MiB; give producers and workers the same
     /// limit.
+    ///
+    /// The default leaves room for what docket sends with a task (its key, the script call,
+    /// the first record: at most about 13 KB), so that storing one is a request of under 1 MB,
+    /// the most Upstash's free and pay-as-you-go plans accept; batches are split to stay under
+    /// it too. Raise it only on a server that takes larger requests.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.redis.max_payload = bytes;
         self

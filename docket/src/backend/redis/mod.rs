@@ -48,7 +48,7 @@ use self::connection::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, Shared, into_error, un
 use self::feeds::{follow_signals, follow_states};
 use self::keys::Keys;
 use self::reply::stream_entries;
-use self::scripts::SCRIPTS;
+use self::scripts::{Invocation, SCRIPTS};
 use self::settle::SETTLE_CHUNK;
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
@@ -82,7 +82,7 @@ impl Default for RedisOptions {
     fn default() -> Self {
         RedisOptions {
             redelivery_timeout: Duration::from_secs(300),
-            max_payload: 1 << 20,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             tls_ca: None,
             max_deliveries: 5,
             dead_letters_kept: super::DEAD_LETTERS_KEPT,
@@ -104,11 +104,38 @@ impl std::fmt::Debug for RedisOptions {
     }
 }
 
-/// The most tasks one `enqueue` call stores, and about the most bytes of messages: well under
-/// every server's limits on a request (ElastiCache Serverless takes 3,999 arguments, Upstash 1
-/// MB on its free plan) and Lua's on `unpack`. Larger batches are split.
+/// The most bytes one request may take on managed Redis: Upstash's limit on its free and
+/// pay-as-you-go plans, "1 MB", read as 10^6 bytes.
+const MAX_REQUEST_BYTES: usize = 1_000_000;
+
+/// The default `max_payload`, 960 KiB (983,040 bytes): with its envelope, one task of that size
+/// is one `enqueue` request of under [`MAX_REQUEST_BYTES`].
+///
+/// The envelope is all the request holds besides the message: `EVALSHA`, the 40-digit sha and
+/// the key count (67 bytes with their RESP framing); six key names, five of them `{name}:…`
+/// and the first record's `{name}:state:<key>`; `now` and `keep`; then the task's key, due
+/// time, mode and first record, which repeats the key and the task name (JSON-escaped, so up to
+/// twice their length) around 90 bytes. Each value costs its RESP framing, at most 12 bytes.
+/// For a docket name, task name and key of 1 KiB each (the key's limit; the names have none, and
+/// are short in practice), the names of characters JSON escapes, that is 12,658 bytes, measured
+/// by the unit test below; 960 KiB leaves 16,960. With short names (`plyr`, `scan_copyright`,
+/// `scan-7`) it is 410 bytes.
+pub(crate) const DEFAULT_MAX_PAYLOAD: usize = 960 << 10;
+
+/// The most tasks one `enqueue` call stores (well under ElastiCache Serverless's 3,999
+/// arguments a request, and Lua's limit on `unpack`), and the most bytes of task data it takes
+/// (keys, messages, first records and their framing, see [`TASK_FRAMING`]): with the envelope,
+/// under [`MAX_REQUEST_BYTES`]. A task larger than that goes alone. Larger batches are split.
 const ENQUEUE_CHUNK: usize = 500;
 const ENQUEUE_CHUNK_BYTES: usize = 512 << 10;
+
+/// The bytes a task adds to an `enqueue` request besides its key, message and first record (and
+/// its key): the RESP framing of those and of its due time and mode (at most 12 bytes each),
+/// the due time (at most 15 digits) and the mode (at most 7 bytes).
+const TASK_FRAMING: usize = 128;
+
+const _: () = assert!(ENQUEUE_CHUNK_BYTES + (32 << 10) < MAX_REQUEST_BYTES);
+const _: () = assert!(DEFAULT_MAX_PAYLOAD + (16 << 10) < MAX_REQUEST_BYTES);
 
 pub(crate) struct RedisBackend {
     keys: Keys,
@@ -148,6 +175,91 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// The `enqueue` calls that store `batch`: every task is encoded and checked first, so a bad
+    /// one fails the batch before anything is sent; then the tasks go in chunks of at most
+    /// [`ENQUEUE_CHUNK`] tasks and [`ENQUEUE_CHUNK_BYTES`] of task data, each chunk one call.
+    fn enqueue_calls(
+        &self,
+        batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Vec<Invocation<'static>>> {
+        struct Encoded<'a> {
+            message: &'a Message,
+            json: String,
+            mode: &'static str,
+            /// The first record's key and JSON, when the task keeps one.
+            record: Option<(String, String)>,
+        }
+        let mut encoded = Vec::with_capacity(batch.len());
+        for (message, mode) in batch {
+            let json = codec::encode_message(message);
+            self.fits(message, &json)?;
+            let mode = match mode {
+                KeyMode::Add => "add",
+                KeyMode::Replace => "replace",
+                KeyMode::Fresh => "fresh",
+            };
+            let record = keep.map(|_| {
+                let record = TaskRecord::first(message, now).encode();
+                (self.keys.state(&message.key), record)
+            });
+            encoded.push(Encoded {
+                message,
+                json,
+                mode,
+                record,
+            });
+        }
+        let mut calls = Vec::new();
+        let mut rest = encoded.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let mut len = 0;
+            while len < rest.len() && len < ENQUEUE_CHUNK {
+                let task = &rest[len];
+                let size = task.message.key.len()
+                    + task.json.len()
+                    + task
+                        .record
+                        .as_ref()
+                        .map_or(0, |(key, json)| key.len() + json.len())
+                    + TASK_FRAMING;
+                if len > 0 && bytes + size > ENQUEUE_CHUNK_BYTES {
+                    break;
+                }
+                bytes += size;
+                len += 1;
+            }
+            let (chunk, tail) = rest.split_at(len);
+            rest = tail;
+            let mut invocation = SCRIPTS.enqueue.prepare_invoke();
+            self.keys_for(&mut invocation);
+            invocation
+                .key(&self.keys.held)
+                .arg(millis(now))
+                .arg(keep.map_or(0, |keep| millis_of(keep).max(1)));
+            for task in chunk {
+                // The first record, when the task keeps one; its key among the KEYS.
+                let record = match &task.record {
+                    Some((key, json)) => {
+                        invocation.key(key);
+                        json.as_str()
+                    }
+                    None => "",
+                };
+                invocation
+                    .arg(&task.message.key)
+                    .arg(task.json.as_str())
+                    .arg(millis(task.message.due))
+                    .arg(task.mode)
+                    .arg(record);
+            }
+            calls.push(invocation);
+        }
+        Ok(calls)
+    }
+
     fn fits(&self, message: &Message, json: &str) -> Result<()> {
         if json.len() > self.options.max_payload {
             return Err(Error::PayloadTooLarge {
@@ -166,61 +278,11 @@ impl Backend for RedisBackend {
         batch: &[(Message, KeyMode)],
         keep: Option<Duration>,
     ) -> Result<Vec<Disposition>> {
-        let now = SystemTime::now();
-        // Encode and check every task before anything is sent: a bad one writes nothing.
-        let mut encoded = Vec::with_capacity(batch.len());
-        for (message, mode) in batch {
-            let json = codec::encode_message(message);
-            self.fits(message, &json)?;
-            let mode = match mode {
-                KeyMode::Add => "add",
-                KeyMode::Replace => "replace",
-                KeyMode::Fresh => "fresh",
-            };
-            encoded.push((message, json, mode));
-        }
         // In chunks, sent together on the shared connection (pipelined), run in order.
-        let mut chunks = Vec::new();
-        let mut rest = encoded.as_slice();
-        while !rest.is_empty() {
-            let mut bytes = 0;
-            let mut len = 0;
-            while len < rest.len()
-                && len < ENQUEUE_CHUNK
-                && (len == 0 || bytes < ENQUEUE_CHUNK_BYTES)
-            {
-                bytes += rest[len].1.len() + rest[len].0.key.len();
-                len += 1;
-            }
-            let (chunk, tail) = rest.split_at(len);
-            chunks.push(chunk);
-            rest = tail;
-        }
-        let calls = chunks.iter().map(|chunk| async move {
-            let mut invocation = SCRIPTS.enqueue.prepare_invoke();
-            self.keys_for(&mut invocation);
-            invocation
-                .key(&self.keys.held)
-                .arg(millis(now))
-                .arg(keep.map_or(0, |keep| millis_of(keep).max(1)));
-            for (message, json, mode) in *chunk {
-                // The first record, when the task keeps one; its key among the KEYS.
-                let record = match keep {
-                    Some(_) => {
-                        invocation.key(self.keys.state(&message.key));
-                        TaskRecord::first(message, now).encode()
-                    }
-                    None => String::new(),
-                };
-                invocation
-                    .arg(&message.key)
-                    .arg(json.as_str())
-                    .arg(millis(message.due))
-                    .arg(*mode)
-                    .arg(record);
-            }
-            self.invoke::<Vec<u8>>(&invocation).await
-        });
+        let calls = self.enqueue_calls(batch, keep, SystemTime::now())?;
+        let calls = calls
+            .iter()
+            .map(|invocation| self.invoke::<Vec<u8>>(invocation));
         let mut dispositions = Vec::with_capacity(batch.len());
         for outcomes in futures_util::future::join_all(calls).await {
             for outcome in outcomes? {
@@ -631,5 +693,100 @@ fn stream_id(delivery: &Delivery) -> &str {
     match &delivery.id {
         DeliveryId::Stream(id) => id,
         DeliveryId::Memory(_) => unreachable!("a memory delivery settled on Redis"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend on a server nobody needs (it connects lazily, on a tokio runtime): building
+    /// calls sends nothing.
+    fn backend(name: &str) -> RedisBackend {
+        RedisBackend::open("redis://127.0.0.1:1", name, RedisOptions::default()).unwrap()
+    }
+
+    /// A task whose encoded message is exactly `size` bytes.
+    fn task_of(size: usize, task: &str, key: &str) -> Message {
+        let mut message = Message::first_attempt(task, key, "", crate::time::latest_due());
+        message.trace = Some(format!("00-{}-{}-01", "a".repeat(32), "b".repeat(16)));
+        message.args = r#"{"x":""}"#.to_owned();
+        let room = size - codec::encode_message(&message).len();
+        message.args = format!(r#"{{"x":"{}"}}"#, "x".repeat(room));
+        assert_eq!(codec::encode_message(&message).len(), size);
+        message
+    }
+
+    /// The bytes each call of `batch` takes on the wire.
+    fn requests(backend: &RedisBackend, batch: &[(Message, KeyMode)]) -> Vec<usize> {
+        let keep = Some(Duration::MAX);
+        let calls = backend
+            .enqueue_calls(batch, keep, SystemTime::now())
+            .unwrap();
+        calls
+            .iter()
+            .map(|call| {
+                let flagged = call.command(call.lua().variant(true));
+                flagged.get_packed_command().len()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_task_of_the_default_payload_limit_is_a_request_under_1_mb() {
+        // Names of 1 KiB, of characters JSON escapes (the key's limit; docket and task names
+        // have none): the largest envelope docket makes for a task.
+        let backend = backend(&"n".repeat(1024));
+        let message = task_of(DEFAULT_MAX_PAYLOAD, &"\"".repeat(1024), &"\"".repeat(1024));
+        let sizes = requests(&backend, &[(message, KeyMode::Replace)]);
+        let envelope = sizes[0] - DEFAULT_MAX_PAYLOAD;
+        println!("request {} bytes, envelope {envelope}", sizes[0]);
+        assert!(sizes[0] <= MAX_REQUEST_BYTES, "{sizes:?}");
+        assert!(
+            envelope < 13 << 10,
+            "the envelope the docs state: {envelope}"
+        );
+        // Short names, as in practice: a few hundred bytes.
+        let backend = self::backend("plyr");
+        let message = task_of(DEFAULT_MAX_PAYLOAD, "scan_copyright", "scan-7");
+        let sizes = requests(&backend, &[(message, KeyMode::Replace)]);
+        println!(
+            "with short names, envelope {}",
+            sizes[0] - DEFAULT_MAX_PAYLOAD
+        );
+        assert!(sizes[0] - DEFAULT_MAX_PAYLOAD < 512, "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn every_enqueue_request_of_a_batch_is_under_1_mb() {
+        let backend = backend(&"n".repeat(255));
+        let key = |n: usize| format!("{n:0>1024}");
+        let task = "\"".repeat(255);
+        let mut batch = Vec::new();
+        for (n, size) in [
+            300_000,
+            500_000,
+            500_000,
+            DEFAULT_MAX_PAYLOAD,
+            10,
+            400_000,
+            200_000,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            batch.push((task_of(size.max(1_000), &task, &key(n)), KeyMode::Add));
+        }
+        for n in 0..2_000 {
+            batch.push((task_of(1_000, &task, &key(100 + n)), KeyMode::Fresh));
+        }
+        let sizes = requests(&backend, &batch);
+        assert!(
+            sizes.iter().all(|size| *size <= MAX_REQUEST_BYTES),
+            "{sizes:?}"
+        );
+        // Two tasks of 500 KB do not share a request (the rule before counted a chunk's bytes
+        // only until they passed 512 KiB, so the second joined the first: a 1 MB request).
+        assert!(sizes[1] < 600_000 && sizes[2] < 600_000, "{sizes:?}");
     }
 }
