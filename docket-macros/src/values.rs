@@ -2,9 +2,12 @@
 //! (`"exponential 1s..60s"`), rates (`"10/1m"`) and percentages (`"20%"`).
 //!
 //! Each parser takes the string's contents and returns the value or an error message; the caller
-//! puts the message on the string literal.
+//! puts the message on the string literal. Durations are `docket-syntax`'s, the one grammar the
+//! command line's `--redelivery-timeout` reads too.
 
 use std::time::Duration;
+
+pub(crate) use docket_syntax::parse_duration;
 
 pub(crate) const BACKOFF_FORMAT: &str = "write `\"fixed <delay>\"` or `\"exponential \
                                          <min>..<max>\"`, such as `\"fixed 5s\"` or \
@@ -111,8 +114,6 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     }
     Ok(Rate { count, window })
 }
-
-pub(crate) use docket_syntax::parse_duration;
 
 #[cfg(test)]
 mod tests;
