@@ -180,8 +180,9 @@ impl Docket {
     ///   became a dead letter);
     /// - [`Error::TaskCancelled`] when it was cancelled;
     /// - [`Error::ResultDecode`] when it succeeded but its result does not decode as `R`;
-    /// - [`Error::NoResult`] when nothing is kept for the key as the wait starts: the task keeps
-    ///   no results, they expired, or no task with this key was scheduled;
+    /// - [`Error::NoResult`] when nothing is kept for the key as the wait starts (or resumes,
+    ///   after a lost connection): the task keeps no results, they expired, or no task with this
+    ///   key was scheduled;
     /// - on a Redis docket, [`Error::Unavailable`] or [`Error::Backend`] when following the task
     ///   fails, as for [`Docket::watch`].
     ///
