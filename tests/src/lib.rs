@@ -8,6 +8,9 @@
 //!   no other test uses ([`unique_name`]) and a free port ([`free_port`]). The chaos and soak
 //!   binaries use it too.
 //! - [`background`]: a worker running on the test's runtime until the test stops it.
+//! - [`managed`]: a managed-Redis profile, [`Upstash`]: a loopback proxy in front of a private
+//!   `redis-server` that refuses the commands Upstash lacks, enforces its limits ([`Limits`]),
+//!   drops idle connections and counts billed commands, script-internal calls included.
 //! - [`probe`]: where tasks report their runs and what their context said ([`Probe`]), so a test
 //!   can assert on effects; it can also hold a task until the test releases it.
 //! - Waiting with a deadline ([`PATIENCE`]): [`eventually`] a condition holds, a future ends
@@ -29,8 +32,11 @@
 //! [`unique_name`]: redis_server::unique_name
 //! [`free_port`]: redis_server::free_port
 //! [`Probe`]: probe::Probe
+//! [`Upstash`]: managed::Upstash
+//! [`Limits`]: managed::Limits
 
 pub mod background;
+pub mod managed;
 pub mod probe;
 pub mod redis_server;
 mod wait;
