@@ -1,20 +1,4 @@
-//! Billed commands, counted as Upstash bills them: every command a client sends except the
-//! free ones ([`FREE`]), plus every call made inside a script.
-//!
-//! The proxy counts what clients send. The calls made inside scripts it cannot see; the server
-//! counts them in `INFO commandstats`, under their own names, beside every other command it ran.
-//! So a script's calls of a command are the server's count of it since the last reset, less
-//! what clients sent through the proxy and the server answered, less the proxy's own queries
-//! and what the harness sent through [`Upstash::command`](super::Upstash::command).
-//!
-//! Exact when the proxy is quiet as the bill is read. Otherwise a command the server has run
-//! but whose reply has not yet passed the proxy counts as a script's call, for the moment. A
-//! command a test sends straight to the server (not through [`Upstash::command`]) counts as a
-//! script's call; one that resets the server's counts (`CONFIG RESETSTAT`) spoils the bill
-//! until [`Upstash::reset_billing`].
-//!
-//! [`Upstash::command`]: super::Upstash::command
-//! [`Upstash::reset_billing`]: super::Upstash::reset_billing
+//! Billed commands, counted as Upstash bills them (see [`Bill`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -26,7 +10,8 @@ use super::rules::FREE;
 pub(crate) struct Tally {
     /// Client requests forwarded to the server, by `INFO commandstats` name.
     pub(crate) sent: BTreeMap<String, u64>,
-    /// Of those, the ones the server has answered (so counted).
+    /// Of those, the ones the server has taken in, so counted: answered, or (blocking
+    /// commands) sent.
     pub(crate) answered: HashMap<String, u64>,
     /// Client requests the proxy refused: never forwarded, not billed.
     pub(crate) refused: BTreeMap<String, u64>,
@@ -93,7 +78,25 @@ pub(crate) fn command_stats(info: &str) -> HashMap<String, u64> {
 }
 
 /// Billed commands since the last reset, by `INFO commandstats` name (`evalsha`,
-/// `client|id`): see the [module](self) for how they are counted.
+/// `client|id`), counted as Upstash bills them: every command a client sends except the free
+/// ones ([`FREE`]), plus every call made inside a script. Requests the proxy refuses are not
+/// billed.
+///
+/// The proxy counts what clients send. The calls made inside scripts it cannot see; the server
+/// counts them in `INFO commandstats`, under their own names, beside every other command it ran.
+/// So a script's calls of a command are the server's count of it since the last reset, less
+/// what clients sent through the proxy and the server took in, less the proxy's own queries and
+/// what the harness sent through [`Upstash::command`].
+///
+/// Exact when the proxy is quiet as the bill is read. Otherwise a command the server has run
+/// but whose reply has not yet passed the proxy counts as a script's call, for the moment. A
+/// command a test sends straight to the server (not through [`Upstash::command`]) counts as a
+/// script's call; one that resets the server's counts (`CONFIG RESETSTAT`) spoils the bill
+/// until [`Upstash::reset_billing`]. Blocking commands (`XREAD`, `XREADGROUP`, ...) count as
+/// taken in once sent, as Redis 7.0 counts them when they start to wait.
+///
+/// [`Upstash::command`]: super::Upstash::command
+/// [`Upstash::reset_billing`]: super::Upstash::reset_billing
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bill {
     /// Billed commands clients sent.

@@ -137,7 +137,7 @@ impl Upstash {
     }
 
     /// Billed commands since the start or the last [`reset_billing`](Upstash::reset_billing),
-    /// by command; exact when no request is under way (see [`Bill`]'s module).
+    /// by command; exact when no request is under way (see [`Bill`]).
     pub async fn bill(&self) -> Bill {
         let now = self.shared.command_stats().await;
         let mut tally = self.shared.tally();
