@@ -33,6 +33,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// A value that would become part of a Redis key or set member is too long: the value, as
+    /// JSON, of the argument a per-argument limit (`concurrency(arg)`, `rate_limit(arg)`)
+    /// counts by, checked when the task is scheduled; or the value a
+    /// [`Strike`](crate::strike::Strike) compares with, checked by
+    /// [`Docket::strike`](crate::Docket::strike). The limit is 1024 bytes, like a task key's,
+    /// far below what managed Redis services accept (Upstash: 32 KB). Nothing was stored.
+    #[error("{}", scope_too_long(.task, .param, .policy, .len, .limit))]
+    ScopeTooLong {
+        /// The task's registered name; `*` for a strike on every task.
+        task: String,
+        /// The argument's name.
+        param: String,
+        /// What the value scopes: `concurrency`, `rate_limit` or `strike`.
+        policy: &'static str,
+        /// The value's length as JSON, in bytes.
+        len: usize,
+        /// The longest value accepted, in bytes.
+        limit: usize,
+    },
+
     /// A task is due later than the end of the year 9999, the latest due time docket stores
     /// (as from [`Schedule::after`](crate::Schedule::after) with `Duration::MAX`). Nothing was
     /// scheduled.
@@ -188,6 +208,18 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
     }
+}
+
+/// The message of [`Error::ScopeTooLong`]: what the value scopes, and how to do without it.
+fn scope_too_long(task: &str, param: &str, policy: &str, len: &usize, limit: &usize) -> String {
+    if policy == "strike" {
+        return format!(
+            "a strike on task `{task}` compares the argument `{param}` with a value of {len} bytes as JSON, over the limit of {limit}; strike with a shorter value, such as an id"
+        );
+    }
+    format!(
+        "task `{task}` is limited per value of its argument `{param}` (`{policy}({param})`), and this value is {len} bytes as JSON, over the limit of {limit}; limit by a shorter argument, such as an id"
+    )
 }
 
 /// Displays an error with its chain of sources: `outer: inner: innermost`.

@@ -72,7 +72,8 @@ impl Policy {
     }
 
     /// The longest one attempt may run; past it the attempt is cancelled and counts as failed.
-    /// A task can push its own deadline later with [`Context::extend_timeout`].
+    /// A task can push its own deadline later with
+    /// [`Context::extend_timeout`](crate::Context::extend_timeout).
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -88,8 +89,9 @@ impl Policy {
     }
 
     /// Run the task on its own at each time a cron expression names: five fields
-    /// (`"*/5 * * * *"`), six with seconds first, or a nickname such as `"@daily"`,, in the IANA time zone `tz` (`"UTC"`, `"Europe/Paris"`), on one worker
-    /// of the fleet at a time. A worker refuses to start when the expression or zone is invalid.
+    /// (`"*/5 * * * *"`), six with seconds first, or a nickname such as `"@daily"`, in the IANA
+    /// time zone `tz` (`"UTC"`, `"Europe/Paris"`), on one worker of the fleet at a time. A worker
+    /// refuses to start when the expression or zone is invalid.
     pub const fn with_cron(mut self, expression: &'static str, tz: &'static str) -> Self {
         self.recurrence = Some(Recurrence::Cron { expression, tz });
         self
@@ -109,6 +111,12 @@ impl Policy {
 
     /// Run at most `limit` of these tasks at once per value of the argument `param`, across
     /// every worker: `with_concurrency_by("track_id", 1)` runs one task per track at a time.
+    ///
+    /// The value names the limit in Redis, so it is bounded: scheduling a task whose `param` is
+    /// over 1024 bytes as JSON is an [`Error::ScopeTooLong`](crate::Error::ScopeTooLong), and
+    /// nothing is stored. Limit by an id, not by the data. (A task stored without that check, by
+    /// an older docket or [`Docket::add_json`](crate::Docket::add_json), still runs: its limit
+    /// is counted under a digest of the value.)
     pub const fn with_concurrency_by(mut self, param: &'static str, limit: u32) -> Self {
         self.concurrency = Some(ConcurrencyLimit {
             param: Some(param),
@@ -129,6 +137,9 @@ impl Policy {
     }
 
     /// Like [`Policy::with_rate_limit`], counted separately per value of the argument `param`.
+    ///
+    /// The value is bounded as for [`Policy::with_concurrency_by`]: over 1024 bytes as JSON,
+    /// scheduling is an [`Error::ScopeTooLong`](crate::Error::ScopeTooLong).
     pub const fn with_rate_limit_by(
         mut self,
         param: &'static str,
@@ -155,6 +166,10 @@ impl Policy {
     }
 
     /// Like [`Policy::with_debounce`], separately per value of the argument `param`.
+    ///
+    /// The value becomes part of the task's key; one too long for a key (over 1024 bytes with
+    /// the task and argument names) is replaced there by a stable digest of it, so any value
+    /// debounces.
     pub const fn with_debounce_by(mut self, param: &'static str, window: Duration) -> Self {
         self.debounce = Some(Debounce {
             param: Some(param),

@@ -40,8 +40,21 @@ use crate::trace::TraceContext;
 /// Awaiting it checks the inputs before anything is stored: a key that is empty, over 1024
 /// bytes or holds a control character is an [`Error::InvalidKey`]; a due time after the end of
 /// the year 9999 is an [`Error::InvalidDue`]; arguments that do not encode are an
-/// [`Error::Encode`]. The backend's refusals follow ([`Error::PayloadTooLarge`],
+/// [`Error::Encode`]; an argument a per-argument limit counts by (`concurrency(arg)`,
+/// `rate_limit(arg)`) whose value is over 1024 bytes as JSON is an [`Error::ScopeTooLong`].
+/// The backend's refusals follow ([`Error::PayloadTooLarge`],
 /// [`Error::Backend`], or [`Error::Unavailable`] when the in-process fallback is off).
+/// Without [`Schedule::on`], opening the default docket may fail first, as [`Docket::global`]
+/// does; a docket that runs tasks in-process returns [`Error::NoRuntime`] outside a tokio
+/// runtime.
+///
+/// # Cancel safety
+///
+/// The task is stored in one atomic step: dropping the future before it completes leaves it
+/// either scheduled or not, never half-written. Which one is unknown once the request has gone
+/// to Redis, and a generated key is lost with the receipt. To make trying again safe, give the
+/// task a [key](Schedule::key): while a first try's task waits or runs, the second is a
+/// [`Disposition::Duplicate`].
 #[must_use = "a schedule does nothing until it is `.await`ed"]
 pub struct Schedule<T> {
     task: T,
@@ -122,6 +135,7 @@ impl<T: Task> Schedule<T> {
             source,
         })?;
         let policy = T::policy();
+        check_scopes(T::NAME, &policy, &args)?;
         let (key, mode) = match (self.key, policy.debounce()) {
             (Some(key), _) => {
                 crate::key::validate(&key)?;
@@ -161,6 +175,61 @@ impl<T: Task> Schedule<T> {
             .schedule_one(Some(Registration::of::<T>()), message, mode)
             .await
     }
+}
+
+/// The longest value, as JSON, of an argument that a per-argument limit (`concurrency(arg)`,
+/// `rate_limit(arg)`) counts by, and of the value a strike compares with: the value becomes part
+/// of a Redis key (`{name}:slot:task:arg=value`) or sorted-set member, which managed Redis
+/// services cap (Upstash: 32 KB), so it is bounded like a task key (see
+/// [`crate::key::MAX_KEY_BYTES`]).
+pub(crate) const MAX_SCOPE_BYTES: usize = 1024;
+
+/// The value of the argument `param` in the decoded arguments `fields`, as the JSON text that
+/// names a per-argument limit's scope (`null` when the argument is missing).
+pub(crate) fn scope_value(
+    fields: Option<&serde_json::Map<String, serde_json::Value>>,
+    param: &str,
+) -> String {
+    fields
+        .and_then(|fields| fields.get(param))
+        .unwrap_or(&serde_json::Value::Null)
+        .to_string()
+}
+
+/// Every argument a per-argument limit of `policy` counts by has a value of at most
+/// [`MAX_SCOPE_BYTES`] as JSON; else the [`Error::ScopeTooLong`] of the first that has not.
+/// (A debounce needs no check: [`debounce_key`] shortens a long value itself.)
+fn check_scopes(task: &str, policy: &crate::policy::Policy, args: &str) -> Result<()> {
+    let scoped = [
+        (
+            "concurrency",
+            policy.concurrency().and_then(|limit| limit.param),
+        ),
+        (
+            "rate_limit",
+            policy.rate_limit().and_then(|limit| limit.param),
+        ),
+    ];
+    if scoped.iter().all(|(_, param)| param.is_none()) {
+        return Ok(());
+    }
+    let fields = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(args).ok();
+    for (policy, param) in scoped {
+        let Some(param) = param else {
+            continue;
+        };
+        let len = scope_value(fields.as_ref(), param).len();
+        if len > MAX_SCOPE_BYTES {
+            return Err(Error::ScopeTooLong {
+                task: task.to_owned(),
+                param: param.to_owned(),
+                policy,
+                len,
+                limit: MAX_SCOPE_BYTES,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The key a debounced task is stored under: the task name, plus the scoping argument's value.
@@ -302,11 +371,26 @@ impl Scheduled {
 
     /// Wait for the task to end and return its result, decoded as `R`; for tasks that keep
     /// results (`#[docket::task(result)]`). See [`Docket::result`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Docket::result`]: [`Error::TaskFailed`], [`Error::TaskCancelled`],
+    /// [`Error::ResultDecode`], [`Error::NoResult`], and on Redis [`Error::Unavailable`] or
+    /// [`Error::Backend`].
+    ///
+    /// # Cancel safety
+    ///
+    /// This method only reads, and waits with no time limit, possibly for ever: bound the wait
+    /// with `tokio::time::timeout`, as shown for [`Docket::result`].
     pub async fn result<R: DeserializeOwned>(&self) -> Result<R> {
         self.docket.result(&self.key).await
     }
 
     /// The task's state now, for tasks that keep results. See [`Docket::status`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Docket::status`]: on Redis, [`Error::Unavailable`] or [`Error::Backend`].
     pub async fn status(&self) -> Result<Option<TaskRecord>> {
         self.docket.status(&self.key).await
     }
@@ -326,8 +410,26 @@ impl Docket {
     /// For producers that do not link the task's code, such as a web tier scheduling work for
     /// workers built separately, and for operators. Nothing is checked against the task's
     /// argument types here: a worker that cannot decode the arguments, or does not know the name,
-    /// keeps the task as a [`DeadLetter`]. Prefer the typed `MyTask::schedule(..)` where the
-    /// task's crate is at hand. In in-process mode the name must be a task of this binary.
+    /// keeps the task as a [`DeadLetter`](crate::inspect::DeadLetter). Prefer the typed
+    /// `MyTask::schedule(..)` where the task's crate is at hand. In in-process mode the name
+    /// must be a task of this binary.
+    ///
+    /// Nor are the limits of the task's policy checked: a value too long to name a
+    /// per-argument limit (see [`Error::ScopeTooLong`]) is stored, and the worker counts the
+    /// task under a digest of that value.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Json`] when `args` is not JSON, and [`Error::Config`] when it is not an object;
+    /// - [`Error::DuplicateTask`] when two tasks of this binary are registered under one name;
+    /// - on a docket that runs tasks in-process, [`Error::Config`] when no task named `task` is
+    ///   registered in this binary;
+    /// - [`Error::NoRuntime`] when the task is to run in-process (no queue, or the fallback)
+    ///   outside a tokio runtime;
+    /// - on Redis, [`Error::PayloadTooLarge`] over the payload limit, [`Error::Backend`] when
+    ///   Redis refuses the task, and [`Error::Unavailable`] when Redis cannot be reached and the
+    ///   task cannot run in-process instead (the fallback is off, or no task of that name is
+    ///   registered in this binary).
     pub async fn add_json(&self, task: &str, args: &str) -> Result<Scheduled> {
         let parsed: serde_json::Value =
             serde_json::from_str(args).map_err(|source| Error::Json {
@@ -363,11 +465,24 @@ impl Docket {
     /// # Errors
     ///
     /// Every schedule is checked before anything is sent: one with an invalid key
-    /// ([`Error::InvalidKey`]), a due time past the year 9999 ([`Error::InvalidDue`]) or
-    /// arguments that do not encode fails the whole batch, and nothing of it is stored. An
+    /// ([`Error::InvalidKey`]), a due time past the year 9999 ([`Error::InvalidDue`]), a limit's
+    /// argument value over 1024 bytes ([`Error::ScopeTooLong`]) or arguments that do not encode
+    /// ([`Error::Encode`]) fails the whole batch, and nothing of it is stored. An
     /// encoded task over the payload limit of a Redis docket is an [`Error::PayloadTooLarge`],
     /// also before anything is stored; the backend's own failures are [`Error::Backend`] or
-    /// [`Error::Unavailable`].
+    /// [`Error::Unavailable`] (only when the in-process fallback is off). A batch of more than
+    /// 500 tasks is stored in parts, one after the other: when a part fails after others were
+    /// stored, the error is an [`Error::BatchIncomplete`] saying how many tasks, from the start
+    /// of the batch, the parts before it stored. A docket that runs tasks in-process returns
+    /// [`Error::NoRuntime`] outside a tokio runtime.
+    ///
+    /// # Cancel safety
+    ///
+    /// Parts of at most 500 tasks are stored one after the other, each task in one atomic step.
+    /// Dropping the future before it completes leaves the parts acknowledged before stored, some
+    /// or all of the part in flight possibly stored, and none of the later ones. Tasks with keys
+    /// can then be scheduled again whole: those already stored are duplicates while they wait or
+    /// run.
     pub async fn add_many<T: Task>(
         &self,
         schedules: impl IntoIterator<Item = Schedule<T>>,

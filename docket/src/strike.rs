@@ -28,6 +28,7 @@ use crate::handle::Docket;
 /// # Ok::<(), docket::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Strike {
     /// The task name it applies to; `None` for every task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +40,7 @@ pub struct Strike {
 
 /// A comparison of one argument with a value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Condition {
     /// The argument's name.
     pub param: String,
@@ -52,6 +54,7 @@ pub struct Condition {
 /// lexicographically; `==` and `!=` compare any JSON values. An argument that is missing, or of
 /// another type than the value for an ordering, never matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Operator {
     /// `==`
     #[serde(rename = "==")]
@@ -73,6 +76,11 @@ pub enum Operator {
     Le,
 }
 
+/// Reads an operator as [`Operator`]'s `Display` writes it: `==`, `!=`, `>`, `>=`, `<` or `<=`.
+///
+/// # Errors
+///
+/// [`Error::Operator`] for any other text.
 impl FromStr for Operator {
     type Err = Error;
 
@@ -146,6 +154,41 @@ impl Strike {
         }
     }
 
+    /// Every part fits [`MAX_SCOPE_BYTES`](crate::schedule::MAX_SCOPE_BYTES): the strike's JSON
+    /// is a member of a Redis sorted set, which managed services cap (Upstash: 32 KB).
+    fn check(&self) -> Result<()> {
+        let limit = crate::schedule::MAX_SCOPE_BYTES;
+        let names = [
+            ("task name", self.task.as_deref()),
+            (
+                "argument name",
+                self.when.as_ref().map(|c| c.param.as_str()),
+            ),
+        ];
+        for (what, name) in names {
+            if let Some(name) = name.filter(|name| name.len() > limit) {
+                return Err(Error::Config(format!(
+                    "a strike's {what} is {} bytes, over the limit of {limit}; no task or argument has such a name",
+                    name.len()
+                )));
+            }
+        }
+        let Some(condition) = &self.when else {
+            return Ok(());
+        };
+        let len = condition.value.to_string().len();
+        if len > limit {
+            return Err(Error::ScopeTooLong {
+                task: self.task.clone().unwrap_or_else(|| "*".to_owned()),
+                param: condition.param.clone(),
+                policy: "strike",
+                len,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// The strike's canonical JSON: how it is stored and compared across processes.
     pub(crate) fn encode(&self) -> String {
         serde_json::to_string(self).expect("a strike always encodes")
@@ -204,12 +247,31 @@ pub(crate) fn first_match<'a>(strikes: &'a [Strike], task: &str, args: &str) -> 
 impl Docket {
     /// Hold matching tasks, across every worker of this docket, until the strike is restored.
     /// Returns `false` when the same strike was already in place.
+    ///
+    /// A strike is stored under its text, so its parts are bounded: a value over 1024 bytes as
+    /// JSON is an [`Error::ScopeTooLong`], a task or argument name over 1024 bytes an
+    /// [`Error::Config`]; nothing is stored then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ScopeTooLong`] or [`Error::Config`] for a strike whose parts are too long, as
+    /// above; on a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not
+    /// answer in time, and [`Error::Backend`] when it refuses the command.
     pub async fn strike(&self, strike: Strike) -> Result<bool> {
+        strike.check()?;
         crate::backend::Backend::strike(self.backend(), &strike).await
     }
 
     /// Lift a strike, and queue again every held task no other strike still holds. Returns how
     /// many tasks went back to the queue.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses a command. Lifting the strike and queueing
+    /// the tasks are separate steps: when the second fails (or the future is dropped between
+    /// them), the tasks stay held; call `restore` again, which queues them (lifting a strike that
+    /// is not in place is no error).
     pub async fn restore(&self, strike: Strike) -> Result<usize> {
         use crate::backend::Backend;
         let backend = self.backend();
@@ -229,6 +291,11 @@ impl Docket {
     }
 
     /// The strikes in place.
+    ///
+    /// # Errors
+    ///
+    /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
+    /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn strikes(&self) -> Result<Vec<Strike>> {
         crate::backend::Backend::strikes(self.backend()).await
     }

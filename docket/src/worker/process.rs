@@ -263,7 +263,8 @@ pub(super) async fn finish_recurring(
     let _ = shared.acks.send(delivery);
 }
 
-/// The limits `message` must pass, named by task and, for a per-argument limit, the value.
+/// The limits `message` must pass, named by task and, for a per-argument limit, the value (or,
+/// for a value over [`MAX_SCOPE_BYTES`](crate::schedule::MAX_SCOPE_BYTES), its digest).
 pub(super) fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
     let concurrency = policy.concurrency();
     let rate = policy.rate_limit();
@@ -275,11 +276,15 @@ pub(super) fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
     let scope = |param: Option<&str>| match param {
         None => message.task.clone(),
         Some(param) => {
-            let value = args
-                .as_ref()
-                .and_then(|args| args.get(param))
-                .unwrap_or(&serde_json::Value::Null);
-            format!("{}:{param}={value}", message.task)
+            let value = crate::schedule::scope_value(args.as_ref(), param);
+            if value.len() <= crate::schedule::MAX_SCOPE_BYTES {
+                return format!("{}:{param}={value}", message.task);
+            }
+            // `schedule` refuses such values, but a task stored before it did, or by
+            // `add_json`, may hold one: it runs, counted under a digest of the value, so that
+            // the limit's Redis keys stay short.
+            let digest = crate::key::digest(value.as_bytes());
+            format!("{}:{param}#{digest}", message.task)
         }
     };
     Some(Gate {
