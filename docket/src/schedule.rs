@@ -626,6 +626,17 @@ impl Docket {
                     placed.push((Placement::Queue, dispositions, self));
                     stored += chunk.len();
                 }
+                // The backend stored the first tasks of this chunk, then failed: those are
+                // stored, the rest are not. No fallback, whose receipts would leave them out.
+                Err(Error::BatchIncomplete {
+                    stored: part,
+                    source,
+                }) => {
+                    return Err(Error::BatchIncomplete {
+                        stored: stored + part,
+                        source,
+                    });
+                }
                 Err(error) if error.is_unavailable() && registered && self.falls_back() => {
                     tracing::warn!(
                         count = batch.len() - stored,

@@ -278,14 +278,22 @@ impl Backend for RedisBackend {
         batch: &[(Message, KeyMode)],
         keep: Option<Duration>,
     ) -> Result<Vec<Disposition>> {
-        // In chunks, sent together on the shared connection (pipelined), run in order.
+        // In requests of bounded size, one after the other: should one fail, the tasks before
+        // it are stored and those after it are not, and the error says how many.
         let calls = self.enqueue_calls(batch, keep, SystemTime::now())?;
-        let calls = calls
-            .iter()
-            .map(|invocation| self.invoke::<Vec<u8>>(invocation));
         let mut dispositions = Vec::with_capacity(batch.len());
-        for outcomes in futures_util::future::join_all(calls).await {
-            for outcome in outcomes? {
+        for invocation in &calls {
+            let outcomes = match self.invoke::<Vec<u8>>(invocation).await {
+                Ok(outcomes) => outcomes,
+                Err(error) if dispositions.is_empty() => return Err(error),
+                Err(error) => {
+                    return Err(Error::BatchIncomplete {
+                        stored: dispositions.len(),
+                        source: Box::new(error),
+                    });
+                }
+            };
+            for outcome in outcomes {
                 dispositions.push(match outcome {
                     0 => Disposition::Added,
                     1 => Disposition::Replaced,
