@@ -160,3 +160,40 @@ async fn a_stopping_worker_gives_back_what_it_never_started_and_sends_no_client_
         ["client|unblock", "client|id", "client|kill"].map(|command| calls_of(&server, command));
     assert_eq!(client, [0, 0, 0], "CLIENT commands sent");
 }
+
+/// Clients connected to the server, less the one asking.
+fn clients(server: &RedisServer) -> usize {
+    let Reply::Bulk(list) = server.command(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST answered something else");
+    };
+    list.lines().filter(|line| !line.trim().is_empty()).count() - 1
+}
+
+/// A worker whose future is dropped, not stopped, still ends its helpers: its signals feed and
+/// its blocked read close their connections; only the docket's own shared connection stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_worker_future_ends_its_helpers() {
+    let server = RedisServer::start();
+    let docket = open(&server, &unique_name("pending-drop")).await;
+    docket.snapshot().await.unwrap();
+    let alone = clients(&server);
+
+    let worker = tokio::spawn(Worker::new(&docket).run());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clients(&server) < alone + 2 {
+        assert!(Instant::now() < deadline, "the worker did not connect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clients(&server) > alone {
+        assert!(
+            Instant::now() < deadline,
+            "{} connections left open by a dropped worker",
+            clients(&server) - alone
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -167,13 +167,12 @@ impl Worker {
     /// skips the shutdown:
     /// - tasks that started keep running on the runtime until they end, and are settled as
     ///   usual, but nothing waits for them;
-    /// - the worker's helpers (its signal feed, renewals, acknowledgements) go on until the
-    ///   runtime shuts down, and the worker is not retired: on Redis it stays listed in
-    ///   [`Docket::workers`];
-    /// - on Redis, a delivery the worker was handed but has not started stays with it, kept by
-    ///   those renewals: another worker takes it over only once the runtime has shut down and
-    ///   the [redelivery timeout](crate::Connect::redelivery_timeout) has passed. One whose
-    ///   reply from Redis was still on its way is taken over after the redelivery timeout.
+    /// - the worker's helpers (its signal feed, renewals, acknowledgements) go on while those
+    ///   tasks run, and end with the last of them; the worker is not retired: on Redis it stays
+    ///   listed in [`Docket::workers`] until another worker's check forgets it;
+    /// - on Redis, a delivery the worker was handed but had not started, or whose reply was
+    ///   still on its way, is taken over by another worker after the
+    ///   [redelivery timeout](crate::Connect::redelivery_timeout).
     ///
     /// # Panics
     ///
@@ -323,6 +322,13 @@ impl Worker {
 
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let running = TaskTracker::new();
+        // Should this future be dropped instead of stopped, the helpers above still end: once
+        // the tasks already started have ended (they run on, renewed, as spawned tasks do).
+        let mut abandoned = Abandoned {
+            running: running.clone(),
+            finished: finished.clone(),
+            armed: true,
+        };
         let acker = tokio::spawn(acknowledge(self.docket.clone(), self.id.clone(), acked));
         let renewer = backend.renew_every().map(|every| {
             let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
@@ -385,6 +391,7 @@ impl Worker {
 
         running.close();
         running.wait().await;
+        abandoned.armed = false;
         // The listener holds the last other handle on `shared`, whose sender the acknowledger
         // waits on.
         finished.cancel();
@@ -409,6 +416,33 @@ impl Worker {
         }
         tracing::info!(worker = %self.id, "docket worker stopped");
         Ok(())
+    }
+}
+
+/// Ends a worker's helpers (signals, renewals, depth reports) when its future is dropped before
+/// it stopped: after the tasks it started have ended, or at once outside a runtime.
+struct Abandoned {
+    running: TaskTracker,
+    finished: CancellationToken,
+    armed: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.running.close();
+        let (running, finished) = (self.running.clone(), self.finished.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(runtime.spawn(async move {
+                    running.wait().await;
+                    finished.cancel();
+                }));
+            }
+            Err(_) => finished.cancel(),
+        }
     }
 }
 
