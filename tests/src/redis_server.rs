@@ -195,6 +195,16 @@ impl RedisServer {
         }
     }
 
+    /// Every call since the last `CONFIG RESETSTAT`, Lua-internal calls included, less the
+    /// harness's own `INFO` and `CONFIG`.
+    pub fn calls(&self) -> u64 {
+        self.command_stats()
+            .into_iter()
+            .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
+            .map(|(_, calls)| calls)
+            .sum()
+    }
+
     /// Calls per command name from `INFO commandstats`, Lua-internal calls included.
     pub fn command_stats(&self) -> std::collections::HashMap<String, u64> {
         let Reply::Bulk(info) = self.command(&["INFO", "commandstats"]) else {

@@ -173,16 +173,6 @@ async fn redis_a_future_tasks_first_record_is_kept_until_it_is_due_and_then_some
     );
 }
 
-/// Server-side calls since the last reset, less the harness's own `INFO` and `CONFIG`.
-fn server_calls(server: &RedisServer) -> u64 {
-    server
-        .command_stats()
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
-        .map(|(_, calls)| calls)
-        .sum()
-}
-
 /// Schedule `tasks` with `schedule`, drain them at concurrency 100; the commands per task,
 /// executed by Redis (Lua-internal included) and sent by the docket.
 async fn cost_per_task<F, Fut>(server: &RedisServer, tasks: u32, schedule: F) -> (f64, f64)
@@ -201,7 +191,7 @@ where
         .run_until_finished()
         .await
         .unwrap();
-    let executed = server_calls(server) as f64 / f64::from(tasks);
+    let executed = server.calls() as f64 / f64::from(tasks);
     let sent = (docket.commands_sent() - sent_before) as f64 / f64::from(tasks);
     (executed, sent)
 }

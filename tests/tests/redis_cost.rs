@@ -19,16 +19,6 @@ async fn note(probe: String) {
     Probe::find(&probe).start("ran").finish();
 }
 
-/// Server-side calls since the last reset, less the harness's own `INFO` and `CONFIG`.
-fn server_calls(server: &RedisServer) -> u64 {
-    server
-        .command_stats()
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with("info") && !name.starts_with("config"))
-        .map(|(_, calls)| calls)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_task_costs_at_most_six_server_and_two_point_one_client_commands() {
     const TASKS: u32 = 2000;
@@ -48,7 +38,7 @@ async fn a_plain_task_costs_at_most_six_server_and_two_point_one_client_commands
         .await
         .unwrap();
 
-    let server_side = server_calls(&server) as f64 / f64::from(TASKS);
+    let server_side = server.calls() as f64 / f64::from(TASKS);
     let client_side = docket.commands_sent() as f64 / f64::from(TASKS);
     println!(
         "per task: {server_side:.2} server-side, {client_side:.2} client-side; {:?}",
@@ -82,7 +72,7 @@ async fn an_idle_worker_sends_no_commands_between_its_rare_checks() {
 
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let calls = server_calls(&server);
+    let calls = server.calls();
     let sent = docket.commands_sent() - sent_before;
     println!("idle for 3 s: {calls} server-side, {sent} client-side commands");
     assert!(calls <= 1, "an idle worker made {calls} calls in 3 s");
