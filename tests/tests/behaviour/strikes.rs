@@ -49,6 +49,11 @@ pub(crate) async fn a_strike_by_task_name_holds_its_tasks_until_restored(docket:
     probe
         .until("the task not struck runs", |p| p.starts() == 1)
         .await;
+    // Started is not yet settled: the snapshot is read once the run has left `running`.
+    eventually("the task not struck is settled", PATIENCE, || async {
+        docket.snapshot().await.unwrap().running.is_empty()
+    })
+    .await;
     let snapshot = docket.snapshot().await.unwrap();
     let labels_while_struck = probe.labels();
     let restored = docket.restore(strike.clone()).await.unwrap();
