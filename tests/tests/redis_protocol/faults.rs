@@ -65,6 +65,28 @@ fn delay_starts(thread: &str, pause: Duration) -> Aimed {
     })
 }
 
+/// A worker of concurrency 4 on a thread of its own named `thread` (so that rules can aim at
+/// its calls), with a redelivery timeout far past the test, once it blocks in its read.
+async fn blocked_worker(server: &RedisServer, name: &str, thread: &str) -> ThreadWorker {
+    let (url, name) = (server.url(), name.to_owned());
+    let worker = ThreadWorker::start(
+        thread,
+        async move {
+            Docket::connect(url)
+                .name(name)
+                .redelivery_timeout(Duration::from_secs(60))
+                .await
+                .unwrap()
+        },
+        4,
+    );
+    eventually("the worker to block in its read", PATIENCE, async || {
+        clients_with(server, &["cmd=xreadgroup", "flags=b"]).len() == 1
+    })
+    .await;
+    worker
+}
+
 /// R4, R1: a read whose reply is lost after Redis handed its entries over (a dropped
 /// connection): the worker finds them in its pending list at its next claim and runs them at
 /// once, long before the redelivery timeout, at the delivery count they had.
@@ -74,24 +96,7 @@ async fn a_read_whose_reply_was_lost_runs_its_tasks_at_once_without_counting() {
     let (docket, name) = open_redis(&server, "lost-read").await;
     let stream = keys(&name).stream;
     let thread = unique_name("lost-read");
-    let worker = {
-        let (url, name) = (server.url(), name.clone());
-        ThreadWorker::start(
-            &thread,
-            async move {
-                Docket::connect(url)
-                    .name(name)
-                    .redelivery_timeout(Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            },
-            4,
-        )
-    };
-    eventually("the worker to block in its read", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
-    })
-    .await;
+    let worker = blocked_worker(&server, &name, &thread).await;
     // The next reply on the worker's thread: the one of its blocked read.
     let armed = AtomicBool::new(true);
     let _lost = aim(&thread, move |site| {
@@ -493,24 +498,7 @@ async fn a_hold_whose_reply_was_lost_does_not_run_its_copy_once_the_strike_is_li
     let strike = docket::strike::Strike::task(<Note as docket::Task>::NAME);
     assert!(docket.strike(strike.clone()).await.unwrap());
     let thread = unique_name("hold-lost");
-    let worker = {
-        let (url, name) = (server.url(), name.clone());
-        ThreadWorker::start(
-            &thread,
-            async move {
-                Docket::connect(url)
-                    .name(name)
-                    .redelivery_timeout(Duration::from_secs(60))
-                    .await
-                    .unwrap()
-            },
-            4,
-        )
-    };
-    eventually("the worker to block in its read", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
-    })
-    .await;
+    let worker = blocked_worker(&server, &name, &thread).await;
     // The read's reply passes; every reply after it on the worker's thread is lost until the
     // rule is lifted: the hold runs on Redis, its answer never arrives, and it is tried again.
     let replies = Arc::new(AtomicUsize::new(0));
