@@ -124,19 +124,30 @@ async fn a_task_is_redelivered_after_its_worker_dies() {
     .await;
     assert!(docket.dead_letters().await.unwrap().is_empty());
 
-    // The dead worker is forgotten once silent for twice the redelivery timeout; the live one
-    // stays until it stops.
+    // The dead worker's consumer is forgotten once silent for twice the redelivery timeout
+    // (the keeper tidies the group); the live worker is still listed among the workers.
     let stream = format!("{{{name}}}:stream");
-    let consumers = || match server.command(&["XINFO", "CONSUMERS", &stream, "workers"]) {
-        Reply::Array(consumers) => consumers.len(),
+    let victim_consumers = || match server.command(&["XINFO", "CONSUMERS", &stream, "workers"]) {
+        Reply::Array(consumers) => consumers
+            .iter()
+            .filter(|consumer| format!("{consumer:?}").contains(&format!(".{victim}.")))
+            .count(),
         other => panic!("XINFO CONSUMERS answered {other:?}"),
     };
     eventually(
         "the dead worker's consumer to be removed",
         PATIENCE,
-        async || consumers() == 1,
+        async || victim_consumers() == 0,
     )
     .await;
+    let live = cleanup.0[1].id();
+    let workers = docket.workers().await.unwrap();
+    assert!(
+        workers
+            .iter()
+            .any(|worker| worker.name.contains(&format!(".{live}."))),
+        "the live worker is listed: {workers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,8 @@ struct Shared {
     store: Mutex<Store>,
     /// Wakes waiting `claim`s when a task is added.
     added: Notify,
+    /// Workers whose claim waits for a task, for their health.
+    parked: Mutex<HashSet<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -333,6 +335,11 @@ impl MemoryBackend {
     }
 
     /// The workers with tasks in flight (a memory docket does not know idle ones).
+    /// Whether `worker`'s claim waits for a task.
+    pub(crate) fn parked(&self, worker: &str) -> bool {
+        self.shared.parked.locked().contains(worker)
+    }
+
     pub(crate) fn workers(&self) -> Vec<WorkerInfo> {
         let store = self.store();
         let mut running: HashMap<&str, usize> = HashMap::new();
@@ -493,8 +500,9 @@ impl Backend for MemoryBackend {
                 (Some(due), Some(limit)) => Some(due.min(limit)),
                 (due, limit) => due.or(limit),
             };
+            let parked = Parked::new(&self.shared, worker);
             tokio::select! {
-                () = &mut added => {}
+                () = &mut added => drop(parked),
                 () = stop.cancelled() => return Ok(Vec::new()),
                 () = sleep_until(wake) => {
                     if give_up.is_some_and(|limit| tokio::time::Instant::now() >= limit) {
@@ -844,6 +852,25 @@ impl Backend for MemoryBackend {
         watchers.retain(|watcher| !watcher.is_closed());
         watchers.push(sender);
         Ok(receiver)
+    }
+}
+
+/// Marks a worker's claim as waiting for a task while it lives.
+struct Parked<'a> {
+    shared: &'a Shared,
+    worker: &'a str,
+}
+
+impl<'a> Parked<'a> {
+    fn new(shared: &'a Shared, worker: &'a str) -> Parked<'a> {
+        shared.parked.locked().insert(worker.to_owned());
+        Parked { shared, worker }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.shared.parked.locked().remove(self.worker);
     }
 }
 

@@ -325,6 +325,25 @@ impl AnyBackend {
         }
     }
 
+    /// Keep the fleet's clock for `worker` until `stop` fires (Redis: the keeper's lease, its
+    /// checks, and moving future tasks when they fall due; see `redis::clock`). The memory
+    /// backend needs none.
+    pub(crate) async fn keep_time(&self, worker: &str, stop: &CancellationToken) {
+        match self {
+            AnyBackend::Memory(_) => stop.cancelled().await,
+            AnyBackend::Redis(backend) => backend.keep_time(worker, stop).await,
+        }
+    }
+
+    /// Whether `worker`'s claim is waiting for work, with nothing else to do: however long it
+    /// waits, the worker is not stuck.
+    pub(crate) fn parked(&self, worker: &str) -> bool {
+        match self {
+            AnyBackend::Memory(backend) => backend.parked(worker),
+            AnyBackend::Redis(backend) => backend.parked(worker),
+        }
+    }
+
     /// Check that the backend would take every message of `batch` (its size), without storing
     /// anything.
     pub(crate) fn check(&self, batch: &[(Message, KeyMode)]) -> Result<()> {

@@ -8,10 +8,10 @@ use std::sync::Mutex;
 use crate::sync::Locked;
 use std::time::{Duration, Instant};
 
-/// How long one claim may take before the loop counts as stuck: the longest a claim blocks
-/// when nothing is due (on Redis, its longest idle wait), with room to spare.
-const STUCK_AFTER: Duration =
-    crate::backend::redis::MAX_IDLE_WAIT.saturating_add(Duration::from_secs(45));
+/// How long one claim may take, when it is not parked waiting for work, before the loop counts
+/// as stuck: far longer than a claim's own steps take (a read that waits for work may wait
+/// forever, and is no sign of trouble).
+const STUCK_AFTER: Duration = Duration::from_secs(120);
 
 /// How long a claim begun after a failure must stay in flight to show the backend is back: an
 /// unreachable backend fails a claim at once, a reachable one lets it block.
@@ -40,11 +40,22 @@ pub struct Health {
 
 #[derive(Debug, Default)]
 struct HealthState {
+    /// Whether the worker's claim waits for work (then it is not stuck, however long it waits).
+    parked: Option<ParkedProbe>,
     running: bool,
     /// When the current claim began, while the loop waits on the backend.
     claiming_since: Option<Instant>,
     /// The last backend failure and when it happened, while no call has succeeded since.
     backend_error: Option<(String, Instant)>,
+}
+
+/// Tells whether a worker's claim waits for work.
+struct ParkedProbe(Box<dyn Fn() -> bool + Send + Sync>);
+
+impl fmt::Debug for ParkedProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ParkedProbe")
+    }
 }
 
 /// Why a worker is unhealthy.
@@ -105,9 +116,19 @@ impl Health {
             }
         }
         match state.claiming_since.map(|since| since.elapsed()) {
-            Some(waited) if waited > STUCK_AFTER => Err(Unhealthy::Stuck(waited)),
+            Some(waited)
+                if waited > STUCK_AFTER
+                    && !state.parked.as_ref().is_some_and(|probe| (probe.0)()) =>
+            {
+                Err(Unhealthy::Stuck(waited))
+            }
             _ => Ok(()),
         }
+    }
+
+    /// How to tell whether the worker's claim waits for work.
+    pub(crate) fn parked_when(&self, probe: impl Fn() -> bool + Send + Sync + 'static) {
+        self.lock().parked = Some(ParkedProbe(Box::new(probe)));
     }
 
     pub(crate) fn started(&self) {
@@ -164,6 +185,13 @@ mod tests {
         assert_eq!(health.check(), Ok(()));
         health.backend(None);
         health.lock().claiming_since = Some(Instant::now() - STUCK_AFTER * 2);
+        assert!(matches!(health.check(), Err(Unhealthy::Stuck(_))));
+        // A claim that waits for work is not stuck, however long it waits.
+        let parked = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let probe = parked.clone();
+        health.parked_when(move || probe.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(health.check(), Ok(()));
+        parked.store(false, std::sync::atomic::Ordering::Relaxed);
         assert!(matches!(health.check(), Err(Unhealthy::Stuck(_))));
         health.stopped();
         assert_eq!(health.check(), Err(Unhealthy::NotRunning));

@@ -330,6 +330,15 @@ impl Worker {
             armed: true,
         };
         let acker = tokio::spawn(acknowledge(self.docket.clone(), self.id.clone(), acked));
+        let clock = {
+            let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
+            tokio::spawn(async move { docket.backend().keep_time(&id, &finished).await })
+        };
+        {
+            let (docket, id) = (self.docket.clone(), self.id.clone());
+            self.health
+                .parked_when(move || docket.backend().parked(&id));
+        }
         let renewer = backend.renew_every().map(|every| {
             let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
             tokio::spawn(renew(docket, id, every, finished))
@@ -402,6 +411,7 @@ impl Worker {
         self.health.stopped();
         drop(shared);
         joined(acker).await;
+        joined(clock).await;
         if let Some(renewer) = renewer {
             joined(renewer).await;
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use redis::RedisError;
 use redis::streams::StreamInfoConsumersReply;
 
-use super::codec::{self, Entry};
+use super::codec::{self, Entry, millis};
 use super::connection::{into_error, is_no_group};
 use super::keys::GROUP;
 use super::reply::{pending_rows, stream_entries};
@@ -44,6 +44,26 @@ impl RedisBackend {
                 idle: Duration::from_millis(consumer.idle as u64),
             })
             .collect();
+        // Workers blocked in their read for a while may have no consumer (Redis makes it again
+        // when it serves them): the fleet's list names every running worker, with when it last
+        // said so.
+        let mut command = redis::cmd("ZRANGE");
+        command
+            .arg(&self.keys.fleet)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+        let fleet: Vec<(String, u64)> = self.query(&command).await?;
+        let now = millis(SystemTime::now());
+        for (name, since) in fleet {
+            if !workers.iter().any(|worker| worker.name == name) {
+                workers.push(WorkerInfo {
+                    name,
+                    running: 0,
+                    idle: Duration::from_millis(now.saturating_sub(since)),
+                });
+            }
+        }
         workers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(workers)
     }

@@ -1,8 +1,10 @@
 //! The claim engine: how a worker gets its next deliveries. A claim first takes back what a
-//! failed read may have handed over (`recover`), runs a tick when the local timer says future
-//! tasks are due or stalled deliveries may be waiting (`tick.lua`: promote, reclaim, bury
-//! poison), then blocks in `XREADGROUP` on a dedicated connection until an entry arrives, a
-//! future task falls due or the worker stops. `sort` turns entries into deliveries.
+//! failed read may have handed over (`recover`), runs a tick when the schedule's head is unknown
+//! or the keeper's check found deliveries that may be stalled (`tick.lua`: promote, reclaim,
+//! bury poison), then blocks in `XREADGROUP` on a dedicated connection, without a timeout, until
+//! an entry arrives, a reclaim is asked for or the worker stops. Future tasks are moved into the
+//! stream by the fleet's clock ([`clock`](super::clock)) on the shared connection, which wakes
+//! the read. `sort` turns entries into deliveries.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -22,9 +24,6 @@ use crate::backend::{Delivery, DeliveryId, Message};
 use crate::error::{Error, Result};
 use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
-
-/// The longest a worker blocks without a look at the schedule and for stalled deliveries.
-pub(crate) const MAX_IDLE_WAIT: Duration = Duration::from_secs(75);
 
 /// The most future tasks one tick moves into the stream.
 pub(super) const PROMOTE_BATCH: usize = 1000;
@@ -51,21 +50,49 @@ pub(super) struct Reader {
     pub(super) runtime: tokio::runtime::Id,
 }
 
-/// When the next tick is needed.
+/// What the claims and the clock know of the schedule and of stalled deliveries.
 #[derive(Debug)]
 pub(super) struct Timer {
-    /// The earliest due time in the schedule (ms), as of the last tick; `None` when unknown.
+    /// The earliest due time in the schedule (ms), as of the last tick or check; `None` when
+    /// unknown (at the start, and after a wake-up said it changed).
     pub(super) next_due: Option<Option<u64>>,
-    /// When to look for stalled deliveries next.
-    pub(super) next_reclaim: Instant,
+    /// Counts the wake-ups seen: a tick or check whose answer was sent before the latest one
+    /// does not overwrite what it said (the head is unknown again instead).
+    pub(super) wakes: u64,
+    /// When a claim of this process runs the reclaim tick: set by the keeper's check when
+    /// deliveries are pending (some may be stalled); `None` when none is wanted.
+    pub(super) reclaim_at: Option<Instant>,
+    /// No reclaim before this: live workers need a whole redelivery timeout after an outage (or
+    /// this process's start) to renew their deliveries.
+    pub(super) not_before: Instant,
     /// Where the last reclaim scan stopped.
     pub(super) cursor: String,
+}
+
+impl Timer {
+    /// Take in the schedule's head as a tick or check read it (ms; negative: none), unless a
+    /// wake-up arrived since it was asked (`wakes` then): its answer may predate the change.
+    pub(super) fn learn_head(&mut self, next_due: i64, wakes: u64) {
+        self.next_due = (self.wakes == wakes).then(|| u64::try_from(next_due).ok());
+    }
+}
+
+/// How a blocking read ended.
+enum Read {
+    /// The server answered (entries, or none when the block ran out).
+    Reply(Value),
+    /// The read was left before the server answered (the worker stops, or Redis may be gone):
+    /// its connection must be dropped, which ends it on the server.
+    Left,
+    /// A reclaim tick run while the read waited took these deliveries over: the read is left
+    /// as above, and these are handed out.
+    Ticked(Vec<Entry>),
 }
 
 impl RedisBackend {
     /// Claim up to `max` deliveries for `worker` (see
     /// [`Backend::claim`](crate::backend::Backend::claim)): deliveries lost to a failed read
-    /// first, then a tick when the timer says one is due, then a blocking read.
+    /// first, then a tick when one is due, then a blocking read.
     pub(super) async fn take(
         &self,
         worker: &str,
@@ -80,28 +107,30 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let give_up = max_wait.map(|wait| Instant::now() + wait);
-        let mut reader = self.reader().await?;
+        let mut reader = Some(self.reader().await?);
         let result: Result<Vec<Delivery>> = async {
-            if self.lost_reads.locked().remove(worker) {
-                let lost = self.recover(worker).await?;
-                let deliveries = self.sort(worker, lost, false).await;
-                if !deliveries.is_empty() {
-                    return Ok(deliveries);
-                }
-            }
             loop {
-                let wait = match self.wait(give_up) {
-                    Some(wait) => wait,
-                    None => {
-                        let reclaimed = self.tick(worker, max, true).await?;
-                        let deliveries = self.sort(worker, reclaimed, true).await;
-                        if !deliveries.is_empty() {
-                            return Ok(deliveries);
-                        }
-                        self.wait(give_up).unwrap_or(Duration::ZERO)
+                if self.lost_reads.locked().remove(worker) {
+                    let lost = self.recover(worker).await?;
+                    let deliveries = self.sort(worker, lost, false).await;
+                    if !deliveries.is_empty() {
+                        return Ok(deliveries);
                     }
+                }
+                if self.reclaim_due() {
+                    let reclaimed = self.tick(worker, max, true).await?;
+                    let deliveries = self.sort(worker, reclaimed, true).await;
+                    if !deliveries.is_empty() {
+                        return Ok(deliveries);
+                    }
+                }
+                let current = match &mut reader {
+                    Some(current) => current,
+                    None => reader.insert(self.reader().await?),
                 };
-                let reply = match self.read(&mut reader, worker, max, wait, stop).await {
+                let block = self.block_for(give_up);
+                let read = self.read(current, worker, max, block, stop).await;
+                let reply = match read {
                     Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
                         self.create_group().await?;
                         continue;
@@ -112,7 +141,27 @@ impl RedisBackend {
                         pause(FULL_PAUSE, stop).await;
                         return Ok(Vec::new());
                     }
-                    reply => reply?,
+                    Ok(Read::Left) => {
+                        // The read may have taken entries whose reply never comes: the next
+                        // turn looks for them.
+                        drop(reader.take());
+                        self.lost(worker);
+                        if stop.is_cancelled() {
+                            return Ok(Vec::new());
+                        }
+                        continue;
+                    }
+                    Ok(Read::Ticked(reclaimed)) => {
+                        drop(reader.take());
+                        self.lost(worker);
+                        let deliveries = self.sort(worker, reclaimed, true).await;
+                        if deliveries.is_empty() {
+                            continue;
+                        }
+                        return Ok(deliveries);
+                    }
+                    Ok(Read::Reply(reply)) => reply,
+                    Err(error) => return Err(error),
                 };
                 failpoint!(redis "redis.reply");
                 let entries = self.decode(stream_entries(first_stream(reply)));
@@ -125,8 +174,8 @@ impl RedisBackend {
         }
         .await;
         self.heard(&result);
-        match &result {
-            Err(error) => {
+        match (&result, reader) {
+            (Err(error), Some(reader)) => {
                 // Redis may have handed entries over (a read or a reclaim) whose reply never
                 // arrived: the next claim looks for them.
                 self.lost(worker);
@@ -135,19 +184,37 @@ impl RedisBackend {
                 }
                 // An unreachable server: drop the connection; make a new one next time.
             }
+            (Err(_), None) => self.lost(worker),
             // Stopping: the reader may still be blocked on the server. Dropping its connection
             // ends the read there; whatever it delivered in the meantime is given back when the
             // worker retires.
-            Ok(_) if stop.is_cancelled() => drop(reader),
-            Ok(_) => self.readers.locked().push(reader),
+            (Ok(_), Some(reader)) if stop.is_cancelled() => drop(reader),
+            (Ok(_), Some(reader)) => self.readers.locked().push(reader),
+            (Ok(_), None) => {}
         }
         result
     }
 
-    /// How often the reclaim check runs: often enough that a stalled delivery waits little past
-    /// the redelivery timeout, rarely enough to keep an idle worker near-silent.
-    pub(super) fn reclaim_every(&self) -> Duration {
-        (self.options.redelivery_timeout / 4).clamp(Duration::from_millis(100), MAX_IDLE_WAIT)
+    /// Whether `worker`'s claim is blocked in a read, waiting for work.
+    pub(crate) fn parked(&self, worker: &str) -> bool {
+        self.parked.locked().contains(worker)
+    }
+
+    /// Whether a claim runs the reclaim tick before it reads (the keeper's check asked for it).
+    fn reclaim_due(&self) -> bool {
+        let timer = self.timer.locked();
+        timer.reclaim_at.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// How long a read blocks: until a reclaim asked for falls due, or `give_up`; `None` for
+    /// no limit.
+    fn block_for(&self, give_up: Option<Instant>) -> Option<Duration> {
+        let reclaim_at = self.timer.locked().reclaim_at;
+        let until = match (reclaim_at, give_up) {
+            (Some(at), Some(limit)) => Some(at.min(limit)),
+            (at, limit) => at.or(limit),
+        };
+        until.map(|until| until.saturating_duration_since(Instant::now()))
     }
 
     /// A reader of the current runtime: a pooled one, or a new connection.
@@ -173,24 +240,27 @@ impl RedisBackend {
         })
     }
 
-    /// Block until entries arrive, `wait` passes or `stop` fires.
-    ///
-    /// Redis ends a blocked read only on its own clock tick (`hz`, 10 a second by default), so a
-    /// read timed to end when a future task falls due would start it up to 100 ms late. Instead,
-    /// a local timer fires at the due time and moves the task into the stream, which wakes the
-    /// read at once.
-    pub(super) async fn read(
+    /// Block until entries arrive, `wait` passes (`None`: no limit) or the read is left: the
+    /// worker stops, or the clock found Redis unreachable (a read without a timeout on a dead
+    /// connection would wait forever). A reclaim that falls due meanwhile runs beside it.
+    async fn read(
         &self,
         reader: &mut Reader,
         worker: &str,
         max: usize,
-        wait: Duration,
+        wait: Option<Duration>,
         stop: &CancellationToken,
-    ) -> Result<Value> {
-        if stop.is_cancelled() {
-            return Ok(Value::Nil);
+    ) -> Result<Read> {
+        let chores = self.chores.notified();
+        tokio::pin!(chores);
+        chores.as_mut().enable();
+        if stop.is_cancelled() || self.reclaim_due() {
+            return Ok(Read::Reply(Value::Nil));
         }
-        let block = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+        // `BLOCK 0` waits without a limit.
+        let block = wait.map_or(0, |wait| {
+            u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         let mut command = redis::cmd("XREADGROUP");
         command
             .arg("GROUP")
@@ -210,24 +280,39 @@ impl RedisBackend {
         tokio::pin!(read);
         // A dead peer that never answers must not hang the worker: give up a while after the
         // block should have ended.
-        let deadline = tokio::time::sleep(wait + RESPONSE_TIMEOUT);
+        let deadline = sleep_until(wait.map(|wait| Instant::now() + wait + RESPONSE_TIMEOUT));
         tokio::pin!(deadline);
-        let due = self.next_due().filter(|due| *due < Instant::now() + wait);
-        let due_timer = sleep_until(due);
-        tokio::pin!(due_timer);
-        let mut promoted = false;
+        let _parked = Parked::new(self, worker);
+        let lost = self.unreachable.notified();
+        tokio::pin!(lost);
+        lost.as_mut().enable();
         loop {
+            let reclaim_at = self.timer.locked().reclaim_at;
             tokio::select! {
                 biased;
-                reply = &mut read => return reply.map_err(into_error),
-                // The caller drops the reader, which ends the read on the server.
-                () = stop.cancelled() => return Ok(Value::Nil),
+                reply = &mut read => return reply.map(Read::Reply).map_err(into_error),
+                () = stop.cancelled() => return Ok(Read::Left),
                 () = &mut deadline => return Err(unavailable("the blocking read did not return")),
-                () = &mut due_timer, if !promoted => {
-                    promoted = true;
-                    if let Err(error) = self.tick(worker, max, false).await {
-                        tracing::debug!(error = %crate::error::Chain(&error), "moving due tasks failed");
-                    }
+                // Redis may be gone, and this connection with it.
+                () = &mut lost => return Ok(Read::Left),
+                () = &mut chores => {
+                    // The reclaim's time changed: wait for the new one.
+                    chores.set(self.chores.notified());
+                    chores.as_mut().enable();
+                    continue;
+                }
+                () = sleep_until(reclaim_at) => {}
+            }
+            if !self.reclaim_due() {
+                continue;
+            }
+            // A reclaim is due: run it beside the read, which goes on unless it took some over.
+            match self.tick(worker, max, true).await {
+                Ok(entries) if entries.is_empty() => {}
+                Ok(entries) => return Ok(Read::Ticked(entries)),
+                Err(error) => {
+                    tracing::debug!(worker, error = %crate::error::Chain(&error), "the reclaim check failed");
+                    return Ok(Read::Left);
                 }
             }
         }
@@ -249,12 +334,25 @@ impl RedisBackend {
         max: usize,
         may_reclaim: bool,
     ) -> Result<Vec<Entry>> {
+        Ok(self.tick_counting(worker, max, may_reclaim).await?.0)
+    }
+
+    /// [`tick`](Self::tick), and how many future tasks it moved into the stream.
+    pub(super) async fn tick_counting(
+        &self,
+        worker: &str,
+        max: usize,
+        may_reclaim: bool,
+    ) -> Result<(Vec<Entry>, usize)> {
         let now = Instant::now();
-        let (reclaim, cursor) = {
+        let (reclaim, cursor, wakes) = {
             let timer = self.timer.locked();
             (
-                may_reclaim && now >= timer.next_reclaim,
+                may_reclaim
+                    && now >= timer.not_before
+                    && timer.reclaim_at.is_some_and(|at| now >= at),
                 timer.cursor.clone(),
+                timer.wakes,
             )
         };
         let idle = if reclaim {
@@ -272,30 +370,31 @@ impl RedisBackend {
             .arg(&cursor)
             .arg(max.max(1))
             .arg(if self.holds_nothing(worker) { "1" } else { "0" });
-        let (next_due, cursor, reclaimed, deliveries, more, dropped): (
+        let (next_due, cursor, reclaimed, deliveries, more, dropped, moved): (
             i64,
             String,
             Value,
             Vec<u64>,
             u8,
             Value,
+            usize,
         ) = self.invoke(&invocation).await?;
         self.drop_entries(worker, stream_entries(dropped));
         {
             let mut timer = self.timer.locked();
-            timer.next_due = Some(u64::try_from(next_due).ok());
+            timer.learn_head(next_due, wakes);
             if reclaim {
                 timer.cursor = cursor;
                 // Stalled deliveries left behind (suspects are taken one at a time) are looked
-                // at again soon, not a whole period later.
-                let pause = if more == 1 {
-                    SUSPECT_PAUSE.min(self.reclaim_every())
-                } else {
-                    self.reclaim_every()
-                };
-                timer.next_reclaim = now + pause;
+                // at again soon; the others at the keeper's next check that finds any pending.
+                timer.reclaim_at = (more == 1).then(|| now + SUSPECT_PAUSE);
+            } else if timer.reclaim_at.is_some_and(|at| at <= now) && now < timer.not_before {
+                // Asked for during an outage's grace: at its end.
+                timer.reclaim_at = Some(timer.not_before);
             }
         }
+        self.changed.notify_waiters();
+        self.chores.notify_waiters();
         let entries = self.decode(stream_entries(reclaimed));
         if !entries.is_empty() {
             tracing::warn!(
@@ -332,7 +431,7 @@ impl RedisBackend {
                 entry => alive.push(entry),
             }
         }
-        Ok(alive)
+        Ok((alive, moved))
     }
 
     /// Whether `worker` holds no delivery (none running, none being settled).
@@ -484,8 +583,15 @@ impl RedisBackend {
             }
         }
         if !wakes.is_empty() {
-            // The schedule's head changed: look at it before blocking again.
-            self.timer.locked().next_due = None;
+            // The schedule's head changed: look at it before blocking again, and move its
+            // tasks when they fall due (this worker's clock).
+            {
+                let mut timer = self.timer.locked();
+                timer.next_due = None;
+                timer.wakes += 1;
+            }
+            self.woken.locked().insert(worker.to_owned());
+            self.changed.notify_waiters();
             let wakes: Vec<(&str, &str)> = wakes.iter().map(|id| (id.as_str(), "")).collect();
             if let Err(error) = self.acknowledge(&wakes).await {
                 tracing::debug!(error = %crate::error::Chain(&error), "could not settle wake-ups");
@@ -519,30 +625,6 @@ impl RedisBackend {
             .arg(millis_of(self.options.dead_letter_age));
         Ok(self.invoke::<i64>(&invocation).await? == 1)
     }
-
-    /// How long to block: until the earliest future task, the next reclaim check, or `give_up`.
-    pub(super) fn wait(&self, give_up: Option<Instant>) -> Option<Duration> {
-        let now = Instant::now();
-        let timer = self.timer.locked();
-        let Some(next_due) = timer.next_due else {
-            return None; // unknown: tick first
-        };
-        if now >= timer.next_reclaim {
-            return None;
-        }
-        let mut until = timer.next_reclaim;
-        if let Some(due) = next_due {
-            let ahead = Duration::from_millis(due.saturating_sub(millis(SystemTime::now())));
-            if ahead.is_zero() {
-                return None;
-            }
-            until = until.min(now + ahead);
-        }
-        if let Some(limit) = give_up {
-            until = until.min(limit);
-        }
-        Some(until.saturating_duration_since(now))
-    }
 }
 
 /// Wait `pause`, or until `stop` fires.
@@ -557,4 +639,24 @@ async fn pause(pause: Duration, stop: &CancellationToken) {
 /// allows (Upstash: "Pending Entries List limit per consumer is about to be reached").
 fn is_too_many_pending(error: &(dyn std::error::Error + Send + Sync)) -> bool {
     error.to_string().contains("Pending Entries List limit")
+}
+
+/// Marks a worker parked (blocked in a read with nothing else to do) while it lives, for its
+/// health: a parked worker waits for work, it is not stuck.
+struct Parked<'a> {
+    backend: &'a RedisBackend,
+    worker: &'a str,
+}
+
+impl<'a> Parked<'a> {
+    fn new(backend: &'a RedisBackend, worker: &'a str) -> Parked<'a> {
+        backend.parked.locked().insert(worker.to_owned());
+        Parked { backend, worker }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.backend.parked.locked().remove(self.worker);
+    }
 }

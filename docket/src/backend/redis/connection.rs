@@ -14,6 +14,7 @@ use redis::io::tcp::socket2::TcpKeepalive;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, Script,
 };
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -104,12 +105,19 @@ impl RedisBackend {
             readers: Mutex::new(Vec::new()),
             timer: Mutex::new(Timer {
                 next_due: None,
+                wakes: 0,
                 // Not at once: a process that starts may be meeting a Redis that just restarted,
                 // whose pending deliveries' idle times (and, restored from a snapshot, its
                 // consumers' too) count the downtime; live workers need a timeout to renew.
-                next_reclaim: Instant::now() + options.redelivery_timeout,
+                not_before: Instant::now() + options.redelivery_timeout,
+                reclaim_at: None,
                 cursor: "-".into(),
             }),
+            chores: Notify::new(),
+            unreachable: Notify::new(),
+            changed: Notify::new(),
+            woken: Mutex::new(HashSet::new()),
+            parked: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             lost_reads: Mutex::new(HashSet::new()),
             dropped: Mutex::new(HashMap::new()),
@@ -159,11 +167,22 @@ impl RedisBackend {
     /// taken over as if its worker had died: push the next reclaim check back.
     pub(super) fn heard<T>(&self, reply: &Result<T>) {
         if reply.as_ref().is_err_and(Error::is_unavailable) {
-            // A whole timeout after the last failure, and the longest a peer takes to reconnect.
-            let grace = Instant::now() + self.options.redelivery_timeout + RECONNECT_DELAY;
-            let mut timer = self.timer.locked();
-            timer.next_reclaim = timer.next_reclaim.max(grace);
+            self.outage();
         }
+    }
+
+    /// Redis could not be reached: no reclaim until a whole timeout after this failure, and
+    /// the longest a peer takes to reconnect (see [`heard`](Self::heard)).
+    pub(super) fn outage(&self) {
+        let grace = Instant::now() + self.options.redelivery_timeout + RECONNECT_DELAY;
+        {
+            let mut timer = self.timer.locked();
+            timer.not_before = timer.not_before.max(grace);
+            if let Some(at) = &mut timer.reclaim_at {
+                *at = (*at).max(grace);
+            }
+        }
+        self.chores.notify_waiters();
     }
 
     /// Send the call with `script`, one variant of its script; create the consumer group first

@@ -14,6 +14,8 @@
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
 //! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id) |
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
+//! | `{name}:keeper` | string, expiring | the keeper's lease: `<workers> <consumer>`, the worker that runs the fleet's periodic checks and the fleet's size as it last counted it |
+//! | `{name}:fleet` | sorted set | consumer → when its worker last said it was running (ms): how many workers share the keeper's watch |
 //! | `{name}:slot:<scope>` | set | stream ids of the deliveries holding the concurrency limit `<scope>` |
 //! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
 //! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
@@ -47,6 +49,8 @@ pub(super) struct Keys {
     pub(super) strikes: String,
     pub(super) signals: String,
     pub(super) held: String,
+    pub(super) keeper: String,
+    pub(super) fleet: String,
     /// The hash tag and colon every key starts with, for the keys named per limit or task.
     prefix: String,
 }
@@ -65,6 +69,8 @@ impl Keys {
             strikes: key("strikes"),
             signals: key("signals"),
             held: key("held"),
+            keeper: key("keeper"),
+            fleet: key("fleet"),
             prefix,
         }
     }

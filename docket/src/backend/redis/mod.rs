@@ -20,6 +20,7 @@
 
 mod admin;
 mod claim;
+mod clock;
 mod codec;
 mod connection;
 mod feeds;
@@ -30,8 +31,6 @@ mod reply;
 mod scripts;
 mod settle;
 
-pub(crate) use self::claim::MAX_IDLE_WAIT;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionManagerConfig;
 use redis::{Client, RedisError, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use self::claim::{Reader, Timer};
@@ -149,6 +148,17 @@ pub(crate) struct RedisBackend {
     /// Dedicated connections for blocking reads, one per claim in progress.
     readers: Mutex<Vec<Reader>>,
     timer: Mutex<Timer>,
+    /// Blocked readers are told here that the time of the reclaim tick changed.
+    chores: Notify,
+    /// Blocked readers are told here that Redis may be gone, their connections with it: they
+    /// leave their reads and connect again.
+    unreachable: Notify,
+    /// The timer changed: the clocks ([`clock`]) plan again.
+    changed: Notify,
+    /// Workers a wake-up reached: their clocks move the tasks of the new schedule head.
+    woken: Mutex<HashSet<String>>,
+    /// Workers blocked in a read with nothing else to do, for their health.
+    parked: Mutex<HashSet<String>>,
     /// Stream ids handed to this process's workers and not yet settled, and the worker (the
     /// consumer) holding each. A delivery leaves only when its settlement has returned, so it is
     /// renewed while it is being settled and never recovered as lost meanwhile.
@@ -419,6 +429,8 @@ impl Backend for RedisBackend {
         invocation
             .key(&self.keys.stream)
             .key(&self.keys.index)
+            .key(&self.keys.keeper)
+            .key(&self.keys.fleet)
             .arg(worker)
             .arg(&held);
         let given = self.invoke::<i64>(&invocation).await?;

@@ -114,6 +114,7 @@ scripts! {
     admit: index, delivery, entry, settle, store;
     release: index, entry, store;
     record: ;
+    keep: ;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.

@@ -22,7 +22,7 @@
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look, the entries taken over and
 --           settled instead (cancelled or superseded: their concurrency slots are to be given
---           back) }.
+--           back), how many future tasks were moved into the stream }.
 local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, limit, consumer = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
@@ -158,4 +158,4 @@ elseif #due > 0 then
 elseif #head > 0 then
   next_due = tonumber(head[2])
 end
-return { next_due, cursor, handed, deliveries, more, dropped }
+return { next_due, cursor, handed, deliveries, more, dropped, #due }

@@ -1,0 +1,275 @@
+//! The fleet's clock: who looks after the periodic work while every worker blocks, and when.
+//!
+//! Idle workers block in `XREADGROUP` without a timeout, which costs nothing while they wait. Two
+//! chores still need a clock: moving future tasks into the stream when they fall due, and
+//! taking over the deliveries of a worker that died. One worker of the fleet at a time, the
+//! **keeper**, holds a lease (`{name}:keeper`, as long as the redelivery timeout) and runs the
+//! check (`keep.lua`) every half timeout: it renews the lease, learns whether anything is
+//! pending (only then can a delivery be stalled; a local worker then runs the reclaim tick), and
+//! learns the earliest due time, for its timer. Each other worker looks whether the lease is
+//! free, at random times that the fleet's size spreads out so that the fleet as a whole looks
+//! about once a check period: a keeper that died is replaced within about a lease and a check
+//! period, and an idle fleet costs the same whatever its size.
+//!
+//! A future task falls due on the keeper's timer, and on the timer of the worker that a wake-up
+//! reached (the producer of a task earlier than the schedule's head adds one, which exactly one
+//! blocked worker reads): one or two workers tick, never the whole fleet. The clock runs beside
+//! the worker's claims, so a keeper whose slots are all busy still moves due tasks on time.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::RedisBackend;
+use super::codec::millis;
+use super::scripts::SCRIPTS;
+use crate::error::{Chain, Result};
+use crate::sync::Locked;
+use crate::time::{millis_of, sleep_until};
+
+/// How often a worker says again that it is running (`{name}:fleet`), and after how long
+/// without it the keeper forgets it.
+const FLEET_REFRESH: Duration = Duration::from_secs(6 * 60 * 60);
+const FLEET_FORGET: Duration = Duration::from_secs(13 * 60 * 60);
+
+/// The keeper counts the fleet every this many checks (and when it takes the lease).
+const COUNT_EVERY: u32 = 4;
+
+/// How soon a chore that failed (Redis unreachable) is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What this worker does for the fleet's clock.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// It holds the lease; its next check is at `next`.
+    Keeper { next: Instant },
+    /// Another holds it (or none did, last time it looked); it looks again at `next`.
+    Looking { next: Instant },
+}
+
+impl RedisBackend {
+    /// How often the keeper checks: twice a lease, so one late check does not lose it.
+    pub(super) fn check_every(&self) -> Duration {
+        (self.options.redelivery_timeout / 2).max(Duration::from_millis(50))
+    }
+
+    /// Keep the fleet's clock for `worker` until `stop` fires: take or look for the keeper's
+    /// lease, run the keeper's checks, and move future tasks into the stream when they fall due
+    /// (see the module docs).
+    pub(crate) async fn keep_time(&self, worker: &str, stop: &CancellationToken) {
+        let mut role = Role::Looking {
+            next: Instant::now(),
+        };
+        let mut workers: u64 = 1;
+        let mut checks: u32 = 0;
+        let mut registered: Option<Instant> = None;
+        // A due time whose tick failed is tried again from here.
+        let mut due_retry: Option<Instant> = None;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let keeper = matches!(role, Role::Keeper { .. });
+            let due = due_retry.or_else(|| self.due_for(worker, keeper));
+            let chore = match role {
+                Role::Keeper { next } | Role::Looking { next } => next,
+            };
+            let refresh = registered.map(|at| at + FLEET_REFRESH);
+            let wake = [Some(chore), due, refresh].into_iter().flatten().min();
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = &mut changed => continue,
+                () = sleep_until(wake) => {}
+            }
+            let now = Instant::now();
+            if due.is_some_and(|due| due <= now) {
+                let (wakes, known) = {
+                    let timer = self.timer.locked();
+                    (timer.wakes, timer.next_due.is_some())
+                };
+                due_retry = match self.tick_counting(worker, 1, false).await {
+                    Ok((_, moved)) => {
+                        // A worker a wake-up reached minds the heads after it while it is the
+                        // one that moves them: it stops when another was first (the keeper, or
+                        // the worker a later wake-up reached) or the schedule is empty; unless
+                        // another wake-up reached it meanwhile.
+                        let timer = self.timer.locked();
+                        let empty = timer.next_due == Some(None);
+                        if known && (moved == 0 || empty) && timer.wakes == wakes {
+                            self.woken.locked().remove(worker);
+                        }
+                        None
+                    }
+                    Err(error) => {
+                        tracing::debug!(worker, error = %Chain(&error), "moving due tasks failed; trying again shortly");
+                        Some(now + RETRY)
+                    }
+                };
+            }
+            if registered.is_none_or(|at| now >= at + FLEET_REFRESH) {
+                registered = match self.join_fleet(worker).await {
+                    Ok(()) => Some(now),
+                    // Tried again with the next chore.
+                    Err(_) => None,
+                };
+            }
+            if chore > now {
+                continue;
+            }
+            role = match role {
+                Role::Looking { .. } => match self.look(worker).await {
+                    Ok(None) => {
+                        tracing::debug!(worker, "took the keeper's lease");
+                        checks = 0;
+                        Role::Keeper { next: now }
+                    }
+                    Ok(Some(fleet)) => {
+                        workers = fleet;
+                        Role::Looking {
+                            next: now + self.look_every(workers),
+                        }
+                    }
+                    Err(error) => {
+                        self.unsure(&error);
+                        Role::Looking { next: now + RETRY }
+                    }
+                },
+                Role::Keeper { .. } => {
+                    let count = checks % COUNT_EVERY == 0;
+                    checks = checks.wrapping_add(1);
+                    match self.keeper_check(worker, workers, count).await {
+                        Ok(Some(fleet)) => {
+                            workers = fleet;
+                            Role::Keeper {
+                                next: now + self.check_every(),
+                            }
+                        }
+                        Ok(None) => {
+                            tracing::debug!(worker, "gave the keeper's lease up");
+                            Role::Looking {
+                                next: now + self.look_every(workers),
+                            }
+                        }
+                        Err(error) => {
+                            self.unsure(&error);
+                            Role::Keeper { next: now + RETRY }
+                        }
+                    }
+                }
+            };
+        }
+    }
+
+    /// When this worker's timer moves due tasks: at the schedule's head when it is the keeper,
+    /// or when a wake-up reached it (it alone among the others knows of the new head).
+    fn due_for(&self, worker: &str, keeper: bool) -> Option<Instant> {
+        if !keeper && !self.woken.locked().contains(worker) {
+            return None;
+        }
+        let known = self.timer.locked().next_due.is_some();
+        match known {
+            true => self.next_due(),
+            // Unknown: a tick learns it.
+            false => Some(Instant::now()),
+        }
+    }
+
+    /// How long a worker that is not the keeper waits before it looks at the lease again: at
+    /// random, on average as long as a check period times the number of other workers, so that
+    /// the fleet looks about once a check period whatever its size.
+    fn look_every(&self, workers: u64) -> Duration {
+        let others = workers.saturating_sub(1).max(1) as f64;
+        let spread = 0.25 + crate::key::random_unit() * (2.0 * others - 0.25);
+        self.check_every().mul_f64(spread)
+    }
+
+    /// Say that `worker` runs (`{name}:fleet`), for the keeper's count.
+    async fn join_fleet(&self, worker: &str) -> Result<()> {
+        let mut command = redis::cmd("ZADD");
+        command
+            .arg(&self.keys.fleet)
+            .arg(millis(SystemTime::now()))
+            .arg(worker);
+        self.query::<i64>(&command).await.map(drop)
+    }
+
+    /// Take the lease if it is free: `None` when taken; else the fleet's size its holder wrote.
+    async fn look(&self, worker: &str) -> Result<Option<u64>> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(&self.keys.keeper)
+            .arg(format!("0 {worker}"))
+            .arg("NX")
+            .arg("PX")
+            .arg(millis_of(self.options.redelivery_timeout).max(1))
+            .arg("GET");
+        let before: Option<String> = self.query(&command).await?;
+        Ok(before.map(|value| {
+            value
+                .split_once(' ')
+                .and_then(|(workers, _)| workers.parse().ok())
+                .unwrap_or(1)
+        }))
+    }
+
+    /// The keeper's check (`keep.lua`): `None` when this worker no longer holds the lease;
+    /// else the fleet's size. Asks a local worker to take stalled deliveries over when any may
+    /// be waiting, and resigns when none of this process's workers got to the last such ask.
+    async fn keeper_check(&self, worker: &str, workers: u64, count: bool) -> Result<Option<u64>> {
+        let now = Instant::now();
+        let (resign, wakes) = {
+            let timer = self.timer.locked();
+            let resign = timer
+                .reclaim_at
+                .is_some_and(|at| at + self.check_every() <= now);
+            (resign, timer.wakes)
+        };
+        let mut invocation = SCRIPTS.keep.prepare_invoke();
+        invocation
+            .key(&self.keys.keeper)
+            .key(&self.keys.stream)
+            .key(&self.keys.schedule)
+            .key(&self.keys.fleet)
+            .arg(worker)
+            .arg(millis_of(self.options.redelivery_timeout).max(1))
+            .arg(millis(SystemTime::now()))
+            .arg(workers)
+            .arg(if count { "1" } else { "0" })
+            .arg(millis(SystemTime::now() - FLEET_FORGET))
+            .arg(if resign { "1" } else { "0" })
+            .arg(millis_of(self.options.redelivery_timeout));
+        let (held, pending, next_due, workers): (u8, u64, i64, u64) =
+            self.invoke(&invocation).await?;
+        if held == 0 {
+            if resign {
+                // Its workers are busy: the next keeper's workers take the stalled ones over.
+                self.timer.locked().reclaim_at = None;
+            }
+            return Ok(None);
+        }
+        {
+            let mut timer = self.timer.locked();
+            timer.learn_head(next_due, wakes);
+            if pending > 0 && timer.reclaim_at.is_none() {
+                timer.reclaim_at = Some(now.max(timer.not_before));
+            }
+        }
+        if pending > 0 {
+            // Blocked readers wait for the reclaim's time, and one of them runs the tick.
+            self.chores.notify_waiters();
+        }
+        Ok(Some(workers))
+    }
+
+    /// A chore failed: should Redis be unreachable, the blocked readers may be waiting on a
+    /// dead connection; they reconnect.
+    fn unsure(&self, error: &crate::error::Error) {
+        tracing::debug!(error = %Chain(error), "a periodic check failed; trying again shortly");
+        if error.is_unavailable() {
+            self.outage();
+            self.unreachable.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+-- The keeper's periodic check: renew its lease, and say whether anything may need taking over
+-- and when the earliest future task falls due. One worker of the fleet at a time holds the
+-- lease and runs this; the others only look, now and then, whether the lease is free (a plain
+-- `SET NX`), so that an idle fleet costs the same whatever its size.
+--
+-- The lease reads `<workers> <consumer>`: the fleet's size as the keeper last counted it tells
+-- the others how rarely to look. A keeper that finds the lease in another worker's name (its
+-- own lapsed while it could not reach Redis, and another took it) puts it back as it was and
+-- steps down; one that resigns (its workers are too busy to take stalled deliveries over)
+-- frees it for another.
+--
+-- KEYS: lease, stream, schedule, fleet
+-- ARGV: consumer, lease (ms), now (ms), workers (the keeper's last count), count ('1': count
+--       the fleet again, forgetting workers silent since the given time, and forget idle
+--       consumers), silent since (ms), resign ('1': give the lease up), redelivery timeout (ms)
+-- Returns { 1 when this worker holds the lease, how many deliveries are pending in the whole
+--           group (0 when it has no group yet), the earliest due time (ms; -1 when nothing is
+--           scheduled), the fleet's size }.
+local lease, stream, schedule, fleet = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local consumer, ms, now = ARGV[1], ARGV[2], ARGV[3]
+local workers = tonumber(ARGV[4])
+
+local function holder(value)
+  return value and string.match(value, '^%d+ (.*)$')
+end
+
+if ARGV[7] == '1' then
+  local value = redis.call('GET', lease)
+  if holder(value) == consumer then
+    redis.call('DEL', lease)
+  end
+  return { 0, 0, -1, workers }
+end
+
+if ARGV[5] == '1' then
+  redis.call('ZREMRANGEBYSCORE', fleet, '-inf', '(' .. ARGV[6])
+  workers = math.max(redis.call('ZCARD', fleet), 1)
+  -- Forget consumers silent for twice the redelivery timeout with nothing pending: workers that
+  -- died idle (a live one blocked in its read is made again by the read that serves it).
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, GROUP)
+  for _, info in ipairs(ok and consumers or {}) do
+    local fields = {}
+    for i = 1, #info, 2 do
+      fields[info[i]] = info[i + 1]
+    end
+    if fields['pending'] == 0 and tonumber(fields['idle']) > 2 * tonumber(ARGV[8])
+        and fields['name'] ~= consumer then
+      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, fields['name'])
+    end
+  end
+end
+
+local before = redis.call('SET', lease, workers .. ' ' .. consumer, 'PX', ms, 'GET')
+if before and holder(before) ~= consumer then
+  -- Another worker took the lease while ours had lapsed: it is the keeper.
+  redis.call('SET', lease, before, 'PX', ms)
+  return { 0, 0, -1, tonumber(string.match(before, '^(%d+) ')) or workers }
+end
+
+local pending = 0
+local ok, summary = pcall(redis.call, 'XPENDING', stream, GROUP)
+if ok then
+  pending = summary[1]
+end
+
+local next_due = -1
+local head = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
+if #head > 0 then
+  next_due = tonumber(head[2])
+end
+return { 1, pending, next_due, workers }

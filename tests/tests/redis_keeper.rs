@@ -1,0 +1,365 @@
+//! The fleet's clock on Redis: one worker at a time (the keeper) runs the periodic checks, so an
+//! idle fleet costs the same whatever its size; a future task falling due is moved by one or
+//! two workers, not by every one; and a keeper that dies is replaced, its deliveries run again.
+//!
+//! Counted with `INFO commandstats` (every call, Lua-internal ones included, as a pay-per-command
+//! service bills them), never timed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use docket::{Docket, Worker};
+use tests::eventually;
+use tests::probe::Probe;
+use tests::redis_server::{RedisServer, Reply, unique_name};
+use tokio::sync::Notify;
+
+#[docket::task]
+async fn note(probe: String) {
+    Probe::find(&probe).start("ran").finish();
+}
+
+/// `workers` idle workers, each with its own docket handle (as separate processes would have),
+/// on `name`; stopped by notifying the returned `Notify`.
+async fn idle_fleet(
+    server: &RedisServer,
+    name: &str,
+    workers: usize,
+    redelivery: Duration,
+) -> (std::sync::Arc<Notify>, Vec<tokio::task::JoinHandle<()>>) {
+    let stop = std::sync::Arc::new(Notify::new());
+    let mut running = Vec::new();
+    for _ in 0..workers {
+        let docket = Docket::connect(server.url())
+            .name(name)
+            .redelivery_timeout(redelivery)
+            .await
+            .unwrap();
+        let stopped = stop.clone();
+        running.push(tokio::spawn(async move {
+            Worker::new(&docket)
+                .run_until(async move { stopped.notified().await })
+                .await
+                .unwrap();
+        }));
+    }
+    (stop, running)
+}
+
+async fn stop_fleet(stop: std::sync::Arc<Notify>, running: Vec<tokio::task::JoinHandle<()>>) {
+    stop.notify_waiters();
+    for worker in running {
+        worker.await.unwrap();
+    }
+}
+
+/// Every call the server made while `fleet` workers sat idle for `window`, past their start.
+async fn idle_calls(fleet: usize, redelivery: Duration, window: Duration) -> u64 {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-idle");
+    let (stop, running) = idle_fleet(&server, &name, fleet, redelivery).await;
+    // Past the start: each worker has looked at the lease once, and joined the fleet.
+    tokio::time::sleep(redelivery).await;
+    server.command(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(window).await;
+    let calls = server.calls();
+    println!(
+        "{fleet} idle worker(s), {window:?}: {calls} calls {:?}",
+        server.command_stats()
+    );
+    stop_fleet(stop, running).await;
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_fleet_costs_about_the_same_whatever_its_size() {
+    // A short redelivery timeout makes the checks frequent: one every half timeout (500 ms).
+    let redelivery = Duration::from_secs(1);
+    let window = Duration::from_secs(6);
+    let one = idle_calls(1, redelivery, window).await;
+    let eight = idle_calls(8, redelivery, window).await;
+    // The keeper's checks cost the same in both; the seven others look at the lease about once
+    // a check period between them, one call each. Were each worker to check on its own, eight
+    // would cost eight times one.
+    assert!(one > 0, "the keeper checks now and then");
+    assert!(
+        eight <= one * 2 + 8,
+        "8 idle workers made {eight} calls in {window:?}, 1 made {one}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_keeper_holds_the_lease_and_a_stopping_keeper_frees_it() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-lease");
+    let lease = format!("{{{name}}}:keeper");
+    let (stop, running) = idle_fleet(&server, &name, 3, Duration::from_secs(60)).await;
+    let holder = || match server.command(&["GET", &lease]) {
+        Reply::Bulk(value) => Some(value),
+        _ => None,
+    };
+    eventually(
+        "a worker to take the lease",
+        Duration::from_secs(10),
+        async || holder().is_some(),
+    )
+    .await;
+    let value = holder().unwrap();
+    let (workers, consumer) = value.split_once(' ').expect("`<workers> <consumer>`");
+    assert_eq!(workers, "3", "the keeper counted the fleet: {value}");
+    assert!(
+        consumer.contains(&format!(".{}.", std::process::id())),
+        "a worker of this process: {value}"
+    );
+    let fleet = server.command(&["ZCARD", &format!("{{{name}}}:fleet")]);
+    assert_eq!(fleet, Reply::Integer(3));
+
+    stop_fleet(stop, running).await;
+    assert_eq!(holder(), None, "the stopping keeper frees the lease");
+    let fleet = server.command(&["ZCARD", &format!("{{{name}}}:fleet")]);
+    assert_eq!(fleet, Reply::Integer(0), "stopped workers leave the fleet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_task_falling_due_wakes_one_or_two_workers_not_the_fleet() {
+    // The calls between scheduling one future task and its end, with 1 and with 6 idle workers.
+    // Checks are an hour apart here: none falls in the window.
+    async fn calls_for_one_future_task(fleet: usize) -> u64 {
+        let server = RedisServer::start();
+        let name = unique_name("keeper-due");
+        let (stop, running) = idle_fleet(&server, &name, fleet, Duration::from_secs(3600)).await;
+        let docket = Docket::connect(server.url()).name(&name).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server.command(&["CONFIG", "RESETSTAT"]);
+        let probe = Probe::new();
+        Note::schedule(probe.id())
+            .after(Duration::from_millis(300))
+            .on(&docket)
+            .await
+            .unwrap();
+        probe.until("the task runs", |p| p.finishes() == 1).await;
+        // Its acknowledgement, and any late tick.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let calls = server.calls();
+        println!(
+            "{fleet} worker(s), one future task: {calls} calls {:?}",
+            server.command_stats()
+        );
+        stop_fleet(stop, running).await;
+        calls
+    }
+    let one = calls_for_one_future_task(1).await;
+    let six = calls_for_one_future_task(6).await;
+    // The worker the wake-up reached and the keeper may both tick (two calls each when the
+    // other was first); the four others never do.
+    assert!(
+        six <= one + 6,
+        "one future task cost {six} calls with 6 workers, {one} with 1"
+    );
+}
+
+/// A `docket-test-worker` process on `server`'s docket `name`, logging to `log`.
+fn spawn_worker(server: &RedisServer, name: &str, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_docket-test-worker"))
+        .env("DOCKET_URL", server.url())
+        .env("DOCKET_NAME", name)
+        .env("DOCKET_WORKER_CONCURRENCY", "2")
+        .env("DOCKET_TEST_LOG", log)
+        .env("DOCKET_TEST_REDELIVERY_MS", "1000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the test worker")
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_keeper_is_replaced_and_its_deliveries_run_again() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-kill");
+    let log = server.dir().join("runs.log");
+    let lease = format!("{{{name}}}:keeper");
+    let mut children = Children((0..3).map(|_| spawn_worker(&server, &name, &log)).collect());
+    let pids: Vec<u32> = children.0.iter().map(Child::id).collect();
+    let keeper_pid = || match server.command(&["GET", &lease]) {
+        Reply::Bulk(value) => pids
+            .iter()
+            .copied()
+            .find(|pid| value.contains(&format!(".{pid}."))),
+        _ => None,
+    };
+    eventually(
+        "a worker to take the lease",
+        Duration::from_secs(10),
+        async || keeper_pid().is_some(),
+    )
+    .await;
+    let keeper = keeper_pid().unwrap();
+
+    // Enough long tasks that the keeper holds two of them when it dies.
+    let docket = Docket::connect(server.url()).name(&name).await.unwrap();
+    for n in 0..6 {
+        let args = format!(r#"{{"n":{n},"hold_ms":3000}}"#);
+        docket.add_json("crash_probe", &args).await.unwrap();
+    }
+    let started_by = |pid: u32| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.starts_with("start ") && line.ends_with(&format!(" {pid}")))
+            .count()
+    };
+    eventually(
+        "the keeper to start two tasks",
+        Duration::from_secs(10),
+        async || started_by(keeper) == 2,
+    )
+    .await;
+    let victim = children
+        .0
+        .iter_mut()
+        .find(|child| child.id() == keeper)
+        .unwrap();
+    victim.kill().expect("SIGKILL the keeper");
+    victim.wait().unwrap();
+
+    // Another worker takes the lease once it lapses, and its reclaim runs the two again.
+    eventually(
+        "another worker to take the lease",
+        Duration::from_secs(20),
+        async || keeper_pid().is_some_and(|pid| pid != keeper),
+    )
+    .await;
+    eventually(
+        "every task to finish",
+        Duration::from_secs(30),
+        async || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|line| line.starts_with("done "))
+                .map(|line| line.split(' ').nth(1).unwrap().to_owned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 6
+        },
+    )
+    .await;
+    eventually("nothing to be left", Duration::from_secs(10), async || {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_tasks_fall_due_on_time_one_after_another_with_checks_an_hour_apart() {
+    // Only the first is the schedule's new head when scheduled (one wake-up); the others become
+    // the head in turn as the ones before them move. Each must still run on time, long before
+    // the keeper's next check.
+    let server = RedisServer::start();
+    let name = unique_name("keeper-chain");
+    let (stop, running) = idle_fleet(&server, &name, 3, Duration::from_secs(3600)).await;
+    let docket = Docket::connect(server.url()).name(&name).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = Probe::new();
+    let scheduled = std::time::Instant::now();
+    for n in 1..=4u64 {
+        Note::schedule(probe.id())
+            .after(Duration::from_millis(300 * n))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    probe.until("all four run", |p| p.finishes() == 4).await;
+    let last = probe
+        .runs()
+        .iter()
+        .map(|run| run.started.duration_since(scheduled))
+        .max()
+        .unwrap();
+    assert!(
+        last < Duration::from_secs(5),
+        "the last of four tasks due within 1.2 s started after {last:?}"
+    );
+    stop_fleet(stop, running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_whose_slots_are_all_busy_still_moves_due_tasks_on_time() {
+    #[docket::task]
+    async fn hold(probe: String) {
+        let probe = Probe::find(&probe);
+        let run = probe.start("hold");
+        probe.released().await;
+        run.finish();
+    }
+
+    let server = RedisServer::start();
+    let name = unique_name("keeper-busy");
+    let lease = format!("{{{name}}}:keeper");
+    let keeper_docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let keeper = Worker::new(&keeper_docket).concurrency(1);
+    let keeper_id = keeper.id().to_owned();
+    let keeper_run = tokio::spawn(async move {
+        keeper
+            .run_until(async move { stopped.notified().await })
+            .await
+            .unwrap()
+    });
+    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
+    })
+    .await;
+    // Its one slot is taken; then a second worker starts, idle, and the keeper schedules.
+    let holder = Probe::new();
+    Hold::schedule(holder.id())
+        .on(&keeper_docket)
+        .await
+        .unwrap();
+    holder
+        .until("the keeper holds its slot", |p| p.starts() == 1)
+        .await;
+    let (others, running) = idle_fleet(&server, &name, 1, Duration::from_secs(3600)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = Probe::new();
+    // Scheduled while the schedule is empty: its wake-up reaches the idle worker. A second one,
+    // not the head when scheduled, is the keeper's to move.
+    let scheduled = std::time::Instant::now();
+    Note::schedule(probe.id())
+        .after(Duration::from_millis(300))
+        .on(&keeper_docket)
+        .await
+        .unwrap();
+    Note::schedule(probe.id())
+        .after(Duration::from_millis(600))
+        .on(&keeper_docket)
+        .await
+        .unwrap();
+    probe
+        .until("both run on the idle worker", |p| p.finishes() == 2)
+        .await;
+    assert!(scheduled.elapsed() < Duration::from_secs(5));
+    holder.release(1);
+    holder
+        .until("the held task ends", |p| p.finishes() == 1)
+        .await;
+    stop_fleet(others, running).await;
+    stop.notify_waiters();
+    keeper_run.await.unwrap();
+}
