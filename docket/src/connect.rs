@@ -72,8 +72,10 @@ impl Connect {
 
     /// How long a running task's worker may go silent before another worker takes the task
     /// over and runs it again (default 5 minutes). Live workers renew their tasks well within
-    /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run.
-    /// From 100 ms to 7 days.
+    /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run:
+    /// they restart within about one and a half timeouts of the crash (the keeper checks every
+    /// half timeout), about two when the crashed worker was the keeper (its lease, as long as
+    /// the timeout, lapses first). From 100 ms to 7 days.
     pub fn redelivery_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.redis.redelivery_timeout = timeout;
         self
