@@ -3,28 +3,34 @@
 //! Idle workers block in `XREADGROUP` without a timeout, which costs nothing while they wait. Two
 //! chores still need a clock: moving future tasks into the stream when they fall due, and
 //! taking over the deliveries of a worker that died. One worker of the fleet at a time, the
-//! **keeper**, holds a lease (`{name}:keeper`, as long as the redelivery timeout) and runs the
-//! check (`keep.lua`) every half timeout: it renews the lease, learns whether anything is
-//! pending (only then can a delivery be stalled; a local worker then runs the reclaim tick), and
-//! learns the earliest due time, for its timer. Each other worker looks whether the lease is
-//! free, at random times that the fleet's size spreads out so that the fleet as a whole looks
-//! about once a check period: a keeper that died is replaced within about a lease and a check
-//! period, and an idle fleet costs the same whatever its size.
+//! **keeper**, holds a lease (`{name}:keeper`, as long as the redelivery timeout) and checks
+//! every half timeout. A light check is two plain commands: it renews the lease and reads the
+//! group's pending summary (only when something is pending can a delivery be stalled; a worker
+//! of the keeper's process then runs the reclaim tick). Every eighth check, and the first two
+//! after it takes the lease, is a full one (`keep.lua`): it also reads the schedule's head, for
+//! the keeper's timer, counts the fleet (`{name}:fleet`) and forgets idle consumers. Each other
+//! worker looks whether the lease is free (one `SET NX GET`) at random times that the fleet's
+//! size spreads out, so that the fleet as a whole looks about once every two check periods: a
+//! keeper that died is replaced about a lease and two check periods later, and an idle fleet
+//! costs the same whatever its size.
 //!
 //! A future task falls due on the keeper's timer, and on the timer of the worker that a wake-up
 //! reached (the producer of a task earlier than the schedule's head adds one, which exactly one
-//! blocked worker reads): one or two workers tick, never the whole fleet. The clock runs beside
-//! the worker's claims, so a keeper whose slots are all busy still moves due tasks on time.
+//! blocked worker reads), for as long as that worker is the one that moves the heads: one or
+//! two workers tick, never the whole fleet. The clock runs beside the worker's claims, so a
+//! keeper whose slots are all busy still moves due tasks on time.
 
 use std::time::{Duration, SystemTime};
 
+use redis::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::RedisBackend;
 use super::codec::millis;
+use super::keys::GROUP;
 use super::scripts::SCRIPTS;
-use crate::error::{Chain, Result};
+use crate::error::{Chain, Error, Result};
 use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
 
@@ -33,8 +39,9 @@ use crate::time::{millis_of, sleep_until};
 const FLEET_REFRESH: Duration = Duration::from_secs(6 * 60 * 60);
 const FLEET_FORGET: Duration = Duration::from_secs(13 * 60 * 60);
 
-/// The keeper counts the fleet every this many checks (and when it takes the lease).
-const COUNT_EVERY: u32 = 4;
+/// Every this many checks (and at the first two after it takes the lease) the keeper's check
+/// is a full one: it also reads the schedule's head, counts the fleet and forgets idle consumers.
+const FULL_EVERY: u32 = 8;
 
 /// How soon a chore that failed (Redis unreachable) is tried again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -110,7 +117,10 @@ impl RedisBackend {
             }
             if registered.is_none_or(|at| now >= at + FLEET_REFRESH) {
                 registered = match self.join_fleet(worker).await {
-                    Ok(()) => Some(now),
+                    Ok(fleet) => {
+                        workers = workers.max(fleet);
+                        Some(now)
+                    }
                     // Tried again with the next chore.
                     Err(_) => None,
                 };
@@ -126,7 +136,10 @@ impl RedisBackend {
                         Role::Keeper { next: now }
                     }
                     Ok(Some(fleet)) => {
-                        workers = fleet;
+                        // A keeper new to the lease has not counted yet (it wrote 0).
+                        if fleet > 0 {
+                            workers = fleet;
+                        }
                         Role::Looking {
                             next: now + self.look_every(workers),
                         }
@@ -137,9 +150,11 @@ impl RedisBackend {
                     }
                 },
                 Role::Keeper { .. } => {
-                    let count = checks % COUNT_EVERY == 0;
+                    // At the first two checks (the fleet may still be starting), then now
+                    // and then.
+                    let full = checks < 2 || checks % FULL_EVERY == 0;
                     checks = checks.wrapping_add(1);
-                    match self.keeper_check(worker, workers, count).await {
+                    match self.keeper_check(worker, workers, full).await {
                         Ok(Some(fleet)) => {
                             workers = fleet;
                             Role::Keeper {
@@ -177,25 +192,31 @@ impl RedisBackend {
     }
 
     /// How long a worker that is not the keeper waits before it looks at the lease again: at
-    /// random, on average as long as a check period times the number of other workers, so that
-    /// the fleet looks about once a check period whatever its size.
+    /// random, on average as long as two check periods times the number of other workers, so
+    /// that the fleet looks about once every two check periods whatever its size.
     fn look_every(&self, workers: u64) -> Duration {
         let others = workers.saturating_sub(1).max(1) as f64;
-        let spread = 0.25 + crate::key::random_unit() * (2.0 * others - 0.25);
+        let spread = 0.25 + crate::key::random_unit() * (4.0 * others - 0.25);
         self.check_every().mul_f64(spread)
     }
 
-    /// Say that `worker` runs (`{name}:fleet`), for the keeper's count.
-    async fn join_fleet(&self, worker: &str) -> Result<()> {
-        let mut command = redis::cmd("ZADD");
-        command
+    /// Say that `worker` runs (`{name}:fleet`), for the keeper's count; returns how many do.
+    async fn join_fleet(&self, worker: &str) -> Result<u64> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("ZADD")
             .arg(&self.keys.fleet)
             .arg(millis(SystemTime::now()))
-            .arg(worker);
-        self.query::<i64>(&command).await.map(drop)
+            .arg(worker)
+            .ignore()
+            .cmd("ZCARD")
+            .arg(&self.keys.fleet);
+        let (workers,): (u64,) = self.pipeline(&pipeline).await?;
+        Ok(workers)
     }
 
-    /// Take the lease if it is free: `None` when taken; else the fleet's size its holder wrote.
+    /// Take the lease if it is free: `None` when taken; else the fleet's size its holder wrote
+    /// (0 when it has not counted yet).
     async fn look(&self, worker: &str) -> Result<Option<u64>> {
         let mut command = redis::cmd("SET");
         command
@@ -210,14 +231,18 @@ impl RedisBackend {
             value
                 .split_once(' ')
                 .and_then(|(workers, _)| workers.parse().ok())
-                .unwrap_or(1)
+                .unwrap_or(0)
         }))
     }
 
-    /// The keeper's check (`keep.lua`): `None` when this worker no longer holds the lease;
-    /// else the fleet's size. Asks a local worker to take stalled deliveries over when any may
-    /// be waiting, and resigns when none of this process's workers got to the last such ask.
-    async fn keeper_check(&self, worker: &str, workers: u64, count: bool) -> Result<Option<u64>> {
+    /// The keeper's check: `None` when this worker no longer holds the lease; else the fleet's
+    /// size. Asks a local worker to take stalled deliveries over when any may be waiting, and
+    /// resigns when none of this process's workers got to the last such ask.
+    ///
+    /// A light check is two plain commands: renew the lease (`SET … GET`, which tells whether
+    /// another worker took it meanwhile) and the group's pending summary. A `full` one
+    /// (`keep.lua`) also reads the schedule's head, counts the fleet and forgets idle consumers.
+    async fn keeper_check(&self, worker: &str, workers: u64, full: bool) -> Result<Option<u64>> {
         let now = Instant::now();
         let (resign, wakes) = {
             let timer = self.timer.locked();
@@ -226,6 +251,38 @@ impl RedisBackend {
                 .is_some_and(|at| at + self.check_every() <= now);
             (resign, timer.wakes)
         };
+        if !full && !resign {
+            let lease = millis_of(self.options.redelivery_timeout).max(1);
+            let mut renew = redis::cmd("SET");
+            renew
+                .arg(&self.keys.keeper)
+                .arg(format!("{workers} {worker}"))
+                .arg("PX")
+                .arg(lease)
+                .arg("GET");
+            let before: Option<String> = self.query(&renew).await?;
+            if let Some(before) = before.filter(|before| holder(before) != Some(worker)) {
+                // Another worker took the lease while this one's had lapsed: it is the keeper.
+                let mut restore = redis::cmd("SET");
+                restore.arg(&self.keys.keeper).arg(before).arg("PX").arg(lease);
+                self.query::<()>(&restore).await?;
+                return Ok(None);
+            }
+            let mut summary = redis::cmd("XPENDING");
+            summary.arg(&self.keys.stream).arg(GROUP);
+            let pending = match self.query::<Value>(&summary).await {
+                Ok(Value::Array(summary)) => match summary.first() {
+                    Some(Value::Int(count)) => u64::try_from(*count).unwrap_or(0),
+                    _ => 0,
+                },
+                Ok(_) => 0,
+                // No group yet: nothing was ever delivered.
+                Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => 0,
+                Err(error) => return Err(error),
+            };
+            self.ask_reclaim(now, pending);
+            return Ok(Some(workers));
+        }
         let mut invocation = SCRIPTS.keep.prepare_invoke();
         invocation
             .key(&self.keys.keeper)
@@ -236,7 +293,7 @@ impl RedisBackend {
             .arg(millis_of(self.options.redelivery_timeout).max(1))
             .arg(millis(SystemTime::now()))
             .arg(workers)
-            .arg(if count { "1" } else { "0" })
+            .arg("1")
             .arg(millis(SystemTime::now() - FLEET_FORGET))
             .arg(if resign { "1" } else { "0" })
             .arg(millis_of(self.options.redelivery_timeout));
@@ -249,18 +306,25 @@ impl RedisBackend {
             }
             return Ok(None);
         }
+        self.timer.locked().learn_head(next_due, wakes);
+        self.ask_reclaim(now, pending);
+        Ok(Some(workers))
+    }
+
+    /// With deliveries pending (one may be stalled), ask this process's workers for a reclaim
+    /// tick: at once, or when an outage's grace ends.
+    fn ask_reclaim(&self, now: Instant, pending: u64) {
+        if pending == 0 {
+            return;
+        }
         {
             let mut timer = self.timer.locked();
-            timer.learn_head(next_due, wakes);
-            if pending > 0 && timer.reclaim_at.is_none() {
+            if timer.reclaim_at.is_none() {
                 timer.reclaim_at = Some(now.max(timer.not_before));
             }
         }
-        if pending > 0 {
-            // Blocked readers wait for the reclaim's time, and one of them runs the tick.
-            self.chores.notify_waiters();
-        }
-        Ok(Some(workers))
+        // Blocked readers wait for the reclaim's time, and one of them runs the tick.
+        self.chores.notify_waiters();
     }
 
     /// A chore failed: should Redis be unreachable, the blocked readers may be waiting on a
@@ -272,4 +336,9 @@ impl RedisBackend {
             self.unreachable.notify_waiters();
         }
     }
+}
+
+/// The consumer named in a lease's value `<workers> <consumer>`.
+fn holder(value: &str) -> Option<&str> {
+    value.split_once(' ').map(|(_, consumer)| consumer)
 }
