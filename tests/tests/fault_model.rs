@@ -15,7 +15,9 @@
 //!
 //! Operations: schedule (now, later, keyed, `replace`, `add_many`), cancel, strike and restore,
 //! invalid inputs; task behaviours (succeed, fail N runs then succeed, always fail, hang); faults
-//! (freezes of a worker's thread at failpoints, worker crashes, connection cuts by proxy or
+//! (freezes of a worker's thread at failpoints, worker crashes (on Redis, every other sequence
+//! crashes the keeper, the worker that holds the fleet's lease and runs its checks, so that the
+//! lease must lapse and pass on before its tasks run again), connection cuts by proxy or
 //! failpoint, Redis restarts and outages). About a third of the sequences embed a short scenario
 //! aimed at a finding of the Redis protocol audit (R1, R2, R6, R9).
 //!

@@ -57,6 +57,8 @@ enum Exit {
 #[derive(Debug)]
 pub(crate) struct WorkerThread {
     pub(crate) index: usize,
+    /// The worker's name (its consumer on Redis), once it has one.
+    pub(crate) id: Arc<std::sync::OnceLock<String>>,
     pub(crate) crashed: bool,
     pub(crate) proxy: Option<Proxy>,
     stop: Option<oneshot::Sender<()>>,
@@ -75,6 +77,8 @@ impl WorkerThread {
         let (stop, stopped) = oneshot::channel::<()>();
         let (crash, crashed) = oneshot::channel::<()>();
         let id = WorkerId { index, log };
+        let name = Arc::new(std::sync::OnceLock::new());
+        let named = name.clone();
         let thread = std::thread::Builder::new()
             .name(format!("fault-model-worker-{index}"))
             .spawn(move || {
@@ -95,6 +99,7 @@ impl WorkerThread {
                         })?,
                     };
                     let worker = Worker::new(&docket).concurrency(concurrency);
+                    let _ = named.set(worker.id().to_owned());
                     let crash = async {
                         if crashed.await.is_err() {
                             std::future::pending::<()>().await;
@@ -119,6 +124,7 @@ impl WorkerThread {
             .expect("spawn a worker thread");
         WorkerThread {
             index,
+            id: name,
             crashed: false,
             proxy,
             stop: Some(stop),

@@ -397,6 +397,25 @@ impl Sequence {
     }
 
     /// The live worker running the most tasks now (not frozen, when `awake`).
+    /// The live worker that holds the keeper's lease, on Redis.
+    fn keeper(&self) -> Option<usize> {
+        let server = self.server.as_ref()?;
+        let lease = format!("{{{}}}:keeper", self.name);
+        let value = match server
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_command(&["GET", &lease])
+        {
+            Ok(tests::redis_server::Reply::Bulk(value)) => value,
+            _ => return None,
+        };
+        let holder = value.split_once(' ')?.1;
+        self.workers
+            .iter()
+            .find(|worker| worker.live() && worker.id.get().is_some_and(|id| id == holder))
+            .map(|worker| worker.index)
+    }
+
     fn busiest(&self, awake: bool) -> Option<usize> {
         let now = Instant::now();
         let events = self.log.events();
@@ -704,7 +723,10 @@ impl Sequence {
                 });
             }
             Op::Crash => {
-                let Some(index) = self.busiest(true) else {
+                // On Redis, a sequence of an odd id crashes the keeper (the worker that holds the
+                // fleet's lease and runs its checks), the others the busiest worker.
+                let keeper = (self.id % 2 == 1).then(|| self.keeper()).flatten();
+                let Some(index) = keeper.or_else(|| self.busiest(true)) else {
                     self.notes
                         .push(format!("step {}: no awake worker to crash", self.step));
                     return;
