@@ -41,7 +41,8 @@ pub(crate) enum Target {
     InProcess,
     /// The in-memory backend of this process.
     Memory,
-    /// A Redis server: `redis://` or `rediss://` (TLS).
+    /// Redis: one server (`redis://`, `rediss://` for TLS, `unix:///path/to/redis.sock`), or a
+    /// Redis Cluster (`redis+cluster://host:port,host:port`, `rediss+cluster://`).
     Redis(String),
 }
 
@@ -51,7 +52,9 @@ impl Target {
         match url.split_once("://").map(|(scheme, _)| scheme) {
             _ if url.is_empty() => Ok(Target::InProcess),
             Some("memory") => Ok(Target::Memory),
-            Some("redis" | "rediss") => Ok(Target::Redis(url.to_owned())),
+            Some(
+                "redis" | "rediss" | "unix" | "redis+unix" | "redis+cluster" | "rediss+cluster",
+            ) => Ok(Target::Redis(url.to_owned())),
             _ => Err(Error::UnsupportedUrl { url: redact(url) }),
         }
     }

@@ -113,6 +113,18 @@ impl Connect {
         self
     }
 
+    /// After storing tasks, wait until `replicas` replicas of the Redis master hold them too
+    /// (`WAIT`, up to 2 s) before `schedule` or `add_many` returns (default 0: do not wait).
+    /// Redis replicates asynchronously: without it, a master that dies right after answering
+    /// can take the last tasks it stored with it when a replica takes over (on Redis Cluster or
+    /// Sentinel). With it, a schedule that returned `Ok` is on `replicas` replicas; when fewer
+    /// confirm in time, it returns [`Error::NotReplicated`](crate::Error::NotReplicated) (the
+    /// tasks are stored on the master, and run unless a failover loses them).
+    pub fn wait_replicas(mut self, replicas: u32) -> Self {
+        self.redis.wait_replicas = replicas;
+        self
+    }
+
     /// Keep at most `kept` dead letters (default 10,000), none older than `age` (default 30
     /// days); past either, the oldest go first, as the next one is written. Bounds what a
     /// docket keeps of failed tasks' arguments, and the size of its dead-letter hash (managed

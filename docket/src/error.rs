@@ -16,7 +16,7 @@ pub enum Error {
 
     /// A URL names a backend this build of docket does not have.
     #[error(
-        "unsupported docket URL `{url}`: expected `redis://`, `rediss://` (TLS) or `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
+        "unsupported docket URL `{url}`: expected `redis://`, `rediss://` (TLS), `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port` (or `rediss+cluster://`) or `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
     )]
     UnsupportedUrl {
         /// The URL, with any password replaced by `***`.
@@ -179,6 +179,20 @@ pub enum Error {
     /// A strike names an operator docket does not know.
     #[error("unknown strike operator `{0}`: use one of == != > >= < <=")]
     Operator(String),
+
+    /// The tasks were stored on the Redis master, but fewer replicas than
+    /// [`Connect::wait_replicas`](crate::Connect::wait_replicas) asks for confirmed them within
+    /// 2 s. They run unless the master fails before its replicas catch up; scheduling them again
+    /// with the same keys is harmless.
+    #[error(
+        "the tasks were stored, but only {confirmed} of the {wanted} replicas asked for confirmed them in time"
+    )]
+    NotReplicated {
+        /// The replicas asked for.
+        wanted: u32,
+        /// The replicas that confirmed.
+        confirmed: u32,
+    },
 
     /// A batch was stored in parts, and a part failed: the first `stored` tasks of the batch
     /// are in the queue (in the order given), the others are not. Schedule the rest again; keyed

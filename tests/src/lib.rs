@@ -38,6 +38,7 @@
 pub mod background;
 pub mod managed;
 pub mod probe;
+pub mod redis_cluster;
 pub mod redis_server;
 mod wait;
 

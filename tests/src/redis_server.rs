@@ -145,6 +145,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }

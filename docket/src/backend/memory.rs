@@ -784,10 +784,10 @@ impl Backend for MemoryBackend {
             }
             if starts.len() >= *count as usize {
                 let due = *starts.front().expect("the window is full") + *window;
-                if let Some(slot) = took_slot {
-                    if let Some(holders) = store.holders.get_mut(&slot) {
-                        holders.remove(&id);
-                    }
+                if let Some(slot) = took_slot
+                    && let Some(holders) = store.holders.get_mut(&slot)
+                {
+                    holders.remove(&id);
                 }
                 if store.finish_current(delivery).is_some() {
                     store.insert(Message {

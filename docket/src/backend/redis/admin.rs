@@ -29,7 +29,7 @@ impl RedisBackend {
         command.arg("CONSUMERS").arg(&self.keys.stream).arg(GROUP);
         self.sent.fetch_add(1, Ordering::Relaxed);
         let reply: std::result::Result<StreamInfoConsumersReply, _> =
-            command.query_async(&mut self.connection()).await;
+            command.query_async(&mut self.connection().await?).await;
         let consumers = match reply {
             Ok(reply) => reply.consumers,
             // No stream or group yet: no worker has ever started.

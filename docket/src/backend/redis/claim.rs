@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +44,7 @@ const FULL_PAUSE: Duration = Duration::from_millis(100);
 /// A connection that blocks in `XREADGROUP`. A worker that stops drops it, which ends the
 /// blocked read on the server: no `CLIENT UNBLOCK` (which managed services lack) is needed.
 pub(super) struct Reader {
-    pub(super) connection: MultiplexedConnection,
+    pub(super) connection: super::connection::Link,
     /// The runtime its connection's task runs on: used from no other.
     pub(super) runtime: tokio::runtime::Id,
 }

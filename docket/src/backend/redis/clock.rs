@@ -152,7 +152,7 @@ impl RedisBackend {
                 Role::Keeper { .. } => {
                     // At the first two checks (the fleet may still be starting), then now
                     // and then.
-                    let full = checks < 2 || checks % FULL_EVERY == 0;
+                    let full = checks < 2 || checks.is_multiple_of(FULL_EVERY);
                     checks = checks.wrapping_add(1);
                     match self.keeper_check(worker, workers, full).await {
                         Ok(Some(fleet)) => {

@@ -134,7 +134,7 @@ impl Entry {
 /// Decode one stream entry from its id and `[field, value, field, value, ...]`.
 pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> Entry {
     let mut map: HashMap<&[u8], &[u8]> = HashMap::new();
-    let mut malformed = fields.len() % 2 != 0;
+    let mut malformed = !fields.len().is_multiple_of(2);
     for pair in fields.chunks(2) {
         match pair {
             [Value::BulkString(field), Value::BulkString(value)] => {

@@ -8,11 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::io::tcp::socket2::TcpKeepalive;
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, Script,
+    AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, Script, Value,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -28,6 +33,10 @@ use crate::sync::Locked;
 /// How long an answer may take on the shared connection before it counts as unreachable.
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a cluster connection tries a command again (after a redirect, a failover, or a
+/// node that is down) before the call fails.
+const CLUSTER_RETRIES: u32 = 4;
 
 /// The longest a connection waits between two attempts to reconnect.
 pub(super) const RECONNECT_DELAY: Duration = Duration::from_secs(2);
@@ -47,9 +56,109 @@ pub(super) const KEEPALIVE_PROBES: u32 = 3;
 /// A dead runtime's connection is never mistaken for an unreachable Redis.
 pub(super) struct Shared {
     pub(super) runtime: tokio::runtime::Id,
-    pub(super) connection: ConnectionManager,
+    pub(super) connection: Link,
     /// Cancelled when the runtime ends (a task spawned on it holds the guard).
     pub(super) ended: CancellationToken,
+}
+
+/// How a docket reaches Redis. One per backend, made once: the size of its variants does not
+/// matter.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Endpoint {
+    /// One server (`redis://`, `rediss://`, `unix://`): a connection manager per runtime that
+    /// reconnects by itself, and plain connections for blocking reads.
+    Single {
+        client: Client,
+        config: ConnectionManagerConfig,
+    },
+    /// A Redis Cluster (`redis+cluster://`, `rediss+cluster://`): a docket's keys share one hash
+    /// tag, so one slot; the cluster connection follows redirects and failovers. Blocking reads
+    /// use cluster connections of their own (a blocked command holds its node's connection).
+    Cluster(Cluster),
+}
+
+/// The clients of a Redis Cluster endpoint.
+pub(super) struct Cluster {
+    shared: ClusterClient,
+    blocking: ClusterClient,
+    /// A plain client of one node, for `SUBSCRIBE`: a cluster passes each `PUBLISH` to every
+    /// node.
+    pubsub: Client,
+}
+
+impl Endpoint {
+    /// A client for pub/sub subscriptions.
+    pub(super) fn pubsub(&self) -> &Client {
+        match self {
+            Endpoint::Single { client, .. } => client,
+            Endpoint::Cluster(cluster) => &cluster.pubsub,
+        }
+    }
+}
+
+/// A connection to the docket's Redis, whichever kind it is.
+#[derive(Clone)]
+pub(super) enum Link {
+    Managed(ConnectionManager),
+    Direct(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Managed(connection) => connection.req_packed_command(cmd),
+            Link::Direct(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Managed(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Direct(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Managed(connection) => connection.get_db(),
+            Link::Direct(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// The nodes of a `redis+cluster://` or `rediss+cluster://` URL, each as a `redis://` or
+/// `rediss://` URL carrying the credentials: `redis+cluster://user:pw@h1:p1,h2:p2` gives
+/// `redis://user:pw@h1:p1` and `redis://user:pw@h2:p2`. `None` for any other URL.
+pub(super) fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let base = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    // What follows the hosts (a path or a query) is not a node's.
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, _) = rest.split_at(end);
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), authority),
+    };
+    Some(
+        hosts
+            .split(',')
+            .filter(|host| !host.is_empty())
+            .map(|host| format!("{base}://{credentials}{host}"))
+            .collect(),
+    )
 }
 
 impl RedisBackend {
@@ -57,7 +166,7 @@ impl RedisBackend {
     /// [`Error::Unavailable`] on first use, not here.
     pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
         let redacted = crate::config::redact(url);
-        if url.starts_with("rediss://") {
+        if url.starts_with("rediss") {
             // rustls needs a process-wide crypto provider. Install ring's unless the application
             // already chose one.
             let _ = rustls::crypto::ring::default_provider().install_default();
@@ -72,35 +181,62 @@ impl RedisBackend {
             .with_time(KEEPALIVE_IDLE)
             .with_interval(KEEPALIVE_INTERVAL)
             .with_retries(KEEPALIVE_PROBES);
-        let info = url
-            .into_connection_info()
-            .map_err(invalid)?
-            .set_tcp_settings(TcpSettings::default().set_keepalive(keepalive));
-        let client = match &options.tls_ca {
-            Some(ca) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            None => Client::open(info),
-        }
-        .map_err(invalid)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(RECONNECT_DELAY);
-        // Checked here, so that a bad URL or setting fails `open`, not the first use.
-        client
-            .get_connection_manager_lazy(config.clone())
-            .map_err(invalid)?;
+        let tcp = TcpSettings::default().set_keepalive(keepalive);
+        let certificates = |ca: &Vec<u8>| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.clone()),
+        };
+        let plain_client = |url: &str| {
+            let info = url.into_connection_info()?.set_tcp_settings(tcp.clone());
+            match &options.tls_ca {
+                Some(ca) => Client::build_with_tls(info, certificates(ca)),
+                None => Client::open(info),
+            }
+        };
+        let endpoint = match cluster_nodes(url) {
+            Some(nodes) if nodes.is_empty() => {
+                return Err(Error::Config(format!(
+                    "cannot use the Redis URL `{redacted}`: it names no cluster node"
+                )));
+            }
+            Some(nodes) => {
+                let builder = |response_timeout: Option<Duration>| {
+                    let mut builder = ClusterClientBuilder::new(nodes.clone())
+                        .connection_timeout(CONNECT_TIMEOUT)
+                        .retries(CLUSTER_RETRIES)
+                        .tcp_settings(tcp.clone());
+                    if let Some(timeout) = response_timeout {
+                        builder = builder.response_timeout(timeout);
+                    }
+                    if let Some(ca) = &options.tls_ca {
+                        builder = builder.certs(certificates(ca));
+                    }
+                    builder.build()
+                };
+                Endpoint::Cluster(Cluster {
+                    shared: builder(Some(RESPONSE_TIMEOUT)).map_err(invalid)?,
+                    blocking: builder(None).map_err(invalid)?,
+                    pubsub: plain_client(&nodes[0]).map_err(invalid)?,
+                })
+            }
+            None => {
+                let client = plain_client(url).map_err(invalid)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(RECONNECT_DELAY);
+                // Checked here, so that a bad URL or setting fails `open`, not the first use.
+                client
+                    .get_connection_manager_lazy(config.clone())
+                    .map_err(invalid)?;
+                Endpoint::Single { client, config }
+            }
+        };
         Ok(RedisBackend {
             keys: Keys::new(name),
             url: redacted,
-            client,
-            config,
+            endpoint,
             shared: Mutex::new(Vec::new()),
             readers: Mutex::new(Vec::new()),
             timer: Mutex::new(Timer {
@@ -194,7 +330,7 @@ impl RedisBackend {
     ) -> Result<T> {
         let command = invocation.command(script);
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.connection();
+        let mut connection = self.connection().await?;
         match run_script(&mut connection, script, &command).await {
             Err(error) if is_no_group(&error) => {
                 self.create_group().await?;
@@ -210,10 +346,13 @@ impl RedisBackend {
     pub(super) async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
         failpoint!(redis "redis.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let reply = command
-            .query_async(&mut self.connection())
-            .await
-            .map_err(into_error);
+        let reply = match self.connection().await {
+            Ok(mut connection) => command
+                .query_async(&mut connection)
+                .await
+                .map_err(into_error),
+            Err(error) => Err(error),
+        };
         self.heard(&reply);
         failpoint!(redis "redis.reply");
         reply
@@ -236,7 +375,7 @@ impl RedisBackend {
     ) -> Result<T> {
         self.sent
             .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-        let mut connection = self.connection();
+        let mut connection = self.connection().await?;
         match pipeline.query_async(&mut connection).await {
             Err(error) if is_no_group(&error) => {
                 self.create_group().await?;
@@ -267,19 +406,39 @@ impl RedisBackend {
         }
     }
 
-    /// The shared connection of the current runtime, opened (lazily) on its first use there.
-    pub(super) fn connection(&self) -> ConnectionManager {
+    /// The shared connection of the current runtime, opened on its first use there (lazily,
+    /// on one server: it connects with its first command).
+    pub(super) async fn connection(&self) -> Result<Link> {
         let runtime = tokio::runtime::Handle::current();
         let id = runtime.id();
+        {
+            let mut shared = self.shared.locked();
+            if let Some(found) = shared.iter().find(|shared| shared.runtime == id) {
+                return Ok(found.connection.clone());
+            }
+            shared.retain(|shared| !shared.ended.is_cancelled());
+        }
+        let connection = match &self.endpoint {
+            Endpoint::Single { client, config } => Link::Managed(
+                client
+                    .get_connection_manager_lazy(config.clone())
+                    .expect("the client and its settings were checked when the backend was opened"),
+            ),
+            Endpoint::Cluster(cluster) => Link::Cluster(
+                tokio::time::timeout(
+                    CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
+                    cluster.shared.get_async_connection(),
+                )
+                .await
+                .map_err(|_| unavailable("connecting to the cluster did not return"))?
+                .map_err(into_error)?,
+            ),
+        };
         let mut shared = self.shared.locked();
         if let Some(found) = shared.iter().find(|shared| shared.runtime == id) {
-            return found.connection.clone();
+            // Another call of this runtime connected meanwhile.
+            return Ok(found.connection.clone());
         }
-        shared.retain(|shared| !shared.ended.is_cancelled());
-        let connection = self
-            .client
-            .get_connection_manager_lazy(self.config.clone())
-            .expect("the client and its settings were checked when the backend was opened");
         let ended = CancellationToken::new();
         let guard = ended.clone().drop_guard();
         runtime.spawn(async move {
@@ -291,25 +450,38 @@ impl RedisBackend {
             connection: connection.clone(),
             ended,
         });
-        connection
+        Ok(connection)
     }
 
     /// A connection of its own, for reads that block: no answer timeout.
-    pub(super) async fn dedicated(&self) -> Result<MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(None);
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
+    pub(super) async fn dedicated(&self) -> Result<Link> {
+        match &self.endpoint {
+            Endpoint::Single { client, .. } => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(None);
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Link::Direct)
+                    .map_err(into_error)
+            }
+            Endpoint::Cluster(cluster) => tokio::time::timeout(
+                CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
+                cluster.blocking.get_async_connection(),
+            )
             .await
-            .map_err(into_error)
+            .map_err(|_| unavailable("connecting to the cluster did not return"))?
+            .map(Link::Cluster)
+            .map_err(into_error),
+        }
     }
 }
 
 /// Send `command`, the `EVALSHA` of `script`; on `NOSCRIPT` (a server that has not seen the
 /// script, or lost it in a restart), load the script and send it again.
 async fn run_script<T: FromRedisValue>(
-    connection: &mut ConnectionManager,
+    connection: &mut Link,
     script: &Script,
     command: &Cmd,
 ) -> redis::RedisResult<T> {

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use super::codec::{self, SignalEntry};
@@ -26,7 +25,7 @@ pub(super) const SIGNAL_BATCH: usize = 100;
 pub(super) async fn follow_signals(
     signals: String,
     sent: Arc<AtomicU64>,
-    mut connection: MultiplexedConnection,
+    mut connection: super::connection::Link,
     position: Arc<Mutex<Option<String>>>,
     mut last: String,
     sender: mpsc::UnboundedSender<Signal>,

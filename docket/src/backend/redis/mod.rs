@@ -36,8 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use redis::aio::ConnectionManagerConfig;
-use redis::{Client, RedisError, Value};
+use redis::{RedisError, Value};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +74,8 @@ pub(crate) struct RedisOptions {
     pub(crate) dead_letters_kept: usize,
     /// How long a dead letter is kept.
     pub(crate) dead_letter_age: Duration,
+    /// How many replicas must confirm stored tasks before `enqueue` returns (0: none).
+    pub(crate) wait_replicas: u32,
 }
 
 impl Default for RedisOptions {
@@ -86,6 +87,7 @@ impl Default for RedisOptions {
             max_deliveries: 5,
             dead_letters_kept: super::DEAD_LETTERS_KEPT,
             dead_letter_age: super::DEAD_LETTER_AGE,
+            wait_replicas: 0,
         }
     }
 }
@@ -99,9 +101,13 @@ impl std::fmt::Debug for RedisOptions {
             .field("max_deliveries", &self.max_deliveries)
             .field("dead_letters_kept", &self.dead_letters_kept)
             .field("dead_letter_age", &self.dead_letter_age)
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
+
+/// The longest `enqueue` waits for replicas to confirm (see `Connect::wait_replicas`).
+const REPLICA_WAIT: Duration = Duration::from_secs(2);
 
 /// The most bytes one request may take on managed Redis: Upstash's limit on its free and
 /// pay-as-you-go plans, "1 MB", read as 10^6 bytes.
@@ -140,8 +146,7 @@ pub(crate) struct RedisBackend {
     keys: Keys,
     /// The URL without its password, for messages.
     url: String,
-    client: Client,
-    config: ConnectionManagerConfig,
+    endpoint: connection::Endpoint,
     /// Shared by every operation but the blocking read, one for each tokio runtime that uses
     /// this docket (see [`Shared`]).
     shared: Mutex<Vec<Shared>>,
@@ -270,6 +275,21 @@ impl RedisBackend {
         Ok(calls)
     }
 
+    /// Wait until [`RedisOptions::wait_replicas`] replicas hold what this handle wrote.
+    async fn replicated(&self) -> Result<()> {
+        let wanted = self.options.wait_replicas;
+        let mut command = redis::cmd("WAIT");
+        command.arg(wanted).arg(millis_of(REPLICA_WAIT));
+        let confirmed: i64 = self.query(&command).await?;
+        if confirmed < i64::from(wanted) {
+            return Err(Error::NotReplicated {
+                wanted,
+                confirmed: u32::try_from(confirmed.max(0)).unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
     fn fits(&self, message: &Message, json: &str) -> Result<()> {
         if json.len() > self.options.max_payload {
             return Err(Error::PayloadTooLarge {
@@ -303,6 +323,9 @@ impl Backend for RedisBackend {
                     });
                 }
             };
+            if self.options.wait_replicas > 0 {
+                self.replicated().await?;
+            }
             for outcome in outcomes {
                 dispositions.push(match outcome {
                     0 => Disposition::Added,
@@ -671,7 +694,7 @@ impl Backend for RedisBackend {
     async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         let channel = self.keys.state(key);
         let subscribe = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = self.endpoint.pubsub().get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, RedisError>(pubsub)
         };

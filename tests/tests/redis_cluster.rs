@@ -1,0 +1,161 @@
+//! Redis Cluster, one partition: the whole behaviour suite on a local cluster of 3 masters with a
+//! replica each (`tests::redis_cluster`), reached by a `redis+cluster://` URL; and a manual
+//! failover and a killed master in the middle of a run.
+
+mod behaviour;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use docket::{Docket, Worker};
+use tests::eventually;
+use tests::probe::Probe;
+use tests::redis_cluster::RedisCluster;
+use tests::redis_server::{Reply, unique_name};
+
+/// One cluster for the suite's tests (a cluster takes seconds to form), each with a docket name
+/// of its own.
+fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+async fn open() -> Docket {
+    let url = shared_cluster().url();
+    Docket::connect(url)
+        .name(unique_name("behaviour-cluster"))
+        .await
+        .expect("open a docket on the cluster")
+}
+
+behaviour::behaviour_suite!(open);
+
+#[docket::task]
+async fn note(probe: String, n: u32) {
+    Probe::find(&probe).start(n.to_string()).finish();
+}
+
+/// Every task whose `schedule` returned `Ok`, before, during and after `disrupt`, runs.
+/// `replicas`: [`Connect::wait_replicas`](docket::Connect::wait_replicas).
+async fn work_goes_on_through(replicas: u32, disrupt: impl AsyncFnOnce(&mut RedisCluster, &str)) {
+    let mut cluster = RedisCluster::start();
+    let name = unique_name("cluster-failover");
+    let docket = Docket::connect(cluster.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(2))
+        .wait_replicas(replicas)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let worker = {
+        let docket = docket.clone();
+        tokio::spawn(async move {
+            Worker::new(&docket)
+                .run_until(async move { stopped.notified().await })
+                .await
+        })
+    };
+    let probe = Probe::new();
+    let mut acknowledged = BTreeSet::new();
+    for n in 0..20 {
+        Note::schedule(probe.id(), n).on(&docket).await.unwrap();
+        acknowledged.insert(n.to_string());
+    }
+    probe
+        .until("the first tasks run", |p| p.finishes() >= 20)
+        .await;
+    // More tasks while the cluster changes: those whose `schedule` failed (the cluster was
+    // down, or no replica confirmed them) were not acknowledged.
+    let scheduling = {
+        let (docket, probe) = (docket.clone(), probe.id().to_owned());
+        tokio::spawn(async move {
+            let mut acknowledged = BTreeSet::new();
+            let until = std::time::Instant::now() + Duration::from_secs(12);
+            for n in (20..80).take_while(|_| std::time::Instant::now() < until) {
+                if Note::schedule(probe.clone(), n).on(&docket).await.is_ok() {
+                    acknowledged.insert(n.to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            acknowledged
+        })
+    };
+    disrupt(&mut cluster, &format!("{{{name}}}:stream")).await;
+    acknowledged.extend(scheduling.await.unwrap());
+    let ran = || -> BTreeSet<String> {
+        probe
+            .runs()
+            .iter()
+            .filter(|run| run.finished.is_some())
+            .map(|run| run.label.clone())
+            .collect()
+    };
+    eventually(
+        "every acknowledged task to run",
+        Duration::from_secs(60),
+        async || acknowledged.is_subset(&ran()),
+    )
+    .await;
+    assert!(
+        acknowledged.len() > 20,
+        "some tasks were scheduled after the change"
+    );
+    stop.notify_waiters();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_goes_on_through_a_manual_failover() {
+    // A manual failover waits for the replica to catch up: nothing is lost, without `WAIT`.
+    work_goes_on_through(0, async |cluster: &mut RedisCluster, key: &str| {
+        let master = cluster.master_index(key);
+        // The replica of that master takes over: `CLUSTER FAILOVER` on it.
+        let replica = cluster
+            .nodes
+            .iter()
+            .position(|node| {
+                matches!(node.try_command(&["ROLE"]), Ok(Reply::Array(role))
+                    if role.first() == Some(&Reply::Bulk("slave".into()))
+                        && role.get(2) == Some(&Reply::Integer(i64::from(cluster.nodes[master].port()))))
+            })
+            .expect("the master has a replica");
+        cluster.nodes[replica].command(&["CLUSTER", "FAILOVER"]);
+        eventually("the replica to take over", Duration::from_secs(20), async || {
+            owns_slot_of(&cluster.nodes[replica], key)
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_goes_on_when_a_master_is_killed() {
+    // Replication is asynchronous: only tasks a replica confirmed survive the master's death.
+    work_goes_on_through(1, async |cluster: &mut RedisCluster, key: &str| {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let master = cluster.master_index(key);
+        cluster.nodes[master].kill();
+        eventually(
+            "a replica to take over",
+            Duration::from_secs(30),
+            async || {
+                cluster
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .any(|(index, node)| index != master && owns_slot_of(node, key))
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+/// Whether `node` serves `key`'s slot as its master: it answers for the key (the others,
+/// replicas included, redirect).
+fn owns_slot_of(node: &tests::redis_server::RedisServer, key: &str) -> bool {
+    matches!(node.try_command(&["EXISTS", key]), Ok(Reply::Integer(_)))
+}
