@@ -524,3 +524,30 @@ pub(super) fn into_error(error: RedisError) -> Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn a_cluster_url_names_each_node_with_the_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://user:pw@127.0.0.1:7001,127.0.0.1:7002/0?x=1"),
+            Some(vec![
+                "redis://user:pw@127.0.0.1:7001".to_owned(),
+                "redis://user:pw@127.0.0.1:7002".to_owned(),
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://[::1]:7001"),
+            Some(vec!["rediss://[::1]:7001".to_owned()])
+        );
+        // A password may hold `@` and `,`: the hosts are after the last `@`.
+        assert_eq!(
+            cluster_nodes("redis+cluster://:p@s,s@h:1"),
+            Some(vec!["redis://:p@s,s@h:1".to_owned()])
+        );
+        assert_eq!(cluster_nodes("redis+cluster://"), Some(vec![]));
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379"), None);
+    }
+}
