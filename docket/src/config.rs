@@ -41,8 +41,10 @@ pub(crate) enum Target {
     InProcess,
     /// The in-memory backend of this process.
     Memory,
-    /// Redis: one server (`redis://`, `rediss://` for TLS, `unix:///path/to/redis.sock`), or a
-    /// Redis Cluster (`redis+cluster://host:port,host:port`, `rediss+cluster://`).
+    /// Redis: one server (`redis://`, `rediss://` for TLS, `unix:///path/to/redis.sock`), a
+    /// Redis Cluster (`redis+cluster://host:port,host:port`, `rediss+cluster://`), or a master
+    /// watched by Sentinels (`redis+sentinel://host:port,host:port/name[/db]`,
+    /// `rediss+sentinel://`).
     Redis(String),
 }
 
@@ -53,7 +55,8 @@ impl Target {
             _ if url.is_empty() => Ok(Target::InProcess),
             Some("memory") => Ok(Target::Memory),
             Some(
-                "redis" | "rediss" | "unix" | "redis+unix" | "redis+cluster" | "rediss+cluster",
+                "redis" | "rediss" | "unix" | "redis+unix" | "redis+cluster" | "rediss+cluster"
+                | "redis+sentinel" | "rediss+sentinel",
             ) => Ok(Target::Redis(url.to_owned())),
             _ => Err(Error::UnsupportedUrl { url: redact(url) }),
         }

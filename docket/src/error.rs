@@ -16,7 +16,7 @@ pub enum Error {
 
     /// A URL names a backend this build of docket does not have.
     #[error(
-        "unsupported docket URL `{url}`: expected `redis://`, `rediss://` (TLS), `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port` (or `rediss+cluster://`) or `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
+        "unsupported docket URL `{url}`: expected `redis://`, `rediss://` (TLS), `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port` (or `rediss+cluster://`), `redis+sentinel://host:port,host:port/name` (or `rediss+sentinel://`) or `memory://`, or leave `DOCKET_URL` unset to run tasks in-process"
     )]
     UnsupportedUrl {
         /// The URL, with any password replaced by `***`.

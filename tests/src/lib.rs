@@ -39,6 +39,7 @@ pub mod background;
 pub mod managed;
 pub mod probe;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 mod wait;
 

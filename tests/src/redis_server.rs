@@ -183,7 +183,12 @@ impl RedisServer {
     }
 
     pub fn try_command(&self, args: &[&str]) -> Result<Reply, String> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        RedisServer::command_at(self.port, args)
+    }
+
+    /// Run one command on whatever listens on loopback `port` (a Sentinel, say).
+    pub fn command_at(port: u16, args: &[&str]) -> Result<Reply, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
         let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
         let mut request = format!("*{}\r\n", args.len()).into_bytes();

@@ -13,6 +13,7 @@ use redis::aio::{
 };
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::io::tcp::TcpSettings;
 use redis::io::tcp::socket2::TcpKeepalive;
 use redis::{
@@ -75,6 +76,41 @@ pub(super) enum Endpoint {
     /// tag, so one slot; the cluster connection follows redirects and failovers. Blocking reads
     /// use cluster connections of their own (a blocked command holds its node's connection).
     Cluster(Cluster),
+    /// A master watched by Sentinels (`redis+sentinel://`, `rediss+sentinel://`): the
+    /// Sentinels name the master; after a failover (the old master unreachable, or answering
+    /// `READONLY` as a replica) the docket asks them again.
+    Sentinel(Sentinel),
+}
+
+/// A Sentinel endpoint: the Sentinels, and the master they last named.
+pub(super) struct Sentinel {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    master: Mutex<Option<Client>>,
+    config: ConnectionManagerConfig,
+}
+
+impl Sentinel {
+    /// A client of the master: the one last named, or the one the Sentinels name now.
+    async fn master(&self) -> Result<Client> {
+        if let Some(client) = self.master.locked().clone() {
+            return Ok(client);
+        }
+        let mut sentinels = self.sentinels.lock().await;
+        if let Some(client) = self.master.locked().clone() {
+            return Ok(client);
+        }
+        let client = tokio::time::timeout(
+            CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
+            sentinels.async_get_client(),
+        )
+        .await
+        .map_err(|_| unavailable("asking the Sentinels for the master did not return"))?
+        .map_err(|error| Error::Unavailable {
+            source: Box::new(error),
+        })?;
+        *self.master.locked() = Some(client.clone());
+        Ok(client)
+    }
 }
 
 /// The clients of a Redis Cluster endpoint.
@@ -92,6 +128,7 @@ impl Endpoint {
         match self {
             Endpoint::Single { client, .. } => client,
             Endpoint::Cluster(cluster) => &cluster.pubsub,
+            Endpoint::Sentinel(_) => unreachable!("a Sentinel endpoint's master is asked for"),
         }
     }
 }
@@ -161,6 +198,56 @@ pub(super) fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     )
 }
 
+/// A `redis+sentinel://` or `rediss+sentinel://` URL: `[user:pw@]s1:p1,s2:p2/master[/db]`.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct SentinelUrl {
+    /// Each Sentinel as a `redis://` (or `rediss://`) URL, without credentials.
+    pub(super) sentinels: Vec<String>,
+    /// The name the Sentinels watch the master under.
+    pub(super) master: String,
+    /// The master's URL as the Sentinels' answer will complete it: its scheme, credentials and
+    /// database, with a placeholder host.
+    pub(super) settings: String,
+    pub(super) tls: bool,
+}
+
+/// The parts of a Sentinel URL; `None` for any other URL, `Some(Err)` for a malformed one.
+pub(super) fn sentinel_url(url: &str) -> Option<std::result::Result<SentinelUrl, String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let base = match scheme {
+        "redis+sentinel" => "redis",
+        "rediss+sentinel" => "rediss",
+        _ => return None,
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let sentinels: Vec<String> = hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("{base}://{host}"))
+        .collect();
+    let mut path = path.split('?').next().unwrap_or("").split('/');
+    let master = path.next().unwrap_or("").to_owned();
+    let db = path.next().filter(|db| !db.is_empty()).unwrap_or("0");
+    Some(if sentinels.is_empty() {
+        Err("it names no Sentinel".to_owned())
+    } else if master.is_empty() {
+        Err("it names no master: write `/name` after the Sentinels".to_owned())
+    } else if db.parse::<i64>().is_err() {
+        Err(format!("`{db}` is not a database number"))
+    } else {
+        Ok(SentinelUrl {
+            sentinels,
+            master,
+            settings: format!("{base}://{credentials}localhost/{db}"),
+            tls: base == "rediss",
+        })
+    })
+}
+
 impl RedisBackend {
     /// A handle on the docket `name` at `url`. Connects lazily: an unreachable server shows as
     /// [`Error::Unavailable`] on first use, not here.
@@ -193,7 +280,46 @@ impl RedisBackend {
                 None => Client::open(info),
             }
         };
+        let sentinel = match sentinel_url(url) {
+            Some(Ok(sentinel)) => Some(sentinel),
+            Some(Err(problem)) => {
+                return Err(Error::Config(format!(
+                    "cannot use the Redis URL `{redacted}`: {problem}"
+                )));
+            }
+            None => None,
+        };
         let endpoint = match cluster_nodes(url) {
+            _ if sentinel.is_some() => {
+                let sentinel = sentinel.expect("checked just above");
+                let settings = sentinel
+                    .settings
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(invalid)?;
+                let mut node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(settings.redis_settings().clone())
+                    .set_tcp_settings(tcp.clone());
+                if sentinel.tls {
+                    node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let sentinels = SentinelClient::build(
+                    sentinel.sentinels.clone(),
+                    sentinel.master.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(invalid)?;
+                Endpoint::Sentinel(Sentinel {
+                    sentinels: tokio::sync::Mutex::new(sentinels),
+                    master: Mutex::new(None),
+                    config: ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                        .set_number_of_retries(2)
+                        .set_max_delay(RECONNECT_DELAY),
+                })
+            }
             Some(nodes) if nodes.is_empty() => {
                 return Err(Error::Config(format!(
                     "cannot use the Redis URL `{redacted}`: it names no cluster node"
@@ -304,6 +430,19 @@ impl RedisBackend {
     pub(super) fn heard<T>(&self, reply: &Result<T>) {
         if reply.as_ref().is_err_and(Error::is_unavailable) {
             self.outage();
+            if let Endpoint::Sentinel(sentinel) = &self.endpoint {
+                // The master may have changed: ask the Sentinels again, on new connections.
+                *sentinel.master.locked() = None;
+                self.shared.locked().clear();
+            }
+        }
+    }
+
+    /// A client for pub/sub subscriptions.
+    pub(super) async fn pubsub_client(&self) -> Result<Client> {
+        match &self.endpoint {
+            Endpoint::Sentinel(sentinel) => sentinel.master().await,
+            endpoint => Ok(endpoint.pubsub().clone()),
         }
     }
 
@@ -424,6 +563,12 @@ impl RedisBackend {
                     .get_connection_manager_lazy(config.clone())
                     .expect("the client and its settings were checked when the backend was opened"),
             ),
+            Endpoint::Sentinel(sentinel) => Link::Managed(
+                Box::pin(sentinel.master())
+                    .await?
+                    .get_connection_manager_lazy(sentinel.config.clone())
+                    .map_err(into_error)?,
+            ),
             Endpoint::Cluster(cluster) => Link::Cluster(
                 tokio::time::timeout(
                     CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
@@ -461,6 +606,17 @@ impl RedisBackend {
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(None);
                 client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(Link::Direct)
+                    .map_err(into_error)
+            }
+            Endpoint::Sentinel(sentinel) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(None);
+                Box::pin(sentinel.master())
+                    .await?
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map(Link::Direct)
@@ -512,7 +668,7 @@ pub(super) fn into_error(error: RedisError) -> Error {
         || error.is_timeout()
         || matches!(
             error.code(),
-            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY" | "READONLY")
         );
     if transient {
         Error::Unavailable {

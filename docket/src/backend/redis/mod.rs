@@ -694,7 +694,12 @@ impl Backend for RedisBackend {
     async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
         let channel = self.keys.state(key);
         let subscribe = async {
-            let mut pubsub = self.endpoint.pubsub().get_async_pubsub().await?;
+            let mut pubsub = self
+                .pubsub_client()
+                .await
+                .map_err(|error| RedisError::from(std::io::Error::other(error.to_string())))?
+                .get_async_pubsub()
+                .await?;
             pubsub.subscribe(&channel).await?;
             Ok::<_, RedisError>(pubsub)
         };
