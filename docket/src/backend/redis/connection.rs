@@ -13,9 +13,9 @@ use redis::aio::{
 };
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::io::tcp::TcpSettings;
 use redis::io::tcp::socket2::TcpKeepalive;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError,
     RedisFuture, Script, Value,
@@ -683,7 +683,43 @@ pub(super) fn into_error(error: RedisError) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::cluster_nodes;
+    use super::{SentinelUrl, cluster_nodes, sentinel_url};
+
+    #[test]
+    fn a_sentinel_url_names_the_sentinels_the_master_and_its_settings() {
+        assert_eq!(
+            sentinel_url("redis+sentinel://u:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/2"),
+            Some(Ok(SentinelUrl {
+                sentinels: vec![
+                    "redis://127.0.0.1:26379".to_owned(),
+                    "redis://127.0.0.1:26380".to_owned(),
+                ],
+                master: "mymaster".to_owned(),
+                settings: "redis://u:pw@localhost/2".to_owned(),
+                tls: false,
+            }))
+        );
+        let tls = sentinel_url("rediss+sentinel://h:26379/m")
+            .unwrap()
+            .unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.settings, "rediss://localhost/0");
+        assert_eq!(
+            sentinel_url("redis+sentinel://h:26379"),
+            Some(Err(
+                "it names no master: write `/name` after the Sentinels".to_owned()
+            ))
+        );
+        assert_eq!(
+            sentinel_url("redis+sentinel:///m"),
+            Some(Err("it names no Sentinel".to_owned()))
+        );
+        assert!(matches!(
+            sentinel_url("redis+sentinel://h/m/x"),
+            Some(Err(_))
+        ));
+        assert_eq!(sentinel_url("redis://h"), None);
+    }
 
     #[test]
     fn a_cluster_url_names_each_node_with_the_credentials() {
