@@ -159,3 +159,27 @@ async fn work_goes_on_when_a_master_is_killed() {
 fn owns_slot_of(node: &tests::redis_server::RedisServer, key: &str) -> bool {
     matches!(node.try_command(&["EXISTS", key]), Ok(Reply::Integer(_)))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_url_to_a_node_that_does_not_serve_the_docket_says_to_use_a_cluster_url() {
+    let cluster = shared_cluster();
+    let name = unique_name("cluster-plain");
+    let owner = cluster.master_index(&format!("{{{name}}}:stream"));
+    let other = (0..3).find(|index| *index != owner).unwrap();
+    let docket = Docket::connect(format!("redis://127.0.0.1:{}", cluster.nodes[other].port()))
+        .name(&name)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let error = Note::schedule(Probe::new().id(), 1)
+        .on(&docket)
+        .await
+        .unwrap_err();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(chain.contains("redis+cluster://"), "{chain}");
+}

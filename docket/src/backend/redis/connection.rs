@@ -662,6 +662,16 @@ pub(super) fn unavailable(message: &str) -> Error {
 
 /// Connection-class failures may pass; everything else is the server refusing the operation.
 pub(super) fn into_error(error: RedisError) -> Error {
+    if matches!(error.code(), Some("MOVED" | "ASK")) {
+        // A `redis://` URL naming a node of a cluster that serves other slots.
+        return Error::Backend {
+            source: format!(
+                "{error}: this Redis is a node of a Redis Cluster, and another node serves the \
+                 docket's keys; connect with `redis+cluster://host:port`"
+            )
+            .into(),
+        };
+    }
     let transient = error.is_io_error()
         || error.is_connection_refusal()
         || error.is_connection_dropped()
