@@ -18,8 +18,8 @@ use crate::handle::Docket;
 /// other than ASCII letters, digits, `-`, `_` and `.`; a worker concurrency of 0 or above what a
 /// tokio semaphore holds; a redelivery timeout outside 100 ms ..= 7 days; a payload limit outside
 /// 256 bytes ..= 512 MiB; `max_deliveries(0)`; `dead_letters` keeping none, or for less than a
-/// minute; a CA that holds no certificate, or one that does not parse; a `redis://` or
-/// `rediss://` URL that does not parse. A URL of another scheme is an
+/// minute; a CA that holds no certificate, or one that does not parse; a Redis URL that does not
+/// parse (a cluster URL without a node, a Sentinel URL without a master's name). A URL of another scheme is an
 /// [`Error::UnsupportedUrl`](crate::Error::UnsupportedUrl). Redis itself is reached on first use,
 /// so an unreachable server is no error here. Errors and `Debug` output show the URL with its
 /// password replaced by `***`.

@@ -67,15 +67,17 @@ impl Docket {
     /// ASCII letters, digits, `-`, `_` and `.`; a `DOCKET_WORKER_CONCURRENCY` that is not a
     /// whole number from 1 to what a tokio semaphore holds; a `DOCKET_TLS_CA_FILE` that cannot
     /// be read, holds no certificate or one that does not parse. [`Error::UnsupportedUrl`] for
-    /// a `DOCKET_URL` of another scheme, and [`Error::Config`] for a `redis://` or `rediss://`
-    /// URL that does not parse. Nothing is connected yet, so an unreachable server is no error
+    /// a `DOCKET_URL` of another scheme, and [`Error::Config`] for a Redis URL that does not
+    /// parse. Nothing is connected yet, so an unreachable server is no error
     /// here.
     pub async fn from_env() -> Result<Docket> {
         Docket::open(Settings::from_env()?).await
     }
 
-    /// Open the docket at `url` — `redis://host:port/db`, `rediss://…` (TLS), `memory://`, or
-    /// `""` for in-process — named `docket` unless [`Connect::name`] says otherwise. Redis is
+    /// Open the docket at `url` — `redis://host:port/db`, `rediss://…` (TLS),
+    /// `unix:///path/to/redis.sock`, `redis+cluster://host:port,host:port` (a Redis Cluster),
+    /// `redis+sentinel://host:port,host:port/name` (a master watched by Sentinels), `memory://`,
+    /// or `""` for in-process — named `docket` unless [`Connect::name`] says otherwise. Redis is
     /// reached lazily: an unreachable server shows on first use, not here. See [`Connect`] for
     /// the errors awaiting it returns.
     pub fn connect(url: impl Into<String>) -> Connect {
