@@ -1,8 +1,8 @@
 //! The `#[docket::task]` attribute macro.
 //!
-//! Use it through the `docket` crate, which re-exports it: the code it generates names
-//! `::docket` paths and relies on `docket`'s hidden `__private` module, a contract between two
-//! crates of exactly the same version.
+//! Use it through the `docket-tasks` crate (library name `docket`), which re-exports it: the
+//! code it generates names `::docket` paths and relies on `docket`'s hidden `__private` module, a
+//! contract between two crates of exactly the same version.
 //!
 //! The macro runs in four phases, one file each: `args` parses the attribute's arguments,
 //! `input` lowers and validates the function, `check` fits the two together, `expand` generates

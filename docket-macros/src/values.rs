@@ -2,8 +2,8 @@
 //! (`"exponential 1s..60s"`), rates (`"10/1m"`) and percentages (`"20%"`).
 //!
 //! Each parser takes the string's contents and returns the value or an error message; the caller
-//! puts the message on the string literal. Durations are `docket-syntax`'s, the one grammar the
-//! command line's `--redelivery-timeout` reads too.
+//! puts the message on the string literal. Durations are `docket-tasks-syntax`'s, the one grammar
+//! the command line's `--redelivery-timeout` reads too.
 
 use std::time::Duration;
 

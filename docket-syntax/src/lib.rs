@@ -2,9 +2,9 @@
 //! them (`250ms`, `30s`, `1.5h`, `2d`).
 //!
 //! A proc-macro crate cannot export functions to the crate it serves, so the grammar lives here,
-//! once, and both `docket-macros` (at compile time, on the attribute's strings) and `docket`
-//! (at run time, on command-line flags) call it. It is an implementation detail of `docket`:
-//! depend on `docket` instead.
+//! once, and both `docket-tasks-macros` (at compile time, on the attribute's strings) and
+//! `docket-tasks` (at run time, on command-line flags) call it. It is an implementation detail of
+//! `docket-tasks`: depend on `docket-tasks` instead.
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub const DURATION_FORMAT: &str = "write a number and a unit, `ms`, `s`, `m`, `h
 ///
 /// ```
 /// use std::time::Duration;
-/// use docket_syntax::parse_duration;
+/// use docket_tasks_syntax::parse_duration;
 ///
 /// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
 /// assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));

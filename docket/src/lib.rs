@@ -4,6 +4,11 @@
 //! service. A [`Worker`] — in the same process or another — runs it, retries it when it fails,
 //! and (with a durable backend) runs it again after a crash.
 //!
+//! The package is `docket-tasks` on crates.io (`cargo add docket-tasks`; the `docket` binary:
+//! `cargo install docket-tasks --features cli`), and its library is `docket`: keep that name in
+//! your `Cargo.toml` (as `cargo add` does), since the code `#[docket::task]` generates refers to
+//! `::docket`.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -40,7 +45,7 @@
 //! |---|---|
 //! | unset | in-process: tasks run on the caller's tokio runtime, served by a worker the docket starts itself; nothing is durable |
 //! | `memory://` | the whole docket in this process's memory, run by a [`Worker`]; for tests |
-//! | `redis://`, `rediss://` | durable: Redis keeps every task until a worker acknowledges it |
+//! | `redis://`, `rediss://`, `unix://`, `redis+cluster://`, `redis+sentinel://` | durable: Redis (one server, a Redis Cluster, or a master watched by Sentinels) keeps every task until a worker acknowledges it |
 //!
 //! `DOCKET_NAME` names the docket (default `docket`) and `DOCKET_WORKER_CONCURRENCY` sets how many
 //! tasks a worker runs at once (default 10).
@@ -142,6 +147,8 @@
 //!   configured, or because the queue could not be reached when it was scheduled.
 
 #![warn(missing_docs)]
+// On docs.rs (nightly, `--cfg docsrs`), each item of a feature says which one it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Lets `::docket::` paths, as `#[docket::task]` writes them, resolve inside this crate too.
 #[allow(unused_extern_crates)]

@@ -1,7 +1,7 @@
 //! Durations as operators write them: `100ms`, `1.5s`, `5m`, `1h`, `2d`.
 //!
 //! The grammar is the `#[docket::task]` attribute's (`timeout = "30s"`): both call the one parser
-//! of the `docket-syntax` crate, tested against `conformance/durations.txt` at the workspace
+//! of the `docket-tasks-syntax` crate, tested against `conformance/durations.txt` at the workspace
 //! root.
 
 /// Parse a number (decimals allowed) followed by a unit, `ms`, `s`, `m`, `h` or `d`, exact to the

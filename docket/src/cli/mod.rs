@@ -1,6 +1,6 @@
 //! The `docket` command line, for operators and for your own binaries.
 //!
-//! The `docket` binary (`cargo install docket --features cli`) inspects and steers a docket:
+//! The `docket` binary (`cargo install docket-tasks --features cli`) inspects and steers a docket:
 //!
 //! ```text
 //! docket snapshot                      # what waits, runs and died, with counts per task
