@@ -178,19 +178,19 @@ impl CronField {
                 )),
             };
         }
-        if extras.contains('#') {
-            if let Some((days, nth)) = item.split_once('#') {
-                if !matches!(number(nth), Some(1..=5)) {
-                    return Err(format!(
-                        "`{item}`: `#` takes which week of the month, from 1 to 5, such as \
-                         `FRI#2` for the second Friday"
-                    ));
-                }
-                return match days.split_once('-') {
-                    Some((start, end)) => self.range(item, start, end),
-                    None => self.value(item, days).map(drop),
-                };
+        if extras.contains('#')
+            && let Some((days, nth)) = item.split_once('#')
+        {
+            if !matches!(number(nth), Some(1..=5)) {
+                return Err(format!(
+                    "`{item}`: `#` takes which week of the month, from 1 to 5, such as \
+                     `FRI#2` for the second Friday"
+                ));
             }
+            return match days.split_once('-') {
+                Some((start, end)) => self.range(item, start, end),
+                None => self.value(item, days).map(drop),
+            };
         }
         if let Some((start, end)) = item.split_once('-') {
             return self.range(item, start, end);

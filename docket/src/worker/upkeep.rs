@@ -66,10 +66,10 @@ pub(super) async fn retry_while_unavailable<T, F: Future<Output = Result<T>>>(
 /// Wait for a helper task of the worker. Its panic is the worker's; its cancellation means the
 /// runtime is shutting down, and there is nothing left to wait for.
 pub(super) async fn joined(helper: tokio::task::JoinHandle<()>) {
-    if let Err(error) = helper.await {
-        if error.is_panic() {
-            std::panic::resume_unwind(error.into_panic());
-        }
+    if let Err(error) = helper.await
+        && error.is_panic()
+    {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 
