@@ -124,10 +124,7 @@ impl RedisSentinels {
     /// The port of the master the Sentinels name now.
     pub fn master_port(&self) -> Option<u16> {
         let (port, _) = self.sentinels.first()?;
-        match sentinel_command(
-            *port,
-            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME],
-        ) {
+        match sentinel_command(*port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME]) {
             Ok(Reply::Array(address)) => match address.get(1) {
                 Some(Reply::Bulk(port)) => port.parse().ok(),
                 _ => None,

@@ -363,3 +363,79 @@ async fn a_keeper_whose_slots_are_all_busy_still_moves_due_tasks_on_time() {
     stop.notify_waiters();
     keeper_run.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_too_busy_to_take_stalled_work_over_hands_its_lease_to_an_idle_worker() {
+    #[docket::task]
+    async fn occupy(probe: String) {
+        let probe = Probe::find(&probe);
+        let run = probe.start("occupy");
+        probe.released().await;
+        run.finish();
+    }
+
+    let server = RedisServer::start();
+    let name = unique_name("keeper-handoff");
+    let lease = format!("{{{name}}}:keeper");
+    let stream = format!("{{{name}}}:stream");
+    let open = async || {
+        Docket::connect(server.url())
+            .name(&name)
+            .redelivery_timeout(Duration::from_secs(1))
+            .await
+            .unwrap()
+    };
+    // The keeper: its one slot held by a task that does not end until released.
+    let busy_docket = open().await;
+    let holder = Probe::new();
+    Occupy::schedule(holder.id())
+        .on(&busy_docket)
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(Notify::new());
+    let (stopped, busy) = (stop.clone(), Worker::new(&busy_docket).concurrency(1));
+    let busy_id = busy.id().to_owned();
+    let busy_run = tokio::spawn(async move {
+        busy.run_until(async move { stopped.notified().await })
+            .await
+            .unwrap()
+    });
+    holder
+        .until("the keeper is busy", |p| p.starts() == 1)
+        .await;
+    eventually("it holds the lease", Duration::from_secs(10), async || {
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id))
+    })
+    .await;
+
+    // A task delivered to a worker that then died: it stalls, and only a worker with a free slot
+    // can take it over.
+    let probe = Probe::new();
+    Note::schedule(probe.id()).on(&busy_docket).await.unwrap();
+    server.command(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "ghost",
+        "COUNT",
+        "1",
+        "STREAMS",
+        &stream,
+        ">",
+    ]);
+    let (others, idle) = idle_fleet(&server, &name, 1, Duration::from_secs(1)).await;
+
+    probe
+        .until("an idle worker takes the stalled task over", |p| {
+            p.finishes() == 1
+        })
+        .await;
+    assert!(
+        !matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id)),
+        "the busy keeper gave its lease up"
+    );
+    holder.release(1);
+    stop_fleet(others, idle).await;
+    stop.notify_waiters();
+    busy_run.await.unwrap();
+}

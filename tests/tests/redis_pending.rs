@@ -47,12 +47,11 @@ fn pending_to(server: &RedisServer, name: &str, consumer: &str) -> i64 {
         return 0;
     };
     for row in consumers {
-        if let Reply::Array(row) = row {
-            if let (Some(Reply::Bulk(name)), Some(Reply::Bulk(count))) = (row.first(), row.get(1)) {
-                if name == consumer {
-                    return count.parse().unwrap();
-                }
-            }
+        if let Reply::Array(row) = row
+            && let (Some(Reply::Bulk(name)), Some(Reply::Bulk(count))) = (row.first(), row.get(1))
+            && name == consumer
+        {
+            return count.parse().unwrap();
         }
     }
     0

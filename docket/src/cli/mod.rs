@@ -49,8 +49,9 @@ use crate::strike::{Operator, Strike};
     about = "Inspect and steer a docket of background tasks"
 )]
 struct Cli {
-    /// The docket's URL: redis://, rediss:// or memory://. Prefer setting DOCKET_URL: a
-    /// password in --url shows in the process list.
+    /// The docket's URL: redis://, rediss://, unix://, redis+cluster://h:p,h:p,
+    /// redis+sentinel://h:p,h:p/name or memory://. Prefer setting DOCKET_URL: a password in
+    /// --url shows in the process list.
     #[arg(long, env = "DOCKET_URL", global = true, hide_env_values = true)]
     url: Option<String>,
 

@@ -362,6 +362,7 @@ impl RedisBackend {
         let mut invocation = SCRIPTS.tick.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
+            .key(&self.keys.fleet)
             .arg(millis(SystemTime::now()))
             .arg(PROMOTE_BATCH)
             .arg(worker)
@@ -558,7 +559,13 @@ impl RedisBackend {
                             redelivered,
                         });
                     }
-                    Entry::Wake { id } => wakes.push(id),
+                    Entry::Wake { id, handoff } => {
+                        if handoff {
+                            // The keeper gave its lease up: this worker's clock takes it.
+                            self.handed.locked().insert(worker.to_owned());
+                        }
+                        wakes.push(id);
+                    }
                     entry @ Entry::Garbled { .. } => garbled.push(entry),
                 }
             }

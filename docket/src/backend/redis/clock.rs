@@ -35,9 +35,11 @@ use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
 
 /// How often a worker says again that it is running (`{name}:fleet`), and after how long
-/// without it the keeper forgets it.
-const FLEET_REFRESH: Duration = Duration::from_secs(6 * 60 * 60);
-const FLEET_FORGET: Duration = Duration::from_secs(13 * 60 * 60);
+/// without it the keeper forgets it, in redelivery timeouts: every 6 hours and after 13 with
+/// the default 5 minutes. A worker that dies with deliveries leaves the count when they are
+/// taken over; one that dies idle, when it is forgotten.
+const FLEET_REFRESH: u32 = 72;
+const FLEET_FORGET: u32 = 156;
 
 /// Every this many checks (and at the first two after it takes the lease) the keeper's check
 /// is a full one: it also reads the schedule's head, counts the fleet and forgets idle consumers.
@@ -77,12 +79,17 @@ impl RedisBackend {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            if self.handed.locked().remove(worker)
+                && let Role::Looking { next } = &mut role
+            {
+                *next = Instant::now();
+            }
             let keeper = matches!(role, Role::Keeper { .. });
             let due = due_retry.or_else(|| self.due_for(worker, keeper));
             let chore = match role {
                 Role::Keeper { next } | Role::Looking { next } => next,
             };
-            let refresh = registered.map(|at| at + FLEET_REFRESH);
+            let refresh = registered.map(|at| at + self.options.redelivery_timeout * FLEET_REFRESH);
             let wake = [Some(chore), due, refresh].into_iter().flatten().min();
             tokio::select! {
                 biased;
@@ -115,7 +122,9 @@ impl RedisBackend {
                     }
                 };
             }
-            if registered.is_none_or(|at| now >= at + FLEET_REFRESH) {
+            if registered
+                .is_none_or(|at| now >= at + self.options.redelivery_timeout * FLEET_REFRESH)
+            {
                 registered = match self.join_fleet(worker).await {
                     Ok(fleet) => {
                         workers = workers.max(fleet);
@@ -163,8 +172,10 @@ impl RedisBackend {
                         }
                         Ok(None) => {
                             tracing::debug!(worker, "gave the keeper's lease up");
+                            // Not at once again: an idle worker's turn (a resigning keeper
+                            // handed the lease to one), or the new keeper's.
                             Role::Looking {
-                                next: now + self.look_every(workers),
+                                next: now + self.look_every(workers).max(self.check_every() * 4),
                             }
                         }
                         Err(error) => {
@@ -264,7 +275,11 @@ impl RedisBackend {
             if let Some(before) = before.filter(|before| holder(before) != Some(worker)) {
                 // Another worker took the lease while this one's had lapsed: it is the keeper.
                 let mut restore = redis::cmd("SET");
-                restore.arg(&self.keys.keeper).arg(before).arg("PX").arg(lease);
+                restore
+                    .arg(&self.keys.keeper)
+                    .arg(before)
+                    .arg("PX")
+                    .arg(lease);
                 self.query::<()>(&restore).await?;
                 return Ok(None);
             }
@@ -294,7 +309,9 @@ impl RedisBackend {
             .arg(millis(SystemTime::now()))
             .arg(workers)
             .arg("1")
-            .arg(millis(SystemTime::now() - FLEET_FORGET))
+            .arg(millis(
+                SystemTime::now() - self.options.redelivery_timeout * FLEET_FORGET,
+            ))
             .arg(if resign { "1" } else { "0" })
             .arg(millis_of(self.options.redelivery_timeout));
         let (held, pending, next_due, workers): (u8, u64, i64, u64) =

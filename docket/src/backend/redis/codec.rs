@@ -112,8 +112,9 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
 pub(super) enum Entry {
     /// A task to run.
     Task { id: String, message: Message },
-    /// A wake-up: the earliest future task changed.
-    Wake { id: String },
+    /// A wake-up: the earliest future task changed; or, with `handoff`, the keeper gave its
+    /// lease up and asks the worker that reads this to take it.
+    Wake { id: String, handoff: bool },
     /// Something that is not a docket entry, or no longer decodes.
     Garbled {
         id: String,
@@ -126,7 +127,7 @@ pub(super) enum Entry {
 impl Entry {
     pub(super) fn id(&self) -> &str {
         match self {
-            Entry::Task { id, .. } | Entry::Wake { id } | Entry::Garbled { id, .. } => id,
+            Entry::Task { id, .. } | Entry::Wake { id, .. } | Entry::Garbled { id, .. } => id,
         }
     }
 }
@@ -156,8 +157,11 @@ pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> 
     if malformed {
         return garbled("the entry's fields are not string pairs".into());
     }
-    if map.contains_key(&b"w"[..]) && !map.contains_key(&b"m"[..]) {
-        return Entry::Wake { id };
+    if let Some(wake) = map.get(&b"w"[..]).filter(|_| !map.contains_key(&b"m"[..])) {
+        return Entry::Wake {
+            id,
+            handoff: *wake == b"keeper",
+        };
     }
     let Some(key) = &key else {
         return garbled("the entry has no key field `k` (or it is not UTF-8)".into());
@@ -377,7 +381,13 @@ mod tests {
     #[test]
     fn wake_ups_are_recognised() {
         let entry = decode_entry("2-0".into(), &[bulk("w"), bulk("123")], 1 << 20);
-        assert_eq!(entry, Entry::Wake { id: "2-0".into() });
+        assert_eq!(
+            entry,
+            Entry::Wake {
+                id: "2-0".into(),
+                handoff: false
+            }
+        );
     }
 
     #[test]

@@ -379,6 +379,7 @@ impl RedisBackend {
             unreachable: Notify::new(),
             changed: Notify::new(),
             woken: Mutex::new(HashSet::new()),
+            handed: Mutex::new(HashSet::new()),
             parked: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             lost_reads: Mutex::new(HashSet::new()),

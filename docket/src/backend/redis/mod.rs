@@ -162,6 +162,8 @@ pub(crate) struct RedisBackend {
     changed: Notify,
     /// Workers a wake-up reached: their clocks move the tasks of the new schedule head.
     woken: Mutex<HashSet<String>>,
+    /// Workers a keeper's hand-off reached: their clocks look at the lease at once.
+    handed: Mutex<HashSet<String>>,
     /// Workers blocked in a read with nothing else to do, for their health.
     parked: Mutex<HashSet<String>>,
     /// Stream ids handed to this process's workers and not yet settled, and the worker (the

@@ -7,7 +7,7 @@
 -- the others how rarely to look. A keeper that finds the lease in another worker's name (its
 -- own lapsed while it could not reach Redis, and another took it) puts it back as it was and
 -- steps down; one that resigns (its workers are too busy to take stalled deliveries over)
--- frees it for another.
+-- frees it, and hands it to an idle worker with a wake-up marked `keeper`.
 --
 -- KEYS: lease, stream, schedule, fleet
 -- ARGV: consumer, lease (ms), now (ms), workers (the keeper's last count), count ('1': count
@@ -28,6 +28,9 @@ if ARGV[7] == '1' then
   local value = redis.call('GET', lease)
   if holder(value) == consumer then
     redis.call('DEL', lease)
+    -- Hand the lease to an idle worker: the one whose blocked read takes this wake-up looks at
+    -- the lease at once (an idle worker has room to take stalled deliveries over).
+    redis.call('XADD', stream, '*', 'w', 'keeper')
   end
   return { 0, 0, -1, workers }
 end

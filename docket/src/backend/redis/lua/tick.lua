@@ -14,7 +14,7 @@
 -- a newer task) is settled here, never handed out (`judge` in include/settle.lua).
 --
 -- include: index, delivery, entry, settle
--- KEYS: stream, index, schedule, parked
+-- KEYS: stream, index, schedule, parked, fleet
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
 --       reclaim cursor (an id, or '-'), most deliveries to reclaim, alone ('1' when the worker
 --       holds no delivery)
@@ -23,7 +23,7 @@
 --           1 when stalled deliveries were left for the next look, the entries taken over and
 --           settled instead (cancelled or superseded: their concurrency slots are to be given
 --           back), how many future tasks were moved into the stream }.
-local stream, index, schedule, parked = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, index, schedule, parked, fleet = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, limit, consumer = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 -- The schedule's head first: when it is not due, nothing is, and an idle tick costs one call
@@ -83,6 +83,8 @@ if idle > 0 then
   -- neighbour is counted with it, and a healthy task that shared a worker with a poison one
   -- runs alone next time and succeeds.
   local counts, counted, neutral, suspects, taken, left = {}, {}, {}, {}, 0, 0
+  -- Owners that went silent with deliveries: dead workers, out of the fleet's count.
+  local silent = {}
   for _, row in ipairs(stalled) do
     local id, owner, waited, delivered = row[1], row[2], row[3], row[4]
     if heard[owner] or delivered <= 1 then
@@ -96,6 +98,7 @@ if idle > 0 then
         counted[#counted + 1] = id
         counts[id] = delivered + 1
         taken = taken + 1
+        silent[owner] = true
       end
     elseif alone or waited >= 3 * idle then
       suspects[#suspects + 1] = row
@@ -116,6 +119,10 @@ if idle > 0 then
     cursor = '-'
   else
     cursor = '(' .. stalled[#stalled][1]
+  end
+
+  for owner in pairs(silent) do
+    redis.call('ZREM', fleet, owner)
   end
 
   local reclaimed = {}
