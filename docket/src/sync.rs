@@ -5,6 +5,7 @@
 //! left nothing half-done. Failing every later caller instead would turn one caught panic into a
 //! worker that can no longer settle anything.
 
+use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
 
 /// [`Mutex::lock`] that recovers the guard from a poisoned mutex.
@@ -16,5 +17,26 @@ pub(crate) trait Locked<T> {
 impl<T> Locked<T> for Mutex<T> {
     fn locked(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A name held in a set while this lives: marks a worker as being somewhere (waiting in a claim
+/// for work, say) for as long as it is there, however it leaves.
+pub(crate) struct Member<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    name: &'a str,
+}
+
+impl<'a> Member<'a> {
+    /// Put `name` in `set` until the returned guard drops.
+    pub(crate) fn of(set: &'a Mutex<HashSet<String>>, name: &'a str) -> Member<'a> {
+        set.locked().insert(name.to_owned());
+        Member { set, name }
+    }
+}
+
+impl Drop for Member<'_> {
+    fn drop(&mut self) {
+        self.set.locked().remove(self.name);
     }
 }

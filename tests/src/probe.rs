@@ -171,6 +171,15 @@ impl Probe {
             .count()
     }
 
+    /// The labels of the runs that finished, each once.
+    pub fn finished_labels(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.runs)
+            .iter()
+            .filter(|run| run.finished.is_some())
+            .map(|run| run.label.clone())
+            .collect()
+    }
+
     /// The labels of the runs, in the order they started.
     pub fn labels(&self) -> Vec<String> {
         lock(&self.runs)

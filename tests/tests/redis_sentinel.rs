@@ -5,10 +5,11 @@
 mod behaviour;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use docket::{Docket, Worker};
+use tests::background::Background;
 use tests::eventually;
 use tests::probe::Probe;
 use tests::redis_sentinel::RedisSentinels;
@@ -45,16 +46,7 @@ async fn work_goes_on_when_the_master_is_killed() {
         .in_process_fallback(false)
         .await
         .unwrap();
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let stopped = stop.clone();
-    let worker = {
-        let docket = docket.clone();
-        tokio::spawn(async move {
-            Worker::new(&docket)
-                .run_until(async move { stopped.notified().await })
-                .await
-        })
-    };
+    let worker = Background::start(Worker::new(&docket));
     let probe = Probe::new();
     let mut acknowledged = BTreeSet::new();
     for n in 0..20 {
@@ -93,20 +85,11 @@ async fn work_goes_on_when_the_master_is_killed() {
     )
     .await;
     acknowledged.extend(later);
-    let ran = || -> BTreeSet<String> {
-        probe
-            .runs()
-            .iter()
-            .filter(|run| run.finished.is_some())
-            .map(|run| run.label.clone())
-            .collect()
-    };
     eventually(
         "every acknowledged task to run",
         Duration::from_secs(60),
-        async || acknowledged.is_subset(&ran()),
+        async || acknowledged.is_subset(&probe.finished_labels()),
     )
     .await;
-    stop.notify_waiters();
-    worker.await.unwrap().unwrap();
+    worker.stop().await;
 }

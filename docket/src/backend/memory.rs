@@ -18,7 +18,7 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::results::{Status, TaskRecord};
 use crate::schedule::Disposition;
 use crate::strike::Strike;
-use crate::sync::Locked;
+use crate::sync::{Locked, Member};
 use crate::time::instant_at;
 use crate::time::sleep_until;
 
@@ -500,7 +500,7 @@ impl Backend for MemoryBackend {
                 (Some(due), Some(limit)) => Some(due.min(limit)),
                 (due, limit) => due.or(limit),
             };
-            let parked = Parked::new(&self.shared, worker);
+            let parked = Member::of(&self.shared.parked, worker);
             tokio::select! {
                 () = &mut added => drop(parked),
                 () = stop.cancelled() => return Ok(Vec::new()),
@@ -852,25 +852,6 @@ impl Backend for MemoryBackend {
         watchers.retain(|watcher| !watcher.is_closed());
         watchers.push(sender);
         Ok(receiver)
-    }
-}
-
-/// Marks a worker's claim as waiting for a task while it lives.
-struct Parked<'a> {
-    shared: &'a Shared,
-    worker: &'a str,
-}
-
-impl<'a> Parked<'a> {
-    fn new(shared: &'a Shared, worker: &'a str) -> Parked<'a> {
-        shared.parked.locked().insert(worker.to_owned());
-        Parked { shared, worker }
-    }
-}
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.shared.parked.locked().remove(self.worker);
     }
 }
 

@@ -21,7 +21,7 @@ use super::reply::{PendingRow, first_stream, pending_rows, stream_entries};
 use super::scripts::SCRIPTS;
 use crate::backend::{Delivery, DeliveryId, Message};
 use crate::error::{Error, Result};
-use crate::sync::Locked;
+use crate::sync::{Locked, Member};
 use crate::time::{millis_of, sleep_until};
 
 /// The most future tasks one tick moves into the stream.
@@ -281,7 +281,8 @@ impl RedisBackend {
         // block should have ended.
         let deadline = sleep_until(wait.map(|wait| Instant::now() + wait + RESPONSE_TIMEOUT));
         tokio::pin!(deadline);
-        let _parked = Parked::new(self, worker);
+        // Waiting for work, not stuck (its health).
+        let _parked = Member::of(&self.parked, worker);
         let lost = self.unreachable.notified();
         tokio::pin!(lost);
         lost.as_mut().enable();
@@ -645,24 +646,4 @@ async fn pause(pause: Duration, stop: &CancellationToken) {
 /// allows (Upstash: "Pending Entries List limit per consumer is about to be reached").
 fn is_too_many_pending(error: &(dyn std::error::Error + Send + Sync)) -> bool {
     error.to_string().contains("Pending Entries List limit")
-}
-
-/// Marks a worker parked (blocked in a read with nothing else to do) while it lives, for its
-/// health: a parked worker waits for work, it is not stuck.
-struct Parked<'a> {
-    backend: &'a RedisBackend,
-    worker: &'a str,
-}
-
-impl<'a> Parked<'a> {
-    fn new(backend: &'a RedisBackend, worker: &'a str) -> Parked<'a> {
-        backend.parked.locked().insert(worker.to_owned());
-        Parked { backend, worker }
-    }
-}
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.backend.parked.locked().remove(self.worker);
-    }
 }

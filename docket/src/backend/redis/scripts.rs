@@ -98,7 +98,7 @@ macro_rules! scripts {
 scripts! {
     clear: index, entry;
     enqueue: index, delivery, store;
-    tick: index, delivery, entry, settle;
+    tick: index, delivery, entry, settle, consumers;
     recover: index, delivery, entry, settle;
     complete: index;
     retry: index, delivery, entry, settle, store;
@@ -114,7 +114,7 @@ scripts! {
     admit: index, delivery, entry, settle, store;
     release: index, entry, store;
     record: ;
-    keep: ;
+    keep: consumers;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.

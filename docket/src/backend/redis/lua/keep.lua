@@ -9,6 +9,7 @@
 -- steps down; one that resigns (its workers are too busy to take stalled deliveries over)
 -- frees it, and hands it to an idle worker with a wake-up marked `keeper`.
 --
+-- include: consumers
 -- KEYS: lease, stream, schedule, fleet
 -- ARGV: consumer, lease (ms), now (ms), workers (the keeper's last count), count ('1': count
 --       the fleet again, forgetting workers silent since the given time, and forget idle
@@ -38,19 +39,8 @@ end
 if ARGV[5] == '1' then
   redis.call('ZREMRANGEBYSCORE', fleet, '-inf', '(' .. ARGV[6])
   workers = math.max(redis.call('ZCARD', fleet), 1)
-  -- Forget consumers silent for twice the redelivery timeout with nothing pending: workers that
-  -- died idle (a live one blocked in its read is made again by the read that serves it).
-  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, GROUP)
-  for _, info in ipairs(ok and consumers or {}) do
-    local fields = {}
-    for i = 1, #info, 2 do
-      fields[info[i]] = info[i + 1]
-    end
-    if fields['pending'] == 0 and tonumber(fields['idle']) > 2 * tonumber(ARGV[8])
-        and fields['name'] ~= consumer then
-      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, fields['name'])
-    end
-  end
+  -- Forget consumers silent for twice the redelivery timeout with nothing pending.
+  each_consumer(stream, consumer, 2 * tonumber(ARGV[8]), function() end)
 end
 
 local before = redis.call('SET', lease, workers .. ' ' .. consumer, 'PX', ms, 'GET')

@@ -13,7 +13,7 @@
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
 -- a newer task) is settled here, never handed out (`judge` in include/settle.lua).
 --
--- include: index, delivery, entry, settle
+-- include: index, delivery, entry, settle, consumers
 -- KEYS: stream, index, schedule, parked, fleet
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
 --       reclaim cursor (an id, or '-'), most deliveries to reclaim, alone ('1' when the worker
@@ -60,20 +60,9 @@ if idle > 0 then
   -- with nothing pending (a worker that died; a live one that was only idle is made again by
   -- its next read).
   local heard = {}
-  -- Without a stream or group there are no consumers (and the scan below reports the missing
-  -- group, which the caller creates).
-  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, GROUP)
-  for _, info in ipairs(ok and consumers or {}) do
-    local fields = {}
-    for i = 1, #info, 2 do
-      fields[info[i]] = info[i + 1]
-    end
-    local name, silent = fields['name'], tonumber(fields['idle']) or idle
+  each_consumer(stream, consumer, 2 * idle, function(name, silent)
     heard[name] = silent < idle
-    if fields['pending'] == 0 and silent > 2 * idle and name ~= consumer then
-      redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, name)
-    end
-  end
+  end)
 
   local scan = most * 10
   local stalled = redis.call('XPENDING', stream, GROUP, 'IDLE', idle, cursor, '+', scan)
