@@ -136,24 +136,23 @@ impl RedisCluster {
         format!("redis+cluster://{}", hosts.join(","))
     }
 
-    /// The node that serves `key`'s slot as master now.
-    pub fn master_of(&self, key: &str) -> &RedisServer {
-        let Reply::Integer(slot) = self.nodes[0].command(&["CLUSTER", "KEYSLOT", key]) else {
-            panic!("CLUSTER KEYSLOT did not answer with a number");
-        };
-        self.nodes
-            .iter()
-            .find(|node| owns(node, slot))
+    /// The index in `nodes` of the node that serves `key`'s slot as master now.
+    pub fn master_index(&self, key: &str) -> usize {
+        self.try_master_index(key)
             .expect("a master serves every slot")
     }
 
-    /// The index in `nodes` of the node that serves `key`'s slot as master now.
-    pub fn master_index(&self, key: &str) -> usize {
-        let master = self.master_of(key).port();
-        self.nodes
-            .iter()
-            .position(|node| node.port() == master)
-            .expect("the master is one of the nodes")
+    /// [`master_index`](Self::master_index), or `None` while no node claims the slot (a
+    /// failover under way, a node down).
+    pub fn try_master_index(&self, key: &str) -> Option<usize> {
+        // Any live node computes the slot.
+        let slot = self.nodes.iter().find_map(|node| {
+            match node.try_command(&["CLUSTER", "KEYSLOT", key]) {
+                Ok(Reply::Integer(slot)) => Some(slot),
+                _ => None,
+            }
+        })?;
+        self.nodes.iter().position(|node| owns(node, slot))
     }
 }
 

@@ -6,8 +6,15 @@
 //! ```text
 //! cargo run -p tests --bin docket-chaos -- --short           # CI: about a minute
 //! cargo run --release -p tests --bin docket-chaos -- --long  # by hand: 100,000 tasks
+//! cargo run -p tests --bin docket-chaos -- --short --cluster # on a Redis Cluster
 //! ```
-//! Options: `--tasks N`, `--chaos-secs S`, `--seed N`. Exits 0 only when nothing was lost.
+//! Options: `--tasks N`, `--chaos-secs S`, `--seed N`, `--cluster`. Exits 0 only when nothing was
+//! lost.
+//!
+//! With `--cluster`, the docket lives on a local cluster of 3 masters with a replica each
+//! (`tests::redis_cluster`) and is used with `Connect::wait_replicas(1)`: instead of restarting
+//! Redis and cutting connections, the chaos kills the master that serves the docket, waits for
+//! its replica to take over, and starts the killed node again, empty, as the new replica.
 
 mod proxy;
 mod rng;
@@ -18,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::redis_server::{RedisServer, unique_name};
+use tests::redis_cluster::RedisCluster;
+use tests::redis_server::{RedisServer, Reply, unique_name};
 
 use crate::proxy::Proxy;
 use crate::rng::Rng;
@@ -32,6 +40,7 @@ struct Plan {
     spread: Duration,
     drain: Duration,
     seed: u64,
+    cluster: bool,
 }
 
 impl Plan {
@@ -46,6 +55,7 @@ impl Plan {
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |since| since.as_nanos() as u64),
+            cluster: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -67,6 +77,7 @@ impl Plan {
                 "--tasks" => plan.tasks = value(),
                 "--chaos-secs" => plan.chaos = Duration::from_secs(value()),
                 "--seed" => plan.seed = value(),
+                "--cluster" => plan.cluster = true,
                 other => panic!("unknown option {other}; see the file's docs"),
             }
         }
@@ -117,7 +128,14 @@ impl Children {
             .env("CHAOS_DIR", &self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                // What a child says when it fails, one file per role, for the report.
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(format!("{}.err", args[0])))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
             .spawn()
             .expect("start a child process")
     }
@@ -149,15 +167,115 @@ struct Tally {
     cuts: u32,
 }
 
+/// Where the docket lives: one server behind a proxy that cuts connections, or a cluster.
+enum Target {
+    Single {
+        redis: RedisServer,
+        proxy: Proxy,
+    },
+    Cluster {
+        cluster: RedisCluster,
+        /// The node killed last, until it is back in sync as a replica.
+        down: Option<usize>,
+    },
+}
+
+impl Target {
+    /// The URL workers use, and the one producers and the final check use.
+    fn urls(&self) -> (String, String) {
+        match self {
+            Target::Single { redis, proxy } => {
+                (format!("redis://127.0.0.1:{}", proxy.port()), redis.url())
+            }
+            Target::Cluster { cluster, .. } => (cluster.url(), cluster.url()),
+        }
+    }
+
+    /// Where the workers' logs go.
+    fn dir(&self) -> PathBuf {
+        match self {
+            Target::Single { redis, .. } => redis.dir().join("logs"),
+            Target::Cluster { cluster, .. } => cluster.nodes[0].dir().join("logs"),
+        }
+    }
+
+    /// Restart Redis (one server), or kill the master serving the docket (a cluster, when the
+    /// last one killed is back). `key` is a key of the docket.
+    fn disrupt(&mut self, clean: &mut bool, key: &str, tally: &mut Tally) {
+        match self {
+            Target::Single { redis, .. } => {
+                if *clean {
+                    redis.shutdown();
+                }
+                redis.restart();
+                *clean = !*clean;
+                tally.restarts += 1;
+            }
+            Target::Cluster { cluster, down } => {
+                if down.is_none()
+                    && let Some(master) = cluster.try_master_index(key)
+                {
+                    cluster.nodes[master].kill();
+                    *down = Some(master);
+                    tally.restarts += 1;
+                }
+            }
+        }
+    }
+
+    /// Cut the workers' connections (one server only).
+    fn cut(&self, tally: &mut Tally) {
+        if let Target::Single { proxy, .. } = self {
+            proxy.cut();
+            tally.cuts += 1;
+        }
+    }
+
+    /// On a cluster: once a replica serves the killed master's slots, start the killed node
+    /// again (it comes back empty and follows the new master); once it is in sync, the next
+    /// master may be killed.
+    fn tend(&mut self, key: &str) {
+        let Target::Cluster { cluster, down } = self else {
+            return;
+        };
+        let Some(index) = *down else {
+            return;
+        };
+        let node = &mut cluster.nodes[index];
+        if node.pid().is_none() {
+            let taken_over = cluster.nodes.iter().enumerate().any(|(other, node)| {
+                other != index
+                    && matches!(node.try_command(&["EXISTS", key]), Ok(Reply::Integer(_)))
+            });
+            if taken_over {
+                cluster.nodes[index].restart();
+            }
+        } else if matches!(
+            node.try_command(&["INFO", "replication"]),
+            Ok(Reply::Bulk(info)) if info.contains("master_link_status:up")
+        ) {
+            *down = None;
+        }
+    }
+}
+
 async fn run(plan: Plan) -> bool {
     eprintln!("chaos: {plan:?}");
-    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let proxy = Proxy::start(redis.port()).await.expect("start the proxy");
+    let mut target = if plan.cluster {
+        Target::Cluster {
+            cluster: RedisCluster::start(),
+            down: None,
+        }
+    } else {
+        let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+        let proxy = Proxy::start(redis.port()).await.expect("start the proxy");
+        Target::Single { redis, proxy }
+    };
     let name = unique_name("chaos");
-    let dir = redis.dir().join("logs");
+    let stream = format!("{{{name}}}:stream");
+    let dir = target.dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let direct = redis.url();
-    let through_proxy = format!("redis://127.0.0.1:{}", proxy.port());
+    let (through_proxy, direct) = target.urls();
     let mut children = Children {
         dir: dir.clone(),
         workers: Vec::new(),
@@ -189,7 +307,11 @@ async fn run(plan: Plan) -> bool {
             match producer.try_wait().expect("a producer's status") {
                 None => true,
                 Some(status) => {
-                    assert!(status.success(), "a producer failed: {status}");
+                    assert!(
+                        status.success(),
+                        "a producer failed: {status}: {}",
+                        std::fs::read_to_string(dir.join("produce.err")).unwrap_or_default()
+                    );
                     false
                 }
             }
@@ -204,16 +326,11 @@ async fn run(plan: Plan) -> bool {
             let _ = children.workers[victim].wait();
             tally.kills += 1;
         } else if rng.chance(2.0) {
-            if clean_restart {
-                redis.shutdown();
-            }
-            redis.restart();
-            clean_restart = !clean_restart;
-            tally.restarts += 1;
+            target.disrupt(&mut clean_restart, &stream, &mut tally);
         } else if rng.chance(5.0) {
-            proxy.cut();
-            tally.cuts += 1;
+            target.cut(&mut tally);
         }
+        target.tend(&stream);
         children.keep_workers(plan.workers, &through_proxy, &name);
     }
     eprintln!("chaos: stopped after {:.0?}: {tally:?}", started.elapsed());
@@ -223,6 +340,7 @@ async fn run(plan: Plan) -> bool {
     let expected = Expected::read(&dir);
     let deadline = Instant::now() + plan.drain;
     loop {
+        target.tend(&stream);
         children.keep_workers(plan.workers, &through_proxy, &name);
         let snapshot = docket.snapshot().await;
         let done = Outcome::read(&dir);

@@ -43,9 +43,13 @@ fn log(line: &str) {
 }
 
 pub(crate) async fn open(url: &str, name: &str) -> docket::Result<Docket> {
+    // On a cluster, whose masters the chaos kills, a task counts as scheduled once a replica
+    // holds it: replication is asynchronous.
+    let replicas = u32::from(url.starts_with("redis+cluster://"));
     Docket::connect(url)
         .name(name)
         .redelivery_timeout(Duration::from_secs(1))
+        .wait_replicas(replicas)
         .in_process_fallback(false)
         .await
 }
@@ -135,7 +139,12 @@ async fn retry<T, F: std::future::Future<Output = docket::Result<T>>>(
     loop {
         match attempt().await {
             Ok(value) => return value,
-            Err(error) if error.is_unavailable() => {
+            // Not confirmed by a replica (a master was just killed): the same keyed task again
+            // is harmless.
+            Err(error)
+                if error.is_unavailable()
+                    || matches!(error, docket::Error::NotReplicated { .. }) =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(error) => panic!("a producer failed: {error:?}"),
