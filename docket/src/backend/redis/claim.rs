@@ -110,7 +110,7 @@ impl RedisBackend {
         let result: Result<Vec<Delivery>> = async {
             loop {
                 if self.lost_reads.locked().remove(worker) {
-                    let lost = self.recover(worker).await?;
+                    let lost = self.recover(worker, max).await?;
                     let deliveries = self.sort(worker, lost, false).await;
                     if !deliveries.is_empty() {
                         return Ok(deliveries);
@@ -459,8 +459,9 @@ impl RedisBackend {
     /// Entries delivered to `worker` whose delivery it never saw: the reply of a read (or a
     /// reclaim) that failed after Redis had handed them over, or entries it could not sort. They
     /// are found in the worker's pending list, less those it holds, and claimed again at the
-    /// delivery count they have: losing a reply is no delivery.
-    pub(super) async fn recover(&self, worker: &str) -> Result<Vec<Entry>> {
+    /// delivery count they have: losing a reply is no delivery. At most `max` are handed back
+    /// (the worker's free slots); should more be lost, the next claim takes the rest.
+    pub(super) async fn recover(&self, worker: &str, max: usize) -> Result<Vec<Entry>> {
         let mut pending = redis::cmd("XPENDING");
         pending
             .arg(&self.keys.stream)
@@ -477,7 +478,7 @@ impl RedisBackend {
             }
             result => result?,
         };
-        let lost: Vec<PendingRow> = {
+        let mut lost: Vec<PendingRow> = {
             let in_flight = self.in_flight.locked();
             pending_rows(pending)
                 .into_iter()
@@ -486,6 +487,10 @@ impl RedisBackend {
         };
         if lost.is_empty() {
             return Ok(Vec::new());
+        }
+        if lost.len() > max {
+            lost.truncate(max);
+            self.lost(worker);
         }
         tracing::warn!(
             worker,
