@@ -223,6 +223,17 @@ impl Target {
         }
     }
 
+    /// One command to the node that serves `key` (the server, or the docket's master).
+    fn command(&self, key: &str, args: &[&str]) -> Result<Reply, String> {
+        match self {
+            Target::Single { redis, .. } => redis.try_command(args),
+            Target::Cluster { cluster, .. } => match cluster.try_master_index(key) {
+                Some(master) => cluster.nodes[master].try_command(args),
+                None => Err("no node serves the docket now".into()),
+            },
+        }
+    }
+
     /// Cut the workers' connections (one server only).
     fn cut(&self, tally: &mut Tally) {
         if let Target::Single { proxy, .. } = self {
@@ -353,8 +364,35 @@ async fn run(plan: Plan) -> bool {
     }
     let snapshot = docket.snapshot().await.expect("a final snapshot");
     let dead = docket.dead_letters().await.expect("the dead letters");
+    let passed = report(&expected, &Outcome::read(&dir), &snapshot, &dead);
+    if !passed {
+        // What the next look needs: who holds what, who keeps the clock, who is alive.
+        let alive: Vec<u32> = children.workers.iter().map(Child::id).collect();
+        eprintln!("chaos: live worker processes: {alive:?}");
+        let said = std::fs::read_to_string(dir.join("worker.err")).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().rev().take(20).collect();
+        eprintln!("chaos: the workers' last words: {tail:#?}");
+        for args in [
+            vec!["XINFO", "CONSUMERS", stream.as_str(), "workers"],
+            vec!["GET", &format!("{{{name}}}:keeper")],
+            vec![
+                "ZRANGE",
+                &format!("{{{name}}}:fleet"),
+                "0",
+                "-1",
+                "WITHSCORES",
+            ],
+            vec!["XPENDING", stream.as_str(), "workers"],
+        ] {
+            eprintln!(
+                "chaos: {}: {:?}",
+                args.join(" "),
+                target.command(&stream, &args)
+            );
+        }
+    }
     drop(children);
-    report(&expected, &Outcome::read(&dir), &snapshot, &dead)
+    passed
 }
 
 /// What the producers scheduled.
