@@ -45,6 +45,9 @@ const FLEET_FORGET: u32 = 156;
 /// is a full one: it also reads the schedule's head, counts the fleet and forgets idle consumers.
 const FULL_EVERY: u32 = 8;
 
+/// The longest spread of a worker's looks at the lease, in check periods (see `look_every`).
+const LOOK_SPREAD: f64 = 64.0;
+
 /// How soon a chore that failed (Redis unreachable) is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -207,7 +210,10 @@ impl RedisBackend {
     /// that the fleet looks about once every two check periods whatever its size.
     fn look_every(&self, workers: u64) -> Duration {
         let others = workers.saturating_sub(1).max(1) as f64;
-        let spread = 0.25 + crate::key::random_unit() * (4.0 * others - 0.25);
+        // Capped, so that a count inflated by workers that died idle (they stay counted until
+        // forgotten) cannot put the next keeper off for long: up to 17 others the fleet's looks
+        // cost the same; past that they grow slowly (100 workers: about 1.2 looks a minute).
+        let spread = 0.25 + crate::key::random_unit() * ((4.0 * others).min(LOOK_SPREAD) - 0.25);
         self.check_every().mul_f64(spread)
     }
 
