@@ -45,6 +45,11 @@ const FLEET_FORGET: u32 = 156;
 /// is a full one: it also reads the schedule's head, counts the fleet and forgets idle consumers.
 const FULL_EVERY: u32 = 8;
 
+/// Every this many redelivery timeouts (on average) a worker that is not the keeper runs a
+/// reclaim of its own: should the lease ever be left unheld, stalled deliveries are still taken
+/// over. It costs each worker a tick (three commands when nothing is pending) that often.
+const OWN_RECLAIM: f64 = 16.0;
+
 /// The longest spread of a worker's looks at the lease, in check periods (see `look_every`).
 const LOOK_SPREAD: f64 = 64.0;
 
@@ -76,6 +81,9 @@ impl RedisBackend {
         let mut workers: u64 = 1;
         let mut checks: u32 = 0;
         let mut registered: Option<Instant> = None;
+        // A safety net under the lease: whatever becomes of the keeper, each worker asks for a
+        // reclaim of its own now and then (see `OWN_RECLAIM`).
+        let mut own_reclaim = Instant::now() + self.own_reclaim_every();
         // A due time whose tick failed is tried again from here.
         let mut due_retry: Option<Instant> = None;
         loop {
@@ -92,8 +100,9 @@ impl RedisBackend {
             let chore = match role {
                 Role::Keeper { next } | Role::Looking { next } => next,
             };
+            let own = (!keeper).then_some(own_reclaim);
             let refresh = registered.map(|at| at + self.options.redelivery_timeout * FLEET_REFRESH);
-            let wake = [Some(chore), due, refresh].into_iter().flatten().min();
+            let wake = [Some(chore), due, refresh, own].into_iter().flatten().min();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return,
@@ -136,6 +145,10 @@ impl RedisBackend {
                     // Tried again with the next chore.
                     Err(_) => None,
                 };
+            }
+            if own.is_some_and(|own| own <= now) {
+                own_reclaim = now + self.own_reclaim_every();
+                self.ask_reclaim(now, 1);
             }
             if chore > now {
                 continue;
@@ -203,6 +216,13 @@ impl RedisBackend {
             // Unknown: a tick learns it.
             false => Some(Instant::now()),
         }
+    }
+
+    /// How long a worker that is not the keeper waits between reclaims of its own: 16 redelivery
+    /// timeouts, give or take a quarter (80 minutes at the default 5).
+    fn own_reclaim_every(&self) -> Duration {
+        let spread = OWN_RECLAIM * (0.75 + crate::key::random_unit() * 0.5);
+        self.options.redelivery_timeout.mul_f64(spread)
     }
 
     /// How long a worker that is not the keeper waits before it looks at the lease again: at
