@@ -157,6 +157,10 @@ impl RedisBackend {
                 Role::Looking { .. } => match self.look(worker).await {
                     Ok(None) => {
                         tracing::debug!(worker, "took the keeper's lease");
+                        // An ask left over from before (an earlier stint, or a reclaim of its
+                        // own its busy workers never ran) is not this keeper's to resign over:
+                        // its first check asks again when anything is pending.
+                        self.timer.locked().reclaim_at = None;
                         checks = 0;
                         Role::Keeper { next: now }
                     }
