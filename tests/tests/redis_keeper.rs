@@ -93,15 +93,17 @@ async fn one_keeper_holds_the_lease_and_a_stopping_keeper_frees_it() {
     let server = RedisServer::start();
     let name = unique_name("keeper-lease");
     let lease = format!("{{{name}}}:keeper");
-    let (stop, running) = idle_fleet(&server, &name, 3, Duration::from_secs(60)).await;
+    // Checks every second: the keeper's first two count the fleet, so the second counts the
+    // workers that joined after the first.
+    let (stop, running) = idle_fleet(&server, &name, 3, Duration::from_secs(2)).await;
     let holder = || match server.command(&["GET", &lease]) {
         Reply::Bulk(value) => Some(value),
         _ => None,
     };
     eventually(
-        "a worker to take the lease",
+        "the keeper to count all three workers",
         Duration::from_secs(10),
-        async || holder().is_some(),
+        async || holder().is_some_and(|value| value.starts_with("3 ")),
     )
     .await;
     let value = holder().unwrap();
