@@ -25,8 +25,8 @@
 //! defines its own tasks, and the behaviour suite its own in `tests/behaviour/tasks.rs`. The
 //! helpers here take no task type: [`Probe`] is found by the id a task is given.
 //!
-//! Not here yet: the tracing capture (`tests/behaviour/capture.rs`), which needs `tracing` and
-//! `tracing-subscriber` as dependencies of this library rather than of its tests only.
+//! - [`capture`]: a tracing layer that keeps every span and event a test's thread sees, so a test
+//!   can assert on what docket traced.
 //!
 //! [`Certs`]: redis_server::Certs
 //! [`unique_name`]: redis_server::unique_name
@@ -36,6 +36,7 @@
 //! [`Limits`]: managed::Limits
 
 pub mod background;
+pub mod capture;
 pub mod managed;
 pub mod probe;
 pub mod redis_cluster;

@@ -5,10 +5,6 @@
 //! at traces run on a current-thread runtime, so the tasks they spawn run on the thread whose
 //! subscriber captures them.
 
-#[allow(dead_code, reason = "this binary uses part of the shared capture")]
-#[path = "behaviour/capture.rs"]
-mod capture;
-
 use std::time::{Duration, Instant};
 
 use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Task, Worker};
@@ -16,7 +12,7 @@ use docket::{Disposition, Docket, Placement, Schedule, Scheduled, Task, Worker};
 use tests::probe::Probe;
 use tests::{PATIENCE, finish};
 
-use self::capture::{Capture, CapturedSpan};
+use tests::capture::{Capture, CapturedSpan};
 
 /// Records one run, labelled `label`.
 #[docket::task]

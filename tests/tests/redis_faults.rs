@@ -1,10 +1,6 @@
 //! The Redis backend under bad input and failures: garbage in the stream, an unreachable or
 //! restarting server, secrets in URLs. The worker keeps running and nothing is lost.
 
-#[allow(dead_code, reason = "this binary uses part of the shared capture")]
-#[path = "behaviour/capture.rs"]
-mod capture;
-
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +11,7 @@ use tests::probe::Probe;
 use tests::redis_server::{RedisServer, free_port, unique_name};
 use tests::{eventually, finish};
 
-use self::capture::Capture;
+use tests::capture::Capture;
 
 /// Records one run, labelled `label`.
 #[docket::task]

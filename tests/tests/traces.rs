@@ -2,17 +2,13 @@
 //! immediate and a future task, in-process, on memory, and on Redis with the worker on a handle
 //! of its own (as in another process); and work a task schedules stays in its trace.
 
-#[allow(dead_code, reason = "this binary uses part of the shared capture")]
-#[path = "behaviour/capture.rs"]
-mod capture;
-
 use std::time::Duration;
 
 use docket::Docket;
 use tests::finish;
 use tests::redis_server::{RedisServer, unique_name};
 
-use self::capture::{Capture, CapturedSpan};
+use tests::capture::{Capture, CapturedSpan};
 
 #[docket::task]
 async fn traced(label: String) {

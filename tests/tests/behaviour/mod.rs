@@ -42,9 +42,6 @@
 //!
 //! [`Probe`]: tests::probe::Probe
 
-// Also included by `#[path]` from `in_process.rs`, `redis_faults.rs` and `traces.rs`, until it can
-// move to the `tests` library, which needs `tracing` and `tracing-subscriber` as dependencies.
-pub(crate) mod capture;
 mod tasks;
 
 pub(crate) mod cancel;

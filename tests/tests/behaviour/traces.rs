@@ -3,7 +3,7 @@
 use docket::Docket;
 use tests::probe::Probe;
 
-use super::capture::Capture;
+use tests::capture::Capture;
 use super::tasks::NoteRun;
 
 pub(crate) async fn scheduling_on_a_queue_is_traced_as_via_docket(docket: Docket) {

@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Spans and events seen so far. Clones share them.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Capture {
+pub struct Capture {
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -31,26 +31,26 @@ struct Seen {
 
 /// A span with every field recorded on it, when it was created or later.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CapturedSpan {
-    pub(crate) name: &'static str,
-    pub(crate) fields: BTreeMap<String, String>,
+pub struct CapturedSpan {
+    pub name: &'static str,
+    pub fields: BTreeMap<String, String>,
 }
 
 /// An event: its message and the span it happened in.
 #[derive(Debug, Clone)]
-pub(crate) struct CapturedEvent {
-    pub(crate) message: String,
+pub struct CapturedEvent {
+    pub message: String,
     /// Index into the captured spans.
     span: Option<usize>,
 }
 
 impl Capture {
-    pub(crate) fn new() -> Capture {
+    pub fn new() -> Capture {
         Capture::default()
     }
 
     /// A subscriber that feeds this capture, for `tracing::subscriber::set_default`.
-    pub(crate) fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static {
+    pub fn subscriber(&self) -> impl Subscriber + Send + Sync + 'static {
         // tracing decides once per callsite whether anyone listens. While a single subscriber is
         // registered, it asks only the subscriber of the thread that reaches the callsite first,
         // so a span first entered by another test's thread would stay disabled for this one. A
@@ -63,7 +63,7 @@ impl Capture {
     }
 
     /// Every span named `name`, in the order they were created.
-    pub(crate) fn spans(&self, name: &str) -> Vec<CapturedSpan> {
+    pub fn spans(&self, name: &str) -> Vec<CapturedSpan> {
         self.seen()
             .spans
             .iter()
@@ -73,7 +73,7 @@ impl Capture {
     }
 
     /// The messages of the events inside a span named `span`.
-    pub(crate) fn messages_in(&self, span: &str) -> Vec<String> {
+    pub fn messages_in(&self, span: &str) -> Vec<String> {
         let seen = self.seen();
         seen.events
             .iter()
@@ -95,7 +95,7 @@ impl Capture {
 
 impl CapturedSpan {
     /// The value of field `name`, as it would be displayed.
-    pub(crate) fn field(&self, name: &str) -> Option<&str> {
+    pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
     }
 }
