@@ -74,6 +74,8 @@ pub(crate) struct RawCeiling {
     pub(crate) xadd_per_s: f64,
     /// `XREADGROUP COUNT 1000`, then pipelined `XACK` + `XDEL`.
     pub(crate) drain_per_s: f64,
+    /// The server's CPU time per entry over the pipelined `XADD` and the drain.
+    pub(crate) redis_usec_per_task: f64,
 }
 
 /// One worker process draining N queued tasks.
@@ -89,6 +91,10 @@ pub(crate) struct Drain {
     pub(crate) server_commands_per_task: f64,
     /// Sent by the enqueuing and the working process together.
     pub(crate) client_commands_per_task: f64,
+    /// The server's CPU time per task (`INFO cpu`), while `add_many` stored the tasks.
+    pub(crate) redis_usec_enqueue: f64,
+    /// The server's CPU time per task while the worker drained them.
+    pub(crate) redis_usec_drain: f64,
     pub(crate) peak_rss_mib: f64,
 }
 
@@ -100,6 +106,8 @@ impl Drain {
             finish_tail_ms: median_of(runs, |run| run.finish_tail_ms),
             server_commands_per_task: median_of(runs, |run| run.server_commands_per_task),
             client_commands_per_task: median_of(runs, |run| run.client_commands_per_task),
+            redis_usec_enqueue: median_of(runs, |run| run.redis_usec_enqueue),
+            redis_usec_drain: median_of(runs, |run| run.redis_usec_drain),
             peak_rss_mib: median_of(runs, |run| run.peak_rss_mib),
         }
     }
@@ -160,6 +168,7 @@ enum Unit {
     PerTask,
     PerMinute,
     MiB,
+    Micros,
 }
 
 impl Unit {
@@ -171,6 +180,7 @@ impl Unit {
             Unit::PerTask => format!("{value:.2}"),
             Unit::PerMinute => format!("{value:.1} /min"),
             Unit::MiB => format!("{value:.1} MiB"),
+            Unit::Micros => format!("{value:.2} µs"),
         }
     }
 }
@@ -293,8 +303,56 @@ impl Figures {
             "drain at concurrency 100 / raw ceiling",
             self.drain_c100_to_ceiling,
             Ratio,
-            Some(AtLeast(0.5)),
+            Some(AtLeast(0.7)),
         ));
+        if let (Some(c10), Some(c100)) = (self.drain_at(10), self.drain_at(100)) {
+            rows.push(row(
+                "drain at concurrency 10 / at concurrency 100",
+                c10.tasks_per_s / c100.tasks_per_s,
+                Ratio,
+                Some(AtLeast(0.8)),
+            ));
+        }
+        for drain in &self.drain {
+            rows.push(row(
+                &format!(
+                    "`run_until_finished` tail after the last start, c={}",
+                    drain.concurrency
+                ),
+                drain.finish_tail_ms,
+                Ms,
+                Some(AtMost(10.0)),
+            ));
+        }
+        rows.push(row(
+            "raw ceiling: Redis CPU per entry, pipelined XADD + XREADGROUP + XACK + XDEL",
+            self.raw_ceiling.redis_usec_per_task,
+            Micros,
+            None,
+        ));
+        for drain in &self.drain {
+            let c = drain.concurrency;
+            rows.extend([
+                row(
+                    &format!("Redis CPU per task, c={c}: `add_many`"),
+                    drain.redis_usec_enqueue,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis CPU per task, c={c}: drain"),
+                    drain.redis_usec_drain,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis CPU per task, c={c}: whole life"),
+                    drain.redis_usec_enqueue + drain.redis_usec_drain,
+                    Micros,
+                    (c == 100).then_some(AtMost(6.0)),
+                ),
+            ]);
+        }
         let spread = &self.latency.spread;
         rows.extend([
             row("latency p50", spread.p50_ms, Ms, Some(AtMost(0.3))),

@@ -197,6 +197,7 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
         xadd_one_per_s: median_of(&raw, |raw| raw.xadd_one_per_s),
         xadd_per_s: median_of(&raw, |raw| raw.xadd_per_s),
         drain_per_s: median_of(&raw, |raw| raw.drain_per_s),
+        redis_usec_per_task: median_of(&raw, |raw| raw.redis_usec_per_task),
     };
 
     let mut drains = Vec::new();
@@ -208,11 +209,14 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
                 |run| {
                     format!(
                         "{:.0}/s ({:.0} ms after the last start), {:.2} server / {:.2} client \
-                         commands per task, peak RSS {:.1} MiB",
+                         commands per task, Redis CPU {:.1} + {:.1} µs per task, peak RSS \
+                         {:.1} MiB",
                         run.tasks_per_s,
                         run.finish_tail_ms,
                         run.server_commands_per_task,
                         run.client_commands_per_task,
+                        run.redis_usec_enqueue,
+                        run.redis_usec_drain,
                         run.peak_rss_mib
                     )
                 },
@@ -354,6 +358,8 @@ pub(crate) struct DrainRun {
     /// Whole life: `add_many`, delivery, run, acknowledgement.
     pub(crate) server_commands_per_task: f64,
     pub(crate) client_commands_per_task: f64,
+    pub(crate) redis_usec_enqueue: f64,
+    pub(crate) redis_usec_drain: f64,
     pub(crate) peak_rss_mib: f64,
 }
 
@@ -362,8 +368,11 @@ async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun> {
     let tasks = bench.plan.tasks;
     let docket = bench.docket(&format!("drain-c{concurrency}")).await?;
     bench.admin.reset_stats().await?;
+    let cpu_before = bench.admin.server_cpu_usec().await?;
     fill(&docket, tasks).await?;
+    let cpu_filled = bench.admin.server_cpu_usec().await?;
     let worker = child::drain(&bench.url, docket.name(), concurrency).await?;
+    let cpu_drained = bench.admin.server_cpu_usec().await?;
     let server_calls = bench.admin.server_calls().await?;
     let client_calls = docket.commands_sent() + worker.commands_sent;
     let left = docket.snapshot().await?.len() + docket.dead_letters().await?.len();
@@ -376,6 +385,8 @@ async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun> {
         finish_tail_ms: (worker.elapsed_s - worker.last_start_s) * 1000.0,
         server_commands_per_task: server_calls as f64 / tasks as f64,
         client_commands_per_task: client_calls as f64 / tasks as f64,
+        redis_usec_enqueue: (cpu_filled - cpu_before) / tasks as f64,
+        redis_usec_drain: (cpu_drained - cpu_filled) / tasks as f64,
         peak_rss_mib: worker.peak_rss_kib as f64 / 1024.0,
     })
 }
@@ -386,6 +397,7 @@ struct RawRun {
     xadd_one_per_s: f64,
     xadd_per_s: f64,
     drain_per_s: f64,
+    redis_usec_per_task: f64,
 }
 
 /// The minimal durable cycle on the `redis` crate alone: pipelined `XADD` of N entries shaped
@@ -431,6 +443,7 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
         .exec_async(&mut connection)
         .await?;
 
+    let cpu_before = bench.admin.server_cpu_usec().await?;
     let started = Instant::now();
     for low in (0..tasks).step_by(BATCH as usize) {
         let mut pipeline = redis::pipe();
@@ -474,11 +487,13 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
         drained += ids.len() as u64;
     }
     let drain_per_s = per_second(tasks, started);
+    let redis_usec_per_task = (bench.admin.server_cpu_usec().await? - cpu_before) / tasks as f64;
     bench.admin.forget(&name).await?;
     Ok(RawRun {
         xadd_one_per_s,
         xadd_per_s,
         drain_per_s,
+        redis_usec_per_task,
     })
 }
 

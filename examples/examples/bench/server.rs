@@ -46,6 +46,24 @@ impl Admin {
             .sum())
     }
 
+    /// The CPU time the server process has used (user and system, from `INFO cpu`), in
+    /// microseconds: commands, their parsing and replies, and the networking around them.
+    pub(crate) async fn server_cpu_usec(&self) -> Result<f64> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .query_async(&mut self.connection.clone())
+            .await?;
+        let seconds: f64 = info
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                matches!(name, "used_cpu_user" | "used_cpu_sys")
+                    .then(|| value.trim().parse::<f64>().ok())?
+            })
+            .sum();
+        Ok(seconds * 1e6)
+    }
+
     /// `redis_version` from `INFO server`.
     pub(crate) async fn version(&self) -> Result<String> {
         let info: String = redis::cmd("INFO")
