@@ -598,6 +598,13 @@ impl Backend for MemoryBackend {
         }
     }
 
+    async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
+        for delivery in deliveries {
+            self.abandon(worker, delivery);
+        }
+        Ok(())
+    }
+
     async fn retire(&self, _worker: &str) -> Result<()> {
         Ok(())
     }

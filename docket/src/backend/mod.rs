@@ -228,6 +228,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// step crashed): it is no longer held, and is to be run again.
     fn abandon(&self, worker: &str, delivery: &Delivery);
 
+    /// The worker stops and will not start `deliveries` (read ahead of its free slots): they
+    /// are no longer held, and go back to the queue at once for another worker.
+    fn give_back(
+        &self,
+        worker: &str,
+        deliveries: &[Delivery],
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// The worker has stopped and settled everything it took: give back what was handed to it
     /// and never started (a read it dropped as it stopped), and forget it.
     fn retire(&self, worker: &str) -> impl Future<Output = Result<()>> + Send;
@@ -309,6 +317,12 @@ pub(crate) enum AnyBackend {
 
 /// Operator commands, outside the [`Backend`] trait the worker needs.
 impl AnyBackend {
+    /// Whether a worker's deliveries are leased from a server (Redis), so that claiming costs
+    /// a round trip and reading ahead pays; an in-memory store hands them over in place.
+    pub(crate) fn leases_deliveries(&self) -> bool {
+        matches!(self, AnyBackend::Redis(_))
+    }
+
     /// The workers serving the docket.
     pub(crate) async fn workers(&self) -> Result<Vec<WorkerInfo>> {
         match self {
@@ -438,6 +452,10 @@ impl Backend for AnyBackend {
             AnyBackend::Memory(backend) => backend.abandon(worker, delivery),
             AnyBackend::Redis(backend) => backend.abandon(worker, delivery),
         }
+    }
+
+    async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
+        dispatch!(self, b => b.give_back(worker, deliveries))
     }
 
     async fn retire(&self, worker: &str) -> Result<()> {

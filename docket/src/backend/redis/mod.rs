@@ -442,6 +442,23 @@ impl Backend for RedisBackend {
         self.lost(worker);
     }
 
+    async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
+        // No longer held: should the call fail, `retire` gives them back.
+        self.settled(deliveries);
+        let mut ids: Vec<&str> = deliveries.iter().map(stream_id).collect();
+        ids.sort_by_key(|id| super::stream_order(id));
+        for chunk in ids.chunks(SETTLE_CHUNK) {
+            let mut invocation = SCRIPTS.give_back.prepare_invoke();
+            invocation
+                .key(&self.keys.stream)
+                .key(&self.keys.index)
+                .arg(worker)
+                .arg(chunk);
+            self.invoke::<i64>(&invocation).await?;
+        }
+        Ok(())
+    }
+
     async fn retire(&self, worker: &str) -> Result<()> {
         let held: Vec<String> = self
             .in_flight

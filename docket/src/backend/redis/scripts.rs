@@ -106,7 +106,8 @@ scripts! {
     cancel: index, delivery, signals;
     replay: index, store;
     renew: ;
-    retire: index, delivery, entry, settle;
+    retire: index, delivery, entry, settle, giveback;
+    give_back: index, delivery, entry, settle, giveback;
     strike: signals;
     restore: signals;
     hold: index, delivery, entry, settle;

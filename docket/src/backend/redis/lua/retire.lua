@@ -4,11 +4,9 @@
 -- consumer, unless deliveries it holds are still pending. It leaves the fleet, and frees the
 -- keeper's lease if it holds it (another worker takes it at its next look).
 --
--- A delivery given back is stored anew at the end of the stream, as it was, and this copy is
--- settled; one whose key no longer names it (cancelled or superseded meanwhile) is settled as a
--- takeover would settle it (`judge`), and one that is gone from the stream is acknowledged.
+-- A delivery is given back as `give_back` (include/giveback.lua) says.
 --
--- include: index, delivery, entry, settle
+-- include: index, delivery, entry, settle, giveback
 -- KEYS: stream, index, lease, fleet
 -- ARGV: consumer, held... (ids of deliveries the worker still holds: left as they are)
 -- Returns the number of deliveries given back.
@@ -25,19 +23,7 @@ for _, row in ipairs(redis.call('XPENDING', stream, GROUP, '-', '+', 1000, consu
   if held[id] then
     kept = kept + 1
   else
-    local entry = redis.call('XRANGE', stream, id, id)[1]
-    if not entry then
-      redis.call('XACK', stream, GROUP, id)
-    elseif judge(stream, index, entry) == 'hand' then
-      local copy = redis.call('XADD', stream, '*', unpack(entry[2]))
-      local key = entry_field(entry, 'k')
-      if key then
-        redis.call('HSET', index, key, copy)
-      end
-      redis.call('XACK', stream, GROUP, id)
-      redis.call('XDEL', stream, id)
-      given = given + 1
-    end
+    given = given + give_back(stream, index, id)
   end
 end
 

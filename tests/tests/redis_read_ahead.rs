@@ -1,0 +1,220 @@
+//! Reading ahead on Redis: a worker of short tasks claims more than its free slots, and what it
+//! holds that way is treated like a running task. The worker here has one slot; a slow task
+//! holds it while the worker sits on the short tasks it read ahead of it. Then:
+//!
+//! - stopping the worker gives them back at once: another worker runs them long before the
+//!   redelivery timeout (a minute here) would have let it take them over;
+//! - a cancel of one of them, or a strike on their task, reaches them: when the slot frees, the
+//!   cancelled one never runs and the struck ones are held;
+//! - with read-ahead turned off, the worker holds only the task it runs.
+
+use std::time::Duration;
+
+use docket::{Docket, Worker};
+use tests::background::Background;
+use tests::probe::Probe;
+use tests::redis_server::{RedisServer, Reply, unique_name};
+use tests::{PATIENCE, eventually};
+
+/// A few milliseconds of work, labelled with its number.
+#[docket::task]
+async fn short(probe: String, n: u32) {
+    let run = Probe::find(&probe).start(n.to_string());
+    run.finish();
+}
+
+/// Holds its worker's slot until the test releases it.
+#[docket::task]
+async fn slow(probe: String) {
+    let probe = Probe::find(&probe);
+    let run = probe.start("slow");
+    probe.released().await;
+    run.finish();
+}
+
+/// Short tasks before the slow one, so the worker learns its pace and reads ahead.
+const BEFORE: u32 = 40;
+/// Short tasks after the slow one: some of them are read ahead while it runs.
+const AFTER: u32 = 60;
+
+/// A docket on `server` whose stalled deliveries would only be taken over after a minute.
+async fn open(server: &RedisServer) -> (Docket, String) {
+    let name = unique_name("read-ahead");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(60))
+        .await
+        .unwrap();
+    (docket, name)
+}
+
+/// Queue `BEFORE` short tasks, the slow one, then `AFTER` short tasks (keys `short-N`), all
+/// before any worker runs.
+async fn queue(docket: &Docket, probe: &Probe) {
+    for n in 0..BEFORE {
+        Short::schedule(probe.id(), n)
+            .key(format!("short-{n}"))
+            .on(docket)
+            .await
+            .unwrap();
+    }
+    Slow::schedule(probe.id()).on(docket).await.unwrap();
+    for n in BEFORE..BEFORE + AFTER {
+        Short::schedule(probe.id(), n)
+            .key(format!("short-{n}"))
+            .on(docket)
+            .await
+            .unwrap();
+    }
+}
+
+/// How many deliveries are pending to `worker` on the server.
+fn pending_to(server: &RedisServer, name: &str, worker: &str) -> i64 {
+    let stream = format!("{{{name}}}:stream");
+    let Reply::Array(consumers) = server.command(&["XINFO", "CONSUMERS", &stream, "workers"])
+    else {
+        return 0;
+    };
+    for consumer in consumers {
+        let Reply::Array(fields) = consumer else {
+            continue;
+        };
+        let named = fields
+            .chunks(2)
+            .any(|pair| pair == [Reply::Bulk("name".into()), Reply::Bulk(worker.into())]);
+        if !named {
+            continue;
+        }
+        for pair in fields.chunks(2) {
+            if let [Reply::Bulk(field), Reply::Integer(pending)] = pair
+                && field == "pending"
+            {
+                return *pending;
+            }
+        }
+    }
+    0
+}
+
+/// Start a one-slot worker and wait until the slow task holds its slot; how many deliveries
+/// the worker then holds on the server.
+async fn while_slow_runs(
+    server: &RedisServer,
+    name: &str,
+    probe: &Probe,
+    worker: Worker,
+) -> (Background, i64) {
+    let id = worker.id().to_owned();
+    let background = Background::start(worker);
+    probe
+        .until("the slow task starts", |p| {
+            p.labels().iter().any(|label| label == "slow")
+        })
+        .await;
+    // The read that handed the slow task over took what it read ahead along with it.
+    let pending = pending_to(server, name, &id);
+    (background, pending)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_read_ahead_are_given_back_at_once_when_the_worker_stops() {
+    let server = RedisServer::start();
+    let (docket, name) = open(&server).await;
+    let probe = Probe::new();
+    queue(&docket, &probe).await;
+
+    let first = Worker::new(&docket).concurrency(1);
+    let (first, pending) = while_slow_runs(&server, &name, &probe, first).await;
+    assert!(
+        pending > 1,
+        "the worker read nothing ahead of the slow task ({pending} pending to it)"
+    );
+
+    // Stopping waits for the slow task; what the worker read ahead goes back at once.
+    let stopping = tokio::spawn(first.stop());
+    let second = Background::start(Worker::new(&docket).concurrency(4));
+    probe
+        .until(
+            "every short task has run (well before a takeover could)",
+            |p| p.finishes() == (BEFORE + AFTER) as usize,
+        )
+        .await;
+    probe.release(1);
+    stopping.await.unwrap();
+    second.stop().await;
+
+    let mut labels = probe.sorted_labels();
+    labels.retain(|label| label != "slow");
+    let mut expected: Vec<String> = (0..BEFORE + AFTER).map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(labels, expected, "each short task ran exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_and_a_strike_reach_tasks_read_ahead() {
+    let server = RedisServer::start();
+    let (docket, name) = open(&server).await;
+    let probe = Probe::new();
+    queue(&docket, &probe).await;
+
+    let worker = Worker::new(&docket).concurrency(1);
+    let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
+    assert!(pending > 1, "nothing was read ahead ({pending} pending)");
+    // The first task after the slow one is read ahead (reads are in stream order).
+    let first_after = format!("short-{BEFORE}");
+    assert!(
+        docket.cancel(&first_after).await.unwrap(),
+        "the task read ahead was found"
+    );
+    let strike = docket::strike::Strike::task(<Short as docket::Task>::NAME);
+    assert!(docket.strike(strike.clone()).await.unwrap());
+    // The worker hears of both before the slot frees.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    probe.release(1);
+
+    eventually("the rest to be held by the strike", PATIENCE, async || {
+        docket
+            .snapshot()
+            .await
+            .is_ok_and(|s| s.held.len() == AFTER as usize - 1)
+    })
+    .await;
+    assert!(
+        !probe.labels().contains(&BEFORE.to_string()),
+        "the cancelled task ran: {:?}",
+        probe.labels()
+    );
+    assert_eq!(
+        probe.starts(),
+        BEFORE as usize + 1,
+        "only the tasks before the slow one, and it, ran"
+    );
+
+    assert_eq!(docket.restore(strike).await.unwrap(), AFTER as usize - 1);
+    probe
+        .until("the restored tasks run", |p| {
+            p.finishes() == (BEFORE + AFTER) as usize
+        })
+        .await;
+    worker.stop().await;
+    assert!(!probe.labels().contains(&BEFORE.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_read_ahead_the_worker_holds_only_what_it_runs() {
+    let server = RedisServer::start();
+    let (docket, name) = open(&server).await;
+    let probe = Probe::new();
+    queue(&docket, &probe).await;
+
+    let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
+    let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
+    assert_eq!(pending, 1, "only the slow task is pending to the worker");
+    probe.release(1);
+    probe
+        .until("every task has run", |p| {
+            p.finishes() == (BEFORE + AFTER) as usize + 1
+        })
+        .await;
+    worker.stop().await;
+}
