@@ -1,14 +1,16 @@
 //! The chaos harness's short mode (`docket-chaos --short`): producers and workers in separate
 //! processes while workers are SIGKILLed, Redis restarts and connections are cut. It fails when
 //! a task whose scheduling succeeded never completed, a toxic task was not dead-lettered, or
-//! anything was left behind. The long mode runs by hand; see the binary's docs.
+//! anything was left behind. On a cluster (`--cluster`), the docket's master is killed and its
+//! replica takes over, with `wait_replicas(1)`. The long mode runs by hand; see the binary's docs.
 
 use std::process::Command;
 
-#[test]
-fn nothing_is_lost_under_chaos() {
+/// Run `docket-chaos --short` with `extra` arguments; fail unless nothing was lost.
+fn chaos(extra: &[&str]) {
     let output = Command::new(env!("CARGO_BIN_EXE_docket-chaos"))
         .arg("--short")
+        .args(extra)
         .output()
         .expect("run docket-chaos");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -21,4 +23,14 @@ fn nothing_is_lost_under_chaos() {
         .find(|line| line.starts_with("chaos: scheduled="))
         .expect("a summary line");
     assert!(summary.ends_with("lost=0"), "{summary}");
+}
+
+#[test]
+fn nothing_is_lost_under_chaos() {
+    chaos(&[]);
+}
+
+#[test]
+fn nothing_is_lost_under_chaos_on_a_cluster() {
+    chaos(&["--cluster"]);
 }

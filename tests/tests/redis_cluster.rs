@@ -65,18 +65,30 @@ async fn work_goes_on_through(replicas: u32, disrupt: impl AsyncFnOnce(&mut Redi
         let (docket, probe) = (docket.clone(), probe.id().to_owned());
         tokio::spawn(async move {
             let mut acknowledged = BTreeSet::new();
+            // The longest time between two acknowledged schedules: how long the change kept
+            // the docket from storing tasks.
+            let (mut last, mut longest) = (std::time::Instant::now(), Duration::ZERO);
             let until = std::time::Instant::now() + Duration::from_secs(12);
             for n in (20..80).take_while(|_| std::time::Instant::now() < until) {
                 if Note::schedule(probe.clone(), n).on(&docket).await.is_ok() {
                     acknowledged.insert(n.to_string());
+                    longest = longest.max(last.elapsed());
+                    last = std::time::Instant::now();
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            acknowledged
+            (acknowledged, longest)
         })
     };
+    let disrupted = std::time::Instant::now();
     disrupt(&mut cluster, &format!("{{{name}}}:stream")).await;
-    acknowledged.extend(scheduling.await.unwrap());
+    let changed = disrupted.elapsed();
+    let (later, longest) = scheduling.await.unwrap();
+    println!(
+        "failover (wait_replicas {replicas}): the cluster changed over in {changed:.1?}; \
+         schedules stalled for at most {longest:.1?}"
+    );
+    acknowledged.extend(later);
     eventually(
         "every acknowledged task to run",
         Duration::from_secs(60),
