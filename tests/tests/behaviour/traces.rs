@@ -3,8 +3,8 @@
 use docket::Docket;
 use tests::probe::Probe;
 
-use tests::capture::Capture;
 use super::tasks::NoteRun;
+use tests::capture::Capture;
 
 pub(crate) async fn scheduling_on_a_queue_is_traced_as_via_docket(docket: Docket) {
     let probe = Probe::new();
