@@ -182,6 +182,8 @@ pub mod inspect;
 mod key;
 pub mod metrics;
 pub mod policy;
+#[cfg(feature = "pydocket")]
+pub mod pydocket;
 mod registry;
 pub mod results;
 mod schedule;
@@ -203,6 +205,8 @@ pub mod __private;
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::backend::redis::fuzz::*;
+    #[cfg(feature = "pydocket")]
+    pub use crate::pydocket::pickle::fuzz::*;
 }
 
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
