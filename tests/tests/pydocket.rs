@@ -1,0 +1,224 @@
+//! Interop with Python's pydocket, against the real package from the registry in a venv made
+//! once under the target directory (`tests::python`).
+//!
+//! `PYDOCKET_VERSION` picks the release (default: the newest of
+//! `docket::pydocket::TESTED_PYDOCKET`); `PICKLE_SEED` replays a codec property run.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use docket::pydocket::pickle::{self, Limits};
+use serde_json::{Map, Value, json};
+use tests::python::Venv;
+
+fn venv() -> Venv {
+    let newest = docket::pydocket::TESTED_PYDOCKET
+        .last()
+        .expect("a tested pydocket release");
+    let version = std::env::var("PYDOCKET_VERSION").unwrap_or_else(|_| newest.to_string());
+    Venv::pydocket(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), &version)
+}
+
+/// A small deterministic generator (xorshift64*), so a failing run replays from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize].clone()
+    }
+
+    fn string(&mut self) -> String {
+        match self.below(10) {
+            0 => String::new(),
+            1 => "x".repeat(300), // past SHORT_BINUNICODE's 255 bytes
+            2 => "é✓🎵".repeat(self.below(100) as usize),
+            _ => (0..self.below(12))
+                .map(|_| {
+                    self.pick(&[
+                        'a', 'Z', '0', ' ', '\0', '\n', '\t', '"', '\\', 'é', '✓', '🎵', '\u{7f}',
+                    ])
+                })
+                .collect(),
+        }
+    }
+
+    fn number(&mut self) -> Value {
+        match self.below(4) {
+            0 => json!(self.pick(&[
+                0i64,
+                1,
+                -1,
+                255,
+                256,
+                65_535,
+                65_536,
+                i32::MIN.into(),
+                i32::MAX.into(),
+                i64::from(i32::MAX) + 1,
+                i64::MIN,
+                i64::MAX,
+            ])),
+            1 => json!(self.pick(&[u64::MAX, 1u64 << 63, (1u64 << 63) + 1])),
+            2 => json!(self.next() as i64 >> self.below(64)),
+            _ => {
+                let float = f64::from_bits(self.next());
+                let float = if float.is_finite() { float } else { 0.5 };
+                json!(self.pick(&[float, -0.0, 1.0, 1e300, 5e-324, -2.5]))
+            }
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        let leaf = depth >= 4 || self.below(3) == 0;
+        match if leaf {
+            self.below(4)
+        } else {
+            4 + self.below(2)
+        } {
+            0 => self.pick(&[Value::Null, json!(true), json!(false)]),
+            1 | 2 => self.number(),
+            3 => Value::String(self.string()),
+            4 => {
+                // Now and then (at the top only, to stay small) past 1,000 items, where pickles
+                // batch their APPENDS.
+                let len = if depth == 0 && self.below(20) == 0 {
+                    1500
+                } else {
+                    self.below(5)
+                };
+                Value::Array((0..len).map(|_| self.value(depth + 1)).collect())
+            }
+            _ => Value::Object(self.object(depth + 1)),
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Map<String, Value> {
+        (0..self.below(5))
+            .map(|_| (self.string(), self.value(depth)))
+            .collect()
+    }
+}
+
+/// Reads `kind hex json` lines: checks that `pickle.loads(hex)` is `json.loads(json)` with the
+/// same types throughout (a `bool` is not an `int`, a tuple only where asked for), then prints
+/// `ok` (or `MISMATCH`) and the value pickled again by cloudpickle, as pydocket pickles.
+const ROUND_TRIP: &str = r#"
+import sys, json, pickle, math, cloudpickle
+
+def same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b
+
+for line in sys.stdin:
+    kind, data, text = line.rstrip("\n").split("\t", 2)
+    value = pickle.loads(bytes.fromhex(data))
+    expected = json.loads(text)
+    if kind == "args":
+        expected = tuple(expected)
+    ok = same(value, expected) and (kind != "kwargs" or all(type(k) is str for k in value))
+    print(("ok" if ok else "MISMATCH") + "\t" + cloudpickle.dumps(value).hex())
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex from Python"))
+        .collect()
+}
+
+/// Random JSON values, pickled by our encoder as a value, as `args` and as `kwargs`, read by
+/// Python's `pickle.loads`, pickled again by cloudpickle (protocol 5, as pydocket does), and
+/// decoded by our decoder: every one comes back equal, and Python saw the same value.
+#[test]
+fn json_values_round_trip_through_python_pickle() {
+    let seed = std::env::var("PICKLE_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("PICKLE_SEED={seed}");
+    let mut rng = Rng(seed);
+    let mut cases: Vec<(&str, Value)> = vec![
+        ("args", json!([])),
+        ("kwargs", json!({})),
+        ("value", Value::Array((0..2500).map(Value::from).collect())),
+        (
+            "kwargs",
+            Value::Object((0..1500).map(|i| (format!("k{i}"), json!(i))).collect()),
+        ),
+    ];
+    for _ in 0..400 {
+        match rng.below(3) {
+            0 => cases.push(("value", rng.value(0))),
+            1 => cases.push((
+                "args",
+                Value::Array((0..rng.below(6)).map(|_| rng.value(1)).collect()),
+            )),
+            _ => cases.push(("kwargs", Value::Object(rng.object(1)))),
+        }
+    }
+    let mut input = String::new();
+    for (kind, value) in &cases {
+        let bytes = match (*kind, value) {
+            ("args", Value::Array(args)) => pickle::encode_args(args),
+            ("kwargs", Value::Object(kwargs)) => pickle::encode_kwargs(kwargs),
+            _ => pickle::encode(value),
+        }
+        .expect("encode a generated value");
+        writeln!(input, "{kind}\t{}\t{value}", hex(&bytes)).expect("write to a string");
+    }
+
+    let output = venv().run(ROUND_TRIP, &[], input.as_bytes());
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), cases.len(), "one answer per case");
+    let limits = Limits::default();
+    for (case, ((kind, value), line)) in cases.iter().zip(lines).enumerate() {
+        let shown: String = value.to_string().chars().take(300).collect();
+        let (verdict, data) = line.split_once('\t').expect("verdict and pickle");
+        assert_eq!(
+            verdict, "ok",
+            "Python read another value for case {case}, {kind} {shown}"
+        );
+        let bytes = unhex(data);
+        let back = match *kind {
+            "args" => pickle::decode_args(&bytes, &limits).map(Value::Array),
+            "kwargs" => pickle::decode_kwargs(&bytes, &limits).map(Value::Object),
+            _ => pickle::decode(&bytes, &limits),
+        };
+        assert!(
+            back.as_ref() == Ok(value),
+            "case {case}, {kind} {shown}: came back from Python as {:?}",
+            back.map(|back| back.to_string().chars().take(300).collect::<String>())
+        );
+    }
+}
