@@ -222,3 +222,154 @@ fn json_values_round_trip_through_python_pickle() {
         );
     }
 }
+
+/// The task as the FastAPI service declares it in Python, here in Rust.
+#[docket::task]
+async fn scan_copyright(track_id: i64, audio_url: String) {
+    let _ = (track_id, audio_url);
+}
+
+/// Schedules with pydocket's own `add()` (now, later, positional, keyword, mixed, and a
+/// `datetime` argument), then prints each stored message as `key function args kwargs` with the
+/// pickles in hex, read back raw with redis-py: from the stream, and from the parked hash of
+/// the task due later.
+const PYDOCKET_ADDS: &str = r#"
+import asyncio, sys
+from datetime import datetime, timedelta, timezone
+from docket import Docket
+from redis import Redis
+
+async def scan_copyright(track_id: int, audio_url: str) -> None: ...
+
+async def main(url, name):
+    async with Docket(name=name, url=url) as docket:
+        await docket.add(scan_copyright, key="scan-7")(7, "https://cdn.example/7.flac")
+        later = datetime.now(timezone.utc) + timedelta(seconds=60)
+        await docket.add(scan_copyright, key="scan-8", when=later)(
+            track_id=8, audio_url="https://cdn.example/8.flac"
+        )
+        await docket.add(scan_copyright, key="scan-9")(9, audio_url="https://cdn.example/9.flac")
+        await docket.add(scan_copyright, key="scan-big")(2**63, "u")
+        await docket.add(scan_copyright, key="scan-when")(datetime(2026, 1, 1, tzinfo=timezone.utc), "u")
+    redis = Redis.from_url(url)
+    messages = [fields for _, fields in redis.xrange(f"{name}:stream")]
+    messages.append(redis.hgetall(f"{name}:scan-8"))
+    for fields in messages:
+        print(fields[b"key"].decode(), fields[b"function"].decode(), fields[b"args"].hex(), fields[b"kwargs"].hex())
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// What pydocket's `add()` stored decodes into the Rust task's argument struct: positional
+/// arguments bound by position, keyword ones by name, both mixed; an argument no Rust task can
+/// take (an int beyond 64 bits, a `datetime`) is an error naming what it found.
+#[test]
+fn arguments_pydocket_scheduled_bind_to_the_rust_task() {
+    let server = tests::redis_server::RedisServer::start();
+    let name = tests::redis_server::unique_name("py-to-rust");
+    let output = venv().run(PYDOCKET_ADDS, &[&server.url(), &name], b"");
+    let limits = Limits::default();
+    let mut decoded = std::collections::BTreeMap::new();
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [key, function, args, kwargs] = fields[..] else {
+            panic!("unexpected line {line:?}");
+        };
+        assert_eq!(function, "scan_copyright");
+        let task = docket::pydocket::task_from_pickles::<ScanCopyright>(
+            &unhex(args),
+            &unhex(kwargs),
+            &limits,
+        );
+        decoded.insert(
+            key.to_string(),
+            task.map(|task| (task.track_id, task.audio_url)),
+        );
+    }
+    let url = |n: i64| format!("https://cdn.example/{n}.flac");
+    assert_eq!(decoded["scan-7"], Ok((7, url(7))));
+    assert_eq!(decoded["scan-8"], Ok((8, url(8))));
+    assert_eq!(decoded["scan-9"], Ok((9, url(9))));
+    let big = decoded["scan-big"].as_ref().unwrap_err().to_string();
+    assert!(big.contains("9223372036854775808"), "{big}");
+    let when = decoded["scan-when"].as_ref().unwrap_err().to_string();
+    assert!(when.contains("`datetime.datetime`"), "{when}");
+    assert_eq!(decoded.len(), 5, "{decoded:?}");
+}
+
+/// Schedules one task per input line (`key args kwargs`, pickles in hex) through pydocket's own
+/// `add()` and scripts, with the message's `args` and `kwargs` swapped for the given bytes (as a
+/// Rust producer writes them), then runs them all with a real pydocket `Worker` and prints each
+/// call as JSON with its arguments' Python types, then each key's final state.
+const PYDOCKET_RUNS: &str = r#"
+import asyncio, json, sys
+import docket.execution as execution
+from docket import Docket, Worker
+
+given = {}
+for line in sys.stdin:
+    key, args, kwargs = line.split()
+    given[key] = (bytes.fromhex(args), bytes.fromhex(kwargs))
+
+as_message = execution.Execution.as_message
+def rust_bytes(self):
+    message = as_message(self)
+    message[b"args"], message[b"kwargs"] = given[self.key]
+    return message
+execution.Execution.as_message = rust_bytes
+
+async def scan_copyright(track_id: int, audio_url: str) -> None:
+    print(json.dumps([type(track_id).__name__, track_id, type(audio_url).__name__, audio_url]))
+
+async def main(url, name):
+    async with Docket(name=name, url=url) as docket:
+        docket.register(scan_copyright)
+        for key in given:
+            await docket.add(scan_copyright, key=key)()
+        async with Worker(docket) as worker:
+            await worker.run_until_finished()
+        for key in given:
+            run = await docket.get_execution(key)
+            print(json.dumps(["state", key, run.state.value]))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// What a Rust producer pickles (typed, and by name from JSON) is what a real pydocket worker
+/// calls the Python function with: an `int` and a `str`, every run completed.
+#[test]
+fn a_pydocket_worker_runs_what_rust_pickles() {
+    let server = tests::redis_server::RedisServer::start();
+    let name = tests::redis_server::unique_name("rust-to-py");
+    let typed = docket::pydocket::pickles_of(&ScanCopyright {
+        track_id: 7,
+        audio_url: "https://cdn.example/rs-7.flac".into(),
+    })
+    .expect("pickle a typed task");
+    let by_name = docket::pydocket::pickles_of_json(
+        &json!({"audio_url": "https://cdn.example/rs-8.flac", "track_id": i64::MAX}),
+    )
+    .expect("pickle JSON arguments");
+    let input = format!(
+        "rs-7 {} {}\nrs-8 {} {}\n",
+        hex(&typed.args),
+        hex(&typed.kwargs),
+        hex(&by_name.args),
+        hex(&by_name.kwargs)
+    );
+    let output = venv().run(PYDOCKET_RUNS, &[&server.url(), &name], input.as_bytes());
+    let mut lines: Vec<Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    lines.sort_by_key(|line| line.to_string());
+    assert_eq!(
+        lines,
+        [
+            json!(["int", 7, "str", "https://cdn.example/rs-7.flac"]),
+            json!(["int", i64::MAX, "str", "https://cdn.example/rs-8.flac"]),
+            json!(["state", "rs-7", "completed"]),
+            json!(["state", "rs-8", "completed"]),
+        ]
+    );
+}
