@@ -1,8 +1,9 @@
 //! Interop with Python's pydocket, against the real package from the registry in a venv made
 //! once under the target directory (`tests::python`).
 //!
-//! `PYDOCKET_VERSION` picks the release (default: the newest of
-//! `docket::pydocket::TESTED_PYDOCKET`); `PICKLE_SEED` replays a codec property run.
+//! The tests that use pydocket's own scheduling and worker run against each release of
+//! `docket::pydocket::TESTED_PYDOCKET` (the lowest supported and the newest), or only
+//! `PYDOCKET_VERSION` when set; `PICKLE_SEED` replays a codec property run.
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,12 +12,26 @@ use docket::pydocket::pickle::{self, Limits};
 use serde_json::{Map, Value, json};
 use tests::python::Venv;
 
-fn venv() -> Venv {
-    let newest = docket::pydocket::TESTED_PYDOCKET
-        .last()
-        .expect("a tested pydocket release");
-    let version = std::env::var("PYDOCKET_VERSION").unwrap_or_else(|_| newest.to_string());
-    Venv::pydocket(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), &version)
+/// The venvs of the pydocket releases tested: `PYDOCKET_VERSION`, or else each of
+/// `docket::pydocket::TESTED_PYDOCKET` (the lowest supported and the newest).
+fn venvs() -> Vec<Venv> {
+    let versions = match std::env::var("PYDOCKET_VERSION") {
+        Ok(version) => vec![version],
+        Err(_) => docket::pydocket::TESTED_PYDOCKET
+            .iter()
+            .map(|version| version.to_string())
+            .collect(),
+    };
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    versions
+        .iter()
+        .map(|version| Venv::pydocket(target, version))
+        .collect()
+}
+
+/// The newest release tested: pickles are the same in every release.
+fn newest() -> Venv {
+    venvs().pop().expect("a pydocket release to test")
 }
 
 /// A small deterministic generator (xorshift64*), so a failing run replays from its seed.
@@ -198,7 +213,7 @@ fn json_values_round_trip_through_python_pickle() {
         writeln!(input, "{kind}\t{}\t{value}", hex(&bytes)).expect("write to a string");
     }
 
-    let output = venv().run(ROUND_TRIP, &[], input.as_bytes());
+    let output = newest().run(ROUND_TRIP, &[], input.as_bytes());
     let lines: Vec<&str> = output.lines().collect();
     assert_eq!(lines.len(), cases.len(), "one answer per case");
     let limits = Limits::default();
@@ -266,35 +281,44 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 #[test]
 fn arguments_pydocket_scheduled_bind_to_the_rust_task() {
     let server = tests::redis_server::RedisServer::start();
-    let name = tests::redis_server::unique_name("py-to-rust");
-    let output = venv().run(PYDOCKET_ADDS, &[&server.url(), &name], b"");
-    let limits = Limits::default();
-    let mut decoded = std::collections::BTreeMap::new();
-    for line in output.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [key, function, args, kwargs] = fields[..] else {
-            panic!("unexpected line {line:?}");
-        };
-        assert_eq!(function, "scan_copyright");
-        let task = docket::pydocket::task_from_pickles::<ScanCopyright>(
-            &unhex(args),
-            &unhex(kwargs),
-            &limits,
+    for venv in venvs() {
+        let name = tests::redis_server::unique_name("py-to-rust");
+        let output = venv.run(PYDOCKET_ADDS, &[&server.url(), &name], b"");
+        let limits = Limits::default();
+        let mut decoded = std::collections::BTreeMap::new();
+        for line in output.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [key, function, args, kwargs] = fields[..] else {
+                panic!("unexpected line {line:?}");
+            };
+            assert_eq!(function, "scan_copyright");
+            let task = docket::pydocket::task_from_pickles::<ScanCopyright>(
+                &unhex(args),
+                &unhex(kwargs),
+                &limits,
+            );
+            decoded.insert(
+                key.to_string(),
+                task.map(|task| (task.track_id, task.audio_url)),
+            );
+        }
+        let version = venv.version();
+        let url = |n: i64| format!("https://cdn.example/{n}.flac");
+        assert_eq!(decoded["scan-7"], Ok((7, url(7))), "pydocket {version}");
+        assert_eq!(decoded["scan-8"], Ok((8, url(8))), "pydocket {version}");
+        assert_eq!(decoded["scan-9"], Ok((9, url(9))), "pydocket {version}");
+        let big = decoded["scan-big"].as_ref().unwrap_err().to_string();
+        assert!(
+            big.contains("9223372036854775808"),
+            "pydocket {version}: {big}"
         );
-        decoded.insert(
-            key.to_string(),
-            task.map(|task| (task.track_id, task.audio_url)),
+        let when = decoded["scan-when"].as_ref().unwrap_err().to_string();
+        assert!(
+            when.contains("`datetime.datetime`"),
+            "pydocket {version}: {when}"
         );
+        assert_eq!(decoded.len(), 5, "pydocket {version}: {decoded:?}");
     }
-    let url = |n: i64| format!("https://cdn.example/{n}.flac");
-    assert_eq!(decoded["scan-7"], Ok((7, url(7))));
-    assert_eq!(decoded["scan-8"], Ok((8, url(8))));
-    assert_eq!(decoded["scan-9"], Ok((9, url(9))));
-    let big = decoded["scan-big"].as_ref().unwrap_err().to_string();
-    assert!(big.contains("9223372036854775808"), "{big}");
-    let when = decoded["scan-when"].as_ref().unwrap_err().to_string();
-    assert!(when.contains("`datetime.datetime`"), "{when}");
-    assert_eq!(decoded.len(), 5, "{decoded:?}");
 }
 
 /// Schedules one task per input line (`key args kwargs`, pickles in hex) through pydocket's own
@@ -340,7 +364,6 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 #[test]
 fn a_pydocket_worker_runs_what_rust_pickles() {
     let server = tests::redis_server::RedisServer::start();
-    let name = tests::redis_server::unique_name("rust-to-py");
     let typed = docket::pydocket::pickles_of(&ScanCopyright {
         track_id: 7,
         audio_url: "https://cdn.example/rs-7.flac".into(),
@@ -357,19 +380,24 @@ fn a_pydocket_worker_runs_what_rust_pickles() {
         hex(&by_name.args),
         hex(&by_name.kwargs)
     );
-    let output = venv().run(PYDOCKET_RUNS, &[&server.url(), &name], input.as_bytes());
-    let mut lines: Vec<Value> = output
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
-    lines.sort_by_key(|line| line.to_string());
-    assert_eq!(
-        lines,
-        [
-            json!(["int", 7, "str", "https://cdn.example/rs-7.flac"]),
-            json!(["int", i64::MAX, "str", "https://cdn.example/rs-8.flac"]),
-            json!(["state", "rs-7", "completed"]),
-            json!(["state", "rs-8", "completed"]),
-        ]
-    );
+    for venv in venvs() {
+        let name = tests::redis_server::unique_name("rust-to-py");
+        let output = venv.run(PYDOCKET_RUNS, &[&server.url(), &name], input.as_bytes());
+        let mut lines: Vec<Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        lines.sort_by_key(|line| line.to_string());
+        assert_eq!(
+            lines,
+            [
+                json!(["int", 7, "str", "https://cdn.example/rs-7.flac"]),
+                json!(["int", i64::MAX, "str", "https://cdn.example/rs-8.flac"]),
+                json!(["state", "rs-7", "completed"]),
+                json!(["state", "rs-8", "completed"]),
+            ],
+            "pydocket {}",
+            venv.version()
+        );
+    }
 }

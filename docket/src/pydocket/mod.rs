@@ -38,14 +38,14 @@ use crate::task::Task;
 use bind::BindError;
 use pickle::{Limits, PickleError};
 
-/// The pydocket releases this build is written against, as a pip requirement: the wire format
-/// (keys, message fields, pickled arguments) is the same from 0.19.2 on, and the state scripts
-/// are those of the 0.27 series.
-pub const SUPPORTED_PYDOCKET: &str = ">=0.27.0,<0.28";
+/// The pydocket releases whose task arguments this build reads and writes, as a pip
+/// requirement. The message fields and their pickles have not changed from 0.19.2 to 0.27;
+/// the range is what the interop tests check ([`TESTED_PYDOCKET`]).
+pub const SUPPORTED_PYDOCKET: &str = ">=0.25.2,<0.28";
 
-/// The lowest and the newest pydocket release of [`SUPPORTED_PYDOCKET`] that the interop tests
-/// run against.
-pub const TESTED_PYDOCKET: [&str; 1] = ["0.27.0"];
+/// The lowest and the newest release of [`SUPPORTED_PYDOCKET`], which the interop tests
+/// (`tests/tests/pydocket.rs`) install and run against.
+pub const TESTED_PYDOCKET: [&str; 2] = ["0.25.2", "0.27.0"];
 
 /// Why a pydocket call's arguments do not make a task's argument struct, or an argument struct
 /// no pydocket call.
