@@ -401,3 +401,78 @@ fn a_pydocket_worker_runs_what_rust_pickles() {
         );
     }
 }
+
+/// A real pydocket worker runs a task that returns a dict and prints the field its run record
+/// names the result by; then, for each input line (`redis key, result
+/// field, envelope`), marks a scheduled task completed with that result, as a Rust worker ends
+/// a run, and prints what pydocket's `get_result()` returns for it, as JSON.
+const PYDOCKET_RESULTS: &str = r#"
+import asyncio, json, sys
+from docket import Docket, Worker
+from redis import Redis
+
+async def fingerprint(track_id: int) -> dict:
+    return {"track_id": track_id, "verdict": "clean", "scores": [0.5, 1, None]}
+
+async def scan(track_id: int) -> None: ...
+
+async def main(url, name):
+    given = [line.rstrip("\n").split("\t") for line in sys.stdin]
+    redis = Redis.from_url(url)
+    async with Docket(name=name, url=url) as docket:
+        docket.register(fingerprint)
+        docket.register(scan)
+        await docket.add(fingerprint, key="fp-7")(7)
+        async with Worker(docket) as worker:
+            await worker.run_until_finished()
+        field = redis.hget(f"{name}:runs:fp-7", "result_key").decode()
+        print(field)
+        for redis_key, field, envelope in given:
+            key = field.rsplit(":", 1)[0]
+            await docket.add(scan, key=key)(1)
+            redis.hset(f"{name}:runs:{key}", mapping={"state": "completed", "result_key": field})
+            redis.set(redis_key, envelope)
+            run = await docket.get_execution(key)
+            print(json.dumps(await run.get_result()))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// A result a pydocket worker stored reads in Rust, and a result Rust stores (at the key it
+/// names) is what pydocket's `get_result()` returns.
+#[test]
+fn results_cross_in_both_directions() {
+    use docket::pydocket::result;
+    use tests::redis_server::Reply;
+
+    let server = tests::redis_server::RedisServer::start();
+    for venv in venvs() {
+        let version = venv.version();
+        let name = tests::redis_server::unique_name("results");
+        let value = json!({"matches": 3, "tracks": ["a", "b"], "score": 0.25});
+        let field = result::result_field("rs-1", 1);
+        let input = format!(
+            "{}\t{field}\t{}\n",
+            result::result_key(&name, &field),
+            result::encode_result(&name, "rs-1", 1, &value).expect("encode a result")
+        );
+        let output = venv.run(PYDOCKET_RESULTS, &[&server.url(), &name], input.as_bytes());
+        let mut lines = output.lines();
+        let field = lines.next().expect("the field of the Python run's result");
+        if !version.starts_with("0.25.") {
+            assert_eq!(field, result::result_field("fp-7", 1), "pydocket {version}");
+        }
+        let Reply::Bulk(envelope) = server.command(&["GET", &result::result_key(&name, field)])
+        else {
+            panic!("pydocket {version} stored no result at {field}");
+        };
+        assert_eq!(
+            result::decode_result(envelope.as_bytes(), &Limits::default()),
+            Ok(json!({"track_id": 7, "verdict": "clean", "scores": [0.5, 1, null]})),
+            "pydocket {version}"
+        );
+        let read_by_python: Value =
+            serde_json::from_str(lines.next().expect("get_result's answer")).expect("JSON");
+        assert_eq!(read_by_python, value, "pydocket {version}");
+    }
+}

@@ -8,7 +8,8 @@
 //! `#[docket::task]` function's argument struct decodes from. [`task_from_pickles`] and
 //! [`pickles_of`] do both steps for a task type: what pydocket scheduled becomes the task's
 //! argument struct, and an argument struct becomes what a pydocket worker calls its function
-//! with (`args` empty, every argument by name in `kwargs`).
+//! with (`args` empty, every argument by name in `kwargs`). [`result`] reads and writes task
+//! results in pydocket's result storage.
 //!
 //! ```
 //! use docket::pydocket::{bind, pickle};
@@ -29,8 +30,10 @@
 //! assert_eq!(bound, json!({"track_id": 7, "audio_url": "https://cdn.example/7.flac"}));
 //! ```
 
+mod base64;
 pub mod bind;
 pub mod pickle;
+pub mod result;
 
 use serde_json::Value;
 
