@@ -108,8 +108,9 @@
 //! [`Retry`] and [`Fail`] for what a task returns, [`State`] for what it is given, and
 //! [`Error`]. The rest is grouped by use: [`policy`] (what `#[docket::task(...)]` declares),
 //! [`results`] (the records of tasks that keep results), [`strike`] (holding tasks by rule),
-//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`] and, with
-//! the `cli` feature, `cli`. `ARCHITECTURE.md` in the repository shows the modules
+//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`], with
+//! the `cli` feature `cli`, and with the `pydocket` feature `pydocket` (the arguments and results
+//! of Python's pydocket). `ARCHITECTURE.md` in the repository shows the modules
 //! and a task's path through them.
 //!
 //! # Glossary

@@ -187,6 +187,11 @@ fn json_values_round_trip_through_python_pickle() {
         ("args", json!([])),
         ("kwargs", json!({})),
         ("value", Value::Array((0..2500).map(Value::from).collect())),
+        // Past pickle's 64 KiB frames, which Python writes such values outside of.
+        (
+            "args",
+            json!(["é".repeat(40_000), (0..20_000).collect::<Vec<u32>>()]),
+        ),
         (
             "kwargs",
             Value::Object((0..1500).map(|i| (format!("k{i}"), json!(i))).collect()),

@@ -47,7 +47,8 @@ pub use encode::{encode, encode_args, encode_kwargs};
 pub struct Limits {
     /// The longest pickle accepted, in bytes (default 1 MiB).
     pub max_bytes: usize,
-    /// The deepest nesting of containers accepted (default 128, as `serde_json` parses).
+    /// The deepest nesting of containers accepted (default 128, as `serde_json` parses). The
+    /// conversion to JSON takes a stack frame a level: keep it in the hundreds.
     pub max_depth: usize,
     /// The most values one pickle may produce, counting each value a shared memo entry adds
     /// again (default 200,000).
