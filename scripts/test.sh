@@ -4,7 +4,8 @@
 # on, e.g. `bash scripts/test.sh -p tests --test redis`).
 #
 # The Redis tests start their own redis-server processes on free loopback ports (and make TLS
-# certificates with openssl); the protocol model is checked with spin. None of them is skipped
+# certificates with openssl); the protocol model is checked with spin; the pydocket interop tests
+# need python3 with venv and pip (they install pydocket from the package registry). None of them is skipped
 # when a tool is missing: they fail with the install instruction instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,10 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# The pydocket interop tests make a venv and pip-install pydocket into it.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
   echo "installing ${need[*]} for the tests"
   sudo=()

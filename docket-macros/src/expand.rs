@@ -218,6 +218,7 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
 // Output:
 //     impl ::docket::Task for ScanCopyright {
 //         const NAME: &'static str = "scan_copyright";
+//         const PARAMS: &'static [&'static str] = &["track_id"];
 //         fn policy() -> Policy { Policy::new().with_retries(3).with_result(Duration::from_millis(..)) }
 //         fn required_state() -> Vec<Requirement> { vec![Requirement::of::<Db>()] } // with `State`
 //         fn run(self, __docket_context: Context) -> impl Future<Output = Result<(), TaskError>> + Send {
@@ -240,6 +241,8 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
         None => LitStr::new(&task.name, function.span()),
     };
     let policy = policy(args);
+    // Serde names the fields without `r#`, and so must the list positional arguments bind to.
+    let params = task.arguments().map(|arg| unraw(arg.ident));
     // The future's checks land on the user's signature: `Send` on the function's name, the
     // output's `TaskOutput` on the return type.
     let future = quote_spanned! {function.span()=>
@@ -285,6 +288,7 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
         #(#cfgs)*
         impl ::docket::Task for #struct_ident {
             const NAME: &'static ::core::primitive::str = #name;
+            const PARAMS: &'static [&'static ::core::primitive::str] = &[#(#params),*];
 
             fn policy() -> ::docket::policy::Policy {
                 #policy
@@ -661,6 +665,10 @@ mod tests {
             panic!("`NAME` comes first")
         };
         assert_eq!(text(&name.expr), "\"scan_copyright\"");
+        let ImplItem::Const(params) = &task_impl.items[1] else {
+            panic!("`PARAMS` comes second")
+        };
+        assert_eq!(text(&params.expr), text(quote!(&["track_id", "audio_url"])));
         assert_eq!(
             text(&method(task_impl, "policy").block),
             text(quote!({

@@ -108,8 +108,9 @@
 //! [`Retry`] and [`Fail`] for what a task returns, [`State`] for what it is given, and
 //! [`Error`]. The rest is grouped by use: [`policy`] (what `#[docket::task(...)]` declares),
 //! [`results`] (the records of tasks that keep results), [`strike`] (holding tasks by rule),
-//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`] and, with
-//! the `cli` feature, `cli`. `ARCHITECTURE.md` in the repository shows the modules
+//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`], with
+//! the `cli` feature `cli`, and with the `pydocket` feature `pydocket` (the arguments and results
+//! of Python's pydocket). `ARCHITECTURE.md` in the repository shows the modules
 //! and a task's path through them.
 //!
 //! # Glossary
@@ -182,6 +183,8 @@ pub mod inspect;
 mod key;
 pub mod metrics;
 pub mod policy;
+#[cfg(feature = "pydocket")]
+pub mod pydocket;
 mod registry;
 pub mod results;
 mod schedule;
@@ -203,6 +206,8 @@ pub mod __private;
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::backend::redis::fuzz::*;
+    #[cfg(feature = "pydocket")]
+    pub use crate::pydocket::pickle::fuzz::*;
 }
 
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};

@@ -28,6 +28,12 @@ pub trait Task: Serialize + DeserializeOwned + Send + 'static {
     /// uses the function's name unless `name = "..."` overrides it.
     const NAME: &'static str;
 
+    /// The names of the task's arguments, in the function's order (injected [`Context`] and
+    /// [`State`](crate::State) parameters left out): how positional arguments from another
+    /// language, such as pydocket's `args`, are bound to the argument struct's fields.
+    /// `#[docket::task]` lists them; the default is none.
+    const PARAMS: &'static [&'static str] = &[];
+
     /// How the task is retried and timed out. The default retries nothing and has no timeout.
     fn policy() -> Policy {
         Policy::new()

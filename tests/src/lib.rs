@@ -16,6 +16,8 @@
 //! - Waiting with a deadline ([`PATIENCE`]): [`eventually`] a condition holds, a future ends
 //!   [`in_time`], a worker [`finish`]es a docket's work. A hang fails the test, naming what it
 //!   waited for.
+//! - [`python`]: a Python venv with a pinned pydocket under the target directory, made once
+//!   and reused, for the pydocket interop tests ([`Venv`]).
 //! - [`same_time`]: two times equal at the millisecond precision a backend stores.
 //!
 //! Task definitions (`#[docket::task]` functions) are not here, and should not be: a task defined
@@ -34,11 +36,13 @@
 //! [`Probe`]: probe::Probe
 //! [`Upstash`]: managed::Upstash
 //! [`Limits`]: managed::Limits
+//! [`Venv`]: python::Venv
 
 pub mod background;
 pub mod capture;
 pub mod managed;
 pub mod probe;
+pub mod python;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;

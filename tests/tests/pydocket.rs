@@ -1,0 +1,483 @@
+//! Interop with Python's pydocket, against the real package from the registry in a venv made
+//! once under the target directory (`tests::python`).
+//!
+//! The tests that use pydocket's own scheduling and worker run against each release of
+//! `docket::pydocket::TESTED_PYDOCKET` (the lowest supported and the newest), or only
+//! `PYDOCKET_VERSION` when set; `PICKLE_SEED` replays a codec property run.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use docket::pydocket::pickle::{self, Limits};
+use serde_json::{Map, Value, json};
+use tests::python::Venv;
+
+/// The venvs of the pydocket releases tested: `PYDOCKET_VERSION`, or else each of
+/// `docket::pydocket::TESTED_PYDOCKET` (the lowest supported and the newest).
+fn venvs() -> Vec<Venv> {
+    let versions = match std::env::var("PYDOCKET_VERSION") {
+        Ok(version) => vec![version],
+        Err(_) => docket::pydocket::TESTED_PYDOCKET
+            .iter()
+            .map(|version| version.to_string())
+            .collect(),
+    };
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    versions
+        .iter()
+        .map(|version| Venv::pydocket(target, version))
+        .collect()
+}
+
+/// The newest release tested: pickles are the same in every release.
+fn newest() -> Venv {
+    venvs().pop().expect("a pydocket release to test")
+}
+
+/// A small deterministic generator (xorshift64*), so a failing run replays from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize].clone()
+    }
+
+    fn string(&mut self) -> String {
+        match self.below(10) {
+            0 => String::new(),
+            1 => "x".repeat(300), // past SHORT_BINUNICODE's 255 bytes
+            2 => "é✓🎵".repeat(self.below(100) as usize),
+            _ => (0..self.below(12))
+                .map(|_| {
+                    self.pick(&[
+                        'a', 'Z', '0', ' ', '\0', '\n', '\t', '"', '\\', 'é', '✓', '🎵', '\u{7f}',
+                    ])
+                })
+                .collect(),
+        }
+    }
+
+    fn number(&mut self) -> Value {
+        match self.below(4) {
+            0 => json!(self.pick(&[
+                0i64,
+                1,
+                -1,
+                255,
+                256,
+                65_535,
+                65_536,
+                i32::MIN.into(),
+                i32::MAX.into(),
+                i64::from(i32::MAX) + 1,
+                i64::MIN,
+                i64::MAX,
+            ])),
+            1 => json!(self.pick(&[u64::MAX, 1u64 << 63, (1u64 << 63) + 1])),
+            2 => json!(self.next() as i64 >> self.below(64)),
+            _ => {
+                let float = f64::from_bits(self.next());
+                let float = if float.is_finite() { float } else { 0.5 };
+                json!(self.pick(&[float, -0.0, 1.0, 1e300, 5e-324, -2.5]))
+            }
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        let leaf = depth >= 4 || self.below(3) == 0;
+        match if leaf {
+            self.below(4)
+        } else {
+            4 + self.below(2)
+        } {
+            0 => self.pick(&[Value::Null, json!(true), json!(false)]),
+            1 | 2 => self.number(),
+            3 => Value::String(self.string()),
+            4 => {
+                // Now and then (at the top only, to stay small) past 1,000 items, where pickles
+                // batch their APPENDS.
+                let len = if depth == 0 && self.below(20) == 0 {
+                    1500
+                } else {
+                    self.below(5)
+                };
+                Value::Array((0..len).map(|_| self.value(depth + 1)).collect())
+            }
+            _ => Value::Object(self.object(depth + 1)),
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Map<String, Value> {
+        (0..self.below(5))
+            .map(|_| (self.string(), self.value(depth)))
+            .collect()
+    }
+}
+
+/// Reads `kind hex json` lines: checks that `pickle.loads(hex)` is `json.loads(json)` with the
+/// same types throughout (a `bool` is not an `int`, a tuple only where asked for), then prints
+/// `ok` (or `MISMATCH`) and the value pickled again by cloudpickle, as pydocket pickles.
+const ROUND_TRIP: &str = r#"
+import sys, json, pickle, math, cloudpickle
+
+def same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b
+
+for line in sys.stdin:
+    kind, data, text = line.rstrip("\n").split("\t", 2)
+    value = pickle.loads(bytes.fromhex(data))
+    expected = json.loads(text)
+    if kind == "args":
+        expected = tuple(expected)
+    ok = same(value, expected) and (kind != "kwargs" or all(type(k) is str for k in value))
+    print(("ok" if ok else "MISMATCH") + "\t" + cloudpickle.dumps(value).hex())
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&text[at..at + 2], 16).expect("hex from Python"))
+        .collect()
+}
+
+/// Random JSON values, pickled by our encoder as a value, as `args` and as `kwargs`, read by
+/// Python's `pickle.loads`, pickled again by cloudpickle (protocol 5, as pydocket does), and
+/// decoded by our decoder: every one comes back equal, and Python saw the same value.
+#[test]
+fn json_values_round_trip_through_python_pickle() {
+    let seed = std::env::var("PICKLE_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("PICKLE_SEED={seed}");
+    let mut rng = Rng(seed);
+    let mut cases: Vec<(&str, Value)> = vec![
+        ("args", json!([])),
+        ("kwargs", json!({})),
+        ("value", Value::Array((0..2500).map(Value::from).collect())),
+        // Past pickle's 64 KiB frames, which Python writes such values outside of.
+        (
+            "args",
+            json!(["é".repeat(40_000), (0..20_000).collect::<Vec<u32>>()]),
+        ),
+        (
+            "kwargs",
+            Value::Object((0..1500).map(|i| (format!("k{i}"), json!(i))).collect()),
+        ),
+    ];
+    for _ in 0..400 {
+        match rng.below(3) {
+            0 => cases.push(("value", rng.value(0))),
+            1 => cases.push((
+                "args",
+                Value::Array((0..rng.below(6)).map(|_| rng.value(1)).collect()),
+            )),
+            _ => cases.push(("kwargs", Value::Object(rng.object(1)))),
+        }
+    }
+    let mut input = String::new();
+    for (kind, value) in &cases {
+        let bytes = match (*kind, value) {
+            ("args", Value::Array(args)) => pickle::encode_args(args),
+            ("kwargs", Value::Object(kwargs)) => pickle::encode_kwargs(kwargs),
+            _ => pickle::encode(value),
+        }
+        .expect("encode a generated value");
+        writeln!(input, "{kind}\t{}\t{value}", hex(&bytes)).expect("write to a string");
+    }
+
+    let output = newest().run(ROUND_TRIP, &[], input.as_bytes());
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), cases.len(), "one answer per case");
+    let limits = Limits::default();
+    for (case, ((kind, value), line)) in cases.iter().zip(lines).enumerate() {
+        let shown: String = value.to_string().chars().take(300).collect();
+        let (verdict, data) = line.split_once('\t').expect("verdict and pickle");
+        assert_eq!(
+            verdict, "ok",
+            "Python read another value for case {case}, {kind} {shown}"
+        );
+        let bytes = unhex(data);
+        let back = match *kind {
+            "args" => pickle::decode_args(&bytes, &limits).map(Value::Array),
+            "kwargs" => pickle::decode_kwargs(&bytes, &limits).map(Value::Object),
+            _ => pickle::decode(&bytes, &limits),
+        };
+        assert!(
+            back.as_ref() == Ok(value),
+            "case {case}, {kind} {shown}: came back from Python as {:?}",
+            back.map(|back| back.to_string().chars().take(300).collect::<String>())
+        );
+    }
+}
+
+/// The task as the FastAPI service declares it in Python, here in Rust.
+#[docket::task]
+async fn scan_copyright(track_id: i64, audio_url: String) {
+    let _ = (track_id, audio_url);
+}
+
+/// Schedules with pydocket's own `add()` (now, later, positional, keyword, mixed, and a
+/// `datetime` argument), then prints each stored message as `key function args kwargs` with the
+/// pickles in hex, read back raw with redis-py: from the stream, and from the parked hash of
+/// the task due later.
+const PYDOCKET_ADDS: &str = r#"
+import asyncio, sys
+from datetime import datetime, timedelta, timezone
+from docket import Docket
+from redis import Redis
+
+async def scan_copyright(track_id: int, audio_url: str) -> None: ...
+
+async def main(url, name):
+    async with Docket(name=name, url=url) as docket:
+        await docket.add(scan_copyright, key="scan-7")(7, "https://cdn.example/7.flac")
+        later = datetime.now(timezone.utc) + timedelta(seconds=60)
+        await docket.add(scan_copyright, key="scan-8", when=later)(
+            track_id=8, audio_url="https://cdn.example/8.flac"
+        )
+        await docket.add(scan_copyright, key="scan-9")(9, audio_url="https://cdn.example/9.flac")
+        await docket.add(scan_copyright, key="scan-big")(2**63, "u")
+        await docket.add(scan_copyright, key="scan-when")(datetime(2026, 1, 1, tzinfo=timezone.utc), "u")
+    redis = Redis.from_url(url)
+    messages = [fields for _, fields in redis.xrange(f"{name}:stream")]
+    messages.append(redis.hgetall(f"{name}:scan-8"))
+    for fields in messages:
+        print(fields[b"key"].decode(), fields[b"function"].decode(), fields[b"args"].hex(), fields[b"kwargs"].hex())
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// What pydocket's `add()` stored decodes into the Rust task's argument struct: positional
+/// arguments bound by position, keyword ones by name, both mixed; an argument no Rust task can
+/// take (an int beyond 64 bits, a `datetime`) is an error naming what it found.
+#[test]
+fn arguments_pydocket_scheduled_bind_to_the_rust_task() {
+    let server = tests::redis_server::RedisServer::start();
+    for venv in venvs() {
+        let name = tests::redis_server::unique_name("py-to-rust");
+        let output = venv.run(PYDOCKET_ADDS, &[&server.url(), &name], b"");
+        let limits = Limits::default();
+        let mut decoded = std::collections::BTreeMap::new();
+        for line in output.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [key, function, args, kwargs] = fields[..] else {
+                panic!("unexpected line {line:?}");
+            };
+            assert_eq!(function, "scan_copyright");
+            let task = docket::pydocket::task_from_pickles::<ScanCopyright>(
+                &unhex(args),
+                &unhex(kwargs),
+                &limits,
+            );
+            decoded.insert(
+                key.to_string(),
+                task.map(|task| (task.track_id, task.audio_url)),
+            );
+        }
+        let version = venv.version();
+        let url = |n: i64| format!("https://cdn.example/{n}.flac");
+        assert_eq!(decoded["scan-7"], Ok((7, url(7))), "pydocket {version}");
+        assert_eq!(decoded["scan-8"], Ok((8, url(8))), "pydocket {version}");
+        assert_eq!(decoded["scan-9"], Ok((9, url(9))), "pydocket {version}");
+        let big = decoded["scan-big"].as_ref().unwrap_err().to_string();
+        assert!(
+            big.contains("9223372036854775808"),
+            "pydocket {version}: {big}"
+        );
+        let when = decoded["scan-when"].as_ref().unwrap_err().to_string();
+        assert!(
+            when.contains("`datetime.datetime`"),
+            "pydocket {version}: {when}"
+        );
+        assert_eq!(decoded.len(), 5, "pydocket {version}: {decoded:?}");
+    }
+}
+
+/// Schedules one task per input line (`key args kwargs`, pickles in hex) through pydocket's own
+/// `add()` and scripts, with the message's `args` and `kwargs` swapped for the given bytes (as a
+/// Rust producer writes them), then runs them all with a real pydocket `Worker` and prints each
+/// call as JSON with its arguments' Python types, then each key's final state.
+const PYDOCKET_RUNS: &str = r#"
+import asyncio, json, sys
+import docket.execution as execution
+from docket import Docket, Worker
+
+given = {}
+for line in sys.stdin:
+    key, args, kwargs = line.split()
+    given[key] = (bytes.fromhex(args), bytes.fromhex(kwargs))
+
+as_message = execution.Execution.as_message
+def rust_bytes(self):
+    message = as_message(self)
+    message[b"args"], message[b"kwargs"] = given[self.key]
+    return message
+execution.Execution.as_message = rust_bytes
+
+async def scan_copyright(track_id: int, audio_url: str) -> None:
+    print(json.dumps([type(track_id).__name__, track_id, type(audio_url).__name__, audio_url]))
+
+async def main(url, name):
+    async with Docket(name=name, url=url) as docket:
+        docket.register(scan_copyright)
+        for key in given:
+            await docket.add(scan_copyright, key=key)()
+        async with Worker(docket) as worker:
+            await worker.run_until_finished()
+        for key in given:
+            run = await docket.get_execution(key)
+            print(json.dumps(["state", key, run.state.value]))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// What a Rust producer pickles (typed, and by name from JSON) is what a real pydocket worker
+/// calls the Python function with: an `int` and a `str`, every run completed.
+#[test]
+fn a_pydocket_worker_runs_what_rust_pickles() {
+    let server = tests::redis_server::RedisServer::start();
+    let typed = docket::pydocket::pickles_of(&ScanCopyright {
+        track_id: 7,
+        audio_url: "https://cdn.example/rs-7.flac".into(),
+    })
+    .expect("pickle a typed task");
+    let by_name = docket::pydocket::pickles_of_json(
+        &json!({"audio_url": "https://cdn.example/rs-8.flac", "track_id": i64::MAX}),
+    )
+    .expect("pickle JSON arguments");
+    let input = format!(
+        "rs-7 {} {}\nrs-8 {} {}\n",
+        hex(&typed.args),
+        hex(&typed.kwargs),
+        hex(&by_name.args),
+        hex(&by_name.kwargs)
+    );
+    for venv in venvs() {
+        let name = tests::redis_server::unique_name("rust-to-py");
+        let output = venv.run(PYDOCKET_RUNS, &[&server.url(), &name], input.as_bytes());
+        let mut lines: Vec<Value> = output
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        lines.sort_by_key(|line| line.to_string());
+        assert_eq!(
+            lines,
+            [
+                json!(["int", 7, "str", "https://cdn.example/rs-7.flac"]),
+                json!(["int", i64::MAX, "str", "https://cdn.example/rs-8.flac"]),
+                json!(["state", "rs-7", "completed"]),
+                json!(["state", "rs-8", "completed"]),
+            ],
+            "pydocket {}",
+            venv.version()
+        );
+    }
+}
+
+/// A real pydocket worker runs a task that returns a dict and prints the field its run record
+/// names the result by; then, for each input line (`redis key, result
+/// field, envelope`), marks a scheduled task completed with that result, as a Rust worker ends
+/// a run, and prints what pydocket's `get_result()` returns for it, as JSON.
+const PYDOCKET_RESULTS: &str = r#"
+import asyncio, json, sys
+from docket import Docket, Worker
+from redis import Redis
+
+async def fingerprint(track_id: int) -> dict:
+    return {"track_id": track_id, "verdict": "clean", "scores": [0.5, 1, None]}
+
+async def scan(track_id: int) -> None: ...
+
+async def main(url, name):
+    given = [line.rstrip("\n").split("\t") for line in sys.stdin]
+    redis = Redis.from_url(url)
+    async with Docket(name=name, url=url) as docket:
+        docket.register(fingerprint)
+        docket.register(scan)
+        await docket.add(fingerprint, key="fp-7")(7)
+        async with Worker(docket) as worker:
+            await worker.run_until_finished()
+        field = redis.hget(f"{name}:runs:fp-7", "result_key").decode()
+        print(field)
+        for redis_key, field, envelope in given:
+            key = field.rsplit(":", 1)[0]
+            await docket.add(scan, key=key)(1)
+            redis.hset(f"{name}:runs:{key}", mapping={"state": "completed", "result_key": field})
+            redis.set(redis_key, envelope)
+            run = await docket.get_execution(key)
+            print(json.dumps(await run.get_result()))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+/// A result a pydocket worker stored reads in Rust, and a result Rust stores (at the key it
+/// names) is what pydocket's `get_result()` returns.
+#[test]
+fn results_cross_in_both_directions() {
+    use docket::pydocket::result;
+    use tests::redis_server::Reply;
+
+    let server = tests::redis_server::RedisServer::start();
+    for venv in venvs() {
+        let version = venv.version();
+        let name = tests::redis_server::unique_name("results");
+        let value = json!({"matches": 3, "tracks": ["a", "b"], "score": 0.25});
+        let field = result::result_field("rs-1", 1);
+        let input = format!(
+            "{}\t{field}\t{}\n",
+            result::result_key(&name, &field),
+            result::encode_result(&name, "rs-1", 1, &value).expect("encode a result")
+        );
+        let output = venv.run(PYDOCKET_RESULTS, &[&server.url(), &name], input.as_bytes());
+        let mut lines = output.lines();
+        let field = lines.next().expect("the field of the Python run's result");
+        if !version.starts_with("0.25.") {
+            assert_eq!(field, result::result_field("fp-7", 1), "pydocket {version}");
+        }
+        let Reply::Bulk(envelope) = server.command(&["GET", &result::result_key(&name, field)])
+        else {
+            panic!("pydocket {version} stored no result at {field}");
+        };
+        assert_eq!(
+            result::decode_result(envelope.as_bytes(), &Limits::default()),
+            Ok(json!({"track_id": 7, "verdict": "clean", "scores": [0.5, 1, null]})),
+            "pydocket {version}"
+        );
+        let read_by_python: Value =
+            serde_json::from_str(lines.next().expect("get_result's answer")).expect("JSON");
+        assert_eq!(read_by_python, value, "pydocket {version}");
+    }
+}
