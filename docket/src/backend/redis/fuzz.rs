@@ -4,7 +4,7 @@
 use redis::Value;
 
 use super::codec::{self, Entry};
-use super::{first_stream, pending_owners, stream_entries};
+use super::reply::{first_stream, pending_rows, stream_entries};
 
 /// A stream entry's fields, as Redis would return them.
 pub fn stream_entry(fields: &[&[u8]], max_payload: usize) {
@@ -45,7 +45,7 @@ pub fn reply(resp: &[u8]) {
     for (id, fields) in stream_entries(value.clone()) {
         let _ = codec::decode_entry(id, &fields, 1 << 20);
     }
-    let _ = pending_owners(value);
+    let _ = pending_rows(value);
 }
 
 fn round_trip(message: &crate::backend::Message) {
