@@ -222,6 +222,11 @@ impl Docket {
         self.inner.auto_worker.ensure(self)
     }
 
+    /// The hooks this in-process docket's own worker runs.
+    pub(crate) fn auto_hooks(&self) -> &crate::worker::hooks::Hooks {
+        self.inner.auto_worker.hooks()
+    }
+
     /// Stop the worker of an in-process docket (or of this docket's fallback) from taking
     /// tasks, and wait for the ones it runs. A later schedule starts a new one.
     pub(crate) async fn stop_auto_worker(&self) {

@@ -2,6 +2,7 @@
 
 pub(crate) mod execution;
 mod health;
+pub(crate) mod hooks;
 pub(crate) mod in_process;
 mod process;
 pub(crate) mod recurrence;
@@ -10,6 +11,7 @@ mod upkeep;
 
 pub use self::execution::Context;
 pub use self::health::{Health, Unhealthy};
+pub use self::hooks::{HookOutput, Outcome, TaskEvent};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -60,6 +62,8 @@ pub struct Worker {
     health: Health,
     /// How often to report the queue and schedule depth gauges, if at all.
     depth_every: Option<Duration>,
+    /// The user's hooks (see `hooks.rs`).
+    hooks: hooks::Hooks,
 }
 
 impl Worker {
@@ -73,6 +77,7 @@ impl Worker {
             automatic: false,
             health: Health::default(),
             depth_every: None,
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -92,6 +97,7 @@ impl Worker {
 
     pub(crate) fn automatic(mut self) -> Self {
         self.automatic = true;
+        self.hooks = self.docket.auto_hooks().clone();
         self
     }
 
@@ -278,7 +284,9 @@ impl Worker {
             self.seed(&recurring).await?;
         }
         if !self.docket.has_queue() && !self.automatic {
-            // In-process mode: the docket's own worker runs the tasks; wait beside it.
+            // In-process mode: the docket's own worker runs the tasks, with this one's hooks;
+            // wait beside it.
+            let _hooks = self.lend_hooks();
             self.docket.ensure_auto_worker()?;
             self.health.started();
             match until_finished {
@@ -307,6 +315,7 @@ impl Worker {
             worker: self.id.clone(),
             strikes: RwLock::new(Vec::new()),
             recurring,
+            hooks: self.hooks.clone(),
         });
         let finished = CancellationToken::new();
         self.health.started();
@@ -467,6 +476,7 @@ struct Shared {
     /// The strikes in place, as last heard.
     strikes: RwLock<Vec<Strike>>,
     recurring: HashMap<&'static str, Recurring>,
+    hooks: hooks::Hooks,
 }
 
 /// Wait until `docket` has nothing waiting or running (polling its backend).

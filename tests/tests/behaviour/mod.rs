@@ -51,6 +51,7 @@ pub(crate) mod cancel;
 pub(crate) mod context;
 pub(crate) mod dead_letters;
 pub(crate) mod debounce;
+pub(crate) mod hooks;
 pub(crate) mod keys;
 pub(crate) mod limits;
 pub(crate) mod results;
@@ -171,6 +172,10 @@ macro_rules! policies_suite {
                 a_task_that_keeps_no_result_has_none_to_return,
                 watch_sees_a_task_queued_then_running_then_completed,
                 progress_is_seen_through_watch,
+            },
+            hooks::{
+                hooks_see_each_success_failed_attempt_retry_and_dead_letter,
+                a_hook_that_fails_or_panics_neither_loses_nor_repeats_a_task,
             },
             cancel::{
                 cancelling_a_running_task_stops_it_at_its_next_await_without_a_retry,
