@@ -184,6 +184,7 @@ pub mod metrics;
 pub mod policy;
 mod registry;
 pub mod results;
+mod scatter;
 mod schedule;
 mod state;
 pub mod strike;

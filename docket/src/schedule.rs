@@ -528,7 +528,7 @@ impl Docket {
 
     /// Hand the batch to the queue; run it in-process when there is none or it is unreachable
     /// (given the task's `registration`, without which it cannot run here).
-    async fn place(
+    pub(crate) async fn place(
         &self,
         registration: Option<Registration>,
         mut batch: Vec<(Message, KeyMode)>,

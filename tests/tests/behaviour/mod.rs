@@ -56,6 +56,7 @@ pub(crate) mod keys;
 pub(crate) mod limits;
 pub(crate) mod results;
 pub(crate) mod retries;
+pub(crate) mod scatter;
 pub(crate) mod scheduling;
 pub(crate) mod snapshots;
 pub(crate) mod strikes;
@@ -137,8 +138,9 @@ macro_rules! behaviour_suite {
     };
 }
 
-/// One `#[tokio::test]` per task-policy behaviour, each on a docket of its own from `$open` (see
-/// [`behaviour_suite!`], which includes these). They hold in-process too.
+/// One `#[tokio::test]` per task-policy behaviour (and per behaviour of scatter and hooks), each
+/// on a docket of its own from `$open` (see [`behaviour_suite!`], which includes these). They
+/// hold in-process too.
 macro_rules! policies_suite {
     ($open:expr) => {
         $crate::behaviour::behaviour_suite!(@tests $open;
@@ -172,6 +174,10 @@ macro_rules! policies_suite {
                 a_task_that_keeps_no_result_has_none_to_return,
                 watch_sees_a_task_queued_then_running_then_completed,
                 progress_is_seen_through_watch,
+            },
+            scatter::{
+                scatter_spreads_a_batch_evenly_and_runs_it_in_that_order,
+                scattering_the_same_batch_again_adds_nothing_while_it_waits,
             },
             hooks::{
                 hooks_see_each_success_failed_attempt_retry_and_dead_letter,
