@@ -109,6 +109,18 @@ impl Docket {
         )
     }
 
+    /// A docket on the memory backend `memory` (the `docket::testing` time machine's).
+    #[cfg(feature = "testing")]
+    pub(crate) fn on_memory(memory: MemoryBackend) -> Docket {
+        Docket::build(
+            config::DEFAULT_NAME.into(),
+            config::DEFAULT_CONCURRENCY,
+            Some(AnyBackend::Memory(memory)),
+            false,
+            Provided::default(),
+        )
+    }
+
     /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`](crate::Schedule::on) is
     /// given: the one set with [`Docket::set_global`], or else one opened with
     /// [`Docket::from_env`] on first use.
@@ -220,6 +232,15 @@ impl Docket {
             return Ok(());
         }
         self.inner.auto_worker.ensure(self)
+    }
+
+    /// Where this docket reads the time: the system's clock, or the virtual one of a
+    /// `docket::testing` docket.
+    pub(crate) fn clock(&self) -> crate::time::Clock {
+        match self.backend() {
+            AnyBackend::Memory(memory) => memory.clock(),
+            _ => crate::time::Clock::System,
+        }
     }
 
     /// The hooks this in-process docket's own worker runs.

@@ -190,6 +190,9 @@ mod state;
 pub mod strike;
 mod sync;
 mod task;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod time;
 mod trace;
 pub mod worker;

@@ -55,11 +55,12 @@ impl Docket {
         over: Duration,
         jitter: Duration,
     ) -> Result<Vec<Scheduled>> {
+        let now = self.clock().now();
         let mut batch = schedules
             .into_iter()
-            .map(Schedule::into_message)
+            .map(|schedule| schedule.into_message_at(now))
             .collect::<Result<Vec<_>>>()?;
-        let dues = spread(SystemTime::now(), batch.len(), over, jitter, |_| {
+        let dues = spread(now, batch.len(), over, jitter, |_| {
             crate::key::random_unit()
         })
         .ok_or_else(|| Error::InvalidDue {

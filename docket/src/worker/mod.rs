@@ -16,7 +16,7 @@ pub use self::hooks::{HookOutput, Outcome, TaskEvent};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -259,7 +259,7 @@ impl Worker {
 
     /// Add the first run of each recurring task, unless its chain exists already.
     async fn seed(&self, recurring: &HashMap<&'static str, Recurring>) -> Result<()> {
-        let now = SystemTime::now();
+        let now = self.docket.clock().now();
         let batch: Vec<(Message, KeyMode)> = recurring
             .iter()
             .map(|(name, recurring)| {

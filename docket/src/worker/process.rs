@@ -2,7 +2,7 @@
 //! matches, pass its concurrency and rate gate, run the attempt, then complete, retry or bury
 //! it (and, for a recurring task, schedule the next run).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::Shared;
 use super::execution::{AttemptError, Context, NextRun, run_attempt};
@@ -129,7 +129,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         results::record(docket, &state, ttl).await;
     }
     failpoint!(step "settle.run");
-    metrics::started(registration.name(), message.due, delivery.redelivered);
+    metrics::started(
+        registration.name(),
+        message.due,
+        docket.clock().now(),
+        delivery.redelivered,
+    );
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
     metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
@@ -189,7 +194,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     let mut history = message.history.clone();
     FailedAttempt::record(
         &mut history,
-        FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()),
+        FailedAttempt::new(message.attempt, error.to_string(), docket.clock().now()),
     );
     let retryable = error.kind() != TaskErrorKind::Permanent;
     if retryable && message.attempt < policy.max_attempts() {
@@ -198,7 +203,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             .unwrap_or_else(|| policy.retry_delay(message.attempt));
         let next = Message {
             attempt: message.attempt + 1,
-            due: crate::time::saturating_due(SystemTime::now(), delay),
+            due: crate::time::saturating_due(docket.clock().now(), delay),
             history,
             ..message.clone()
         };
@@ -270,7 +275,7 @@ pub(super) async fn finish_recurring(
         _ if cancelled => None,
         Some(NextRun::Stop) => None,
         Some(NextRun::At(when)) => Some(when),
-        None => Some(recurring.next_due(message.due, SystemTime::now())),
+        None => Some(recurring.next_due(message.due, shared.docket.clock().now())),
     };
     if let Some(due) = next_due {
         let next = Message {
@@ -348,7 +353,7 @@ pub(super) async fn bury(
     {
         FailedAttempt::record(
             &mut history,
-            FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()),
+            FailedAttempt::new(message.attempt, reason.clone(), shared.docket.clock().now()),
         );
     }
     let burial = Burial {
