@@ -15,7 +15,7 @@ fn io(error: std::io::Error) -> Error {
 }
 
 /// RFC 3339 in UTC, to the millisecond.
-fn time(time: SystemTime) -> String {
+pub(super) fn time(time: SystemTime) -> String {
     match jiff::Timestamp::try_from(time) {
         Ok(timestamp) => format!("{timestamp:.3}"),
         Err(_) => format!("{time:?}"),
