@@ -317,7 +317,9 @@ impl Docket {
     /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
     /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        self.inner.backend.snapshot().await
+        let mut snapshot = self.inner.backend.snapshot().await?;
+        snapshot.fill_attempts();
+        Ok(snapshot)
     }
 
     /// The workers serving this docket: on Redis every consumer of its group, with how many

@@ -22,6 +22,11 @@ async fn watched(probe: String, ctx: docket::Context) -> Result<u32, String> {
     Ok(42)
 }
 
+#[docket::task(retries = "forever", backoff = "exponential 1s..5m")]
+async fn poll_feed() -> Result<(), String> {
+    Err("the feed does not answer".into())
+}
+
 #[docket::task(result, retries = 1, backoff = "fixed 50ms")]
 async fn watched_failing() -> Result<(), String> {
     Err("the disk is full".into())
@@ -165,6 +170,48 @@ async fn watch_follows_a_retry_to_the_failure_and_exits_non_zero() {
             .any(|line| line["status"] == "scheduled" && line["attempt"] == 2),
         "the retry shows as scheduled: {lines:#?}"
     );
+}
+
+/// Not `watch`, but the other place `retries = "forever"` shows on the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_shows_a_task_retried_forever_and_the_attempts_of_the_others() {
+    let fixture = fixture().await;
+    let later = std::time::Duration::from_secs(3600);
+    let poll = PollFeed::schedule().after(later).on(&fixture.docket);
+    poll.await.unwrap();
+    let failing = WatchedFailing::schedule().after(later).on(&fixture.docket);
+    failing.await.unwrap();
+    let argv = [
+        "docket",
+        "--url",
+        &fixture.server.url(),
+        "--name",
+        &fixture.name,
+    ];
+    let mut out = Vec::new();
+    let json = [&argv[..], &["--json", "snapshot"]].concat();
+    assert_eq!(
+        docket::cli::run_from(json, &mut out).await,
+        ExitCode::SUCCESS
+    );
+    let snapshot: Value = serde_json::from_slice(&out).unwrap();
+    let attempts = |task: &str| {
+        let scheduled = snapshot["scheduled"].as_array().unwrap();
+        let found = scheduled.iter().find(|entry| entry["task"] == task);
+        found.unwrap()["attempts"].clone()
+    };
+    assert_eq!(attempts("poll_feed"), "forever");
+    assert_eq!(attempts("watched_failing"), 2);
+
+    let mut out = Vec::new();
+    let table = [&argv[..], &["snapshot"]].concat();
+    assert_eq!(
+        docket::cli::run_from(table, &mut out).await,
+        ExitCode::SUCCESS
+    );
+    let table = String::from_utf8(out).unwrap();
+    assert!(table.contains("1/forever"), "{table}");
+    assert!(table.contains("1/2"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,12 +197,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         FailedAttempt::new(message.attempt, error.to_string(), docket.clock().now()),
     );
     let retryable = error.kind() != TaskErrorKind::Permanent;
-    if retryable && message.attempt < policy.max_attempts() {
+    if retryable && policy.may_retry(message.attempt) {
         let delay = error
             .retry_after()
             .unwrap_or_else(|| policy.retry_delay(message.attempt));
         let next = Message {
-            attempt: message.attempt + 1,
+            attempt: message.attempt.saturating_add(1),
             due: crate::time::saturating_due(docket.clock().now(), delay),
             history,
             ..message.clone()

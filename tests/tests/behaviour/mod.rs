@@ -51,6 +51,7 @@ pub(crate) mod cancel;
 pub(crate) mod context;
 pub(crate) mod dead_letters;
 pub(crate) mod debounce;
+pub(crate) mod forever;
 pub(crate) mod hooks;
 pub(crate) mod keys;
 pub(crate) mod limits;
@@ -174,6 +175,10 @@ macro_rules! policies_suite {
                 a_task_that_keeps_no_result_has_none_to_return,
                 watch_sees_a_task_queued_then_running_then_completed,
                 progress_is_seen_through_watch,
+            },
+            forever::{
+                a_task_retried_forever_retries_past_any_count_until_it_succeeds,
+                a_snapshot_shows_a_task_retried_forever_as_unlimited,
             },
             scatter::{
                 scatter_spreads_a_batch_evenly_and_runs_it_in_that_order,
