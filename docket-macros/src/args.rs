@@ -17,8 +17,8 @@ use syn::{Ident, LitInt, LitStr, Token, token};
 use crate::cron::{CRON_FORMAT, check_cron};
 use crate::errors::Errors;
 use crate::values::{
-    BACKOFF_FORMAT, Backoff, RATE_FORMAT, Rate, parse_backoff, parse_duration, parse_percent,
-    parse_rate,
+    BACKOFF_FORMAT, Backoff, RATE_FORMAT, Rate, Retries, parse_backoff, parse_duration,
+    parse_percent, parse_rate,
 };
 
 mod kw {
@@ -46,7 +46,7 @@ pub(crate) const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(60 * 60);
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) name: Option<Arg<kw::name, LitStr>>,
-    pub(crate) retries: Option<Arg<kw::retries, u32>>,
+    pub(crate) retries: Option<Arg<kw::retries, Retries>>,
     pub(crate) backoff: Option<Arg<kw::backoff, Backoff>>,
     pub(crate) jitter: Option<Arg<kw::jitter, u8>>,
     pub(crate) timeout: Option<Arg<kw::timeout, Duration>>,
@@ -126,9 +126,17 @@ impl Args {
             })
         } else if lookahead.peek(kw::retries) {
             set_once(&mut self.retries, input, |input| {
-                let expected = "`retries` takes a whole number, such as `retries = 3`";
+                let expected =
+                    "`retries` takes a whole number or \"forever\", such as `retries = 3`";
+                if input.peek2(LitStr) {
+                    let literal = string(input, expected)?;
+                    return match literal.value().as_str() {
+                        "forever" => Ok(Retries::Forever),
+                        _ => Err(syn::Error::new_spanned(&literal, expected)),
+                    };
+                }
                 let literal = integer(input, expected)?;
-                literal.base10_parse().map_err(|_| {
+                literal.base10_parse().map(Retries::Times).map_err(|_| {
                     let message = format!("`retries` must be from 0 to {}", u32::MAX);
                     syn::Error::new_spanned(&literal, message)
                 })
@@ -226,6 +234,21 @@ impl Args {
                 "a task recurs either `every` period or on a `cron` schedule, not both; remove \
                  one of them",
             );
+        }
+        if let Some(retries) = &self.retries
+            && retries.value == Retries::Forever
+        {
+            let zero = match &self.backoff {
+                None => true,
+                Some(backoff) => backoff.value == Backoff::Fixed(Duration::ZERO),
+            };
+            if zero {
+                errors.push_spanned(
+                    retries.key,
+                    "`retries = \"forever\"` needs a `backoff` longer than zero, or it retries in \
+                     a tight loop; add one, such as `backoff = \"exponential 1s..5m\"`",
+                );
+            }
         }
         if let (Some(tz), None) = (&self.tz, &self.cron) {
             errors.push_spanned(

@@ -13,7 +13,7 @@ use crate::args::{Arg, Args, PerArgument};
 use crate::check::check;
 use crate::fallback::fallback;
 use crate::input::{Param, TaskFn};
-use crate::values::Backoff;
+use crate::values::{Backoff, Retries};
 
 /// The whole macro: check the attribute and the function, then generate the task beside it.
 pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -317,8 +317,16 @@ fn policy(args: &Args) -> TokenStream {
 
     let mut policy = quote!(::docket::policy::Policy::new());
     if let Some(arg) = &args.retries {
-        let (method, retries) = (method(arg, "with_retries"), arg.value);
-        policy.extend(quote!(.#method(#retries)));
+        policy.extend(match arg.value {
+            Retries::Times(retries) => {
+                let method = method(arg, "with_retries");
+                quote!(.#method(#retries))
+            }
+            Retries::Forever => {
+                let method = method(arg, "with_retries_forever");
+                quote!(.#method())
+            }
+        });
     }
     if let Some(arg) = &args.backoff {
         let method = method(arg, "with_backoff");

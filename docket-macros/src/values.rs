@@ -15,6 +15,13 @@ pub(crate) const BACKOFF_FORMAT: &str = "write `\"fixed <delay>\"` or `\"exponen
 pub(crate) const RATE_FORMAT: &str = "write `\"<count>/<window>\"`, such as `\"10/1m\"` for at \
                                       most 10 starts a minute";
 
+/// A task's `retries`: a count, or `"forever"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retries {
+    Times(u32),
+    Forever,
+}
+
 /// A task's `backoff`, checked and ready to generate `docket::Backoff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Backoff {

@@ -109,6 +109,18 @@ impl Docket {
         )
     }
 
+    /// A docket on the memory backend `memory` (the `docket::testing` time machine's).
+    #[cfg(feature = "testing")]
+    pub(crate) fn on_memory(memory: MemoryBackend) -> Docket {
+        Docket::build(
+            config::DEFAULT_NAME.into(),
+            config::DEFAULT_CONCURRENCY,
+            Some(AnyBackend::Memory(memory)),
+            false,
+            Provided::default(),
+        )
+    }
+
     /// The docket `MyTask::schedule(..)` uses when no [`Schedule::on`](crate::Schedule::on) is
     /// given: the one set with [`Docket::set_global`], or else one opened with
     /// [`Docket::from_env`] on first use.
@@ -222,6 +234,20 @@ impl Docket {
         self.inner.auto_worker.ensure(self)
     }
 
+    /// Where this docket reads the time: the system's clock, or the virtual one of a
+    /// `docket::testing` docket.
+    pub(crate) fn clock(&self) -> crate::time::Clock {
+        match self.backend() {
+            AnyBackend::Memory(memory) => memory.clock(),
+            _ => crate::time::Clock::System,
+        }
+    }
+
+    /// The hooks this in-process docket's own worker runs.
+    pub(crate) fn auto_hooks(&self) -> &crate::worker::hooks::Hooks {
+        self.inner.auto_worker.hooks()
+    }
+
     /// Stop the worker of an in-process docket (or of this docket's fallback) from taking
     /// tasks, and wait for the ones it runs. A later schedule starts a new one.
     pub(crate) async fn stop_auto_worker(&self) {
@@ -291,7 +317,9 @@ impl Docket {
     /// On a Redis docket, [`Error::Unavailable`] when Redis cannot be reached or does not answer
     /// in time, and [`Error::Backend`] when it refuses the command. Other dockets never fail here.
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        self.inner.backend.snapshot().await
+        let mut snapshot = self.inner.backend.snapshot().await?;
+        snapshot.fill_attempts();
+        Ok(snapshot)
     }
 
     /// The workers serving this docket: on Redis every consumer of its group, with how many

@@ -1,6 +1,7 @@
 //! A point-in-time view of a docket: what waits, what runs, what died.
 
 use crate::backend::Message;
+use crate::policy::Attempts;
 use std::time::{Duration, SystemTime};
 
 /// Every task of a docket at one moment, from [`Docket::snapshot`](crate::Docket::snapshot).
@@ -27,6 +28,24 @@ impl Snapshot {
         self.queued.len() + self.scheduled.len() + self.running.len() + self.held.len()
     }
 
+    /// Set each task's [`TaskInfo::attempts`] from the tasks this binary registers.
+    pub(crate) fn fill_attempts(&mut self) {
+        let Ok(registry) = crate::registry::Registry::global() else {
+            return;
+        };
+        let sections = [
+            &mut self.queued,
+            &mut self.scheduled,
+            &mut self.running,
+            &mut self.held,
+        ];
+        for task in sections.into_iter().flatten() {
+            task.attempts = registry
+                .get(&task.task)
+                .map(|registration| registration.policy().attempts());
+        }
+    }
+
     /// Whether no task waits or runs.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -47,6 +66,9 @@ pub struct TaskInfo {
     pub attempt: u32,
     /// The worker running it, for running tasks.
     pub worker: Option<String>,
+    /// How many attempts it may take (`retries = "forever"`: unlimited), when this binary
+    /// registers the task; `None` for a task it does not know (the `docket` binary knows none).
+    pub attempts: Option<Attempts>,
 }
 
 impl TaskInfo {
@@ -58,6 +80,7 @@ impl TaskInfo {
             due: message.due,
             attempt: message.attempt,
             worker: worker.map(str::to_owned),
+            attempts: None,
         }
     }
 }

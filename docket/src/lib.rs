@@ -187,11 +187,15 @@ pub mod policy;
 pub mod pydocket;
 mod registry;
 pub mod results;
+mod scatter;
 mod schedule;
 mod state;
 pub mod strike;
 mod sync;
 mod task;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod time;
 mod trace;
 pub mod worker;
@@ -239,7 +243,8 @@ pub use crate::worker::{Worker, shutdown_signal};
 ///
 /// Keys:
 /// - `name` (default: the function's name);
-/// - `retries = N` (retries after the first attempt), `backoff` (`"fixed 5s"` or
+/// - `retries = N` (retries after the first attempt) or `retries = "forever"` (with a
+///   backoff), `backoff` (`"fixed 5s"` or
 ///   `"exponential 1s..60s"`), `jitter = "20%"`, `timeout = "30s"` (per attempt);
 /// - `every = "30s"`, or `cron = "*/5 * * * *"` (five fields, or six with seconds first) with
 ///   `tz = "Europe/Paris"` (default `"UTC"`): recurring, once per period across the fleet; the

@@ -23,6 +23,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     retries: u32,
+    /// `retries = "forever"`: `retries` is then `u32::MAX`.
+    forever: bool,
     backoff: Backoff,
     jitter: u8,
     timeout: Option<Duration>,
@@ -38,6 +40,7 @@ impl Policy {
     pub const fn new() -> Self {
         Policy {
             retries: 0,
+            forever: false,
             backoff: Backoff::Fixed(Duration::ZERO),
             jitter: 0,
             timeout: None,
@@ -54,6 +57,17 @@ impl Policy {
     /// `with_retries(3)` means up to four attempts in all.
     pub const fn with_retries(mut self, retries: u32) -> Self {
         self.retries = retries;
+        self.forever = false;
+        self
+    }
+
+    /// Retry a failed task for as long as it fails (`retries = "forever"`), each retry after
+    /// its backoff: give it one longer than zero, capped (`backoff = "exponential 1s..5m"`), as
+    /// the macro insists. A task that fails for good ([`Fail`](crate::Fail)) still becomes a
+    /// dead letter, and an operator can [cancel](crate::Docket::cancel) or strike it.
+    pub const fn with_retries_forever(mut self) -> Self {
+        self.retries = u32::MAX;
+        self.forever = true;
         self
     }
 
@@ -187,14 +201,33 @@ impl Policy {
         self
     }
 
-    /// The retry count set with [`Policy::with_retries`] (`retries = N`).
+    /// The retry count set with [`Policy::with_retries`] (`retries = N`); `u32::MAX` for
+    /// [`Policy::with_retries_forever`].
     pub const fn retries(&self) -> u32 {
         self.retries
     }
 
-    /// The first attempt plus every retry.
+    /// Whether the task is retried for as long as it fails (`retries = "forever"`).
+    pub const fn retries_forever(&self) -> bool {
+        self.forever
+    }
+
+    /// The first attempt plus every retry; `u32::MAX` for a task retried forever.
     pub const fn max_attempts(&self) -> u32 {
         self.retries.saturating_add(1)
+    }
+
+    /// How many attempts a task may take, as a snapshot shows it.
+    pub const fn attempts(&self) -> Attempts {
+        match self.forever {
+            true => Attempts::Unlimited,
+            false => Attempts::AtMost(self.max_attempts()),
+        }
+    }
+
+    /// Whether a failed `attempt` may be retried (a retryable error permitting).
+    pub(crate) const fn may_retry(&self, attempt: u32) -> bool {
+        self.forever || attempt < self.max_attempts()
     }
 
     /// The backoff set with [`Policy::with_backoff`] (`backoff = "..."`).
@@ -252,6 +285,25 @@ impl Policy {
         let offset = (unit * 2.0 - 1.0) * spread;
         Duration::try_from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
             .unwrap_or(Duration::MAX)
+    }
+}
+
+/// How many attempts a task may take: its [`Policy::attempts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attempts {
+    /// The first attempt and `retries`: `retries + 1` at most.
+    AtMost(u32),
+    /// Retried for as long as it fails (`retries = "forever"`).
+    Unlimited,
+}
+
+impl std::fmt::Display for Attempts {
+    /// `4`, or `forever`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempts::AtMost(most) => write!(f, "{most}"),
+            Attempts::Unlimited => f.write_str("forever"),
+        }
     }
 }
 

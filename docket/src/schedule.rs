@@ -129,7 +129,13 @@ impl<T: Task> Schedule<T> {
     ///
     /// Checks every input first, so that a bad schedule in a batch fails the batch before
     /// anything of it is sent.
+    #[cfg(test)]
     pub(crate) fn into_message(self) -> Result<(Message, KeyMode)> {
+        self.into_message_at(SystemTime::now())
+    }
+
+    /// [`Schedule::into_message`], with the docket's clock reading `now`.
+    pub(crate) fn into_message_at(self, now: SystemTime) -> Result<(Message, KeyMode)> {
         let args = serde_json::to_string(&self.task).map_err(|source| Error::Encode {
             task: T::NAME,
             source,
@@ -154,9 +160,9 @@ impl<T: Task> Schedule<T> {
             (when, _) => when,
         };
         let due = match when {
-            When::Now => Some(SystemTime::now()),
+            When::Now => Some(now),
             When::At(when) => Some(when).filter(|when| *when <= crate::time::latest_due()),
-            When::After(delay) => crate::time::checked_due(SystemTime::now(), delay),
+            When::After(delay) => crate::time::checked_due(now, delay),
         };
         let due = due.ok_or_else(|| Error::InvalidDue {
             task: T::NAME.to_owned(),
@@ -170,7 +176,7 @@ impl<T: Task> Schedule<T> {
             Some(docket) => docket,
             None => Docket::global().await?,
         };
-        let (message, mode) = self.into_message()?;
+        let (message, mode) = self.into_message_at(docket.clock().now())?;
         docket
             .schedule_one(Some(Registration::of::<T>()), message, mode)
             .await
@@ -441,7 +447,8 @@ impl Docket {
                 "the arguments of `{task}` must be a JSON object, not `{args}`"
             )));
         }
-        let message = Message::first_attempt(task, crate::key::unique(), args, SystemTime::now());
+        let now = self.clock().now();
+        let message = Message::first_attempt(task, crate::key::unique(), args, now);
         // Without it the task cannot run in-process, as a fallback or otherwise.
         let registration = Registry::global()?.get(task).copied();
         self.schedule_one(registration, message, KeyMode::Fresh)
@@ -487,9 +494,10 @@ impl Docket {
         &self,
         schedules: impl IntoIterator<Item = Schedule<T>>,
     ) -> Result<Vec<Scheduled>> {
+        let now = self.clock().now();
         let batch = schedules
             .into_iter()
-            .map(Schedule::into_message)
+            .map(|schedule| schedule.into_message_at(now))
             .collect::<Result<Vec<_>>>()?;
         let span = tracing::info_span!(
             "docket.schedule",
@@ -528,7 +536,7 @@ impl Docket {
 
     /// Hand the batch to the queue; run it in-process when there is none or it is unreachable
     /// (given the task's `registration`, without which it cannot run here).
-    async fn place(
+    pub(crate) async fn place(
         &self,
         registration: Option<Registration>,
         mut batch: Vec<(Message, KeyMode)>,

@@ -33,10 +33,50 @@ pub(crate) fn saturating_due(now: SystemTime, delay: Duration) -> SystemTime {
 /// The monotonic instant at which the wall clock reads `due`; now, if `due` has passed. A due
 /// time too far ahead for the monotonic clock is cut to decades from now rather than panic.
 pub(crate) fn instant_at(due: SystemTime) -> Instant {
-    let now = Instant::now();
-    match due.duration_since(SystemTime::now()) {
-        Ok(ahead) => now.checked_add(ahead).unwrap_or_else(|| now + FAR_FUTURE),
-        Err(_) => now,
+    Clock::System.instant_at(due)
+}
+
+/// Where a docket reads the wall-clock time: the system's, or (`docket::testing`) a virtual
+/// one that moves with tokio's clock, so that a paused tokio clock moves a test's due times too.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum Clock {
+    /// `SystemTime::now()`.
+    #[default]
+    System,
+    /// `system` at tokio's `instant`, moving as tokio's clock moves from there.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    Virtual {
+        system: SystemTime,
+        instant: Instant,
+    },
+}
+
+impl Clock {
+    /// A virtual clock reading the system's time now, from now on moving with tokio's clock.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn virtual_from_now() -> Clock {
+        Clock::Virtual {
+            system: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+
+    /// The wall-clock time now.
+    pub(crate) fn now(self) -> SystemTime {
+        match self {
+            Clock::System => SystemTime::now(),
+            Clock::Virtual { system, instant } => system + instant.elapsed(),
+        }
+    }
+
+    /// The tokio instant at which this clock reads `due`; now, if `due` has passed. A due
+    /// time too far ahead for the monotonic clock is cut to decades from now rather than panic.
+    pub(crate) fn instant_at(self, due: SystemTime) -> Instant {
+        let now = Instant::now();
+        match due.duration_since(self.now()) {
+            Ok(ahead) => now.checked_add(ahead).unwrap_or_else(|| now + FAR_FUTURE),
+            Err(_) => now,
+        }
     }
 }
 

@@ -3,6 +3,10 @@
 //!
 //! When `redis-server` is missing, starting one panics with how to install it: Redis tests fail
 //! loudly, they never skip.
+//!
+//! `DOCKET_TEST_REDIS_SERVER` names another server program to run instead (a path to another
+//! Redis version's `redis-server`, or to `valkey-server`): `scripts/test.sh` runs the Redis
+//! behaviour suite once more that way, on each other version it can install.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,6 +14,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The server program the tests start: `DOCKET_TEST_REDIS_SERVER`, or `redis-server`.
+pub fn server_program() -> String {
+    std::env::var("DOCKET_TEST_REDIS_SERVER")
+        .ok()
+        .filter(|program| !program.is_empty())
+        .unwrap_or_else(|| "redis-server".to_owned())
+}
 
 /// A `redis-server` child process, killed when dropped.
 #[derive(Debug)]
@@ -50,7 +62,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new("redis-server");
+        let mut command = Command::new(server_program());
         command
             .arg("--bind")
             .arg("127.0.0.1")
@@ -69,8 +81,10 @@ impl RedisServer {
         let child = match command.spawn() {
             Ok(child) => child,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-                "the Redis tests need `redis-server` on the PATH; install it \
-                 (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`)"
+                "the Redis tests need `{}` on the PATH; install it \
+                 (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`; \
+                 Valkey: see scripts/test.sh)",
+                server_program()
             ),
             Err(error) => panic!("could not start redis-server: {error}"),
         };

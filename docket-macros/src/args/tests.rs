@@ -20,6 +20,21 @@ fn ms(millis: u64) -> Duration {
 }
 
 #[test]
+fn retries_take_forever_with_a_backoff_and_no_other_word() {
+    let args = parse(parse_quote!(retries = "forever", backoff = "fixed 1s")).unwrap();
+    assert_eq!(args.retries.unwrap().value, Retries::Forever);
+    assert_eq!(
+        messages(parse_quote!(retries = "always")),
+        ["`retries` takes a whole number or \"forever\", such as `retries = 3`"]
+    );
+    let tight = messages(parse_quote!(retries = "forever", backoff = "fixed 0s"));
+    assert!(
+        tight[0].contains("needs a `backoff` longer than zero"),
+        "{tight:?}"
+    );
+}
+
+#[test]
 fn all_arguments_parse() {
     let args = parse(parse_quote!(
         name = "scan",
@@ -29,7 +44,7 @@ fn all_arguments_parse() {
     ))
     .unwrap();
     assert_eq!(args.name.unwrap().value.value(), "scan");
-    assert_eq!(args.retries.unwrap().value, 3);
+    assert_eq!(args.retries.unwrap().value, Retries::Times(3));
     assert_eq!(
         args.backoff.unwrap().value,
         Backoff::Exponential {

@@ -19,7 +19,7 @@ use crate::results::{Status, TaskRecord};
 use crate::schedule::Disposition;
 use crate::strike::Strike;
 use crate::sync::{Locked, Member};
-use crate::time::instant_at;
+use crate::time::Clock;
 use crate::time::sleep_until;
 
 /// An in-process store of tasks. Clones share the same store.
@@ -39,6 +39,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Store {
+    /// Where the time comes from: the system's, or a test's virtual clock.
+    clock: Clock,
     /// Source of sequence numbers and delivery ids; never reused.
     next: u64,
     /// Every waiting task as `(due, seq, key)`, in the order workers take them: due ones first,
@@ -110,7 +112,7 @@ struct Running {
 impl Store {
     /// Keep `record` for `ttl` as its key's record, and send it to the key's watchers.
     fn keep_record(&mut self, record: TaskRecord, ttl: Duration) {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         self.records.retain(|_, (_, expires)| *expires > now);
         if let Some(watchers) = self.watchers.get_mut(&record.key) {
             watchers.retain(|watcher| watcher.send(record.clone()).is_ok());
@@ -125,7 +127,7 @@ impl Store {
     /// The key's record, if one is kept and has not ended, now says cancelled; kept as long
     /// as it was going to be.
     fn record_cancelled(&mut self, key: &str) {
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let Some((record, expires)) = self.records.get(key) else {
             return;
         };
@@ -327,6 +329,19 @@ impl MemoryBackend {
         MemoryBackend::default()
     }
 
+    /// A memory backend reading the time from `clock`.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn with_clock(clock: Clock) -> Self {
+        let backend = MemoryBackend::default();
+        backend.store().clock = clock;
+        backend
+    }
+
+    /// The clock this backend reads the time from.
+    pub(crate) fn clock(&self) -> Clock {
+        self.store().clock
+    }
+
     /// A memory backend keeping at most `kept` dead letters, none older than `age`.
     pub(crate) fn with_dead_letters(kept: usize, age: Duration) -> Self {
         let backend = MemoryBackend::default();
@@ -361,7 +376,7 @@ impl MemoryBackend {
     /// Due and running tasks, and future ones.
     pub(crate) fn depth(&self) -> (usize, usize) {
         let store = self.store();
-        let now = SystemTime::now();
+        let now = store.clock.now();
         let due = store
             .waiting
             .iter()
@@ -405,7 +420,7 @@ impl Backend for MemoryBackend {
         batch: &[(Message, KeyMode)],
         keep: Option<Duration>,
     ) -> Result<Vec<Disposition>> {
-        let now = SystemTime::now();
+        let now = self.store().clock.now();
         let mut store = self.store();
         let dispositions = batch
             .iter()
@@ -490,11 +505,15 @@ impl Backend for MemoryBackend {
             added.as_mut().enable();
             let next_due = {
                 let mut store = self.store();
-                let deliveries = store.take(worker, max, SystemTime::now());
+                let now = store.clock.now();
+                let deliveries = store.take(worker, max, now);
                 if !deliveries.is_empty() || max == 0 {
                     return Ok(deliveries);
                 }
-                store.waiting.first().map(|(due, _, _)| instant_at(*due))
+                store
+                    .waiting
+                    .first()
+                    .map(|(due, _, _)| store.clock.instant_at(*due))
             };
             let wake = match (next_due, give_up) {
                 (Some(due), Some(limit)) => Some(due.min(limit)),
@@ -552,17 +571,18 @@ impl Backend for MemoryBackend {
             return Ok(());
         }
         store.dead.retain(|dead| dead.key != message.key);
+        let died = store.clock.now();
         store.dead.push(DeadLetter {
             key: message.key.clone(),
             task: message.task.clone(),
             args: message.args.clone(),
             attempt: message.attempt,
             reason: burial.reason,
-            died: SystemTime::now(),
+            died,
             history: burial.history,
         });
         // Retention, as on Redis: the oldest letters past the count, and those past the age.
-        let now = SystemTime::now();
+        let now = store.clock.now();
         let (kept, oldest) = store
             .retention
             .unwrap_or((super::DEAD_LETTERS_KEPT, super::DEAD_LETTER_AGE));
@@ -617,7 +637,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        let now = SystemTime::now();
+        let now = self.store().clock.now();
         let store = self.store();
         let (mut queued, scheduled): (Vec<_>, Vec<_>) = store
             .waiting
@@ -666,7 +686,7 @@ impl Backend for MemoryBackend {
             return Ok(false);
         }
         let dead = store.dead.remove(index);
-        let message = Message::first_attempt(dead.task, dead.key, dead.args, SystemTime::now());
+        let message = Message::first_attempt(dead.task, dead.key, dead.args, store.clock.now());
         store.insert(message);
         drop(store);
         self.shared.added.notify_waiters();
@@ -747,8 +767,9 @@ impl Backend for MemoryBackend {
             let current = store.is_latest(key, aside.seq);
             store.take_back(key);
             if current {
+                let due = store.clock.now();
                 store.insert(Message {
-                    due: SystemTime::now(),
+                    due,
                     ..aside.message
                 });
             }
@@ -784,7 +805,7 @@ impl Backend for MemoryBackend {
             }
         }
         if let Some((name, count, window)) = &gate.rate {
-            let now = SystemTime::now();
+            let now = store.clock.now();
             let starts = store.rates.entry(name.clone()).or_default();
             while starts.front().is_some_and(|start| *start + *window <= now) {
                 starts.pop_front();
@@ -826,8 +847,9 @@ impl Backend for MemoryBackend {
             let current = store.is_latest(&aside.message.key, aside.seq);
             store.take_back(&aside.message.key);
             if current {
+                let due = store.clock.now();
                 store.insert(Message {
-                    due: SystemTime::now(),
+                    due,
                     ..aside.message
                 });
             }
@@ -844,7 +866,7 @@ impl Backend for MemoryBackend {
 
     async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
         let store = self.store();
-        let now = SystemTime::now();
+        let now = store.clock.now();
         Ok(store
             .records
             .get(key)

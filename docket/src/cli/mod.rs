@@ -9,6 +9,7 @@
 //! docket strike scan_copyright track_id == 42
 //! docket restore scan_copyright track_id == 42
 //! docket cancel KEY                    # a waiting task, or a running one
+//! docket watch KEY                     # one task's state and progress, live, until it ends
 //! docket clear                         # remove every queued and scheduled task
 //! docket dead list | docket dead replay KEY | docket dead replay --all | docket dead remove KEY
 //! docket version
@@ -27,6 +28,7 @@
 
 mod duration;
 mod output;
+mod watch;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -103,6 +105,12 @@ enum Command {
     },
     /// Remove every queued and scheduled task (running, held and dead ones stay).
     Clear,
+    /// Follow one task (of those that keep results) live: each state and progress report, until
+    /// it ends. Exits 0 when it completed, 1 when it failed or was cancelled.
+    Watch {
+        /// The task's key.
+        key: String,
+    },
     /// Dead letters: tasks that will not run again on their own.
     #[command(subcommand)]
     Dead(Dead),
@@ -277,6 +285,9 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
             let removed = docket.clear().await?;
             output::changed(out, json, "cleared", docket.name(), removed > 0, removed)
         }
+        // Boxed: inline, its loop made the future of `execute` deeper than rustc's query depth
+        // limit in a crate awaiting `run_from` (tests/tests/cli_tls.rs).
+        Command::Watch { key } => Box::pin(watch::watch(out, json, &docket, &key)).await,
         Command::Dead(Dead::List) => output::dead(out, json, &docket.dead_letters().await?),
         Command::Dead(Dead::Replay { keys, all }) => {
             let mut replayed = Vec::new();

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
+use crate::policy::Attempts;
 use crate::strike::Strike;
 
 fn io(error: std::io::Error) -> Error {
@@ -15,7 +16,7 @@ fn io(error: std::io::Error) -> Error {
 }
 
 /// RFC 3339 in UTC, to the millisecond.
-fn time(time: SystemTime) -> String {
+pub(super) fn time(time: SystemTime) -> String {
     match jiff::Timestamp::try_from(time) {
         Ok(timestamp) => format!("{timestamp:.3}"),
         Err(_) => format!("{time:?}"),
@@ -55,6 +56,10 @@ fn task_json(task: &TaskInfo) -> Value {
         "task": task.task,
         "due": time(task.due),
         "attempt": task.attempt,
+        "attempts": task.attempts.map(|attempts| match attempts {
+            Attempts::AtMost(most) => Value::from(most),
+            Attempts::Unlimited => Value::from("forever"),
+        }),
         "worker": task.worker,
     })
 }
@@ -136,7 +141,10 @@ pub(super) fn snapshot(
                 vec![
                     task.key.clone(),
                     task.task.clone(),
-                    task.attempt.to_string(),
+                    match task.attempts {
+                        Some(attempts) => format!("{}/{attempts}", task.attempt),
+                        None => task.attempt.to_string(),
+                    },
                     time(task.due),
                     task.worker.clone().unwrap_or_default(),
                 ]

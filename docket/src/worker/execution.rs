@@ -128,7 +128,10 @@ impl Context {
     /// A delay past the end of the year 9999 (the latest due time docket stores) counts as that
     /// time.
     pub fn next_run_after(&self, delay: Duration) {
-        self.next_run_at(crate::time::saturating_due(SystemTime::now(), delay));
+        self.next_run_at(crate::time::saturating_due(
+            self.run.docket.clock().now(),
+            delay,
+        ));
     }
 
     /// Run this recurring task next at `when`, instead of at its next period. A time past the

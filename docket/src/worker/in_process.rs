@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
+use super::hooks::Hooks;
 use crate::error::{Chain, Error, Result};
 use crate::handle::Docket;
 use crate::sync::Locked;
@@ -16,6 +17,8 @@ use crate::sync::Locked;
 #[derive(Default)]
 pub(crate) struct AutoWorker {
     running: Mutex<Option<Running>>,
+    /// The hooks of the [`Worker`] serving the docket, if any: the automatic worker runs them.
+    hooks: Hooks,
 }
 
 /// A running automatic worker, and how to stop it.
@@ -58,6 +61,11 @@ impl AutoWorker {
             running.stop.cancel();
             let _ = running.handle.await;
         }
+    }
+
+    /// The hooks the automatic worker runs.
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.hooks
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {

@@ -2,6 +2,7 @@
 
 pub(crate) mod execution;
 mod health;
+pub(crate) mod hooks;
 pub(crate) mod in_process;
 mod process;
 mod read_ahead;
@@ -11,12 +12,13 @@ mod upkeep;
 
 pub use self::execution::Context;
 pub use self::health::{Health, Unhealthy};
+pub use self::hooks::{HookOutput, Outcome, TaskEvent};
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +67,8 @@ pub struct Worker {
     depth_every: Option<Duration>,
     /// The most deliveries claimed ahead of free slots.
     read_ahead: usize,
+    /// The user's hooks (see `hooks.rs`).
+    hooks: hooks::Hooks,
 }
 
 impl Worker {
@@ -79,6 +83,7 @@ impl Worker {
             health: Health::default(),
             depth_every: None,
             read_ahead: DEFAULT_READ_AHEAD,
+            hooks: hooks::Hooks::default(),
         }
     }
 
@@ -98,6 +103,7 @@ impl Worker {
 
     pub(crate) fn automatic(mut self) -> Self {
         self.automatic = true;
+        self.hooks = self.docket.auto_hooks().clone();
         self
     }
 
@@ -273,7 +279,7 @@ impl Worker {
 
     /// Add the first run of each recurring task, unless its chain exists already.
     async fn seed(&self, recurring: &HashMap<&'static str, Recurring>) -> Result<()> {
-        let now = SystemTime::now();
+        let now = self.docket.clock().now();
         let batch: Vec<(Message, KeyMode)> = recurring
             .iter()
             .map(|(name, recurring)| {
@@ -298,7 +304,9 @@ impl Worker {
             self.seed(&recurring).await?;
         }
         if !self.docket.has_queue() && !self.automatic {
-            // In-process mode: the docket's own worker runs the tasks; wait beside it.
+            // In-process mode: the docket's own worker runs the tasks, with this one's hooks;
+            // wait beside it.
+            let _hooks = self.lend_hooks();
             self.docket.ensure_auto_worker()?;
             self.health.started();
             match until_finished {
@@ -327,6 +335,7 @@ impl Worker {
             worker: self.id.clone(),
             strikes: RwLock::new(Vec::new()),
             recurring,
+            hooks: self.hooks.clone(),
         });
         let finished = CancellationToken::new();
         self.health.started();
@@ -595,6 +604,7 @@ struct Shared {
     /// The strikes in place, as last heard.
     strikes: RwLock<Vec<Strike>>,
     recurring: HashMap<&'static str, Recurring>,
+    hooks: hooks::Hooks,
 }
 
 /// Wait until `docket` has nothing waiting or running (polling its backend).

@@ -2,10 +2,11 @@
 //! matches, pass its concurrency and rate gate, run the attempt, then complete, retry or bury
 //! it (and, for a recurring task, schedule the next run).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::Shared;
 use super::execution::{AttemptError, Context, NextRun, run_attempt};
+use super::hooks::{Outcome, TaskEvent};
 use super::upkeep::retry_while_unavailable;
 use crate::backend::{Admission, AnyBackend, Backend, Burial, Delivery, Gate, KeyMode, Message};
 use crate::error::{Chain, Result};
@@ -35,7 +36,8 @@ pub(super) async fn release_dropped(shared: &Shared, backend: &AnyBackend) {
 }
 
 /// Process `delivery`; should that crash (a bug, or an injected fault), give it up so that it is
-/// run again rather than held, unsettled, for ever.
+/// run again rather than held, unsettled, for ever. Once it is settled, run the user's hooks
+/// (which log their own failures: the outcome stands).
 pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
     use futures_util::FutureExt;
 
@@ -43,15 +45,30 @@ pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
     let settled = std::panic::AssertUnwindSafe(process(shared, delivery))
         .catch_unwind()
         .await;
-    if settled.is_err() {
-        tracing::error!(key = %held.message.key, "settling a task crashed; it will run again");
-        shared.docket.backend().abandon(&shared.worker, &held);
+    match settled {
+        Ok(Some(outcome)) => {
+            let message = &held.message;
+            let event = TaskEvent::new(
+                &message.task,
+                &message.key,
+                message.attempt,
+                &shared.worker,
+                outcome,
+            );
+            shared.hooks.run(event).await;
+        }
+        Ok(None) => {}
+        Err(_) => {
+            tracing::error!(key = %held.message.key, "settling a task crashed; it will run again");
+            shared.docket.backend().abandon(&shared.worker, &held);
+        }
     }
 }
 
 /// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
-/// or park it behind a concurrency or rate limit.
-pub(super) async fn process(shared: &Shared, delivery: Delivery) {
+/// or park it behind a concurrency or rate limit. Returns how it was settled, for the hooks;
+/// `None` when it was set aside, cancelled, or will run again.
+pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outcome> {
     failpoint!(step "settle.start");
     let docket = &shared.docket;
     let backend = docket.backend();
@@ -71,13 +88,13 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
         match retry_while_unavailable(|| backend.hold(&delivery, &strike)).await {
             Ok(true) => {
                 tracing::info!(task = %message.task, key = %message.key, %strike, "task held by a strike");
-                return;
+                return None;
             }
             Ok(false) => {} // Restored meanwhile: run it.
             Err(error) => {
                 tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will run again");
                 backend.abandon(&shared.worker, &delivery);
-                return;
+                return None;
             }
         }
     }
@@ -87,16 +104,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
             Ok(Admission::Run) => {}
             Ok(Admission::Waiting) => {
                 tracing::debug!(key = %message.key, "task waits for a concurrency slot");
-                return;
+                return None;
             }
             Ok(Admission::Deferred(due)) => {
                 tracing::debug!(key = %message.key, ?due, "task deferred by its rate limit");
-                return;
+                return None;
             }
             Err(error) => {
                 tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will run again");
                 backend.abandon(&shared.worker, &delivery);
-                return;
+                return None;
             }
         }
     }
@@ -112,7 +129,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
         results::record(docket, &state, ttl).await;
     }
     failpoint!(step "settle.run");
-    metrics::started(registration.name(), message.due, delivery.redelivered);
+    metrics::started(
+        registration.name(),
+        message.due,
+        docket.clock().now(),
+        delivery.redelivered,
+    );
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
     metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
@@ -143,7 +165,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
             // The acknowledger has stopped only if this worker is gone, and then the task is
             // redelivered anyway.
             let _ = shared.acks.send(delivery);
-            return;
+            return Some(Outcome::Succeeded);
         }
         Err(AttemptError::Undecodable(error)) => {
             let reason = format!(
@@ -167,21 +189,21 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
             results::record(docket, &state, ttl).await;
         }
         let _ = shared.acks.send(delivery);
-        return;
+        return None;
     }
     let mut history = message.history.clone();
     FailedAttempt::record(
         &mut history,
-        FailedAttempt::new(message.attempt, error.to_string(), SystemTime::now()),
+        FailedAttempt::new(message.attempt, error.to_string(), docket.clock().now()),
     );
     let retryable = error.kind() != TaskErrorKind::Permanent;
-    if retryable && message.attempt < policy.max_attempts() {
+    if retryable && policy.may_retry(message.attempt) {
         let delay = error
             .retry_after()
             .unwrap_or_else(|| policy.retry_delay(message.attempt));
         let next = Message {
-            attempt: message.attempt + 1,
-            due: crate::time::saturating_due(SystemTime::now(), delay),
+            attempt: message.attempt.saturating_add(1),
+            due: crate::time::saturating_due(docket.clock().now(), delay),
             history,
             ..message.clone()
         };
@@ -192,9 +214,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
             results::record(docket, &state, ttl).await;
         }
         metrics::retried(registration.name());
-        if let Err(failure) = retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
-            tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will run again");
-            backend.abandon(&shared.worker, &delivery);
+        match retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
+            Ok(()) => Some(Outcome::Retried {
+                error: error.to_string(),
+                at: next.due,
+            }),
+            Err(failure) => {
+                tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will run again");
+                backend.abandon(&shared.worker, &delivery);
+                None
+            }
         }
     } else {
         let reason = if retryable {
@@ -213,35 +242,40 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) {
             },
             ..delivery
         };
-        bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+        bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await
     }
 }
 
 /// End a run of a recurring task: put the next run in its place (unless the task stopped
 /// itself or was cancelled), then acknowledge this one. A failed run is logged, not retried or
-/// buried: the next period is its retry.
+/// buried: the next period is its retry. Returns the run's outcome, for the hooks.
 pub(super) async fn finish_recurring(
     shared: &Shared,
     delivery: Delivery,
     recurring: &Recurring,
     context: &Context,
     outcome: Result<(), AttemptError>,
-) {
+) -> Option<Outcome> {
     let message = &delivery.message;
     let backend = shared.docket.backend();
     let cancelled = matches!(&outcome, Err(AttemptError::Failed(error)) if error.kind() == TaskErrorKind::Cancelled);
-    if let Err(error) = &outcome {
-        let error = match error {
-            AttemptError::Undecodable(error) => error.to_string(),
-            AttemptError::Failed(error) => error.to_string(),
-        };
-        tracing::error!(task = %message.task, key = %message.key, %error, "recurring task failed; it runs again at its next time");
-    }
+    let settled = match &outcome {
+        Ok(()) => Some(Outcome::Succeeded),
+        Err(_) if cancelled => None,
+        Err(error) => {
+            let error = match error {
+                AttemptError::Undecodable(error) => error.to_string(),
+                AttemptError::Failed(error) => error.to_string(),
+            };
+            tracing::error!(task = %message.task, key = %message.key, %error, "recurring task failed; it runs again at its next time");
+            Some(Outcome::Failed { error })
+        }
+    };
     let next_due = match context.take_next_run() {
         _ if cancelled => None,
         Some(NextRun::Stop) => None,
         Some(NextRun::At(when)) => Some(when),
-        None => Some(recurring.next_due(message.due, SystemTime::now())),
+        None => Some(recurring.next_due(message.due, shared.docket.clock().now())),
     };
     if let Some(due) = next_due {
         let next = Message {
@@ -261,6 +295,7 @@ pub(super) async fn finish_recurring(
         tracing::info!(task = %message.task, "recurring task stopped");
     }
     let _ = shared.acks.send(delivery);
+    settled
 }
 
 /// The limits `message` must pass, named by task and, for a per-argument limit, the value (or,
@@ -293,13 +328,14 @@ pub(super) fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
     })
 }
 
-/// Keep the delivery as a dead letter (recording its failed state when it keeps results).
+/// Keep the delivery as a dead letter (recording its failed state when it keeps results); the
+/// outcome, unless the dead letter could not be written and the task will run again.
 pub(super) async fn bury(
     shared: &Shared,
     delivery: &Delivery,
     reason: String,
     results: Option<(&Docket, Duration)>,
-) {
+) -> Option<Outcome> {
     let backend = shared.docket.backend();
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
@@ -317,12 +353,19 @@ pub(super) async fn bury(
     {
         FailedAttempt::record(
             &mut history,
-            FailedAttempt::new(message.attempt, reason.clone(), SystemTime::now()),
+            FailedAttempt::new(message.attempt, reason.clone(), shared.docket.clock().now()),
         );
     }
-    let burial = Burial { reason, history };
-    if let Err(error) = retry_while_unavailable(|| backend.bury(delivery, burial.clone())).await {
-        tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will run again");
-        backend.abandon(&shared.worker, delivery);
+    let burial = Burial {
+        reason: reason.clone(),
+        history,
+    };
+    match retry_while_unavailable(|| backend.bury(delivery, burial.clone())).await {
+        Ok(()) => Some(Outcome::DeadLettered { reason }),
+        Err(error) => {
+            tracing::error!(key = %message.key, error = %Chain(&error), "could not record a dead letter; the task will run again");
+            backend.abandon(&shared.worker, delivery);
+            None
+        }
     }
 }

@@ -48,10 +48,13 @@ pub(crate) mod cancel;
 pub(crate) mod context;
 pub(crate) mod dead_letters;
 pub(crate) mod debounce;
+pub(crate) mod forever;
+pub(crate) mod hooks;
 pub(crate) mod keys;
 pub(crate) mod limits;
 pub(crate) mod results;
 pub(crate) mod retries;
+pub(crate) mod scatter;
 pub(crate) mod scheduling;
 pub(crate) mod snapshots;
 pub(crate) mod strikes;
@@ -133,8 +136,9 @@ macro_rules! behaviour_suite {
     };
 }
 
-/// One `#[tokio::test]` per task-policy behaviour, each on a docket of its own from `$open` (see
-/// [`behaviour_suite!`], which includes these). They hold in-process too.
+/// One `#[tokio::test]` per task-policy behaviour (and per behaviour of scatter and hooks), each
+/// on a docket of its own from `$open` (see [`behaviour_suite!`], which includes these). They
+/// hold in-process too.
 macro_rules! policies_suite {
     ($open:expr) => {
         $crate::behaviour::behaviour_suite!(@tests $open;
@@ -168,6 +172,18 @@ macro_rules! policies_suite {
                 a_task_that_keeps_no_result_has_none_to_return,
                 watch_sees_a_task_queued_then_running_then_completed,
                 progress_is_seen_through_watch,
+            },
+            forever::{
+                a_task_retried_forever_retries_past_any_count_until_it_succeeds,
+                a_snapshot_shows_a_task_retried_forever_as_unlimited,
+            },
+            scatter::{
+                scatter_spreads_a_batch_evenly_and_runs_it_in_that_order,
+                scattering_the_same_batch_again_adds_nothing_while_it_waits,
+            },
+            hooks::{
+                hooks_see_each_success_failed_attempt_retry_and_dead_letter,
+                a_hook_that_fails_or_panics_neither_loses_nor_repeats_a_task,
             },
             cancel::{
                 cancelling_a_running_task_stops_it_at_its_next_await_without_a_retry,

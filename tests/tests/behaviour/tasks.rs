@@ -215,3 +215,14 @@ pub(crate) async fn loop_on_sleeps_keeping_state(probe: String) -> Result<u32, S
     run.finish();
     Ok(1)
 }
+
+/// Fails its first seven attempts, then succeeds: past any count but "forever".
+#[docket::task(retries = "forever", backoff = "exponential 5ms..20ms")]
+pub(crate) async fn fail_seven_times(probe: String) -> Result<(), String> {
+    let probe = Probe::find(&probe);
+    probe.start("fail_seven_times").finish();
+    match probe.starts() {
+        ..=7 => Err("the service is down".to_owned()),
+        _ => Ok(()),
+    }
+}

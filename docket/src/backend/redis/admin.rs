@@ -157,6 +157,7 @@ impl RedisBackend {
                     due: taken,
                     attempt: 0,
                     worker: None,
+                    attempts: None,
                 },
             };
             match owners.get(entry.id()) {
