@@ -173,6 +173,9 @@ mod backend;
 pub mod cli;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
