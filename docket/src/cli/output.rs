@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::strike::Strike;
 
-fn io(error: std::io::Error) -> Error {
+pub(super) fn io(error: std::io::Error) -> Error {
     Error::Config(format!("cannot write the output: {error}"))
 }
 

@@ -10,7 +10,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::Shared;
-use super::pages::{Base, PageError, layout, strike_fields};
+use super::pages::{Base, PageError, home, layout, strike_fields};
 use crate::strike::Strike;
 
 /// The fields an action form sends; each action reads those it needs.
@@ -128,9 +128,10 @@ pub(super) async fn act(
     let action = Action::read(&name, &form).map_err(PageError::BadRequest)?;
     let b = &base.0;
     // Only a path of this dashboard: the link back never leaves it.
-    let back = match form.back.starts_with(&format!("{b}/")) && !form.back.starts_with("//") {
+    let inside = form.back.starts_with(&format!("{b}/")) || form.back == home(b);
+    let back = match inside && !form.back.starts_with("//") {
         true => form.back.clone(),
-        false => format!("{b}/"),
+        false => home(b),
     };
     if form.confirm != "yes" {
         let content = confirmation(&app, b, &name, &form, &action, &back);

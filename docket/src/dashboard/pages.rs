@@ -33,6 +33,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Base {
     }
 }
 
+/// The overview's path: the mount point itself (axum serves a router nested at `/docket` at
+/// `/docket`, not `/docket/`), or `/` at the root.
+pub(super) fn home(base: &str) -> String {
+    match base {
+        "" => "/".to_owned(),
+        base => base.to_owned(),
+    }
+}
+
 /// The prefix of `original` (the path the client asked for) that nesting stripped from `inner`.
 fn mount_point(original: &str, inner: &str) -> String {
     let base = original.strip_suffix(inner).unwrap_or(original);
@@ -156,8 +165,8 @@ pub(super) fn layout(app: &Shared, base: &Base, title: &str, content: Markup) ->
                 a.skip href="#main" { "Skip to content" }
                 header {
                     nav aria-label="Dashboard" {
-                        a.brand href=(format!("{base}/")) { "docket " strong { (app.docket.name()) } }
-                        a href=(format!("{base}/")) { "Overview" }
+                        a.brand href=(home(base)) { "docket " strong { (app.docket.name()) } }
+                        a href=(home(base)) { "Overview" }
                         @for place in Place::ALL {
                             a href=(format!("{base}/tasks/{}", place.name())) { (title_case(place.name())) }
                         }

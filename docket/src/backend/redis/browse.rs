@@ -2,7 +2,7 @@
 //!
 //! | read | commands |
 //! |---|---|
-//! | overview | 1: `overview.lua` (counts, the first running deliveries, consumers, fleet, strikes) |
+//! | overview | 1: `overview.lua` (counts, the first running deliveries, consumers, fleet, strikes; it explains how queued tasks are counted) |
 //! | queued page | 2 a round trip: `XRANGE` from the cursor, `XPENDING` over the same ids |
 //! | scheduled page | `ZRANGE` by rank, then `HMGET` of the parked messages |
 //! | running page | `XPENDING` from the cursor, then one `XRANGE` per delivery, pipelined |
@@ -36,6 +36,7 @@ impl RedisBackend {
         let mut invocation = SCRIPTS.overview.prepare_invoke();
         invocation
             .key(&self.keys.stream)
+            .key(&self.keys.index)
             .key(&self.keys.schedule)
             .key(&self.keys.held)
             .key(&self.keys.dead)
@@ -46,7 +47,7 @@ impl RedisBackend {
         let taken = SystemTime::now();
         let mut parts = reply.into_iter();
         let mut count = || parts.next().map_or(0, |value| number(&value) as usize);
-        let (length, pending, scheduled, held, dead) =
+        let (indexed, pending, scheduled, held, dead) =
             (count(), count(), count(), count(), count());
         let mut rest = reply_rest(parts);
         let strikes = rest.pop().unwrap_or_default();
@@ -93,7 +94,7 @@ impl RedisBackend {
         let strikes: Vec<Vec<u8>> = strikes.iter().map(bytes).collect();
         Ok(Overview {
             taken,
-            queued: length.saturating_sub(pending),
+            queued: indexed.saturating_sub(scheduled + held + pending),
             scheduled,
             running: pending,
             held,

@@ -1,19 +1,23 @@
--- The dashboard's overview in one call, reading only: how many tasks the stream, the pending
+-- The dashboard's overview in one call, reading only: how many keys the index, the pending
 -- list, the schedule, the held tasks and the dead letters hold; the first running deliveries
 -- with their entries; the consumers of the group; the fleet; the strikes.
 --
--- KEYS: stream, schedule, held, dead, fleet, strikes
+-- The queued tasks are counted from the index, not the stream: the stream also holds wake-ups,
+-- and running entries. Every waiting or running task has one index entry (scheduled ones `s`,
+-- held ones `h`, gated ones `g` and their id); so the index less the scheduled, held and
+-- running tasks is the queued ones, give or take a run cancelled or replaced while it runs.
+--
+-- KEYS: stream, index, schedule, held, dead, fleet, strikes
 -- ARGV: shown (how many running deliveries to return with their entries)
--- Returns {stream length, pending count, scheduled, held, dead, running (a list of {id,
+-- Returns {index entries, pending count, scheduled, held, dead, running (a list of {id,
 -- consumer, entry fields}), consumers (a list of {name, pending, idle ms}), fleet (consumer,
 -- ms, ...), strikes (JSON, in order)}.
-local stream, schedule, held, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local fleet, strikes = KEYS[5], KEYS[6]
+local stream, index, schedule, held, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local fleet, strikes = KEYS[6], KEYS[7]
 local shown = tonumber(ARGV[1])
 
-local length, pending, running, consumers = 0, 0, {}, {}
+local pending, running, consumers = 0, {}, {}
 if redis.call('EXISTS', stream) == 1 then
-  length = redis.call('XLEN', stream)
   -- No group yet: no worker ever read the stream, so nothing runs.
   local ok, summary = pcall(redis.call, 'XPENDING', stream, GROUP)
   if ok then
@@ -35,7 +39,7 @@ if redis.call('EXISTS', stream) == 1 then
 end
 
 return {
-  length,
+  redis.call('HLEN', index),
   pending,
   redis.call('ZCARD', schedule),
   redis.call('HLEN', held),
