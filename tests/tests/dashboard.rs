@@ -329,6 +329,13 @@ async fn a_cancel_stops_a_running_task(client: &Client, base: &str, docket: &Doc
         SLEEPY_STARTED.load(Ordering::SeqCst)
     })
     .await;
+    client.goto(base).await.unwrap();
+    eventually(
+        "the overview to count the long task running",
+        PATIENCE,
+        async || text(client, "#count-running").await == "1",
+    )
+    .await;
     client.goto(&format!("{base}/task?key=long")).await.unwrap();
     assert_eq!(text(client, "#now").await, "Now: running");
     let done = act(client, "form.action[action$='/actions/cancel']").await;
@@ -386,12 +393,44 @@ async fn a_browser_without_the_token_is_refused(client: &Client, docket: &Docket
 
 /// A raw HTTP/1.1 `GET` of `path` with extra header lines: the status code and the body.
 async fn get(address: SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    Get::send(address, path, headers).await.whole().await
+}
+
+/// A `GET` sent, its response not read yet.
+struct Get(tokio::net::TcpStream);
+
+impl Get {
+    async fn send(address: SocketAddr, path: &str, headers: &str) -> Get {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        Get(stream)
+    }
+
+    /// The status and the whole body, once the server closes.
+    async fn whole(mut self) -> (u16, String) {
+        let mut response = String::new();
+        self.0.read_to_string(&mut response).await.unwrap();
+        split(&response)
+    }
+
+    /// The status and what came up to the end of the first server-sent event.
+    async fn first_event(mut self) -> (u16, String) {
+        let mut response = Vec::new();
+        let mut buffer = [0; 4096];
+        while !String::from_utf8_lossy(&response).contains("event: counts") {
+            let read = tests::in_time("an event", self.0.read(&mut buffer))
+                .await
+                .unwrap();
+            assert_ne!(read, 0, "the stream ended before an event");
+            response.extend_from_slice(&buffer[..read]);
+        }
+        split(&String::from_utf8_lossy(&response))
+    }
+}
+
+fn split(response: &str) -> (u16, String) {
     let status = response[9..12].parse().unwrap();
     let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     (status, body.to_owned())
@@ -468,23 +507,27 @@ async fn listening_beyond_loopback_needs_a_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_costs_one_redis_command() {
+async fn a_refresh_costs_five_redis_commands_however_many_pages_are_open() {
     let server = RedisServer::start();
     let docket = Docket::connect(server.url())
         .name(unique_name("dash-cost"))
         .await
         .unwrap();
     Echo::schedule("x".into()).on(&docket).await.unwrap();
-    // The first script call finds out whether the server takes the scripts' flag.
-    let warm = serve(Dashboard::new(&docket).without_token().router()).await;
-    assert_eq!(get(warm, "/", "").await.0, 200);
     let address = serve(Dashboard::new(&docket).without_token().router()).await;
     let before = docket.commands_sent();
-    let (status, page) = get(address, "/", "").await;
+    let (status, page) = Get::send(address, "/events", "").await.first_event().await;
     assert_eq!(status, 200);
-    assert!(page.contains("id=\"count-queued\">1<"), "{page}");
-    assert_eq!(docket.commands_sent() - before, 1);
-    // A second page within the refresh period reads nothing.
-    assert_eq!(get(address, "/", "").await.0, 200);
-    assert_eq!(docket.commands_sent() - before, 1);
+    assert!(page.contains("\"queued\":1"), "{page}");
+    assert_eq!(
+        docket.commands_sent() - before,
+        5,
+        "one refresh: the counts"
+    );
+    // More pages listening within the refresh period read nothing more.
+    for _ in 0..3 {
+        let (_, page) = Get::send(address, "/events", "").await.first_event().await;
+        assert!(page.contains("\"queued\":1"), "{page}");
+    }
+    assert_eq!(docket.commands_sent() - before, 5);
 }

@@ -1,5 +1,5 @@
-//! Reads for the dashboard: the counts, workers and strikes in one call, and the tasks of one
-//! place a page at a time, never the whole queue.
+//! Reads for the dashboard: the counts in one round trip, and the tasks of one place a page at
+//! a time, never the whole queue.
 //!
 //! Each backend answers them in its own `browse` module (`memory/browse.rs`,
 //! `redis/browse.rs`); this one holds the shapes they share and the dispatch.
@@ -8,20 +8,16 @@ use std::time::SystemTime;
 
 use super::{AnyBackend, Message};
 use crate::error::Result;
-use crate::inspect::{DeadLetter, TaskInfo, WorkerInfo};
+use crate::inspect::{DeadLetter, TaskInfo};
 use crate::results::TaskRecord;
-use crate::strike::Strike;
 
 /// The most tasks a filtered page looks at before it stops and offers the next page: a filter
 /// that matches nothing costs a bounded read, not the whole queue.
 pub(crate) const SCAN_LIMIT: usize = 2_000;
 
-/// The most running tasks an [`Overview`] names (the count is always whole).
-pub(crate) const RUNNING_SHOWN: usize = 100;
-
-/// The counts, workers and strikes of a docket at one moment: what the dashboard polls.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Overview {
+/// How many tasks are in each place at one moment: what the dashboard polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
     pub(crate) taken: SystemTime,
     /// Due tasks waiting for a worker (or for a concurrency slot).
     pub(crate) queued: usize,
@@ -29,10 +25,6 @@ pub(crate) struct Overview {
     pub(crate) running: usize,
     pub(crate) held: usize,
     pub(crate) dead: usize,
-    pub(crate) workers: Vec<WorkerInfo>,
-    /// Up to [`RUNNING_SHOWN`] running tasks, each with its worker.
-    pub(crate) running_tasks: Vec<TaskInfo>,
-    pub(crate) strikes: Vec<Strike>,
 }
 
 /// Where a waiting or running task is.
@@ -117,11 +109,11 @@ impl TaskView {
 
 /// The dashboard's reads, for either backend.
 impl AnyBackend {
-    /// The counts, workers and strikes; on Redis one command (`lua/overview.lua`).
-    pub(crate) async fn overview(&self) -> Result<Overview> {
+    /// How many tasks are in each place; on Redis five commands in one round trip.
+    pub(crate) async fn counts(&self) -> Result<Counts> {
         match self {
-            AnyBackend::Memory(backend) => Ok(backend.overview()),
-            AnyBackend::Redis(backend) => backend.overview().await,
+            AnyBackend::Memory(backend) => Ok(backend.counts()),
+            AnyBackend::Redis(backend) => backend.counts().await,
         }
     }
 

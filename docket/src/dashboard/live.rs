@@ -1,4 +1,4 @@
-//! The shared poll: one refresh of the overview at a time, at most one per refresh period,
+//! The shared poll: one refresh of the counts at a time, at most one per refresh period,
 //! and only while a page listens to the live updates; each refresh is pushed to every listener
 //! as a server-sent event.
 
@@ -14,19 +14,19 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use super::Shared;
-use crate::backend::browse::Overview;
+use crate::backend::browse::Counts;
 use crate::error::Result;
 use crate::handle::Docket;
 
-/// The latest overview, shared by every page and listener of one dashboard.
+/// The latest counts, shared by every page and listener of one dashboard.
 pub(super) struct Live {
     docket: Docket,
     every: Duration,
-    /// The latest overview and when it was read; held while a refresh is under way, so
+    /// The latest counts and when they were read; held while a refresh is under way, so
     /// concurrent requests wait for it rather than read again.
-    latest: Mutex<Option<(Instant, Arc<Overview>)>>,
+    latest: Mutex<Option<(Instant, Arc<Counts>)>>,
     /// Each refresh, to the listeners.
-    updates: watch::Sender<Option<Arc<Overview>>>,
+    updates: watch::Sender<Option<Arc<Counts>>>,
     /// Whether the poll task runs.
     polling: AtomicBool,
     /// Refreshes made, for tests of the poll's pace.
@@ -45,23 +45,23 @@ impl Live {
         })
     }
 
-    /// The overview, read again only when the latest is older than the refresh period.
-    pub(super) async fn current(&self) -> Result<Arc<Overview>> {
+    /// The counts, read again only when the latest are older than the refresh period.
+    pub(super) async fn current(&self) -> Result<Arc<Counts>> {
         let mut latest = self.latest.lock().await;
-        if let Some((read, overview)) = latest.as_ref()
+        if let Some((read, counts)) = latest.as_ref()
             && read.elapsed() < self.every
         {
-            return Ok(overview.clone());
+            return Ok(counts.clone());
         }
-        let overview = Arc::new(self.docket.backend().overview().await?);
+        let counts = Arc::new(self.docket.backend().counts().await?);
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        *latest = Some((Instant::now(), overview.clone()));
-        self.updates.send_replace(Some(overview.clone()));
-        Ok(overview)
+        *latest = Some((Instant::now(), counts.clone()));
+        self.updates.send_replace(Some(counts.clone()));
+        Ok(counts)
     }
 
     /// Listen to the refreshes; the poll runs while anyone listens.
-    fn listen(self: &Arc<Self>) -> watch::Receiver<Option<Arc<Overview>>> {
+    fn listen(self: &Arc<Self>) -> watch::Receiver<Option<Arc<Counts>>> {
         let receiver = self.updates.subscribe();
         if !self.polling.swap(true, Ordering::AcqRel) {
             tokio::spawn(self.clone().poll());
@@ -93,21 +93,19 @@ impl Live {
 }
 
 /// The counts an update carries, as the pages' script reads them.
-fn counts(overview: &Overview) -> String {
+fn encode(counts: &Counts) -> String {
     serde_json::json!({
-        "queued": overview.queued,
-        "scheduled": overview.scheduled,
-        "running": overview.running,
-        "held": overview.held,
-        "dead": overview.dead,
-        "workers": overview.workers.len(),
-        "strikes": overview.strikes.len(),
-        "taken": super::pages::clock(overview.taken),
+        "queued": counts.queued,
+        "scheduled": counts.scheduled,
+        "running": counts.running,
+        "held": counts.held,
+        "dead": counts.dead,
+        "taken": super::pages::clock(counts.taken),
     })
     .to_string()
 }
 
-/// `GET /events`: the counts of every refresh, as `overview` events.
+/// `GET /events`: the counts of every refresh, as `counts` events.
 pub(super) async fn events(
     State(app): State<Shared>,
 ) -> Sse<impl Stream<Item = std::result::Result<Event, Infallible>>> {
@@ -117,8 +115,8 @@ pub(super) async fn events(
         loop {
             receiver.changed().await.ok()?;
             let update = receiver.borrow_and_update().clone();
-            if let Some(overview) = update {
-                let event = Event::default().event("overview").data(counts(&overview));
+            if let Some(counts) = update {
+                let event = Event::default().event("counts").data(encode(&counts));
                 return Some((Ok(event), receiver));
             }
         }

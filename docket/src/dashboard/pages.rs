@@ -11,7 +11,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::{PAGE, Shared};
-use crate::backend::browse::{Filter, Overview, Place, TaskView};
+use crate::backend::browse::{Counts, Filter, Place, TaskView};
 use crate::error::{Chain, Error};
 use crate::inspect::{DeadLetter, FailedAttempt, TaskInfo};
 use crate::strike::Strike;
@@ -192,22 +192,32 @@ pub(super) fn layout(app: &Shared, base: &Base, title: &str, content: Markup) ->
     }
 }
 
+/// How many running tasks the overview names.
+const RUNNING_SHOWN: usize = 20;
+
 /// `GET /`: the counts, the workers and what they run, the strikes.
 pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Markup, PageError> {
-    let overview = app.live.current().await?;
+    let backend = app.docket.backend();
+    let everything = Filter::default();
+    let (counts, workers, running, strikes) = tokio::try_join!(
+        app.live.current(),
+        app.docket.workers(),
+        backend.page(Place::Running, &everything, None, RUNNING_SHOWN),
+        app.docket.strikes(),
+    )?;
     let b = &base.0;
     let content = html! {
         h1 { "Overview" }
-        p.muted { "As of " span data-live="taken" { (clock(overview.taken)) } "." }
-        (counts(&overview, b))
+        p.muted { "As of " span data-live="taken" { (clock(counts.taken)) } "." }
+        (count_cards(&counts, b))
         section aria-labelledby="workers" {
-            h2 #workers { "Workers (" (overview.workers.len()) ")" }
-            @if overview.workers.is_empty() {
+            h2 #workers { "Workers (" (workers.len()) ")" }
+            @if workers.is_empty() {
                 p { "No worker has been seen." }
             } @else {
                 div.scroll { table {
                     thead { tr { th scope="col" { "Worker" } th scope="col" { "Running" } th scope="col" { "Last activity" } } }
-                    tbody { @for worker in &overview.workers { tr {
+                    tbody { @for worker in &workers { tr {
                         td { code { (worker.name) } }
                         td.num { (worker.running) }
                         td { (ago(worker.idle)) }
@@ -217,23 +227,23 @@ pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Ma
         }
         section aria-labelledby="running" {
             h2 #running { "Running tasks" }
-            @if overview.running_tasks.is_empty() {
+            @if running.items.is_empty() {
                 p { "Nothing runs." }
             } @else {
-                (task_table(b, &overview.running_tasks, true))
-                @if overview.running > overview.running_tasks.len() {
-                    p { a href=(format!("{b}/tasks/running")) { "All " (overview.running) " running tasks" } }
+                (task_table(b, &running.items, true))
+                @if running.next.is_some() {
+                    p { a href=(format!("{b}/tasks/running")) { "All running tasks" } }
                 }
             }
         }
         section aria-labelledby="strikes" {
-            h2 #strikes { "Strikes in force (" (overview.strikes.len()) ")" }
-            (strike_list(&app, b, &overview.strikes))
+            h2 #strikes { "Strikes in force (" (strikes.len()) ")" }
+            (strike_list(&app, b, &strikes))
         }
         section aria-labelledby="dead" {
             h2 #dead { "Dead letters" }
-            p { a href=(format!("{b}/dead")) { (overview.dead) " dead letters" } }
-            @if app.actions && overview.dead > 0 {
+            p { a href=(format!("{b}/dead")) { "Dead letters (" (counts.dead) ")" } }
+            @if app.actions && counts.dead > 0 {
                 (action_form(&app, b, "replay-all", &[], "Replay every dead letter", &format!("{b}/dead")))
             }
         }
@@ -242,7 +252,7 @@ pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Ma
 }
 
 /// The five counts, each a link to its list.
-fn counts(overview: &Overview, b: &str) -> Markup {
+fn count_cards(overview: &Counts, b: &str) -> Markup {
     let cards = [
         ("queued", overview.queued, format!("{b}/tasks/queued")),
         (
@@ -660,7 +670,7 @@ const SCRIPT: &str = r#"
   var live=document.getElementById('live');
   if(!window.EventSource){return;}
   var source=new EventSource(document.body.getAttribute('data-events'));
-  source.addEventListener('overview',function(event){
+  source.addEventListener('counts',function(event){
     var counts=JSON.parse(event.data);
     document.querySelectorAll('[data-live]').forEach(function(el){
       var value=counts[el.getAttribute('data-live')];

@@ -5,13 +5,12 @@ use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use super::MemoryBackend;
-use crate::backend::browse::{Filter, Overview, Page, Place, RUNNING_SHOWN, TaskView, page_of};
+use crate::backend::browse::{Counts, Filter, Page, Place, TaskView, page_of};
 use crate::inspect::{DeadLetter, TaskInfo};
 
 impl MemoryBackend {
-    /// The counts, workers and strikes.
-    pub(crate) fn overview(&self) -> Overview {
-        let workers = self.workers();
+    /// How many tasks are in each place.
+    pub(crate) fn counts(&self) -> Counts {
         let now = SystemTime::now();
         let store = self.store();
         let due = store
@@ -20,23 +19,13 @@ impl MemoryBackend {
             .take_while(|(due, _, _)| *due <= now)
             .count();
         let gated: usize = store.gated.values().map(VecDeque::len).sum();
-        let mut running_tasks: Vec<TaskInfo> = store
-            .running
-            .values()
-            .map(|run| TaskInfo::of(&run.message, Some(&run.worker)))
-            .collect();
-        running_tasks.sort_by(|a, b| (a.due, &a.key).cmp(&(b.due, &b.key)));
-        running_tasks.truncate(RUNNING_SHOWN);
-        Overview {
+        Counts {
             taken: now,
             queued: due + gated,
             scheduled: store.waiting.len() - due,
             running: store.running.len(),
             held: store.held.len(),
             dead: store.dead.len(),
-            workers,
-            running_tasks,
-            strikes: store.strikes.clone(),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! | read | commands |
 //! |---|---|
-//! | overview | 1: `overview.lua` (counts, the first running deliveries, consumers, fleet, strikes; it explains how queued tasks are counted) |
+//! | counts (the shared poll, each refresh) | 5, one round trip: `HLEN` index, `XPENDING` summary, `ZCARD` schedule, `HLEN` held, `HLEN` dead |
 //! | queued page | 2 a round trip: `XRANGE` from the cursor, `XPENDING` over the same ids |
 //! | scheduled page | `ZRANGE` by rank, then `HMGET` of the parked messages |
 //! | running page | `XPENDING` from the cursor, then one `XRANGE` per delivery, pipelined |
@@ -13,95 +13,61 @@
 //! A filtered page reads on in chunks until it is full or has looked at
 //! [`SCAN_LIMIT`] tasks; then it offers the next page from where it stopped.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use redis::Value;
 
-use super::codec::{self, Entry, from_millis, millis};
+use super::codec::{self, Entry, from_millis};
 use super::keys::GROUP;
 use super::reply::{pending_rows, stream_entries};
-use super::scripts::SCRIPTS;
 use super::{RedisBackend, decode_held};
-use crate::backend::browse::{Filter, Overview, Page, Place, RUNNING_SHOWN, SCAN_LIMIT, TaskView};
+use crate::backend::browse::{Counts, Filter, Page, Place, SCAN_LIMIT, TaskView};
 use crate::error::Result;
-use crate::inspect::{DeadLetter, TaskInfo, WorkerInfo};
+use crate::inspect::{DeadLetter, TaskInfo};
 use crate::results::TaskRecord;
 
 /// How many entries a filtered page reads a round trip.
 const CHUNK: usize = 500;
 
 impl RedisBackend {
-    /// The counts, workers and strikes: one script call.
-    pub(crate) async fn overview(&self) -> Result<Overview> {
-        let mut invocation = SCRIPTS.overview.prepare_invoke();
-        invocation
-            .key(&self.keys.stream)
-            .key(&self.keys.index)
-            .key(&self.keys.schedule)
-            .key(&self.keys.held)
-            .key(&self.keys.dead)
-            .key(&self.keys.fleet)
-            .key(&self.keys.strikes)
-            .arg(RUNNING_SHOWN);
-        let reply: Vec<Value> = self.invoke(&invocation).await?;
+    /// How many tasks are in each place: five commands, one round trip.
+    ///
+    /// The queued tasks are counted from the index, not the stream, which also holds wake-ups
+    /// and running entries: every waiting or running task has one index entry (scheduled ones
+    /// `s`, held ones `h`, gated ones `g` and their id), so the index less the scheduled, held
+    /// and running tasks is the queued ones, give or take a run cancelled or replaced while it
+    /// runs (until it is settled).
+    pub(crate) async fn counts(&self) -> Result<Counts> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("HLEN")
+            .arg(&self.keys.index)
+            .cmd("XPENDING")
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .cmd("ZCARD")
+            .arg(&self.keys.schedule)
+            .cmd("HLEN")
+            .arg(&self.keys.held)
+            .cmd("HLEN")
+            .arg(&self.keys.dead)
+            // Before any worker made the group, `XPENDING` fails alone: nothing runs.
+            .ignore_errors();
+        let replies: Vec<redis::RedisResult<Value>> = self.pipeline(&pipeline).await?;
         let taken = SystemTime::now();
-        let mut parts = reply.into_iter();
-        let mut count = || parts.next().map_or(0, |value| number(&value) as usize);
-        let (indexed, pending, scheduled, held, dead) =
-            (count(), count(), count(), count(), count());
-        let mut rest = reply_rest(parts);
-        let strikes = rest.pop().unwrap_or_default();
-        let fleet = rest.pop().unwrap_or_default();
-        let consumers = rest.pop().unwrap_or_default();
-        let running = rest.pop().unwrap_or_default();
-
-        let mut running_tasks = Vec::new();
-        for row in running {
-            let row = items(row);
-            let (Some(id), Some(worker)) = (row.first().map(text), row.get(1).map(text)) else {
-                continue;
-            };
-            let fields = row.get(2).cloned().map(items).unwrap_or_default();
-            let info = self.info_of(codec::decode_entry(id, &fields, self.options.max_payload));
-            if let Some(info) = info {
-                running_tasks.push(TaskInfo {
-                    worker: Some(worker),
-                    ..info
-                });
-            }
-        }
-        let mut workers: Vec<WorkerInfo> = consumers
-            .into_iter()
-            .map(items)
-            .map(|consumer| WorkerInfo {
-                name: consumer.first().map(text).unwrap_or_default(),
-                running: consumer.get(1).map_or(0, number) as usize,
-                idle: Duration::from_millis(consumer.get(2).map_or(0, number)),
-            })
-            .collect();
-        for pair in fleet.chunks(2) {
-            let name = text(&pair[0]);
-            let since = pair.get(1).map_or(0, number);
-            if !workers.iter().any(|worker| worker.name == name) {
-                workers.push(WorkerInfo {
-                    name,
-                    running: 0,
-                    idle: Duration::from_millis(millis(taken).saturating_sub(since)),
-                });
-            }
-        }
-        workers.sort_by(|a, b| a.name.cmp(&b.name));
-        let strikes: Vec<Vec<u8>> = strikes.iter().map(bytes).collect();
-        Ok(Overview {
+        let mut replies = replies.into_iter().map(|reply| reply.unwrap_or(Value::Nil));
+        let mut count = || replies.next().map_or(0, |value| number(&value) as usize);
+        let indexed = count();
+        // The summary's first item is the count.
+        let running = count();
+        let (scheduled, held, dead) = (count(), count(), count());
+        Ok(Counts {
             taken,
-            queued: indexed.saturating_sub(scheduled + held + pending),
+            queued: indexed.saturating_sub(scheduled + held + running),
             scheduled,
-            running: pending,
+            running,
             held,
             dead,
-            workers,
-            running_tasks,
-            strikes: codec::decode_strikes(strikes.iter().map(Vec::as_slice)),
         })
     }
 
@@ -428,21 +394,11 @@ impl RedisBackend {
 /// Tasks with the cursor after each, and the cursor after the chunk (`None` at the end).
 type Chunk = (Vec<(TaskInfo, String)>, Option<String>);
 
-/// The parts of the overview's reply after its counts, as lists.
-fn reply_rest(parts: impl Iterator<Item = Value>) -> Vec<Vec<Value>> {
-    parts.map(items).collect()
-}
-
-fn items(value: Value) -> Vec<Value> {
-    match value {
-        Value::Array(items) => items,
-        _ => Vec::new(),
-    }
-}
-
+/// A count in a reply: an integer, or the first item of an array (`XPENDING`'s summary).
 fn number(value: &Value) -> u64 {
     match value {
         Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+        Value::Array(items) => items.first().map_or(0, number),
         other => text(other).parse().unwrap_or(0),
     }
 }

@@ -115,7 +115,6 @@ scripts! {
     release: index, entry, store;
     record: ;
     keep: consumers;
-    overview: ;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.
