@@ -531,3 +531,22 @@ async fn a_refresh_costs_five_redis_commands_however_many_pages_are_open() {
     }
     assert_eq!(docket.commands_sent() - before, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_the_open_event_streams_so_a_graceful_shutdown_is_not_held() {
+    let docket = Docket::memory();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let dashboard = Dashboard::new(&docket)
+        .without_token()
+        .stop_on(stop.clone());
+    let address = serve(dashboard.router()).await;
+    let mut open = Get::send(address, "/events", "").await;
+    let mut buffer = [0; 4096];
+    let first = tests::in_time("the first event", open.0.read(&mut buffer)).await;
+    assert!(String::from_utf8_lossy(&buffer[..first.unwrap()]).contains("200 OK"));
+    stop.cancel();
+    let mut rest = Vec::new();
+    tests::in_time("the stream to end", open.0.read_to_end(&mut rest))
+        .await
+        .unwrap();
+}

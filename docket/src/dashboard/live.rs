@@ -12,6 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::backend::browse::Counts;
@@ -31,10 +32,20 @@ pub(super) struct Live {
     polling: AtomicBool,
     /// Refreshes made, for tests of the poll's pace.
     refreshes: AtomicU64,
+    /// Ends every stream: the server is shutting down.
+    stop: CancellationToken,
 }
 
+/// How long one event stream lasts before it ends and the browser opens another: a server
+/// whose shutdown was not told to [`Dashboard::stop_on`](super::Dashboard::stop_on) waits no
+/// longer than this for open pages.
+const STREAM_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How soon a browser reconnects after a stream ended.
+const RECONNECT: Duration = Duration::from_secs(2);
+
 impl Live {
-    pub(super) fn new(docket: Docket, every: Duration) -> Arc<Live> {
+    pub(super) fn new(docket: Docket, every: Duration, stop: CancellationToken) -> Arc<Live> {
         Arc::new(Live {
             docket,
             every,
@@ -42,6 +53,7 @@ impl Live {
             updates: watch::Sender::new(None),
             polling: AtomicBool::new(false),
             refreshes: AtomicU64::new(0),
+            stop,
         })
     }
 
@@ -111,13 +123,25 @@ pub(super) async fn events(
 ) -> Sse<impl Stream<Item = std::result::Result<Event, Infallible>>> {
     let mut receiver = app.live.listen();
     receiver.mark_changed();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            receiver.changed().await.ok()?;
-            let update = receiver.borrow_and_update().clone();
-            if let Some(counts) = update {
-                let event = Event::default().event("counts").data(encode(&counts));
-                return Some((Ok(event), receiver));
+    let end = Instant::now() + STREAM_LIFETIME;
+    let stop = app.live.stop.clone();
+    let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let stop = stop.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    changed = receiver.changed() => changed.ok()?,
+                    () = tokio::time::sleep_until(end) => return None,
+                    () = stop.cancelled() => return None,
+                }
+                let update = receiver.borrow_and_update().clone();
+                if let Some(counts) = update {
+                    let event = Event::default()
+                        .event("counts")
+                        .retry(RECONNECT)
+                        .data(encode(&counts));
+                    return Some((Ok(event), receiver));
+                }
             }
         }
     });
@@ -130,7 +154,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_poll_serves_every_listener_and_stops_when_they_leave() {
-        let live = Live::new(Docket::memory(), Duration::from_secs(2));
+        let live = Live::new(
+            Docket::memory(),
+            Duration::from_secs(2),
+            CancellationToken::new(),
+        );
         let listeners: Vec<_> = (0..5).map(|_| live.listen()).collect();
         tokio::time::sleep(Duration::from_millis(10_100)).await;
         // Five listeners, ten seconds: one refresh every 2 s, not one per listener.

@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::handle::Docket;
@@ -79,6 +80,7 @@ pub struct Dashboard {
     actions: bool,
     token: Option<String>,
     refresh: Duration,
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -88,6 +90,7 @@ impl std::fmt::Debug for Dashboard {
             .field("actions", &self.actions)
             .field("token", &self.token.as_ref().map(|_| "set"))
             .field("refresh", &self.refresh)
+            .field("stopped", &self.stop.is_cancelled())
             .finish()
     }
 }
@@ -104,6 +107,7 @@ impl Dashboard {
             actions: false,
             token,
             refresh: Duration::from_secs(2),
+            stop: CancellationToken::new(),
         }
     }
 
@@ -133,12 +137,20 @@ impl Dashboard {
         self
     }
 
+    /// End the live-update streams when `stop` is cancelled: give it the token your server's
+    /// graceful shutdown waits on, or that shutdown waits for open pages (each stream ends by
+    /// itself within a minute, and the page's browser reconnects to a new one).
+    pub fn stop_on(mut self, stop: CancellationToken) -> Dashboard {
+        self.stop = stop;
+        self
+    }
+
     /// The dashboard as a router, to serve or to [`nest`](Router::nest) under a path of your
     /// app (its links follow wherever it is mounted).
     pub fn router(self) -> Router {
         let csrf = format!("{}{}", crate::key::unique(), crate::key::unique());
         let state = Arc::new(App {
-            live: Live::new(self.docket.clone(), self.refresh),
+            live: Live::new(self.docket.clone(), self.refresh, self.stop),
             docket: self.docket,
             actions: self.actions,
             csrf,
@@ -166,7 +178,8 @@ impl Dashboard {
         }
     }
 
-    /// Serve the dashboard alone on `address` until ctrl-c or SIGTERM.
+    /// Serve the dashboard alone on `address` until ctrl-c or SIGTERM (or the token of
+    /// [`Dashboard::stop_on`] is cancelled).
     ///
     /// # Errors
     ///
@@ -183,8 +196,16 @@ impl Dashboard {
             .await
             .map_err(|error| Error::Config(format!("cannot listen on {address}: {error}")))?;
         tracing::info!(%address, actions = self.actions, "serving the docket dashboard");
+        let stop = self.stop.clone();
+        let shutdown = async move {
+            tokio::select! {
+                () = crate::worker::shutdown_signal() => {}
+                () = stop.cancelled() => {}
+            }
+            stop.cancel();
+        };
         axum::serve(listener, self.router())
-            .with_graceful_shutdown(crate::worker::shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
             .map_err(|error| Error::Config(format!("the dashboard stopped: {error}")))
     }
