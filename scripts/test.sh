@@ -4,8 +4,9 @@
 # on, e.g. `bash scripts/test.sh -p tests --test redis`).
 #
 # The Redis tests start their own redis-server processes on free loopback ports (and make TLS
-# certificates with openssl); the protocol model is checked with spin. None of them is skipped
-# when a tool is missing: they fail with the install instruction instead.
+# certificates with openssl); the protocol model is checked with spin; the dashboard's tests drive
+# headless Chromium through chromedriver. None of them is skipped when a tool is missing: they
+# fail with the install instruction instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if ((${#need[@]})); then
   echo "installing ${need[*]} for the tests"
   sudo=()

@@ -336,6 +336,12 @@ async fn a_cancel_stops_a_running_task(client: &Client, base: &str, docket: &Doc
         async || text(client, "#count-running").await == "1",
     )
     .await;
+    // With a worker and its running task: the screenshot for the README.
+    client.refresh().await.unwrap();
+    let running = text(client, "section[aria-labelledby=running] table").await;
+    assert!(running.contains("long"), "{running}");
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join("overview-running.png"), png).unwrap();
     client.goto(&format!("{base}/task?key=long")).await.unwrap();
     assert_eq!(text(client, "#now").await, "Now: running");
     let done = act(client, "form.action[action$='/actions/cancel']").await;

@@ -137,7 +137,9 @@ pub(super) async fn act(
         let content = confirmation(&app, b, &name, &form, &action, &back);
         return Ok(layout(&app, &base, "Confirm", content).into_response());
     }
-    let done = perform(&app, &action).await?;
+    let done = perform(&app, &action).await;
+    app.live.forget().await;
+    let done = done?;
     let content = html! {
         h1 { "Done" }
         p role="status" { (done) }

@@ -72,6 +72,11 @@ impl Live {
         Ok(counts)
     }
 
+    /// Forget the latest counts: an action changed them, so the next page reads them again.
+    pub(super) async fn forget(&self) {
+        *self.latest.lock().await = None;
+    }
+
     /// Listen to the refreshes; the poll runs while anyone listens.
     fn listen(self: &Arc<Self>) -> watch::Receiver<Option<Arc<Counts>>> {
         let receiver = self.updates.subscribe();
