@@ -556,3 +556,38 @@ async fn stopping_ends_the_open_event_streams_so_a_graceful_shutdown_is_not_held
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_serves_the_dashboard_on_loopback_and_refuses_beyond_it_without_a_token() {
+    let listen = format!("127.0.0.1:{}", tests::redis_server::free_port());
+    let argv = [
+        "docket",
+        "--url",
+        "memory://",
+        "dashboard",
+        "--listen",
+        &listen,
+        "--actions",
+    ]
+    .map(str::to_owned);
+    tokio::spawn(async move { docket::cli::run_from(argv, &mut Vec::new()).await });
+    let address: SocketAddr = listen.parse().unwrap();
+    eventually("the dashboard to listen", PATIENCE, async || {
+        tokio::net::TcpStream::connect(address).await.is_ok()
+    })
+    .await;
+    let (status, page) = get(address, "/strikes", "").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Put a strike in place"), "actions are on");
+
+    let argv = [
+        "docket",
+        "--url",
+        "memory://",
+        "dashboard",
+        "--listen",
+        "0.0.0.0:0",
+    ];
+    let code = docket::cli::run_from(argv, &mut Vec::new()).await;
+    assert_eq!(code, std::process::ExitCode::FAILURE);
+}
