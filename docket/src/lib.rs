@@ -108,9 +108,10 @@
 //! [`Retry`] and [`Fail`] for what a task returns, [`State`] for what it is given, and
 //! [`Error`]. The rest is grouped by use: [`policy`] (what `#[docket::task(...)]` declares),
 //! [`results`] (the records of tasks that keep results), [`strike`] (holding tasks by rule),
-//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`] and, with
-//! the `cli` feature, `cli`. `ARCHITECTURE.md` in the repository shows the modules
-//! and a task's path through them.
+//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`], with the
+//! `cli` feature `cli`, and with the `dashboard` feature `dashboard` (a web page to see and steer
+//! the queue). `ARCHITECTURE.md` in the repository shows the modules and a task's path through
+//! them.
 //!
 //! # Glossary
 //!

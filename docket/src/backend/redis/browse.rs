@@ -90,7 +90,7 @@ impl RedisBackend {
                 Place::Running => self.running_chunk(cursor.as_deref(), chunk).await?,
                 Place::Held => self.held_chunk(cursor.as_deref(), chunk).await?,
             };
-            scanned += tasks.len().max(1);
+            scanned += chunk;
             let mut last = None;
             for (info, position) in tasks {
                 // A full page in the middle of a chunk goes on after its last task (held
