@@ -117,7 +117,7 @@ fn encode(counts: &Counts) -> String {
         "running": counts.running,
         "held": counts.held,
         "dead": counts.dead,
-        "taken": super::pages::clock(counts.taken),
+        "taken": super::format::clock(counts.taken),
     })
     .to_string()
 }

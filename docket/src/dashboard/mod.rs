@@ -37,7 +37,9 @@
 //! page at a time, never whole; see each backend's `browse` module for the commands of each.
 
 mod actions;
+mod assets;
 mod auth;
+mod format;
 mod live;
 mod pages;
 

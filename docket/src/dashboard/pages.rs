@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
+use super::assets::{CSS, SCRIPT};
+use super::format::{ago, clock, encode, pretty, title_case, when};
 use super::{PAGE, Shared};
 use crate::backend::browse::{Counts, Filter, Place, TaskView};
 use crate::error::{Chain, Error};
@@ -581,107 +583,6 @@ pub(super) async fn not_found(uri: Uri) -> PageError {
     PageError::NotFound(format!("Nothing here: {}", uri.path()))
 }
 
-/// `args` pretty-printed when it is JSON, else as stored.
-fn pretty(json: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(json)
-        .and_then(|value| serde_json::to_string_pretty(&value))
-        .unwrap_or_else(|_| json.to_owned())
-}
-
-/// A time as UTC, to the second.
-pub(super) fn clock(time: SystemTime) -> String {
-    match jiff::Timestamp::try_from(time) {
-        Ok(stamp) => stamp.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        Err(_) => "?".into(),
-    }
-}
-
-/// A due time, with how far it is from now.
-fn when(time: SystemTime) -> Markup {
-    let now = SystemTime::now();
-    let relative = match time.duration_since(now) {
-        Ok(ahead) => format!("in {}", short(ahead)),
-        Err(behind) => format!("{} ago", short(behind.duration())),
-    };
-    html! { time datetime=(clock(time)) title=(clock(time)) { (relative) } }
-}
-
-fn ago(idle: std::time::Duration) -> String {
-    format!("{} ago", short(idle))
-}
-
-/// A duration in its largest unit: `12s`, `5m`, `3h`, `2d`.
-fn short(duration: std::time::Duration) -> String {
-    let secs = duration.as_secs();
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
-    }
-}
-
-fn title_case(name: &str) -> String {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
-}
-
-/// `text` percent-encoded for a URL query value.
-pub(super) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-/// The pages' style: system fonts, high contrast, tables that scroll on a phone.
-const CSS: &str = r#"
-:root{color-scheme:light dark;--fg:#111;--bg:#fff;--muted:#555;--line:#ccc;--accent:#0b57d0;--card:#f3f5f8}
-@media (prefers-color-scheme:dark){:root{--fg:#eee;--bg:#15171a;--muted:#aaa;--line:#444;--accent:#8ab4f8;--card:#22262b}}
-*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
-a{color:var(--accent)}main{padding:0 1rem 2rem;max-width:72rem;margin:auto}
-header{border-bottom:1px solid var(--line);padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:center}
-nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem}.brand{font-weight:600;color:var(--fg)}
-.skip{position:absolute;left:-99rem}.skip:focus{left:1rem;top:1rem;background:var(--bg);padding:.5rem}
-.counts{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fit,minmax(8rem,1fr));gap:.75rem}
-.counts a{display:block;padding:1rem;background:var(--card);border-radius:.5rem;text-decoration:none;color:var(--fg)}
-.count{display:block;font-size:2rem;font-weight:700}.label{color:var(--muted)}
-.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-td.num{text-align:right}pre{white-space:pre-wrap;word-break:break-word;margin:0}pre.json{background:var(--card);padding:.75rem;border-radius:.5rem}
-.muted{color:var(--muted)}form{margin:.5rem 0}label{margin-right:1rem}input,select,button{font:inherit;padding:.25rem .5rem}
-form.action{display:inline-block;margin-right:.5rem}button{cursor:pointer}fieldset{border:1px solid var(--line);margin:.5rem 0}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dd{margin:0}
-article.dead{border-top:1px solid var(--line);padding-top:.5rem}.pager a{margin-right:1rem}
-footer{border-top:1px solid var(--line);padding:.5rem 1rem;color:var(--muted)}
-"#;
-
-/// The live counts: the pages read fine without it; with it, the counts follow each refresh.
-const SCRIPT: &str = r#"
-(function(){
-  var live=document.getElementById('live');
-  if(!window.EventSource){return;}
-  var source=new EventSource(document.body.getAttribute('data-events'));
-  source.addEventListener('counts',function(event){
-    var counts=JSON.parse(event.data);
-    document.querySelectorAll('[data-live]').forEach(function(el){
-      var value=counts[el.getAttribute('data-live')];
-      if(value!==undefined){el.textContent=String(value);}
-    });
-    live.textContent='Live: updated '+counts.taken+'.';
-  });
-  source.onerror=function(){live.textContent='Live updates interrupted; retrying.';};
-})();
-"#;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,11 +597,5 @@ mod tests {
             "/docket"
         );
         assert_eq!(mount_point("/tasks/queued", "/tasks/queued"), "");
-    }
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(encode("track-7_x.y~"), "track-7_x.y~");
     }
 }
