@@ -4,9 +4,10 @@
 # on, e.g. `bash scripts/test.sh -p tests --test redis`).
 #
 # The Redis tests start their own redis-server processes on free loopback ports (and make TLS
-# certificates with openssl); the protocol model is checked with spin; the pydocket interop tests
-# need python3 with venv and pip (they install pydocket from the package registry). None of them is skipped
-# when a tool is missing: they fail with the install instruction instead.
+# certificates with openssl); the protocol model is checked with spin; the dashboard's tests drive
+# headless Chromium through chromedriver; the pydocket interop tests need python3 with venv and
+# pip (they install pydocket from the package registry). None of them is skipped when a tool is
+# missing: they fail with the install instruction instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if ((${#need[@]})); then
   echo "installing ${need[*]} for the tests"
   sudo=()

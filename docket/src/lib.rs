@@ -108,10 +108,11 @@
 //! [`Retry`] and [`Fail`] for what a task returns, [`State`] for what it is given, and
 //! [`Error`]. The rest is grouped by use: [`policy`] (what `#[docket::task(...)]` declares),
 //! [`results`] (the records of tasks that keep results), [`strike`] (holding tasks by rule),
-//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`], with
-//! the `cli` feature `cli`, and with the `pydocket` feature `pydocket` (the arguments and results
-//! of Python's pydocket). `ARCHITECTURE.md` in the repository shows the modules
-//! and a task's path through them.
+//! [`inspect`] (snapshots, workers, dead letters), [`worker`] (health), [`metrics`], with the
+//! `cli` feature `cli`, with the `dashboard` feature `dashboard` (a web page to see and steer the
+//! queue), and with the `pydocket` feature `pydocket` (the arguments and results of Python's
+//! pydocket). `ARCHITECTURE.md` in the repository shows the modules and a task's path through
+//! them.
 //!
 //! # Glossary
 //!
@@ -174,6 +175,9 @@ mod backend;
 pub mod cli;
 mod config;
 mod connect;
+#[cfg(feature = "dashboard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard")))]
+pub mod dashboard;
 mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;

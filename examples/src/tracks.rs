@@ -3,7 +3,9 @@
 //! `POST /tracks` stores an upload and schedules [`scan_copyright`]; `GET /tracks/{id}` shows how
 //! the scan is going. The docket worker runs in the same process as the HTTP server and stops
 //! with it: on shutdown the server stops taking requests, the worker stops taking tasks, and both
-//! finish what they have started. Run it with `cargo run -p examples --example tracks`.
+//! finish what they have started. The docket's dashboard is mounted at `/docket` (read-only;
+//! protected by `DOCKET_DASHBOARD_TOKEN` when set). Run it with
+//! `cargo run -p examples --example tracks`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use docket::dashboard::Dashboard;
 use docket::{Docket, Worker, worker::Health};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -206,8 +209,10 @@ pub async fn serve(
     let stop = CancellationToken::new();
     let worker = Worker::new(&docket);
     let health = worker.health();
-    let server = axum::serve(listener, router(docket.clone(), store, health))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    // The dashboard's live pages end their streams on `stop`, so they do not hold the shutdown.
+    let dashboard = Dashboard::new(&docket).stop_on(stop.clone()).router();
+    let app = router(docket.clone(), store, health).nest("/docket", dashboard);
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
     let worker = worker.run_until(stop.clone().cancelled_owned());
     // Whichever ends first, the signal or a failure, the others follow.
     let (server, worker, ()) = tokio::join!(

@@ -86,6 +86,34 @@ async fn on_redis_healthz_reports_a_lost_redis_and_its_return() {
     app.shut_down().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_is_at_docket_and_an_open_page_does_not_hold_the_shutdown() {
+    let app = App::start(
+        Docket::in_process(),
+        &Store::default(),
+        Duration::from_millis(10),
+    )
+    .await;
+    let (status, page) = app.request("GET", "/docket", &Value::Null).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.as_str().unwrap().contains("<h1>Overview</h1>"),
+        "{page}"
+    );
+    // A page following the live counts keeps its event stream open...
+    let mut events = TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "GET /docket/events HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        app.address
+    );
+    events.write_all(head.as_bytes()).await.unwrap();
+    let mut first = [0; 512];
+    let read = events.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..read]).starts_with("HTTP/1.1 200"));
+    // ...and the service still shuts down at once.
+    app.shut_down().await;
+}
+
 /// Upload a clean track, a bootleg and one that cannot be fetched, and watch their scans end.
 async fn uploads_are_scanned(docket: Docket) {
     let app = App::start(docket, &Store::default(), Duration::from_millis(20)).await;

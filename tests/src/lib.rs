@@ -8,6 +8,7 @@
 //!   no other test uses ([`unique_name`]) and a free port ([`free_port`]). The chaos and soak
 //!   binaries use it too.
 //! - [`background`]: a worker running on the test's runtime until the test stops it.
+//! - [`browser`]: a private chromedriver and headless Chromium, for the dashboard's tests.
 //! - [`managed`]: a managed-Redis profile, [`Upstash`]: a loopback proxy in front of a private
 //!   `redis-server` that refuses the commands Upstash lacks, enforces its limits ([`Limits`]),
 //!   drops idle connections and counts billed commands, script-internal calls included.
@@ -39,6 +40,7 @@
 //! [`Venv`]: python::Venv
 
 pub mod background;
+pub mod browser;
 pub mod capture;
 pub mod managed;
 pub mod probe;

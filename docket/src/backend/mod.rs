@@ -6,6 +6,8 @@
 //! Every backend passes the same behaviour suite (`tests/tests/behaviour/mod.rs`, run by
 //! `tests/tests/memory.rs` and `tests/tests/redis.rs`).
 
+#[cfg(feature = "dashboard")]
+pub(crate) mod browse;
 pub(crate) mod memory;
 pub(crate) mod redis;
 

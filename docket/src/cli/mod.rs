@@ -12,6 +12,7 @@
 //! docket watch KEY                     # one task's state and progress, live, until it ends
 //! docket clear                         # remove every queued and scheduled task
 //! docket dead list | docket dead replay KEY | docket dead replay --all | docket dead remove KEY
+//! docket dashboard --listen 127.0.0.1:8080 [--actions]   # with the `dashboard` feature
 //! docket version
 //! ```
 //!
@@ -116,8 +117,23 @@ enum Command {
     Dead(Dead),
     /// Run a worker with every task registered in this binary, until ctrl-c or SIGTERM.
     Worker(WorkerArgs),
+    /// Serve the web dashboard (see `docket::dashboard`) until ctrl-c or SIGTERM: read-only
+    /// unless --actions; beyond loopback only with DOCKET_DASHBOARD_TOKEN set.
+    #[cfg(feature = "dashboard")]
+    Dashboard(DashboardArgs),
     /// Print docket's version.
     Version,
+}
+
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Args)]
+struct DashboardArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Let the dashboard replay and delete dead letters, cancel tasks, strike and restore.
+    #[arg(long)]
+    actions: bool,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +333,14 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<()> {
             }
             let _ = args;
             worker.run().await
+        }
+        #[cfg(feature = "dashboard")]
+        Command::Dashboard(args) => {
+            let dashboard = crate::dashboard::Dashboard::new(&docket).actions(args.actions);
+            writeln!(out, "docket dashboard: http://{}/", args.listen)
+                .and_then(|()| out.flush())
+                .map_err(output::io)?;
+            dashboard.serve(args.listen).await
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::policy::Attempts;
 use crate::strike::Strike;
 
-fn io(error: std::io::Error) -> Error {
+pub(super) fn io(error: std::io::Error) -> Error {
     Error::Config(format!("cannot write the output: {error}"))
 }
 

@@ -19,6 +19,8 @@
 //! each change published on a channel of the same name for watchers.
 
 mod admin;
+#[cfg(feature = "dashboard")]
+mod browse;
 mod claim;
 mod clock;
 mod codec;
