@@ -2,7 +2,6 @@
 //! process, so a page walks it under the lock, from an offset.
 
 use std::collections::VecDeque;
-use std::time::SystemTime;
 
 use super::MemoryBackend;
 use crate::backend::browse::{Counts, Filter, Page, Place, TaskView, page_of};
@@ -11,8 +10,9 @@ use crate::inspect::{DeadLetter, TaskInfo};
 impl MemoryBackend {
     /// How many tasks are in each place.
     pub(crate) fn counts(&self) -> Counts {
-        let now = SystemTime::now();
         let store = self.store();
+        // The docket's clock: a virtual one under `docket::testing`.
+        let now = store.clock.now();
         let due = store
             .waiting
             .iter()
@@ -37,8 +37,9 @@ impl MemoryBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Page<TaskInfo> {
-        let now = SystemTime::now();
         let store = self.store();
+        // The docket's clock: a virtual one under `docket::testing`.
+        let now = store.clock.now();
         let keep = |info: &TaskInfo| filter.admits(&info.task, &info.key);
         let info = |key: &String| TaskInfo::of(store.message(key), None);
         match place {
@@ -91,8 +92,9 @@ impl MemoryBackend {
 
     /// Everything the store knows of `key`.
     pub(crate) fn task_view(&self, key: &str) -> TaskView {
-        let now = SystemTime::now();
         let store = self.store();
+        // The docket's clock: a virtual one under `docket::testing`.
+        let now = store.clock.now();
         let mut view = TaskView {
             dead: store
                 .dead
