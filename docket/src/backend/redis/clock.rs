@@ -148,6 +148,7 @@ impl RedisBackend {
             }
             if own.is_some_and(|own| own <= now) {
                 own_reclaim = now + self.own_reclaim_every();
+                tracing::debug!(worker, "asking for a reclaim of its own (the safety net)");
                 self.ask_reclaim(now, 1);
             }
             if chore > now {
@@ -169,9 +170,14 @@ impl RedisBackend {
                         if fleet > 0 {
                             workers = fleet;
                         }
-                        Role::Looking {
-                            next: now + self.look_every(workers),
-                        }
+                        let next = self.look_every(workers);
+                        tracing::debug!(
+                            worker,
+                            workers,
+                            ?next,
+                            "the lease is held; looking again later"
+                        );
+                        Role::Looking { next: now + next }
                     }
                     Err(error) => {
                         self.unsure(&error);
@@ -346,6 +352,14 @@ impl RedisBackend {
             .arg(millis_of(self.options.redelivery_timeout));
         let (held, pending, next_due, workers): (u8, u64, i64, u64) =
             self.invoke(&invocation).await?;
+        tracing::debug!(
+            worker,
+            held,
+            pending,
+            resign,
+            workers,
+            "the keeper's full check"
+        );
         if held == 0 {
             if resign {
                 // Its workers are busy: the next keeper's workers take the stalled ones over.

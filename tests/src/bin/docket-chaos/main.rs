@@ -89,9 +89,12 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match args.first().map(String::as_str) {
-        Some("worker") => runtime
-            .block_on(roles::work(&args[1], &args[2]))
-            .expect("worker"),
+        Some("worker") => {
+            trace_to_stderr();
+            runtime
+                .block_on(roles::work(&args[1], &args[2]))
+                .expect("worker")
+        }
         Some("produce") => {
             let number = |i: usize| args[i].parse::<u64>().expect("a number");
             let spread = Duration::from_millis(number(5));
@@ -112,6 +115,24 @@ fn main() {
             std::process::exit(if passed { 0 } else { 1 });
         }
     }
+}
+
+/// A worker's warnings, and its clock's decisions (looks, takes, checks, resignations, its own
+/// reclaims), on stderr: the `worker.err` a failed run shows the end of.
+fn trace_to_stderr() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::WARN)
+        .with_target("docket::backend::redis::clock", tracing::Level::DEBUG);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
+        .with(filter)
+        .init();
 }
 
 /// The child processes of a run, killed when it ends however it ends.
@@ -370,7 +391,7 @@ async fn run(plan: Plan) -> bool {
         let alive: Vec<u32> = children.workers.iter().map(Child::id).collect();
         eprintln!("chaos: live worker processes: {alive:?}");
         let said = std::fs::read_to_string(dir.join("worker.err")).unwrap_or_default();
-        let tail: Vec<&str> = said.lines().rev().take(20).collect();
+        let tail: Vec<&str> = said.lines().rev().take(80).collect();
         eprintln!("chaos: the workers' last words: {tail:#?}");
         for args in [
             vec!["XINFO", "CONSUMERS", stream.as_str(), "workers"],
