@@ -6,7 +6,7 @@
 //!   redelivery timeout (a minute here) would have let it take them over;
 //! - a cancel of one of them, or a strike on their task, reaches them: when the slot frees, the
 //!   cancelled one never runs and the struck ones are held;
-//! - with read-ahead turned off, the worker holds only the task it runs.
+//! - by default (read-ahead off), the worker holds only the task it runs.
 
 use std::time::Duration;
 
@@ -123,7 +123,7 @@ async fn tasks_read_ahead_are_given_back_at_once_when_the_worker_stops() {
     let probe = Probe::new();
     queue(&docket, &probe).await;
 
-    let first = Worker::new(&docket).concurrency(1);
+    let first = Worker::new(&docket).concurrency(1).read_ahead(256);
     let (first, pending) = while_slow_runs(&server, &name, &probe, first).await;
     assert!(
         pending > 1,
@@ -157,7 +157,7 @@ async fn a_cancel_and_a_strike_reach_tasks_read_ahead() {
     let probe = Probe::new();
     queue(&docket, &probe).await;
 
-    let worker = Worker::new(&docket).concurrency(1);
+    let worker = Worker::new(&docket).concurrency(1).read_ahead(256);
     let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
     assert!(pending > 1, "nothing was read ahead ({pending} pending)");
     // The first task after the slow one is read ahead (reads are in stream order).
@@ -201,13 +201,13 @@ async fn a_cancel_and_a_strike_reach_tasks_read_ahead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_read_ahead_the_worker_holds_only_what_it_runs() {
+async fn by_default_the_worker_holds_only_what_it_runs() {
     let server = RedisServer::start();
     let (docket, name) = open(&server).await;
     let probe = Probe::new();
     queue(&docket, &probe).await;
 
-    let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
+    let worker = Worker::new(&docket).concurrency(1);
     let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
     assert_eq!(pending, 1, "only the slow task is pending to the worker");
     probe.release(1);

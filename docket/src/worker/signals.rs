@@ -106,6 +106,9 @@ pub(super) struct Runs {
     by_key: HashMap<String, Vec<Run>>,
     /// Cancelled deliveries not (yet) held here, and when their cancel came.
     early: HashMap<DeliveryId, tokio::time::Instant>,
+    /// Deliveries read ahead and not started yet, by key: a cancel of their key reaches them
+    /// as it reaches running ones.
+    waiting: HashMap<String, Vec<DeliveryId>>,
 }
 
 pub(super) struct Run {
@@ -129,6 +132,7 @@ impl RunningTasks {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let key = delivery.message.key.clone();
         let mut runs = self.lock();
+        runs.forget_waiting(delivery);
         if runs.early.remove(&delivery.id).is_some() {
             token.cancel();
         }
@@ -144,8 +148,23 @@ impl RunningTasks {
         }
     }
 
+    /// Remember `delivery`, read ahead, until it starts ([`track`](Self::track)) or is given
+    /// back ([`forget`](Self::forget)).
+    pub(super) fn wait(&self, delivery: &Delivery) {
+        self.lock()
+            .waiting
+            .entry(delivery.message.key.clone())
+            .or_default()
+            .push(delivery.id.clone());
+    }
+
+    /// Forget `delivery`, read ahead and given back unstarted.
+    pub(super) fn forget(&self, delivery: &Delivery) {
+        self.lock().forget_waiting(delivery);
+    }
+
     /// Cancel the runs of `key` delivered as `delivery` or before it (every run of the key when
-    /// `None`); whether one runs here. A delivery not here yet is remembered for a while, in case it is
+    /// `None`), and those read ahead; whether one runs or waits here. A delivery not here yet is remembered for a while, in case it is
     /// on its way.
     pub(super) fn cancel(&self, key: &str, delivery: Option<&DeliveryId>) -> bool {
         let mut runs = self.lock();
@@ -158,13 +177,37 @@ impl RunningTasks {
                 }
             }
         }
+        let now = tokio::time::Instant::now();
+        runs.early
+            .retain(|_, at| now.duration_since(*at) < CANCEL_MEMORY);
+        // Read ahead, not started: each starts cancelled.
+        let waiting: Vec<DeliveryId> = runs
+            .waiting
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|waiting| delivery.is_none_or(|delivery| waiting.not_after(delivery)))
+            .cloned()
+            .collect();
+        for waiting in waiting {
+            runs.early.insert(waiting, now);
+            found = true;
+        }
         if let (false, Some(delivery)) = (found, delivery) {
-            let now = tokio::time::Instant::now();
-            runs.early
-                .retain(|_, at| now.duration_since(*at) < CANCEL_MEMORY);
             runs.early.insert(delivery.clone(), now);
         }
         found
+    }
+}
+
+impl Runs {
+    fn forget_waiting(&mut self, delivery: &Delivery) {
+        if let Some(waiting) = self.waiting.get_mut(&delivery.message.key) {
+            waiting.retain(|id| *id != delivery.id);
+            if waiting.is_empty() {
+                self.waiting.remove(&delivery.message.key);
+            }
+        }
     }
 }
 
