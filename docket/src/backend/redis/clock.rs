@@ -56,6 +56,11 @@ const LOOK_SPREAD: f64 = 64.0;
 /// How soon a chore that failed (Redis unreachable) is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// The longest a chore may take: each of its calls has a response timeout, but a call that
+/// waits for a connection being made again may not, and a clock that waits for ever keeps no
+/// time for the fleet.
+const CHORE_LIMIT: Duration = Duration::from_secs(10);
+
 /// What this worker does for the fleet's clock.
 #[derive(Debug, Clone, Copy)]
 enum Role {
@@ -115,7 +120,14 @@ impl RedisBackend {
                     let timer = self.timer.locked();
                     (timer.wakes, timer.next_due.is_some())
                 };
-                due_retry = match self.tick_counting(worker, 1, false).await {
+                due_retry = match self
+                    .bounded(
+                        worker,
+                        "moving due tasks",
+                        self.tick_counting(worker, 1, false),
+                    )
+                    .await
+                {
                     Ok((_, moved)) => {
                         // A worker a wake-up reached minds the heads after it while it is the
                         // one that moves them: it stops when another was first (the keeper, or
@@ -137,7 +149,10 @@ impl RedisBackend {
             if registered
                 .is_none_or(|at| now >= at + self.options.redelivery_timeout * FLEET_REFRESH)
             {
-                registered = match self.join_fleet(worker).await {
+                registered = match self
+                    .bounded(worker, "joining the fleet", self.join_fleet(worker))
+                    .await
+                {
                     Ok(fleet) => {
                         workers = workers.max(fleet);
                         Some(now)
@@ -155,7 +170,10 @@ impl RedisBackend {
                 continue;
             }
             role = match role {
-                Role::Looking { .. } => match self.look(worker).await {
+                Role::Looking { .. } => match self
+                    .bounded(worker, "looking at the lease", self.look(worker))
+                    .await
+                {
                     Ok(None) => {
                         tracing::debug!(worker, "took the keeper's lease");
                         // An ask left over from before (an earlier stint, or a reclaim of its
@@ -189,7 +207,14 @@ impl RedisBackend {
                     // and then.
                     let full = checks < 2 || checks.is_multiple_of(FULL_EVERY);
                     checks = checks.wrapping_add(1);
-                    match self.keeper_check(worker, workers, full).await {
+                    match self
+                        .bounded(
+                            worker,
+                            "the keeper's check",
+                            self.keeper_check(worker, workers, full),
+                        )
+                        .await
+                    {
                         Ok(Some(fleet)) => {
                             workers = fleet;
                             Role::Keeper {
@@ -370,6 +395,25 @@ impl RedisBackend {
         self.timer.locked().learn_head(next_due, wakes);
         self.ask_reclaim(now, pending);
         Ok(Some(workers))
+    }
+
+    /// Run `chore`, giving up after [`CHORE_LIMIT`]: then Redis counts as unreachable (the
+    /// readers reconnect) and the chore is tried again shortly.
+    async fn bounded<T>(
+        &self,
+        worker: &str,
+        what: &str,
+        chore: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(CHORE_LIMIT, chore).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(worker, chore = what, limit = ?CHORE_LIMIT, "a periodic check did not return in time; trying again");
+                Err(super::connection::unavailable(&format!(
+                    "{what} did not return within {CHORE_LIMIT:?}"
+                )))
+            }
+        }
     }
 
     /// With deliveries pending (one may be stalled), ask this process's workers for a reclaim
