@@ -359,12 +359,13 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let running = TaskTracker::new();
         let busy = Arc::new(Busy::default());
-        let pace = Arc::new(Pace::default());
-        // Reading ahead saves round trips; an in-memory docket has none to save.
+        // Reading ahead saves round trips; an in-memory docket has none to save. Without it,
+        // no task's time is measured.
         let read_ahead = match backend.leases_deliveries() {
             true => self.read_ahead,
             false => 0,
         };
+        let pace = (read_ahead > 0).then(|| Arc::new(Pace::default()));
         let mut buffer = Buffer::default();
         // Should this future be dropped instead of stopped, the helpers above still end: once
         // the tasks already started have ended (they run on, renewed, as spawned tasks do).
@@ -422,7 +423,10 @@ impl Worker {
                 }
             }
             let wait = until_finished.then_some(FINISH_POLL);
-            let want = free.num_permits() + pace.ahead(self.concurrency, read_ahead);
+            let ahead = pace
+                .as_ref()
+                .map_or(0, |pace| pace.ahead(self.concurrency, read_ahead));
+            let want = free.num_permits() + ahead;
             self.health.claiming();
             // Finishing: when the last running task ends while the claim waits and nothing is
             // left anywhere (the docket's depth is zero: no entry is on its way to this worker
@@ -538,21 +542,24 @@ impl Drop for Abandoned {
     }
 }
 
-/// Start `delivery` in `slot`, measuring how long it holds the slot.
+/// Start `delivery` in `slot`, measuring how long it holds the slot when the worker reads
+/// ahead.
 fn start(
     running: &TaskTracker,
     shared: &Arc<Shared>,
     busy: &Arc<Busy>,
-    pace: &Arc<Pace>,
+    pace: &Option<Arc<Pace>>,
     delivery: Delivery,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) {
     let (shared, busy, pace) = (shared.clone(), busy.clone(), pace.clone());
     busy.enter();
     running.spawn(async move {
-        let started = tokio::time::Instant::now();
+        let started = pace.is_some().then(tokio::time::Instant::now);
         process_guarded(&shared, delivery).await;
-        pace.record(started.elapsed());
+        if let (Some(pace), Some(started)) = (pace, started) {
+            pace.record(started.elapsed());
+        }
         drop(slot);
         busy.leave();
     });
