@@ -462,10 +462,7 @@ impl Backend for MemoryBackend {
         // A waiting task, and any copy of the key set aside beside a newer one.
         let waiting = store.remove_waiting(key).is_some();
         let aside = store.remove_aside(key);
-        if waiting || aside {
-            store.record_cancelled(key);
-            return Ok(true);
-        }
+        // And every run of the key: the task's own, or one a `replace` went beside.
         let mut cancelled = Vec::new();
         let mut marked_before = false;
         for (id, run) in &mut store.running {
@@ -486,10 +483,11 @@ impl Backend for MemoryBackend {
                 delivery: Some(DeliveryId::Memory(*id)),
             });
         }
-        if !cancelled.is_empty() {
+        let found = waiting || aside || !cancelled.is_empty();
+        if found {
             store.record_cancelled(key);
         }
-        Ok(!cancelled.is_empty() || marked_before)
+        Ok(found || marked_before)
     }
 
     async fn claim(

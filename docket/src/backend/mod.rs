@@ -135,6 +135,10 @@ pub(crate) enum Signal {
         key: String,
         delivery: Option<DeliveryId>,
     },
+    /// A `replace` added a task beside this delivery of the key (it was delivered when the
+    /// replace came): a worker that holds it read ahead, not started, drops it unstarted, as
+    /// the replace would have taken it out of the queue; a worker running it lets it run.
+    Superseded { key: String, delivery: DeliveryId },
     /// The strikes in place now (sent first on subscribing, then after every change).
     Strikes(Vec<Strike>),
 }

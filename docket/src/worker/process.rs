@@ -83,7 +83,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     let policy = registration.policy();
     let context = Context::new(message, docket, &policy);
     // Tracked from here, so a cancel that comes before the run starts is not missed.
-    let _tracked = shared.running.track(&delivery, context.cancel_token());
+    let tracked = shared.running.track(&delivery, context.cancel_token());
+    if tracked.superseded {
+        // Read ahead, and a `replace` went beside it before it started: dropped as the replace
+        // would have dropped it from the queue. Its key names the newer task, so the
+        // acknowledgement leaves the key and its record alone.
+        tracing::debug!(key = %message.key, "task replaced before it started; dropped");
+        drop(tracked);
+        let _ = shared.acks.send(delivery);
+        return None;
+    }
     if let Some(strike) = shared.struck(message) {
         match retry_while_unavailable(|| backend.hold(&delivery, &strike)).await {
             Ok(true) => {

@@ -12,7 +12,7 @@
 //! | `{name}:dead` | hash | key → dead letter JSON |
 //! | `{name}:died` | sorted set | key → when its dead letter was written (ms), for retention |
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
-//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id) |
+//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id), `r` and `i` (a `replace` added a task beside this delivery of the key: drop it if not started) |
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
 //! | `{name}:keeper` | string, expiring | the keeper's lease: `<workers> <consumer>`, the worker that runs the fleet's periodic checks and the fleet's size as it last counted it |
 //! | `{name}:fleet` | sorted set | consumer → when its worker last said it was running (ms): how many workers share the keeper's watch |

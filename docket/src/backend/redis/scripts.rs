@@ -97,7 +97,7 @@ macro_rules! scripts {
 
 scripts! {
     clear: index, entry;
-    enqueue: index, delivery, store;
+    enqueue: index, delivery, store, signals;
     tick: index, delivery, entry, settle, consumers;
     recover: index, delivery, entry, settle;
     complete: index;

@@ -1,8 +1,9 @@
 -- Cancel the task of a key wherever it is: remove it when it waits (queued, scheduled, held or
 -- gated); when it was delivered (running on a live worker, or pending on a dead one), mark it
 -- cancelled in the index, so no copy of it is handed out again, and tell every worker to stop
--- it. A copy held by a strike beside a newer task is removed too. A kept record of the task
--- that has not ended says cancelled from here on.
+-- it. A copy held by a strike beside a newer task is removed too, and a delivery a `replace`
+-- went beside is stopped as well. A kept record of the task that has not ended says cancelled
+-- from here on.
 --
 -- include: index, delivery, signals
 -- KEYS: stream, index, schedule, parked, held, signals, record (the key's kept record, also
@@ -32,10 +33,26 @@ local function record_cancelled()
   redis.call('PUBLISH', record, json)
 end
 
+-- A delivery a `replace` went beside, still delivered: stopped, and marked so that no copy of it
+-- starts again (the signal reaches every earlier delivery of the key as well).
+local aside = redis.call('HGET', index, beside(key))
+local stopped_aside = false
+if aside then
+  redis.call('HDEL', index, beside(key))
+  if owner(stream, aside) then
+    redis.call('HSET', index, tombstone(aside), 1)
+    signal(signals, 'c', key, 'i', aside)
+    stopped_aside = true
+  end
+end
+
 local current = redis.call('HGET', index, key)
 local held_copy = redis.call('HDEL', held, key) == 1
 if not current then
-  return held_copy and 1 or 0
+  if stopped_aside then
+    record_cancelled()
+  end
+  return (held_copy or stopped_aside) and 1 or 0
 end
 if is_cancelled(current) then
   return 1 -- cancelled already; its run is being stopped
