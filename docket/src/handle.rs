@@ -155,11 +155,9 @@ impl Docket {
                 settings.redis.dead_letters_kept,
                 settings.redis.dead_letter_age,
             ))),
-            Target::Redis(url) => Some(AnyBackend::Redis(Box::new(RedisBackend::open(
-                &url,
-                &settings.name,
-                settings.redis,
-            )?))),
+            Target::Redis(url) => Some(AnyBackend::Redis(Box::new(
+                RedisBackend::connect(&url, &settings.name, settings.redis).await?,
+            ))),
         };
         Ok(Docket::build(
             settings.name,
