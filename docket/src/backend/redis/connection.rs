@@ -726,11 +726,13 @@ pub(super) fn unavailable(message: &str) -> Error {
 /// Connection-class failures may pass; everything else is the server refusing the operation.
 pub(super) fn into_error(error: RedisError) -> Error {
     if matches!(error.code(), Some("MOVED" | "ASK")) {
-        // A `redis://` URL naming a node of a cluster that serves other slots.
-        return Error::Backend {
+        // On a cluster connection, a redirect left over once its retries ran out: the slot is
+        // moving (a failover), so it passes. On a single server's, a node of a cluster that
+        // serves other slots (one that could not be asked at connect time whether it is one).
+        return Error::Unavailable {
             source: format!(
-                "{error}: this Redis is a node of a Redis Cluster, and another node serves the \
-                 docket's keys; connect with `redis+cluster://host:port`"
+                "{error}: the docket's slot is served elsewhere; should this last, this Redis \
+                 is a node of a Redis Cluster: connect with `redis+cluster://host:port`"
             )
             .into(),
         };
