@@ -137,7 +137,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     );
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
-    metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
+    let took = started.elapsed();
+    metrics::finished(registration.name(), took, outcome.is_ok());
+    let failed = match &outcome {
+        Ok(()) => false,
+        Err(AttemptError::Failed(error)) => error.kind() != TaskErrorKind::Cancelled,
+        Err(AttemptError::Undecodable(_)) => true,
+    };
+    shared
+        .stats
+        .record(registration.name(), docket.clock().now(), took, failed);
     failpoint!(step "settle.finish");
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
