@@ -141,7 +141,12 @@ impl Window {
                     .iter()
                     .rev()
                     .map(|(minute, tally)| {
-                        [self.newest - minute, tally.runs, tally.failures, tally.millis]
+                        [
+                            self.newest - minute,
+                            tally.runs,
+                            tally.failures,
+                            tally.millis,
+                        ]
                     })
                     .collect();
                 (name.clone(), buckets)
@@ -337,7 +342,10 @@ mod tests {
             window.record(&format!("task{n:03}"), 7, Duration::ZERO, false);
         }
         window.record("task000", 7, Duration::ZERO, false);
-        let totals = totals([&window], SystemTime::UNIX_EPOCH + Duration::from_secs(7 * 60));
+        let totals = totals(
+            [&window],
+            SystemTime::UNIX_EPOCH + Duration::from_secs(7 * 60),
+        );
         assert_eq!(totals.len(), MAX_NAMES + 1);
         assert_eq!(totals[0], ("task000".to_owned(), tally(2, 0, 0)));
         assert_eq!(totals.last().unwrap(), &(OTHER.to_owned(), tally(3, 0, 0)));

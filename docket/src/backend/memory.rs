@@ -141,6 +141,7 @@ impl Store {
             return;
         }
         let mut record = record.clone();
+        record.changes.push(crate::results::Change::of(&record));
         record.status = Status::Cancelled;
         record.updated_ms = crate::time::millis(now);
         let ttl = expires.duration_since(now).unwrap_or_default();

@@ -50,7 +50,11 @@ pub(super) fn took(duration: std::time::Duration) -> String {
     match millis {
         0..1_000 => format!("{millis} ms"),
         1_000..60_000 => format!("{:.1} s", duration.as_secs_f64()),
-        _ => format!("{}m {:02}s", duration.as_secs() / 60, duration.as_secs() % 60),
+        _ => format!(
+            "{}m {:02}s",
+            duration.as_secs() / 60,
+            duration.as_secs() % 60
+        ),
     }
 }
 

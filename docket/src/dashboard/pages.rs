@@ -16,6 +16,7 @@ use super::{PAGE, Shared};
 use crate::backend::browse::{Counts, Filter, Place, TaskView};
 use crate::error::{Chain, Error};
 use crate::inspect::{DeadLetter, FailedAttempt, TaskInfo};
+use crate::results::{Status, TaskRecord};
 use crate::stats::{MAX_NAMES, OTHER, Tally, WINDOW_MINUTES};
 use crate::strike::Strike;
 
@@ -438,7 +439,7 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
             section aria-labelledby="record" {
                 h2 #record { "Record" }
                 dl {
-                    dt { "Status" } dd { (format!("{:?}", record.status).to_lowercase()) }
+                    dt { "Status" } dd { (status_name(record.status)) }
                     dt { "Attempt" } dd { (record.attempt) }
                     dt { "Changed" } dd { (clock(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(record.updated_ms))) }
                     @if let Some(progress) = &record.progress {
@@ -450,6 +451,7 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
                     }
                     @if let Some(error) = &record.error { dt { "Last error" } dd { pre { (error) } } }
                 }
+                (state_changes(record))
                 @if let Some(result) = &record.result {
                     h3 { "Result" }
                     pre.json { code { (pretty(result)) } }
@@ -463,6 +465,26 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
             }
         }
     }
+}
+
+/// The states a kept record knows the task went through, oldest first.
+fn state_changes(record: &TaskRecord) -> Markup {
+    let at = |ms| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    html! {
+        h3 #changes { "State changes" }
+        div.scroll { table #changes-table {
+            thead { tr { th scope="col" { "State" } th scope="col" { "Attempt" } th scope="col" { "Since" } } }
+            tbody { @for change in record.history() { tr {
+                td { (status_name(change.status)) } td.num { (change.attempt) } td { (clock(at(change.at_ms))) }
+            } } }
+        } }
+        p.muted { "As far as the record knows: a worker writes it without reading the one before, so a retried task's history starts at its first retry." }
+    }
+}
+
+/// A status as the pages write it: `running`, `completed`, ...
+fn status_name(status: Status) -> String {
+    format!("{status:?}").to_lowercase()
 }
 
 /// A failed-attempts table.
