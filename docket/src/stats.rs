@@ -43,6 +43,7 @@ impl Tally {
     }
 
     /// The mean time a run took; `None` without runs.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))] // The dashboard reads it.
     pub(crate) fn mean(&self) -> Option<Duration> {
         (self.runs > 0).then(|| Duration::from_millis(self.millis / self.runs))
     }
@@ -116,6 +117,7 @@ impl Window {
     }
 
     /// Add this window's runs within the window of `now` (a minute) to `totals`, by task name.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))] // The dashboard reads it.
     pub(crate) fn add_to(&self, now: u64, totals: &mut BTreeMap<String, Tally>) {
         for (name, minutes) in &self.names {
             for (&minute, tally) in minutes {
@@ -158,6 +160,7 @@ impl Window {
     /// A published summary; `None` when it does not decode. What does not fit a window (ages
     /// past it, names past the cap) is left out: a summary is read from Redis, where anything
     /// may have written it.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))] // The dashboard reads it.
     pub(crate) fn decode(json: &[u8]) -> Option<Window> {
         let wire: Wire = serde_json::from_slice(json).ok()?;
         let mut window = Window {
@@ -189,6 +192,7 @@ impl Window {
 
 /// The runs by task name of several workers' windows, within the window of `now`: task names
 /// in order, [`OTHER`] (if any) last.
+#[cfg_attr(not(feature = "dashboard"), allow(dead_code))] // The dashboard reads it.
 pub(crate) fn totals<'a>(
     windows: impl IntoIterator<Item = &'a Window>,
     now: SystemTime,

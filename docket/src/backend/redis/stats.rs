@@ -3,7 +3,7 @@
 //! The keeper's full check forgets the summaries of workers silent for longer than the window
 //! (`keep.lua`), so the hash holds about as many fields as workers ran tasks lately.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::RedisBackend;
 use crate::error::Result;
@@ -40,6 +40,6 @@ impl RedisBackend {
             .iter()
             .filter_map(|(_, json)| Window::decode(json))
             .collect();
-        Ok(crate::stats::totals(&windows, SystemTime::now()))
+        Ok(crate::stats::totals(&windows, std::time::SystemTime::now()))
     }
 }
