@@ -128,6 +128,12 @@ impl Window {
         }
     }
 
+    /// Whether this window holds nothing a reader at `other`'s newest minute (or later) would
+    /// count: all its runs are older than that reader's window.
+    pub(crate) fn is_stale_beside(&self, other: &Window) -> bool {
+        self.newest + WINDOW_MINUTES <= other.newest
+    }
+
     /// Whether no run is recorded.
     pub(crate) fn is_empty(&self) -> bool {
         self.names.is_empty()
@@ -337,6 +343,12 @@ mod tests {
         // A run from before the window is not counted.
         window.record("scan", 101, Duration::from_millis(10), false);
         assert!(!window.names.contains_key("scan"));
+        // A window whose newest minute left the window of another's is stale beside it.
+        let mut older = Window::default();
+        older.record("scan", 102, Duration::ZERO, false);
+        assert!(!older.is_stale_beside(&window));
+        older.newest = 101;
+        assert!(older.is_stale_beside(&window));
     }
 
     #[test]

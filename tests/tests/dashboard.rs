@@ -739,6 +739,26 @@ async fn a_workers_runs_reach_the_dashboard_of_another_process() {
     );
 }
 
+/// Fails for good, at once.
+#[docket::task]
+async fn refuses(n: u32) -> Result<(), docket::Fail> {
+    Err(docket::Fail::because(format!("no {n}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_dockets_overview_counts_the_runs_of_its_workers() {
+    let docket = Docket::memory();
+    for n in 0..3 {
+        Echo::schedule(n.to_string()).on(&docket).await.unwrap();
+    }
+    Refuses::schedule(1).on(&docket).await.unwrap();
+    tests::finish(&docket).await;
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let (_, page) = get(address, "/", "").await;
+    assert_eq!(runs_cells(&page, "echo")[..2], ["3", "0"], "{page}");
+    assert_eq!(runs_cells(&page, "refuses")[..2], ["1", "1"], "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_the_open_event_streams_so_a_graceful_shutdown_is_not_held() {
     let docket = Docket::memory();

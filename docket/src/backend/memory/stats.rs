@@ -6,12 +6,12 @@ use crate::stats::Window;
 use crate::sync::Locked;
 
 impl MemoryBackend {
-    /// Keep `worker`'s window, replacing the one it published before.
+    /// Keep `worker`'s window, replacing the one it published before; forget the windows of
+    /// workers silent for longer than a window (workers come and go: each has a new name).
     pub(crate) fn publish_stats(&self, worker: &str, window: &Window) {
-        self.shared
-            .stats
-            .locked()
-            .insert(worker.to_owned(), window.clone());
+        let mut windows = self.shared.stats.locked();
+        windows.retain(|_, published| !published.is_stale_beside(window));
+        windows.insert(worker.to_owned(), window.clone());
     }
 
     /// Every worker's runs within the window as of the docket's clock.
