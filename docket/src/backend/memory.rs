@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "dashboard")]
 mod browse;
+mod stats;
 
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
@@ -38,6 +39,8 @@ struct Shared {
     added: Notify,
     /// Workers whose claim waits for a task, for their health.
     parked: Mutex<HashSet<String>>,
+    /// Each worker's runs by task name over the last minutes, as it last published them.
+    stats: Mutex<HashMap<String, crate::stats::Window>>,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +141,7 @@ impl Store {
             return;
         }
         let mut record = record.clone();
+        record.changes.push(crate::results::Change::of(&record));
         record.status = Status::Cancelled;
         record.updated_ms = crate::time::millis(now);
         let ttl = expires.duration_since(now).unwrap_or_default();

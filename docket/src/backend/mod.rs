@@ -10,6 +10,7 @@
 pub(crate) mod browse;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod stats;
 
 use crate::schedule::Disposition;
 use std::future::Future;

@@ -8,6 +8,7 @@ mod process;
 mod read_ahead;
 pub(crate) mod recurrence;
 mod signals;
+mod stats;
 mod upkeep;
 
 pub use self::execution::Context;
@@ -343,6 +344,7 @@ impl Worker {
             strikes: RwLock::new(Vec::new()),
             recurring,
             hooks: self.hooks.clone(),
+            stats: Arc::default(),
         });
         let finished = CancellationToken::new();
         self.health.started();
@@ -375,6 +377,12 @@ impl Worker {
             armed: true,
         };
         let acker = tokio::spawn(acknowledge(self.docket.clone(), self.id.clone(), acked));
+        let publisher = tokio::spawn(stats::publish(
+            self.docket.clone(),
+            self.id.clone(),
+            shared.stats.clone(),
+            finished.clone(),
+        ));
         let clock = {
             let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
             tokio::spawn(async move { docket.backend().keep_time(&id, &finished).await })
@@ -497,6 +505,7 @@ impl Worker {
         self.health.stopped();
         drop(shared);
         joined(acker).await;
+        joined(publisher).await;
         joined(clock).await;
         if let Some(renewer) = renewer {
             joined(renewer).await;
@@ -626,6 +635,8 @@ struct Shared {
     strikes: RwLock<Vec<Strike>>,
     recurring: HashMap<&'static str, Recurring>,
     hooks: hooks::Hooks,
+    /// Its runs by task name over the last minutes, for the dashboard.
+    stats: Arc<stats::Recorder>,
 }
 
 /// Wait until `docket` has nothing waiting or running (polling its backend).

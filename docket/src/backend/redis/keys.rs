@@ -16,6 +16,7 @@
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
 //! | `{name}:keeper` | string, expiring | the keeper's lease: `<workers> <consumer>`, the worker that runs the fleet's periodic checks and the fleet's size as it last counted it |
 //! | `{name}:fleet` | sorted set | consumer → when its worker last said it was running (ms): how many workers share the keeper's watch |
+//! | `{name}:stats` | hash | consumer → its runs by task name over the last minutes (`crate::stats`), for the dashboard |
 //! | `{name}:slot:<scope>` | set | stream ids of the deliveries holding the concurrency limit `<scope>` |
 //! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
 //! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
@@ -51,6 +52,7 @@ pub(super) struct Keys {
     pub(super) held: String,
     pub(super) keeper: String,
     pub(super) fleet: String,
+    pub(super) stats: String,
     /// The hash tag and colon every key starts with, for the keys named per limit or task.
     prefix: String,
 }
@@ -71,6 +73,7 @@ impl Keys {
             held: key("held"),
             keeper: key("keeper"),
             fleet: key("fleet"),
+            stats: key("stats"),
             prefix,
         }
     }

@@ -32,6 +32,7 @@ mod keys;
 mod reply;
 mod scripts;
 mod settle;
+mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,8 +15,10 @@ local held, signals, record = KEYS[5], KEYS[6], KEYS[7]
 local key, now = ARGV[1], ARGV[2]
 
 -- The record's status becomes cancelled, unless it ended already; it is kept as long as it
--- was going to be. The record is the JSON `TaskRecord::encode` writes, whose `"status":"…"`
--- and `"updated_ms":…` fields cannot occur inside its strings (their quotes are escaped).
+-- was going to be, and the state it was in joins its `changes`. The record is the JSON
+-- `TaskRecord::encode` writes, whose `"status":"…"`, `"attempt":…`, `"updated_ms":…` and
+-- `"changes":[` fields cannot occur inside its strings (their quotes are escaped), and whose
+-- top-level `status`, `attempt` and `updated_ms` come before `changes`.
 local function record_cancelled()
   local json = redis.call('GET', record)
   local status = json and string.match(json, '"status":"(%a+)"')
@@ -26,6 +28,15 @@ local function record_cancelled()
   local ttl = redis.call('PTTL', record)
   if ttl <= 0 then
     return
+  end
+  -- The state it ends joins the earlier ones, in `changes`: the record's last field, when it
+  -- has one (then the JSON ends with `}]}`, which no record without it does).
+  local change = string.format('{"status":"%s","attempt":%s,"at_ms":%s}', status,
+    string.match(json, '"attempt":(%d+)') or '1', string.match(json, '"updated_ms":(%d+)') or now)
+  if string.sub(json, -3) == '}]}' and string.find(json, ',"changes":%[{') then
+    json = string.sub(json, 1, -3) .. ',' .. change .. ']}'
+  else
+    json = string.sub(json, 1, -2) .. ',"changes":[' .. change .. ']}'
   end
   json = string.gsub(json, '"status":"%a+"', '"status":"cancelled"', 1)
   json = string.gsub(json, '"updated_ms":%d+', '"updated_ms":' .. now, 1)
