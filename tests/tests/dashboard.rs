@@ -431,11 +431,13 @@ async fn runs_by_task_match_the_workload(client: &Client, base: &str, docket: &D
         .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("a mean in ms: {mean}"));
     assert!((30..1000).contains(&millis), "{mean}");
-    // The rest of the workload, summed over the two workers that ran it: the first (stopped)
-    // ran the doomed task, the second everything since (its replay too); the cancelled run is
-    // no failure.
+    // The rest of the workload. The first worker, which ran the doomed task twice, stopped
+    // before the dashboard first asked the workers for their runs, so it never published them
+    // (publishing costs a command: workers publish only while a dashboard wants it). The
+    // second ran everything since, the doomed task's replay too; the cancelled run is no
+    // failure.
     for (task, runs, failures) in [
-        ("doomed", "2", "2"),
+        ("doomed", "1", "1"),
         ("echo", "7", "0"),
         ("parked", "1", "0"),
         ("sleepy", "1", "0"),
@@ -811,4 +813,44 @@ async fn the_cli_serves_the_dashboard_on_loopback_and_refuses_beyond_it_without_
     ];
     let code = docket::cli::run_from(argv, &mut Vec::new()).await;
     assert_eq!(code, std::process::ExitCode::FAILURE);
+}
+
+/// Publishing runs costs a command, so workers publish them only while a dashboard wants them:
+/// none before one is opened; a live worker's whole window as soon as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_publish_their_runs_only_once_a_dashboard_asks() {
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("dash-quiet"))
+        .redelivery_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let stats = format!("{{{}}}:stats", docket.name());
+    let worker = tests::background::Background::start(docket::Worker::new(&docket));
+    for n in 0..3 {
+        Echo::schedule(format!("quiet {n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    eventually("the tasks to run", PATIENCE, async || {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    // Past the publication period (1 s here): nothing was published, nobody asked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        server.command(&["EXISTS", &stats]),
+        tests::redis_server::Reply::Integer(0),
+        "a worker published its runs though no dashboard wanted them"
+    );
+
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let mut page = String::new();
+    eventually("the live worker's runs to show", PATIENCE, async || {
+        page = get(address, "/", "").await.1;
+        runs_cells(&page, "echo").get(..2) == Some(&["3".into(), "0".into()][..])
+    })
+    .await;
+    worker.stop().await;
 }

@@ -142,6 +142,9 @@ pub(crate) enum Signal {
     Superseded { key: String, delivery: DeliveryId },
     /// The strikes in place now (sent first on subscribing, then after every change).
     Strikes(Vec<Strike>),
+    /// A dashboard shows the workers' runs by task name: publish them for this long (sent on
+    /// subscribing while one does, then each time a dashboard asks again).
+    StatsWanted(std::time::Duration),
 }
 
 /// A subscription to worker signals.

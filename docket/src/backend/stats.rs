@@ -30,6 +30,18 @@ impl AnyBackend {
         }
     }
 
+    /// Ask the workers to publish their runs for the next `wanted` (a dashboard shows them):
+    /// they publish only while asked, so a docket nobody watches pays nothing for them. On
+    /// Redis one round trip: the key a worker that starts looks at, and a signal to the
+    /// running ones. In memory nothing: publishing there is free, so it is always on.
+    #[cfg(feature = "dashboard")]
+    pub(crate) async fn want_stats(&self, wanted: Duration) -> Result<()> {
+        match self {
+            AnyBackend::Memory(_) => Ok(()),
+            AnyBackend::Redis(backend) => backend.want_stats(wanted).await,
+        }
+    }
+
     /// The runs by task name of every worker that published within the last minutes, summed
     /// over the window as of now: task names in order, runs past the name cap last (under
     /// [`OTHER`](crate::stats::OTHER)). On Redis one command.

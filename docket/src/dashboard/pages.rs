@@ -203,6 +203,7 @@ const RUNNING_SHOWN: usize = 20;
 pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Markup, PageError> {
     let backend = app.docket.backend();
     let everything = Filter::default();
+    app.ask_for_stats().await;
     let (counts, workers, running, strikes, runs) = tokio::try_join!(
         app.live.current(),
         app.docket.workers(),
@@ -282,7 +283,7 @@ fn runs_table(b: &str, runs: &[(String, Tally)]) -> Markup {
                     } } }
                 } }
             }
-            p.muted { "The current minute and the " (WINDOW_MINUTES - 1) " before it; each worker publishes its runs at most once a minute, so this may lag by as much." }
+            p.muted { "The current minute and the " (WINDOW_MINUTES - 1) " before it. Workers publish their runs only while a dashboard shows them (it asks when its overview is opened), at most once a minute: the first look after a while may miss runs, and the table may lag by a minute." }
         }
     }
 }

@@ -37,6 +37,7 @@ impl Shared {
                     tracing::info!(%key, "cancelling a running task");
                 }
             }
+            Signal::StatsWanted(wanted) => self.stats.want(wanted),
             Signal::Superseded { key, delivery } => {
                 if self.running.supersede(&key, &delivery) {
                     tracing::debug!(%key, "a task read ahead was replaced before it started");

@@ -4,7 +4,9 @@
 //!
 //! On Redis a publication is one `HSET` of the worker's summary into `{name}:stats`: nothing
 //! per task, at most one command a period while the worker's counts change, none while it is
-//! idle. On the memory backend it is a write under a lock, made at once.
+//! idle, and none at all unless a dashboard shows the runs (it asks for them for ten minutes at
+//! a time: `Signal::StatsWanted`). On the memory backend it is a write under a lock, made at
+//! once, always.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -17,11 +19,12 @@ use crate::handle::Docket;
 use crate::stats::{Window, minute_of};
 use crate::sync::Locked;
 
-/// One worker's window, and a wake-up for its publisher.
+/// One worker's window, a wake-up for its publisher, and until when a dashboard wants it.
 #[derive(Debug, Default)]
 pub(super) struct Recorder {
     window: Mutex<Window>,
     changed: Notify,
+    wanted_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Recorder {
@@ -32,6 +35,20 @@ impl Recorder {
             .record(task, minute_of(now), took, failed);
         // A permit is kept when the publisher is not waiting: it publishes when it next looks.
         self.changed.notify_one();
+    }
+
+    /// A dashboard wants the runs for `wanted` from now: publish them at once, then as they
+    /// change.
+    pub(super) fn want(&self, wanted: Duration) {
+        *self.wanted_until.locked() = Some(tokio::time::Instant::now() + wanted);
+        self.changed.notify_one();
+    }
+
+    /// Whether a dashboard wants the runs now.
+    fn wanted(&self) -> bool {
+        self.wanted_until
+            .locked()
+            .is_some_and(|until| tokio::time::Instant::now() < until)
     }
 
     fn summary(&self) -> Option<Window> {
@@ -55,6 +72,10 @@ pub(super) async fn publish(
             () = recorder.changed.notified() => {}
             () = finished.cancelled() => break,
         }
+        // Where publishing costs a command, only while a dashboard wants the runs.
+        if !every.is_zero() && !recorder.wanted() {
+            continue;
+        }
         publish_once(&docket, &worker, &recorder).await;
         if !every.is_zero() {
             tokio::select! {
@@ -66,7 +87,7 @@ pub(super) async fn publish(
     // The runs since the last publication, if any: a permit is left when they changed.
     let last = recorder.changed.notified();
     tokio::pin!(last);
-    if last.as_mut().enable() {
+    if last.as_mut().enable() && (every.is_zero() || recorder.wanted()) {
         publish_once(&docket, &worker, &recorder).await;
     }
 }

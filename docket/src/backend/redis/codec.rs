@@ -228,11 +228,13 @@ pub(super) enum SignalEntry {
     /// A `replace` added a task beside the delivery of this key that is stream entry `id`:
     /// not to be started if it has not started yet.
     Superseded { key: String, id: String },
+    /// A dashboard asks for the workers' runs by task name, for this many milliseconds.
+    StatsWanted(u64),
 }
 
 /// Decode a signals stream entry from its `[field, value]`: `s` and the JSON array of the
-/// strikes in place; `c` and a key (and `i` and a stream id); or `r`, a key, `i` and a stream
-/// id. `None` for anything else.
+/// strikes in place; `c` and a key (and `i` and a stream id); `r`, a key, `i` and a stream id;
+/// or `w` and a number of milliseconds. `None` for anything else.
 pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
     match fields {
         [Value::BulkString(field), Value::BulkString(strikes)] if field == b"s" => {
@@ -240,6 +242,10 @@ pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
             Some(SignalEntry::Strikes(decode_strikes(
                 strikes.iter().map(|strike| strike.get().as_bytes()),
             )))
+        }
+        [Value::BulkString(field), Value::BulkString(millis)] if field == b"w" => {
+            let millis = std::str::from_utf8(millis).ok()?.parse().ok()?;
+            Some(SignalEntry::StatsWanted(millis))
         }
         [Value::BulkString(field), Value::BulkString(key)] if field == b"c" => {
             Some(SignalEntry::Cancel {
@@ -529,8 +535,13 @@ mod tests {
                 id: "2-0".into()
             })
         );
-        let ignored: [&[Value]; 6] = [
+        assert_eq!(
+            decode_signal(&[bulk("w"), bulk("600000")]),
+            Some(SignalEntry::StatsWanted(600_000))
+        );
+        let ignored: [&[Value]; 7] = [
             &[bulk("x"), bulk("1")],
+            &[bulk("w"), bulk("soon")],
             &[bulk("r"), bulk("scan-7")],
             &[bulk("c")],
             &[bulk("s"), bulk("{")],

@@ -532,7 +532,8 @@ impl Backend for RedisBackend {
 
     async fn signals(&self, feed: Option<&SignalFeed>) -> Result<SignalFeed> {
         let mut connection = self.dedicated().await?;
-        // Where the feed stands, then the strikes: any change after that point is in the feed.
+        // Where the feed stands, then the strikes (and whether a dashboard wants the workers'
+        // runs): any change after that point is in the feed.
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("XREVRANGE")
@@ -544,11 +545,13 @@ impl Backend for RedisBackend {
             .cmd("ZRANGE")
             .arg(&self.keys.strikes)
             .arg(0)
-            .arg(-1);
+            .arg(-1)
+            .cmd("PTTL")
+            .arg(&self.keys.stats_wanted);
         self.sent
             .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-        let read = pipeline.query_async::<(Value, Vec<Vec<u8>>)>(&mut connection);
-        let (last, strikes) = tokio::time::timeout(RESPONSE_TIMEOUT, read)
+        let read = pipeline.query_async::<(Value, Vec<Vec<u8>>, i64)>(&mut connection);
+        let (last, strikes, wanted) = tokio::time::timeout(RESPONSE_TIMEOUT, read)
             .await
             .map_err(|_| unavailable("reading the strikes did not return"))?
             .map_err(into_error)?;
@@ -564,6 +567,9 @@ impl Backend for RedisBackend {
         let strikes = codec::decode_strikes(strikes.iter().map(Vec::as_slice));
         let (sender, receiver) = mpsc::unbounded_channel();
         let _ = sender.send(Signal::Strikes(strikes));
+        if let Ok(wanted @ 1..) = u64::try_from(wanted) {
+            let _ = sender.send(Signal::StatsWanted(Duration::from_millis(wanted)));
+        }
         let feed = SignalFeed::new(receiver);
         *feed.position.locked() = Some(last.clone());
         tokio::spawn(follow_signals(

@@ -1,5 +1,7 @@
 //! Workers' runs by task name on Redis (see `backend/stats.rs`): one hash, `{name}:stats`,
 //! worker → its summary. A publication is one `HSET`; the dashboard's read one `HGETALL`.
+//! Workers publish only while a dashboard wants the runs: it sets `{name}:stats-wanted` (which
+//! a worker reads as it subscribes to the signals) and signals the running workers (`w`).
 //! The keeper's full check forgets the summaries of workers silent for longer than the window
 //! (`keep.lua`), so the hash holds about as many fields as workers ran tasks lately.
 
@@ -27,6 +29,30 @@ impl RedisBackend {
             .arg(worker)
             .arg(window.encode());
         self.query::<()>(&command).await
+    }
+
+    /// `SET {name}:stats-wanted 1 PX <wanted>` and the signal `w <wanted>`, in one round trip.
+    #[cfg(feature = "dashboard")]
+    pub(crate) async fn want_stats(&self, wanted: Duration) -> Result<()> {
+        let millis = crate::time::millis_of(wanted).max(1);
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(&self.keys.stats_wanted)
+            .arg(1)
+            .arg("PX")
+            .arg(millis)
+            .ignore()
+            .cmd("XADD")
+            .arg(&self.keys.signals)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(1000)
+            .arg("*")
+            .arg("w")
+            .arg(millis)
+            .ignore();
+        self.pipeline::<()>(&pipeline).await
     }
 
     /// `HGETALL {name}:stats`, summed over the window as of now; summaries that do not decode
