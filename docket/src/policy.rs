@@ -530,7 +530,10 @@ mod tests {
         assert_eq!(Cooldown::new(Duration::ZERO), Err(InvalidCooldown::Zero));
         let max = Cooldown::MAX_WINDOW;
         assert_eq!(Cooldown::by("id", max).map(|c| c.window), Ok(max));
-        assert_eq!(Cooldown::new(Duration::from_nanos(1)).map(|c| c.param), Ok(None));
+        assert_eq!(
+            Cooldown::new(Duration::from_nanos(1)).map(|c| c.param),
+            Ok(None)
+        );
         for over in [max + Duration::from_nanos(1), max * 2, Duration::MAX] {
             assert_eq!(
                 Cooldown::new(over),
@@ -542,8 +545,16 @@ mod tests {
             "a cooldown of 5184000s is over the longest, 30 days"
         );
         // The macro's helper keeps a window it was wrongly given within the bounds.
-        assert_eq!(crate::__private::cooldown(None, Duration::ZERO).window.as_millis(), 1);
-        assert_eq!(crate::__private::cooldown(Some("id"), Duration::MAX).window, max);
+        assert_eq!(
+            crate::__private::cooldown(None, Duration::ZERO)
+                .window
+                .as_millis(),
+            1
+        );
+        assert_eq!(
+            crate::__private::cooldown(Some("id"), Duration::MAX).window,
+            max
+        );
     }
 
     #[test]

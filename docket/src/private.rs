@@ -21,7 +21,9 @@ pub const fn cooldown(
     };
     match checked {
         Ok(cooldown) => cooldown,
-        Err(crate::policy::InvalidCooldown::Zero) => cooldown(param, core::time::Duration::from_millis(1)),
+        Err(crate::policy::InvalidCooldown::Zero) => {
+            cooldown(param, core::time::Duration::from_millis(1))
+        }
         Err(_) => cooldown(param, crate::policy::Cooldown::MAX_WINDOW),
     }
 }

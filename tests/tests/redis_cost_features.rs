@@ -144,14 +144,13 @@ async fn hooks_cost_no_command() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cooldown_costs_commands_inside_the_enqueue_script_and_no_round_trip() {
     let (plain_server, plain_client) = scheduling_cost("no cooldown", plain).await;
-    let (server_side, client_side) =
-        scheduling_cost("cooldown, all let through", async |docket| {
-            docket
-                .add_many((0..TASKS).map(CooledNoop::schedule))
-                .await
-                .unwrap();
-        })
-        .await;
+    let (server_side, client_side) = scheduling_cost("cooldown, all let through", async |docket| {
+        docket
+            .add_many((0..TASKS).map(CooledNoop::schedule))
+            .await
+            .unwrap();
+    })
+    .await;
     assert_eq!(client_side, plain_client, "no round trip of its own");
     assert_eq!(
         server_side,
@@ -175,10 +174,18 @@ async fn a_cooldown_costs_commands_inside_the_enqueue_script_and_no_round_trip()
     }
     let stats = server.command_stats();
     println!("cooldown, dropped one at a time: {stats:?}");
-    assert_eq!(docket.commands_sent() - sent, u64::from(TASKS), "one call each");
+    assert_eq!(
+        docket.commands_sent() - sent,
+        u64::from(TASKS),
+        "one call each"
+    );
     assert_eq!(stats.get("exists"), Some(&u64::from(TASKS)));
     assert_eq!(stats.get("evalsha"), Some(&u64::from(TASKS)));
-    assert_eq!(server.calls(), 2 * u64::from(TASKS), "nothing else: {stats:?}");
+    assert_eq!(
+        server.calls(),
+        2 * u64::from(TASKS),
+        "nothing else: {stats:?}"
+    );
 
     // And a task without a cooldown touches no cooldown key.
     server.command(&["CONFIG", "RESETSTAT"]);

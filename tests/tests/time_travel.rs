@@ -154,14 +154,20 @@ async fn a_cooldown_window_passes_on_the_virtual_clock() {
     let probe = Probe::new();
     let remind = |customer: &str| Remind::schedule(probe.id(), customer.into()).on(docket);
 
-    assert_eq!(remind("ada").await.unwrap().disposition(), Disposition::Added);
+    assert_eq!(
+        remind("ada").await.unwrap().disposition(),
+        Disposition::Added
+    );
     machine.advance(23 * HOUR).await;
     assert_eq!(
         remind("ada").await.unwrap().disposition(),
         Disposition::CooledDown,
         "23 hours later, still within the day"
     );
-    assert_eq!(remind("bob").await.unwrap().disposition(), Disposition::Added);
+    assert_eq!(
+        remind("bob").await.unwrap().disposition(),
+        Disposition::Added
+    );
     machine.advance(HOUR).await;
     assert_eq!(
         remind("ada").await.unwrap().disposition(),
@@ -171,7 +177,11 @@ async fn a_cooldown_window_passes_on_the_virtual_clock() {
     machine.advance(Duration::ZERO).await;
     assert_eq!(probe.labels(), ["ada", "bob", "ada"]);
     machine.stop().await.unwrap();
-    assert!(real.elapsed() < Duration::from_secs(10), "{:?}", real.elapsed());
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        real.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

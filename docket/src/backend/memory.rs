@@ -124,7 +124,9 @@ impl Store {
 
     /// A task of `gate`'s scope was accepted at `now`: its window starts.
     fn start_cooldown(&mut self, gate: &CooldownGate, now: SystemTime) {
-        let until = now.checked_add(gate.window).unwrap_or(crate::time::latest_due());
+        let until = now
+            .checked_add(gate.window)
+            .unwrap_or(crate::time::latest_due());
         self.cooldowns.insert(gate.scope.clone(), until);
     }
 

@@ -24,10 +24,17 @@ pub(crate) async fn a_cooldown_lets_the_first_schedule_through_and_drops_the_oth
     let worker = Background::start(Worker::new(&docket));
     let mut receipts = Vec::new();
     for value in 1..=3 {
-        receipts.push(Cooled::schedule(probe.id(), value).on(&docket).await.unwrap());
+        receipts.push(
+            Cooled::schedule(probe.id(), value)
+                .on(&docket)
+                .await
+                .unwrap(),
+        );
     }
 
-    probe.until("the first task runs", |p| p.starts() == 1).await;
+    probe
+        .until("the first task runs", |p| p.starts() == 1)
+        .await;
     eventually("nothing else waits", PATIENCE, || async {
         docket.snapshot().await.unwrap().is_empty()
     })
@@ -156,7 +163,10 @@ pub(crate) async fn a_batch_or_scatter_lets_through_the_first_of_each_scope(dock
     });
     let receipts = docket.add_many(batch).await.unwrap();
     use Disposition::{Added, CooledDown};
-    assert_eq!(dispositions(&receipts), [Added, CooledDown, Added, CooledDown]);
+    assert_eq!(
+        dispositions(&receipts),
+        [Added, CooledDown, Added, CooledDown]
+    );
 
     let batch = [("c", 1), ("c", 2), ("d", 1), ("a", 4)]
         .map(|(customer, value)| CooledPerCustomer::schedule(probe.id(), customer.into(), value));
