@@ -611,12 +611,8 @@ impl Docket {
             _ => Placement::Queue,
         };
         tracing::Span::current().record("placement", placement.as_str());
-        let added = placed
-            .iter()
-            .flat_map(|(_, dispositions, _)| dispositions)
-            .filter(|disposition| disposition.stored())
-            .count();
-        crate::metrics::added(&task, added as u64);
+        let dispositions = placed.iter().flat_map(|(_, dispositions, _)| dispositions);
+        crate::metrics::added(self.name(), &task, dispositions);
         let mut batch = batch.into_iter();
         let mut receipts = Vec::with_capacity(count);
         for (placement, dispositions, docket) in placed {

@@ -129,7 +129,9 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         results::record(docket, &state, ttl).await;
     }
     failpoint!(step "settle.run");
+    let source = shared.metrics_source();
     metrics::started(
+        &source,
         registration.name(),
         message.due,
         docket.clock().now(),
@@ -137,7 +139,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     );
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
-    metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
+    metrics::finished(
+        &source,
+        registration.name(),
+        started.elapsed(),
+        outcome.is_ok(),
+    );
     failpoint!(step "settle.finish");
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
@@ -213,7 +220,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
-        metrics::retried(registration.name());
+        metrics::retried(&shared.metrics_source(), registration.name());
         match retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
             Ok(()) => Some(Outcome::Retried {
                 error: error.to_string(),
@@ -339,7 +346,7 @@ pub(super) async fn bury(
     let backend = shared.docket.backend();
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
-    metrics::dead_lettered(&message.task);
+    metrics::dead_lettered(&shared.metrics_source(), &message.task);
     if let Some((docket, ttl)) = results {
         let mut state =
             TaskRecord::new(&message.key, &message.task, Status::Failed, message.attempt);
