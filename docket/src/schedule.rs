@@ -453,7 +453,8 @@ impl Docket {
     ///
     /// Nor are the limits of the task's policy checked: a value too long to name a
     /// per-argument limit (see [`Error::ScopeTooLong`]) is stored, and the worker counts the
-    /// task under a digest of that value.
+    /// task under a digest of that value. Its cooldown, a producer's check, is not applied
+    /// either: the task is stored whatever the window.
     ///
     /// # Errors
     ///
