@@ -53,8 +53,10 @@
 //! ```
 //! docket::metrics::set_names(docket::metrics::Names::AlsoPydocket);
 //! assert_eq!(docket::metrics::names(), docket::metrics::Names::AlsoPydocket);
-//! assert_eq!("pydocket".parse(), Ok(docket::metrics::Names::AlsoPydocket));
+//! let names: docket::metrics::Names = "pydocket".parse()?;
+//! assert_eq!(names, docket::metrics::Names::AlsoPydocket);
 //! # docket::metrics::set_names(docket::metrics::Names::Docket);
+//! # Ok::<(), docket::Error>(())
 //! ```
 
 use std::sync::atomic::{AtomicU8, Ordering};
