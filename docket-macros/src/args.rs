@@ -1,6 +1,6 @@
 //! Parsing the attribute's arguments: `#[docket::task(name = "..", retries = N, backoff = "..",
 //! jitter = "..", timeout = "..", every = "..", cron = "..", tz = "..", concurrency = N,
-//! rate_limit = "..", debounce = "..", result = "..")]`.
+//! rate_limit = "..", debounce = "..", cooldown = "..", result = "..")]`.
 //!
 //! Durations, rates and cron expressions are checked here, at compile time (their grammars are in
 //! `values` and `cron`), so a typo in `timeout = "30 parsecs"` fails the build with an error on
@@ -33,11 +33,17 @@ mod kw {
     syn::custom_keyword!(concurrency);
     syn::custom_keyword!(rate_limit);
     syn::custom_keyword!(debounce);
+    syn::custom_keyword!(cooldown);
     syn::custom_keyword!(result);
 }
 
 const KEYS: &str = "`name`, `retries`, `backoff`, `jitter`, `timeout`, `every`, `cron`, `tz`, \
-                    `concurrency`, `rate_limit`, `debounce` or `result`";
+                    `concurrency`, `rate_limit`, `debounce`, `cooldown` or `result`";
+
+/// The longest `cooldown`: 30 days, as `docket::policy::Cooldown::MAX_WINDOW` (the runtime's
+/// check of the same bound; the trybuild cases `cooldown-too-long` and the pass case at `"30d"`
+/// hold the two together).
+pub(crate) const MAX_COOLDOWN: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long `result` without a value keeps results.
 pub(crate) const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(60 * 60);
@@ -57,6 +63,7 @@ pub(crate) struct Args {
     pub(crate) concurrency: Option<Arg<kw::concurrency, PerArgument<u32>>>,
     pub(crate) rate_limit: Option<Arg<kw::rate_limit, PerArgument<Rate>>>,
     pub(crate) debounce: Option<Arg<kw::debounce, PerArgument<Duration>>>,
+    pub(crate) cooldown: Option<Arg<kw::cooldown, PerArgument<Duration>>>,
     /// How long results are kept: the given duration, or an hour for a bare `result`.
     pub(crate) result: Option<Arg<kw::result, Duration>>,
 }
@@ -205,6 +212,10 @@ impl Args {
                     nonzero_duration(input, "debounce", example, instead)
                 })
             })
+        } else if lookahead.peek(kw::cooldown) {
+            set_once(&mut self.cooldown, input, |input| {
+                per_argument(input, "cooldown", "customer_id", cooldown_window)
+            })
         } else if lookahead.peek(kw::result) {
             let example = "`result = \"1d\"`, or `result` alone for an hour";
             let instead = "leave `result` out to keep no results";
@@ -249,6 +260,13 @@ impl Args {
                      a tight loop; add one, such as `backoff = \"exponential 1s..5m\"`",
                 );
             }
+        }
+        if let (Some(_), Some(cooldown)) = (&self.debounce, &self.cooldown) {
+            errors.push_spanned(
+                cooldown.key,
+                "`cooldown` runs the first schedule of a burst and `debounce` the last, so they \
+                 cannot go together; remove one of them",
+            );
         }
         if let (Some(tz), None) = (&self.tz, &self.cron) {
             errors.push_spanned(
@@ -325,6 +343,30 @@ fn nonzero_duration(
         return Err(syn::Error::new_spanned(
             &literal,
             format!("`{key}` must be longer than zero; {instead}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// `= "30s"` for `cooldown`: longer than zero and at most [`MAX_COOLDOWN`].
+fn cooldown_window(input: ParseStream<'_>) -> syn::Result<Duration> {
+    let literal = string(
+        input,
+        "`cooldown` takes a string, such as `cooldown = \"30s\"`",
+    )?;
+    let value = parse_duration(&literal.value())
+        .map_err(|message| syn::Error::new_spanned(&literal, message))?;
+    if value.is_zero() {
+        return Err(syn::Error::new_spanned(
+            &literal,
+            "`cooldown` must be longer than zero; leave it out to accept every schedule",
+        ));
+    }
+    if value > MAX_COOLDOWN {
+        return Err(syn::Error::new_spanned(
+            &literal,
+            "`cooldown` must be at most 30 days (`\"30d\"`): a longer window is more likely a \
+             slip of the unit than a wish",
         ));
     }
     Ok(value)

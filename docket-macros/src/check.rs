@@ -26,6 +26,7 @@ pub(crate) fn check(args: &Args, task: &TaskFn<'_>) -> syn::Result<()> {
     per_argument(&args.concurrency, "concurrency", task, &mut errors);
     per_argument(&args.rate_limit, "rate_limit", task, &mut errors);
     per_argument(&args.debounce, "debounce", task, &mut errors);
+    per_argument(&args.cooldown, "cooldown", task, &mut errors);
     errors.finish(())
 }
 

@@ -378,6 +378,19 @@ fn policy(args: &Args) -> TokenStream {
         let window = duration(arg.value.value);
         policy.extend(per_argument(arg, "with_debounce", quote!(#window)));
     }
+    if let Some(arg) = &args.cooldown {
+        // The window was checked above; the helper takes it as checked (see its docs).
+        let method = method(arg, "with_cooldown");
+        let window = duration(arg.value.value);
+        let param = match &arg.value.param {
+            None => quote!(::core::option::Option::None),
+            Some(param) => {
+                let param = LitStr::new(&unraw(param), param.span());
+                quote!(::core::option::Option::Some(#param))
+            }
+        };
+        policy.extend(quote!(.#method(::docket::__private::cooldown(#param, #window))));
+    }
     if let Some(arg) = &args.result {
         let (method, ttl) = (method(arg, "with_result"), duration(arg.value));
         policy.extend(quote!(.#method(#ttl)));
@@ -977,6 +990,22 @@ mod tests {
                 ::docket::policy::Policy::new()
                     .with_rate_limit_by("type", 1u32, ::core::time::Duration::from_millis(1000))
                     .with_debounce_by("type", ::core::time::Duration::from_millis(5000))
+            }))
+        );
+        // A cooldown, checked here, goes through the runtime's helper; per argument too.
+        let file = expand(
+            quote!(cooldown(r#type) = "30s"),
+            quote!(
+                async fn report(r#type: String) {}
+            ),
+        );
+        assert_eq!(
+            text(&method(impls(&file)[1], "policy").block),
+            text(quote!({
+                ::docket::policy::Policy::new().with_cooldown(::docket::__private::cooldown(
+                    ::core::option::Option::Some("type"),
+                    ::core::time::Duration::from_millis(30000),
+                ))
             }))
         );
         let file = expand(

@@ -1,5 +1,6 @@
 //! Settings read from the environment (`DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`,
-//! `DOCKET_TLS_CA_FILE`) or given to [`Connect`](crate::Connect), and the checks they pass.
+//! `DOCKET_TLS_CA_FILE`, `DOCKET_METRICS_NAMES`) or given to [`Connect`](crate::Connect), and the
+//! checks they pass.
 
 use std::fmt;
 use std::time::Duration;
@@ -82,6 +83,9 @@ pub(crate) struct Settings {
     pub(crate) redis: RedisOptions,
     /// Whether `schedule` runs a task in-process when the backend cannot be reached.
     pub(crate) fallback: bool,
+    /// The metric names `DOCKET_METRICS_NAMES` asks for, applied to the whole process when the
+    /// docket opens (see [`crate::metrics::set_names`]); `None` leaves them as they are.
+    pub(crate) metrics_names: Option<crate::metrics::Names>,
 }
 
 impl Settings {
@@ -104,12 +108,17 @@ impl Settings {
         if let Some(path) = var("DOCKET_TLS_CA_FILE").filter(|path| !path.is_empty()) {
             redis.tls_ca = Some(read_ca_file(&path)?);
         }
+        let metrics_names = match var("DOCKET_METRICS_NAMES") {
+            Some(value) if !value.trim().is_empty() => Some(value.parse()?),
+            _ => None,
+        };
         Ok(Settings {
             target,
             name,
             concurrency,
             redis,
             fallback: true,
+            metrics_names,
         })
     }
 }
@@ -287,6 +296,14 @@ mod tests {
         assert_eq!(settings.target, Target::Memory);
         assert_eq!(settings.name, "plyr");
         assert_eq!(settings.concurrency, 32);
+        assert_eq!(settings.metrics_names, None);
+        let settings = super::tests::settings(&[("DOCKET_METRICS_NAMES", "pydocket")]).unwrap();
+        assert_eq!(
+            settings.metrics_names,
+            Some(crate::metrics::Names::AlsoPydocket)
+        );
+        let err = super::tests::settings(&[("DOCKET_METRICS_NAMES", "prometheus")]).unwrap_err();
+        assert!(err.to_string().contains("`prometheus`"), "{err}");
     }
 
     #[test]

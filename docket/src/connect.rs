@@ -159,6 +159,7 @@ impl Connect {
             concurrency,
             redis: self.redis,
             fallback: self.fallback,
+            metrics_names: None,
         })
         .await
     }

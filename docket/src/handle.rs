@@ -60,13 +60,16 @@ struct Inner {
 impl Docket {
     /// Open the docket the environment describes: `DOCKET_URL`, `DOCKET_NAME` and
     /// `DOCKET_WORKER_CONCURRENCY`. With `DOCKET_URL` unset, tasks run in-process.
+    /// `DOCKET_METRICS_NAMES=pydocket` also reports metrics under pydocket's names, from now on
+    /// in the whole process (see [`metrics`](crate::metrics)).
     ///
     /// # Errors
     ///
     /// [`Error::Config`] naming the variable when one is invalid: a `DOCKET_NAME` other than
     /// ASCII letters, digits, `-`, `_` and `.`; a `DOCKET_WORKER_CONCURRENCY` that is not a
     /// whole number from 1 to what a tokio semaphore holds; a `DOCKET_TLS_CA_FILE` that cannot
-    /// be read, holds no certificate or one that does not parse. [`Error::UnsupportedUrl`] for
+    /// be read, holds no certificate or one that does not parse; a `DOCKET_METRICS_NAMES` other
+    /// than `docket` or `pydocket`. [`Error::UnsupportedUrl`] for
     /// a `DOCKET_URL` of another scheme, and [`Error::Config`] for a Redis URL that does not
     /// parse. Nothing is connected yet, so an unreachable server is no error
     /// here.
@@ -149,6 +152,9 @@ impl Docket {
     }
 
     pub(crate) async fn open(settings: Settings) -> Result<Docket> {
+        if let Some(names) = settings.metrics_names {
+            crate::metrics::set_names(names);
+        }
         let backend = match settings.target {
             Target::InProcess => None,
             Target::Memory => Some(AnyBackend::Memory(MemoryBackend::with_dead_letters(

@@ -75,7 +75,7 @@
 //! # Policies and control
 //!
 //! `#[docket::task(...)]` also declares recurring runs (`every`, `cron`), fleet-wide
-//! `concurrency` and `rate_limit`s, `debounce`, and kept `result`s (see
+//! `concurrency` and `rate_limit`s, `debounce`, `cooldown`, and kept `result`s (see
 //! [`Policy`](policy::Policy)). A task can
 //! take a [`Context`] (key, attempt, progress, timeout extension) and [`State`] values provided
 //! on the docket. Operators [`Docket::strike`] and [`Docket::restore`] tasks, and
@@ -256,6 +256,7 @@ pub use crate::worker::{Worker, shutdown_signal};
 ///   function then takes no arguments besides injected ones;
 /// - `concurrency = N` or `concurrency(arg) = N`; `rate_limit = "10/1m"` or
 ///   `rate_limit(arg) = "10/1m"`; `debounce = "5s"` or `debounce(arg) = "5s"`;
+///   `cooldown = "30s"` or `cooldown(arg) = "30s"` (1 ms to 30 days; not with `debounce`);
 /// - `result` (keep results for an hour) or `result = "1d"`.
 ///
 /// Durations take `ms`, `s`, `m`, `h` and `d`. See [`Policy`](policy::Policy) for what each does.

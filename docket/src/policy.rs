@@ -1,5 +1,5 @@
-//! A task's policy: how it is retried, timed out, limited, debounced and repeated, as declared
-//! on `#[docket::task(...)]`.
+//! A task's policy: how it is retried, timed out, limited, debounced, cooled down and repeated,
+//! as declared on `#[docket::task(...)]`.
 //!
 //! The worker reads a [`Policy`] through its getters, each named after the attribute key it
 //! comes from (`retries = 3` → [`Policy::retries`]); the `with_*` builders are what the macro
@@ -32,6 +32,7 @@ pub struct Policy {
     concurrency: Option<ConcurrencyLimit>,
     rate: Option<RateLimit>,
     debounce: Option<Debounce>,
+    cooldown: Option<Cooldown>,
     results: Option<Duration>,
 }
 
@@ -48,6 +49,7 @@ impl Policy {
             concurrency: None,
             rate: None,
             debounce: None,
+            cooldown: None,
             results: None,
         }
     }
@@ -192,6 +194,30 @@ impl Policy {
         self
     }
 
+    /// Let one schedule through, then drop the others of its scope for `cooldown`'s window
+    /// (`cooldown = "30s"`, or `cooldown(arg) = "30s"` per argument value): a leading-edge
+    /// gate, where [`Policy::with_debounce`] waits for the trailing edge.
+    ///
+    /// A schedule is dropped when another of its scope was accepted (added or replaced) less
+    /// than the window ago, counted from that acceptance, not from when the task runs; its
+    /// receipt says [`Disposition::CooledDown`](crate::Disposition::CooledDown) and nothing is
+    /// stored. The check and the start of a new window are one atomic step of the backend, so
+    /// two processes that schedule at once let one task through, never two.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use docket::policy::{Cooldown, Policy};
+    ///
+    /// let cooldown = Cooldown::by("customer_id", Duration::from_secs(30))?;
+    /// let policy = Policy::new().with_cooldown(cooldown);
+    /// assert_eq!(policy.cooldown(), Some(cooldown));
+    /// # Ok::<(), docket::policy::InvalidCooldown>(())
+    /// ```
+    pub const fn with_cooldown(mut self, cooldown: Cooldown) -> Self {
+        self.cooldown = Some(cooldown);
+        self
+    }
+
     /// Keep each run's state and return value for `ttl` after it ends, for
     /// [`Scheduled::result`](crate::Scheduled::result) and
     /// [`Docket::result`](crate::Docket::result). Tasks that do not keep results cost nothing for
@@ -263,6 +289,11 @@ impl Policy {
     /// The debounce (`debounce = "..."`), if any.
     pub const fn debounce(&self) -> Option<Debounce> {
         self.debounce
+    }
+
+    /// The cooldown (`cooldown = "..."`), if any.
+    pub const fn cooldown(&self) -> Option<Cooldown> {
+        self.cooldown
     }
 
     /// How long results are kept (`result`), when the task keeps them.
@@ -359,6 +390,80 @@ pub struct Debounce {
     pub window: Duration,
 }
 
+/// A cooldown: after a schedule of its scope is accepted, the others are dropped for `window`.
+/// See [`Policy::with_cooldown`].
+///
+/// Made with [`Cooldown::new`] or [`Cooldown::by`], which refuse a window of zero or over
+/// [`Cooldown::MAX_WINDOW`]; `#[docket::task(cooldown = "..")]` checks the same at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cooldown {
+    /// The argument whose value scopes the cooldown; `None` cools the task down as a whole.
+    pub param: Option<&'static str>,
+    /// How long after an accepted schedule the others of its scope are dropped.
+    pub window: Duration,
+}
+
+impl Cooldown {
+    /// The longest window: 30 days. A longer one is more likely a unit mistake (`"30d"` for
+    /// `"30s"`) than a wish, and would leave a scope shut for longer than anyone remembers why.
+    pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+
+    /// A cooldown of the task as a whole: one schedule a `window`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidCooldown::Zero`] for a zero window, [`InvalidCooldown::TooLong`] for one over
+    /// [`Cooldown::MAX_WINDOW`].
+    pub const fn new(window: Duration) -> Result<Cooldown, InvalidCooldown> {
+        Cooldown::checked(None, window)
+    }
+
+    /// A cooldown per value of the argument `param`: one schedule a `window` for each value.
+    ///
+    /// The value becomes part of the cooldown's key; one too long for a key (over 1024 bytes with
+    /// the task and argument names) is replaced there by a stable digest of it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Cooldown::new`].
+    pub const fn by(param: &'static str, window: Duration) -> Result<Cooldown, InvalidCooldown> {
+        Cooldown::checked(Some(param), window)
+    }
+
+    const fn checked(
+        param: Option<&'static str>,
+        window: Duration,
+    ) -> Result<Cooldown, InvalidCooldown> {
+        if window.is_zero() {
+            return Err(InvalidCooldown::Zero);
+        }
+        // `Duration`'s comparisons are not `const`; its parts are.
+        let max = Cooldown::MAX_WINDOW;
+        if window.as_secs() > max.as_secs()
+            || (window.as_secs() == max.as_secs() && window.subsec_nanos() > max.subsec_nanos())
+        {
+            return Err(InvalidCooldown::TooLong { window });
+        }
+        Ok(Cooldown { param, window })
+    }
+}
+
+/// Why [`Cooldown::new`] or [`Cooldown::by`] refused a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidCooldown {
+    /// A window of zero: it would drop nothing; leave the cooldown out instead.
+    #[error("a cooldown must be longer than zero; leave it out to accept every schedule")]
+    Zero,
+    /// A window over [`Cooldown::MAX_WINDOW`].
+    #[error("a cooldown of {window:?} is over the longest, 30 days")]
+    TooLong {
+        /// The window asked for.
+        window: Duration,
+    },
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy::new()
@@ -419,6 +524,38 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cooldown_window_is_longer_than_zero_and_at_most_thirty_days() {
+        assert_eq!(Cooldown::new(Duration::ZERO), Err(InvalidCooldown::Zero));
+        let max = Cooldown::MAX_WINDOW;
+        assert_eq!(Cooldown::by("id", max).map(|c| c.window), Ok(max));
+        assert_eq!(
+            Cooldown::new(Duration::from_nanos(1)).map(|c| c.param),
+            Ok(None)
+        );
+        for over in [max + Duration::from_nanos(1), max * 2, Duration::MAX] {
+            assert_eq!(
+                Cooldown::new(over),
+                Err(InvalidCooldown::TooLong { window: over })
+            );
+        }
+        assert_eq!(
+            InvalidCooldown::TooLong { window: max * 2 }.to_string(),
+            "a cooldown of 5184000s is over the longest, 30 days"
+        );
+        // The macro's helper keeps a window it was wrongly given within the bounds.
+        assert_eq!(
+            crate::__private::cooldown(None, Duration::ZERO)
+                .window
+                .as_millis(),
+            1
+        );
+        assert_eq!(
+            crate::__private::cooldown(Some("id"), Duration::MAX).window,
+            max
+        );
+    }
 
     #[test]
     fn fixed_backoff_is_the_same_every_retry() {

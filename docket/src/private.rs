@@ -8,6 +8,26 @@ pub use serde;
 pub use crate::registry::Registration;
 pub use crate::state::Requirement;
 
+/// The cooldown `#[docket::task(cooldown = "..")]` declares. The macro has checked the window
+/// already (longer than zero, at most [`Cooldown::MAX_WINDOW`](crate::policy::Cooldown)), so this
+/// never meets a bad one; should it, it keeps the window within those bounds rather than panic.
+pub const fn cooldown(
+    param: Option<&'static str>,
+    window: core::time::Duration,
+) -> crate::policy::Cooldown {
+    let checked = match param {
+        Some(param) => crate::policy::Cooldown::by(param, window),
+        None => crate::policy::Cooldown::new(window),
+    };
+    match checked {
+        Ok(cooldown) => cooldown,
+        Err(crate::policy::InvalidCooldown::Zero) => {
+            cooldown(param, core::time::Duration::from_millis(1))
+        }
+        Err(_) => cooldown(param, crate::policy::Cooldown::MAX_WINDOW),
+    }
+}
+
 /// The `State<T>` for a task's parameter, or the error that fails the attempt for good.
 pub fn state<T: Clone + Send + Sync + 'static>(
     context: &crate::Context,

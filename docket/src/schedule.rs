@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::backend::{Backend, KeyMode, Message};
+use crate::backend::{Backend, CooldownGate, KeyMode, Message};
 use crate::error::{Error, Result};
 use crate::handle::Docket;
 use crate::registry::{Registration, Registry};
@@ -167,7 +167,11 @@ impl<T: Task> Schedule<T> {
         let due = due.ok_or_else(|| Error::InvalidDue {
             task: T::NAME.to_owned(),
         })?;
-        let message = Message::first_attempt(T::NAME, key, args, due);
+        let mut message = Message::first_attempt(T::NAME, key, args, due);
+        message.cooldown = policy.cooldown().map(|cooldown| CooldownGate {
+            scope: cooldown_scope(T::NAME, cooldown.param, &message.args),
+            window: cooldown.window,
+        });
         Ok((message, mode))
     }
 
@@ -238,26 +242,40 @@ fn check_scopes(task: &str, policy: &crate::policy::Policy, args: &str) -> Resul
     Ok(())
 }
 
-/// The key a debounced task is stored under: the task name, plus the scoping argument's value.
+/// The key a debounced task is stored under: the task name, plus the scoping argument's value
+/// (see [`scope_name`]).
+fn debounce_key(task: &str, param: Option<&str>, args: &str) -> String {
+    scope_name(&format!("{task}:debounce"), param, args)
+}
+
+/// The scope a cooldown counts by: the task name, plus the scoping argument's value (see
+/// [`scope_name`]). The backend keeps the scope's window under it (on Redis, in the key
+/// `{name}:cooldown:<scope>`).
+fn cooldown_scope(task: &str, param: Option<&str>, args: &str) -> String {
+    scope_name(task, param, args)
+}
+
+/// `prefix` alone, or `{prefix}:{param}={value}` for the value of the argument `param` in the
+/// JSON object `args` (`null` when it is missing).
 ///
 /// A value too long for a key (see [`crate::key::MAX_KEY_BYTES`]) is replaced by a stable
-/// digest of it, `{task}:debounce:{param}#{16 hex digits}`, so that every process derives the
-/// same key and a large argument still debounces. (The JSON text of a value has no control
+/// digest of it, `{prefix}:{param}#{16 hex digits}`, so that every process derives the same
+/// name and a large argument still counts. (The JSON text of a value has no control
 /// characters: serde_json escapes them.)
-fn debounce_key(task: &str, param: Option<&str>, args: &str) -> String {
+fn scope_name(prefix: &str, param: Option<&str>, args: &str) -> String {
     let Some(param) = param else {
-        return format!("{task}:debounce");
+        return prefix.to_owned();
     };
     let value = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(args)
         .ok()
         .and_then(|mut fields| fields.remove(param))
         .unwrap_or(serde_json::Value::Null);
-    let key = format!("{task}:debounce:{param}={value}");
+    let key = format!("{prefix}:{param}={value}");
     if key.len() <= crate::key::MAX_KEY_BYTES {
         return key;
     }
     let digest = crate::key::digest(value.to_string().as_bytes());
-    format!("{task}:debounce:{param}#{digest}")
+    format!("{prefix}:{param}#{digest}")
 }
 
 impl<T: Task> IntoFuture for Schedule<T> {
@@ -291,6 +309,17 @@ pub enum Disposition {
     Replaced,
     /// A task with the same key was already waiting or running, so nothing changed.
     Duplicate,
+    /// The task has a [cooldown](crate::policy::Policy::with_cooldown), and another of its
+    /// scope was accepted less than the window ago, so the task was dropped: nothing changed.
+    CooledDown,
+}
+
+impl Disposition {
+    /// Whether the task was stored: [`Disposition::Added`] or [`Disposition::Replaced`], not
+    /// dropped as a [`Disposition::Duplicate`] or [`Disposition::CooledDown`].
+    pub fn stored(self) -> bool {
+        matches!(self, Disposition::Added | Disposition::Replaced)
+    }
 }
 
 /// Where a scheduled task went.
@@ -355,7 +384,8 @@ impl Scheduled {
         &self.task
     }
 
-    /// The task's key: the one given with [`Schedule::key`], or a generated unique one.
+    /// The task's key: the one given with [`Schedule::key`], or a generated unique one. (For a
+    /// task dropped by its cooldown, the key it would have had: nothing holds it.)
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -370,7 +400,8 @@ impl Scheduled {
         self.placement
     }
 
-    /// Whether the task was added, replaced a waiting one, or was a duplicate of one.
+    /// Whether the task was added, replaced a waiting one, or was dropped: a duplicate of one,
+    /// or by its cooldown ([`Disposition::stored`] tells the two kinds apart).
     pub fn disposition(&self) -> Disposition {
         self.disposition
     }
@@ -422,7 +453,8 @@ impl Docket {
     ///
     /// Nor are the limits of the task's policy checked: a value too long to name a
     /// per-argument limit (see [`Error::ScopeTooLong`]) is stored, and the worker counts the
-    /// task under a digest of that value.
+    /// task under a digest of that value. Its cooldown, a producer's check, is not applied
+    /// either: the task is stored whatever the window.
     ///
     /// # Errors
     ///
@@ -580,12 +612,8 @@ impl Docket {
             _ => Placement::Queue,
         };
         tracing::Span::current().record("placement", placement.as_str());
-        let added = placed
-            .iter()
-            .flat_map(|(_, dispositions, _)| dispositions)
-            .filter(|disposition| **disposition != Disposition::Duplicate)
-            .count();
-        crate::metrics::added(&task, added as u64);
+        let dispositions = placed.iter().flat_map(|(_, dispositions, _)| dispositions);
+        crate::metrics::added(self.name(), &task, dispositions);
         let mut batch = batch.into_iter();
         let mut receipts = Vec::with_capacity(count);
         for (placement, dispositions, docket) in placed {

@@ -1,7 +1,9 @@
 //! What the features a user opts into cost on Redis, counted as `redis_cost.rs` counts a plain
 //! task: server-side commands from `INFO commandstats` (Lua-internal calls included) and
 //! client-side from the docket's own count, per task, beside a plain task measured the same
-//! way. Hooks cost nothing: they run in the worker, after the settlement's own commands.
+//! way. Hooks cost nothing: they run in the worker, after the settlement's own commands. A
+//! cooldown costs two commands inside the enqueue script per stored task and one per dropped
+//! task, no round trip; a task without one costs nothing for it.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +12,12 @@ use tests::redis_server::{RedisServer, unique_name};
 
 #[docket::task]
 async fn noop(n: u32) {
+    std::hint::black_box(n);
+}
+
+/// Cooled down per `n`: every task of a batch of distinct `n` is stored.
+#[docket::task(cooldown(n) = "1h")]
+async fn cooled_noop(n: u32) {
     std::hint::black_box(n);
 }
 
@@ -127,5 +135,64 @@ async fn hooks_cost_no_command() {
     assert!(
         client_side <= plain_client + 0.2,
         "{client_side} vs {plain_client}"
+    );
+}
+
+/// A cooldown checks and sets its key inside the enqueue script: `EXISTS` and `SET` for a task
+/// it lets through, `EXISTS` alone for one it drops, and no round trip of its own; a task
+/// without a cooldown sends neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooldown_costs_commands_inside_the_enqueue_script_and_no_round_trip() {
+    let (plain_server, plain_client) = scheduling_cost("no cooldown", plain).await;
+    let (server_side, client_side) = scheduling_cost("cooldown, all let through", async |docket| {
+        docket
+            .add_many((0..TASKS).map(CooledNoop::schedule))
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(client_side, plain_client, "no round trip of its own");
+    assert_eq!(
+        server_side,
+        plain_server + 2.0,
+        "an EXISTS and a SET per task let through"
+    );
+
+    // One schedule at a time, each dropped by the window the first opened.
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("feature-cost"))
+        .await
+        .unwrap();
+    let first = CooledNoop::schedule(7).on(&docket).await.unwrap();
+    assert_eq!(first.disposition(), docket::Disposition::Added);
+    server.command(&["CONFIG", "RESETSTAT"]);
+    let sent = docket.commands_sent();
+    for _ in 0..TASKS {
+        let again = CooledNoop::schedule(7).on(&docket).await.unwrap();
+        assert_eq!(again.disposition(), docket::Disposition::CooledDown);
+    }
+    let stats = server.command_stats();
+    println!("cooldown, dropped one at a time: {stats:?}");
+    assert_eq!(
+        docket.commands_sent() - sent,
+        u64::from(TASKS),
+        "one call each"
+    );
+    assert_eq!(stats.get("exists"), Some(&u64::from(TASKS)));
+    assert_eq!(stats.get("evalsha"), Some(&u64::from(TASKS)));
+    assert_eq!(
+        server.calls(),
+        2 * u64::from(TASKS),
+        "nothing else: {stats:?}"
+    );
+
+    // And a task without a cooldown touches no cooldown key.
+    server.command(&["CONFIG", "RESETSTAT"]);
+    plain(&docket).await;
+    let stats = server.command_stats();
+    assert!(
+        !stats.contains_key("exists") && !stats.contains_key("set"),
+        "{stats:?}"
     );
 }

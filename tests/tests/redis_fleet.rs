@@ -1,6 +1,7 @@
 //! Policies across a fleet on one Redis: results read in another process than the one that ran
 //! the task, a running task cancelled from another process or another docket handle, and
-//! concurrency limits held by two workers on two handles.
+//! concurrency limits held by two workers on two handles, and a cooldown that lets one schedule
+//! through when many handles schedule at once.
 //!
 //! The other process is `docket-test-worker`; its tasks log `start N PID` and `done N PID`.
 
@@ -57,6 +58,12 @@ async fn four_at_once(probe: String) {
     let run = Probe::find(&probe).start("four_at_once");
     tokio::time::sleep(Duration::from_millis(5)).await;
     run.finish();
+}
+
+/// Lets one schedule a customer through a minute.
+#[docket::task(cooldown(customer) = "1m")]
+async fn remind_once(customer: u32) {
+    let _ = customer;
 }
 
 /// A fresh docket on `server`, as `handles` handles with connections of their own.
@@ -325,4 +332,44 @@ async fn a_concurrency_limit_holds_across_two_workers() {
         "at most 4 at once, and 4 when 200 wait"
     );
     assert!(dockets[0].snapshot().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooldown_lets_one_schedule_through_when_many_handles_schedule_at_once() {
+    const CUSTOMERS: u32 = 5;
+    let server = RedisServer::start();
+    let dockets = open(&server, 4).await;
+    let mut schedules = tokio::task::JoinSet::new();
+    for docket in &dockets {
+        for _ in 0..10 {
+            for customer in 0..CUSTOMERS {
+                let docket = docket.clone();
+                schedules.spawn(async move {
+                    let receipt = RemindOnce::schedule(customer)
+                        .after(Duration::from_secs(3600))
+                        .on(&docket)
+                        .await
+                        .unwrap();
+                    (customer, receipt.disposition())
+                });
+            }
+        }
+    }
+    let mut added = [0; CUSTOMERS as usize];
+    while let Some(joined) = schedules.join_next().await {
+        let (customer, disposition) = joined.unwrap();
+        match disposition {
+            docket::Disposition::Added => added[customer as usize] += 1,
+            docket::Disposition::CooledDown => {}
+            other => panic!("customer {customer}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        added, [1; CUSTOMERS as usize],
+        "one schedule a customer, of 40 each"
+    );
+    assert_eq!(
+        dockets[0].snapshot().await.unwrap().len(),
+        CUSTOMERS as usize
+    );
 }

@@ -1,9 +1,10 @@
 //! `docket::testing`: a memory docket on a virtual clock runs, as the clock is moved forward,
 //! everything that falls due on the way, in order and in no real time: later tasks, retries
-//! after their backoff, tasks a rate limit put back, timeouts.
+//! after their backoff, tasks a rate limit put back, timeouts, cooldown windows.
 
 use std::time::{Duration, Instant};
 
+use docket::Disposition;
 use docket::testing::TimeMachine;
 use tests::probe::Probe;
 
@@ -137,6 +138,50 @@ async fn a_timeout_fires_on_the_virtual_clock() {
     assert!(dead[0].reason.contains("timed out"), "{}", dead[0].reason);
     assert_eq!(probe.finishes(), 0, "no attempt slept its hour out");
     machine.stop().await.unwrap();
+}
+
+/// One payment reminder a customer a day, however often the billing code asks.
+#[docket::task(cooldown(customer) = "1d")]
+async fn remind(probe: String, customer: String) {
+    Probe::find(&probe).start(customer).finish();
+}
+
+#[tokio::test]
+async fn a_cooldown_window_passes_on_the_virtual_clock() {
+    let real = Instant::now();
+    let machine = TimeMachine::start().await.unwrap();
+    let docket = machine.docket();
+    let probe = Probe::new();
+    let remind = |customer: &str| Remind::schedule(probe.id(), customer.into()).on(docket);
+
+    assert_eq!(
+        remind("ada").await.unwrap().disposition(),
+        Disposition::Added
+    );
+    machine.advance(23 * HOUR).await;
+    assert_eq!(
+        remind("ada").await.unwrap().disposition(),
+        Disposition::CooledDown,
+        "23 hours later, still within the day"
+    );
+    assert_eq!(
+        remind("bob").await.unwrap().disposition(),
+        Disposition::Added
+    );
+    machine.advance(HOUR).await;
+    assert_eq!(
+        remind("ada").await.unwrap().disposition(),
+        Disposition::Added,
+        "a day after the first"
+    );
+    machine.advance(Duration::ZERO).await;
+    assert_eq!(probe.labels(), ["ada", "bob", "ada"]);
+    machine.stop().await.unwrap();
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        real.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,7 +130,7 @@ fn arguments_need_commas_between_them() {
         messages(parse_quote!("retries")),
         [
             "expected one of: `name`, `retries`, `backoff`, `jitter`, `timeout`, `every`, \
-             `cron`, `tz`, `concurrency`, `rate_limit`, `debounce`, `result`"
+             `cron`, `tz`, `concurrency`, `rate_limit`, `debounce`, `cooldown`, `result`"
         ]
     );
 }
@@ -178,6 +178,40 @@ fn policy_keys_parse() {
             .result
             .is_some()
     );
+}
+
+#[test]
+fn a_cooldown_is_a_window_for_the_task_or_per_argument() {
+    let args = parse(parse_quote!(cooldown = "30s")).unwrap();
+    let cooldown = args.cooldown.unwrap().value;
+    assert!(cooldown.param.is_none());
+    assert_eq!(cooldown.value, ms(30_000));
+    let args = parse(parse_quote!(cooldown(customer_id) = "30d")).unwrap();
+    let cooldown = args.cooldown.unwrap().value;
+    assert_eq!(cooldown.param.unwrap(), "customer_id");
+    assert_eq!(cooldown.value, MAX_COOLDOWN);
+}
+
+#[test]
+fn a_cooldown_window_must_be_above_zero_and_at_most_thirty_days() {
+    let errors = messages(parse_quote!(cooldown = "0s"));
+    assert_eq!(
+        errors,
+        ["`cooldown` must be longer than zero; leave it out to accept every schedule"]
+    );
+    let errors = messages(parse_quote!(cooldown(user) = "31d"));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("`cooldown` must be at most 30 days"));
+    assert!(messages(parse_quote!(cooldown = 30))[0].contains("such as `cooldown = \"30s\"`"));
+    // One millisecond over the bound is over it.
+    assert!(!messages(parse_quote!(cooldown = "2592000001ms")).is_empty());
+}
+
+#[test]
+fn a_cooldown_and_a_debounce_cannot_go_together() {
+    let errors = messages(parse_quote!(debounce = "1s", cooldown = "1s"));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].starts_with("`cooldown` runs the first schedule of a burst"));
 }
 
 #[test]

@@ -15,7 +15,8 @@ mod browse;
 mod stats;
 
 use super::{
-    Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
+    Admission, Backend, Burial, CooldownGate, Delivery, DeliveryId, Gate, KeyMode, Message, Signal,
+    SignalFeed,
 };
 use crate::error::Result;
 use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
@@ -68,6 +69,8 @@ struct Store {
     holders: HashMap<String, HashSet<u64>>,
     /// The start times inside each rate limit's window.
     rates: HashMap<String, VecDeque<SystemTime>>,
+    /// When the window of each cooldown scope ends (see [`CooldownGate`]).
+    cooldowns: HashMap<String, SystemTime>,
     strikes: Vec<Strike>,
     /// Workers' signal subscriptions.
     listeners: Vec<mpsc::UnboundedSender<Signal>>,
@@ -116,6 +119,20 @@ struct Running {
 }
 
 impl Store {
+    /// Whether a task of `gate`'s scope was accepted less than its window before `now`.
+    fn cooling_down(&mut self, gate: &CooldownGate, now: SystemTime) -> bool {
+        self.cooldowns.retain(|_, until| *until > now);
+        self.cooldowns.contains_key(&gate.scope)
+    }
+
+    /// A task of `gate`'s scope was accepted at `now`: its window starts.
+    fn start_cooldown(&mut self, gate: &CooldownGate, now: SystemTime) {
+        let until = now
+            .checked_add(gate.window)
+            .unwrap_or(crate::time::latest_due());
+        self.cooldowns.insert(gate.scope.clone(), until);
+    }
+
     /// Keep `record` for `ttl` as its key's record, and send it to the key's watchers.
     fn keep_record(&mut self, record: TaskRecord, ttl: Duration) {
         let now = self.clock.now();
@@ -436,6 +453,15 @@ impl Backend for MemoryBackend {
                     KeyMode::Add | KeyMode::Fresh if store.is_taken(&message.key) => {
                         return Disposition::Duplicate;
                     }
+                    // A duplicate is one whatever the cooldown; any other schedule within it
+                    // is dropped, replacing nothing.
+                    _ if message
+                        .cooldown
+                        .as_ref()
+                        .is_some_and(|gate| store.cooling_down(gate, now)) =>
+                    {
+                        return Disposition::CooledDown;
+                    }
                     KeyMode::Add | KeyMode::Fresh => Disposition::Added,
                     // Swaps the task that waits: queued, scheduled, held by a strike or waiting
                     // for a slot. A running one is left alone.
@@ -448,7 +474,13 @@ impl Backend for MemoryBackend {
                         }
                     }
                 };
-                store.insert(message.clone());
+                store.insert(Message {
+                    cooldown: None,
+                    ..message.clone()
+                });
+                if let Some(gate) = &message.cooldown {
+                    store.start_cooldown(gate, now);
+                }
                 if let Some(keep) = keep {
                     let ttl = TaskRecord::first_ttl(message, now, keep);
                     store.keep_record(TaskRecord::first(message, now), ttl);
@@ -902,6 +934,7 @@ mod tests {
             due: SystemTime::now(),
             history: Vec::new(),
             trace: None,
+            cooldown: None,
         }
     }
 

@@ -47,6 +47,20 @@ pub(crate) struct Message {
     pub(crate) history: Vec<FailedAttempt>,
     /// The W3C `traceparent` of the schedule call, linking the execution to it.
     pub(crate) trace: Option<String>,
+    /// The cooldown `enqueue` checks before it stores the task, for a task that has one. Only
+    /// the producer's: it is not stored with the task, and a decoded message has none.
+    pub(crate) cooldown: Option<CooldownGate>,
+}
+
+/// A schedule's cooldown, as `enqueue` applies it: when a task of `scope` was accepted less than
+/// `window` ago, this one is [`Disposition::CooledDown`](crate::Disposition::CooledDown);
+/// otherwise, once it is stored (added or replaced), the scope's window starts again. A
+/// duplicate starts nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CooldownGate {
+    /// The task name, or `task:param=value` per argument value (see `schedule::cooldown_scope`).
+    pub(crate) scope: String,
+    pub(crate) window: Duration,
 }
 
 impl Message {
@@ -65,6 +79,7 @@ impl Message {
             due,
             history: Vec::new(),
             trace: None,
+            cooldown: None,
         }
     }
 }

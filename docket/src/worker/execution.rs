@@ -367,6 +367,7 @@ mod tests {
             due: SystemTime::now(),
             history: Vec::new(),
             trace: None,
+            cooldown: None,
         };
         Context::new(&message, &Docket::memory(), &Policy::new())
     }

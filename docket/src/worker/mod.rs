@@ -639,6 +639,16 @@ struct Shared {
     stats: Arc<stats::Recorder>,
 }
 
+impl Shared {
+    /// Where this worker's measurements come from, for the metrics' labels.
+    fn metrics_source(&self) -> crate::metrics::Source<'_> {
+        crate::metrics::Source {
+            docket: self.docket.name(),
+            worker: Some(&self.worker),
+        }
+    }
+}
+
 /// Wait until `docket` has nothing waiting or running (polling its backend).
 async fn wait_idle(docket: &Docket) {
     loop {

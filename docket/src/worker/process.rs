@@ -139,7 +139,9 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         results::record(docket, &state, ttl).await;
     }
     failpoint!(step "settle.run");
+    let source = shared.metrics_source();
     metrics::started(
+        &source,
         registration.name(),
         message.due,
         docket.clock().now(),
@@ -148,7 +150,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
     let took = started.elapsed();
-    metrics::finished(registration.name(), took, outcome.is_ok());
+    metrics::finished(&source, registration.name(), took, outcome.is_ok());
     let failed = match &outcome {
         Ok(()) => false,
         Err(AttemptError::Failed(error)) => error.kind() != TaskErrorKind::Cancelled,
@@ -235,7 +237,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
-        metrics::retried(registration.name());
+        metrics::retried(&shared.metrics_source(), registration.name());
         match retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
             Ok(()) => Some(Outcome::Retried {
                 error: error.to_string(),
@@ -362,7 +364,7 @@ pub(super) async fn bury(
     let backend = shared.docket.backend();
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
-    metrics::dead_lettered(&message.task);
+    metrics::dead_lettered(&shared.metrics_source(), &message.task);
     if let Some((context, ttl)) = results {
         let mut state =
             TaskRecord::new(&message.key, &message.task, Status::Failed, message.attempt);

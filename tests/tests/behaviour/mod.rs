@@ -46,6 +46,7 @@ mod tasks;
 
 pub(crate) mod cancel;
 pub(crate) mod context;
+pub(crate) mod cooldown;
 pub(crate) mod dead_letters;
 pub(crate) mod debounce;
 pub(crate) mod forever;
@@ -164,6 +165,13 @@ macro_rules! policies_suite {
             debounce::{
                 debounce_collapses_a_burst_into_one_run_with_the_newest_arguments,
                 debounce_by_argument_collapses_each_value_on_its_own,
+            },
+            cooldown::{
+                a_cooldown_lets_the_first_schedule_through_and_drops_the_others_of_its_window,
+                a_cooldown_by_argument_counts_each_value_on_its_own,
+                a_cooldown_opens_again_once_its_window_has_passed,
+                a_cooldown_drops_keyed_and_replacing_schedules_but_answers_a_duplicate_first,
+                a_batch_or_scatter_lets_through_the_first_of_each_scope,
             },
             results::{
                 a_kept_result_is_returned_by_scheduled_result_and_docket_result,

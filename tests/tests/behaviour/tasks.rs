@@ -182,6 +182,26 @@ pub(crate) async fn debounced_per_customer(probe: String, customer: String, valu
         .finish();
 }
 
+/// Lets one schedule through an hour, dropping the others.
+#[docket::task(cooldown = "1h")]
+pub(crate) async fn cooled(probe: String, value: u32) {
+    Probe::find(&probe).start(value.to_string()).finish();
+}
+
+/// Lets one schedule through each 300ms.
+#[docket::task(cooldown = "300ms")]
+pub(crate) async fn briefly_cooled(probe: String, value: u32) {
+    Probe::find(&probe).start(value.to_string()).finish();
+}
+
+/// Lets one schedule per customer through an hour.
+#[docket::task(cooldown(customer) = "1h")]
+pub(crate) async fn cooled_per_customer(probe: String, customer: String, value: u32) {
+    Probe::find(&probe)
+        .start(format!("{customer} {value}"))
+        .finish();
+}
+
 /// Adds its numbers up, keeping the sum as its result.
 #[docket::task(result)]
 pub(crate) async fn add_up(numbers: Vec<u32>) -> Result<u32, String> {

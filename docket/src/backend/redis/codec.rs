@@ -104,6 +104,7 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
         due: from_millis(wire.due),
         history: history_from_wire(wire.history),
         trace: wire.trace,
+        cooldown: None,
     })
 }
 
@@ -331,6 +332,7 @@ pub(super) fn encode_garbled(fields: &str, reason: &str, died: SystemTime) -> St
         due: died,
         history: Vec::new(),
         trace: None,
+        cooldown: None,
     };
     encode_dead(&message, reason, died, None)
 }
@@ -379,6 +381,7 @@ mod tests {
                 from_millis(1_700_000_000_000),
             )],
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            cooldown: None,
         }
     }
 

@@ -21,6 +21,7 @@
 //! | `{name}:slot:<scope>` | set | stream ids of the deliveries holding the concurrency limit `<scope>` |
 //! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
 //! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
+//! | `{name}:cooldown:<scope>` | string, expiring | set for a cooldown's window when a task of `<scope>` is stored; while it lives, the scope's next schedules are dropped |
 //! | `{name}:state:<key>` | string, expiring; and a pub/sub channel | the task state JSON of a task that keeps results; each change is published on the channel of the same name |
 //!
 //! A `<scope>` names a limit: the task's name, or `task:param=value` for a limit per argument
@@ -96,6 +97,11 @@ impl Keys {
         format!("{}rate:{scope}", self.prefix)
     }
 
+    /// The window of the cooldown `scope`, while it lasts.
+    pub(super) fn cooldown(&self, scope: &str) -> String {
+        format!("{}cooldown:{scope}", self.prefix)
+    }
+
     /// The recorded state of the task `key`, and the channel its changes are published on.
     pub(super) fn state(&self, key: &str) -> String {
         format!("{}state:{key}", self.prefix)
@@ -125,6 +131,7 @@ mod tests {
             keys.slot("a"),
             keys.gated("a"),
             keys.rate("a"),
+            keys.cooldown("a"),
             keys.state("a"),
         ];
         assert!(all.iter().all(|key| key.starts_with("{plyr}:")), "{all:?}");

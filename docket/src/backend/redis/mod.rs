@@ -210,6 +210,8 @@ impl RedisBackend {
             mode: &'static str,
             /// The first record's key and JSON, when the task keeps one.
             record: Option<(String, String)>,
+            /// The cooldown's key and window (ms), when the task has one.
+            cooldown: Option<(String, u64)>,
         }
         let mut encoded = Vec::with_capacity(batch.len());
         for (message, mode) in batch {
@@ -224,11 +226,18 @@ impl RedisBackend {
                 let record = TaskRecord::first(message, now).encode();
                 (self.keys.state(&message.key), record)
             });
+            let cooldown = message.cooldown.as_ref().map(|gate| {
+                (
+                    self.keys.cooldown(&gate.scope),
+                    millis_of(gate.window).max(1),
+                )
+            });
             encoded.push(Encoded {
                 message,
                 json,
                 mode,
                 record,
+                cooldown,
             });
         }
         let mut calls = Vec::new();
@@ -244,6 +253,7 @@ impl RedisBackend {
                         .record
                         .as_ref()
                         .map_or(0, |(key, json)| key.len() + json.len())
+                    + task.cooldown.as_ref().map_or(0, |(key, _)| key.len())
                     + TASK_FRAMING;
                 if len > 0 && bytes + size > ENQUEUE_CHUNK_BYTES {
                     break;
@@ -269,12 +279,21 @@ impl RedisBackend {
                     }
                     None => "",
                 };
+                // Then its cooldown key, when it has a cooldown.
+                let window = match &task.cooldown {
+                    Some((key, window)) => {
+                        invocation.key(key);
+                        *window
+                    }
+                    None => 0,
+                };
                 invocation
                     .arg(&task.message.key)
                     .arg(task.json.as_str())
                     .arg(millis(task.message.due))
                     .arg(task.mode)
-                    .arg(record);
+                    .arg(record)
+                    .arg(window);
             }
             calls.push(invocation);
         }
@@ -337,6 +356,7 @@ impl Backend for RedisBackend {
                     0 => Disposition::Added,
                     1 => Disposition::Replaced,
                     2 => Disposition::Duplicate,
+                    3 => Disposition::CooledDown,
                     other => {
                         return Err(Error::Backend {
                             source: format!("enqueue answered `{other}`").into(),

@@ -1,0 +1,6 @@
+#[docket::task(debounce = "5s", cooldown = "5s")]
+async fn send_reminder(customer_id: u64) {
+    let _ = customer_id;
+}
+
+fn main() {}
