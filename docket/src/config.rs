@@ -1,5 +1,5 @@
 //! Settings read from the environment (`DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`,
-//! `DOCKET_TLS_CA_FILE`) or given to [`Connect`](crate::Connect), and the checks they pass.
+//! `DOCKET_TLS_CA_FILE`, `DOCKET_PROTOCOL`) or given to [`Connect`](crate::Connect), and the checks they pass.
 
 use std::fmt;
 use std::time::Duration;
@@ -103,6 +103,9 @@ impl Settings {
         let mut redis = RedisOptions::default();
         if let Some(path) = var("DOCKET_TLS_CA_FILE").filter(|path| !path.is_empty()) {
             redis.tls_ca = Some(read_ca_file(&path)?);
+        }
+        if let Some(protocol) = var("DOCKET_PROTOCOL") {
+            redis.protocol = protocol.trim().parse()?;
         }
         Ok(Settings {
             target,

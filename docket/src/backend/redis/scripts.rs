@@ -96,6 +96,11 @@ macro_rules! scripts {
 }
 
 scripts! {
+    py_schedule: ;
+    py_due: ;
+    py_claim: ;
+    py_terminal: ;
+    py_cancel: ;
     clear: index, entry;
     enqueue: index, delivery, store;
     tick: index, delivery, entry, settle, consumers;
