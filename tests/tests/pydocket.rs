@@ -604,29 +604,37 @@ async fn pydocket(url: &str, name: &str) -> docket::Docket {
 #[test]
 fn a_rust_worker_runs_what_pydocket_scheduled() {
     let server = RedisServer::start();
-    let venv = newest();
-    let name = unique_name("py-to-rust-worker");
-    venv.run(PYDOCKET_PRODUCES, &[&server.url(), &name], b"");
-    let strike = venv
+    for venv in venvs() {
+        rust_worker_runs_what_pydocket_scheduled(&server, &venv);
+    }
+}
+
+/// pydocket's CLI (`python -m docket`: the venv's `bin/docket` names the directory the venv was
+/// made in) with `args`, on the docket `name`; panics with its output when it fails.
+fn pydocket_cli(venv: &Venv, server: &RedisServer, name: &str, args: &[&str]) {
+    let output = venv
         .command("python")
-        // `-m docket`: the venv's `bin/docket` names the directory the venv was made in.
-        .args([
-            "-m",
-            "docket",
-            "strike",
-            "scan_copyright",
-            "track_id",
-            "==",
-            "int:13",
-        ])
-        .args(["--docket", &name, "--url", &server.url()])
+        .args(["-m", "docket"])
+        .args(args)
+        .args(["--docket", name, "--url", &server.url()])
         .output()
         .expect("run pydocket's CLI");
     assert!(
-        strike.status.success(),
-        "docket strike: {}",
-        String::from_utf8_lossy(&strike.stderr)
+        output.status.success(),
+        "docket {args:?} (pydocket {}): {}",
+        venv.version(),
+        String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn rust_worker_runs_what_pydocket_scheduled(server: &RedisServer, venv: &Venv) {
+    let version = venv.version();
+    SCANS.lock().unwrap().clear();
+    FLAKY_ATTEMPTS.lock().unwrap().clear();
+    let name = unique_name("py-to-rust-worker");
+    venv.run(PYDOCKET_PRODUCES, &[&server.url(), &name], b"");
+    let strike = ["strike", "scan_copyright", "track_id", "==", "int:13"];
+    pydocket_cli(venv, server, &name, &strike);
 
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
@@ -654,9 +662,13 @@ fn a_rust_worker_runs_what_pydocket_scheduled() {
     assert_eq!(
         scans,
         [(7, url(7)), (8, url(8)), (9, url(9)), (10, url(10))],
-        "each task once, the replaced one with its new arguments, neither the cancelled nor the struck one"
+        "pydocket {version}: each task once, the replaced one with its new arguments, neither the cancelled nor the struck one"
     );
-    assert_eq!(*FLAKY_ATTEMPTS.lock().unwrap(), [1, 2]);
+    assert_eq!(
+        *FLAKY_ATTEMPTS.lock().unwrap(),
+        [1, 2],
+        "pydocket {version}"
+    );
 
     let keys = [
         "scan-7",
@@ -669,33 +681,52 @@ fn a_rust_worker_runs_what_pydocket_scheduled() {
         "fp-7",
         "flaky-1",
     ];
-    let runs = inspect(&venv, &server.url(), &name, &keys);
+    let runs = inspect(venv, &server.url(), &name, &keys);
     for key in ["scan-7", "scan-8", "scan-9", "scan-10", "flaky-1"] {
-        assert_eq!(runs[key], (json!("completed"), Value::Null), "{key}");
+        assert_eq!(
+            runs[key],
+            (json!("completed"), Value::Null),
+            "pydocket {version}: {key}"
+        );
     }
     assert_eq!(
         runs["fp-7"],
         (
             json!("completed"),
             json!({"track_id": 7, "verdict": "clean"})
-        )
+        ),
+        "pydocket {version}"
     );
     for key in ["scan-11", "scan-13"] {
-        assert_eq!(runs[key].0, json!("cancelled"), "{key}: {:?}", runs[key]);
+        assert_eq!(
+            runs[key].0,
+            json!("cancelled"),
+            "pydocket {version}: {key}: {:?}",
+            runs[key]
+        );
     }
-    assert_eq!(runs["scan-when"].0, json!("failed"));
+    assert_eq!(runs["scan-when"].0, json!("failed"), "pydocket {version}");
     let error = runs["scan-when"].1.as_str().unwrap_or_default();
-    assert!(error.contains("`datetime.datetime`"), "{error}");
+    assert!(
+        error.contains("`datetime.datetime`"),
+        "pydocket {version}: {error}"
+    );
     let Reply::Bulk(generation) =
         server.command(&["HGET", &format!("{name}:runs:flaky-1"), "generation"])
     else {
         panic!("no generation for flaky-1");
     };
-    assert_eq!(generation, "2", "the retry took the key's next generation");
+    assert_eq!(
+        generation, "2",
+        "pydocket {version}: the retry took the key's next generation"
+    );
     let Reply::Integer(left) = server.command(&["XLEN", &format!("{name}:stream")]) else {
         panic!("no stream");
     };
-    assert_eq!(left, 0, "every entry acknowledged and deleted");
+    assert_eq!(
+        left, 0,
+        "pydocket {version}: every entry acknowledged and deleted"
+    );
 }
 
 /// Runs every task of the docket with a real pydocket worker until none is left, printing each
@@ -726,10 +757,16 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 /// the outcomes and a result back.
 #[test]
 fn a_pydocket_worker_runs_what_a_rust_producer_scheduled() {
+    let server = RedisServer::start();
+    for venv in venvs() {
+        pydocket_worker_runs_what_a_rust_producer_scheduled(&server, &venv);
+    }
+}
+
+fn pydocket_worker_runs_what_a_rust_producer_scheduled(server: &RedisServer, venv: &Venv) {
     use docket::Disposition;
 
-    let server = RedisServer::start();
-    let venv = newest();
+    let version = venv.version();
     let name = unique_name("rust-to-py-worker");
     let url = |n: i64| format!("https://cdn.example/rs-{n}.flac");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -788,7 +825,7 @@ fn a_pydocket_worker_runs_what_a_rust_producer_scheduled() {
         .collect();
     assert_eq!(
         calls, expected,
-        "each task once, with the replacement's arguments"
+        "pydocket {version}: each task once, with the replacement's arguments"
     );
 
     runtime.block_on(async {
@@ -809,4 +846,182 @@ fn a_pydocket_worker_runs_what_a_rust_producer_scheduled() {
             json!({"track_id": 7, "verdict": "clean", "scores": [0.5, 1, null]})
         );
     });
+}
+
+/// The tracks `slow_scan` started on.
+static SLOW_STARTED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+/// Runs for a minute on track 1 (long enough to be cancelled while it runs), at once on others.
+#[docket::task]
+async fn slow_scan(track_id: i64) {
+    SLOW_STARTED.lock().unwrap().push(track_id);
+    if track_id == 1 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
+/// `add`: schedules `slow_scan` on track 1; `cancel`: cancels it.
+const PYDOCKET_SLOW: &str = r#"
+import asyncio, sys
+from docket import Docket
+
+async def slow_scan(track_id: int) -> None: ...
+
+async def main(url, name, step):
+    async with Docket(name=name, url=url) as docket:
+        docket.register(slow_scan)
+        if step == "add":
+            await docket.add(slow_scan, key="slow-1")(1)
+        else:
+            await docket.cancel("slow-1")
+
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+/// The `state` of a run's record, as stored.
+fn run_state(server: &RedisServer, name: &str, key: &str) -> String {
+    match server.command(&["HGET", &format!("{name}:runs:{key}"), "state"]) {
+        Reply::Bulk(state) => state,
+        _ => String::new(),
+    }
+}
+
+/// Wait until `done` holds, or panic with `what` after `patience`.
+fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + patience;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {patience:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What Python does to a running Rust worker reaches it: pydocket's `cancel()` stops the run
+/// it is running (which ends `cancelled`), and a strike made with pydocket's CLI while it runs
+/// reaches it within half a second: a run it matches, scheduled then (by Rust: pydocket's own
+/// `add()` refuses a struck call), ends `cancelled` without starting, while the run beside it
+/// goes on.
+#[test]
+fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
+    let server = RedisServer::start();
+    let venv = newest();
+    let name = unique_name("live-signals");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let docket = runtime.block_on(pydocket(&server.url(), &name));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = runtime.spawn(docket::Worker::new(&docket).run_until(async {
+        let _ = stopped.await;
+    }));
+
+    venv.run(PYDOCKET_SLOW, &[&server.url(), &name, "add"], b"");
+    wait_for("slow-1 starts", Duration::from_secs(15), || {
+        SLOW_STARTED.lock().unwrap().contains(&1)
+    });
+    venv.run(PYDOCKET_SLOW, &[&server.url(), &name, "cancel"], b"");
+    let strike = ["strike", "slow_scan", "track_id", "==", "int:2"];
+    pydocket_cli(&venv, &server, &name, &strike);
+    std::thread::sleep(Duration::from_millis(500));
+    runtime.block_on(async {
+        for track in [2, 3] {
+            SlowScan::schedule(track)
+                .key(format!("slow-{track}"))
+                .on(&docket)
+                .await
+                .expect("schedule from Rust");
+        }
+    });
+    wait_for("slow-3 completed", Duration::from_secs(20), || {
+        run_state(&server, &name, "slow-3") == "completed"
+    });
+    let states: Vec<String> = ["slow-1", "slow-2", "slow-3"]
+        .map(|key| run_state(&server, &name, key))
+        .to_vec();
+    assert_eq!(states, ["cancelled", "cancelled", "completed"]);
+    let _ = stop.send(());
+    runtime
+        .block_on(worker)
+        .expect("the worker's task")
+        .expect("the worker stops cleanly");
+    assert_eq!(
+        *SLOW_STARTED.lock().unwrap(),
+        [1, 3],
+        "the struck run never started"
+    );
+}
+
+/// A recurring Rust task.
+#[docket::task(every = "200ms")]
+async fn sync_resolutions() {}
+
+/// Prints pydocket's `snapshot()` as JSON: the keys of the tasks waiting and running, and the
+/// names of the workers.
+const PYDOCKET_SNAPSHOT: &str = r#"
+import asyncio, json, sys
+from docket import Docket
+
+async def sync_resolutions() -> None: ...
+
+async def main(url, name):
+    async with Docket(name=name, url=url) as docket:
+        docket.register(sync_resolutions)
+        snapshot = await docket.snapshot()
+        print(json.dumps({
+            "tasks": sorted({e.key for e in snapshot.future} | {r.key for r in snapshot.running}),
+            "workers": sorted(w.name for w in snapshot.workers),
+        }))
+
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+/// A Rust worker's recurring chain lives in pydocket's format: each run puts the next in its
+/// place (the key's generation counts them), and pydocket's `snapshot()` shows the chain's next
+/// run and the Rust worker, from its heartbeat.
+#[test]
+fn a_recurring_rust_chain_shows_in_pydockets_snapshot() {
+    let server = RedisServer::start();
+    let venv = newest();
+    let name = unique_name("chain");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let docket = runtime.block_on(pydocket(&server.url(), &name));
+    let worker = docket::Worker::new(&docket);
+    let worker_name = worker.id().to_owned();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = runtime.spawn(worker.run_until(async {
+        let _ = stopped.await;
+    }));
+    let generation = || match server.command(&[
+        "HGET",
+        &format!("{name}:runs:sync_resolutions"),
+        "generation",
+    ]) {
+        Reply::Bulk(generation) => generation.parse::<u64>().unwrap_or(0),
+        _ => 0,
+    };
+    wait_for("three runs of the chain", Duration::from_secs(15), || {
+        generation() >= 3
+    });
+    let snapshot: Value = serde_json::from_str(
+        venv.run(PYDOCKET_SNAPSHOT, &[&server.url(), &name], b"")
+            .trim(),
+    )
+    .expect("the snapshot as JSON");
+    let _ = stop.send(());
+    runtime
+        .block_on(running)
+        .expect("the worker's task")
+        .expect("the worker stops cleanly");
+    assert!(
+        snapshot["tasks"]
+            .as_array()
+            .is_some_and(|tasks| tasks.contains(&json!("sync_resolutions"))),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot["workers"]
+            .as_array()
+            .is_some_and(|workers| workers.contains(&json!(worker_name))),
+        "{snapshot}"
+    );
 }

@@ -419,7 +419,8 @@ impl PydocketBackend {
             .arg(&completed)
             .arg(RUN_TTL.as_secs())
             .arg(state_event(&run.key, state, &more))
-            .arg(id);
+            .arg(id)
+            .arg(&run.key);
         for (field, value) in extra {
             call.arg(*field).arg(*value);
         }
