@@ -293,6 +293,34 @@ mod tests {
     }
 
     #[test]
+    fn docket_protocol_picks_the_wire_format() {
+        use crate::connect::Protocol;
+        let protocol = |value: &str| {
+            settings(&[
+                ("DOCKET_URL", "redis://127.0.0.1"),
+                ("DOCKET_PROTOCOL", value),
+            ])
+            .map(|settings| settings.redis.protocol)
+        };
+        assert_eq!(settings(&[]).unwrap().redis.protocol, Protocol::Docket);
+        assert_eq!(protocol("docket").unwrap(), Protocol::Docket);
+        #[cfg(feature = "pydocket")]
+        assert_eq!(protocol(" pydocket ").unwrap(), Protocol::Pydocket);
+        #[cfg(not(feature = "pydocket"))]
+        assert!(
+            protocol("pydocket")
+                .unwrap_err()
+                .to_string()
+                .contains("`pydocket` feature")
+        );
+        let error = protocol("celery").unwrap_err().to_string();
+        assert!(
+            error.contains("DOCKET_PROTOCOL") && error.contains("celery"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn bad_values_are_named_in_the_error() {
         let err = settings(&[("DOCKET_WORKER_CONCURRENCY", "0")]).unwrap_err();
         assert!(

@@ -100,8 +100,9 @@ impl Connect {
     }
 
     /// What the docket's tasks look like in Redis (default [`Protocol::Docket`]). With
-    /// [`Protocol::Pydocket`] (feature `pydocket`) the docket shares its Redis keys with
-    /// pydocket, Python's docket: see [`crate::pydocket`]. Environment: `DOCKET_PROTOCOL`.
+    /// `Protocol::Pydocket` (feature `pydocket`) the docket shares its Redis keys with
+    /// pydocket, Python's docket (see the `docket::pydocket` module). Environment:
+    /// `DOCKET_PROTOCOL` (`docket` or `pydocket`).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.redis.protocol = protocol;
         self

@@ -508,7 +508,7 @@ fn results_cross_in_both_directions() {
 
 /// Schedules with pydocket's own `add()`, as the FastAPI service does: now, later, by position,
 /// by name, both, a duplicate key, a replace, a cancel, a `datetime` argument, a task that keeps
-/// its result and one that fails once.
+/// its result, one that fails once, and one no Rust task has the name of.
 const PYDOCKET_PRODUCES: &str = r#"
 import asyncio, sys
 from datetime import datetime, timedelta, timezone
@@ -517,13 +517,14 @@ from docket import Docket
 async def scan_copyright(track_id: int, audio_url: str) -> None: ...
 async def fingerprint(track_id: int) -> dict: ...
 async def flaky(n: int) -> None: ...
+async def transcode(track_id: int) -> None: ...
 
 def now():
     return datetime.now(timezone.utc)
 
 async def main(url, name):
     async with Docket(name=name, url=url) as docket:
-        for function in (scan_copyright, fingerprint, flaky):
+        for function in (scan_copyright, fingerprint, flaky, transcode):
             docket.register(function)
         await docket.add(scan_copyright, key="scan-7")(7, "https://cdn.example/7.flac")
         await docket.add(scan_copyright, key="scan-7")(70, "https://cdn.example/duplicate.flac")
@@ -543,6 +544,7 @@ async def main(url, name):
         await docket.add(scan_copyright, key="scan-when")(datetime(2026, 1, 1, tzinfo=timezone.utc), "u")
         await docket.add(fingerprint, key="fp-7")(7)
         await docket.add(flaky, key="flaky-1")(1)
+        await docket.add(transcode, key="transcode-5")(5)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 "#;
@@ -680,6 +682,7 @@ fn rust_worker_runs_what_pydocket_scheduled(server: &RedisServer, venv: &Venv) {
         "scan-when",
         "fp-7",
         "flaky-1",
+        "transcode-5",
     ];
     let runs = inspect(venv, &server.url(), &name, &keys);
     for key in ["scan-7", "scan-8", "scan-9", "scan-10", "flaky-1"] {
@@ -706,6 +709,12 @@ fn rust_worker_runs_what_pydocket_scheduled(server: &RedisServer, venv: &Venv) {
         );
     }
     assert_eq!(runs["scan-when"].0, json!("failed"), "pydocket {version}");
+    assert_eq!(runs["transcode-5"].0, json!("failed"), "pydocket {version}");
+    let unknown = runs["transcode-5"].1.as_str().unwrap_or_default();
+    assert!(
+        unknown.contains("unknown task `transcode`"),
+        "pydocket {version}: {unknown}"
+    );
     let error = runs["scan-when"].1.as_str().unwrap_or_default();
     assert!(
         error.contains("`datetime.datetime`"),
@@ -752,9 +761,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 "#;
 
 /// Rust schedules, Python runs: a Rust producer on a pydocket docket schedules typed tasks (now,
-/// later, keyed, replaced, cancelled) and tasks by name (`add_json`); a real pydocket worker
-/// calls the Python functions with an `int` and a `str`, once each, and the Rust side reads
-/// the outcomes and a result back.
+/// later, keyed, replaced, cancelled, struck by a Rust strike) and tasks by name (`add_json`); a
+/// real pydocket worker calls the Python functions with an `int` and a `str`, once each, never
+/// the struck one, and the Rust side reads the outcomes and a result back.
 #[test]
 fn a_pydocket_worker_runs_what_a_rust_producer_scheduled() {
     let server = RedisServer::start();
@@ -804,6 +813,16 @@ fn pydocket_worker_runs_what_a_rust_producer_scheduled(server: &RedisServer, ven
             docket.cancel("rs-11").await.unwrap(),
             "a waiting task is cancelled"
         );
+        // A strike from Rust, its value pickled: the Python worker cancels the run it matches.
+        let strike = docket::strike::Strike::task("scan_copyright").when(
+            "track_id",
+            docket::strike::Operator::Eq,
+            12,
+        );
+        assert!(docket.strike(strike).await.unwrap());
+        on(ScanCopyright::schedule(12, url(12)).key("rs-12"))
+            .await
+            .unwrap();
         let by_name = json!({"track_id": 9, "audio_url": url(9)}).to_string();
         docket.add_json("scan_copyright", &by_name).await.unwrap();
         let fingerprint = docket
@@ -837,13 +856,20 @@ fn pydocket_worker_runs_what_a_rust_producer_scheduled(server: &RedisServer, ven
         for key in ["rs-7", "rs-8", "rs-10"] {
             assert_eq!(status(key.into()).await.status, Status::Completed, "{key}");
         }
-        assert_eq!(status("rs-11".into()).await.status, Status::Cancelled);
-        let record = status(fingerprint_key).await;
+        for key in ["rs-11", "rs-12"] {
+            assert_eq!(
+                status(key.into()).await.status,
+                Status::Cancelled,
+                "pydocket {version}: {key}"
+            );
+        }
+        let record = status(fingerprint_key.clone()).await;
         assert_eq!(record.status, Status::Completed);
-        let result: Value = serde_json::from_str(record.result.as_deref().unwrap()).unwrap();
+        let result: Value = docket.result(&fingerprint_key).await.expect("the result");
         assert_eq!(
             result,
-            json!({"track_id": 7, "verdict": "clean", "scores": [0.5, 1, null]})
+            json!({"track_id": 7, "verdict": "clean", "scores": [0.5, 1, null]}),
+            "pydocket {version}"
         );
     });
 }
@@ -899,7 +925,7 @@ fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// What Python does to a running Rust worker reaches it: pydocket's `cancel()` stops the run
-/// it is running (which ends `cancelled`), and a strike made with pydocket's CLI while it runs
+/// it is running (which ends `cancelled`, as a Rust `Docket::result` waiting on it hears), and a strike made with pydocket's CLI while it runs
 /// reaches it within half a second: a run it matches, scheduled then (by Rust: pydocket's own
 /// `add()` refuses a struck call), ends `cancelled` without starting, while the run beside it
 /// goes on.
@@ -919,7 +945,17 @@ fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
     wait_for("slow-1 starts", Duration::from_secs(15), || {
         SLOW_STARTED.lock().unwrap().contains(&1)
     });
+    let watched = docket.clone();
+    let outcome = runtime.spawn(async move { watched.result::<Value>("slow-1").await });
     venv.run(PYDOCKET_SLOW, &[&server.url(), &name, "cancel"], b"");
+    let outcome = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(15), outcome).await })
+        .expect("the watch hears the run end")
+        .expect("the watch's task");
+    assert!(
+        matches!(outcome, Err(docket::Error::TaskCancelled { .. })),
+        "{outcome:?}"
+    );
     let strike = ["strike", "slow_scan", "track_id", "==", "int:2"];
     pydocket_cli(&venv, &server, &name, &strike);
     std::thread::sleep(Duration::from_millis(500));
@@ -1024,4 +1060,40 @@ fn a_recurring_rust_chain_shows_in_pydockets_snapshot() {
             .is_some_and(|workers| workers.contains(&json!(worker_name))),
         "{snapshot}"
     );
+}
+
+/// The pydocket protocol is Redis on one server: `memory://` and a cluster are refused when
+/// opened, and what pydocket does not keep (snapshots in docket's form) is an
+/// [`Error::Unsupported`](docket::Error::Unsupported) naming it, not an empty answer.
+#[test]
+fn what_the_pydocket_protocol_cannot_do_is_an_error() {
+    use docket::{Docket, Error, Protocol};
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        for url in ["memory://", "redis+cluster://127.0.0.1:1,127.0.0.1:2"] {
+            let error = Docket::connect(url)
+                .protocol(Protocol::Pydocket)
+                .await
+                .expect_err("refused");
+            assert!(matches!(error, Error::Config(_)), "{url}: {error}");
+        }
+        // Nothing listens there: these fail before any command is sent.
+        let docket = Docket::connect("redis://127.0.0.1:1")
+            .protocol(Protocol::Pydocket)
+            .await
+            .expect("opened lazily");
+        let error = docket.snapshot().await.expect_err("no snapshot");
+        assert!(
+            matches!(
+                error,
+                Error::Unsupported {
+                    protocol: "pydocket",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("docket snapshot"), "{error}");
+    });
 }

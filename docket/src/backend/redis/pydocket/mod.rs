@@ -5,8 +5,8 @@
 //!
 //! Each step is one of the `py_*.lua` scripts (our own, written to the data transitions
 //! pydocket's scripts make, and checked against real pydocket by `tests/tests/pydocket.rs`).
-//! What has no pydocket counterpart is refused with [`Error::Unsupported`] (snapshots, watches,
-//! the dashboard's views) or has nothing to show (dead letters: a task that fails for good ends
+//! What has no pydocket counterpart is refused with [`Error::Unsupported`] (snapshots in
+//! docket's form, the dashboard's views) or has nothing to show (dead letters: a task that fails for good ends
 //! `failed`, with its error, as in pydocket; strikes cancel runs, as in pydocket, rather than
 //! hold them).
 
@@ -385,9 +385,12 @@ impl PydocketBackend {
             Err(reason) => {
                 let reason = format!("the arguments of `{task}` cannot run in Rust: {reason}");
                 tracing::error!(%task, %key, %reason, "pydocket task failed without running");
-                self.end(&id, "failed", &[("error", reason.as_str())])
-                    .await?;
-                return Ok(None);
+                let ended = self.end(&id, "failed", &[("error", reason.as_str())]).await;
+                if ended.is_err() {
+                    // Not renewed: taken over after the redelivery timeout, and failed then.
+                    self.in_flight.locked().remove(&id);
+                }
+                return ended.map(|()| None);
             }
         };
         let mut message = Message::first_attempt(task, key, arguments, due);
@@ -708,8 +711,15 @@ impl Backend for PydocketBackend {
         }
         let mut deliveries = Vec::with_capacity(entries.len());
         for (id, fields, redelivered) in entries {
-            if let Some(delivery) = self.deliver(worker, id, fields, redelivered).await? {
-                deliveries.push(delivery);
+            // An entry whose claim failed stays pending, unrenewed, and is taken over after
+            // the redelivery timeout; those claimed before it run now.
+            match self.deliver(worker, id.clone(), fields, redelivered).await {
+                Ok(Some(delivery)) => deliveries.push(delivery),
+                Ok(None) => {}
+                Err(error) if deliveries.is_empty() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(entry = %id, error = %crate::error::Chain(&error), "could not claim a pydocket delivery; it is taken over later");
+                }
             }
         }
         Ok(deliveries)
@@ -928,49 +938,36 @@ impl Backend for PydocketBackend {
     }
 
     async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
-        let mut command = redis::cmd("HGETALL");
-        command.arg(self.keys.runs(key));
-        let record: HashMap<String, Vec<u8>> = self.redis.query(&command).await?;
-        let text = |field: &str| {
-            record
-                .get(field)
-                .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-        };
-        let Some(state) = text("state") else {
-            return Ok(None);
-        };
-        let status = match state.as_str() {
-            "scheduled" => Status::Scheduled,
-            "queued" => Status::Queued,
-            "running" => Status::Running,
-            "completed" => Status::Completed,
-            "failed" => Status::Failed,
-            "cancelled" => Status::Cancelled,
-            other => {
-                return Err(Error::Backend {
-                    source: format!("the run of `{key}` is in an unknown state `{other}`").into(),
-                });
-            }
-        };
-        let mut found = TaskRecord::new(key, &text("function").unwrap_or_default(), status, 1);
-        found.error = text("error");
-        if let Some(field) = text("result_key") {
-            let mut get = redis::cmd("GET");
-            get.arg(result::result_key(self.keys.name(), &field));
-            if let Some(envelope) = self.redis.query::<Option<Vec<u8>>>(&get).await? {
-                let limits = pickle::Limits::default();
-                let value =
-                    result::decode_result(&envelope, &limits).map_err(|error| Error::Backend {
-                        source: format!("the result of `{key}` cannot be read: {error}").into(),
-                    })?;
-                found.result = Some(value.to_string());
-            }
-        }
-        Ok(Some(found))
+        let mut link = self.redis.connection().await?;
+        let found = read_record(&mut link, &self.keys, key).await;
+        self.redis.heard(&found);
+        found
     }
 
-    async fn watch(&self, _key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
-        Err(Self::unsupported("watching a task"))
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
+        // Each state event is followed by a read of the record (and result) it announces, on a
+        // connection of the watch's own.
+        let mut pubsub = self
+            .redis
+            .pubsub_client()
+            .await?
+            .get_async_pubsub()
+            .await
+            .map_err(into_error)?;
+        pubsub
+            .subscribe(self.keys.state(key))
+            .await
+            .map_err(into_error)?;
+        let link = self.redis.dedicated().await?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(follow_record(
+            self.keys.clone(),
+            key.to_owned(),
+            pubsub,
+            link,
+            sender,
+        ));
+        Ok(receiver)
     }
 }
 
@@ -1025,6 +1022,86 @@ async fn follow_strikes(
         }
         if sender.send(Signal::Strikes(strikes.clone())).is_err() {
             return;
+        }
+    }
+}
+
+/// The record of `key`'s run as pydocket keeps it, with its result when it names one; `None`
+/// when there is none.
+async fn read_record(link: &mut Link, keys: &PyKeys, key: &str) -> Result<Option<TaskRecord>> {
+    let mut command = redis::cmd("HGETALL");
+    command.arg(keys.runs(key));
+    let record: HashMap<String, Vec<u8>> = command.query_async(link).await.map_err(into_error)?;
+    let text = |field: &str| {
+        record
+            .get(field)
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+    };
+    let Some(state) = text("state") else {
+        return Ok(None);
+    };
+    let status = match state.as_str() {
+        "scheduled" => Status::Scheduled,
+        "queued" => Status::Queued,
+        "running" => Status::Running,
+        "completed" => Status::Completed,
+        "failed" => Status::Failed,
+        "cancelled" => Status::Cancelled,
+        other => {
+            return Err(Error::Backend {
+                source: format!("the run of `{key}` is in an unknown state `{other}`").into(),
+            });
+        }
+    };
+    let mut found = TaskRecord::new(key, &text("function").unwrap_or_default(), status, 1);
+    found.error = text("error");
+    if let Some(field) = text("result_key") {
+        let mut get = redis::cmd("GET");
+        get.arg(result::result_key(keys.name(), &field));
+        let envelope: Option<Vec<u8>> = get.query_async(link).await.map_err(into_error)?;
+        if let Some(envelope) = envelope {
+            let value =
+                result::decode_result(&envelope, &pickle::Limits::default()).map_err(|error| {
+                    Error::Backend {
+                        source: format!("the result of `{key}` cannot be read: {error}").into(),
+                    }
+                })?;
+            found.result = Some(value.to_string());
+        }
+    }
+    Ok(Some(found))
+}
+
+/// Send `key`'s record after every state event published for it, until the watcher drops the
+/// receiver or a connection ends.
+async fn follow_record(
+    keys: PyKeys,
+    key: String,
+    pubsub: redis::aio::PubSub,
+    mut link: Link,
+    sender: mpsc::UnboundedSender<TaskRecord>,
+) {
+    use futures_util::StreamExt;
+    let mut messages = pubsub.into_on_message();
+    loop {
+        let message = tokio::select! {
+            () = sender.closed() => return,
+            message = messages.next() => message,
+        };
+        if message.is_none() {
+            return;
+        }
+        match read_record(&mut link, &keys, &key).await {
+            Ok(Some(record)) => {
+                if sender.send(record).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%key, error = %crate::error::Chain(&error), "a pydocket watch ended");
+                return;
+            }
         }
     }
 }

@@ -132,10 +132,10 @@ impl Fields {
         let mut fields = HashMap::new();
         let mut values = values.into_iter();
         while let (Some(name), Some(value)) = (values.next(), values.next()) {
-            if let (Some(name), Some(value)) = (bytes(name), bytes(value)) {
-                if let Ok(name) = String::from_utf8(name) {
-                    fields.insert(name, value);
-                }
+            if let (Some(name), Some(value)) = (bytes(name), bytes(value))
+                && let Ok(name) = String::from_utf8(name)
+            {
+                fields.insert(name, value);
             }
         }
         Fields(fields)
