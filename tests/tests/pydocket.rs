@@ -932,7 +932,13 @@ fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
     let server = RedisServer::start();
-    let venv = newest();
+    for venv in venvs() {
+        cancel_and_cli_strike_reach_a_running_rust_worker(&server, &venv);
+    }
+}
+
+fn cancel_and_cli_strike_reach_a_running_rust_worker(server: &RedisServer, venv: &Venv) {
+    SLOW_STARTED.lock().unwrap().clear();
     let name = unique_name("live-signals");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let docket = runtime.block_on(pydocket(&server.url(), &name));
@@ -957,7 +963,7 @@ fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
         "{outcome:?}"
     );
     let strike = ["strike", "slow_scan", "track_id", "==", "int:2"];
-    pydocket_cli(&venv, &server, &name, &strike);
+    pydocket_cli(venv, server, &name, &strike);
     std::thread::sleep(Duration::from_millis(500));
     runtime.block_on(async {
         for track in [2, 3] {
@@ -969,12 +975,17 @@ fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
         }
     });
     wait_for("slow-3 completed", Duration::from_secs(20), || {
-        run_state(&server, &name, "slow-3") == "completed"
+        run_state(server, &name, "slow-3") == "completed"
     });
     let states: Vec<String> = ["slow-1", "slow-2", "slow-3"]
-        .map(|key| run_state(&server, &name, key))
+        .map(|key| run_state(server, &name, key))
         .to_vec();
-    assert_eq!(states, ["cancelled", "cancelled", "completed"]);
+    assert_eq!(
+        states,
+        ["cancelled", "cancelled", "completed"],
+        "pydocket {}",
+        venv.version()
+    );
     let _ = stop.send(());
     runtime
         .block_on(worker)
@@ -983,7 +994,8 @@ fn a_cancel_and_a_cli_strike_reach_a_running_rust_worker() {
     assert_eq!(
         *SLOW_STARTED.lock().unwrap(),
         [1, 3],
-        "the struck run never started"
+        "pydocket {}: the struck run never started",
+        venv.version()
     );
 }
 
@@ -1017,7 +1029,12 @@ asyncio.run(main(*sys.argv[1:]))
 #[test]
 fn a_recurring_rust_chain_shows_in_pydockets_snapshot() {
     let server = RedisServer::start();
-    let venv = newest();
+    for venv in venvs() {
+        recurring_rust_chain_shows_in_pydockets_snapshot(&server, &venv);
+    }
+}
+
+fn recurring_rust_chain_shows_in_pydockets_snapshot(server: &RedisServer, venv: &Venv) {
     let name = unique_name("chain");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let docket = runtime.block_on(pydocket(&server.url(), &name));
