@@ -877,13 +877,18 @@ fn pydocket_worker_runs_what_a_rust_producer_scheduled(server: &RedisServer, ven
 /// The tracks `slow_scan` started on.
 static SLOW_STARTED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
-/// Runs for a minute on track 1 (long enough to be cancelled while it runs), at once on others.
-#[docket::task]
-async fn slow_scan(track_id: i64) {
+/// Runs for a minute on track 1 (long enough to be cancelled while it runs), reporting its
+/// progress; at once on others.
+#[docket::task(result)]
+async fn slow_scan(track_id: i64, ctx: docket::Context) -> Result<(), String> {
+    if track_id == 1 {
+        ctx.progress(1, 60, "scanning").await;
+    }
     SLOW_STARTED.lock().unwrap().push(track_id);
     if track_id == 1 {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
+    Ok(())
 }
 
 /// `add`: schedules `slow_scan` on track 1; `cancel`: cancels it.
@@ -925,7 +930,8 @@ fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// What Python does to a running Rust worker reaches it: pydocket's `cancel()` stops the run
-/// it is running (which ends `cancelled`, as a Rust `Docket::result` waiting on it hears), and a strike made with pydocket's CLI while it runs
+/// it is running (whose progress is in pydocket's progress hash meanwhile, and which ends
+/// `cancelled`, as a Rust `Docket::result` waiting on it hears), and a strike made with pydocket's CLI while it runs
 /// reaches it within half a second: a run it matches, scheduled then (by Rust: pydocket's own
 /// `add()` refuses a struck call), ends `cancelled` without starting, while the run beside it
 /// goes on.
@@ -951,6 +957,27 @@ fn cancel_and_cli_strike_reach_a_running_rust_worker(server: &RedisServer, venv:
     wait_for("slow-1 starts", Duration::from_secs(15), || {
         SLOW_STARTED.lock().unwrap().contains(&1)
     });
+    let progress = server.command(&["HGETALL", &format!("{name}:progress:slow-1")]);
+    let Reply::Array(fields) = progress else {
+        panic!("no progress for slow-1: {progress:?}");
+    };
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|field| match field {
+            Reply::Bulk(text) => text,
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let field = |name: &str| {
+        let at = fields.iter().position(|field| field == name);
+        at.and_then(|at| fields.get(at + 1)).cloned()
+    };
+    assert_eq!(
+        (field("current"), field("total"), field("message")),
+        (Some("1".into()), Some("60".into()), Some("scanning".into())),
+        "pydocket {}: the progress where pydocket reads it",
+        venv.version()
+    );
     let watched = docket.clone();
     let outcome = runtime.spawn(async move { watched.result::<Value>("slow-1").await });
     venv.run(PYDOCKET_SLOW, &[&server.url(), &name, "cancel"], b"");

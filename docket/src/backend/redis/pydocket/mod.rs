@@ -898,8 +898,11 @@ impl Backend for PydocketBackend {
     }
 
     async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
-        // The scripts keep the run's record; what is left is the result, where pydocket's
-        // `get_result()` reads it.
+        // The scripts keep the run's record; what is left is the progress of a running task,
+        // where pydocket's tools read it, and the result, where `get_result()` reads it.
+        if let (Status::Running, Some(progress)) = (state.status, &state.progress) {
+            return self.progress(&state.key, progress).await;
+        }
         let (Status::Completed, Some(json)) = (state.status, &state.result) else {
             return Ok(());
         };
@@ -972,6 +975,39 @@ impl Backend for PydocketBackend {
 }
 
 impl PydocketBackend {
+    /// Write a running task's progress to its progress hash and announce it on the hash's
+    /// channel, as pydocket's `Progress` does.
+    async fn progress(&self, key: &str, progress: &crate::results::Progress) -> Result<()> {
+        let updated = iso(SystemTime::now());
+        let channel = self.keys.progress(key);
+        let event = serde_json::json!({
+            "type": "progress",
+            "key": key,
+            "current": progress.current,
+            "total": progress.total,
+            "message": progress.message,
+            "updated_at": updated,
+        });
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("HSET")
+            .arg(&channel)
+            .arg("current")
+            .arg(progress.current)
+            .arg("total")
+            .arg(progress.total)
+            .arg("message")
+            .arg(&progress.message)
+            .arg("updated_at")
+            .arg(&updated)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(&channel)
+            .arg(event.to_string())
+            .ignore();
+        self.redis.pipeline::<()>(&pipeline).await
+    }
+
     /// Add a strike (or its restore) to the strikes stream, its value pickled.
     async fn instruct(&self, strike: &Strike, restore: bool) -> Result<()> {
         let fields = wire::encode_instruction(strike, restore).map_err(|error| {
