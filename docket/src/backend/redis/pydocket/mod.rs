@@ -6,24 +6,32 @@
 //! Each step is one of the `py_*.lua` scripts (our own, written to the data transitions
 //! pydocket's scripts make, and checked against real pydocket by `tests/tests/pydocket.rs`).
 //! What has no pydocket counterpart is refused with [`Error::Unsupported`] (snapshots in
-//! docket's form, the dashboard's views) or has nothing to show (dead letters: a task that fails for good ends
-//! `failed`, with its error, as in pydocket; strikes cancel runs, as in pydocket, rather than
-//! hold them).
+//! docket's form, the dashboard's views) or has nothing to show (dead letters: a task that
+//! fails for good ends `failed`, with its error, as in pydocket; strikes cancel runs, as in
+//! pydocket, rather than hold them).
+//!
+//! This file is the `Backend` impl; `claim.rs` reads and claims deliveries, `clock.rs` moves
+//! due tasks and writes heartbeats, `feeds.rs` follows strikes, cancels and a run's state, and
+//! `wire.rs` is pydocket's key layout and formats.
 
+mod claim;
+mod clock;
+mod feeds;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use redis::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use self::wire::{Fields, Instruction, PY_GROUP, PyKeys, epoch, iso, state_event};
-use super::connection::{Link, RESPONSE_TIMEOUT, cluster_nodes, into_error, is_no_group};
-use super::reply::{first_stream, stream_entries};
+use self::feeds::{apply, follow_cancels, follow_record, follow_strikes, read_record};
+use self::wire::{Fields, PY_GROUP, PyKeys, epoch, iso, state_event};
+use super::connection::{Link, cluster_nodes, into_error};
+use super::reply::stream_entries;
 use super::scripts::{Invocation, SCRIPTS};
 use super::{RedisBackend, RedisOptions};
 use crate::backend::{
@@ -31,8 +39,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::inspect::{DeadLetter, Snapshot, WorkerInfo};
-use crate::pydocket::{bind, pickle, result};
-use crate::registry::Registry;
+use crate::pydocket::result;
 use crate::results::{Status, TaskRecord};
 use crate::schedule::Disposition;
 use crate::strike::Strike;
@@ -118,289 +125,8 @@ impl PydocketBackend {
         }
     }
 
-    /// Create pydocket's consumer group at the stream's start (`0-0`, so tasks added before the
-    /// first worker are read), unless it exists.
-    async fn ensure_group(&self) -> Result<()> {
-        if self.group.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut command = redis::cmd("XGROUP");
-        command
-            .arg("CREATE")
-            .arg(&self.keys.stream)
-            .arg(PY_GROUP)
-            .arg("0-0")
-            .arg("MKSTREAM");
-        match self.redis.query::<()>(&command).await {
-            Ok(()) => {}
-            Err(Error::Backend { source }) if source.to_string().contains("BUSYGROUP") => {}
-            Err(error) => return Err(error),
-        }
-        self.group.store(true, Ordering::Release);
-        Ok(())
-    }
-
     async fn run_script<T: redis::FromRedisValue>(&self, call: &Invocation<'_>) -> Result<T> {
         self.redis.invoke(call).await
-    }
-
-    /// Move the tasks whose time has come from the queue to the stream; how many moved.
-    async fn move_due(&self) -> Result<usize> {
-        let now = epoch(SystemTime::now());
-        let mut command = redis::cmd("ZRANGEBYSCORE");
-        command
-            .arg(&self.keys.queue)
-            .arg("-inf")
-            .arg(&now)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(DUE_BATCH);
-        let due: Vec<String> = self.redis.query(&command).await?;
-        if due.is_empty() {
-            return Ok(0);
-        }
-        let mut call = SCRIPTS.py_due.prepare_invoke();
-        call.key(&self.keys.queue).key(&self.keys.stream);
-        for key in &due {
-            call.key(self.keys.parked(key))
-                .key(self.keys.runs(key))
-                .key(self.keys.state(key));
-        }
-        call.arg(&now).arg(&due);
-        self.run_script(&call).await
-    }
-
-    /// Write `worker`'s heartbeat where pydocket's `docket workers` reads it.
-    async fn heartbeat(&self, worker: &str) -> Result<()> {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let stale = now - HEARTBEAT_LIFE.as_secs_f64();
-        let tasks: Vec<&str> = Registry::global()
-            .map(|registry| registry.iter().map(|r| r.name()).collect())
-            .unwrap_or_default();
-        let mut pipeline = redis::pipe();
-        pipeline.atomic();
-        for set in std::iter::once(self.keys.workers.clone())
-            .chain(tasks.iter().map(|task| self.keys.task_workers(task)))
-        {
-            pipeline
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(&set)
-                .arg(0)
-                .arg(stale)
-                .ignore()
-                .cmd("ZADD")
-                .arg(&set)
-                .arg(now)
-                .arg(worker)
-                .ignore();
-        }
-        if !tasks.is_empty() {
-            let set = self.keys.worker_tasks(worker);
-            pipeline
-                .cmd("SADD")
-                .arg(&set)
-                .arg(&tasks)
-                .ignore()
-                .cmd("EXPIRE")
-                .arg(&set)
-                .arg(HEARTBEAT_LIFE.as_secs())
-                .ignore();
-        }
-        self.redis.pipeline::<()>(&pipeline).await
-    }
-
-    /// A connection for a blocking read: one left by an earlier read, or a new one.
-    async fn reader(&self) -> Result<Link> {
-        if let Some(link) = self.readers.locked().pop() {
-            return Ok(link);
-        }
-        self.redis.dedicated().await
-    }
-
-    /// Take over deliveries whose worker has been silent for the redelivery timeout (it died),
-    /// at most every quarter of that timeout.
-    async fn sweep(&self, worker: &str, max: usize) -> Result<Vec<(String, Vec<Value>)>> {
-        let timeout = self.options.redelivery_timeout;
-        {
-            let mut swept = self.swept.locked();
-            if swept.is_some_and(|at| at.elapsed() < timeout / 4) {
-                return Ok(Vec::new());
-            }
-            *swept = Some(Instant::now());
-        }
-        let mut command = redis::cmd("XAUTOCLAIM");
-        command
-            .arg(&self.keys.stream)
-            .arg(PY_GROUP)
-            .arg(worker)
-            .arg(crate::time::millis_of(timeout))
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(max.max(1));
-        let reply: Value = self.redis.query(&command).await?;
-        let entries = match reply {
-            Value::Array(mut parts) if parts.len() >= 2 => parts.swap_remove(1),
-            _ => Value::Nil,
-        };
-        Ok(stream_entries(entries))
-    }
-
-    /// Read what is due for `worker`: blocked at most `wait`.
-    async fn read(
-        &self,
-        worker: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<(String, Vec<Value>)>> {
-        let mut link = self.reader().await?;
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
-            .arg(PY_GROUP)
-            .arg(worker)
-            .arg("COUNT")
-            .arg(max.max(1));
-        let block = crate::time::millis_of(wait);
-        if block > 0 {
-            command.arg("BLOCK").arg(block);
-        }
-        command.arg("STREAMS").arg(&self.keys.stream).arg(">");
-        self.parked.locked().insert(worker.to_owned());
-        let reply = tokio::time::timeout(
-            wait + RESPONSE_TIMEOUT,
-            command.query_async::<Value>(&mut link),
-        )
-        .await;
-        self.parked.locked().remove(worker);
-        match reply {
-            Ok(Ok(reply)) => {
-                self.readers.locked().push(link);
-                Ok(stream_entries(first_stream(reply)))
-            }
-            Ok(Err(error)) if is_no_group(&error) => {
-                // The server lost the group (a restart without persistence): make it again.
-                self.group.store(false, Ordering::Release);
-                Ok(Vec::new())
-            }
-            Ok(Err(error)) => Err(into_error(error)),
-            Err(_) => Err(super::connection::unavailable(
-                "reading the pydocket stream did not return",
-            )),
-        }
-    }
-
-    /// The JSON arguments of a run of `task` from its pickles, bound to the task's parameters;
-    /// `{}` for a task this binary does not have (the worker ends it as unknown).
-    fn arguments(&self, task: &str, args: &[u8], kwargs: &[u8]) -> Result<String, String> {
-        let Some(registration) = Registry::global()
-            .ok()
-            .and_then(|registry| registry.get(task))
-        else {
-            return Ok("{}".to_owned());
-        };
-        let limits = pickle::Limits {
-            max_bytes: self.options.max_payload,
-            ..pickle::Limits::default()
-        };
-        let positional = pickle::decode_args(args, &limits)
-            .map_err(|error| format!("the pickled `args` cannot be read: {error}"))?;
-        let keyword = pickle::decode_kwargs(kwargs, &limits)
-            .map_err(|error| format!("the pickled `kwargs` cannot be read: {error}"))?;
-        let bound = bind::bind(registration.params(), positional, keyword)
-            .map_err(|error| error.to_string())?;
-        Ok(bound.to_string())
-    }
-
-    /// Claim one entry read from the stream for `worker`: a delivery to run, or nothing (it
-    /// was superseded or cancelled meanwhile, or its arguments cannot run here and it ended
-    /// `failed` with the reason).
-    async fn deliver(
-        &self,
-        worker: &str,
-        id: String,
-        fields: Vec<Value>,
-        redelivered: bool,
-    ) -> Result<Option<Delivery>> {
-        let fields = Fields::of_entry(fields);
-        let (Some(key), Some(task)) = (fields.text("key"), fields.text("function")) else {
-            tracing::warn!(entry = %id, "a pydocket stream entry without `key` or `function`; deleted");
-            let mut pipeline = redis::pipe();
-            pipeline
-                .cmd("XACK")
-                .arg(&self.keys.stream)
-                .arg(PY_GROUP)
-                .arg(&id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(&self.keys.stream)
-                .arg(&id)
-                .ignore();
-            self.redis.pipeline::<()>(&pipeline).await?;
-            return Ok(None);
-        };
-        let generation = fields.number("generation").unwrap_or(0);
-        let attempt = fields
-            .number("attempt")
-            .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
-            .max(1);
-        let now = SystemTime::now();
-        let due = fields.text("when").and_then(wire::parse_iso).unwrap_or(now);
-        let args = fields.raw("args").unwrap_or_default().to_vec();
-        let kwargs = fields.raw("kwargs").unwrap_or_default().to_vec();
-        let started = iso(now);
-        let mut call = SCRIPTS.py_claim.prepare_invoke();
-        call.key(self.keys.runs(key))
-            .key(self.keys.progress(key))
-            .key(self.keys.state(key))
-            .key(&self.keys.stream)
-            .arg(worker)
-            .arg(&started)
-            .arg(generation)
-            .arg(state_event(
-                key,
-                "running",
-                &[("worker", worker), ("started_at", &started)],
-            ))
-            .arg(key)
-            .arg(&id);
-        let claimed: String = self.run_script(&call).await?;
-        if claimed != "OK" {
-            tracing::debug!(%key, %claimed, "a pydocket delivery is not run");
-            return Ok(None);
-        }
-        let run = Run {
-            worker: worker.to_owned(),
-            key: key.to_owned(),
-            generation,
-            args,
-            kwargs,
-        };
-        let arguments = self.arguments(task, &run.args, &run.kwargs);
-        self.in_flight.locked().insert(id.clone(), run);
-        let arguments = match arguments {
-            Ok(arguments) => arguments,
-            Err(reason) => {
-                let reason = format!("the arguments of `{task}` cannot run in Rust: {reason}");
-                tracing::error!(%task, %key, %reason, "pydocket task failed without running");
-                let ended = self.end(&id, "failed", &[("error", reason.as_str())]).await;
-                if ended.is_err() {
-                    // Not renewed: taken over after the redelivery timeout, and failed then.
-                    self.in_flight.locked().remove(&id);
-                }
-                return ended.map(|()| None);
-            }
-        };
-        let mut message = Message::first_attempt(task, key, arguments, due);
-        message.attempt = attempt;
-        message.trace = fields.text("traceparent").map(str::to_owned);
-        Ok(Some(Delivery {
-            id: DeliveryId::Stream(id),
-            message,
-            redelivered,
-        }))
     }
 
     /// End the run of delivery `id`: its record says `state` (with `extra` fields), its entry
@@ -501,27 +227,6 @@ impl PydocketBackend {
         Ok(last)
     }
 
-    /// Keep the fleet's clock for `worker` until `stop`: move due tasks every quarter second,
-    /// write the heartbeat every two.
-    pub(crate) async fn keep_time(&self, worker: &str, stop: &CancellationToken) {
-        let mut beat: Option<Instant> = None;
-        loop {
-            if let Err(error) = self.move_due().await {
-                tracing::debug!(%error, "could not move due pydocket tasks; trying again");
-            }
-            if beat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
-                beat = Some(Instant::now());
-                if let Err(error) = self.heartbeat(worker).await {
-                    tracing::debug!(%error, "could not write the pydocket heartbeat");
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(DUE_POLL) => {}
-            }
-        }
-    }
-
     /// Whether `worker`'s claim is waiting for work.
     pub(crate) fn parked(&self, worker: &str) -> bool {
         self.parked.locked().contains(worker)
@@ -601,22 +306,6 @@ impl PydocketBackend {
 
     pub(crate) async fn clear(&self) -> Result<usize> {
         Err(Self::unsupported("clearing the docket"))
-    }
-}
-
-/// Fold one strikes stream entry into `strikes`; an entry that cannot be followed is skipped
-/// with a warning (pydocket's own reader stops at it for ever).
-fn apply(strikes: &mut Vec<Strike>, id: &str, fields: &Fields) {
-    match wire::decode_instruction(fields) {
-        Ok(Instruction::Strike(strike)) => {
-            if !strikes.contains(&strike) {
-                strikes.push(strike);
-            }
-        }
-        Ok(Instruction::Restore(strike)) => strikes.retain(|held| *held != strike),
-        Err(reason) => {
-            tracing::warn!(entry = %id, %reason, "skipping a pydocket strike entry")
-        }
     }
 }
 
@@ -1019,151 +708,6 @@ impl PydocketBackend {
             command.arg(field).arg(value);
         }
         self.redis.query::<String>(&command).await.map(drop)
-    }
-}
-
-/// Follow the strikes stream from the entry after `last`, sending the strikes in place after
-/// every change, until the worker drops the receiver or the connection fails.
-async fn follow_strikes(
-    stream: String,
-    mut link: Link,
-    mut last: String,
-    mut strikes: Vec<Strike>,
-    sender: mpsc::UnboundedSender<Signal>,
-) {
-    loop {
-        let mut read = redis::cmd("XREAD");
-        read.arg("COUNT")
-            .arg(100)
-            .arg("BLOCK")
-            .arg(0)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(&last);
-        let reply = tokio::select! {
-            () = sender.closed() => return,
-            reply = read.query_async::<Value>(&mut link) => reply,
-        };
-        let Ok(reply) = reply else {
-            tracing::debug!("the pydocket strike feed ended");
-            return;
-        };
-        let entries = stream_entries(first_stream(reply));
-        if entries.is_empty() {
-            continue;
-        }
-        for (id, fields) in entries {
-            apply(&mut strikes, &id, &Fields::of_entry(fields));
-            last = id;
-        }
-        if sender.send(Signal::Strikes(strikes.clone())).is_err() {
-            return;
-        }
-    }
-}
-
-/// The record of `key`'s run as pydocket keeps it, with its result when it names one; `None`
-/// when there is none.
-async fn read_record(link: &mut Link, keys: &PyKeys, key: &str) -> Result<Option<TaskRecord>> {
-    let mut command = redis::cmd("HGETALL");
-    command.arg(keys.runs(key));
-    let record: HashMap<String, Vec<u8>> = command.query_async(link).await.map_err(into_error)?;
-    let text = |field: &str| {
-        record
-            .get(field)
-            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-    };
-    let Some(state) = text("state") else {
-        return Ok(None);
-    };
-    let status = match state.as_str() {
-        "scheduled" => Status::Scheduled,
-        "queued" => Status::Queued,
-        "running" => Status::Running,
-        "completed" => Status::Completed,
-        "failed" => Status::Failed,
-        "cancelled" => Status::Cancelled,
-        other => {
-            return Err(Error::Backend {
-                source: format!("the run of `{key}` is in an unknown state `{other}`").into(),
-            });
-        }
-    };
-    let mut found = TaskRecord::new(key, &text("function").unwrap_or_default(), status, 1);
-    found.error = text("error");
-    if let Some(field) = text("result_key") {
-        let mut get = redis::cmd("GET");
-        get.arg(result::result_key(keys.name(), &field));
-        let envelope: Option<Vec<u8>> = get.query_async(link).await.map_err(into_error)?;
-        if let Some(envelope) = envelope {
-            let value =
-                result::decode_result(&envelope, &pickle::Limits::default()).map_err(|error| {
-                    Error::Backend {
-                        source: format!("the result of `{key}` cannot be read: {error}").into(),
-                    }
-                })?;
-            found.result = Some(value.to_string());
-        }
-    }
-    Ok(Some(found))
-}
-
-/// Send `key`'s record after every state event published for it, until the watcher drops the
-/// receiver or a connection ends.
-async fn follow_record(
-    keys: PyKeys,
-    key: String,
-    pubsub: redis::aio::PubSub,
-    mut link: Link,
-    sender: mpsc::UnboundedSender<TaskRecord>,
-) {
-    use futures_util::StreamExt;
-    let mut messages = pubsub.into_on_message();
-    loop {
-        let message = tokio::select! {
-            () = sender.closed() => return,
-            message = messages.next() => message,
-        };
-        if message.is_none() {
-            return;
-        }
-        match read_record(&mut link, &keys, &key).await {
-            Ok(Some(record)) => {
-                if sender.send(record).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::debug!(%key, error = %crate::error::Chain(&error), "a pydocket watch ended");
-                return;
-            }
-        }
-    }
-}
-
-/// Forward the cancels published on pydocket's cancel channels (the payload is the key).
-async fn follow_cancels(pubsub: redis::aio::PubSub, sender: mpsc::UnboundedSender<Signal>) {
-    use futures_util::StreamExt;
-    let mut messages = pubsub.into_on_message();
-    loop {
-        let message = tokio::select! {
-            () = sender.closed() => return,
-            message = messages.next() => message,
-        };
-        let Some(message) = message else {
-            return;
-        };
-        let key = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
-        if sender
-            .send(Signal::Cancel {
-                key,
-                delivery: None,
-            })
-            .is_err()
-        {
-            return;
-        }
     }
 }
 
