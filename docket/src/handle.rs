@@ -173,11 +173,9 @@ impl Docket {
                     )?,
                 )))
             }
-            Target::Redis(url) => Some(AnyBackend::Redis(Box::new(RedisBackend::open(
-                &url,
-                &settings.name,
-                settings.redis,
-            )?))),
+            Target::Redis(url) => Some(AnyBackend::Redis(Box::new(
+                RedisBackend::connect(&url, &settings.name, settings.redis).await?,
+            ))),
         };
         Ok(Docket::build(
             settings.name,

@@ -194,6 +194,7 @@ pub mod results;
 mod scatter;
 mod schedule;
 mod state;
+mod stats;
 pub mod strike;
 mod sync;
 mod task;

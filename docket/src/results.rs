@@ -75,6 +75,56 @@ pub struct TaskRecord {
     pub error: Option<String>,
     /// When this state was recorded, in milliseconds since the Unix epoch.
     pub updated_ms: u64,
+    /// The states before this one, oldest first, as far as the record knows them (see
+    /// [`TaskRecord::history`]). Kept last in the encoding: `cancel.lua` appends to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+}
+
+/// One state a task was in, and since when: an entry of [`TaskRecord::history`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Change {
+    /// The state.
+    pub status: Status,
+    /// The attempt it belongs to, from 1.
+    pub attempt: u32,
+    /// When the task entered it, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl Change {
+    /// The state `record` holds now.
+    pub(crate) fn of(record: &TaskRecord) -> Change {
+        Change {
+            status: record.status,
+            attempt: record.attempt,
+            at_ms: record.updated_ms,
+        }
+    }
+
+    /// What the message of a task about to run tells of its earlier states, for a record the
+    /// worker writes without reading the one before: each failed attempt it keeps (a retry was
+    /// scheduled then), and when the current attempt fell due (queued from then on). The
+    /// schedule's own time and earlier attempts' starts are not in the message, so not here.
+    pub(crate) fn before_run(message: &Message) -> Vec<Change> {
+        let at_ms = crate::time::millis;
+        let mut changes: Vec<Change> = message
+            .history
+            .iter()
+            .map(|failed| Change {
+                status: Status::Scheduled,
+                attempt: failed.attempt.saturating_add(1),
+                at_ms: at_ms(failed.at),
+            })
+            .collect();
+        changes.push(Change {
+            status: Status::Queued,
+            attempt: message.attempt,
+            at_ms: at_ms(message.due),
+        });
+        changes
+    }
 }
 
 impl TaskRecord {
@@ -88,7 +138,38 @@ impl TaskRecord {
             result: None,
             error: None,
             updated_ms: crate::time::millis(SystemTime::now()),
+            changes: Vec::new(),
         }
+    }
+
+    /// Every state the record knows the task was in, oldest first, ending with the current
+    /// one ([`TaskRecord::status`] since [`TaskRecord::updated_ms`]).
+    ///
+    /// Each writer adds what it knows without reading the record before it (which would cost a
+    /// Redis command a change): the schedule writes the first state; the worker, when the
+    /// current attempt fell due, the retries before it (from its failed attempts) and when it
+    /// started; a cancel, the state it ended. So the history of a task that was retried starts
+    /// at its first retry, and a report of progress does not move the start of its run.
+    ///
+    /// ```
+    /// # async fn demo(docket: docket::Docket) -> docket::Result<()> {
+    /// if let Some(record) = docket.status("scan-7").await? {
+    ///     for change in record.history() {
+    ///         println!("{:?} (attempt {}) at {} ms", change.status, change.attempt, change.at_ms);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn history(&self) -> Vec<Change> {
+        let mut history = self.changes.clone();
+        let current = Change::of(self);
+        // A progress report rewrites the running state; the run started at the earlier entry.
+        match history.last() {
+            Some(last) if (last.status, last.attempt) == (current.status, current.attempt) => {}
+            _ => history.push(current),
+        }
+        history
     }
 
     /// A new task's first record: scheduled when it is due after `now`, else queued. Written
@@ -265,6 +346,7 @@ pub(crate) async fn record_progress(
         Status::Running,
         context.attempt(),
     );
+    state.changes = context.changes();
     state.progress = Some(Progress {
         current,
         total,
@@ -299,5 +381,60 @@ mod tests {
         assert_eq!(decoded.status, Status::Cancelled);
         assert_eq!(decoded.updated_ms, 1_764_480_000_001);
         assert_eq!((decoded.key, decoded.result), (record.key, record.result));
+    }
+
+    /// `cancel.lua` appends the state it ends to `changes`, by position: the field must come
+    /// last, after the top-level `attempt` and `updated_ms` it copies.
+    #[test]
+    fn a_records_changes_come_last_where_cancel_lua_appends_to_them() {
+        let mut record = TaskRecord::new("k", "scan", Status::Running, 3);
+        record.error = Some(r#"x"}]}"#.to_owned());
+        assert!(
+            !record.encode().ends_with("}]}"),
+            "no changes, no `}}]}}` at the end"
+        );
+        record.changes = vec![Change {
+            status: Status::Queued,
+            attempt: 3,
+            at_ms: 5,
+        }];
+        record.updated_ms = 9;
+        let json = record.encode();
+        assert!(json.ends_with(r#","changes":[{"status":"queued","attempt":3,"at_ms":5}]}"#));
+        assert!(json.find(r#""attempt":3"#) < json.find(r#""changes""#));
+        // What cancel.lua does.
+        let appended = format!(
+            "{},{}]}}",
+            &json[..json.len() - 2],
+            r#"{"status":"running","attempt":3,"at_ms":9}"#
+        )
+        .replacen(r#""status":"running""#, r#""status":"cancelled""#, 1)
+        .replacen(r#""updated_ms":9"#, r#""updated_ms":12"#, 1);
+        let cancelled = TaskRecord::decode(appended.as_bytes()).unwrap();
+        let history: Vec<(Status, u64)> = cancelled
+            .history()
+            .iter()
+            .map(|change| (change.status, change.at_ms))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (Status::Queued, 5),
+                (Status::Running, 9),
+                (Status::Cancelled, 12)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_progress_report_does_not_move_the_start_of_the_run() {
+        let mut record = TaskRecord::new("k", "scan", Status::Running, 1);
+        record.changes = vec![Change {
+            status: Status::Running,
+            attempt: 1,
+            at_ms: 5,
+        }];
+        record.updated_ms = 50;
+        assert_eq!(record.history(), record.changes);
     }
 }

@@ -1,8 +1,9 @@
 //! The web dashboard (`docket::dashboard`) over a private Redis with a known workload, driven in
 //! headless Chromium through chromedriver: the counts match the workload and follow it live, a
 //! `<script>` argument shows as text, a strike holds and its restore releases, a cancel stops a
-//! running task, a replayed dead letter runs, a request without the token is refused.
-//! Screenshots of the overview and of a task page go to `target/dashboard-screenshots/`.
+//! running task, a replayed dead letter runs, a request without the token is refused, the runs
+//! by task name match what the workers ran, and a kept task's page lists its state changes.
+//! Screenshots of the overview and of task pages go to `target/dashboard-screenshots/`.
 //!
 //! One browser session walks through the steps in order (starting Chromium is the slow part);
 //! each step is a function named for what it checks.
@@ -26,6 +27,7 @@ static PARKED_RUNS: AtomicUsize = AtomicUsize::new(0);
 static SLEEPY_STARTED: AtomicBool = AtomicBool::new(false);
 static SLEEPY_STOPPED: AtomicBool = AtomicBool::new(false);
 static SLEEPY_DONE: AtomicBool = AtomicBool::new(false);
+static FLAKY_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Fails for good: its one run makes a dead letter.
 #[docket::task]
@@ -62,6 +64,26 @@ async fn sleepy(n: u32) {
     SLEEPY_STARTED.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(60)).await;
     SLEEPY_DONE.store(true, Ordering::SeqCst);
+}
+
+/// Takes 30 ms, then fails for good when `n` is odd.
+#[docket::task]
+async fn flaky(n: u32) -> Result<(), docket::Fail> {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    FLAKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    match n % 2 {
+        1 => Err(docket::Fail::because(format!("{n} is odd"))),
+        _ => Ok(()),
+    }
+}
+
+/// Keeps its state; asks for a retry after 10 ms on its first attempt.
+#[docket::task(result, retries = 1)]
+async fn kept(n: u32, ctx: docket::Context) -> Result<u32, docket::Retry> {
+    match ctx.attempt() {
+        1 => Err(docket::Retry::after(Duration::from_millis(10))),
+        _ => Ok(n),
+    }
 }
 
 const XSS: &str = "<script>document.title='pwned'</script>";
@@ -141,8 +163,10 @@ async fn act(client: &Client, form: &str) -> String {
 async fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     let driver = Chromedriver::start();
     let server = RedisServer::start();
+    // A short redelivery timeout: workers publish their runs every second (a fifth of it).
     let docket = Docket::connect(server.url())
         .name(unique_name("dash"))
+        .redelivery_timeout(Duration::from_secs(5))
         .await
         .unwrap();
     let workload = Workload::load(&docket).await;
@@ -164,6 +188,8 @@ async fn the_dashboard_shows_and_steers_the_queue_in_a_real_browser() {
     a_cancel_stops_a_running_task(&client, &base, &docket).await;
     a_replayed_dead_letter_runs(&client, &base, &workload).await;
     a_browser_without_the_token_is_refused(&client, &docket).await;
+    runs_by_task_match_the_workload(&client, &base, &docket).await;
+    a_task_page_shows_its_state_changes(&client, &base, &docket).await;
 
     worker.stop().await;
     client.close().await.unwrap();
@@ -364,6 +390,102 @@ async fn a_cancel_stops_a_running_task(client: &Client, base: &str, docket: &Doc
     .await;
 }
 
+/// The numbers of the runs table's row of `task`: runs, failures, mean duration.
+async fn runs_row(client: &Client, task: &str) -> Vec<String> {
+    let cells = client
+        .find_all(Locator::Css(&format!(
+            "#runs-table tr[data-task='{task}'] td.num"
+        )))
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    for cell in cells {
+        texts.push(cell.text().await.unwrap());
+    }
+    texts
+}
+
+async fn runs_by_task_match_the_workload(client: &Client, base: &str, docket: &Docket) {
+    for n in 0..5 {
+        Flaky::schedule(n).on(docket).await.unwrap();
+    }
+    eventually("the flaky tasks to run", PATIENCE, async || {
+        FLAKY_RUNS.load(Ordering::SeqCst) == 5
+    })
+    .await;
+    // Workers publish their runs at most once a period (here 1 s): reload until they did.
+    eventually(
+        "the overview to count the flaky runs",
+        PATIENCE,
+        async || {
+            client.goto(base).await.unwrap();
+            runs_row(client, "flaky")
+                .await
+                .starts_with(&["5", "2"].map(String::from))
+        },
+    )
+    .await;
+    let mean = runs_row(client, "flaky").await.remove(2);
+    let millis: u64 = mean
+        .strip_suffix(" ms")
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("a mean in ms: {mean}"));
+    assert!((30..1000).contains(&millis), "{mean}");
+    // The rest of the workload. The first worker, which ran the doomed task twice, stopped
+    // before the dashboard first asked the workers for their runs, so it never published them
+    // (publishing costs a command: workers publish only while a dashboard wants it). The
+    // second ran everything since, the doomed task's replay too; the cancelled run is no
+    // failure.
+    for (task, runs, failures) in [
+        ("doomed", "1", "1"),
+        ("echo", "7", "0"),
+        ("parked", "1", "0"),
+        ("sleepy", "1", "0"),
+    ] {
+        let row = runs_row(client, task).await;
+        assert!(
+            row.starts_with(&[runs, failures].map(String::from)),
+            "{task}: {row:?}"
+        );
+    }
+    assert!(
+        text(client, "#runs").await.contains("last 5 minutes"),
+        "the window is stated"
+    );
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join("overview-runs.png"), png).unwrap();
+}
+
+async fn a_task_page_shows_its_state_changes(client: &Client, base: &str, docket: &Docket) {
+    let scheduled = Kept::schedule(3).key("kept-3").on(docket).await.unwrap();
+    let result = tests::in_time("the kept task's result", scheduled.result::<u32>()).await;
+    assert_eq!(result.unwrap(), 3);
+    client
+        .goto(&format!("{base}/task?key=kept-3"))
+        .await
+        .unwrap();
+    let rows = client
+        .find_all(Locator::Css("#changes-table tbody tr"))
+        .await
+        .unwrap();
+    let mut changes = Vec::new();
+    for row in rows {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let (state, attempt) = (
+            cells[0].text().await.unwrap(),
+            cells[1].text().await.unwrap(),
+        );
+        changes.push(format!("{state} {attempt}"));
+    }
+    assert_eq!(
+        changes,
+        ["scheduled 2", "queued 2", "running 2", "completed 2"],
+        "a retry, then the second attempt's run"
+    );
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join("task-changes.png"), png).unwrap();
+}
+
 async fn a_replayed_dead_letter_runs(client: &Client, base: &str, workload: &Workload) {
     client.goto(&format!("{base}/dead")).await.unwrap();
     let article = text(client, "article.dead").await;
@@ -538,6 +660,107 @@ async fn a_refresh_costs_five_redis_commands_however_many_pages_are_open() {
     assert_eq!(docket.commands_sent() - before, 5);
 }
 
+/// A `docket-test-worker` process, killed when dropped.
+struct WorkerProcess(std::process::Child);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The numbers of the runs table's row of `task` in an overview's HTML: runs, failures, mean.
+fn runs_cells(page: &str, task: &str) -> Vec<String> {
+    let Some(start) = page.find(&format!("<tr data-task=\"{task}\">")) else {
+        return Vec::new();
+    };
+    let row = &page[start..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    row.split("<td class=\"num\">")
+        .skip(1)
+        .map(|cell| cell.split("</td>").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_runs_reach_the_dashboard_of_another_process() {
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("dash-runs"))
+        .await
+        .unwrap();
+    // Tasks of `docket-test-worker`: 3 runs of 30 ms, and 2 whose arguments do not decode
+    // (a failed run each).
+    for n in 0..3 {
+        let args = format!(r#"{{"n":{n},"hold_ms":30}}"#);
+        docket.add_json("crash_probe", &args).await.unwrap();
+    }
+    for _ in 0..2 {
+        let args = r#"{"n":"not a number","hold_ms":0}"#;
+        docket.add_json("crash_probe", args).await.unwrap();
+    }
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let (_, page) = get(address, "/", "").await;
+    assert!(
+        page.contains("No task ran in the last 5 minutes."),
+        "{page}"
+    );
+
+    let _worker = WorkerProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_docket-test-worker"))
+            .env("DOCKET_URL", server.url())
+            .env("DOCKET_NAME", docket.name())
+            .env("DOCKET_TEST_LOG", server.dir().join("runs.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the test worker"),
+    );
+    let mut page = String::new();
+    eventually(
+        "the other process's runs to show on the overview",
+        PATIENCE,
+        async || {
+            page = get(address, "/", "").await.1;
+            runs_cells(&page, "crash_probe").get(..2) == Some(&["5".into(), "2".into()][..])
+        },
+    )
+    .await;
+    // Three runs of at least 30 ms and two that failed at once.
+    let mean = &runs_cells(&page, "crash_probe")[2];
+    let millis: u64 = mean.strip_suffix(" ms").unwrap().parse().unwrap();
+    assert!((18..1000).contains(&millis), "{mean}");
+
+    // What an overview page costs on Redis, the runs table included: printed for the record.
+    let before = docket.commands_sent();
+    get(address, "/", "").await;
+    println!(
+        "an overview page: {} commands",
+        docket.commands_sent() - before
+    );
+}
+
+/// Fails for good, at once.
+#[docket::task]
+async fn refuses(n: u32) -> Result<(), docket::Fail> {
+    Err(docket::Fail::because(format!("no {n}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_dockets_overview_counts_the_runs_of_its_workers() {
+    let docket = Docket::memory();
+    for n in 0..3 {
+        Echo::schedule(n.to_string()).on(&docket).await.unwrap();
+    }
+    Refuses::schedule(1).on(&docket).await.unwrap();
+    tests::finish(&docket).await;
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let (_, page) = get(address, "/", "").await;
+    assert_eq!(runs_cells(&page, "echo")[..2], ["3", "0"], "{page}");
+    assert_eq!(runs_cells(&page, "refuses")[..2], ["1", "1"], "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_the_open_event_streams_so_a_graceful_shutdown_is_not_held() {
     let docket = Docket::memory();
@@ -590,4 +813,44 @@ async fn the_cli_serves_the_dashboard_on_loopback_and_refuses_beyond_it_without_
     ];
     let code = docket::cli::run_from(argv, &mut Vec::new()).await;
     assert_eq!(code, std::process::ExitCode::FAILURE);
+}
+
+/// Publishing runs costs a command, so workers publish them only while a dashboard wants them:
+/// none before one is opened; a live worker's whole window as soon as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_publish_their_runs_only_once_a_dashboard_asks() {
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("dash-quiet"))
+        .redelivery_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let stats = format!("{{{}}}:stats", docket.name());
+    let worker = tests::background::Background::start(docket::Worker::new(&docket));
+    for n in 0..3 {
+        Echo::schedule(format!("quiet {n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    eventually("the tasks to run", PATIENCE, async || {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    // Past the publication period (1 s here): nothing was published, nobody asked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        server.command(&["EXISTS", &stats]),
+        tests::redis_server::Reply::Integer(0),
+        "a worker published its runs though no dashboard wanted them"
+    );
+
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let mut page = String::new();
+    eventually("the live worker's runs to show", PATIENCE, async || {
+        page = get(address, "/", "").await.1;
+        runs_cells(&page, "echo").get(..2) == Some(&["3".into(), "0".into()][..])
+    })
+    .await;
+    worker.stop().await;
 }

@@ -8,13 +8,14 @@
 //! 2. a success, once settled, is final: no second run, no dead letter (a crash or a long freeze
 //!    of its worker before it acknowledged excuses a second run; nothing else does), and a live
 //!    worker's task is never taken over;
-//! 3. after `cancel(key)` returned true nothing of the key starts, and its task does not complete
-//!    (within the time a worker takes to hear of it);
+//! 3. after `cancel(key)` returned true nothing of the key starts or completes, neither its task
+//!    nor a run a `replace` went beside (within the time a worker takes to hear of it);
 //! 4. a key is reusable once nothing of it waits or runs;
 //! 5. invalid input is refused with a typed error, never a panic, and stores nothing.
 //!
 //! Operations: schedule (now, later, keyed, `replace`, `add_many`), cancel, strike and restore,
-//! invalid inputs; task behaviours (succeed, fail N runs then succeed, always fail, hang); faults
+//! invalid inputs; in half the sequences, workers that read ahead of their free slots
+//! (`Worker::read_ahead`, which only Redis honours); task behaviours (succeed, fail N runs then succeed, always fail, hang); faults
 //! (freezes of a worker's thread at failpoints, worker crashes (on Redis, every other sequence
 //! crashes the keeper, the worker that holds the fleet's lease and runs its checks, so that the
 //! lease must lapse and pass on before its tasks run again), connection cuts by proxy or

@@ -19,6 +19,15 @@ async fn sum(numbers: Vec<u32>) -> Result<u32, String> {
 #[docket::task]
 async fn forget(_n: u32) {}
 
+/// Asks for a retry after `wait_ms` on its first attempt; returns `n` on the second.
+#[docket::task(result, retries = 1)]
+async fn second_time(n: u32, wait_ms: u64, ctx: docket::Context) -> Result<u32, docket::Retry> {
+    match ctx.attempt() {
+        1 => Err(docket::Retry::after(Duration::from_millis(wait_ms))),
+        _ => Ok(n),
+    }
+}
+
 async fn memory() -> Docket {
     Docket::connect("memory://")
         .name(unique_name("records-memory"))
@@ -106,6 +115,72 @@ async fn cancelling_marks_only_a_record_that_has_not_ended(docket: Docket) {
     assert_eq!(done.result::<u32>().await.unwrap(), 2);
 }
 
+/// The states in a record's history, and that their times never go back.
+async fn history(docket: &Docket, key: &str) -> Vec<(Status, u32)> {
+    let record = docket.status(key).await.unwrap().expect("a record");
+    let history = record.history();
+    assert!(
+        history.windows(2).all(|two| two[0].at_ms <= two[1].at_ms),
+        "{history:?}"
+    );
+    history
+        .iter()
+        .map(|change| (change.status, change.attempt))
+        .collect()
+}
+
+async fn a_record_holds_the_history_of_its_state_changes(docket: Docket) {
+    use Status::*;
+    let done = Sum::schedule(vec![2]).on(&docket).await.unwrap();
+    let retried = SecondTime::schedule(7, 10).on(&docket).await.unwrap();
+    drain(&docket).await;
+    assert_eq!(
+        history(&docket, done.key()).await,
+        [(Queued, 1), (Running, 1), (Completed, 1)]
+    );
+    // A retried task's history starts at its first retry: the worker writes the record
+    // without reading it, from what the task's message holds.
+    assert_eq!(
+        history(&docket, retried.key()).await,
+        [(Scheduled, 2), (Queued, 2), (Running, 2), (Completed, 2)]
+    );
+
+    // A cancel adds the state it ends, to a record without changes (the first one) ...
+    let waiting = Sum::schedule(vec![1])
+        .after(Duration::from_secs(3600))
+        .on(&docket)
+        .await
+        .unwrap();
+    assert!(docket.cancel(waiting.key()).await.unwrap());
+    assert_eq!(
+        history(&docket, waiting.key()).await,
+        [(Scheduled, 1), (Cancelled, 1)]
+    );
+    // ... and to one with changes (a worker's).
+    let again = SecondTime::schedule(8, 3_600_000)
+        .on(&docket)
+        .await
+        .unwrap();
+    drain_until(&docket, async || {
+        docket.status(again.key()).await.unwrap().unwrap().status == Scheduled
+    })
+    .await;
+    assert!(docket.cancel(again.key()).await.unwrap());
+    assert_eq!(
+        history(&docket, again.key()).await,
+        [(Queued, 1), (Running, 1), (Scheduled, 2), (Cancelled, 2)]
+    );
+}
+
+/// Run a worker until `done` holds.
+async fn drain_until(docket: &Docket, done: impl AsyncFn() -> bool) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(docket).run_until(stop.clone().cancelled_owned()));
+    tests::eventually("the worker to get there", tests::PATIENCE, done).await;
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
+
 async fn a_result_asked_for_as_the_wrong_type_is_a_result_decode_error(docket: Docket) {
     let scheduled = Sum::schedule(vec![4, 5]).on(&docket).await.unwrap();
     drain(&docket).await;
@@ -141,12 +216,18 @@ async fn memory_a_result_asked_for_as_the_wrong_type_is_a_result_decode_error() 
 }
 
 #[tokio::test]
+async fn memory_a_record_holds_the_history_of_its_state_changes() {
+    a_record_holds_the_history_of_its_state_changes(memory().await).await;
+}
+
+#[tokio::test]
 async fn redis_records_follow_the_same_rules() {
     let server = RedisServer::start();
     first_records_are_written_as_tasks_are_stored(redis(&server).await).await;
     a_duplicate_leaves_the_record_of_the_task_it_found(redis(&server).await).await;
     cancelling_marks_only_a_record_that_has_not_ended(redis(&server).await).await;
     a_result_asked_for_as_the_wrong_type_is_a_result_decode_error(redis(&server).await).await;
+    a_record_holds_the_history_of_its_state_changes(redis(&server).await).await;
 }
 
 /// A future task's first record outlives its wait: it is kept for the result TTL after the task

@@ -441,3 +441,39 @@ async fn a_keeper_too_busy_to_take_stalled_work_over_hands_its_lease_to_an_idle_
     stop.notify_waiters();
     busy_run.await.unwrap();
 }
+
+/// Workers' run counts (`{name}:stats`, for the dashboard) that fell out of their window are
+/// forgotten by the keeper, at its first check and now and then after; recent ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keeper_forgets_the_run_counts_of_workers_silent_for_longer_than_their_window() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-stats");
+    let stats = format!("{{{name}}}:stats");
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60;
+    let summary = |minute: u64| format!(r#"{{"m":{minute},"t":{{"scan":[[0,1,0,5]]}}}}"#);
+    server.command(&[
+        "HSET",
+        &stats,
+        "silent.1.a",
+        &summary(minute - 5),
+        "recent.2.b",
+        &summary(minute - 1),
+        "garbled.3.c",
+        "not a summary",
+    ]);
+    let (stop, running) = idle_fleet(&server, &name, 1, Duration::from_secs(1)).await;
+    eventually(
+        "the keeper to forget the stale counts",
+        tests::PATIENCE,
+        async || {
+            server.command(&["HKEYS", &stats])
+                == Reply::Array(vec![Reply::Bulk("recent.2.b".into())])
+        },
+    )
+    .await;
+    stop_fleet(stop, running).await;
+}

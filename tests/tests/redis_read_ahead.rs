@@ -6,7 +6,10 @@
 //!   redelivery timeout (a minute here) would have let it take them over;
 //! - a cancel of one of them, or a strike on their task, reaches them: when the slot frees, the
 //!   cancelled one never runs and the struck ones are held;
-//! - by default (read-ahead off), the worker holds only the task it runs.
+//! - a replace of one of them reaches it as it reaches a queued task: it never runs, its
+//!   replacement does, and a cancel of its key after the replace stops both;
+//! - read-ahead is on by default; with it off (`read_ahead(0)`), the worker holds only the task
+//!   it runs.
 
 use std::time::Duration;
 
@@ -201,13 +204,76 @@ async fn a_cancel_and_a_strike_reach_tasks_read_ahead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_default_the_worker_holds_only_what_it_runs() {
+async fn a_replace_reaches_tasks_read_ahead_as_it_reaches_queued_ones() {
     let server = RedisServer::start();
     let (docket, name) = open(&server).await;
     let probe = Probe::new();
     queue(&docket, &probe).await;
 
+    // The default worker reads ahead.
     let worker = Worker::new(&docket).concurrency(1);
+    let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
+    assert!(pending > 2, "too little was read ahead ({pending} pending)");
+    // The first two tasks after the slow one are read ahead (reads are in stream order). One is
+    // replaced; the other is replaced, then its key cancelled.
+    let (replaced, cancelled) = (BEFORE, BEFORE + 1);
+    Short::schedule(probe.id(), 1000 + replaced)
+        .key(format!("short-{replaced}"))
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    Short::schedule(probe.id(), 1000 + cancelled)
+        .key(format!("short-{cancelled}"))
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    assert!(docket.cancel(&format!("short-{cancelled}")).await.unwrap());
+    // The worker hears of them before the slot frees.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    probe.release(1);
+
+    let expected = BEFORE + AFTER + 1 - 2 + 1;
+    probe
+        .until("every task left has run", |p| {
+            p.finishes() == expected as usize
+        })
+        .await;
+    // Long enough for a dropped one to have run, had it not been dropped.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.stop().await;
+
+    let labels = probe.sorted_labels();
+    for gone in [replaced, cancelled, 1000 + cancelled] {
+        assert!(
+            !labels.contains(&gone.to_string()),
+            "task {gone} ran, though it was replaced or cancelled before it started: {labels:?}"
+        );
+    }
+    let replacement = (1000 + replaced).to_string();
+    assert_eq!(
+        labels.iter().filter(|label| **label == replacement).count(),
+        1,
+        "the replacement ran once: {labels:?}"
+    );
+    assert_eq!(labels.len(), expected as usize, "{labels:?}");
+    let snapshot = docket.snapshot().await.unwrap();
+    assert_eq!(
+        (snapshot.queued.len(), snapshot.running.len()),
+        (0, 0),
+        "nothing is left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_read_ahead_off_the_worker_holds_only_what_it_runs() {
+    let server = RedisServer::start();
+    let (docket, name) = open(&server).await;
+    let probe = Probe::new();
+    queue(&docket, &probe).await;
+
+    let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
     let (worker, pending) = while_slow_runs(&server, &name, &probe, worker).await;
     assert_eq!(pending, 1, "only the slow task is pending to the worker");
     probe.release(1);

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "dashboard")]
 mod browse;
+mod stats;
 
 use super::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
@@ -38,6 +39,8 @@ struct Shared {
     added: Notify,
     /// Workers whose claim waits for a task, for their health.
     parked: Mutex<HashSet<String>>,
+    /// Each worker's runs by task name over the last minutes, as it last published them.
+    stats: Mutex<HashMap<String, crate::stats::Window>>,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +141,7 @@ impl Store {
             return;
         }
         let mut record = record.clone();
+        record.changes.push(crate::results::Change::of(&record));
         record.status = Status::Cancelled;
         record.updated_ms = crate::time::millis(now);
         let ttl = expires.duration_since(now).unwrap_or_default();
@@ -462,10 +466,7 @@ impl Backend for MemoryBackend {
         // A waiting task, and any copy of the key set aside beside a newer one.
         let waiting = store.remove_waiting(key).is_some();
         let aside = store.remove_aside(key);
-        if waiting || aside {
-            store.record_cancelled(key);
-            return Ok(true);
-        }
+        // And every run of the key: the task's own, or one a `replace` went beside.
         let mut cancelled = Vec::new();
         let mut marked_before = false;
         for (id, run) in &mut store.running {
@@ -486,10 +487,11 @@ impl Backend for MemoryBackend {
                 delivery: Some(DeliveryId::Memory(*id)),
             });
         }
-        if !cancelled.is_empty() {
+        let found = waiting || aside || !cancelled.is_empty();
+        if found {
             store.record_cancelled(key);
         }
-        Ok(!cancelled.is_empty() || marked_before)
+        Ok(found || marked_before)
     }
 
     async fn claim(

@@ -10,6 +10,7 @@
 pub(crate) mod browse;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod stats;
 
 use crate::schedule::Disposition;
 use std::future::Future;
@@ -135,8 +136,15 @@ pub(crate) enum Signal {
         key: String,
         delivery: Option<DeliveryId>,
     },
+    /// A `replace` added a task beside this delivery of the key (it was delivered when the
+    /// replace came): a worker that holds it read ahead, not started, drops it unstarted, as
+    /// the replace would have taken it out of the queue; a worker running it lets it run.
+    Superseded { key: String, delivery: DeliveryId },
     /// The strikes in place now (sent first on subscribing, then after every change).
     Strikes(Vec<Strike>),
+    /// A dashboard shows the workers' runs by task name: publish them for this long (sent on
+    /// subscribing while one does, then each time a dashboard asks again).
+    StatsWanted(std::time::Duration),
 }
 
 /// A subscription to worker signals.

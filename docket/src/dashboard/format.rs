@@ -44,6 +44,20 @@ fn short(duration: std::time::Duration) -> String {
     }
 }
 
+/// How long a run took: `850 ms`, `2.4 s`, `3m 05s`.
+pub(super) fn took(duration: std::time::Duration) -> String {
+    let millis = duration.as_millis();
+    match millis {
+        0..1_000 => format!("{millis} ms"),
+        1_000..60_000 => format!("{:.1} s", duration.as_secs_f64()),
+        _ => format!(
+            "{}m {:02}s",
+            duration.as_secs() / 60,
+            duration.as_secs() % 60
+        ),
+    }
+}
+
 pub(super) fn title_case(name: &str) -> String {
     let mut chars = name.chars();
     chars

@@ -35,6 +35,9 @@
 //! server-sent events. On Redis a refresh is one command (a script that reads the counts,
 //! the first running deliveries, the consumers, the fleet and the strikes). Lists are read a
 //! page at a time, never whole; see each backend's `browse` module for the commands of each.
+//! The overview's runs by task name cost the workers nothing until a dashboard shows them: its
+//! overview asks them to publish for ten minutes, again at most every five while it is viewed
+//! (one round trip), and reads their summaries (one command a page).
 
 mod actions;
 mod assets;
@@ -156,6 +159,7 @@ impl Dashboard {
             docket: self.docket,
             actions: self.actions,
             csrf,
+            stats_asked: std::sync::Mutex::new(None),
         });
         let mut router = Router::new()
             .route("/", get(pages::overview))
@@ -221,6 +225,41 @@ struct App {
     /// The token every action form carries: pages that show it are only readable by whoever
     /// may read the dashboard, so a cross-site form cannot know it.
     csrf: String,
+    /// When this dashboard last asked the workers for their runs by task name.
+    stats_asked: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+/// How long the workers publish their runs by task name once a dashboard asks.
+const STATS_WANTED: Duration = Duration::from_secs(600);
+/// How often a viewed overview asks again.
+const STATS_ASK_AGAIN: Duration = Duration::from_secs(300);
+/// How long an overview waits for the first publications when it asks anew (the workers were
+/// not publishing).
+const FIRST_PUBLICATIONS: Duration = Duration::from_millis(300);
+
+impl App {
+    /// Ask the workers for their runs by task name unless this dashboard did lately; when
+    /// they were not publishing, give the first publications a moment to arrive.
+    async fn ask_for_stats(&self) {
+        let now = tokio::time::Instant::now();
+        let anew = {
+            let mut asked = crate::sync::Locked::locked(&self.stats_asked);
+            if asked.is_some_and(|at| now.duration_since(at) < STATS_ASK_AGAIN) {
+                return;
+            }
+            let anew = asked.is_none_or(|at| now.duration_since(at) >= STATS_WANTED);
+            *asked = Some(now);
+            anew
+        };
+        let backend = self.docket.backend();
+        if let Err(error) = backend.want_stats(STATS_WANTED).await {
+            tracing::debug!(error = %crate::error::Chain(&error), "could not ask the workers for their runs");
+            return;
+        }
+        if anew && backend.leases_deliveries() {
+            tokio::time::sleep(FIRST_PUBLICATIONS).await;
+        }
+    }
 }
 
 type Shared = Arc<App>;

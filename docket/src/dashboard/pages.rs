@@ -11,11 +11,13 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 
 use super::assets::{CSS, SCRIPT};
-use super::format::{ago, clock, encode, pretty, title_case, when};
+use super::format::{ago, clock, encode, pretty, title_case, took, when};
 use super::{PAGE, Shared};
 use crate::backend::browse::{Counts, Filter, Place, TaskView};
 use crate::error::{Chain, Error};
 use crate::inspect::{DeadLetter, FailedAttempt, TaskInfo};
+use crate::results::{Status, TaskRecord};
+use crate::stats::{MAX_NAMES, OTHER, Tally, WINDOW_MINUTES};
 use crate::strike::Strike;
 
 /// Where the dashboard is mounted, as its links start: `""` at the root, `/docket` when nested
@@ -201,17 +203,20 @@ const RUNNING_SHOWN: usize = 20;
 pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Markup, PageError> {
     let backend = app.docket.backend();
     let everything = Filter::default();
-    let (counts, workers, running, strikes) = tokio::try_join!(
+    app.ask_for_stats().await;
+    let (counts, workers, running, strikes, runs) = tokio::try_join!(
         app.live.current(),
         app.docket.workers(),
         backend.page(Place::Running, &everything, None, RUNNING_SHOWN),
         app.docket.strikes(),
+        backend.task_stats(),
     )?;
     let b = &base.0;
     let content = html! {
         h1 { "Overview" }
         p.muted { "As of " span data-live="taken" { (clock(counts.taken)) } "." }
         (count_cards(&counts, b))
+        (runs_table(b, &runs))
         section aria-labelledby="workers" {
             h2 #workers { "Workers (" (workers.len()) ")" }
             @if workers.is_empty() {
@@ -251,6 +256,36 @@ pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Ma
         }
     };
     Ok(layout(&app, &base, "Overview", content))
+}
+
+/// The runs of each task name over the last minutes, as the workers published them.
+fn runs_table(b: &str, runs: &[(String, Tally)]) -> Markup {
+    html! {
+        section aria-labelledby="runs" {
+            h2 #runs { "Runs by task, last " (WINDOW_MINUTES) " minutes" }
+            @if runs.is_empty() {
+                p { "No task ran in the last " (WINDOW_MINUTES) " minutes." }
+            } @else {
+                div.scroll { table #runs-table {
+                    thead { tr {
+                        th scope="col" { "Task" } th scope="col" { "Runs" }
+                        th scope="col" { "Failures" } th scope="col" { "Mean duration" }
+                    } }
+                    tbody { @for (task, tally) in runs { tr data-task=(task) {
+                        @if task == OTHER {
+                            td.muted { "Other tasks (past " (MAX_NAMES) " names a worker)" }
+                        } @else {
+                            td { a href=(format!("{b}/tasks/queued?task={}", encode(task))) { (task) } }
+                        }
+                        td.num { (tally.runs) }
+                        td.num { (tally.failures) }
+                        td.num { (tally.mean().map(took).unwrap_or_default()) }
+                    } } }
+                } }
+            }
+            p.muted { "The current minute and the " (WINDOW_MINUTES - 1) " before it. Workers publish their runs only while a dashboard shows them (it asks when its overview is opened), at most once a minute: the first look after a while may miss runs, and the table may lag by a minute." }
+        }
+    }
 }
 
 /// The five counts, each a link to its list.
@@ -405,7 +440,7 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
             section aria-labelledby="record" {
                 h2 #record { "Record" }
                 dl {
-                    dt { "Status" } dd { (format!("{:?}", record.status).to_lowercase()) }
+                    dt { "Status" } dd { (status_name(record.status)) }
                     dt { "Attempt" } dd { (record.attempt) }
                     dt { "Changed" } dd { (clock(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(record.updated_ms))) }
                     @if let Some(progress) = &record.progress {
@@ -417,6 +452,7 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
                     }
                     @if let Some(error) = &record.error { dt { "Last error" } dd { pre { (error) } } }
                 }
+                (state_changes(record))
                 @if let Some(result) = &record.result {
                     h3 { "Result" }
                     pre.json { code { (pretty(result)) } }
@@ -430,6 +466,26 @@ fn task_details(app: &Shared, b: &str, key: &str, view: &TaskView) -> Markup {
             }
         }
     }
+}
+
+/// The states a kept record knows the task went through, oldest first.
+fn state_changes(record: &TaskRecord) -> Markup {
+    let at = |ms| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    html! {
+        h3 #changes { "State changes" }
+        div.scroll { table #changes-table {
+            thead { tr { th scope="col" { "State" } th scope="col" { "Attempt" } th scope="col" { "Since" } } }
+            tbody { @for change in record.history() { tr {
+                td { (status_name(change.status)) } td.num { (change.attempt) } td { (clock(at(change.at_ms))) }
+            } } }
+        } }
+        p.muted { "As far as the record knows: a worker writes it without reading the one before, so a retried task's history starts at its first retry." }
+    }
+}
+
+/// A status as the pages write it: `running`, `completed`, ...
+fn status_name(status: Status) -> String {
+    format!("{status:?}").to_lowercase()
 }
 
 /// A failed-attempts table.

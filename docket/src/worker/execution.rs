@@ -53,6 +53,9 @@ struct Run {
     next_run: Mutex<Option<NextRun>>,
     result: Mutex<Option<String>>,
     cancel: CancellationToken,
+    /// For tasks that keep results, the states before the current one, as the records the
+    /// worker writes carry them (`TaskRecord::changes`).
+    changes: Mutex<Vec<crate::results::Change>>,
 }
 
 /// What a recurring task asked about its next run.
@@ -76,8 +79,22 @@ impl Context {
                 next_run: Mutex::new(None),
                 result: Mutex::new(None),
                 cancel: CancellationToken::new(),
+                changes: Mutex::new(match policy.result_ttl() {
+                    Some(_) => crate::results::Change::before_run(message),
+                    None => Vec::new(),
+                }),
             }),
         }
+    }
+
+    /// The states before the current one, for a record of this run.
+    pub(crate) fn changes(&self) -> Vec<crate::results::Change> {
+        lock(&self.run.changes).clone()
+    }
+
+    /// Add `state` (the run's start) to the states before the current one.
+    pub(crate) fn push_change(&self, state: &crate::results::TaskRecord) {
+        lock(&self.run.changes).push(crate::results::Change::of(state));
     }
 
     /// The task's key.

@@ -8,6 +8,7 @@ mod process;
 mod read_ahead;
 pub(crate) mod recurrence;
 mod signals;
+mod stats;
 mod upkeep;
 
 pub use self::execution::Context;
@@ -114,22 +115,22 @@ impl Worker {
         self
     }
 
-    /// Claim up to `most` deliveries ahead of free slots (on Redis; off unless set). Short tasks
-    /// then start as slots free up, without a round trip to Redis each time: at concurrency 10,
-    /// a drain of short tasks runs about 2.8 times as fast, with half the commands.
+    /// Claim up to `most` deliveries ahead of free slots (on Redis; 64 unless set, 0 turns it
+    /// off). Short tasks then start as slots free up, without a round trip to Redis each time:
+    /// at concurrency 10, a drain of short tasks runs about 2.8 times as fast, with half the
+    /// commands.
     ///
     /// The worker reads ahead only as many deliveries as its slots finish in about 20 ms at the
     /// pace it measures, so a worker of slow tasks reads nothing ahead and never sits on work
-    /// that an idle worker could start. A delivery read ahead is held like a running one:
-    /// renewed, cancelled or held by a strike when it starts, and given back at once when the
-    /// worker stops. Read-ahead and running deliveries together stay within the 1,000 pending
-    /// entries a managed Redis allows a consumer.
+    /// that an idle worker could start. A delivery read ahead is held like a waiting task of
+    /// this worker: renewed; a cancel of its key, a `replace` of it or a strike reaches it
+    /// before it starts; and it is given back at once when the worker stops. Read-ahead and
+    /// running deliveries together stay within the 1,000 pending entries a managed Redis allows
+    /// a consumer.
     ///
-    /// What it changes: to Redis a delivery read ahead is running. A `replace` of its key adds
-    /// the new task beside it instead of swapping it, and a cancel of the key that then finds
-    /// only the newer task does not stop it: it starts, late, as a running copy would have
-    /// gone on. Turn it on where that does not matter (tasks without keys, or keys that are not
-    /// replaced).
+    /// What it costs: a worker that crashes holding deliveries read ahead leaves them, like its
+    /// running ones, for the fleet to take over after the redelivery timeout; and snapshots and
+    /// the dashboard list them as running on the worker (to Redis they are delivered).
     pub fn read_ahead(mut self, most: usize) -> Self {
         self.read_ahead = most;
         self
@@ -343,6 +344,7 @@ impl Worker {
             strikes: RwLock::new(Vec::new()),
             recurring,
             hooks: self.hooks.clone(),
+            stats: Arc::default(),
         });
         let finished = CancellationToken::new();
         self.health.started();
@@ -375,6 +377,12 @@ impl Worker {
             armed: true,
         };
         let acker = tokio::spawn(acknowledge(self.docket.clone(), self.id.clone(), acked));
+        let publisher = tokio::spawn(stats::publish(
+            self.docket.clone(),
+            self.id.clone(),
+            shared.stats.clone(),
+            finished.clone(),
+        ));
         let clock = {
             let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
             tokio::spawn(async move { docket.backend().keep_time(&id, &finished).await })
@@ -497,6 +505,7 @@ impl Worker {
         self.health.stopped();
         drop(shared);
         joined(acker).await;
+        joined(publisher).await;
         joined(clock).await;
         if let Some(renewer) = renewer {
             joined(renewer).await;
@@ -626,6 +635,8 @@ struct Shared {
     strikes: RwLock<Vec<Strike>>,
     recurring: HashMap<&'static str, Recurring>,
     hooks: hooks::Hooks,
+    /// Its runs by task name over the last minutes, for the dashboard.
+    stats: Arc<stats::Recorder>,
 }
 
 /// Wait until `docket` has nothing waiting or running (polling its backend).

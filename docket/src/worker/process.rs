@@ -11,7 +11,6 @@ use super::upkeep::retry_while_unavailable;
 use crate::backend::{Admission, AnyBackend, Backend, Burial, Delivery, Gate, KeyMode, Message};
 use crate::error::{Chain, Result};
 use crate::failure::TaskErrorKind;
-use crate::handle::Docket;
 use crate::inspect::FailedAttempt;
 use crate::metrics;
 use crate::policy::Policy;
@@ -83,7 +82,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     let policy = registration.policy();
     let context = Context::new(message, docket, &policy);
     // Tracked from here, so a cancel that comes before the run starts is not missed.
-    let _tracked = shared.running.track(&delivery, context.cancel_token());
+    let tracked = shared.running.track(&delivery, context.cancel_token());
+    if tracked.superseded {
+        // Read ahead, and a `replace` went beside it before it started: dropped as the replace
+        // would have dropped it from the queue. Its key names the newer task, so the
+        // acknowledgement leaves the key and its record alone.
+        tracing::debug!(key = %message.key, "task replaced before it started; dropped");
+        drop(tracked);
+        let _ = shared.acks.send(delivery);
+        return None;
+    }
     if let Some(strike) = shared.struck(message) {
         match retry_while_unavailable(|| backend.hold(&delivery, &strike)).await {
             Ok(true) => {
@@ -120,12 +128,14 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
 
     let ttl = policy.result_ttl();
     if let Some(ttl) = ttl {
-        let state = TaskRecord::new(
+        let mut state = TaskRecord::new(
             &message.key,
             &message.task,
             Status::Running,
             message.attempt,
         );
+        state.changes = context.changes();
+        context.push_change(&state);
         results::record(docket, &state, ttl).await;
     }
     failpoint!(step "settle.run");
@@ -137,7 +147,16 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     );
     let started = tokio::time::Instant::now();
     let outcome = run_attempt(registration, message, &context).await;
-    metrics::finished(registration.name(), started.elapsed(), outcome.is_ok());
+    let took = started.elapsed();
+    metrics::finished(registration.name(), took, outcome.is_ok());
+    let failed = match &outcome {
+        Ok(()) => false,
+        Err(AttemptError::Failed(error)) => error.kind() != TaskErrorKind::Cancelled,
+        Err(AttemptError::Undecodable(_)) => true,
+    };
+    shared
+        .stats
+        .record(registration.name(), docket.clock().now(), took, failed);
     failpoint!(step "settle.finish");
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
@@ -159,6 +178,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                     Status::Completed,
                     message.attempt,
                 );
+                state.changes = context.changes();
                 state.result = context.take_result();
                 results::record(docket, &state, ttl).await;
             }
@@ -172,7 +192,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 "the arguments do not decode into `{}`: {error}",
                 message.task
             );
-            return bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await;
+            return bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl))).await;
         }
         Err(AttemptError::Failed(error)) => error,
     };
@@ -185,6 +205,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 Status::Cancelled,
                 message.attempt,
             );
+            state.changes = context.changes();
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
@@ -210,6 +231,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         if let Some(ttl) = ttl {
             let mut state =
                 TaskRecord::new(&message.key, &message.task, Status::Scheduled, next.attempt);
+            state.changes = context.changes();
             state.error = Some(error.to_string());
             results::record(docket, &state, ttl).await;
         }
@@ -242,7 +264,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             },
             ..delivery
         };
-        bury(shared, &delivery, reason, ttl.map(|ttl| (docket, ttl))).await
+        bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl))).await
     }
 }
 
@@ -328,23 +350,25 @@ pub(super) fn gate(policy: &Policy, message: &Message) -> Option<Gate> {
     })
 }
 
-/// Keep the delivery as a dead letter (recording its failed state when it keeps results); the
-/// outcome, unless the dead letter could not be written and the task will run again.
+/// Keep the delivery as a dead letter (recording its failed state, after the run's, when it
+/// keeps results); the outcome, unless the dead letter could not be written and the task will
+/// run again.
 pub(super) async fn bury(
     shared: &Shared,
     delivery: &Delivery,
     reason: String,
-    results: Option<(&Docket, Duration)>,
+    results: Option<(&Context, Duration)>,
 ) -> Option<Outcome> {
     let backend = shared.docket.backend();
     let message = &delivery.message;
     tracing::error!(task = %message.task, key = %message.key, %reason, "task moved to the dead letters");
     metrics::dead_lettered(&message.task);
-    if let Some((docket, ttl)) = results {
+    if let Some((context, ttl)) = results {
         let mut state =
             TaskRecord::new(&message.key, &message.task, Status::Failed, message.attempt);
+        state.changes = context.changes();
         state.error = Some(reason.clone());
-        results::record(docket, &state, ttl).await;
+        results::record(context.docket(), &state, ttl).await;
     }
     let mut history = message.history.clone();
     if history

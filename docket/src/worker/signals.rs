@@ -37,6 +37,12 @@ impl Shared {
                     tracing::info!(%key, "cancelling a running task");
                 }
             }
+            Signal::StatsWanted(wanted) => self.stats.want(wanted),
+            Signal::Superseded { key, delivery } => {
+                if self.running.supersede(&key, &delivery) {
+                    tracing::debug!(%key, "a task read ahead was replaced before it started");
+                }
+            }
             Signal::Strikes(strikes) => {
                 *self
                     .strikes
@@ -109,6 +115,9 @@ pub(super) struct Runs {
     /// Deliveries read ahead and not started yet, by key: a cancel of their key reaches them
     /// as it reaches running ones.
     waiting: HashMap<String, Vec<DeliveryId>>,
+    /// Deliveries a `replace` went beside before they started here (or before they arrived),
+    /// and when the word came: each is dropped unstarted.
+    superseded: HashMap<DeliveryId, tokio::time::Instant>,
 }
 
 pub(super) struct Run {
@@ -123,7 +132,8 @@ impl RunningTasks {
     }
 
     /// Track a delivery from the moment the worker holds it until the returned guard drops. A
-    /// delivery cancelled before it got here starts cancelled.
+    /// delivery cancelled before it got here starts cancelled; one superseded before it got
+    /// here says so ([`Tracked::superseded`]), and is not to be started.
     pub(super) fn track<'a>(
         &'a self,
         delivery: &Delivery,
@@ -136,6 +146,7 @@ impl RunningTasks {
         if runs.early.remove(&delivery.id).is_some() {
             token.cancel();
         }
+        let superseded = runs.superseded.remove(&delivery.id).is_some();
         runs.by_key.entry(key.clone()).or_default().push(Run {
             id,
             delivery: delivery.id.clone(),
@@ -145,6 +156,7 @@ impl RunningTasks {
             tasks: self,
             key,
             id,
+            superseded,
         }
     }
 
@@ -160,7 +172,30 @@ impl RunningTasks {
 
     /// Forget `delivery`, read ahead and given back unstarted.
     pub(super) fn forget(&self, delivery: &Delivery) {
-        self.lock().forget_waiting(delivery);
+        let mut runs = self.lock();
+        runs.forget_waiting(delivery);
+        runs.superseded.remove(&delivery.id);
+    }
+
+    /// A `replace` went beside `delivery` of `key`: unless it runs here already, remember it
+    /// (for a while, in case it is on its way), so that it is dropped instead of started.
+    /// Returns whether it was read ahead here.
+    pub(super) fn supersede(&self, key: &str, delivery: &DeliveryId) -> bool {
+        let mut runs = self.lock();
+        let running = runs
+            .by_key
+            .get(key)
+            .is_some_and(|tracked| tracked.iter().any(|run| run.delivery == *delivery));
+        if running {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        runs.superseded
+            .retain(|_, at| now.duration_since(*at) < CANCEL_MEMORY);
+        runs.superseded.insert(delivery.clone(), now);
+        runs.waiting
+            .get(key)
+            .is_some_and(|waiting| waiting.contains(delivery))
     }
 
     /// Cancel the runs of `key` delivered as `delivery` or before it (every run of the key when
@@ -215,6 +250,8 @@ pub(super) struct Tracked<'a> {
     tasks: &'a RunningTasks,
     key: String,
     id: u64,
+    /// A `replace` went beside this delivery before it started: it is settled unstarted.
+    pub(super) superseded: bool,
 }
 
 impl Drop for Tracked<'_> {

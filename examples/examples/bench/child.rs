@@ -55,12 +55,15 @@ pub(crate) struct Report {
 pub(crate) async fn serve(args: Args) -> Result<()> {
     let docket = Docket::connect(&args.url).name(&args.name).await?;
     let (started, started_at) = (Instant::now(), SystemTime::now());
-    Worker::new(&docket)
-        .concurrency(args.concurrency)
-        // The bench's tasks have no keys to replace or cancel: read-ahead changes nothing else.
-        .read_ahead(256)
-        .run_until_finished()
-        .await?;
+    let mut worker = Worker::new(&docket).concurrency(args.concurrency);
+    // The worker's default read-ahead, unless `DOCKET_BENCH_READ_AHEAD` sets another cap.
+    if let Some(most) = std::env::var("DOCKET_BENCH_READ_AHEAD")
+        .ok()
+        .and_then(|value| value.parse().ok())
+    {
+        worker = worker.read_ahead(most);
+    }
+    worker.run_until_finished().await?;
     let report = Report {
         elapsed_s: started.elapsed().as_secs_f64(),
         last_start_s: crate::tasks::last_noop()

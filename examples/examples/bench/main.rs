@@ -17,6 +17,9 @@
 //!
 //! Every drain runs in a worker child process (this binary again, with the hidden
 //! `--worker-child` mode), so its peak RSS is the worker's alone.
+//!
+//! The worker reads ahead as far as `Worker`'s default lets it; `DOCKET_BENCH_READ_AHEAD=N`
+//! sets another cap (`Worker::read_ahead(N)`, 0 for none), to compare them.
 
 mod child;
 mod report;

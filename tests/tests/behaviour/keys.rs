@@ -136,3 +136,46 @@ pub(crate) async fn a_task_replaced_while_running_finishes_undisturbed_beside_it
         "the replaced run was not interrupted: {runs:#?}"
     );
 }
+
+pub(crate) async fn a_cancel_stops_both_a_run_replaced_while_running_and_its_replacement(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let (worker, _) = start_a_task_awaiting_release(&docket, &probe, "export-2").await;
+    probe
+        .until("the keyed task runs", |p| p.starts() == 1)
+        .await;
+    // The replacement waits (due later), beside the run it could not take out.
+    let replacement = NoteRun::schedule(probe.id(), "replacement".into())
+        .after(Duration::from_millis(300))
+        .key("export-2")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    assert_eq!(replacement.disposition(), Disposition::Added);
+
+    assert!(
+        docket.cancel("export-2").await.unwrap(),
+        "the key holds tasks"
+    );
+    // The run is dropped at its next await (it awaits its release, which never comes), and
+    // the replacement is removed before it falls due.
+    eventually("the docket is empty", PATIENCE, || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    worker.stop().await;
+
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 1, "the replacement never ran: {runs:#?}");
+    assert!(
+        runs[0].finished.is_none(),
+        "the replaced run was stopped, not let finish: {runs:#?}"
+    );
+    assert!(
+        !docket.cancel("export-2").await.unwrap(),
+        "nothing of the key is left"
+    );
+}

@@ -91,6 +91,7 @@ macro_rules! behaviour_suite {
                 a_key_is_free_again_once_its_task_has_run,
                 replace_swaps_the_waiting_task_for_the_new_one,
                 a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement,
+                a_cancel_stops_both_a_run_replaced_while_running_and_its_replacement,
             },
             cancel::{
                 cancel_removes_a_waiting_task_so_it_never_runs,

@@ -70,6 +70,7 @@ impl WorkerThread {
     pub(crate) fn spawn(
         index: usize,
         concurrency: usize,
+        read_ahead: usize,
         log: Arc<SeqLog>,
         target: Target,
         proxy: Option<Proxy>,
@@ -98,7 +99,9 @@ impl WorkerThread {
                             format!("worker {index} could not connect: {error}")
                         })?,
                     };
-                    let worker = Worker::new(&docket).concurrency(concurrency);
+                    let worker = Worker::new(&docket)
+                        .concurrency(concurrency)
+                        .read_ahead(read_ahead);
                     let _ = named.set(worker.id().to_owned());
                     let crash = async {
                         if crashed.await.is_err() {

@@ -83,9 +83,10 @@ pub(crate) struct CancelMark {
     pub(crate) step: usize,
     pub(crate) called: Instant,
     pub(crate) returned: Instant,
-    /// Every live generation of the key: none may start afterwards.
+    /// Every live generation of the key: none may start or complete afterwards.
     pub(crate) targets: Vec<u64>,
-    /// The one the key named: it may not complete afterwards either.
+    /// The one the key named (for the report): like every target, it may not complete
+    /// afterwards either.
     pub(crate) primary: Option<u64>,
     /// The backend showed nothing of the key delivered or about to be, just before: then no
     /// worker held a copy on its way to start, and nothing of it may start once it was called.
@@ -518,8 +519,8 @@ impl Model {
             }
         }
 
-        // Guarantee 3: after `cancel` returned true, nothing of the key starts, and what the
-        // key named does not complete.
+        // Guarantee 3: after `cancel` returned true, nothing of the key starts or completes:
+        // neither what the key named nor a run a `replace` went beside.
         for cancel in &self.cancels {
             for id in &cancel.targets {
                 for run in by_generation.get(id).into_iter().flatten() {
@@ -542,7 +543,7 @@ impl Model {
                     }
                 }
             }
-            if let Some(id) = &cancel.primary {
+            for id in &cancel.targets {
                 for run in by_generation.get(id).into_iter().flatten() {
                     let deadline =
                         signal_deadline(faults, run.worker(), cancel.called, cancel.returned);

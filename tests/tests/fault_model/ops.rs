@@ -175,6 +175,10 @@ impl Timing {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) workers: Vec<usize>,
+    /// How far each worker may read ahead of its free slots (`Worker::read_ahead`): half the
+    /// sequences read ahead (chosen by the seed's lowest bit, drawing nothing from its rng, so
+    /// that a seed's operations do not depend on it).
+    pub(crate) read_ahead: usize,
     pub(crate) ops: Vec<Op>,
 }
 
@@ -573,5 +577,10 @@ pub(crate) fn generate(seed: u64, timing: Timing, abilities: &Abilities) -> Plan
             ops.push(g.random_op());
         }
     }
-    Plan { workers, ops }
+    let read_ahead = if seed & 1 == 1 { 16 } else { 0 };
+    Plan {
+        workers,
+        ops,
+        read_ahead,
+    }
 }

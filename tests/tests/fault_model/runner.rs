@@ -386,6 +386,7 @@ impl Sequence {
         self.workers.push(WorkerThread::spawn(
             index,
             concurrency,
+            self.plan.read_ahead,
             self.log.clone(),
             target,
             proxy,
@@ -1239,7 +1240,12 @@ impl Sequence {
             .iter()
             .map(|c| format!("concurrency {c}"))
             .collect();
-        let _ = writeln!(text, "workers at the start: {}", workers.join(", "));
+        let _ = writeln!(
+            text,
+            "workers at the start: {} (reading ahead up to {})",
+            workers.join(", "),
+            self.plan.read_ahead
+        );
         let _ = writeln!(text, "operations (the failing step marked >):");
         for (step, op) in self.plan.ops.iter().enumerate() {
             let mark = if step == self.step { ">" } else { " " };

@@ -31,6 +31,7 @@ use super::codec::millis;
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
 use crate::error::{Chain, Error, Result};
+use crate::stats::{WINDOW_MINUTES, minute_of};
 use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
 
@@ -44,6 +45,11 @@ const FLEET_FORGET: u32 = 156;
 /// Every this many checks (and at the first two after it takes the lease) the keeper's check
 /// is a full one: it also reads the schedule's head, counts the fleet and forgets idle consumers.
 const FULL_EVERY: u32 = 8;
+
+/// Every this many checks (and at the first after it takes the lease) the keeper's full check
+/// also forgets the run counts of workers silent for longer than their window
+/// (`{name}:stats`): every 2.7 hours with the default redelivery timeout.
+const PRUNE_EVERY: u32 = 64;
 
 /// Every this many redelivery timeouts (on average) a worker that is not the keeper runs a
 /// reclaim of its own: should the lease ever be left unheld, stalled deliveries are still taken
@@ -206,12 +212,13 @@ impl RedisBackend {
                     // At the first two checks (the fleet may still be starting), then now
                     // and then.
                     let full = checks < 2 || checks.is_multiple_of(FULL_EVERY);
+                    let prune = checks.is_multiple_of(PRUNE_EVERY);
                     checks = checks.wrapping_add(1);
                     match self
                         .bounded(
                             worker,
                             "the keeper's check",
-                            self.keeper_check(worker, workers, full),
+                            self.keeper_check(worker, workers, full, prune),
                         )
                         .await
                     {
@@ -313,8 +320,16 @@ impl RedisBackend {
     ///
     /// A light check is two plain commands: renew the lease (`SET … GET`, which tells whether
     /// another worker took it meanwhile) and the group's pending summary. A `full` one
-    /// (`keep.lua`) also reads the schedule's head, counts the fleet and forgets idle consumers.
-    async fn keeper_check(&self, worker: &str, workers: u64, full: bool) -> Result<Option<u64>> {
+    /// (`keep.lua`) also reads the schedule's head, counts the fleet and forgets idle consumers;
+    /// with `prune`, it also forgets the run counts of workers silent for longer than their
+    /// window.
+    async fn keeper_check(
+        &self,
+        worker: &str,
+        workers: u64,
+        full: bool,
+        prune: bool,
+    ) -> Result<Option<u64>> {
         let now = Instant::now();
         let (resign, wakes) = {
             let timer = self.timer.locked();
@@ -365,6 +380,7 @@ impl RedisBackend {
             .key(&self.keys.stream)
             .key(&self.keys.schedule)
             .key(&self.keys.fleet)
+            .key(&self.keys.stats)
             .arg(worker)
             .arg(millis_of(self.options.redelivery_timeout).max(1))
             .arg(millis(SystemTime::now()))
@@ -374,7 +390,12 @@ impl RedisBackend {
                 SystemTime::now() - self.options.redelivery_timeout * FLEET_FORGET,
             ))
             .arg(if resign { "1" } else { "0" })
-            .arg(millis_of(self.options.redelivery_timeout));
+            .arg(millis_of(self.options.redelivery_timeout))
+            .arg(match prune {
+                // The oldest minute a window read now still counts.
+                true => (minute_of(SystemTime::now()) + 1).saturating_sub(WINDOW_MINUTES),
+                false => 0,
+            });
         let (held, pending, next_due, workers): (u8, u64, i64, u64) =
             self.invoke(&invocation).await?;
         tracing::debug!(

@@ -225,10 +225,16 @@ pub(super) enum SignalEntry {
     /// Stop the run of this key: the one delivered as stream entry `id` (every run of the key,
     /// for a signal written before entries named it).
     Cancel { key: String, id: Option<String> },
+    /// A `replace` added a task beside the delivery of this key that is stream entry `id`:
+    /// not to be started if it has not started yet.
+    Superseded { key: String, id: String },
+    /// A dashboard asks for the workers' runs by task name, for this many milliseconds.
+    StatsWanted(u64),
 }
 
 /// Decode a signals stream entry from its `[field, value]`: `s` and the JSON array of the
-/// strikes in place, or `c` and a key. `None` for anything else.
+/// strikes in place; `c` and a key (and `i` and a stream id); `r`, a key, `i` and a stream id;
+/// or `w` and a number of milliseconds. `None` for anything else.
 pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
     match fields {
         [Value::BulkString(field), Value::BulkString(strikes)] if field == b"s" => {
@@ -236,6 +242,10 @@ pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
             Some(SignalEntry::Strikes(decode_strikes(
                 strikes.iter().map(|strike| strike.get().as_bytes()),
             )))
+        }
+        [Value::BulkString(field), Value::BulkString(millis)] if field == b"w" => {
+            let millis = std::str::from_utf8(millis).ok()?.parse().ok()?;
+            Some(SignalEntry::StatsWanted(millis))
         }
         [Value::BulkString(field), Value::BulkString(key)] if field == b"c" => {
             Some(SignalEntry::Cancel {
@@ -251,6 +261,15 @@ pub(super) fn decode_signal(fields: &[Value]) -> Option<SignalEntry> {
         ] if field == b"c" && id_field == b"i" => Some(SignalEntry::Cancel {
             key: String::from_utf8(key.clone()).ok()?,
             id: Some(String::from_utf8(id.clone()).ok()?),
+        }),
+        [
+            Value::BulkString(field),
+            Value::BulkString(key),
+            Value::BulkString(id_field),
+            Value::BulkString(id),
+        ] if field == b"r" && id_field == b"i" => Some(SignalEntry::Superseded {
+            key: String::from_utf8(key.clone()).ok()?,
+            id: String::from_utf8(id.clone()).ok()?,
         }),
         _ => None,
     }
@@ -509,8 +528,21 @@ mod tests {
                 id: Some("1-0".into())
             })
         );
-        let ignored: [&[Value]; 5] = [
+        assert_eq!(
+            decode_signal(&[bulk("r"), bulk("scan-7"), bulk("i"), bulk("2-0")]),
+            Some(SignalEntry::Superseded {
+                key: "scan-7".into(),
+                id: "2-0".into()
+            })
+        );
+        assert_eq!(
+            decode_signal(&[bulk("w"), bulk("600000")]),
+            Some(SignalEntry::StatsWanted(600_000))
+        );
+        let ignored: [&[Value]; 7] = [
             &[bulk("x"), bulk("1")],
+            &[bulk("w"), bulk("soon")],
+            &[bulk("r"), bulk("scan-7")],
             &[bulk("c")],
             &[bulk("s"), bulk("{")],
             &[bulk("c"), Value::BulkString(vec![0xff])],

@@ -198,6 +198,25 @@ pub(super) fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The `redis+cluster://` (or `rediss+cluster://`) form of a plain `redis://` (`rediss://`)
+/// URL, for a server found to be a cluster node: the node seeds the cluster client, which learns
+/// the others from it. A cluster has one database, so a path (`/2`) is left out. `None` for
+/// other schemes.
+pub(super) fn as_cluster_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = match scheme {
+        "redis" => "redis+cluster",
+        "rediss" => "rediss+cluster",
+        _ => return None,
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(format!("{scheme}://{}", &rest[..end]))
+}
+
+/// How long `connect` waits to learn whether a plain URL's server is a cluster node; a server
+/// that does not answer by then is used as a single server.
+const CLUSTER_PROBE: Duration = Duration::from_millis(500);
+
 /// A `redis+sentinel://` or `rediss+sentinel://` URL: `[user:pw@]s1:p1,s2:p2/master[/db]`.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct SentinelUrl {
@@ -249,6 +268,49 @@ pub(super) fn sentinel_url(url: &str) -> Option<std::result::Result<SentinelUrl,
 }
 
 impl RedisBackend {
+    /// A handle on the docket `name` at `url`, as [`open`](Self::open) makes it; except that a
+    /// plain `redis://` or `rediss://` URL whose server says it is a Redis Cluster node
+    /// (`cluster_enabled:1`) is used as the cluster it belongs to. Asking costs one connection
+    /// and one `INFO cluster`, at most [`CLUSTER_PROBE`]; a server that cannot be asked (down,
+    /// or refusing `INFO`) is used as a single server.
+    pub(crate) async fn connect(
+        url: &str,
+        name: &str,
+        options: RedisOptions,
+    ) -> Result<RedisBackend> {
+        let backend = Self::open(url, name, options.clone())?;
+        let Some(cluster) = as_cluster_url(url) else {
+            return Ok(backend);
+        };
+        if !backend.is_cluster_node().await {
+            return Ok(backend);
+        }
+        tracing::info!(url = %backend.url, "the server is a Redis Cluster node: using its cluster");
+        Self::open(&cluster, name, options)
+    }
+
+    /// Whether a single endpoint's server is a Redis Cluster node; `false` when it does not
+    /// say so within [`CLUSTER_PROBE`].
+    async fn is_cluster_node(&self) -> bool {
+        let Endpoint::Single { client, .. } = &self.endpoint else {
+            return false;
+        };
+        let ask = async {
+            let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            Some(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+        };
+        tokio::time::timeout(CLUSTER_PROBE, ask)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
     /// A handle on the docket `name` at `url`. Connects lazily: an unreachable server shows as
     /// [`Error::Unavailable`] on first use, not here.
     pub(crate) fn open(url: &str, name: &str, options: RedisOptions) -> Result<RedisBackend> {
@@ -664,11 +726,13 @@ pub(super) fn unavailable(message: &str) -> Error {
 /// Connection-class failures may pass; everything else is the server refusing the operation.
 pub(super) fn into_error(error: RedisError) -> Error {
     if matches!(error.code(), Some("MOVED" | "ASK")) {
-        // A `redis://` URL naming a node of a cluster that serves other slots.
-        return Error::Backend {
+        // On a cluster connection, a redirect left over once its retries ran out: the slot is
+        // moving (a failover), so it passes. On a single server's, a node of a cluster that
+        // serves other slots (one that could not be asked at connect time whether it is one).
+        return Error::Unavailable {
             source: format!(
-                "{error}: this Redis is a node of a Redis Cluster, and another node serves the \
-                 docket's keys; connect with `redis+cluster://host:port`"
+                "{error}: the docket's slot is served elsewhere; should this last, this Redis \
+                 is a node of a Redis Cluster: connect with `redis+cluster://host:port`"
             )
             .into(),
         };
@@ -694,7 +758,26 @@ pub(super) fn into_error(error: RedisError) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{SentinelUrl, cluster_nodes, sentinel_url};
+    use super::{SentinelUrl, as_cluster_url, cluster_nodes, sentinel_url};
+
+    #[test]
+    fn a_plain_url_of_a_cluster_node_becomes_a_cluster_url_of_that_node() {
+        assert_eq!(
+            as_cluster_url("redis://u:pw@127.0.0.1:7001/0").as_deref(),
+            Some("redis+cluster://u:pw@127.0.0.1:7001")
+        );
+        assert_eq!(
+            as_cluster_url("rediss://h:6380").as_deref(),
+            Some("rediss+cluster://h:6380")
+        );
+        for other in [
+            "redis+cluster://h:1",
+            "redis+sentinel://h:1/m",
+            "unix:///tmp/r.sock",
+        ] {
+            assert_eq!(as_cluster_url(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn a_sentinel_url_names_the_sentinels_the_master_and_its_settings() {

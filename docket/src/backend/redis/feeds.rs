@@ -58,6 +58,13 @@ pub(super) async fn follow_signals(
                     key,
                     delivery: id.map(DeliveryId::Stream),
                 }),
+                Some(SignalEntry::StatsWanted(millis)) => Some(Signal::StatsWanted(
+                    std::time::Duration::from_millis(millis),
+                )),
+                Some(SignalEntry::Superseded { key, id }) => Some(Signal::Superseded {
+                    key,
+                    delivery: DeliveryId::Stream(id),
+                }),
                 None => {
                     tracing::warn!(entry = %id, "ignoring an unknown worker signal");
                     None

@@ -12,10 +12,12 @@
 //! | `{name}:dead` | hash | key → dead letter JSON |
 //! | `{name}:died` | sorted set | key → when its dead letter was written (ms), for retention |
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
-//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id) |
+//! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id), `r` and `i` (a `replace` added a task beside this delivery of the key: drop it if not started), `w` (a dashboard wants the workers' runs for this many ms) |
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
 //! | `{name}:keeper` | string, expiring | the keeper's lease: `<workers> <consumer>`, the worker that runs the fleet's periodic checks and the fleet's size as it last counted it |
 //! | `{name}:fleet` | sorted set | consumer → when its worker last said it was running (ms): how many workers share the keeper's watch |
+//! | `{name}:stats` | hash | consumer → its runs by task name over the last minutes (`crate::stats`), for the dashboard |
+//! | `{name}:stats-wanted` | string, expiring | present while a dashboard shows the runs by task name: workers publish them only then |
 //! | `{name}:slot:<scope>` | set | stream ids of the deliveries holding the concurrency limit `<scope>` |
 //! | `{name}:gated:<scope>` | list | stream ids of the tasks waiting for a slot of `<scope>`, first come first served |
 //! | `{name}:rate:<scope>` | sorted set, expiring | the starts inside the rate limit `<scope>`'s window, scored by time (ms) |
@@ -51,6 +53,8 @@ pub(super) struct Keys {
     pub(super) held: String,
     pub(super) keeper: String,
     pub(super) fleet: String,
+    pub(super) stats: String,
+    pub(super) stats_wanted: String,
     /// The hash tag and colon every key starts with, for the keys named per limit or task.
     prefix: String,
 }
@@ -71,6 +75,8 @@ impl Keys {
             held: key("held"),
             keeper: key("keeper"),
             fleet: key("fleet"),
+            stats: key("stats"),
+            stats_wanted: key("stats-wanted"),
             prefix,
         }
     }

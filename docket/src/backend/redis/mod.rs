@@ -34,6 +34,7 @@ pub(crate) mod pydocket;
 mod reply;
 mod scripts;
 mod settle;
+mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,14 +126,14 @@ const MAX_REQUEST_BYTES: usize = 1_000_000;
 /// is one `enqueue` request of under [`MAX_REQUEST_BYTES`].
 ///
 /// The envelope is all the request holds besides the message: `EVALSHA`, the 40-digit sha and
-/// the key count (67 bytes with their RESP framing); six key names, five of them `{name}:…`
+/// the key count (67 bytes with their RESP framing); seven key names, six of them `{name}:…`
 /// and the first record's `{name}:state:<key>`; `now` and `keep`; then the task's key, due
 /// time, mode and first record, which repeats the key and the task name (JSON-escaped, so up to
 /// twice their length) around 90 bytes. Each value costs its RESP framing, at most 12 bytes.
 /// For a docket name, task name and key of 1 KiB each (the key's limit; the names have none, and
-/// are short in practice), the names of characters JSON escapes, that is 12,658 bytes, measured
+/// are short in practice), the names of characters JSON escapes, that is 13,701 bytes, measured
 /// by the unit test below; 960 KiB leaves 16,960. With short names (`plyr`, `scan_copyright`,
-/// `scan-7`) it is 410 bytes.
+/// `scan-7`) it is about 430 bytes.
 pub(crate) const DEFAULT_MAX_PAYLOAD: usize = 960 << 10;
 
 /// The most tasks one `enqueue` call stores (well under ElastiCache Serverless's 3,999
@@ -262,6 +263,7 @@ impl RedisBackend {
             self.keys_for(&mut invocation);
             invocation
                 .key(&self.keys.held)
+                .key(&self.keys.signals)
                 .arg(millis(now))
                 .arg(keep.map_or(0, |keep| millis_of(keep).max(1)));
             for task in chunk {
@@ -536,7 +538,8 @@ impl Backend for RedisBackend {
 
     async fn signals(&self, feed: Option<&SignalFeed>) -> Result<SignalFeed> {
         let mut connection = self.dedicated().await?;
-        // Where the feed stands, then the strikes: any change after that point is in the feed.
+        // Where the feed stands, then the strikes (and whether a dashboard wants the workers'
+        // runs): any change after that point is in the feed.
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("XREVRANGE")
@@ -548,11 +551,13 @@ impl Backend for RedisBackend {
             .cmd("ZRANGE")
             .arg(&self.keys.strikes)
             .arg(0)
-            .arg(-1);
+            .arg(-1)
+            .cmd("PTTL")
+            .arg(&self.keys.stats_wanted);
         self.sent
             .fetch_add(pipeline.len() as u64, Ordering::Relaxed);
-        let read = pipeline.query_async::<(Value, Vec<Vec<u8>>)>(&mut connection);
-        let (last, strikes) = tokio::time::timeout(RESPONSE_TIMEOUT, read)
+        let read = pipeline.query_async::<(Value, Vec<Vec<u8>>, i64)>(&mut connection);
+        let (last, strikes, wanted) = tokio::time::timeout(RESPONSE_TIMEOUT, read)
             .await
             .map_err(|_| unavailable("reading the strikes did not return"))?
             .map_err(into_error)?;
@@ -568,6 +573,9 @@ impl Backend for RedisBackend {
         let strikes = codec::decode_strikes(strikes.iter().map(Vec::as_slice));
         let (sender, receiver) = mpsc::unbounded_channel();
         let _ = sender.send(Signal::Strikes(strikes));
+        if let Ok(wanted @ 1..) = u64::try_from(wanted) {
+            let _ = sender.send(Signal::StatsWanted(Duration::from_millis(wanted)));
+        }
         let feed = SignalFeed::new(receiver);
         *feed.position.locked() = Some(last.clone());
         tokio::spawn(follow_signals(
@@ -818,7 +826,7 @@ mod tests {
         println!("request {} bytes, envelope {envelope}", sizes[0]);
         assert!(sizes[0] <= MAX_REQUEST_BYTES, "{sizes:?}");
         assert!(
-            envelope < 13 << 10,
+            envelope < 14 << 10,
             "the envelope the docs state: {envelope}"
         );
         // Short names, as in practice: a few hundred bytes.

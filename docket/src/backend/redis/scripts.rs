@@ -109,7 +109,7 @@ scripts! {
     #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
     py_cancel: ;
     clear: index, entry;
-    enqueue: index, delivery, store;
+    enqueue: index, delivery, store, signals;
     tick: index, delivery, entry, settle, consumers;
     recover: index, delivery, entry, settle;
     complete: index;

@@ -1,8 +1,9 @@
 -- Cancel the task of a key wherever it is: remove it when it waits (queued, scheduled, held or
 -- gated); when it was delivered (running on a live worker, or pending on a dead one), mark it
 -- cancelled in the index, so no copy of it is handed out again, and tell every worker to stop
--- it. A copy held by a strike beside a newer task is removed too. A kept record of the task
--- that has not ended says cancelled from here on.
+-- it. A copy held by a strike beside a newer task is removed too, and a delivery a `replace`
+-- went beside is stopped as well. A kept record of the task that has not ended says cancelled
+-- from here on.
 --
 -- include: index, delivery, signals
 -- KEYS: stream, index, schedule, parked, held, signals, record (the key's kept record, also
@@ -14,8 +15,10 @@ local held, signals, record = KEYS[5], KEYS[6], KEYS[7]
 local key, now = ARGV[1], ARGV[2]
 
 -- The record's status becomes cancelled, unless it ended already; it is kept as long as it
--- was going to be. The record is the JSON `TaskRecord::encode` writes, whose `"status":"…"`
--- and `"updated_ms":…` fields cannot occur inside its strings (their quotes are escaped).
+-- was going to be, and the state it was in joins its `changes`. The record is the JSON
+-- `TaskRecord::encode` writes, whose `"status":"…"`, `"attempt":…`, `"updated_ms":…` and
+-- `"changes":[` fields cannot occur inside its strings (their quotes are escaped), and whose
+-- top-level `status`, `attempt` and `updated_ms` come before `changes`.
 local function record_cancelled()
   local json = redis.call('GET', record)
   local status = json and string.match(json, '"status":"(%a+)"')
@@ -26,16 +29,41 @@ local function record_cancelled()
   if ttl <= 0 then
     return
   end
+  -- The state it ends joins the earlier ones, in `changes`: the record's last field, when it
+  -- has one (then the JSON ends with `}]}`, which no record without it does).
+  local change = string.format('{"status":"%s","attempt":%s,"at_ms":%s}', status,
+    string.match(json, '"attempt":(%d+)') or '1', string.match(json, '"updated_ms":(%d+)') or now)
+  if string.sub(json, -3) == '}]}' and string.find(json, ',"changes":%[{') then
+    json = string.sub(json, 1, -3) .. ',' .. change .. ']}'
+  else
+    json = string.sub(json, 1, -2) .. ',"changes":[' .. change .. ']}'
+  end
   json = string.gsub(json, '"status":"%a+"', '"status":"cancelled"', 1)
   json = string.gsub(json, '"updated_ms":%d+', '"updated_ms":' .. now, 1)
   redis.call('SET', record, json, 'PX', ttl)
   redis.call('PUBLISH', record, json)
 end
 
+-- A delivery a `replace` went beside, still delivered: stopped, and marked so that no copy of it
+-- starts again (the signal reaches every earlier delivery of the key as well).
+local aside = redis.call('HGET', index, beside(key))
+local stopped_aside = false
+if aside then
+  redis.call('HDEL', index, beside(key))
+  if owner(stream, aside) then
+    redis.call('HSET', index, tombstone(aside), 1)
+    signal(signals, 'c', key, 'i', aside)
+    stopped_aside = true
+  end
+end
+
 local current = redis.call('HGET', index, key)
 local held_copy = redis.call('HDEL', held, key) == 1
 if not current then
-  return held_copy and 1 or 0
+  if stopped_aside then
+    record_cancelled()
+  end
+  return (held_copy or stopped_aside) and 1 or 0
 end
 if is_cancelled(current) then
   return 1 -- cancelled already; its run is being stopped

@@ -20,9 +20,10 @@ for i = 1, n do
     free[#free + 1] = key
   end
   -- A run that no longer holds its key may have been cancelled: forget its tombstone (rare:
-  -- a cancel, or a `replace` while it ran).
+  -- a cancel, or a `replace` while it ran), and that a replace went beside it.
   if key ~= '' and current[i] ~= id then
     free[#free + 1] = tombstone(id)
+    forget_beside(index, key, id)
   end
 end
 if #free > 0 then

@@ -8,9 +8,14 @@
 -- stored: a task is never without its record, and a worker's later record is never
 -- overwritten by it. Duplicates leave the record of the task they found as it is.
 --
--- include: index, delivery, store
--- KEYS: stream, index, schedule, parked, held, records... (one a task, in order, when the
---       tasks keep records; none otherwise)
+-- A `replace` that finds its key's task delivered adds beside it, names it in the index (for a
+-- cancel of the key to reach), and tells the workers (a signal `r`): a worker that read that
+-- delivery ahead and has not started it drops it, as the replace would have had it still
+-- waited in the stream; a worker running it lets it run.
+--
+-- include: index, delivery, store, signals
+-- KEYS: stream, index, schedule, parked, held, signals, records... (one a task, in order, when
+--       the tasks keep records; none otherwise)
 -- ARGV: now (ms since the epoch), keep (ms a record is kept after its task is due; 0 when the
 --       tasks keep none), [key, message, due (ms), mode ('add': keep a task already holding the
 --       key; 'replace': swap a waiting one, queued, scheduled, held by a strike or waiting for
@@ -19,6 +24,7 @@
 --       task)
 -- Returns, for each task, 0 (added), 1 (replaced) or 2 (duplicate).
 local stream, index, schedule, parked, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local signals = KEYS[6]
 local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 local tasks, outcomes = {}, {}
@@ -27,7 +33,7 @@ local taken = {}
 for i = 3, #ARGV, 5 do
   local task = { key = ARGV[i], message = ARGV[i + 1], due = tonumber(ARGV[i + 2]) }
   if keep > 0 then
-    task.record, task.json = KEYS[5 + (i - 3) / 5 + 1], ARGV[i + 4]
+    task.record, task.json = KEYS[6 + (i - 3) / 5 + 1], ARGV[i + 4]
   end
   local mode, outcome = ARGV[i + 3], 0
   if mode ~= 'fresh' then
@@ -38,7 +44,7 @@ for i = 3, #ARGV, 5 do
         outcome = 2
       else
         earlier.skip = true
-        task.remove = earlier.remove
+        task.remove, task.beside = earlier.remove, earlier.beside
         outcome = 1
       end
     else
@@ -51,6 +57,9 @@ for i = 3, #ARGV, 5 do
           -- running: it is left alone, and this task is added beside it.
           task.remove = current
           outcome = 1
+        else
+          -- Delivered: running, or read ahead by a worker that has not started it.
+          task.beside = current
         end
       end
     end
@@ -66,8 +75,11 @@ end
 local batch = {}
 for _, task in ipairs(tasks) do
   if not task.skip then
-    if not task.remove then
-      -- The key was free, or this task goes beside a running one.
+    if task.beside then
+      redis.call('HSET', index, beside(task.key), task.beside)
+      signal(signals, 'r', task.key, 'i', task.beside)
+    elseif not task.remove then
+      -- The key was free.
     elseif is_scheduled(task.remove) then
       redis.call('ZREM', schedule, task.key)
       redis.call('HDEL', parked, task.key)

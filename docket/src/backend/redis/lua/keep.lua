@@ -9,15 +9,20 @@
 -- steps down; one that resigns (its workers are too busy to take stalled deliveries over)
 -- frees it, and hands it to an idle worker with a wake-up marked `keeper`.
 --
+-- The workers' run counts (`{name}:stats`, worker → `{"m":<newest minute>,…}`) whose newest
+-- minute is before a given one are forgotten at the checks that ask for it (now and then: it
+-- reads the whole hash).
+--
 -- include: consumers
--- KEYS: lease, stream, schedule, fleet
+-- KEYS: lease, stream, schedule, fleet, stats
 -- ARGV: consumer, lease (ms), now (ms), workers (the keeper's last count), count ('1': count
 --       the fleet again, forgetting workers silent since the given time, and forget idle
---       consumers), silent since (ms), resign ('1': give the lease up), redelivery timeout (ms)
+--       consumers), silent since (ms), resign ('1': give the lease up), redelivery timeout (ms),
+--       stale before (a minute since the epoch: forget run counts older; '0': leave them)
 -- Returns { 1 when this worker holds the lease, how many deliveries are pending in the whole
 --           group (0 when it has no group yet), the earliest due time (ms; -1 when nothing is
 --           scheduled), the fleet's size }.
-local lease, stream, schedule, fleet = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lease, stream, schedule, fleet, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local consumer, ms, now = ARGV[1], ARGV[2], ARGV[3]
 local workers = tonumber(ARGV[4])
 
@@ -41,6 +46,21 @@ if ARGV[5] == '1' then
   workers = math.max(redis.call('ZCARD', fleet), 1)
   -- Forget consumers silent for twice the redelivery timeout with nothing pending.
   each_consumer(stream, consumer, 2 * tonumber(ARGV[8]), function() end)
+end
+
+local stale_before = tonumber(ARGV[9])
+if stale_before > 0 then
+  local published = redis.call('HGETALL', stats)
+  local stale = {}
+  for i = 1, #published, 2 do
+    local minute = tonumber(string.match(published[i + 1], '^{"m":(%d+)'))
+    if not minute or minute < stale_before then
+      stale[#stale + 1] = published[i]
+    end
+  end
+  if #stale > 0 then
+    redis.call('HDEL', stats, unpack(stale))
+  end
 end
 
 local before = redis.call('SET', lease, workers .. ' ' .. consumer, 'PX', ms, 'GET')

@@ -6,7 +6,7 @@
 -- again; whichever settlement reaches that id frees the key). A cancelled delivery also leaves
 -- a tombstone in the index, field `\1` and its stream id (no key holds a control character), so
 -- that it stays cancelled when a new task of its key overwrites the `x` mark; its settlement
--- removes it.
+-- removes it. A delivery that a `replace` went beside is named by field `\2` and its key.
 
 -- The index entries of a scheduled task and of a task held by a strike.
 local SCHEDULED, HELD = 's', 'h'
@@ -24,6 +24,21 @@ end
 -- The index field of the tombstone of the cancelled delivery `id`.
 local function tombstone(id)
   return '\1' .. id
+end
+
+-- The index field naming the latest delivery of `key` that a `replace` went beside (it was
+-- running, or read ahead, when a newer task took the key): a cancel of the key reaches it, and
+-- every earlier one, through it. Its settlement removes it (`forget_beside`).
+local function beside(key)
+  return '\2' .. key
+end
+
+-- Forget that a `replace` went beside the delivery `id` of `key`, now settled: unless a later
+-- replace went beside a later delivery of the key.
+local function forget_beside(index, key, id)
+  if redis.call('HGET', index, beside(key)) == id then
+    redis.call('HDEL', index, beside(key))
+  end
 end
 
 -- The stream id a gated or cancelled index entry carries after its mark.

@@ -24,13 +24,17 @@ local function decide(stream, index, id, key, consumer)
 end
 
 -- Acknowledge the delivery `id` and, unless it is to stay in the stream (gated), delete it; a
--- cancelled one frees its key (unless a newer task took it) and its tombstone.
+-- cancelled one frees its key (unless a newer task took it) and its tombstone; a cancelled or
+-- superseded one is no longer named as the one a replace went beside.
 local function settle(stream, index, id, key, outcome, stay)
   if outcome == 'cancelled' then
     if redis.call('HGET', index, key) == cancelled_mark(id) then
       redis.call('HDEL', index, key)
     end
     redis.call('HDEL', index, tombstone(id))
+  end
+  if outcome == 'cancelled' or outcome == 'drop' then
+    forget_beside(index, key, id)
   end
   redis.call('XACK', stream, GROUP, id)
   if not stay then
