@@ -1,6 +1,6 @@
 //! Settings read from the environment (`DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`,
-//! `DOCKET_TLS_CA_FILE`, `DOCKET_METRICS_NAMES`) or given to [`Connect`](crate::Connect), and the
-//! checks they pass.
+//! `DOCKET_TLS_CA_FILE`, `DOCKET_METRICS_NAMES`, `DOCKET_PROTOCOL`) or given to
+//! [`Connect`](crate::Connect), and the checks they pass.
 
 use std::fmt;
 use std::time::Duration;
@@ -112,6 +112,9 @@ impl Settings {
             Some(value) if !value.trim().is_empty() => Some(value.parse()?),
             _ => None,
         };
+        if let Some(protocol) = var("DOCKET_PROTOCOL") {
+            redis.protocol = protocol.trim().parse()?;
+        }
         Ok(Settings {
             target,
             name,
@@ -304,6 +307,34 @@ mod tests {
         );
         let err = super::tests::settings(&[("DOCKET_METRICS_NAMES", "prometheus")]).unwrap_err();
         assert!(err.to_string().contains("`prometheus`"), "{err}");
+    }
+
+    #[test]
+    fn docket_protocol_picks_the_wire_format() {
+        use crate::connect::Protocol;
+        let protocol = |value: &str| {
+            settings(&[
+                ("DOCKET_URL", "redis://127.0.0.1"),
+                ("DOCKET_PROTOCOL", value),
+            ])
+            .map(|settings| settings.redis.protocol)
+        };
+        assert_eq!(settings(&[]).unwrap().redis.protocol, Protocol::Docket);
+        assert_eq!(protocol("docket").unwrap(), Protocol::Docket);
+        #[cfg(feature = "pydocket")]
+        assert_eq!(protocol(" pydocket ").unwrap(), Protocol::Pydocket);
+        #[cfg(not(feature = "pydocket"))]
+        assert!(
+            protocol("pydocket")
+                .unwrap_err()
+                .to_string()
+                .contains("`pydocket` feature")
+        );
+        let error = protocol("celery").unwrap_err().to_string();
+        assert!(
+            error.contains("DOCKET_PROTOCOL") && error.contains("celery"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -9,6 +9,42 @@ use crate::config::{self, Settings, Target};
 use crate::error::Result;
 use crate::handle::Docket;
 
+/// What a docket's tasks look like in Redis: the key layout, the message fields and the records
+/// its producers and workers write. A property of the whole docket, never of one task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// docket's own: JSON arguments, dead letters, held strikes (the default).
+    #[default]
+    Docket,
+    /// pydocket's (Python's docket, releases [`SUPPORTED_PYDOCKET`](crate::pydocket::SUPPORTED_PYDOCKET)):
+    /// pickled arguments, its keys, consumer group and run records, so that a Rust worker runs
+    /// what pydocket scheduled and a pydocket worker what Rust scheduled. See
+    /// [`crate::pydocket`] for what is shared and what is not. Only on Redis.
+    #[cfg(feature = "pydocket")]
+    Pydocket,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = crate::Error;
+
+    /// `docket` or `pydocket`, as `DOCKET_PROTOCOL` takes them.
+    fn from_str(text: &str) -> Result<Protocol> {
+        match text {
+            "docket" | "" => Ok(Protocol::Docket),
+            #[cfg(feature = "pydocket")]
+            "pydocket" => Ok(Protocol::Pydocket),
+            #[cfg(not(feature = "pydocket"))]
+            "pydocket" => Err(crate::Error::Config(
+                "DOCKET_PROTOCOL=pydocket needs docket built with the `pydocket` feature".into(),
+            )),
+            other => Err(crate::Error::Config(format!(
+                "DOCKET_PROTOCOL must be `docket` or `pydocket`, not `{other}`"
+            ))),
+        }
+    }
+}
+
 /// Options for opening a docket from a URL; `.await` it to connect.
 ///
 /// # Errors
@@ -60,6 +96,15 @@ impl Connect {
     /// `_` and `.`, so that it can stand in Redis ACL key patterns as it is.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// What the docket's tasks look like in Redis (default [`Protocol::Docket`]). With
+    /// `Protocol::Pydocket` (feature `pydocket`) the docket shares its Redis keys with
+    /// pydocket, Python's docket (see the `docket::pydocket` module). Environment:
+    /// `DOCKET_PROTOCOL` (`docket` or `pydocket`).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.redis.protocol = protocol;
         self
     }
 

@@ -206,6 +206,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The operation has no counterpart in the docket's protocol: on a docket in pydocket's
+    /// protocol, dead letters, held tasks, watches and the dashboard's views are docket's own
+    /// and not kept (see [`crate::pydocket`]).
+    #[error("{operation} is not available on a docket in {protocol}'s protocol")]
+    Unsupported {
+        /// What was asked for.
+        operation: &'static str,
+        /// The docket's protocol, as `DOCKET_PROTOCOL` names it.
+        protocol: &'static str,
+    },
+
     /// The backend could not be reached; the operation may succeed if tried again.
     #[error("the docket backend is unavailable")]
     Unavailable {

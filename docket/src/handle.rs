@@ -155,12 +155,30 @@ impl Docket {
         if let Some(names) = settings.metrics_names {
             crate::metrics::set_names(names);
         }
+        #[cfg(feature = "pydocket")]
+        if settings.redis.protocol == crate::connect::Protocol::Pydocket
+            && !matches!(settings.target, Target::Redis(_))
+        {
+            return Err(Error::Config(
+                "the pydocket protocol needs a Redis URL (`redis://`, `rediss://`, `redis+sentinel://`)".into(),
+            ));
+        }
         let backend = match settings.target {
             Target::InProcess => None,
             Target::Memory => Some(AnyBackend::Memory(MemoryBackend::with_dead_letters(
                 settings.redis.dead_letters_kept,
                 settings.redis.dead_letter_age,
             ))),
+            #[cfg(feature = "pydocket")]
+            Target::Redis(url) if settings.redis.protocol == crate::connect::Protocol::Pydocket => {
+                Some(AnyBackend::Pydocket(Box::new(
+                    crate::backend::redis::pydocket::PydocketBackend::open(
+                        &url,
+                        &settings.name,
+                        settings.redis,
+                    )?,
+                )))
+            }
             Target::Redis(url) => Some(AnyBackend::Redis(Box::new(
                 RedisBackend::connect(&url, &settings.name, settings.redis).await?,
             ))),
@@ -291,6 +309,8 @@ impl Docket {
     pub fn commands_sent(&self) -> u64 {
         match &self.inner.backend {
             AnyBackend::Redis(redis) => redis.commands_sent(),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(redis) => redis.commands_sent(),
             AnyBackend::Memory(_) => 0,
         }
     }
@@ -393,6 +413,8 @@ impl fmt::Debug for Docket {
             _ if self.inner.in_process => debug.field("backend", &"in-process"),
             AnyBackend::Memory(_) => debug.field("backend", &"memory://"),
             AnyBackend::Redis(redis) => debug.field("backend", redis),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(redis) => debug.field("backend", redis),
         };
         debug.finish_non_exhaustive()
     }

@@ -220,7 +220,7 @@ pub mod __fuzz {
 }
 
 pub use crate::config::{DEFAULT_CONCURRENCY, DEFAULT_NAME};
-pub use crate::connect::Connect;
+pub use crate::connect::{Connect, Protocol};
 pub use crate::error::{Error, Result};
 pub use crate::failure::{Fail, Retry, TaskError, TaskErrorKind};
 pub use crate::handle::Docket;

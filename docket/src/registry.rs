@@ -23,6 +23,7 @@ pub(crate) type Attempt = Pin<Box<dyn Future<Output = Result<(), TaskError>> + S
 #[derive(Clone, Copy)]
 pub struct Registration {
     name: &'static str,
+    params: &'static [&'static str],
     type_name: fn() -> &'static str,
     policy: fn() -> Policy,
     required_state: fn() -> Vec<Requirement>,
@@ -34,6 +35,7 @@ impl Registration {
     pub const fn of<T: Task>() -> Self {
         Registration {
             name: T::NAME,
+            params: T::PARAMS,
             type_name: std::any::type_name::<T>,
             policy: T::policy,
             required_state: T::required_state,
@@ -43,6 +45,12 @@ impl Registration {
 
     pub(crate) fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The task's parameter names, in order (what pydocket's positional arguments bind to).
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    pub(crate) fn params(&self) -> &'static [&'static str] {
+        self.params
     }
 
     pub(crate) fn policy(&self) -> Policy {

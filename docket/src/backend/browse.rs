@@ -114,6 +114,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.counts()),
             AnyBackend::Redis(backend) => backend.counts().await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 
@@ -128,6 +133,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.page(place, filter, after, limit)),
             AnyBackend::Redis(backend) => backend.page(place, filter, after, limit).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 
@@ -141,6 +151,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.dead_page(filter, after, limit)),
             AnyBackend::Redis(backend) => backend.dead_page(filter, after, limit).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 
@@ -149,6 +164,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.task_view(key)),
             AnyBackend::Redis(backend) => backend.task_view(key).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 }

@@ -338,6 +338,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 pub(crate) enum AnyBackend {
     Memory(memory::MemoryBackend),
     Redis(Box<redis::RedisBackend>),
+    /// Redis in pydocket's protocol.
+    #[cfg(feature = "pydocket")]
+    Pydocket(Box<redis::pydocket::PydocketBackend>),
 }
 
 /// Operator commands, outside the [`Backend`] trait the worker needs.
@@ -353,6 +356,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.workers()),
             AnyBackend::Redis(backend) => backend.workers().await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.workers().await,
         }
     }
 
@@ -361,6 +366,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.depth()),
             AnyBackend::Redis(backend) => backend.depth().await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.depth().await,
         }
     }
 
@@ -371,6 +378,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(_) => stop.cancelled().await,
             AnyBackend::Redis(backend) => backend.keep_time(worker, stop).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.keep_time(worker, stop).await,
         }
     }
 
@@ -380,6 +389,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => backend.parked(worker),
             AnyBackend::Redis(backend) => backend.parked(worker),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.parked(worker),
         }
     }
 
@@ -389,6 +400,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(_) => Ok(()),
             AnyBackend::Redis(backend) => backend.check(batch),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.check(batch),
         }
     }
 
@@ -397,6 +410,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.remove_dead_letter(key)),
             AnyBackend::Redis(backend) => backend.remove_dead_letter(key).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.remove_dead_letter(key).await,
         }
     }
 
@@ -405,6 +420,8 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.clear()),
             AnyBackend::Redis(backend) => backend.clear().await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.clear().await,
         }
     }
 }
@@ -415,6 +432,8 @@ macro_rules! dispatch {
         match $self {
             AnyBackend::Memory($backend) => $call.await,
             AnyBackend::Redis($backend) => $call.await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket($backend) => $call.await,
         }
     };
 }
@@ -458,6 +477,8 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Memory(backend) => backend.renew_every(),
             AnyBackend::Redis(backend) => backend.renew_every(),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.renew_every(),
         }
     }
 
@@ -469,6 +490,8 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Memory(backend) => backend.dropped(worker),
             AnyBackend::Redis(backend) => backend.dropped(worker),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.dropped(worker),
         }
     }
 
@@ -476,6 +499,8 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Memory(backend) => backend.abandon(worker, delivery),
             AnyBackend::Redis(backend) => backend.abandon(worker, delivery),
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(backend) => backend.abandon(worker, delivery),
         }
     }
 

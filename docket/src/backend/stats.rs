@@ -16,6 +16,9 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(_) => Duration::ZERO,
             AnyBackend::Redis(backend) => backend.stats_every(),
+            // pydocket keeps no such counts: publishing is a no-op, so it is rare.
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Duration::from_secs(3600),
         }
     }
 
@@ -27,6 +30,8 @@ impl AnyBackend {
                 Ok(())
             }
             AnyBackend::Redis(backend) => backend.publish_stats(worker, window).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Ok(()),
         }
     }
 
@@ -39,6 +44,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(_) => Ok(()),
             AnyBackend::Redis(backend) => backend.want_stats(wanted).await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 
@@ -50,6 +60,11 @@ impl AnyBackend {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.task_stats()),
             AnyBackend::Redis(backend) => backend.task_stats().await,
+            #[cfg(feature = "pydocket")]
+            AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
+                operation: "the dashboard",
+                protocol: "pydocket",
+            }),
         }
     }
 }

@@ -1,5 +1,38 @@
-//! Sharing a Redis with [pydocket](https://pypi.org/project/pydocket/), Python's docket: the
-//! pieces a Rust service needs to read and write what pydocket stores.
+//! Sharing a Redis with [pydocket](https://pypi.org/project/pydocket/), Python's docket.
+//!
+//! A docket opened with [`Protocol::Pydocket`](crate::Protocol) (or `DOCKET_PROTOCOL=pydocket`)
+//! keeps its tasks as pydocket does: its keys, consumer group, message fields, run records,
+//! result storage and strikes stream. A Rust [`Worker`](crate::Worker) on it runs what
+//! pydocket's `add()` scheduled, positional and keyword arguments bound to the task's
+//! parameters; a Rust producer schedules (and replaces, cancels, reads the result of) tasks a
+//! pydocket worker runs. Give each executing language a docket name of its own: pydocket workers
+//! drop tasks they do not know. The README's "Moving a pydocket service to Rust" says what is
+//! shared and what is not.
+//!
+//! ```no_run
+//! #[docket::task]
+//! async fn scan_copyright(track_id: i64, audio_url: String) { /* ... */ }
+//!
+//! # async fn demo() -> docket::Result<()> {
+//! // Runs what `rust_docket.add(scan_copyright)(7, url)` scheduled in Python:
+//! let rust_docket = docket::Docket::connect("redis://127.0.0.1:6379")
+//!     .name("plyr-rs")
+//!     .protocol(docket::Protocol::Pydocket)
+//!     .await?;
+//! docket::Worker::new(&rust_docket).run().await?;
+//!
+//! // Schedules `transcode(track_id=7)` for the Python workers of `plyr`:
+//! let plyr = docket::Docket::connect("redis://127.0.0.1:6379")
+//!     .name("plyr")
+//!     .protocol(docket::Protocol::Pydocket)
+//!     .in_process_fallback(false)
+//!     .await?;
+//! let receipt = plyr.add_json("transcode", r#"{"track_id": 7}"#).await?;
+//! println!("{:?}", plyr.status(receipt.key()).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! Below that protocol, the pieces it is made of read and write what pydocket stores:
 //!
 //! pydocket pickles a task's arguments (`cloudpickle.dumps`, pickle protocol 5): `args` is a
 //! tuple of the positional arguments, `kwargs` a dict of the keyword ones. [`pickle`] reads such

@@ -29,6 +29,8 @@ mod feeds;
 #[cfg(fuzzing)]
 pub(crate) mod fuzz;
 mod keys;
+#[cfg(feature = "pydocket")]
+pub(crate) mod pydocket;
 mod reply;
 mod scripts;
 mod settle;
@@ -79,6 +81,8 @@ pub(crate) struct RedisOptions {
     pub(crate) dead_letter_age: Duration,
     /// How many replicas must confirm stored tasks before `enqueue` returns (0: none).
     pub(crate) wait_replicas: u32,
+    /// The key layout and message format: docket's own, or pydocket's.
+    pub(crate) protocol: crate::connect::Protocol,
 }
 
 impl Default for RedisOptions {
@@ -91,6 +95,7 @@ impl Default for RedisOptions {
             dead_letters_kept: super::DEAD_LETTERS_KEPT,
             dead_letter_age: super::DEAD_LETTER_AGE,
             wait_replicas: 0,
+            protocol: crate::connect::Protocol::Docket,
         }
     }
 }
@@ -105,6 +110,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("dead_letters_kept", &self.dead_letters_kept)
             .field("dead_letter_age", &self.dead_letter_age)
             .field("wait_replicas", &self.wait_replicas)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }

@@ -66,9 +66,9 @@ macro_rules! prelude {
 /// The scripts, each with the includes its header names, in order: one line per script, so
 /// that the struct, its `static` and the list the tests check are written once.
 macro_rules! scripts {
-    ($($name:ident: $($include:ident),*;)+) => {
+    ($($(#[$meta:meta])* $name:ident: $($include:ident),*;)+) => {
         pub(super) struct Scripts {
-            $(pub(super) $name: Lua,)+
+            $($(#[$meta])* pub(super) $name: Lua,)+
         }
 
         impl Scripts {
@@ -96,6 +96,18 @@ macro_rules! scripts {
 }
 
 scripts! {
+    // pydocket's protocol (`backend/redis/pydocket/`); assembled in every build, so the header
+    // checks below cover them, and used with the `pydocket` feature.
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    py_schedule: ;
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    py_due: ;
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    py_claim: ;
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    py_terminal: ;
+    #[cfg_attr(not(feature = "pydocket"), allow(dead_code))]
+    py_cancel: ;
     clear: index, entry;
     enqueue: index, delivery, store, signals;
     tick: index, delivery, entry, settle, consumers;
