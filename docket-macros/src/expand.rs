@@ -18,27 +18,83 @@ use crate::values::{Backoff, Retries};
 /// The whole macro: check the attribute and the function, then generate the task beside it.
 pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = syn::parse2::<Args>(attr);
-    let item_fn = match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Fn(item_fn)) => item_fn,
+    // A body-less `async fn name(..);` declares a task that another service's workers run.
+    let (item_fn, declared) = match syn::parse2::<Declaration>(item.clone()) {
+        Ok(declaration) => (declaration.item_fn(), true),
+        Err(_) => match parse_fn(&item, args.as_ref().err().cloned()) {
+            Ok(item_fn) => (item_fn, false),
+            Err(output) => return output,
+        },
+    };
+    let emitted = if declared {
+        TokenStream::new()
+    } else {
+        item.clone()
+    };
+    let lowered = TaskFn::lower(&item_fn).map(|task| TaskFn { declared, ..task });
+    match (args, lowered) {
+        (Ok(args), Ok(task)) => match check(&args, &task) {
+            Ok(()) if declared => generate_declared(&args, &task),
+            Ok(()) => generate(&args, &task),
+            Err(error) => fallback(emitted, Some(&task), [error]),
+        },
+        (args, Ok(task)) => fallback(emitted, Some(&task), args.err()),
+        (args, Err(rejected)) => {
+            let errors = args.err().into_iter().chain([rejected.error]);
+            fallback(emitted, rejected.task.as_deref(), errors)
+        }
+    }
+}
+
+/// A task declared without a body: `[attributes] [pub] async fn name(args) [-> T];`.
+struct Declaration {
+    attrs: Vec<syn::Attribute>,
+    vis: syn::Visibility,
+    sig: syn::Signature,
+}
+
+impl syn::parse::Parse for Declaration {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        let sig = input.parse()?;
+        input.parse::<syn::Token![;]>()?;
+        Ok(Declaration { attrs, vis, sig })
+    }
+}
+
+impl Declaration {
+    /// The declaration as a function with an empty body, for the checks every task passes.
+    fn item_fn(self) -> syn::ItemFn {
+        syn::ItemFn {
+            attrs: self.attrs,
+            vis: self.vis,
+            sig: self.sig,
+            block: Box::new(syn::parse_quote!({})),
+        }
+    }
+}
+
+/// The item as a function, or the macro's output when it is none.
+fn parse_fn(
+    item: &TokenStream,
+    args_error: Option<syn::Error>,
+) -> Result<syn::ItemFn, TokenStream> {
+    match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(item_fn)) => Ok(item_fn),
         Ok(_) => {
             let error = syn::Error::new(
                 Span::call_site(),
-                "`#[docket::task]` can only be applied to an `async fn`",
+                "`#[docket::task]` can only be applied to an `async fn` (or declared without a \
+                 body, `async fn name(..);`, for a task other workers run)",
             );
-            return fallback(item, None, args.err().into_iter().chain([error]));
+            Err(fallback(
+                item.clone(),
+                None,
+                args_error.into_iter().chain([error]),
+            ))
         }
-        Err(error) => return fallback(item, None, [error]),
-    };
-    match (args, TaskFn::lower(&item_fn)) {
-        (Ok(args), Ok(task)) => match check(&args, &task) {
-            Ok(()) => generate(&args, &task),
-            Err(error) => fallback(item, Some(&task), [error]),
-        },
-        (args, Ok(task)) => fallback(item, Some(&task), args.err()),
-        (args, Err(rejected)) => {
-            let errors = args.err().into_iter().chain([rejected.error]);
-            fallback(item, rejected.task.as_deref(), errors)
-        }
+        Err(error) => Err(fallback(item.clone(), None, [error])),
     }
 }
 
@@ -84,6 +140,25 @@ fn generate(args: &Args, task: &TaskFn<'_>) -> TokenStream {
 }
 
 // Input:
+//     /// Scan a track (Python runs it).
+//     #[docket::task]
+//     pub async fn scan_copyright(track_id: i64);
+// Output: as for a function, but no function, no registration (no worker of this binary
+// can run it), and a `run` that fails for good should it ever be called.
+fn generate_declared(args: &Args, task: &TaskFn<'_>) -> TokenStream {
+    let args_struct = args_struct(task, Emit::Task);
+    let schedule = schedule_fns(task, Emit::Task);
+    let task_impl = task_impl(args, task);
+    let checks = checks(task);
+    quote! {
+        #checks
+        #args_struct
+        #schedule
+        #task_impl
+    }
+}
+
+// Input:
 //     /// Scan a track.
 //     pub async fn scan_copyright(track_id: i64, mut url: String) { .. }
 // Output:
@@ -100,9 +175,9 @@ pub(crate) fn args_struct(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
         struct_ident, cfgs, ..
     } = task;
     let vis = &task.item.vis;
-    let function = &task.name;
+    let function = task.function_doc();
     let docs = if task.docs.is_empty() {
-        let doc = format!(" Arguments of the [`{function}`] task.");
+        let doc = format!(" Arguments of the {function} task.");
         quote!(#[doc = #doc])
     } else {
         let docs = &task.docs;
@@ -110,7 +185,7 @@ pub(crate) fn args_struct(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
     };
     let fields = task.arguments().map(|arg| {
         let (ident, ty) = (arg.ident, arg.ty);
-        let doc = format!(" The `{}` argument of [`{function}`].", unraw(ident));
+        let doc = format!(" The `{}` argument of {function}.", unraw(ident));
         quote! {
             #[doc = #doc]
             #vis #ident: #ty,
@@ -158,7 +233,7 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
         ..
     } = task;
     let vis = &task.item.vis;
-    let function = &task.name;
+    let function = task.function_doc();
     let idents: Vec<&Ident> = task.arguments().map(|arg| arg.ident).collect();
     let params = task.arguments().map(|arg| {
         let (ident, ty) = (arg.ident, arg.ty);
@@ -166,12 +241,12 @@ pub(crate) fn schedule_fns(task: &TaskFn<'_>, emit: Emit) -> TokenStream {
     });
     let params = quote!(#(#params),*);
     let method_doc = format!(
-        " Schedules the [`{function}`] task with these arguments.\n\n Await the returned \
+        " Schedules the {function} task with these arguments.\n\n Await the returned \
          `docket::Schedule` to schedule it now, or first set when with `after` or `at`, or \
          a key with `key`."
     );
     let free_doc = format!(
-        " Schedules the [`{function}`] task with these arguments: the same as \
+        " Schedules the {function} task with these arguments: the same as \
          [`{struct_ident}::schedule`]."
     );
     let (returns, body, unused) = match emit {
@@ -264,13 +339,21 @@ fn task_impl(args: &Args, task: &TaskFn<'_>) -> TokenStream {
         },
         None => quote!(::docket::TaskOutput::into_outcome(__docket_output)),
     };
-    let body = quote_spanned! {function.span()=>
-        async move {
-            #(#states)*
-            let __docket_output = #function(#(#call_args),*).await;
-            #keep_result
-            #outcome
-        }
+    let body = match task.declared {
+        true => quote_spanned! {function.span()=>
+            async move {
+                let _ = (self, __docket_context);
+                ::core::result::Result::Err(::docket::__private::declared_only(#name))
+            }
+        },
+        false => quote_spanned! {function.span()=>
+            async move {
+                #(#states)*
+                let __docket_output = #function(#(#call_args),*).await;
+                #keep_result
+                #outcome
+            }
+        },
     };
     let requirements: Vec<TokenStream> = task
         .states()

@@ -33,6 +33,8 @@ pub(crate) struct TaskFn<'a> {
     /// The `#[cfg]` attributes, repeated on every generated item so they come and go with the
     /// function.
     pub(crate) cfgs: Vec<&'a Attribute>,
+    /// Declared without a body (`async fn name(..);`): another service's workers run it.
+    pub(crate) declared: bool,
 }
 
 /// A function `lower` refused: every error, and the task as far as it was read when its name and
@@ -214,6 +216,7 @@ impl<'a> TaskFn<'a> {
             output,
             docs,
             cfgs,
+            declared: false,
         };
         match errors.finish(()) {
             Ok(()) => Ok(task),
@@ -221,6 +224,15 @@ impl<'a> TaskFn<'a> {
                 error,
                 task: writable.then(|| Box::new(task)),
             }),
+        }
+    }
+
+    /// How generated docs name the function: a link, unless it was only declared (then there is
+    /// no function to link to).
+    pub(crate) fn function_doc(&self) -> String {
+        match self.declared {
+            true => format!("`{}`", self.name),
+            false => format!("[`{}`]", self.name),
         }
     }
 

@@ -266,4 +266,20 @@ pub use crate::worker::{Worker, shutdown_signal};
 /// Send + 'static`, as they become the fields of the argument struct, which travels as JSON; the
 /// function must be `async`, not generic, and return `()` or `Result<T, E>` with `E: Display`
 /// (and `T: Serialize` with `result`).
+///
+/// A task that another service's workers run (a pydocket worker, or another binary) can be
+/// declared without a body, to schedule it typed: the macro generates the argument struct and
+/// `schedule` as usual, and registers nothing, so no worker of this binary ever takes it (one
+/// that finds it in the queue keeps it as a dead letter, "unknown task").
+///
+/// ```
+/// /// Transcode a track; the media service's workers run it.
+/// #[docket::task(retries = 3)]
+/// pub async fn transcode(track_id: i64, format: String);
+///
+/// # async fn example(docket: docket::Docket) -> docket::Result<()> {
+/// Transcode::schedule(7, "opus".into()).on(&docket).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub use docket_macros::task;

@@ -95,3 +95,13 @@ pub const fn assert_argument<T: TaskArgument>() {}
 pub fn assert_send<F: core::future::Future + Send>(future: F) -> F {
     future
 }
+
+/// What the `run` of a task declared without a body returns: it has no body here, another
+/// service's workers run it. (No worker reaches it: a declaration registers nothing.)
+pub fn declared_only(name: &str) -> crate::TaskError {
+    crate::Fail::because(format!(
+        "`{name}` is only declared in this binary, without a body: the workers of another \
+         service run it"
+    ))
+    .into()
+}

@@ -263,6 +263,12 @@ async fn fingerprint(track_id: i64) -> Result<Value, String> {
     Ok(json!({"track_id": track_id, "verdict": "clean"}))
 }
 
+/// Python's `fingerprint`, declared without a body to schedule it typed from Rust: this binary
+/// registers nothing for it (its own `fingerprint` above is another task of the same name, for
+/// the other direction).
+#[docket::task(name = "fingerprint")]
+async fn python_fingerprint(track_id: i64);
+
 /// Fails its first attempt; the retry is scheduled in pydocket's format.
 #[docket::task(retries = 1, backoff = "fixed 100ms")]
 async fn flaky(n: i64, ctx: docket::Context) -> Result<(), String> {
@@ -761,7 +767,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 "#;
 
 /// Rust schedules, Python runs: a Rust producer on a pydocket docket schedules typed tasks (now,
-/// later, keyed, replaced, cancelled, struck by a Rust strike) and tasks by name (`add_json`); a
+/// later, keyed, replaced, cancelled, struck by a Rust strike; one declared without a body) and
+/// tasks by name (`add_json`); a
 /// real pydocket worker calls the Python functions with an `int` and a `str`, once each, never
 /// the struck one, and the Rust side reads the outcomes and a result back.
 #[test]
@@ -825,10 +832,7 @@ fn pydocket_worker_runs_what_a_rust_producer_scheduled(server: &RedisServer, ven
             .unwrap();
         let by_name = json!({"track_id": 9, "audio_url": url(9)}).to_string();
         docket.add_json("scan_copyright", &by_name).await.unwrap();
-        let fingerprint = docket
-            .add_json("fingerprint", r#"{"track_id": 7}"#)
-            .await
-            .unwrap();
+        let fingerprint = PythonFingerprint::schedule(7).on(&docket).await.unwrap();
         (docket, fingerprint.key().to_owned())
     });
 
