@@ -50,18 +50,51 @@ impl RedisServer {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
-        let mut server = RedisServer {
-            child: None,
-            port: free_port(),
-            tls_port: None,
-            dir,
-            extra: args.iter().map(|arg| arg.to_string()).collect(),
-        };
-        server.spawn();
-        server
+        // A free port may be taken by another process before the server binds it: then again,
+        // on other ports.
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let _ = std::fs::remove_file(dir.join("redis.log"));
+            let mut extra: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+            if let Some(at) = extra.iter().position(|arg| arg == "--tls-port")
+                && attempt > 1
+                && at + 1 < extra.len()
+            {
+                extra[at + 1] = free_port().to_string();
+            }
+            let tls_port = extra
+                .iter()
+                .position(|arg| arg == "--tls-port")
+                .and_then(|at| extra.get(at + 1))
+                .and_then(|port| port.parse().ok());
+            let mut server = RedisServer {
+                child: None,
+                port: free_port(),
+                tls_port,
+                dir: dir.clone(),
+                extra,
+            };
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(log) if attempt < ATTEMPTS && log.contains("Address already in use") => {}
+                Err(log) => panic!(
+                    "redis-server exited on port {} (attempt {attempt}):\n{log}",
+                    server.port
+                ),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
     }
 
+    /// Start the server again on its port (after `stop`), failing the test if it cannot.
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("redis-server exited on port {}:\n{log}", self.port);
+        }
+    }
+
+    /// Start the server; its log when it exits before it answers.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let mut command = Command::new(server_program());
         command
             .arg("--bind")
@@ -89,14 +122,14 @@ impl RedisServer {
             Err(error) => panic!("could not start redis-server: {error}"),
         };
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     /// A server that also serves TLS with `certs`, on a second port.
     pub fn start_tls(certs: &Certs) -> RedisServer {
         let tls_port = free_port().to_string();
         let path = |name: &str| certs.dir.join(name).display().to_string();
-        let mut server = RedisServer::start_with(&[
+        let server = RedisServer::start_with(&[
             "--save",
             "",
             "--appendonly",
@@ -112,15 +145,14 @@ impl RedisServer {
             "--tls-auth-clients",
             "no",
         ]);
-        server.tls_port = Some(tls_port.parse().unwrap());
         server
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if self.try_command(&["PING"]).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
@@ -128,10 +160,7 @@ impl RedisServer {
                 .and_then(|child| child.try_wait().ok().flatten())
             {
                 let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                panic!(
-                    "redis-server exited with {status} on port {}:\n{log}",
-                    self.port
-                );
+                return Err(format!("{status}:\n{log}"));
             }
             assert!(
                 Instant::now() < deadline,
