@@ -366,6 +366,9 @@ async fn a_cancel_stops_a_running_task(client: &Client, base: &str, docket: &Doc
     client.refresh().await.unwrap();
     let running = text(client, "section[aria-labelledby=running] table").await;
     assert!(running.contains("long"), "{running}");
+    // The workers table names what each worker runs.
+    let workers = text(client, "section[aria-labelledby=workers] table").await;
+    assert!(workers.contains("sleepy long"), "{workers}");
     let png = client.screenshot().await.unwrap();
     std::fs::write(screenshots().join("overview-running.png"), png).unwrap();
     client.goto(&format!("{base}/task?key=long")).await.unwrap();

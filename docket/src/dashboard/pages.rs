@@ -223,10 +223,19 @@ pub(super) async fn overview(State(app): State<Shared>, base: Base) -> Result<Ma
                 p { "No worker has been seen." }
             } @else {
                 div.scroll { table {
-                    thead { tr { th scope="col" { "Worker" } th scope="col" { "Running" } th scope="col" { "Last activity" } } }
+                    thead { tr {
+                        th scope="col" { "Worker" } th scope="col" { "Running" }
+                        th scope="col" { "Its tasks" } th scope="col" { "Last activity" }
+                    } }
                     tbody { @for worker in &workers { tr {
                         td { code { (worker.name) } }
                         td.num { (worker.running) }
+                        td {
+                            @for (i, task) in running.items.iter().filter(|task| task.worker.as_deref() == Some(worker.name.as_str())).enumerate() {
+                                @if i > 0 { ", " }
+                                a href=(format!("{b}/task?key={}", encode(&task.key))) { (task.task) " " code { (task.key) } }
+                            }
+                        }
                         td { (ago(worker.idle)) }
                     } } }
                 } }
