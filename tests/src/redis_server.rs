@@ -129,7 +129,7 @@ impl RedisServer {
     pub fn start_tls(certs: &Certs) -> RedisServer {
         let tls_port = free_port().to_string();
         let path = |name: &str| certs.dir.join(name).display().to_string();
-        let server = RedisServer::start_with(&[
+        RedisServer::start_with(&[
             "--save",
             "",
             "--appendonly",
@@ -144,8 +144,7 @@ impl RedisServer {
             &path("ca.crt"),
             "--tls-auth-clients",
             "no",
-        ]);
-        server
+        ])
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
