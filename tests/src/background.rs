@@ -26,6 +26,22 @@ impl Background {
         Background { stop, worker }
     }
 
+    /// Start `worker` on a task of its own, and wait until it runs (its health says so): on an
+    /// in-process docket, only from then on does the docket's own worker run this one's hooks.
+    pub async fn running(worker: Worker) -> Background {
+        let health = worker.health();
+        let background = Background::start(worker);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while matches!(health.check(), Err(docket::worker::Unhealthy::NotRunning)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not start in time"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        background
+    }
+
     /// Signal shutdown and wait until `run_until` returns; fail the test if it does not in time,
     /// panics or returns an error.
     pub async fn stop(self) {

@@ -43,9 +43,9 @@ pub(crate) async fn hooks_see_each_success_failed_attempt_retry_and_dead_letter(
     let seen = Seen::default();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let kept = outcomes.clone();
-    // Started before the tasks are scheduled: on an in-process docket the worker lends its
+    // Running before the tasks are scheduled: on an in-process docket the worker lends its
     // hooks to the docket's own worker while it runs.
-    let worker = Background::start(
+    let worker = Background::running(
         Worker::new(&docket)
             .on_success(note(&seen, "success"))
             .on_failure(note(&seen, "failure"))
@@ -55,7 +55,8 @@ pub(crate) async fn hooks_see_each_success_failed_attempt_retry_and_dead_letter(
                 std::future::ready(())
             })
             .on_dead_letter(note(&seen, "dead letter")),
-    );
+    )
+    .await;
     let probe = Probe::new();
     let failing = FailAlways::schedule(probe.id()).on(&docket).await.unwrap();
     let fine = NoteRun::schedule(probe.id(), "fine".into())
@@ -98,7 +99,7 @@ pub(crate) async fn hooks_see_each_success_failed_attempt_retry_and_dead_letter(
 
 pub(crate) async fn a_hook_that_fails_or_panics_neither_loses_nor_repeats_a_task(docket: Docket) {
     let seen = Seen::default();
-    let worker = Background::start(
+    let worker = Background::running(
         Worker::new(&docket)
             .on_success(|event: TaskEvent| async move {
                 assert!(event.key().is_empty(), "a bug in the user's hook");
@@ -107,7 +108,8 @@ pub(crate) async fn a_hook_that_fails_or_panics_neither_loses_nor_repeats_a_task
             .on_success(note(&seen, "success"))
             .on_dead_letter(|_| -> std::future::Ready<()> { panic!("a bug before the future") })
             .on_dead_letter(note(&seen, "dead letter")),
-    );
+    )
+    .await;
     let probe = Probe::new();
     for n in 0..3 {
         NoteRun::schedule(probe.id(), n.to_string())
