@@ -9,7 +9,7 @@
 //! drop tasks they do not know. The README's "Moving a pydocket service to Rust" says what is
 //! shared and what is not.
 //!
-//! ```no_run
+//! ```no_run,standalone_crate
 //! #[docket::task]
 //! async fn scan_copyright(track_id: i64, audio_url: String) { /* ... */ }
 //!
