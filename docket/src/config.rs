@@ -1,5 +1,5 @@
 //! Settings read from the environment (`DOCKET_URL`, `DOCKET_NAME`, `DOCKET_WORKER_CONCURRENCY`,
-//! `DOCKET_TLS_CA_FILE`, `DOCKET_METRICS_NAMES`, `DOCKET_PROTOCOL`) or given to
+//! `DOCKET_TLS_CA_FILE`, `DOCKET_METRICS_NAMES`, `DOCKET_PROTOCOL`, `DOCKET_PARTITIONS`) or given to
 //! [`Connect`](crate::Connect), and the checks they pass.
 
 use std::fmt;
@@ -115,6 +115,15 @@ impl Settings {
         if let Some(protocol) = var("DOCKET_PROTOCOL") {
             redis.protocol = protocol.trim().parse()?;
         }
+        if let Some(value) = var("DOCKET_PARTITIONS").filter(|value| !value.trim().is_empty()) {
+            redis.partitions = value.trim().parse().map_err(|_| {
+                Error::Config(format!(
+                    "DOCKET_PARTITIONS must be a whole number from 1 to {}, not `{value}`",
+                    crate::backend::redis::partitions::MOST_PARTITIONS
+                ))
+            })?;
+            validate_partitions(redis.partitions, "DOCKET_PARTITIONS")?;
+        }
         Ok(Settings {
             target,
             name,
@@ -181,7 +190,27 @@ pub(crate) fn validate_concurrency(concurrency: usize, setting: &str) -> Result<
 }
 
 /// Check the options given to `Connect`, naming the setting and its valid range on error.
+/// A partition count, from the setting named `what`.
+fn validate_partitions(partitions: u16, what: &str) -> Result<()> {
+    let most = crate::backend::redis::partitions::MOST_PARTITIONS;
+    if !(1..=most).contains(&partitions) {
+        return Err(Error::Config(format!(
+            "{what} must be a whole number from 1 to {most}, not `{partitions}`"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate_options(options: &RedisOptions) -> Result<()> {
+    validate_partitions(
+        options.partitions,
+        "`Connect::partitions`, DOCKET_PARTITIONS",
+    )?;
+    if options.partitions > 1 && options.protocol != crate::connect::Protocol::Docket {
+        return Err(Error::Config(
+            "a docket in pydocket's protocol lives in one partition: leave `Connect::partitions` and DOCKET_PARTITIONS at 1".into(),
+        ));
+    }
     let (shortest, longest) = REDELIVERY_TIMEOUT;
     let timeout = options.redelivery_timeout;
     if !(shortest..=longest).contains(&timeout) {

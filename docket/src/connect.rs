@@ -170,6 +170,23 @@ impl Connect {
         self
     }
 
+    /// Spread the docket over `partitions` partitions (default 1; from 1 to 64), each a full
+    /// set of the docket's keys under a hash tag of its own: on Redis Cluster, each on a
+    /// different master, so the docket uses as many cores as it has partitions (up to the
+    /// masters). `DOCKET_PARTITIONS` sets it for [`Docket::from_env`].
+    ///
+    /// The count is written in the docket's layout record by the first process that asks for
+    /// more than one, and from then on every process follows the stored layout, whatever it
+    /// asks for (with a warning when they differ). Going from 1 to N keeps every task stored
+    /// before: partition 0 is the docket's keys as they were. A task's key picks its partition;
+    /// tasks with a concurrency limit, a rate limit or a cooldown live in partition 0, where
+    /// those are counted. Each partition costs a worker a blocking read and a clock of its own;
+    /// see the README's "Scaling out".
+    pub fn partitions(mut self, partitions: u16) -> Self {
+        self.redis.partitions = partitions;
+        self
+    }
+
     /// Keep at most `kept` dead letters (default 10,000), none older than `age` (default 30
     /// days); past either, the oldest go first, as the next one is written. Bounds what a
     /// docket keeps of failed tasks' arguments, and the size of its dead-letter hash (managed

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
 
 use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::RedisBackend;
+use crate::backend::redis::partitions::Partitions;
 use crate::backend::{AnyBackend, Backend};
 use crate::config::{self, Settings, Target};
 use crate::connect::Connect;
@@ -180,7 +180,7 @@ impl Docket {
                 )))
             }
             Target::Redis(url) => Some(AnyBackend::Redis(Box::new(
-                RedisBackend::connect(&url, &settings.name, settings.redis).await?,
+                Partitions::connect(&url, &settings.name, settings.redis).await?,
             ))),
         };
         Ok(Docket::build(

@@ -109,8 +109,11 @@ pub(crate) struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum DeliveryId {
     Memory(u64),
-    /// A stream entry id.
-    Stream(String),
+    /// A stream entry id, in the stream of partition `part` (see `redis::partitions`).
+    Stream {
+        part: u16,
+        id: String,
+    },
 }
 
 /// A stream id (`ms-seq`) as a pair that sorts as Redis orders entries; an id of any other
@@ -125,9 +128,13 @@ impl DeliveryId {
     /// and sequence; memory deliveries are only ever named one by one.
     pub(crate) fn not_after(&self, other: &DeliveryId) -> bool {
         match (self, other) {
-            (DeliveryId::Stream(this), DeliveryId::Stream(other)) => {
-                stream_order(this) <= stream_order(other)
-            }
+            (
+                DeliveryId::Stream { part, id: this },
+                DeliveryId::Stream {
+                    part: other_part,
+                    id: other,
+                },
+            ) if part == other_part => stream_order(this) <= stream_order(other),
             (this, other) => this == other,
         }
     }
@@ -168,6 +175,8 @@ pub(crate) struct SignalFeed {
     pub(crate) signals: mpsc::UnboundedReceiver<Signal>,
     /// How far the feed has read, for a subscription that goes on after it.
     pub(crate) position: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// On a docket of several partitions, how far each partition's feed has read.
+    pub(crate) partitions: Vec<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 impl SignalFeed {
@@ -175,6 +184,7 @@ impl SignalFeed {
         SignalFeed {
             signals,
             position: Default::default(),
+            partitions: Vec::new(),
         }
     }
 }
@@ -197,6 +207,9 @@ pub(crate) enum Admission {
     Waiting,
     /// Its rate limit is spent: it went back to the schedule, due at this time.
     Deferred(SystemTime),
+    /// It was stored again, in the partition where its limits are counted, and its delivery
+    /// settled: it runs from there (see `redis::partitions`).
+    Moved,
 }
 
 /// Storage for one docket. Every method is atomic with respect to every other.
@@ -337,7 +350,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum AnyBackend {
     Memory(memory::MemoryBackend),
-    Redis(Box<redis::RedisBackend>),
+    Redis(Box<redis::partitions::Partitions>),
     /// Redis in pydocket's protocol.
     #[cfg(feature = "pydocket")]
     Pydocket(Box<redis::pydocket::PydocketBackend>),
@@ -586,9 +599,15 @@ mod tests {
         let mut ids = ["10-0", "9-5", "9-10", "junk"];
         ids.sort_by_key(|id| stream_order(id));
         assert_eq!(ids, ["junk", "9-5", "9-10", "10-0"]);
-        let older = DeliveryId::Stream("9-10".into());
-        assert!(older.not_after(&DeliveryId::Stream("10-0".into())));
-        assert!(!DeliveryId::Stream("10-0".into()).not_after(&older));
+        let stream = |part, id: &str| DeliveryId::Stream {
+            part,
+            id: id.into(),
+        };
+        let older = stream(0, "9-10");
+        assert!(older.not_after(&stream(0, "10-0")));
+        assert!(!stream(0, "10-0").not_after(&older));
+        // Ids of different partitions' streams say nothing of each other's order.
+        assert!(!older.not_after(&stream(1, "10-0")));
         assert!(DeliveryId::Memory(3).not_after(&DeliveryId::Memory(3)));
         assert!(!DeliveryId::Memory(2).not_after(&DeliveryId::Memory(3)));
     }

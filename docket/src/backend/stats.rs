@@ -15,7 +15,7 @@ impl AnyBackend {
     pub(crate) fn stats_every(&self) -> Duration {
         match self {
             AnyBackend::Memory(_) => Duration::ZERO,
-            AnyBackend::Redis(backend) => backend.stats_every(),
+            AnyBackend::Redis(backend) => backend.home().stats_every(),
             // pydocket keeps no such counts: publishing is a no-op, so it is rare.
             #[cfg(feature = "pydocket")]
             AnyBackend::Pydocket(_) => Duration::from_secs(3600),
@@ -29,7 +29,7 @@ impl AnyBackend {
                 backend.publish_stats(worker, window);
                 Ok(())
             }
-            AnyBackend::Redis(backend) => backend.publish_stats(worker, window).await,
+            AnyBackend::Redis(backend) => backend.home().publish_stats(worker, window).await,
             #[cfg(feature = "pydocket")]
             AnyBackend::Pydocket(_) => Ok(()),
         }
@@ -43,7 +43,7 @@ impl AnyBackend {
     pub(crate) async fn want_stats(&self, wanted: Duration) -> Result<()> {
         match self {
             AnyBackend::Memory(_) => Ok(()),
-            AnyBackend::Redis(backend) => backend.want_stats(wanted).await,
+            AnyBackend::Redis(backend) => backend.home().want_stats(wanted).await,
             #[cfg(feature = "pydocket")]
             AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
                 operation: "the dashboard",
@@ -59,7 +59,7 @@ impl AnyBackend {
     pub(crate) async fn task_stats(&self) -> Result<Vec<(String, crate::stats::Tally)>> {
         match self {
             AnyBackend::Memory(backend) => Ok(backend.task_stats()),
-            AnyBackend::Redis(backend) => backend.task_stats().await,
+            AnyBackend::Redis(backend) => backend.home().task_stats().await,
             #[cfg(feature = "pydocket")]
             AnyBackend::Pydocket(_) => Err(crate::Error::Unsupported {
                 operation: "the dashboard",

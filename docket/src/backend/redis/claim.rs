@@ -525,7 +525,10 @@ impl RedisBackend {
             .entry(worker.to_owned())
             .or_default()
             .push(Delivery {
-                id: DeliveryId::Stream(id),
+                id: DeliveryId::Stream {
+                    part: self.part,
+                    id,
+                },
                 message,
                 redelivered: true,
             });
@@ -560,7 +563,10 @@ impl RedisBackend {
                     Entry::Task { id, message } => {
                         in_flight.insert(id.clone(), worker.to_owned());
                         deliveries.push(Delivery {
-                            id: DeliveryId::Stream(id),
+                            id: DeliveryId::Stream {
+                                part: self.part,
+                                id,
+                            },
                             message,
                             redelivered,
                         });

@@ -292,7 +292,7 @@ impl RedisBackend {
     /// Whether a single endpoint's server is a Redis Cluster node; `false` when it does not
     /// say so within [`CLUSTER_PROBE`].
     async fn is_cluster_node(&self) -> bool {
-        let Endpoint::Single { client, .. } = &self.endpoint else {
+        let Endpoint::Single { client, .. } = &*self.endpoint else {
             return false;
         };
         let ask = async {
@@ -421,11 +421,49 @@ impl RedisBackend {
                 Endpoint::Single { client, config }
             }
         };
-        Ok(RedisBackend {
-            keys: Keys::new(name),
-            url: redacted,
+        Ok(RedisBackend::beside(
+            0,
+            name,
+            redacted,
+            Arc::new(endpoint),
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(KeyLocking::default()),
+            options,
+        ))
+    }
+
+    /// Partition `part` of the docket whose hash tag it is, on this one's connections.
+    pub(super) fn partition(&self, part: u16, tag: &str) -> RedisBackend {
+        RedisBackend::beside(
+            part,
+            tag,
+            self.url.clone(),
+            Arc::clone(&self.endpoint),
+            Arc::clone(&self.shared),
+            Arc::clone(&self.sent),
+            Arc::clone(&self.key_locking),
+            self.options.clone(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn beside(
+        part: u16,
+        tag: &str,
+        url: String,
+        endpoint: Arc<Endpoint>,
+        shared: Arc<Mutex<Vec<Shared>>>,
+        sent: Arc<AtomicU64>,
+        key_locking: Arc<KeyLocking>,
+        options: RedisOptions,
+    ) -> RedisBackend {
+        RedisBackend {
+            keys: Keys::new(tag),
+            part,
+            url,
             endpoint,
-            shared: Mutex::new(Vec::new()),
+            shared,
             readers: Mutex::new(Vec::new()),
             timer: Mutex::new(Timer {
                 next_due: None,
@@ -447,9 +485,9 @@ impl RedisBackend {
             lost_reads: Mutex::new(HashSet::new()),
             dropped: Mutex::new(HashMap::new()),
             options,
-            sent: Arc::new(AtomicU64::new(0)),
-            key_locking: KeyLocking::default(),
-        })
+            sent,
+            key_locking,
+        }
     }
 
     /// Redis commands this handle has sent so far.
@@ -493,7 +531,7 @@ impl RedisBackend {
     pub(super) fn heard<T>(&self, reply: &Result<T>) {
         if reply.as_ref().is_err_and(Error::is_unavailable) {
             self.outage();
-            if let Endpoint::Sentinel(sentinel) = &self.endpoint {
+            if let Endpoint::Sentinel(sentinel) = &*self.endpoint {
                 // The master may have changed: ask the Sentinels again, on new connections.
                 *sentinel.master.locked() = None;
                 self.shared.locked().clear();
@@ -503,7 +541,7 @@ impl RedisBackend {
 
     /// A client for pub/sub subscriptions.
     pub(super) async fn pubsub_client(&self) -> Result<Client> {
-        match &self.endpoint {
+        match &*self.endpoint {
             Endpoint::Sentinel(sentinel) => sentinel.master().await,
             endpoint => Ok(endpoint.pubsub().clone()),
         }
@@ -620,7 +658,7 @@ impl RedisBackend {
             }
             shared.retain(|shared| !shared.ended.is_cancelled());
         }
-        let connection = match &self.endpoint {
+        let connection = match &*self.endpoint {
             Endpoint::Single { client, config } => Link::Managed(
                 client
                     .get_connection_manager_lazy(config.clone())
@@ -663,7 +701,7 @@ impl RedisBackend {
 
     /// A connection of its own, for reads that block: no answer timeout.
     pub(super) async fn dedicated(&self) -> Result<Link> {
-        match &self.endpoint {
+        match &*self.endpoint {
             Endpoint::Single { client, .. } => {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))

@@ -24,6 +24,7 @@ pub(super) const SIGNAL_BATCH: usize = 100;
 /// arrives.
 pub(super) async fn follow_signals(
     signals: String,
+    part: u16,
     sent: Arc<AtomicU64>,
     mut connection: super::connection::Link,
     position: Arc<Mutex<Option<String>>>,
@@ -56,14 +57,14 @@ pub(super) async fn follow_signals(
                 Some(SignalEntry::Strikes(strikes)) => Some(Signal::Strikes(strikes)),
                 Some(SignalEntry::Cancel { key, id }) => Some(Signal::Cancel {
                     key,
-                    delivery: id.map(DeliveryId::Stream),
+                    delivery: id.map(|id| DeliveryId::Stream { part, id }),
                 }),
                 Some(SignalEntry::StatsWanted(millis)) => Some(Signal::StatsWanted(
                     std::time::Duration::from_millis(millis),
                 )),
                 Some(SignalEntry::Superseded { key, id }) => Some(Signal::Superseded {
                     key,
-                    delivery: DeliveryId::Stream(id),
+                    delivery: DeliveryId::Stream { part, id },
                 }),
                 None => {
                     tracing::warn!(entry = %id, "ignoring an unknown worker signal");

@@ -29,6 +29,7 @@ mod feeds;
 #[cfg(fuzzing)]
 pub(crate) mod fuzz;
 mod keys;
+pub(crate) mod partitions;
 #[cfg(feature = "pydocket")]
 pub(crate) mod pydocket;
 mod reply;
@@ -83,6 +84,8 @@ pub(crate) struct RedisOptions {
     pub(crate) wait_replicas: u32,
     /// The key layout and message format: docket's own, or pydocket's.
     pub(crate) protocol: crate::connect::Protocol,
+    /// How many partitions a docket spreads over when it has no stored layout yet.
+    pub(crate) partitions: u16,
 }
 
 impl Default for RedisOptions {
@@ -96,6 +99,7 @@ impl Default for RedisOptions {
             dead_letter_age: super::DEAD_LETTER_AGE,
             wait_replicas: 0,
             protocol: crate::connect::Protocol::Docket,
+            partitions: 1,
         }
     }
 }
@@ -111,6 +115,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("dead_letter_age", &self.dead_letter_age)
             .field("wait_replicas", &self.wait_replicas)
             .field("protocol", &self.protocol)
+            .field("partitions", &self.partitions)
             .finish()
     }
 }
@@ -151,14 +156,19 @@ const TASK_FRAMING: usize = 128;
 const _: () = assert!(ENQUEUE_CHUNK_BYTES + (32 << 10) < MAX_REQUEST_BYTES);
 const _: () = assert!(DEFAULT_MAX_PAYLOAD + (16 << 10) < MAX_REQUEST_BYTES);
 
+/// One partition of a docket on Redis: its keys, and what this process knows and holds of them.
+/// A docket of one partition is one of these; the partitions of a larger one
+/// ([`partitions::Partitions`]) share their connections.
 pub(crate) struct RedisBackend {
     keys: Keys,
+    /// Which partition of the docket this is (0: the docket's own hash tag).
+    part: u16,
     /// The URL without its password, for messages.
     url: String,
-    endpoint: connection::Endpoint,
+    endpoint: Arc<connection::Endpoint>,
     /// Shared by every operation but the blocking read, one for each tokio runtime that uses
-    /// this docket (see [`Shared`]).
-    shared: Mutex<Vec<Shared>>,
+    /// this docket (see [`Shared`]), and by all partitions.
+    shared: Arc<Mutex<Vec<Shared>>>,
     /// Dedicated connections for blocking reads, one per claim in progress.
     readers: Mutex<Vec<Reader>>,
     timer: Mutex<Timer>,
@@ -188,7 +198,7 @@ pub(crate) struct RedisBackend {
     /// Commands this handle has sent, its signal and watch feeds included.
     sent: Arc<AtomicU64>,
     /// Whether the server takes the scripts' `allow-key-locking` flag, once known.
-    key_locking: scripts::KeyLocking,
+    key_locking: Arc<scripts::KeyLocking>,
 }
 
 impl RedisBackend {
@@ -600,6 +610,7 @@ impl Backend for RedisBackend {
         *feed.position.locked() = Some(last.clone());
         tokio::spawn(follow_signals(
             self.keys.signals.clone(),
+            self.part,
             Arc::clone(&self.sent),
             connection,
             Arc::clone(&feed.position),
@@ -794,7 +805,7 @@ fn decode_held(stored: Vec<(String, Vec<u8>)>) -> Vec<Message> {
 
 fn stream_id(delivery: &Delivery) -> &str {
     match &delivery.id {
-        DeliveryId::Stream(id) => id,
+        DeliveryId::Stream { id, .. } => id,
         DeliveryId::Memory(_) => unreachable!("a memory delivery settled on Redis"),
     }
 }

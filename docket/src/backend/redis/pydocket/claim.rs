@@ -235,7 +235,7 @@ impl PydocketBackend {
         message.attempt = attempt;
         message.trace = fields.text("traceparent").map(str::to_owned);
         Ok(Some(Delivery {
-            id: DeliveryId::Stream(id),
+            id: DeliveryId::Stream { part: 0, id },
             message,
             redelivered,
         }))

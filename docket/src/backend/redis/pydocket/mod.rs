@@ -311,7 +311,7 @@ impl PydocketBackend {
 
 fn stream_id(delivery: &Delivery) -> &str {
     match &delivery.id {
-        DeliveryId::Stream(id) => id,
+        DeliveryId::Stream { id, .. } => id,
         DeliveryId::Memory(_) => unreachable!("a memory delivery settled on Redis"),
     }
 }

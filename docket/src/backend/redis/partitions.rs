@@ -1,0 +1,1105 @@
+//! One docket spread over several partitions, so that it can use several Redis Cluster masters.
+//!
+//! A partition is a whole docket keyspace under a hash tag of its own ([`keys`](super::keys)):
+//! partition 0 is the docket's own tag `{name}` (so a docket of one partition is exactly the
+//! docket it always was), the others are `{name:1}`, `{name:2}`, … on a single server, and on a
+//! cluster tags chosen so that each lands on a different master. The tags are data, stored once
+//! in the layout record `{name}:layout` by the first process that asks for more than one
+//! partition (`Connect::partitions`, `DOCKET_PARTITIONS`); every process reads it before its
+//! first operation and follows it, whatever it asked for, so no two processes disagree on where
+//! a task lives.
+//!
+//! **Where a task lives.** A task lives in one partition for its whole life: the one its key
+//! hashes to (CRC16 of the key, modulo the count), unless it has a concurrency limit, a rate
+//! limit or a cooldown: those live in partition 0, beside the limits' own keys, so that every
+//! limit is counted in one place. A task a producer stores without knowing its limits (by name,
+//! from a process that does not define it) is moved to partition 0 by the worker that finds its
+//! limits, before it runs. Keyed lookups (`cancel`, `status`, `watch`, `replay`) look in the
+//! key's partition and then in partition 0, which also finds every task stored before the
+//! docket was spread.
+//!
+//! **Workers** read every partition: one claim in progress per partition (a blocking read when
+//! the partition is idle, an immediate answer under load), kept across the worker's claims so
+//! that an idle docket costs no more reads than it did on one partition. Each partition keeps
+//! its own clock, leases, strikes copy and signals stream, and a worker follows every
+//! partition's signals.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::Value;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OnceCell, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::RedisBackend;
+use super::connection::Endpoint;
+#[cfg(feature = "dashboard")]
+use crate::backend::browse::{Counts, Filter, Page, Place, TaskView};
+use crate::backend::{
+    Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
+};
+use crate::error::{Error, Result};
+use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
+use crate::results::TaskRecord;
+use crate::schedule::Disposition;
+use crate::strike::Strike;
+use crate::sync::Locked;
+
+/// The most partitions a docket may be spread over. Each costs every worker a blocking read
+/// and a clock of its own; a docket needs about as many as it has masters.
+pub(crate) const MOST_PARTITIONS: u16 = 64;
+
+/// How long a worker's clock waits before asking again for a layout it could not read.
+const LAYOUT_RETRY: Duration = Duration::from_secs(1);
+
+/// The layout record, `{name}:layout`: the hash tag of each partition, partition 0's first.
+#[derive(Debug, Serialize, Deserialize)]
+struct Layout {
+    v: u32,
+    partitions: Vec<String>,
+}
+
+/// A docket on Redis: one partition, or several ([module docs](self)).
+pub(crate) struct Partitions {
+    /// Partition 0; the others are made beside it, on its connections, once the layout is read.
+    home: Arc<RedisBackend>,
+    name: String,
+    /// How many partitions this process asked for (`Connect::partitions`).
+    wanted: u16,
+    /// Every partition, partition 0 first, once the layout is known.
+    parts: OnceCell<Vec<Arc<RedisBackend>>>,
+    /// Each worker's claims in progress, one per partition, kept between its claims.
+    bells: Mutex<HashMap<String, Bells>>,
+}
+
+/// A worker's claims in progress on a docket of several partitions.
+struct Bells {
+    /// Which partitions have a claim in progress.
+    armed: Vec<bool>,
+    /// Each claim's answer, with its partition.
+    answers: mpsc::UnboundedReceiver<(usize, Result<Vec<Delivery>>)>,
+    sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
+    /// Ends the claims in progress: the worker stops.
+    stop: CancellationToken,
+    /// Where the next claim's gathering starts, so that every partition is first in turn.
+    turn: usize,
+}
+
+impl Bells {
+    fn new(count: usize) -> Bells {
+        let (sender, answers) = mpsc::unbounded_channel();
+        Bells {
+            armed: vec![false; count],
+            answers,
+            sender,
+            stop: CancellationToken::new(),
+            turn: 0,
+        }
+    }
+}
+
+impl Partitions {
+    /// The docket `name` at `url`, spread over the partitions its stored layout names, or
+    /// (when none is stored yet) over `options.partitions`.
+    pub(crate) async fn connect(
+        url: &str,
+        name: &str,
+        options: super::RedisOptions,
+    ) -> Result<Partitions> {
+        let wanted = options.partitions;
+        if wanted == 0 || wanted > MOST_PARTITIONS {
+            return Err(Error::Config(format!(
+                "a docket is spread over 1 to {MOST_PARTITIONS} partitions, not {wanted}"
+            )));
+        }
+        let home = RedisBackend::connect(url, name, options).await?;
+        Ok(Partitions {
+            home: Arc::new(home),
+            name: name.to_owned(),
+            wanted,
+            parts: OnceCell::new(),
+            bells: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Partition 0: the docket's own keys, where fleet-wide records (the dashboard's runs) live.
+    pub(crate) fn home(&self) -> &RedisBackend {
+        &self.home
+    }
+
+    /// Every partition, reading (or writing) the layout on first use: one `GET`, and on the
+    /// first start of a spread docket a placement read and a `SET NX`.
+    pub(crate) async fn parts(&self) -> Result<&[Arc<RedisBackend>]> {
+        self.parts
+            .get_or_try_init(|| self.load())
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// The partitions known so far: all of them once the layout was read, else partition 0.
+    fn known(&self) -> &[Arc<RedisBackend>] {
+        match self.parts.get() {
+            Some(parts) => parts,
+            None => std::slice::from_ref(&self.home),
+        }
+    }
+
+    async fn load(&self) -> Result<Vec<Arc<RedisBackend>>> {
+        let key = self.layout_key();
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let mut stored: Option<String> = self.home.query(&get).await?;
+        if stored.is_none() && self.wanted > 1 {
+            let layout = Layout {
+                v: 1,
+                partitions: self.place(self.wanted).await?,
+            };
+            let json = serde_json::to_string(&layout).expect("a layout serializes");
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(&json).arg("NX");
+            let written: Option<String> = self.home.query(&set).await?;
+            stored = match written {
+                Some(_) => {
+                    tracing::info!(docket = %self.name, partitions = ?layout.partitions, "spread the docket over {} partitions", layout.partitions.len());
+                    Some(json)
+                }
+                // Another process wrote one first: its layout is the docket's.
+                None => self.home.query(&get).await?,
+            };
+        }
+        let Some(json) = stored else {
+            return Ok(vec![Arc::clone(&self.home)]);
+        };
+        let tags = self.parse(&json)?;
+        if self.wanted > 1 && tags.len() != usize::from(self.wanted) {
+            tracing::warn!(docket = %self.name, stored = tags.len(), asked = self.wanted, "the docket is spread over the partitions its stored layout names, not as many as this process asked for");
+        }
+        let mut parts = vec![Arc::clone(&self.home)];
+        for (part, tag) in tags.iter().enumerate().skip(1) {
+            let part = u16::try_from(part).expect("the layout's size is checked");
+            parts.push(Arc::new(self.home.partition(part, tag)));
+        }
+        Ok(parts)
+    }
+
+    fn layout_key(&self) -> String {
+        format!("{{{}}}:layout", self.name)
+    }
+
+    /// The tags of a stored layout, checked: partition 0 is the docket's own tag, and there
+    /// are at most [`MOST_PARTITIONS`], all different.
+    fn parse(&self, json: &str) -> Result<Vec<String>> {
+        let problem = |what: String| Error::Backend {
+            source: format!(
+                "the docket's layout record `{}` {what}: {json}",
+                self.layout_key()
+            )
+            .into(),
+        };
+        let layout: Layout = serde_json::from_str(json)
+            .map_err(|error| problem(format!("does not decode ({error})")))?;
+        let tags = layout.partitions;
+        let distinct = tags.iter().collect::<std::collections::HashSet<_>>().len() == tags.len();
+        if layout.v != 1
+            || tags.first() != Some(&self.name)
+            || tags.len() > usize::from(MOST_PARTITIONS)
+            || !distinct
+            || tags.iter().any(|tag| tag.contains(['{', '}']))
+        {
+            return Err(problem("is not a layout this version reads".into()));
+        }
+        Ok(tags)
+    }
+
+    /// Tags for `count` partitions: on a cluster, each on the next master in turn from
+    /// partition 0's (a salt picked so that its slot lands there); on one server, numbered.
+    async fn place(&self, count: u16) -> Result<Vec<String>> {
+        let name = &self.name;
+        let mut tags = vec![name.clone()];
+        if !matches!(&*self.home.endpoint, Endpoint::Cluster(_)) {
+            tags.extend((1..count).map(|part| format!("{name}:{part}")));
+            return Ok(tags);
+        }
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("SLOTS");
+        let ranges = slot_ranges(self.home.query::<Value>(&command).await?);
+        let masters = masters_in_order(&ranges);
+        let owner = |tag: &str| {
+            let slot = key_slot(tag.as_bytes());
+            ranges
+                .iter()
+                .find(|(start, end, _)| (*start..=*end).contains(&slot))
+                .map(|(_, _, master)| master.clone())
+        };
+        let first = owner(name)
+            .and_then(|master| masters.iter().position(|known| *known == master))
+            .unwrap_or(0);
+        for part in 1..count {
+            let target = &masters[(first + usize::from(part)) % masters.len().max(1)];
+            let tag = (0..100_000u32)
+                .map(|salt| format!("{name}:{part}.{salt}"))
+                .find(|tag| owner(tag).as_ref() == Some(target))
+                .unwrap_or_else(|| format!("{name}:{part}"));
+            tags.push(tag);
+        }
+        Ok(tags)
+    }
+
+    /// The partition of a key: CRC16 of the key (Redis Cluster's hash, without its hash-tag
+    /// rule) modulo the partition count.
+    fn of_key(parts: &[Arc<RedisBackend>], key: &str) -> usize {
+        match parts.len() {
+            0 | 1 => 0,
+            count => usize::from(crc16(key.as_bytes())) % count,
+        }
+    }
+
+    /// The partition a task is stored in: its key's, or partition 0 for a task with limits or
+    /// a cooldown (as far as this process knows its task).
+    fn of_message(parts: &[Arc<RedisBackend>], message: &Message) -> usize {
+        if parts.len() == 1 || message.cooldown.is_some() || is_limited(&message.task) {
+            return 0;
+        }
+        Self::of_key(parts, &message.key)
+    }
+
+    /// The partition that delivered `delivery`.
+    fn of_delivery<'a>(&'a self, delivery: &Delivery) -> &'a RedisBackend {
+        let part = match &delivery.id {
+            DeliveryId::Stream { part, .. } => usize::from(*part),
+            DeliveryId::Memory(_) => 0,
+        };
+        self.known().get(part).unwrap_or(&self.home)
+    }
+
+    /// The partitions to look for `key` in: its own, then partition 0.
+    fn lookups<'a>(parts: &'a [Arc<RedisBackend>], key: &str) -> Vec<&'a RedisBackend> {
+        let own = Self::of_key(parts, key);
+        let mut found = vec![&*parts[own]];
+        if own != 0 {
+            found.push(&*parts[0]);
+        }
+        found
+    }
+
+    /// Redis commands this docket has sent, on every partition.
+    pub(crate) fn commands_sent(&self) -> u64 {
+        self.home.commands_sent()
+    }
+
+    pub(crate) fn check(&self, batch: &[(Message, KeyMode)]) -> Result<()> {
+        self.home.check(batch)
+    }
+
+    pub(crate) fn parked(&self, worker: &str) -> bool {
+        self.known().iter().all(|part| part.parked(worker))
+    }
+
+    /// The workers of every partition: one entry per worker, its running tasks summed, its
+    /// idle time the least.
+    pub(crate) async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let parts = self.parts().await?;
+        let lists =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.workers())).await?;
+        let mut merged: Vec<WorkerInfo> = Vec::new();
+        for worker in lists.into_iter().flatten() {
+            match merged.iter_mut().find(|known| known.name == worker.name) {
+                Some(known) => {
+                    known.running += worker.running;
+                    known.idle = known.idle.min(worker.idle);
+                }
+                None => merged.push(worker),
+            }
+        }
+        merged.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(merged)
+    }
+
+    pub(crate) async fn depth(&self) -> Result<(usize, usize)> {
+        let parts = self.parts().await?;
+        let depths =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.depth())).await?;
+        Ok(depths
+            .into_iter()
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d)))
+    }
+
+    /// Keep every partition's clock for `worker` until `stop` fires; then end the worker's
+    /// claims in progress.
+    pub(crate) async fn keep_time(&self, worker: &str, stop: &CancellationToken) {
+        let parts = loop {
+            match self.parts().await {
+                Ok(parts) => break parts,
+                Err(error) => {
+                    tracing::debug!(worker, error = %crate::error::Chain(&error), "could not read the docket's layout; trying again");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(LAYOUT_RETRY) => {}
+                    }
+                }
+            }
+        };
+        futures_util::future::join_all(parts.iter().map(|part| part.keep_time(worker, stop))).await;
+        self.silence(worker).await;
+    }
+
+    pub(crate) async fn remove_dead_letter(&self, key: &str) -> Result<bool> {
+        for part in Self::lookups(self.parts().await?, key) {
+            if part.remove_dead_letter(key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) async fn clear(&self) -> Result<usize> {
+        let parts = self.parts().await?;
+        let cleared =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.clear())).await?;
+        Ok(cleared.into_iter().sum())
+    }
+
+    /// End `worker`'s claims in progress and wait for their answers: what they delivered stays
+    /// in flight, for `retire` to give back.
+    async fn silence(&self, worker: &str) {
+        let Some(mut bells) = self.bells.locked().remove(worker) else {
+            return;
+        };
+        bells.stop.cancel();
+        while bells.armed.iter().any(|armed| *armed) {
+            match bells.answers.recv().await {
+                Some((part, _)) => bells.armed[part] = false,
+                None => break,
+            }
+        }
+    }
+
+    /// Claim from every partition: arm a claim on each that has none in progress, then hand
+    /// over what has arrived, waiting for the first answer when nothing has.
+    async fn claim_spread(
+        &self,
+        parts: &[Arc<RedisBackend>],
+        worker: &str,
+        max: usize,
+        max_wait: Option<Duration>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>> {
+        let mut bells = self
+            .bells
+            .locked()
+            .remove(worker)
+            .unwrap_or_else(|| Bells::new(parts.len()));
+        for (index, part) in parts.iter().enumerate() {
+            if bells.armed[index] {
+                continue;
+            }
+            bells.armed[index] = true;
+            let (part, worker, sender, stop) = (
+                Arc::clone(part),
+                worker.to_owned(),
+                bells.sender.clone(),
+                bells.stop.clone(),
+            );
+            tokio::spawn(async move {
+                let answer = part.take(&worker, max, None, &stop).await;
+                let _ = sender.send((index, answer));
+            });
+        }
+        let first = tokio::select! {
+            biased;
+            answer = bells.answers.recv() => answer,
+            () = stop.cancelled() => None,
+            () = sleep_or_never(max_wait) => None,
+        };
+        let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = first.into_iter().collect();
+        while let Ok(answer) = bells.answers.try_recv() {
+            answers.push(answer);
+        }
+        // Every partition first in turn, so none waits behind the others.
+        let turn = bells.turn;
+        bells.turn = (turn + 1) % parts.len();
+        answers.sort_by_key(|(part, _)| (part + parts.len() - turn) % parts.len());
+        let mut deliveries = Vec::new();
+        let mut failure = None;
+        for (part, answer) in answers {
+            bells.armed[part] = false;
+            match answer {
+                Ok(found) => deliveries.extend(found),
+                Err(error) => failure = Some(error),
+            }
+        }
+        self.bells.locked().insert(worker.to_owned(), bells);
+        match failure {
+            Some(error) if deliveries.is_empty() => Err(error),
+            Some(error) => {
+                tracing::warn!(worker, error = %crate::error::Chain(&error), "claiming from one of the docket's partitions failed; trying it again");
+                Ok(deliveries)
+            }
+            None => Ok(deliveries),
+        }
+    }
+
+    /// Store `message`, taken out of a partition other than 0 because it has limits, in
+    /// partition 0, then settle its delivery where it was: it runs from partition 0, where its
+    /// limits are counted. Should the process stop between, it is delivered again and moved
+    /// again; both copies run (at least once).
+    async fn move_home(&self, delivery: &Delivery) -> Result<()> {
+        // Its cooldown was passed when it was first stored.
+        let mut message = delivery.message.clone();
+        message.cooldown = None;
+        self.home
+            .enqueue(&[(message, KeyMode::Fresh)], None)
+            .await?;
+        self.of_delivery(delivery)
+            .complete(std::slice::from_ref(delivery))
+            .await
+    }
+}
+
+/// Sleep for `wait`, or forever when there is none.
+async fn sleep_or_never(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether this process knows `task` to have a concurrency or rate limit.
+fn is_limited(task: &str) -> bool {
+    crate::registry::Registry::global()
+        .ok()
+        .and_then(|registry| registry.get(task))
+        .is_some_and(|registration| {
+            let policy = registration.policy();
+            policy.concurrency().is_some() || policy.rate_limit().is_some()
+        })
+}
+
+/// CRC16-XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster hashes keys with.
+pub(crate) fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in bytes {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The cluster slot of a key: the CRC16 of its hash tag (the text between its first `{` and
+/// the next `}`, when not empty) or of the whole key, modulo 16384.
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|byte| *byte == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|byte| *byte == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(key)) % 16384
+}
+
+/// The slot ranges of a `CLUSTER SLOTS` reply, each with its master's address.
+fn slot_ranges(reply: Value) -> Vec<(u16, u16, String)> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            continue;
+        };
+        let number = |value: Option<&Value>| match value {
+            Some(Value::Int(number)) => u16::try_from(*number).ok(),
+            _ => None,
+        };
+        let master = match fields.get(2) {
+            Some(Value::Array(node)) => match (node.first(), node.get(1)) {
+                (Some(Value::BulkString(host)), Some(Value::Int(port))) => {
+                    format!("{}:{port}", String::from_utf8_lossy(host))
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        if let (Some(start), Some(end)) = (number(fields.first()), number(fields.get(1))) {
+            found.push((start, end, master));
+        }
+    }
+    found
+}
+
+/// The masters of `ranges`, in the order of the slots they serve.
+fn masters_in_order(ranges: &[(u16, u16, String)]) -> Vec<String> {
+    let mut ranges = ranges.to_vec();
+    ranges.sort();
+    let mut masters: Vec<String> = Vec::new();
+    for (_, _, master) in ranges {
+        if !masters.contains(&master) {
+            masters.push(master);
+        }
+    }
+    masters
+}
+
+impl Backend for Partitions {
+    async fn enqueue(
+        &self,
+        batch: &[(Message, KeyMode)],
+        keep: Option<Duration>,
+    ) -> Result<Vec<Disposition>> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.enqueue(batch, keep).await;
+        }
+        // Each partition's share in one call (or as few as its size needs), in the order of
+        // the batch within it.
+        let mut shares: Vec<Vec<usize>> = vec![Vec::new(); parts.len()];
+        for (index, (message, _)) in batch.iter().enumerate() {
+            shares[Self::of_message(parts, message)].push(index);
+        }
+        self.home.check(batch)?;
+        let calls = shares
+            .iter()
+            .enumerate()
+            .filter(|(_, share)| !share.is_empty())
+            .map(|(part, share)| {
+                let sub: Vec<(Message, KeyMode)> =
+                    share.iter().map(|index| batch[*index].clone()).collect();
+                async move { (part, parts[part].enqueue(&sub, keep).await) }
+            });
+        let answers = futures_util::future::join_all(calls).await;
+        let mut dispositions: Vec<Option<Disposition>> = vec![None; batch.len()];
+        let mut failure = None;
+        for (part, answer) in answers {
+            match answer {
+                Ok(outcomes) => {
+                    for (index, outcome) in shares[part].iter().zip(outcomes) {
+                        dispositions[*index] = Some(outcome);
+                    }
+                }
+                Err(Error::BatchIncomplete { stored, source }) => {
+                    for (index, outcome) in shares[part]
+                        .iter()
+                        .take(stored)
+                        .zip(std::iter::repeat(Disposition::Added))
+                    {
+                        dispositions[*index] = Some(outcome);
+                    }
+                    failure = Some(*source);
+                }
+                Err(error) => failure = Some(error),
+            }
+        }
+        match failure {
+            None => Ok(dispositions
+                .into_iter()
+                .map(|outcome| outcome.expect("every task has an outcome"))
+                .collect()),
+            Some(error) => {
+                let stored = dispositions
+                    .iter()
+                    .take_while(|outcome| outcome.is_some())
+                    .count();
+                if dispositions.iter().all(Option::is_none) {
+                    return Err(error);
+                }
+                Err(Error::BatchIncomplete {
+                    stored,
+                    source: Box::new(error),
+                })
+            }
+        }
+    }
+
+    async fn cancel(&self, key: &str) -> Result<bool> {
+        for part in Self::lookups(self.parts().await?, key) {
+            if part.cancel(key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        max_wait: Option<Duration>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<Delivery>> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.take(worker, max, max_wait, stop).await;
+        }
+        self.claim_spread(parts, worker, max, max_wait, stop).await
+    }
+
+    async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
+        for (part, share) in by_partition(self.known().len(), deliveries) {
+            self.known()[part].complete(&share).await?;
+        }
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
+        self.of_delivery(delivery).retry(delivery, next).await
+    }
+
+    async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
+        self.of_delivery(delivery).bury(delivery, burial).await
+    }
+
+    fn renew_every(&self) -> Option<Duration> {
+        self.home.renew_every()
+    }
+
+    async fn renew(&self, worker: &str) -> Result<()> {
+        for part in self.known() {
+            part.renew(worker).await?;
+        }
+        Ok(())
+    }
+
+    fn dropped(&self, worker: &str) -> Vec<Delivery> {
+        self.known()
+            .iter()
+            .flat_map(|part| part.dropped(worker))
+            .collect()
+    }
+
+    fn abandon(&self, worker: &str, delivery: &Delivery) {
+        self.of_delivery(delivery).abandon(worker, delivery);
+    }
+
+    async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
+        for (part, share) in by_partition(self.known().len(), deliveries) {
+            self.known()[part].give_back(worker, &share).await?;
+        }
+        Ok(())
+    }
+
+    async fn retire(&self, worker: &str) -> Result<()> {
+        self.silence(worker).await;
+        let mut failure = None;
+        for part in self.known() {
+            if let Err(error) = part.retire(worker).await {
+                failure = Some(error);
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    async fn outstanding(&self) -> Result<usize> {
+        let (streamed, scheduled) = self.depth().await?;
+        Ok(streamed + scheduled)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.snapshot().await;
+        }
+        let snapshots =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.snapshot())).await?;
+        let mut merged = Snapshot {
+            taken: std::time::SystemTime::now(),
+            queued: Vec::new(),
+            scheduled: Vec::new(),
+            running: Vec::new(),
+            held: Vec::new(),
+            dead: 0,
+        };
+        for snapshot in snapshots {
+            merged.taken = merged.taken.min(snapshot.taken);
+            merged.queued.extend(snapshot.queued);
+            merged.scheduled.extend(snapshot.scheduled);
+            merged.running.extend(snapshot.running);
+            merged.held.extend(snapshot.held);
+            merged.dead += snapshot.dead;
+        }
+        let order = |a: &TaskInfo, b: &TaskInfo| (a.due, &a.key).cmp(&(b.due, &b.key));
+        merged.queued.sort_by(order);
+        merged.scheduled.sort_by(order);
+        merged.running.sort_by(order);
+        merged.held.sort_by(order);
+        Ok(merged)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let parts = self.parts().await?;
+        let lists =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.dead_letters()))
+                .await?;
+        let mut letters: Vec<DeadLetter> = lists.into_iter().flatten().collect();
+        letters.sort_by(|a, b| (a.died, &a.key).cmp(&(b.died, &b.key)));
+        Ok(letters)
+    }
+
+    async fn replay(&self, key: &str) -> Result<bool> {
+        for part in Self::lookups(self.parts().await?, key) {
+            if part.replay(key).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn signals(&self, feed: Option<&SignalFeed>) -> Result<SignalFeed> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.signals(feed).await;
+        }
+        // Each partition's feed, resumed where the last one stopped.
+        let mut feeds = Vec::with_capacity(parts.len());
+        for (index, part) in parts.iter().enumerate() {
+            let before = feed
+                .and_then(|feed| feed.partitions.get(index))
+                .map(|position| {
+                    let mut resumed = SignalFeed::new(mpsc::unbounded_channel().1);
+                    resumed.position = Arc::clone(position);
+                    resumed
+                });
+            feeds.push(part.signals(before.as_ref()).await?);
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut merged = SignalFeed::new(receiver);
+        merged.partitions = feeds
+            .iter()
+            .map(|feed| Arc::clone(&feed.position))
+            .collect();
+        let receivers: Vec<mpsc::UnboundedReceiver<Signal>> =
+            feeds.into_iter().map(|feed| feed.signals).collect();
+        tokio::spawn(merge_signals(receivers, sender));
+        Ok(merged)
+    }
+
+    async fn strike(&self, strike: &Strike) -> Result<bool> {
+        // Partition 0 last: its answer says whether the strike is new.
+        let parts = self.parts().await?;
+        for part in parts.iter().skip(1) {
+            part.strike(strike).await?;
+        }
+        self.home.strike(strike).await
+    }
+
+    async fn restore(&self, strike: &Strike) -> Result<bool> {
+        let parts = self.parts().await?;
+        for part in parts.iter().skip(1) {
+            part.restore(strike).await?;
+        }
+        self.home.restore(strike).await
+    }
+
+    async fn strikes(&self) -> Result<Vec<Strike>> {
+        self.home.strikes().await
+    }
+
+    async fn hold(&self, delivery: &Delivery, strike: &Strike) -> Result<bool> {
+        self.of_delivery(delivery).hold(delivery, strike).await
+    }
+
+    async fn held(&self) -> Result<Vec<Message>> {
+        let parts = self.parts().await?;
+        let lists =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.held())).await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    async fn unhold(&self, keys: &[String]) -> Result<usize> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.unhold(keys).await;
+        }
+        // A key is held where it lives: its partition, or partition 0.
+        let mut unheld = 0;
+        for part in parts {
+            unheld += part.unhold(keys).await?;
+        }
+        Ok(unheld)
+    }
+
+    async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
+        let part = self.of_delivery(delivery);
+        if part.part == 0 {
+            return self.home.admit(delivery, gate).await;
+        }
+        self.move_home(delivery).await?;
+        Ok(Admission::Moved)
+    }
+
+    async fn release(&self, delivery: &Delivery, gate: &Gate) -> Result<()> {
+        self.of_delivery(delivery).release(delivery, gate).await
+    }
+
+    async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
+        let parts = self.parts().await?;
+        let part = match parts.len() == 1 || is_limited(&state.task) {
+            true => 0,
+            false => Self::of_key(parts, &state.key),
+        };
+        parts[part].record(state, ttl).await
+    }
+
+    async fn status(&self, key: &str) -> Result<Option<TaskRecord>> {
+        let places = Self::lookups(self.parts().await?, key);
+        let found =
+            futures_util::future::try_join_all(places.iter().map(|part| part.status(key))).await?;
+        // A task moved to partition 0 may have left its first record in its key's partition:
+        // the latest is the task's.
+        Ok(found
+            .into_iter()
+            .flatten()
+            .max_by_key(|record| record.updated_ms))
+    }
+
+    async fn watch(&self, key: &str) -> Result<mpsc::UnboundedReceiver<TaskRecord>> {
+        let places = Self::lookups(self.parts().await?, key);
+        if places.len() == 1 {
+            return places[0].watch(key).await;
+        }
+        let mut receivers = Vec::new();
+        for part in places {
+            receivers.push(part.watch(key).await?);
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(merge(receivers, sender));
+        Ok(receiver)
+    }
+}
+
+/// The deliveries of each partition, in their order.
+fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Vec<Delivery>)> {
+    let mut shares: Vec<Vec<Delivery>> = vec![Vec::new(); count.max(1)];
+    for delivery in deliveries {
+        let part = match &delivery.id {
+            DeliveryId::Stream { part, .. } => usize::from(*part).min(count.max(1) - 1),
+            DeliveryId::Memory(_) => 0,
+        };
+        shares[part].push(delivery.clone());
+    }
+    shares
+        .into_iter()
+        .enumerate()
+        .filter(|(_, share)| !share.is_empty())
+        .collect()
+}
+
+/// Forward the signals of every partition's feed into one, until one of them ends (the worker
+/// then subscribes again, each feed resuming where it stopped) or the worker drops it.
+async fn merge_signals(
+    receivers: Vec<mpsc::UnboundedReceiver<Signal>>,
+    sender: mpsc::UnboundedSender<Signal>,
+) {
+    merge(receivers, sender).await;
+}
+
+/// Forward every item of `receivers` into `sender` until one of them ends or `sender` is
+/// dropped.
+async fn merge<T: Send + 'static>(
+    receivers: Vec<mpsc::UnboundedReceiver<T>>,
+    sender: mpsc::UnboundedSender<T>,
+) {
+    let mut streams = futures_util::stream::select_all(
+        receivers
+            .into_iter()
+            .map(|receiver| Box::pin(ended(receiver))),
+    );
+    use futures_util::StreamExt;
+    loop {
+        let item = tokio::select! {
+            () = sender.closed() => return,
+            item = streams.next() => item,
+        };
+        match item {
+            Some(Some(item)) => {
+                if sender.send(item).is_err() {
+                    return;
+                }
+            }
+            // One feed ended: so does the merged one.
+            Some(None) | None => return,
+        }
+    }
+}
+
+/// A receiver's items, then one `None` when it ends.
+fn ended<T>(receiver: mpsc::UnboundedReceiver<T>) -> impl futures_util::Stream<Item = Option<T>> {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .map(Some)
+    .chain(futures_util::stream::once(async { None }))
+}
+
+/// The dashboard's reads over every partition.
+#[cfg(feature = "dashboard")]
+impl Partitions {
+    pub(crate) async fn counts(&self) -> Result<Counts> {
+        let parts = self.parts().await?;
+        let all =
+            futures_util::future::try_join_all(parts.iter().map(|part| part.counts())).await?;
+        let mut total = all[0].clone();
+        for counts in &all[1..] {
+            total.taken = total.taken.min(counts.taken);
+            total.queued += counts.queued;
+            total.scheduled += counts.scheduled;
+            total.running += counts.running;
+            total.held += counts.held;
+            total.dead += counts.dead;
+        }
+        Ok(total)
+    }
+
+    /// A page of `place`, partition after partition; the cursor names the partition
+    /// (`<partition>/<cursor within it>`).
+    pub(crate) async fn page(
+        &self,
+        place: Place,
+        filter: &Filter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<TaskInfo>> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.page(place, filter, after, limit).await;
+        }
+        let (mut part, mut inner) = spread_cursor(after);
+        let mut items = Vec::new();
+        while part < parts.len() {
+            let page = parts[part]
+                .page(place, filter, inner.as_deref(), limit - items.len())
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => {
+                    return Ok(Page {
+                        items,
+                        next: Some(format!("{part}/{next}")),
+                    });
+                }
+                None => {
+                    part += 1;
+                    inner = None;
+                }
+            }
+            if items.len() >= limit && part < parts.len() {
+                return Ok(Page {
+                    items,
+                    next: Some(format!("{part}/")),
+                });
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    /// A page of dead letters, partition after partition (newest first within each).
+    pub(crate) async fn dead_page(
+        &self,
+        filter: &Filter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<DeadLetter>> {
+        let parts = self.parts().await?;
+        if parts.len() == 1 {
+            return self.home.dead_page(filter, after, limit).await;
+        }
+        let (mut part, mut inner) = spread_cursor(after);
+        let mut items = Vec::new();
+        while part < parts.len() {
+            let page = parts[part]
+                .dead_page(filter, inner.as_deref(), limit - items.len())
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => {
+                    return Ok(Page {
+                        items,
+                        next: Some(format!("{part}/{next}")),
+                    });
+                }
+                None => {
+                    part += 1;
+                    inner = None;
+                }
+            }
+            if items.len() >= limit && part < parts.len() {
+                return Ok(Page {
+                    items,
+                    next: Some(format!("{part}/")),
+                });
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    pub(crate) async fn task_view(&self, key: &str) -> Result<TaskView> {
+        let mut view = TaskView::default();
+        for part in Self::lookups(self.parts().await?, key) {
+            let found = part.task_view(key).await?;
+            if !found.is_unknown() {
+                view = found;
+                if view.message.is_some() || view.dead.is_some() {
+                    break;
+                }
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// A spread page cursor: the partition, and the cursor within it (none: from its start).
+#[cfg(feature = "dashboard")]
+fn spread_cursor(after: Option<&str>) -> (usize, Option<String>) {
+    let Some(after) = after else {
+        return (0, None);
+    };
+    match after.split_once('/') {
+        Some((part, inner)) => (
+            part.parse().unwrap_or(usize::MAX),
+            Some(inner.to_owned()).filter(|inner| !inner.is_empty()),
+        ),
+        None => (0, Some(after.to_owned())),
+    }
+}
+
+impl std::fmt::Debug for Partitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partitions")
+            .field("home", &self.home)
+            .field("partitions", &self.known().len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_is_redis_clusters() {
+        // The check value of CRC16-XMODEM, and slots Redis Cluster's documentation and
+        // `CLUSTER KEYSLOT` give.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_eq!(key_slot(b"{}"), crc16(b"{}") % 16384);
+    }
+
+    #[test]
+    fn masters_come_in_the_order_of_their_slots() {
+        let ranges = vec![
+            (10923, 16383, "c:3".to_owned()),
+            (0, 5460, "a:1".to_owned()),
+            (5461, 10922, "b:2".to_owned()),
+        ];
+        assert_eq!(masters_in_order(&ranges), ["a:1", "b:2", "c:3"]);
+    }
+}

@@ -1,0 +1,275 @@
+//! One docket spread over three partitions (`Connect::partitions`), on one `redis-server`: the
+//! whole behaviour suite; tasks spread over every partition; every process follows the stored
+//! layout; and a docket moved from one partition to three strands nothing it held before.
+//! (The same on a cluster, each partition on its own master, is in `redis_cluster.rs`.)
+
+mod behaviour;
+
+use std::time::Duration;
+
+use docket::{Docket, Worker, strike::Strike};
+use tests::PATIENCE;
+use tests::probe::Probe;
+use tests::redis_server::{RedisServer, Reply, unique_name};
+
+/// A fresh docket of three partitions on a server of its own.
+async fn open() -> (Docket, RedisServer) {
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("behaviour-partitions"))
+        .partitions(3)
+        .await
+        .expect("open a docket of three partitions");
+    (docket, server)
+}
+
+behaviour::behaviour_suite!(open);
+
+#[docket::task]
+async fn spread_note(probe: String, n: u32) {
+    Probe::find(&probe).start(n.to_string()).finish();
+}
+
+#[docket::task(result)]
+async fn spread_double(n: u64) -> Result<u64, std::io::Error> {
+    Ok(n * 2)
+}
+
+#[docket::task]
+async fn spread_fail() -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("fails for good"))
+}
+
+/// The hash tags of the docket's stored layout, partition 0's first.
+fn layout(server: &RedisServer, name: &str) -> Vec<String> {
+    let Reply::Bulk(json) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let layout: serde_json::Value = serde_json::from_str(&json).unwrap();
+    layout["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn stream_length(server: &RedisServer, tag: &str) -> i64 {
+    match server.command(&["XLEN", &format!("{{{tag}}}:stream")]) {
+        Reply::Integer(length) => length,
+        other => panic!("XLEN answered {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_spread_over_every_partition_and_all_run() {
+    let server = RedisServer::start();
+    let name = unique_name("spread");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    docket
+        .add_many((0..300).map(|n| SpreadNote::schedule(probe.id(), n)))
+        .await
+        .unwrap();
+    let tags = layout(&server, &name);
+    assert_eq!(
+        tags,
+        [name.clone(), format!("{name}:1"), format!("{name}:2")]
+    );
+    let lengths: Vec<i64> = tags.iter().map(|tag| stream_length(&server, tag)).collect();
+    assert_eq!(lengths.iter().sum::<i64>(), 300, "{lengths:?}");
+    for length in &lengths {
+        // Generated keys hash evenly: about 100 each.
+        assert!((50..=150).contains(length), "{lengths:?}");
+    }
+    assert_eq!(docket.snapshot().await.unwrap().queued.len(), 300);
+
+    tokio::time::timeout(
+        PATIENCE,
+        Worker::new(&docket).concurrency(8).run_until_finished(),
+    )
+    .await
+    .expect("the worker finished in time")
+    .unwrap();
+    assert_eq!(probe.finishes(), 300);
+    assert_eq!(probe.finished_labels().len(), 300, "each task ran");
+    assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_follows_the_stored_layout_whatever_it_asked_for() {
+    let server = RedisServer::start();
+    let name = unique_name("follow-layout");
+    let spread = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    for n in 0..30 {
+        SpreadNote::schedule(probe.id(), n)
+            .key(format!("follow-{n}"))
+            .on(&spread)
+            .await
+            .unwrap();
+    }
+    // Processes asking for one partition, and for five, find the three stored.
+    for asked in [1, 5] {
+        let other = Docket::connect(server.url())
+            .name(&name)
+            .partitions(asked)
+            .in_process_fallback(false)
+            .await
+            .unwrap();
+        for n in 0..30 {
+            let again = SpreadNote::schedule(probe.id(), 100 + n)
+                .key(format!("follow-{n}"))
+                .on(&other)
+                .await
+                .unwrap();
+            assert_ne!(
+                again.disposition(),
+                docket::Disposition::Added,
+                "the key is found in its partition, asked for {asked}"
+            );
+        }
+        assert_eq!(other.snapshot().await.unwrap().queued.len(), 30);
+    }
+    assert_eq!(layout(&server, &name).len(), 3);
+    tokio::time::timeout(PATIENCE, Worker::new(&spread).run_until_finished())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        probe.sorted_labels().len(),
+        30,
+        "the first of each key ran, once"
+    );
+    assert!(
+        probe
+            .labels()
+            .iter()
+            .all(|label| label.parse::<u32>().unwrap() < 30)
+    );
+}
+
+/// A docket of one partition holds tasks in every state; processes of three partitions then
+/// take over. Nothing is stranded: every queued, scheduled, held and dead task is still found by
+/// its key, and everything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_docket_from_one_partition_to_three_strands_nothing() {
+    let server = RedisServer::start();
+    let name = unique_name("one-to-three");
+    let single = Docket::connect(server.url())
+        .name(&name)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    // A dead letter and a task held by a strike, made by a worker of the old docket.
+    SpreadFail::schedule()
+        .key("dead")
+        .on(&single)
+        .await
+        .unwrap();
+    let strike = Strike::task("spread_note").when("n", docket::strike::Operator::Eq, 50);
+    single.strike(strike.clone()).await.unwrap();
+    SpreadNote::schedule(probe.id(), 50)
+        .key("held")
+        .on(&single)
+        .await
+        .unwrap();
+    Worker::new(&single).run_until_finished().await.unwrap();
+    assert_eq!(single.dead_letters().await.unwrap().len(), 1);
+    assert_eq!(single.snapshot().await.unwrap().held.len(), 1);
+    // Queued (keyed, results kept), scheduled, and one to cancel.
+    for n in 0..20 {
+        SpreadDouble::schedule(n)
+            .key(format!("queued-{n}"))
+            .on(&single)
+            .await
+            .unwrap();
+    }
+    for n in 0..10 {
+        SpreadNote::schedule(probe.id(), n)
+            .key(format!("later-{n}"))
+            .after(Duration::from_millis(800))
+            .on(&single)
+            .await
+            .unwrap();
+    }
+    SpreadNote::schedule(probe.id(), 99)
+        .key("cancelled")
+        .on(&single)
+        .await
+        .unwrap();
+    drop(single);
+
+    let spread = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let snapshot = spread.snapshot().await.unwrap();
+    assert_eq!(
+        (
+            snapshot.queued.len(),
+            snapshot.scheduled.len(),
+            snapshot.held.len(),
+            snapshot.dead
+        ),
+        (21, 10, 1, 1),
+        "the spread docket sees every old task"
+    );
+    assert!(
+        spread.cancel("cancelled").await.unwrap(),
+        "an old key is found to cancel"
+    );
+    assert!(
+        spread.status("queued-3").await.unwrap().is_some(),
+        "an old task's record is found"
+    );
+    assert!(
+        spread.replay("dead").await.unwrap(),
+        "an old dead letter replays"
+    );
+    assert_eq!(
+        spread.restore(strike).await.unwrap(),
+        1,
+        "the held task is released"
+    );
+    tokio::time::timeout(PATIENCE, Worker::new(&spread).run_until_finished())
+        .await
+        .unwrap()
+        .unwrap();
+    for n in 0..20u64 {
+        let record = spread
+            .status(&format!("queued-{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.result.as_deref(), Some((n * 2).to_string().as_str()));
+    }
+    let labels = probe.sorted_labels();
+    assert!(
+        labels.contains(&"50".to_owned()),
+        "the held task ran: {labels:?}"
+    );
+    assert!(
+        !labels.contains(&"99".to_owned()),
+        "the cancelled task never ran"
+    );
+    for n in 0..10 {
+        assert!(labels.contains(&n.to_string()), "later-{n} ran: {labels:?}");
+    }
+    assert_eq!(spread.snapshot().await.unwrap().len(), 0);
+    // The replayed task failed again: one dead letter, found through the spread docket.
+    assert_eq!(spread.dead_letters().await.unwrap().len(), 1);
+}
