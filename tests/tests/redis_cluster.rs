@@ -33,6 +33,78 @@ async fn open() -> Docket {
 
 behaviour::behaviour_suite!(open);
 
+/// The suite again on a docket of three partitions, each on its own master.
+mod spread {
+    use super::*;
+
+    async fn open() -> Docket {
+        Docket::connect(shared_cluster().url())
+            .name(unique_name("behaviour-cluster-spread"))
+            .partitions(3)
+            .await
+            .expect("open a docket of three partitions on the cluster")
+    }
+
+    crate::behaviour::behaviour_suite!(open);
+
+    /// The layout puts each partition on a different master, and tasks reach all three.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_partition_lives_on_its_own_master_and_tasks_reach_them_all() {
+        let cluster = shared_cluster();
+        let name = unique_name("cluster-placement");
+        let docket = Docket::connect(cluster.url())
+            .name(&name)
+            .partitions(3)
+            .in_process_fallback(false)
+            .await
+            .unwrap();
+        let probe = Probe::new();
+        docket
+            .add_many((0..90).map(|n| Note::schedule(probe.id(), n)))
+            .await
+            .unwrap();
+        let layout_key = format!("{{{name}}}:layout");
+        let owner = cluster.master_index(&layout_key);
+        let Reply::Bulk(json) = cluster.nodes[owner].command(&["GET", &layout_key]) else {
+            panic!("the layout is stored");
+        };
+        let layout: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let tags: Vec<String> = layout["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tag| tag.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(tags.len(), 3, "{json}");
+        let masters: BTreeSet<usize> = tags
+            .iter()
+            .map(|tag| cluster.master_index(&format!("{{{tag}}}:stream")))
+            .collect();
+        assert_eq!(
+            masters.len(),
+            3,
+            "each partition on its own master: {tags:?}"
+        );
+        for tag in &tags {
+            let key = format!("{{{tag}}}:stream");
+            let Reply::Integer(length) =
+                cluster.nodes[cluster.master_index(&key)].command(&["XLEN", &key])
+            else {
+                panic!("XLEN answers an integer");
+            };
+            assert!(length > 10, "{tag} holds {length} of 90 tasks");
+        }
+        tokio::time::timeout(
+            tests::PATIENCE,
+            Worker::new(&docket).concurrency(8).run_until_finished(),
+        )
+        .await
+        .expect("the worker finished in time")
+        .unwrap();
+        assert_eq!(probe.finished_labels().len(), 90);
+    }
+}
+
 #[docket::task]
 async fn note(probe: String, n: u32) {
     Probe::find(&probe).start(n.to_string()).finish();

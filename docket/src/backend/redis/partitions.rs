@@ -70,8 +70,9 @@ pub(crate) struct Partitions {
     wanted: u16,
     /// Every partition, partition 0 first, once the layout is known.
     parts: OnceCell<Vec<Arc<RedisBackend>>>,
-    /// Each worker's claims in progress, one per partition, kept between its claims.
-    bells: Mutex<HashMap<String, Bells>>,
+    /// Each worker's claims in progress, one per partition, kept between its claims (and
+    /// kept here while a claim uses them, so a claim dropped midway loses none).
+    bells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Bells>>>>,
 }
 
 /// A worker's claims in progress on a docket of several partitions.
@@ -361,17 +362,25 @@ impl Partitions {
         Ok(cleared.into_iter().sum())
     }
 
-    /// End `worker`'s claims in progress and wait for their answers: what they delivered stays
-    /// in flight, for `retire` to give back.
+    /// End `worker`'s claims in progress, wait for their answers, and give back what they
+    /// delivered that the worker never saw.
     async fn silence(&self, worker: &str) {
-        let Some(mut bells) = self.bells.locked().remove(worker) else {
+        let Some(bells) = self.bells.locked().remove(worker) else {
             return;
         };
+        let mut bells = bells.lock().await;
         bells.stop.cancel();
         while bells.armed.iter().any(|armed| *armed) {
-            match bells.answers.recv().await {
-                Some((part, _)) => bells.armed[part] = false,
-                None => break,
+            let Some((part, answer)) = bells.answers.recv().await else {
+                break;
+            };
+            bells.armed[part] = false;
+            let unseen = answer.unwrap_or_default();
+            if unseen.is_empty() {
+                continue;
+            }
+            if let Err(error) = self.known()[part].give_back(worker, &unseen).await {
+                tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries of a stopping worker; they are taken over after the redelivery timeout");
             }
         }
     }
@@ -386,11 +395,13 @@ impl Partitions {
         max_wait: Option<Duration>,
         stop: &CancellationToken,
     ) -> Result<Vec<Delivery>> {
-        let mut bells = self
-            .bells
-            .locked()
-            .remove(worker)
-            .unwrap_or_else(|| Bells::new(parts.len()));
+        let bells = Arc::clone(
+            self.bells
+                .locked()
+                .entry(worker.to_owned())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Bells::new(parts.len())))),
+        );
+        let mut bells = bells.lock().await;
         for (index, part) in parts.iter().enumerate() {
             if bells.armed[index] {
                 continue;
@@ -430,7 +441,7 @@ impl Partitions {
                 Err(error) => failure = Some(error),
             }
         }
-        self.bells.locked().insert(worker.to_owned(), bells);
+        drop(bells);
         match failure {
             Some(error) if deliveries.is_empty() => Err(error),
             Some(error) => {
