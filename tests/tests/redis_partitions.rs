@@ -273,3 +273,66 @@ async fn moving_a_docket_from_one_partition_to_three_strands_nothing() {
     // The replayed task failed again: one dead letter, found through the spread docket.
     assert_eq!(spread.dead_letters().await.unwrap().len(), 1);
 }
+
+/// At most one run at once, each a few milliseconds long.
+#[docket::task(concurrency = 1)]
+async fn spread_one_at_a_time(probe: String, n: u32) {
+    let run = Probe::find(&probe).start(n.to_string());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    run.finish();
+}
+
+/// A producer that does not know a task's limits (a process that schedules it by name without
+/// defining it) stores it in its key's partition, as the stored tasks here stand for. The worker
+/// that finds its limit moves it to partition 0, where the limit is counted, before it runs:
+/// the limit holds across the whole docket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_task_stored_in_another_partition_is_moved_home_and_counted_there() {
+    let server = RedisServer::start();
+    let name = unique_name("move-home");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    // Its first operation stores the layout.
+    assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+    let tags = layout(&server, &name);
+    let probe = Probe::new();
+    for n in 0..12u32 {
+        // As enqueue stores a due task: the entry, then the index pointing at it.
+        let tag = &tags[1 + n as usize % 2];
+        let key = format!("foreign-{n}");
+        let message = format!(
+            r#"{{"task":"spread_one_at_a_time","attempt":1,"due":0,"args":{{"probe":"{}","n":{n}}}}}"#,
+            probe.id()
+        );
+        let stream = format!("{{{tag}}}:stream");
+        let Reply::Bulk(id) = server.command(&["XADD", &stream, "*", "k", &key, "m", &message])
+        else {
+            panic!("XADD answers the entry's id");
+        };
+        server.command(&["HSET", &format!("{{{tag}}}:index"), &key, &id]);
+    }
+    assert_eq!(docket.snapshot().await.unwrap().queued.len(), 12);
+
+    tokio::time::timeout(
+        PATIENCE,
+        Worker::new(&docket).concurrency(8).run_until_finished(),
+    )
+    .await
+    .expect("the worker finished in time")
+    .unwrap();
+    assert_eq!(probe.finished_labels().len(), 12, "every task ran once");
+    assert_eq!(probe.finishes(), 12);
+    assert_eq!(probe.most_running(), 1, "the limit holds across partitions");
+    for tag in &tags[1..] {
+        assert_eq!(
+            server.command(&["HLEN", &format!("{{{tag}}}:index")]),
+            Reply::Integer(0),
+            "nothing is left in {tag}"
+        );
+    }
+    assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+}

@@ -34,13 +34,21 @@ pub(crate) enum Target {
         url: String,
         name: String,
         redelivery: Duration,
+        /// `Connect::partitions`.
+        partitions: u16,
     },
 }
 
 /// Connect to a Redis docket with the sequence's settings.
-pub(crate) async fn connect(url: &str, name: &str, redelivery: Duration) -> docket::Result<Docket> {
+pub(crate) async fn connect(
+    url: &str,
+    name: &str,
+    redelivery: Duration,
+    partitions: u16,
+) -> docket::Result<Docket> {
     Docket::connect(url)
         .name(name)
+        .partitions(partitions)
         .redelivery_timeout(redelivery)
         .max_deliveries(3)
         .in_process_fallback(false)
@@ -89,16 +97,18 @@ impl WorkerThread {
                     .build()
                     .expect("a runtime for the worker");
                 let exit = runtime.block_on(async move {
-                    let docket = match target {
-                        Target::Memory(docket) => docket,
-                        Target::Redis {
-                            url,
-                            name,
-                            redelivery,
-                        } => connect(&url, &name, redelivery).await.map_err(|error| {
-                            format!("worker {index} could not connect: {error}")
-                        })?,
-                    };
+                    let docket =
+                        match target {
+                            Target::Memory(docket) => docket,
+                            Target::Redis {
+                                url,
+                                name,
+                                redelivery,
+                                partitions,
+                            } => connect(&url, &name, redelivery, partitions).await.map_err(
+                                |error| format!("worker {index} could not connect: {error}"),
+                            )?,
+                        };
                     let worker = Worker::new(&docket)
                         .concurrency(concurrency)
                         .read_ahead(read_ahead);

@@ -179,6 +179,9 @@ pub(crate) struct Plan {
     /// sequences read ahead (chosen by the seed's lowest bit, drawing nothing from its rng, so
     /// that a seed's operations do not depend on it).
     pub(crate) read_ahead: usize,
+    /// How many partitions the docket spreads over (`Connect::partitions`; Redis only): half
+    /// the sequences use three, chosen by the seed's second bit, drawing nothing from its rng.
+    pub(crate) partitions: u16,
     pub(crate) ops: Vec<Op>,
 }
 
@@ -578,9 +581,11 @@ pub(crate) fn generate(seed: u64, timing: Timing, abilities: &Abilities) -> Plan
         }
     }
     let read_ahead = if seed & 1 == 1 { 16 } else { 0 };
+    let partitions = if seed & 2 == 2 { 3 } else { 1 };
     Plan {
         workers,
         ops,
         read_ahead,
+        partitions,
     }
 }

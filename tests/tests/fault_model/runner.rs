@@ -296,7 +296,7 @@ async fn run_sequence(
         None => Docket::connect("memory://").name(&name).await,
         Some(server) => {
             let url = server.lock().unwrap_or_else(|p| p.into_inner()).url();
-            connect(&url, &name, redelivery).await
+            connect(&url, &name, redelivery, plan.partitions).await
         }
     }
     .map_err(|error| format!("could not open the docket: {error}"))?;
@@ -379,6 +379,7 @@ impl Sequence {
                     url: proxy.url(),
                     name: self.name.clone(),
                     redelivery: self.redelivery(),
+                    partitions: self.plan.partitions,
                 };
                 (target, Some(proxy))
             }

@@ -12,6 +12,7 @@
 //! | `{name}:dead` | hash | key → dead letter JSON |
 //! | `{name}:died` | sorted set | key → when its dead letter was written (ms), for retention |
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |
+//! | `{name}:layout` | string | a spread docket's layout: `{"v":1,"partitions":[tag, …]}`, partition 0's tag (the docket's name) first |
 //! | `{name}:signals` | stream, capped near 1,000 | worker signals: `s` (the strikes changed), `c` and `i` (cancel the run of this key delivered as this stream id), `r` and `i` (a `replace` added a task beside this delivery of the key: drop it if not started), `w` (a dashboard wants the workers' runs for this many ms) |
 //! | `{name}:held` | hash | key → message JSON of each task held by a strike |
 //! | `{name}:keeper` | string, expiring | the keeper's lease: `<workers> <consumer>`, the worker that runs the fleet's periodic checks and the fleet's size as it last counted it |
@@ -25,8 +26,11 @@
 //! | `{name}:state:<key>` | string, expiring; and a pub/sub channel | the task state JSON of a task that keeps results; each change is published on the channel of the same name |
 //!
 //! A `<scope>` names a limit: the task's name, or `task:param=value` for a limit per argument
-//! value. A later step spreads a docket over several partitions (`{name:0}`, `{name:1}`, …), each a full
-//! set of these keys; only this module then changes.
+//! value.
+//!
+//! A docket spread over several partitions ([`partitions`](super::partitions)) has a full set
+//! of these keys under each partition's tag (`{name}`, then `{name:1}`, … or the tags its
+//! layout names), and one more key, `{name}:layout` (a string: the tags, as JSON).
 
 /// The name of the consumer group every worker reads the stream through: a macro, so that the
 /// Lua prelude (`scripts.rs`) spells it as a literal too and no script writes it.
