@@ -124,6 +124,7 @@ impl Settings {
             })?;
             validate_partitions(redis.partitions, "DOCKET_PARTITIONS")?;
         }
+        validate_options(&redis)?;
         Ok(Settings {
             target,
             name,
@@ -336,6 +337,35 @@ mod tests {
         );
         let err = super::tests::settings(&[("DOCKET_METRICS_NAMES", "prometheus")]).unwrap_err();
         assert!(err.to_string().contains("`prometheus`"), "{err}");
+    }
+
+    #[test]
+    fn docket_partitions_takes_a_count_from_1_to_64() {
+        let partitions = |value: &str| {
+            settings(&[
+                ("DOCKET_URL", "redis://127.0.0.1"),
+                ("DOCKET_PARTITIONS", value),
+            ])
+            .map(|settings| settings.redis.partitions)
+        };
+        assert_eq!(partitions("3").unwrap(), 3);
+        assert_eq!(partitions(" 64 ").unwrap(), 64);
+        assert_eq!(partitions("").unwrap(), 1, "empty is unset");
+        for bad in ["0", "65", "-1", "three", "70000"] {
+            let error = partitions(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("DOCKET_PARTITIONS") && error.contains("1 to 64"),
+                "{bad}: {error}"
+            );
+        }
+        let error = settings(&[
+            ("DOCKET_URL", "redis://127.0.0.1"),
+            ("DOCKET_PARTITIONS", "2"),
+            ("DOCKET_PROTOCOL", "pydocket"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("one partition"), "{error}");
     }
 
     #[test]

@@ -77,10 +77,10 @@ async fn tasks_spread_over_every_partition_and_all_run() {
         .await
         .unwrap();
     let tags = layout(&server, &name);
-    assert_eq!(
-        tags,
-        [name.clone(), format!("{name}:1"), format!("{name}:2")]
-    );
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert_eq!(tags[0], name, "partition 0 is the docket's own keys");
+    assert!(tags[1].starts_with(&format!("{name}:1.")), "{tags:?}");
+    assert!(tags[2].starts_with(&format!("{name}:2.")), "{tags:?}");
     let lengths: Vec<i64> = tags.iter().map(|tag| stream_length(&server, tag)).collect();
     assert_eq!(lengths.iter().sum::<i64>(), 300, "{lengths:?}");
     for length in &lengths {
@@ -335,4 +335,41 @@ async fn a_limited_task_stored_in_another_partition_is_moved_home_and_counted_th
         );
     }
     assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_count_out_of_range_or_a_broken_layout_is_a_clear_error() {
+    let server = RedisServer::start();
+    for count in [0, 65] {
+        let error = Docket::connect(server.url())
+            .partitions(count)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, docket::Error::Config(_)) && error.to_string().contains("1 to 64"),
+            "{count}: {error}"
+        );
+    }
+    // A layout record this version cannot read (written by hand, or by a later version): every
+    // operation says so, and nothing is stored elsewhere meanwhile.
+    let name = unique_name("broken-layout");
+    for broken in [
+        "not json",
+        r#"{"v":2,"partitions":["x"]}"#,
+        r#"{"v":1,"partitions":[]}"#,
+    ] {
+        let broken = broken.replace('x', &name);
+        server.command(&["SET", &format!("{{{name}}}:layout"), &broken]);
+        let docket = Docket::connect(server.url())
+            .name(&name)
+            .in_process_fallback(false)
+            .await
+            .unwrap();
+        let error = SpreadDouble::schedule(1).on(&docket).await.unwrap_err();
+        assert!(error.to_string().contains("layout"), "{broken}: {error}");
+        let Reply::Array(keys) = server.command(&["KEYS", "*"]) else {
+            panic!("KEYS answers an array");
+        };
+        assert_eq!(keys.len(), 1, "only the layout record: {keys:?}");
+    }
 }

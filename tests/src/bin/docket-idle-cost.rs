@@ -7,6 +7,8 @@
 //! tasks one at a time, a second apart (as requests would), and the bill per task is printed,
 //! with what a day of the idle fleet and 100 such tasks costs.
 //!
+//! `DOCKET_PARTITIONS=N` spreads the docket over N partitions (`Connect::partitions`).
+//!
 //! ```sh
 //! cargo run --release -p tests --bin docket-idle-cost -- 3 160
 //! cargo run --release -p tests --bin docket-idle-cost -- 2 600 60
@@ -40,6 +42,7 @@ async fn main() {
     for _ in 0..workers {
         let docket = Docket::connect(proxy.url())
             .name(name.as_str())
+            .partitions(partitions())
             .await
             .expect("open the docket");
         let stopped = stop.clone();
@@ -64,6 +67,7 @@ async fn main() {
     if tasks > 0 {
         let producer = Docket::connect(proxy.url())
             .name(name.as_str())
+            .partitions(partitions())
             .await
             .expect("open the producer's docket");
         // Looks at the queue through the proxy's own door: not billed.
@@ -102,4 +106,12 @@ async fn main() {
 
 fn tokio_stop() -> std::sync::Arc<tokio::sync::Notify> {
     std::sync::Arc::new(tokio::sync::Notify::new())
+}
+
+/// `DOCKET_PARTITIONS`, or 1.
+fn partitions() -> u16 {
+    std::env::var("DOCKET_PARTITIONS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
 }

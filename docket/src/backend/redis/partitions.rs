@@ -2,12 +2,13 @@
 //!
 //! A partition is a whole docket keyspace under a hash tag of its own ([`keys`](super::keys)):
 //! partition 0 is the docket's own tag `{name}` (so a docket of one partition is exactly the
-//! docket it always was), the others are `{name:1}`, `{name:2}`, … on a single server, and on a
-//! cluster tags chosen so that each lands on a different master. The tags are data, stored once
-//! in the layout record `{name}:layout` by the first process that asks for more than one
-//! partition (`Connect::partitions`, `DOCKET_PARTITIONS`); every process reads it before its
-//! first operation and follows it, whatever it asked for, so no two processes disagree on where
-//! a task lives.
+//! docket it always was), the others `{name:1.s}`, `{name:2.s}`, … with salts `s` chosen so that
+//! each partition's slot falls in a band of the cluster's slots of its own ([`placed`]): on a
+//! cluster of equal masters, each partition on its own master. The tags are stored once in the
+//! layout record `{name}:layout` by the first process that asks for more than one partition
+//! (`Connect::partitions`, `DOCKET_PARTITIONS`); every process reads it before its first
+//! operation and follows it, whatever it asked for, so no two processes disagree on where a task
+//! lives.
 //!
 //! **Where a task lives.** A task lives in one partition for its whole life: the one its key
 //! hashes to (CRC16 of the key, modulo the count), unless it has a concurrency limit, a rate
@@ -28,13 +29,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::Value;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::RedisBackend;
-use super::connection::Endpoint;
 #[cfg(feature = "dashboard")]
 use crate::backend::browse::{Counts, Filter, Page, Place, TaskView};
 use crate::backend::{
@@ -155,12 +154,17 @@ impl Partitions {
         if stored.is_none() && self.wanted > 1 {
             let layout = Layout {
                 v: 1,
-                partitions: self.place(self.wanted).await?,
+                partitions: placed(&self.name, self.wanted),
             };
             let json = serde_json::to_string(&layout).expect("a layout serializes");
             let mut set = redis::cmd("SET");
             set.arg(&key).arg(&json).arg("NX");
             let written: Option<String> = self.home.query(&set).await?;
+            if written.is_some() && self.home.options.wait_replicas > 0 {
+                // Lost in a failover, it would be written again the same (`placed`), but a
+                // process that finds none meanwhile would use one partition.
+                self.home.replicated().await?;
+            }
             stored = match written {
                 Some(_) => {
                     tracing::info!(docket = %self.name, partitions = ?layout.partitions, "spread the docket over {} partitions", layout.partitions.len());
@@ -192,12 +196,11 @@ impl Partitions {
     /// The tags of a stored layout, checked: partition 0 is the docket's own tag, and there
     /// are at most [`MOST_PARTITIONS`], all different.
     fn parse(&self, json: &str) -> Result<Vec<String>> {
-        let problem = |what: String| Error::Backend {
-            source: format!(
+        let problem = |what: String| {
+            Error::Config(format!(
                 "the docket's layout record `{}` {what}: {json}",
                 self.layout_key()
-            )
-            .into(),
+            ))
         };
         let layout: Layout = serde_json::from_str(json)
             .map_err(|error| problem(format!("does not decode ({error})")))?;
@@ -210,40 +213,6 @@ impl Partitions {
             || tags.iter().any(|tag| tag.contains(['{', '}']))
         {
             return Err(problem("is not a layout this version reads".into()));
-        }
-        Ok(tags)
-    }
-
-    /// Tags for `count` partitions: on a cluster, each on the next master in turn from
-    /// partition 0's (a salt picked so that its slot lands there); on one server, numbered.
-    async fn place(&self, count: u16) -> Result<Vec<String>> {
-        let name = &self.name;
-        let mut tags = vec![name.clone()];
-        if !matches!(&*self.home.endpoint, Endpoint::Cluster(_)) {
-            tags.extend((1..count).map(|part| format!("{name}:{part}")));
-            return Ok(tags);
-        }
-        let mut command = redis::cmd("CLUSTER");
-        command.arg("SLOTS");
-        let ranges = slot_ranges(self.home.query::<Value>(&command).await?);
-        let masters = masters_in_order(&ranges);
-        let owner = |tag: &str| {
-            let slot = key_slot(tag.as_bytes());
-            ranges
-                .iter()
-                .find(|(start, end, _)| (*start..=*end).contains(&slot))
-                .map(|(_, _, master)| master.clone())
-        };
-        let first = owner(name)
-            .and_then(|master| masters.iter().position(|known| *known == master))
-            .unwrap_or(0);
-        for part in 1..count {
-            let target = &masters[(first + usize::from(part)) % masters.len().max(1)];
-            let tag = (0..100_000u32)
-                .map(|salt| format!("{name}:{part}.{salt}"))
-                .find(|tag| owner(tag).as_ref() == Some(target))
-                .unwrap_or_else(|| format!("{name}:{part}"));
-            tags.push(tag);
         }
         Ok(tags)
     }
@@ -515,47 +484,27 @@ pub(crate) fn key_slot(key: &[u8]) -> u16 {
     crc16(tagged.unwrap_or(key)) % 16384
 }
 
-/// The slot ranges of a `CLUSTER SLOTS` reply, each with its master's address.
-fn slot_ranges(reply: Value) -> Vec<(u16, u16, String)> {
-    let Value::Array(ranges) = reply else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for range in ranges {
-        let Value::Array(fields) = range else {
-            continue;
-        };
-        let number = |value: Option<&Value>| match value {
-            Some(Value::Int(number)) => u16::try_from(*number).ok(),
-            _ => None,
-        };
-        let master = match fields.get(2) {
-            Some(Value::Array(node)) => match (node.first(), node.get(1)) {
-                (Some(Value::BulkString(host)), Some(Value::Int(port))) => {
-                    format!("{}:{port}", String::from_utf8_lossy(host))
-                }
-                _ => continue,
-            },
-            _ => continue,
-        };
-        if let (Some(start), Some(end)) = (number(fields.first()), number(fields.get(1))) {
-            found.push((start, end, master));
-        }
+/// The tags of `count` partitions of the docket `name`: its own name, then for each partition
+/// `p` the tag `name:p.s` with the smallest salt `s` whose Redis Cluster slot falls in the
+/// `p`-th of `count` equal bands of the slots, counted from the band of partition 0's slot. A
+/// cluster whose masters serve equal ranges of slots (as `redis-cli --cluster create` makes them)
+/// with as many masters as partitions has each partition on its own master. The tags depend on
+/// nothing but the name and the count, so a layout record lost in a failover is written again
+/// the same.
+pub(crate) fn placed(name: &str, count: u16) -> Vec<String> {
+    let count = u32::from(count.max(1));
+    let band = |slot: u16| u32::from(slot) * count / 16384;
+    let first = band(key_slot(name.as_bytes()));
+    let mut tags = vec![name.to_owned()];
+    for part in 1..count {
+        let wanted = (first + part) % count;
+        let tag = (0u32..)
+            .map(|salt| format!("{name}:{part}.{salt}"))
+            .find(|tag| band(key_slot(tag.as_bytes())) == wanted)
+            .expect("every band of slots is reached by some salt");
+        tags.push(tag);
     }
-    found
-}
-
-/// The masters of `ranges`, in the order of the slots they serve.
-fn masters_in_order(ranges: &[(u16, u16, String)]) -> Vec<String> {
-    let mut ranges = ranges.to_vec();
-    ranges.sort();
-    let mut masters: Vec<String> = Vec::new();
-    for (_, _, master) in ranges {
-        if !masters.contains(&master) {
-            masters.push(master);
-        }
-    }
-    masters
+    tags
 }
 
 impl Backend for Partitions {
@@ -1105,12 +1054,22 @@ mod tests {
     }
 
     #[test]
-    fn masters_come_in_the_order_of_their_slots() {
-        let ranges = vec![
-            (10923, 16383, "c:3".to_owned()),
-            (0, 5460, "a:1".to_owned()),
-            (5461, 10922, "b:2".to_owned()),
-        ];
-        assert_eq!(masters_in_order(&ranges), ["a:1", "b:2", "c:3"]);
+    fn partitions_are_placed_one_in_each_band_of_slots_whatever_asks() {
+        for name in ["plyr", "docket", "a", "tracks.v2"] {
+            for count in [1u16, 2, 3, 6, 64] {
+                let tags = placed(name, count);
+                assert_eq!(tags.len(), usize::from(count));
+                assert_eq!(tags[0], name);
+                assert_eq!(tags, placed(name, count), "the same every time");
+                let bands: std::collections::HashSet<u32> = tags
+                    .iter()
+                    .map(|tag| u32::from(key_slot(tag.as_bytes())) * u32::from(count) / 16384)
+                    .collect();
+                assert_eq!(bands.len(), usize::from(count), "{name} {count}: {tags:?}");
+                for (part, tag) in tags.iter().enumerate().skip(1) {
+                    assert!(tag.starts_with(&format!("{name}:{part}.")), "{tag}");
+                }
+            }
+        }
     }
 }

@@ -8,8 +8,9 @@
 //! cargo run --release -p tests --bin docket-chaos -- --long  # by hand: 100,000 tasks
 //! cargo run -p tests --bin docket-chaos -- --short --cluster # on a Redis Cluster
 //! ```
-//! Options: `--tasks N`, `--chaos-secs S`, `--seed N`, `--cluster`. Exits 0 only when nothing was
-//! lost.
+//! Options: `--tasks N`, `--chaos-secs S`, `--seed N`, `--cluster`, `--partitions N` (spread the
+//! docket over N partitions, `Connect::partitions`; on a cluster the chaos then kills the master
+//! of each partition in turn). Exits 0 only when nothing was lost.
 //!
 //! With `--cluster`, the docket lives on a local cluster of 3 masters with a replica each
 //! (`tests::redis_cluster`) and is used with `Connect::wait_replicas(1)`: instead of restarting
@@ -41,6 +42,7 @@ struct Plan {
     drain: Duration,
     seed: u64,
     cluster: bool,
+    partitions: u64,
 }
 
 impl Plan {
@@ -56,6 +58,7 @@ impl Plan {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |since| since.as_nanos() as u64),
             cluster: false,
+            partitions: 1,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -78,6 +81,7 @@ impl Plan {
                 "--chaos-secs" => plan.chaos = Duration::from_secs(value()),
                 "--seed" => plan.seed = value(),
                 "--cluster" => plan.cluster = true,
+                "--partitions" => plan.partitions = value(),
                 other => panic!("unknown option {other}; see the file's docs"),
             }
         }
@@ -138,6 +142,8 @@ fn trace_to_stderr() {
 /// The child processes of a run, killed when it ends however it ends.
 struct Children {
     dir: PathBuf,
+    /// `--partitions`, passed on as `DOCKET_PARTITIONS`.
+    partitions: u64,
     workers: Vec<Child>,
     producers: Vec<Child>,
 }
@@ -147,6 +153,7 @@ impl Children {
         Command::new(std::env::current_exe().expect("this binary"))
             .args(args)
             .env("CHAOS_DIR", &self.dir)
+            .env("DOCKET_PARTITIONS", self.partitions.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -197,7 +204,8 @@ enum Target {
     Cluster {
         cluster: RedisCluster,
         /// The node killed last, until it is back in sync as a replica.
-        down: Option<usize>,
+        /// The killed master, and a key of the slot it served.
+        down: Option<(usize, String)>,
     },
 }
 
@@ -237,7 +245,7 @@ impl Target {
                     && let Some(master) = cluster.try_master_index(key)
                 {
                     cluster.nodes[master].kill();
-                    *down = Some(master);
+                    *down = Some((master, key.to_owned()));
                     tally.restarts += 1;
                 }
             }
@@ -263,16 +271,18 @@ impl Target {
         }
     }
 
-    /// On a cluster: once a replica serves the killed master's slots, start the killed node
-    /// again (it comes back empty and follows the new master); once it is in sync, the next
-    /// master may be killed.
-    fn tend(&mut self, key: &str) {
+    /// On a cluster: once a replica serves the killed master's slots (those of the key the
+    /// kill aimed at: on a spread docket, not always partition 0's), start the killed node again
+    /// (it comes back empty and follows the new master); once it is in sync, the next master may
+    /// be killed.
+    fn tend(&mut self) {
         let Target::Cluster { cluster, down } = self else {
             return;
         };
-        let Some(index) = *down else {
+        let Some((index, key)) = down.clone() else {
             return;
         };
+        let key = key.as_str();
         let node = &mut cluster.nodes[index];
         if node.pid().is_none() {
             let taken_over = cluster.nodes.iter().enumerate().any(|(other, node)| {
@@ -289,6 +299,24 @@ impl Target {
             *down = None;
         }
     }
+}
+
+/// The partitions' tags of a spread docket's stored layout; none for a docket of one partition
+/// (or while the layout cannot be read).
+fn layout_tags(target: &Target, name: &str) -> Vec<String> {
+    let key = format!("{{{name}}}:layout");
+    let Ok(Reply::Bulk(json)) = target.command(&key, &["GET", &key]) else {
+        return Vec::new();
+    };
+    // `{"v":1,"partitions":["name","name:1.4",…]}`: docket names and tags hold no quotes.
+    let Some((_, list)) = json.split_once("\"partitions\":[") else {
+        return Vec::new();
+    };
+    let list = list.split(']').next().unwrap_or_default();
+    list.split(',')
+        .map(|tag| tag.trim_matches('"').to_owned())
+        .filter(|tag| !tag.is_empty())
+        .collect()
 }
 
 async fn run(plan: Plan) -> bool {
@@ -310,6 +338,7 @@ async fn run(plan: Plan) -> bool {
     let (through_proxy, direct) = target.urls();
     let mut children = Children {
         dir: dir.clone(),
+        partitions: plan.partitions,
         workers: Vec::new(),
         producers: Vec::new(),
     };
@@ -358,11 +387,17 @@ async fn run(plan: Plan) -> bool {
             let _ = children.workers[victim].wait();
             tally.kills += 1;
         } else if rng.chance(2.0) {
-            target.disrupt(&mut clean_restart, &stream, &mut tally);
+            // On a spread docket, the master of each partition in turn.
+            let tags = layout_tags(&target, &name);
+            let victim = match tags.is_empty() {
+                true => stream.clone(),
+                false => format!("{{{}}}:stream", tags[tally.restarts as usize % tags.len()]),
+            };
+            target.disrupt(&mut clean_restart, &victim, &mut tally);
         } else if rng.chance(5.0) {
             target.cut(&mut tally);
         }
-        target.tend(&stream);
+        target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
     }
     eprintln!("chaos: stopped after {:.0?}: {tally:?}", started.elapsed());
@@ -372,7 +407,7 @@ async fn run(plan: Plan) -> bool {
     let expected = Expected::read(&dir);
     let deadline = Instant::now() + plan.drain;
     loop {
-        target.tend(&stream);
+        target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
         let snapshot = docket.snapshot().await;
         let done = Outcome::read(&dir);
@@ -410,6 +445,47 @@ async fn run(plan: Plan) -> bool {
                 args.join(" "),
                 target.command(&stream, &args)
             );
+        }
+        // Where the tasks that never completed are, in every partition.
+        let outcome = Outcome::read(&dir);
+        let lost: Vec<&String> = expected
+            .must
+            .iter()
+            .filter(|id| !outcome.runs.contains_key(*id))
+            .take(5)
+            .collect();
+        let mut tags = layout_tags(&target, &name);
+        if tags.is_empty() {
+            tags.push(name.clone());
+        }
+        for tag in &tags {
+            let key = |suffix: &str| format!("{{{tag}}}:{suffix}");
+            let stream = key("stream");
+            eprintln!(
+                "chaos: partition {tag}: XLEN {:?}, XPENDING {:?}, HLEN index {:?}, ZCARD schedule {:?}, HLEN held {:?}, HLEN dead {:?}",
+                target.command(&stream, &["XLEN", &stream]),
+                target.command(&stream, &["XPENDING", &stream, "workers"]),
+                target.command(&stream, &["HLEN", &key("index")]),
+                target.command(&stream, &["ZCARD", &key("schedule")]),
+                target.command(&stream, &["HLEN", &key("held")]),
+                target.command(&stream, &["HLEN", &key("dead")]),
+            );
+            for id in &lost {
+                let task_key = id.trim_end_matches("-r1");
+                eprintln!(
+                    "chaos:   {id} in {tag}: index {:?}, schedule {:?}",
+                    target.command(&stream, &["HGET", &key("index"), task_key]),
+                    target.command(&stream, &["ZSCORE", &key("schedule"), task_key]),
+                );
+            }
+        }
+        for id in &lost {
+            let mentions: Vec<&str> = said
+                .lines()
+                .filter(|line| line.contains(id.as_str()))
+                .take(10)
+                .collect();
+            eprintln!("chaos:   {id} in the workers' logs: {mentions:#?}");
         }
     }
     drop(children);

@@ -46,8 +46,13 @@ pub(crate) async fn open(url: &str, name: &str) -> docket::Result<Docket> {
     // On a cluster, whose masters the chaos kills, a task counts as scheduled once a replica
     // holds it: replication is asynchronous.
     let replicas = u32::from(url.starts_with("redis+cluster://"));
+    let partitions = std::env::var("DOCKET_PARTITIONS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
     Docket::connect(url)
         .name(name)
+        .partitions(partitions)
         .redelivery_timeout(Duration::from_secs(1))
         .wait_replicas(replicas)
         .in_process_fallback(false)
