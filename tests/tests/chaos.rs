@@ -41,3 +41,11 @@ fn nothing_is_lost_under_chaos_on_a_cluster() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     chaos(&["--cluster"]);
 }
+
+/// A docket spread over three partitions, each on its own master, whose masters are killed in
+/// turn.
+#[test]
+fn nothing_is_lost_under_chaos_on_a_cluster_spread_over_three_partitions() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    chaos(&["--cluster", "--partitions", "3"]);
+}

@@ -857,3 +857,53 @@ async fn workers_publish_their_runs_only_once_a_dashboard_asks() {
     .await;
     worker.stop().await;
 }
+
+/// On a docket spread over three partitions the lists page through every partition, each task
+/// once, and a task's page finds a task wherever it lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lists_of_a_spread_docket_page_through_every_partition() {
+    let server = RedisServer::start();
+    let docket = Docket::connect(server.url())
+        .name(unique_name("dash-spread"))
+        .partitions(3)
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..130).map(|n| format!("spread-{n}")).collect();
+    for key in &keys {
+        Echo::schedule(key.clone())
+            .key(key.as_str())
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    let address = serve(Dashboard::new(&docket).without_token().router()).await;
+    let (_, event) = Get::send(address, "/events", "").await.first_event().await;
+    assert!(event.contains("\"queued\":130"), "{event}");
+    let mut seen = Vec::new();
+    let mut path = "/tasks/queued".to_owned();
+    for _ in 0..10 {
+        let (status, page) = get(address, &path, "").await;
+        assert_eq!(status, 200, "{page}");
+        for key in &keys {
+            if page.contains(&format!("<code>{key}</code>")) {
+                seen.push(key.clone());
+            }
+        }
+        // The next page's link, `?task=&key=&after=…` (its `&` escaped in the HTML).
+        let Some(start) = page.find("after=") else {
+            break;
+        };
+        let after = &page[start + "after=".len()..];
+        let after = &after[..after.find('"').unwrap()];
+        path = format!("/tasks/queued?after={after}");
+    }
+    seen.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every task once, over three pages");
+    for key in ["spread-0", "spread-77", "spread-129"] {
+        let (status, page) = get(address, &format!("/task?key={key}"), "").await;
+        assert_eq!(status, 200, "{key}: {page}");
+        assert!(page.contains("Now: queued"), "{key}: {page}");
+    }
+}

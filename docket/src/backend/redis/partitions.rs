@@ -229,7 +229,7 @@ impl Partitions {
     /// The partition a task is stored in: its key's, or partition 0 for a task with limits or
     /// a cooldown (as far as this process knows its task).
     fn of_message(parts: &[Arc<RedisBackend>], message: &Message) -> usize {
-        if parts.len() == 1 || message.cooldown.is_some() || is_limited(&message.task) {
+        if parts.len() == 1 || message.cooldown.is_some() || lives_home(&message.task) {
             return 0;
         }
         Self::of_key(parts, &message.key)
@@ -446,14 +446,17 @@ async fn sleep_or_never(wait: Option<Duration>) {
     }
 }
 
-/// Whether this process knows `task` to have a concurrency or rate limit.
-fn is_limited(task: &str) -> bool {
+/// Whether this process knows `task` to live in partition 0: it has a concurrency limit, a
+/// rate limit or a cooldown, counted there.
+fn lives_home(task: &str) -> bool {
     crate::registry::Registry::global()
         .ok()
         .and_then(|registry| registry.get(task))
         .is_some_and(|registration| {
             let policy = registration.policy();
-            policy.concurrency().is_some() || policy.rate_limit().is_some()
+            policy.concurrency().is_some()
+                || policy.rate_limit().is_some()
+                || policy.cooldown().is_some()
         })
 }
 
@@ -799,7 +802,7 @@ impl Backend for Partitions {
 
     async fn record(&self, state: &TaskRecord, ttl: Duration) -> Result<()> {
         let parts = self.parts().await?;
-        let part = match parts.len() == 1 || is_limited(&state.task) {
+        let part = match parts.len() == 1 || lives_home(&state.task) {
             true => 0,
             false => Self::of_key(parts, &state.key),
         };
