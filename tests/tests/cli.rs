@@ -436,3 +436,36 @@ async fn the_worker_command_serves_prometheus_metrics() {
     );
     assert!(body.contains("docket_task_duration_seconds"), "{body}");
 }
+
+/// The command line follows the stored layout: on a docket spread over three partitions, its
+/// snapshot counts every partition's tasks, a cancel finds a key in any partition, and `clear`
+/// empties them all.
+#[tokio::test]
+async fn the_cli_covers_every_partition_of_a_spread_docket() {
+    let fixture = Fixture::new().await;
+    let spread = Docket::connect(&fixture.url)
+        .name(&fixture.name)
+        .partitions(3)
+        .await
+        .unwrap();
+    let run = unique_name("spread");
+    for n in 0..30 {
+        CliProbe::schedule(run.clone(), n)
+            .key(format!("{run}-{n}"))
+            .on(&spread)
+            .await
+            .unwrap();
+    }
+    let json = fixture.json(&["snapshot"]).await;
+    assert_eq!(json["queued"].as_array().unwrap().len(), 30, "{json}");
+    for n in [0, 13, 29] {
+        let (code, out) = fixture.run(&["cancel", &format!("{run}-{n}")]).await;
+        assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    }
+    let json = fixture.json(&["snapshot"]).await;
+    assert_eq!(json["queued"].as_array().unwrap().len(), 27, "{json}");
+    let (code, out) = fixture.run(&["clear"]).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("27"), "{out}");
+    assert_eq!(spread.snapshot().await.unwrap().len(), 0);
+}
