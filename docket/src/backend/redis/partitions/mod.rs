@@ -33,9 +33,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::RedisBackend;
+mod bells;
 #[cfg(feature = "dashboard")]
-use crate::backend::browse::{Counts, Filter, Page, Place, TaskView};
+mod browse;
+mod merge;
+mod slots;
+
+use self::bells::Bells;
+use self::merge::merge;
+use self::slots::crc16;
+pub(crate) use self::slots::placed;
+use super::RedisBackend;
 use crate::backend::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
@@ -44,7 +52,6 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::results::TaskRecord;
 use crate::schedule::Disposition;
 use crate::strike::Strike;
-use crate::sync::Locked;
 
 /// The most partitions a docket may be spread over. Each costs every worker a blocking read
 /// and a clock of its own; a docket needs about as many as it has masters.
@@ -72,32 +79,6 @@ pub(crate) struct Partitions {
     /// Each worker's claims in progress, one per partition, kept between its claims (and
     /// kept here while a claim uses them, so a claim dropped midway loses none).
     bells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Bells>>>>,
-}
-
-/// A worker's claims in progress on a docket of several partitions.
-struct Bells {
-    /// Which partitions have a claim in progress.
-    armed: Vec<bool>,
-    /// Each claim's answer, with its partition.
-    answers: mpsc::UnboundedReceiver<(usize, Result<Vec<Delivery>>)>,
-    sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
-    /// Ends the claims in progress: the worker stops.
-    stop: CancellationToken,
-    /// Where the next claim's gathering starts, so that every partition is first in turn.
-    turn: usize,
-}
-
-impl Bells {
-    fn new(count: usize) -> Bells {
-        let (sender, answers) = mpsc::unbounded_channel();
-        Bells {
-            armed: vec![false; count],
-            answers,
-            sender,
-            stop: CancellationToken::new(),
-            turn: 0,
-        }
-    }
 }
 
 impl Partitions {
@@ -331,96 +312,6 @@ impl Partitions {
         Ok(cleared.into_iter().sum())
     }
 
-    /// End `worker`'s claims in progress, wait for their answers, and give back what they
-    /// delivered that the worker never saw.
-    async fn silence(&self, worker: &str) {
-        let Some(bells) = self.bells.locked().remove(worker) else {
-            return;
-        };
-        let mut bells = bells.lock().await;
-        bells.stop.cancel();
-        while bells.armed.iter().any(|armed| *armed) {
-            let Some((part, answer)) = bells.answers.recv().await else {
-                break;
-            };
-            bells.armed[part] = false;
-            let unseen = answer.unwrap_or_default();
-            if unseen.is_empty() {
-                continue;
-            }
-            if let Err(error) = self.known()[part].give_back(worker, &unseen).await {
-                tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries of a stopping worker; they are taken over after the redelivery timeout");
-            }
-        }
-    }
-
-    /// Claim from every partition: arm a claim on each that has none in progress, then hand
-    /// over what has arrived, waiting for the first answer when nothing has.
-    async fn claim_spread(
-        &self,
-        parts: &[Arc<RedisBackend>],
-        worker: &str,
-        max: usize,
-        max_wait: Option<Duration>,
-        stop: &CancellationToken,
-    ) -> Result<Vec<Delivery>> {
-        let bells = Arc::clone(
-            self.bells
-                .locked()
-                .entry(worker.to_owned())
-                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Bells::new(parts.len())))),
-        );
-        let mut bells = bells.lock().await;
-        for (index, part) in parts.iter().enumerate() {
-            if bells.armed[index] {
-                continue;
-            }
-            bells.armed[index] = true;
-            let (part, worker, sender, stop) = (
-                Arc::clone(part),
-                worker.to_owned(),
-                bells.sender.clone(),
-                bells.stop.clone(),
-            );
-            tokio::spawn(async move {
-                let answer = part.take(&worker, max, None, &stop).await;
-                let _ = sender.send((index, answer));
-            });
-        }
-        let first = tokio::select! {
-            biased;
-            answer = bells.answers.recv() => answer,
-            () = stop.cancelled() => None,
-            () = sleep_or_never(max_wait) => None,
-        };
-        let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = first.into_iter().collect();
-        while let Ok(answer) = bells.answers.try_recv() {
-            answers.push(answer);
-        }
-        // Every partition first in turn, so none waits behind the others.
-        let turn = bells.turn;
-        bells.turn = (turn + 1) % parts.len();
-        answers.sort_by_key(|(part, _)| (part + parts.len() - turn) % parts.len());
-        let mut deliveries = Vec::new();
-        let mut failure = None;
-        for (part, answer) in answers {
-            bells.armed[part] = false;
-            match answer {
-                Ok(found) => deliveries.extend(found),
-                Err(error) => failure = Some(error),
-            }
-        }
-        drop(bells);
-        match failure {
-            Some(error) if deliveries.is_empty() => Err(error),
-            Some(error) => {
-                tracing::warn!(worker, error = %crate::error::Chain(&error), "claiming from one of the docket's partitions failed; trying it again");
-                Ok(deliveries)
-            }
-            None => Ok(deliveries),
-        }
-    }
-
     /// Store `message`, taken out of a partition other than 0 because it has limits, in
     /// partition 0, then settle its delivery where it was: it runs from partition 0, where its
     /// limits are counted. Should the process stop between, it is delivered again and moved
@@ -438,14 +329,6 @@ impl Partitions {
     }
 }
 
-/// Sleep for `wait`, or forever when there is none.
-async fn sleep_or_never(wait: Option<Duration>) {
-    match wait {
-        Some(wait) => tokio::time::sleep(wait).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Whether this process knows `task` to live in partition 0: it has a concurrency limit, a
 /// rate limit or a cooldown, counted there.
 fn lives_home(task: &str) -> bool {
@@ -458,56 +341,6 @@ fn lives_home(task: &str) -> bool {
                 || policy.rate_limit().is_some()
                 || policy.cooldown().is_some()
         })
-}
-
-/// CRC16-XMODEM (polynomial 0x1021, initial 0), the checksum Redis Cluster hashes keys with.
-pub(crate) fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for byte in bytes {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
-/// The cluster slot of a key: the CRC16 of its hash tag (the text between its first `{` and
-/// the next `}`, when not empty) or of the whole key, modulo 16384.
-pub(crate) fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key.iter().position(|byte| *byte == b'{').and_then(|open| {
-        let rest = &key[open + 1..];
-        let close = rest.iter().position(|byte| *byte == b'}')?;
-        (close > 0).then(|| &rest[..close])
-    });
-    crc16(tagged.unwrap_or(key)) % 16384
-}
-
-/// The tags of `count` partitions of the docket `name`: its own name, then for each partition
-/// `p` the tag `name:p.s` with the smallest salt `s` whose Redis Cluster slot falls in the
-/// `p`-th of `count` equal bands of the slots, counted from the band of partition 0's slot. A
-/// cluster whose masters serve equal ranges of slots (as `redis-cli --cluster create` makes them)
-/// with as many masters as partitions has each partition on its own master. The tags depend on
-/// nothing but the name and the count, so a layout record lost in a failover is written again
-/// the same.
-pub(crate) fn placed(name: &str, count: u16) -> Vec<String> {
-    let count = u32::from(count.max(1));
-    let band = |slot: u16| u32::from(slot) * count / 16384;
-    let first = band(key_slot(name.as_bytes()));
-    let mut tags = vec![name.to_owned()];
-    for part in 1..count {
-        let wanted = (first + part) % count;
-        let tag = (0u32..)
-            .map(|salt| format!("{name}:{part}.{salt}"))
-            .find(|tag| band(key_slot(tag.as_bytes())) == wanted)
-            .expect("every band of slots is reached by some salt");
-        tags.push(tag);
-    }
-    tags
 }
 
 impl Backend for Partitions {
@@ -738,7 +571,7 @@ impl Backend for Partitions {
             .collect();
         let receivers: Vec<mpsc::UnboundedReceiver<Signal>> =
             feeds.into_iter().map(|feed| feed.signals).collect();
-        tokio::spawn(merge_signals(receivers, sender));
+        tokio::spawn(merge(receivers, sender));
         Ok(merged)
     }
 
@@ -853,226 +686,11 @@ fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Vec<Delive
         .collect()
 }
 
-/// Forward the signals of every partition's feed into one, until one of them ends (the worker
-/// then subscribes again, each feed resuming where it stopped) or the worker drops it.
-async fn merge_signals(
-    receivers: Vec<mpsc::UnboundedReceiver<Signal>>,
-    sender: mpsc::UnboundedSender<Signal>,
-) {
-    merge(receivers, sender).await;
-}
-
-/// Forward every item of `receivers` into `sender` until one of them ends or `sender` is
-/// dropped.
-async fn merge<T: Send + 'static>(
-    receivers: Vec<mpsc::UnboundedReceiver<T>>,
-    sender: mpsc::UnboundedSender<T>,
-) {
-    let mut streams = futures_util::stream::select_all(
-        receivers
-            .into_iter()
-            .map(|receiver| Box::pin(ended(receiver))),
-    );
-    use futures_util::StreamExt;
-    loop {
-        let item = tokio::select! {
-            () = sender.closed() => return,
-            item = streams.next() => item,
-        };
-        match item {
-            Some(Some(item)) => {
-                if sender.send(item).is_err() {
-                    return;
-                }
-            }
-            // One feed ended: so does the merged one.
-            Some(None) | None => return,
-        }
-    }
-}
-
-/// A receiver's items, then one `None` when it ends.
-fn ended<T>(receiver: mpsc::UnboundedReceiver<T>) -> impl futures_util::Stream<Item = Option<T>> {
-    use futures_util::StreamExt;
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-    .map(Some)
-    .chain(futures_util::stream::once(async { None }))
-}
-
-/// The dashboard's reads over every partition.
-#[cfg(feature = "dashboard")]
-impl Partitions {
-    pub(crate) async fn counts(&self) -> Result<Counts> {
-        let parts = self.parts().await?;
-        let all =
-            futures_util::future::try_join_all(parts.iter().map(|part| part.counts())).await?;
-        let mut total = all[0].clone();
-        for counts in &all[1..] {
-            total.taken = total.taken.min(counts.taken);
-            total.queued += counts.queued;
-            total.scheduled += counts.scheduled;
-            total.running += counts.running;
-            total.held += counts.held;
-            total.dead += counts.dead;
-        }
-        Ok(total)
-    }
-
-    /// A page of `place`, partition after partition; the cursor names the partition
-    /// (`<partition>/<cursor within it>`).
-    pub(crate) async fn page(
-        &self,
-        place: Place,
-        filter: &Filter,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<TaskInfo>> {
-        let parts = self.parts().await?;
-        if parts.len() == 1 {
-            return self.home.page(place, filter, after, limit).await;
-        }
-        let (mut part, mut inner) = spread_cursor(after);
-        let mut items = Vec::new();
-        while part < parts.len() {
-            let page = parts[part]
-                .page(place, filter, inner.as_deref(), limit - items.len())
-                .await?;
-            items.extend(page.items);
-            match page.next {
-                Some(next) => {
-                    return Ok(Page {
-                        items,
-                        next: Some(format!("{part}/{next}")),
-                    });
-                }
-                None => {
-                    part += 1;
-                    inner = None;
-                }
-            }
-            if items.len() >= limit && part < parts.len() {
-                return Ok(Page {
-                    items,
-                    next: Some(format!("{part}/")),
-                });
-            }
-        }
-        Ok(Page { items, next: None })
-    }
-
-    /// A page of dead letters, partition after partition (newest first within each).
-    pub(crate) async fn dead_page(
-        &self,
-        filter: &Filter,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Page<DeadLetter>> {
-        let parts = self.parts().await?;
-        if parts.len() == 1 {
-            return self.home.dead_page(filter, after, limit).await;
-        }
-        let (mut part, mut inner) = spread_cursor(after);
-        let mut items = Vec::new();
-        while part < parts.len() {
-            let page = parts[part]
-                .dead_page(filter, inner.as_deref(), limit - items.len())
-                .await?;
-            items.extend(page.items);
-            match page.next {
-                Some(next) => {
-                    return Ok(Page {
-                        items,
-                        next: Some(format!("{part}/{next}")),
-                    });
-                }
-                None => {
-                    part += 1;
-                    inner = None;
-                }
-            }
-            if items.len() >= limit && part < parts.len() {
-                return Ok(Page {
-                    items,
-                    next: Some(format!("{part}/")),
-                });
-            }
-        }
-        Ok(Page { items, next: None })
-    }
-
-    pub(crate) async fn task_view(&self, key: &str) -> Result<TaskView> {
-        let mut view = TaskView::default();
-        for part in Self::lookups(self.parts().await?, key) {
-            let found = part.task_view(key).await?;
-            if !found.is_unknown() {
-                view = found;
-                if view.message.is_some() || view.dead.is_some() {
-                    break;
-                }
-            }
-        }
-        Ok(view)
-    }
-}
-
-/// A spread page cursor: the partition, and the cursor within it (none: from its start).
-#[cfg(feature = "dashboard")]
-fn spread_cursor(after: Option<&str>) -> (usize, Option<String>) {
-    let Some(after) = after else {
-        return (0, None);
-    };
-    match after.split_once('/') {
-        Some((part, inner)) => (
-            part.parse().unwrap_or(usize::MAX),
-            Some(inner.to_owned()).filter(|inner| !inner.is_empty()),
-        ),
-        None => (0, Some(after.to_owned())),
-    }
-}
-
 impl std::fmt::Debug for Partitions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Partitions")
             .field("home", &self.home)
             .field("partitions", &self.known().len())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_checksum_is_redis_clusters() {
-        // The check value of CRC16-XMODEM, and slots Redis Cluster's documentation and
-        // `CLUSTER KEYSLOT` give.
-        assert_eq!(crc16(b"123456789"), 0x31c3);
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-        assert_eq!(key_slot(b"{}"), crc16(b"{}") % 16384);
-    }
-
-    #[test]
-    fn partitions_are_placed_one_in_each_band_of_slots_whatever_asks() {
-        for name in ["plyr", "docket", "a", "tracks.v2"] {
-            for count in [1u16, 2, 3, 6, 64] {
-                let tags = placed(name, count);
-                assert_eq!(tags.len(), usize::from(count));
-                assert_eq!(tags[0], name);
-                assert_eq!(tags, placed(name, count), "the same every time");
-                let bands: std::collections::HashSet<u32> = tags
-                    .iter()
-                    .map(|tag| u32::from(key_slot(tag.as_bytes())) * u32::from(count) / 16384)
-                    .collect();
-                assert_eq!(bands.len(), usize::from(count), "{name} {count}: {tags:?}");
-                for (part, tag) in tags.iter().enumerate().skip(1) {
-                    assert!(tag.starts_with(&format!("{name}:{part}.")), "{tag}");
-                }
-            }
-        }
     }
 }
