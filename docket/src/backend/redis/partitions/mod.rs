@@ -437,10 +437,15 @@ impl Backend for Partitions {
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
-        for (part, share) in by_partition(self.known().len(), deliveries) {
-            self.known()[part].complete(&share).await?;
-        }
-        Ok(())
+        // Every partition's share, even when one fails: those settle, the others are sent
+        // again (settling twice is harmless).
+        let shares = by_partition(self.known().len(), deliveries);
+        all_done(
+            shares
+                .iter()
+                .map(|(part, share)| self.known()[*part].complete(share)),
+        )
+        .await
     }
 
     async fn retry(&self, delivery: &Delivery, next: &Message) -> Result<()> {
@@ -456,10 +461,9 @@ impl Backend for Partitions {
     }
 
     async fn renew(&self, worker: &str) -> Result<()> {
-        for part in self.known() {
-            part.renew(worker).await?;
-        }
-        Ok(())
+        // Every partition, even when one fails: a partition whose master is away must not
+        // leave the others' deliveries unrenewed.
+        all_done(self.known().iter().map(|part| part.renew(worker))).await
     }
 
     fn dropped(&self, worker: &str) -> Vec<Delivery> {
@@ -474,21 +478,18 @@ impl Backend for Partitions {
     }
 
     async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
-        for (part, share) in by_partition(self.known().len(), deliveries) {
-            self.known()[part].give_back(worker, &share).await?;
-        }
-        Ok(())
+        let shares = by_partition(self.known().len(), deliveries);
+        all_done(
+            shares
+                .iter()
+                .map(|(part, share)| self.known()[*part].give_back(worker, share)),
+        )
+        .await
     }
 
     async fn retire(&self, worker: &str) -> Result<()> {
         self.silence(worker).await;
-        let mut failure = None;
-        for part in self.known() {
-            if let Err(error) = part.retire(worker).await {
-                failure = Some(error);
-            }
-        }
-        failure.map_or(Ok(()), Err)
+        all_done(self.known().iter().map(|part| part.retire(worker))).await
     }
 
     async fn outstanding(&self) -> Result<usize> {
@@ -667,6 +668,14 @@ impl Backend for Partitions {
         tokio::spawn(merge(receivers, sender));
         Ok(receiver)
     }
+}
+
+/// Run every call at once and wait for all of them; the first error, if any.
+async fn all_done(calls: impl IntoIterator<Item = impl Future<Output = Result<()>>>) -> Result<()> {
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// The deliveries of each partition, in their order.
