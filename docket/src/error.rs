@@ -206,6 +206,21 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A batch on a docket spread over partitions (`Connect::partitions`) was stored one
+    /// partition's share at a time, and a share failed: the tasks at the positions in `stored`
+    /// (counted from 0, in the batch's order) are in the queue, the others are not. Schedule
+    /// those again; keyed tasks may be sent again whole, as their keys make it idempotent. (When
+    /// the stored tasks are the first ones of the batch, the error is
+    /// [`Error::BatchIncomplete`] instead.)
+    #[error("only {} of the batch's tasks were stored", stored.len())]
+    BatchPartlyStored {
+        /// The positions in the batch of the tasks that were stored, in order.
+        stored: Vec<usize>,
+        /// Why another share failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The operation has no counterpart in the docket's protocol: on a docket in pydocket's
     /// protocol, dead letters, held tasks, watches and the dashboard's views are docket's own
     /// and not kept (see [`crate::pydocket`]).

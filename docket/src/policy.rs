@@ -296,6 +296,12 @@ impl Policy {
         self.cooldown
     }
 
+    /// Whether the task's limits or cooldown are counted across the docket, so that on a docket
+    /// spread over partitions it lives in partition 0, where they are.
+    pub(crate) const fn counted_in_one_place(&self) -> bool {
+        self.concurrency.is_some() || self.rate.is_some() || self.cooldown.is_some()
+    }
+
     /// How long results are kept (`result`), when the task keeps them.
     pub const fn result_ttl(&self) -> Option<Duration> {
         self.results

@@ -512,7 +512,10 @@ impl Docket {
     /// [`Error::Unavailable`] (only when the in-process fallback is off). A batch of more than
     /// 500 tasks is stored in parts, one after the other: when a part fails after others were
     /// stored, the error is an [`Error::BatchIncomplete`] saying how many tasks, from the start
-    /// of the batch, the parts before it stored. A docket that runs tasks in-process returns
+    /// of the batch, the parts before it stored. On a docket spread over partitions, each
+    /// partition's share of a part is stored on its own: when a share fails after others were
+    /// stored, the error is an [`Error::BatchPartlyStored`] listing the stored tasks'
+    /// positions. A docket that runs tasks in-process returns
     /// [`Error::NoRuntime`] outside a tokio runtime.
     ///
     /// # Cancel safety
@@ -581,8 +584,12 @@ impl Docket {
         span.record("trace_id", trace.trace_hex());
         span.record("span_id", trace.span_hex());
         let traceparent = trace.to_string();
+        // Where a spread docket keeps the task: known from its policy, when this process
+        // defines or declares it.
+        let home = registration.map(|r| r.policy().counted_in_one_place());
         for (message, _) in &mut batch {
             message.trace = Some(traceparent.clone());
+            message.home = home;
         }
         let count = batch.len();
         // Tasks that keep results get their first record as they are stored.
@@ -670,6 +677,17 @@ impl Docket {
                 }) => {
                     return Err(Error::BatchIncomplete {
                         stored: stored + part,
+                        source,
+                    });
+                }
+                // A spread docket stored some of this chunk's tasks, not the first ones only.
+                Err(Error::BatchPartlyStored {
+                    stored: part,
+                    source,
+                }) => {
+                    let part = part.into_iter().map(|index| stored + index);
+                    return Err(Error::BatchPartlyStored {
+                        stored: (0..stored).chain(part).collect(),
                         source,
                     });
                 }

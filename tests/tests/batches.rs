@@ -28,6 +28,9 @@ async fn from_the_chunk_that_cannot_reach_redis_on_the_batch_runs_in_process() {
         .name(unique_name("batches"))
         .await
         .unwrap();
+    // The docket reads its layout with its first operation: then the batch's calls are the
+    // only ones below.
+    docket.snapshot().await.unwrap();
     // The second call sent to Redis (the second chunk) fails before it is sent.
     let calls = AtomicUsize::new(0);
     failpoint::set(move |site| {

@@ -283,13 +283,13 @@ async fn spread_one_at_a_time(probe: String, n: u32) {
 }
 
 /// A producer that does not know a task's limits (a process that schedules it by name without
-/// defining it) stores it in its key's partition, as the stored tasks here stand for. The worker
-/// that finds its limit moves it to partition 0, where the limit is counted, before it runs:
-/// the limit holds across the whole docket.
+/// defining or declaring it, or an older version without them) stores it in its key's
+/// partition, as the entries written here stand for. Workers count its limit in that partition:
+/// every task runs once, at most one at once in each partition, and nothing is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limited_task_stored_in_another_partition_is_moved_home_and_counted_there() {
+async fn a_limited_task_stored_outside_partition_0_runs_once_under_its_partitions_limit() {
     let server = RedisServer::start();
-    let name = unique_name("move-home");
+    let name = unique_name("limits-apart");
     let docket = Docket::connect(server.url())
         .name(&name)
         .partitions(3)
@@ -324,10 +324,14 @@ async fn a_limited_task_stored_in_another_partition_is_moved_home_and_counted_th
     .await
     .expect("the worker finished in time")
     .unwrap();
-    assert_eq!(probe.finished_labels().len(), 12, "every task ran once");
-    assert_eq!(probe.finishes(), 12);
-    assert_eq!(probe.most_running(), 1, "the limit holds across partitions");
-    for tag in &tags[1..] {
+    assert_eq!(probe.finished_labels().len(), 12, "every task ran");
+    assert_eq!(probe.finishes(), 12, "once");
+    let most = probe.most_running();
+    assert!(
+        (1..=2).contains(&most),
+        "one at once in each of two partitions: {most}"
+    );
+    for tag in &tags {
         assert_eq!(
             server.command(&["HLEN", &format!("{{{tag}}}:index")]),
             Reply::Integer(0),
@@ -335,6 +339,186 @@ async fn a_limited_task_stored_in_another_partition_is_moved_home_and_counted_th
         );
     }
     assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+}
+
+/// A task this process only declares, with a limit: it lives in partition 0 as the task's
+/// definition elsewhere would put it, from the policy the declaration states.
+#[docket::task(name = "spread_remote_limited", concurrency = 2)]
+async fn spread_remote_limited(n: u32);
+
+/// The tasks a producer knows to have limits (defined here, or declared with them) are stored in
+/// partition 0, where their limits are counted; others spread by key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_with_limits_are_stored_in_partition_0_and_the_others_spread() {
+    let server = RedisServer::start();
+    let name = unique_name("limits-home");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    for n in 0..20 {
+        SpreadOneAtATime::schedule(probe.id(), n)
+            .key(format!("defined-{n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+        SpreadRemoteLimited::schedule(n)
+            .key(format!("declared-{n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    let tags = layout(&server, &name);
+    let lengths: Vec<i64> = tags.iter().map(|tag| stream_length(&server, tag)).collect();
+    assert_eq!(lengths, [40, 0, 0], "every limited task in partition 0");
+    docket
+        .add_many((0..30).map(|n| SpreadNote::schedule(probe.id(), n)))
+        .await
+        .unwrap();
+    let lengths: Vec<i64> = tags.iter().map(|tag| stream_length(&server, tag)).collect();
+    assert!(
+        lengths[1] > 0 && lengths[2] > 0,
+        "the others spread: {lengths:?}"
+    );
+}
+
+/// A strike in place before the docket is spread holds its tasks in every partition after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strike_made_before_the_docket_was_spread_holds_in_every_partition() {
+    let server = RedisServer::start();
+    let name = unique_name("strike-spread");
+    let single = Docket::connect(server.url())
+        .name(&name)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let strike = Strike::task("spread_note").when("n", docket::strike::Operator::Eq, 50);
+    single.strike(strike.clone()).await.unwrap();
+    drop(single);
+    let spread = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    for n in 0..30 {
+        SpreadNote::schedule(probe.id(), 50)
+            .key(format!("struck-{n}"))
+            .on(&spread)
+            .await
+            .unwrap();
+    }
+    let tags = layout(&server, &name);
+    assert!(
+        tags.iter().all(|tag| stream_length(&server, tag) > 0),
+        "the struck tasks are in every partition"
+    );
+    Worker::new(&spread).run_until_finished().await.unwrap();
+    assert_eq!(probe.starts(), 0, "no struck task ran");
+    assert_eq!(spread.snapshot().await.unwrap().held.len(), 30);
+    assert_eq!(spread.restore(strike).await.unwrap(), 30);
+    Worker::new(&spread).run_until_finished().await.unwrap();
+    assert_eq!(probe.finishes(), 30);
+}
+
+#[docket::task]
+async fn spread_sleep(probe: String, label: String, millis: u64) {
+    let run = Probe::find(&probe).start(label);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    run.finish();
+}
+
+/// A worker whose only slot is busy does not sit on a task another, idle, worker could start:
+/// what its claims kept in progress on the other partitions deliver meanwhile is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_worker_leaves_a_new_task_to_an_idle_one() {
+    let server = RedisServer::start();
+    let name = unique_name("busy-idle");
+    let open = || async {
+        Docket::connect(server.url())
+            .name(&name)
+            .partitions(3)
+            .in_process_fallback(false)
+            .await
+            .unwrap()
+    };
+    let (busy, idle) = (open().await, open().await);
+    let probe = Probe::new();
+    let first =
+        tests::background::Background::start(Worker::new(&busy).concurrency(1).read_ahead(0));
+    SpreadSleep::schedule(probe.id(), "long".into(), 3_000)
+        .on(&busy)
+        .await
+        .unwrap();
+    probe.until("the long task runs", |p| p.starts() == 1).await;
+    let second =
+        tests::background::Background::start(Worker::new(&idle).concurrency(1).read_ahead(0));
+    // Both workers' claims are in progress on every partition by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = std::time::Instant::now();
+    for n in 0..6 {
+        SpreadSleep::schedule(probe.id(), format!("short-{n}"), 1)
+            .on(&busy)
+            .await
+            .unwrap();
+    }
+    probe
+        .until("the short tasks ran", |p| p.finishes() == 6)
+        .await;
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_millis(1_500),
+        "the short tasks waited {waited:?} for the busy worker"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+/// A batch stored partition by partition, one of whose shares fails: the error lists the tasks
+/// that were stored, which are not the first ones of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_share_fails_in_one_partition_says_which_tasks_are_stored() {
+    let server = RedisServer::start();
+    let name = unique_name("batch-share");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .unwrap();
+    assert_eq!(docket.snapshot().await.unwrap().len(), 0);
+    let tags = layout(&server, &name);
+    // Partition 1 refuses every write to its stream.
+    server.command(&["SET", &format!("{{{}}}:stream", tags[1]), "not a stream"]);
+    let probe = Probe::new();
+    let batch: Vec<_> = (0..30)
+        .map(|n| SpreadNote::schedule(probe.id(), n).key(format!("share-{n}")))
+        .collect();
+    let error = docket.add_many(batch).await.unwrap_err();
+    let docket::Error::BatchPartlyStored { stored, .. } = error else {
+        panic!("expected BatchPartlyStored, got {error:?}");
+    };
+    // What the error lists is exactly what the other partitions hold.
+    let mut held: Vec<usize> = Vec::new();
+    for tag in [&tags[0], &tags[2]] {
+        let Reply::Array(keys) = server.command(&["HKEYS", &format!("{{{tag}}}:index")]) else {
+            panic!("HKEYS answers an array");
+        };
+        for key in keys {
+            let Reply::Bulk(key) = key else {
+                panic!("a key")
+            };
+            held.push(key.trim_start_matches("share-").parse().unwrap());
+        }
+    }
+    held.sort_unstable();
+    assert_eq!(stored, held);
+    assert!(!stored.is_empty() && stored.len() < 30, "{stored:?}");
+    assert!(stored.windows(2).all(|pair| pair[0] < pair[1]), "in order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

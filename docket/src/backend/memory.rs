@@ -476,6 +476,7 @@ impl Backend for MemoryBackend {
                 };
                 store.insert(Message {
                     cooldown: None,
+                    home: None,
                     ..message.clone()
                 });
                 if let Some(gate) = &message.cooldown {
@@ -935,6 +936,7 @@ mod tests {
             history: Vec::new(),
             trace: None,
             cooldown: None,
+            home: None,
         }
     }
 

@@ -50,6 +50,11 @@ pub(crate) struct Message {
     /// The cooldown `enqueue` checks before it stores the task, for a task that has one. Only
     /// the producer's: it is not stored with the task, and a decoded message has none.
     pub(crate) cooldown: Option<CooldownGate>,
+    /// Whether the task lives in partition 0 of a docket spread over partitions (it has a
+    /// concurrency limit, a rate limit or a cooldown, counted there), as its producer knows from
+    /// the task's policy; `None` when the producer does not know the task. Only the producer's,
+    /// like `cooldown`.
+    pub(crate) home: Option<bool>,
 }
 
 /// A schedule's cooldown, as `enqueue` applies it: when a task of `scope` was accepted less than
@@ -80,6 +85,7 @@ impl Message {
             history: Vec::new(),
             trace: None,
             cooldown: None,
+            home: None,
         }
     }
 }
@@ -207,9 +213,6 @@ pub(crate) enum Admission {
     Waiting,
     /// Its rate limit is spent: it went back to the schedule, due at this time.
     Deferred(SystemTime),
-    /// It was stored again, in the partition where its limits are counted, and its delivery
-    /// settled: it runs from there (see `redis::partitions`).
-    Moved,
 }
 
 /// Storage for one docket. Every method is atomic with respect to every other.

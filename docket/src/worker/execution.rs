@@ -368,6 +368,7 @@ mod tests {
             history: Vec::new(),
             trace: None,
             cooldown: None,
+            home: None,
         };
         Context::new(&message, &Docket::memory(), &Policy::new())
     }

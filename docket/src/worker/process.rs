@@ -114,10 +114,6 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 tracing::debug!(key = %message.key, "task waits for a concurrency slot");
                 return None;
             }
-            Ok(Admission::Moved) => {
-                tracing::debug!(key = %message.key, "task moved to the partition its limits are counted in");
-                return None;
-            }
             Ok(Admission::Deferred(due)) => {
                 tracing::debug!(key = %message.key, ?due, "task deferred by its rate limit");
                 return None;

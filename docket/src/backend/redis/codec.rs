@@ -105,6 +105,7 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
         history: history_from_wire(wire.history),
         trace: wire.trace,
         cooldown: None,
+        home: None,
     })
 }
 
@@ -333,6 +334,7 @@ pub(super) fn encode_garbled(fields: &str, reason: &str, died: SystemTime) -> St
         history: Vec::new(),
         trace: None,
         cooldown: None,
+        home: None,
     };
     encode_dead(&message, reason, died, None)
 }
@@ -382,6 +384,7 @@ mod tests {
             )],
             trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             cooldown: None,
+            home: None,
         }
     }
 

@@ -29,7 +29,7 @@
 //! value.
 //!
 //! A docket spread over several partitions ([`partitions`](super::partitions)) has a full set
-//! of these keys under each partition's tag (`{name}`, then `{name:1}`, … or the tags its
+//! of these keys under each partition's tag (`{name}`, then `{name:1.s}`, `{name:2.s}`, … as its
 //! layout names), and one more key, `{name}:layout` (a string: the tags, as JSON).
 
 /// The name of the consumer group every worker reads the stream through: a macro, so that the

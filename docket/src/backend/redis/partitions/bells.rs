@@ -1,6 +1,10 @@
 //! A worker's claims on a docket of several partitions: one claim in progress on each
 //! partition, kept across the worker's claims, so that an idle partition costs one blocking read
 //! until a task arrives, and a claim hands over whatever the partitions have answered.
+//!
+//! A claim kept in progress may be answered while the worker has no claim waiting (its slots
+//! are full): what it delivered is given back at once, for a worker with room to start, as a
+//! worker of one partition never reads while it has none.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,9 @@ pub(super) struct Bells {
     stop: CancellationToken,
     /// Where the next claim's gathering starts, so that every partition is first in turn.
     turn: usize,
+    /// Whether a claim waits for answers. An answer is sent while it does (under this lock);
+    /// one that comes when none does is given back instead.
+    waiting: Arc<std::sync::Mutex<bool>>,
 }
 
 impl Bells {
@@ -35,6 +42,7 @@ impl Bells {
             sender,
             stop: CancellationToken::new(),
             turn: 0,
+            waiting: Arc::new(std::sync::Mutex::new(false)),
         }
     }
 }
@@ -80,21 +88,21 @@ impl Partitions {
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Bells::new(parts.len())))),
         );
         let mut bells = bells.lock().await;
+        *bells.waiting.locked() = true;
         for (index, part) in parts.iter().enumerate() {
             if bells.armed[index] {
                 continue;
             }
             bells.armed[index] = true;
-            let (part, worker, sender, stop) = (
+            tokio::spawn(answer(
                 Arc::clone(part),
+                index,
                 worker.to_owned(),
-                bells.sender.clone(),
+                max,
                 bells.stop.clone(),
-            );
-            tokio::spawn(async move {
-                let answer = part.take(&worker, max, None, &stop).await;
-                let _ = sender.send((index, answer));
-            });
+                bells.sender.clone(),
+                Arc::clone(&bells.waiting),
+            ));
         }
         let first = tokio::select! {
             biased;
@@ -103,8 +111,14 @@ impl Partitions {
             () = sleep_or_never(max_wait) => None,
         };
         let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = first.into_iter().collect();
-        while let Ok(answer) = bells.answers.try_recv() {
-            answers.push(answer);
+        {
+            // From here on, answers are given back; those sent before are handed over.
+            let waiting = Arc::clone(&bells.waiting);
+            let mut waiting = waiting.locked();
+            *waiting = false;
+            while let Ok(answer) = bells.answers.try_recv() {
+                answers.push(answer);
+            }
         }
         // Every partition first in turn, so none waits behind the others.
         let turn = bells.turn;
@@ -129,6 +143,39 @@ impl Partitions {
             None => Ok(deliveries),
         }
     }
+}
+
+/// One claim in progress on `part` for `worker`: its answer is sent while a claim waits for
+/// it; otherwise what it delivered is given back (and an empty answer sent), unless that fails,
+/// when it stays in flight and goes with the next claim.
+async fn answer(
+    part: Arc<RedisBackend>,
+    index: usize,
+    worker: String,
+    max: usize,
+    stop: CancellationToken,
+    sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
+    waiting: Arc<std::sync::Mutex<bool>>,
+) {
+    let answer = part.take(&worker, max, None, &stop).await;
+    let unwanted = {
+        let waiting = waiting.locked();
+        match answer {
+            Ok(found) if !*waiting && !found.is_empty() => found,
+            answer => {
+                let _ = sender.send((index, answer));
+                return;
+            }
+        }
+    };
+    let answer = match part.give_back(&worker, &unwanted).await {
+        Ok(()) => Ok(Vec::new()),
+        Err(error) => {
+            tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries no claim waited for; the next claim takes them");
+            Ok(unwanted)
+        }
+    };
+    let _ = sender.send((index, answer));
 }
 
 /// Sleep for `wait`, or forever when there is none.

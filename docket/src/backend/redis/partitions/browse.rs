@@ -90,7 +90,14 @@ async fn spread_page<'a, T>(
     let (mut part, mut inner) = spread_cursor(after);
     let mut items = Vec::new();
     while part < count {
-        let page = fetch(part, inner.take(), limit - items.len()).await?;
+        let room = limit.saturating_sub(items.len());
+        if room == 0 {
+            return Ok(Page {
+                items,
+                next: Some(format!("{part}/{}", inner.unwrap_or_default())),
+            });
+        }
+        let page = fetch(part, inner.take(), room).await?;
         items.extend(page.items);
         if let Some(next) = page.next {
             return Ok(Page {

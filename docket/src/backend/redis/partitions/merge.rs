@@ -1,42 +1,94 @@
 //! Many feeds as one: the signals of every partition, a key's record changes from two.
 
+use std::task::Poll;
+
 use tokio::sync::mpsc;
 
-/// Forward every item of `receivers` into `sender` until one of them ends or `sender` is
-/// dropped.
-pub(super) async fn merge<T: Send + 'static>(
-    receivers: Vec<mpsc::UnboundedReceiver<T>>,
+/// Forward the items of `receivers` that `keep` lets through (given the receiver's index) into
+/// `sender`, until one of them ends or `sender` is dropped. When one ends, what the others had
+/// already passed on is forwarded before the merged feed ends too: a signal feed moves its
+/// resume position past a signal once it passed it on, so a signal dropped here would never be
+/// read again.
+pub(super) async fn merge<T>(
+    mut receivers: Vec<mpsc::UnboundedReceiver<T>>,
     sender: mpsc::UnboundedSender<T>,
+    keep: impl Fn(usize, &T) -> bool,
 ) {
-    let mut streams = futures_util::stream::select_all(
-        receivers
-            .into_iter()
-            .map(|receiver| Box::pin(ended(receiver))),
-    );
-    use futures_util::StreamExt;
     loop {
-        let item = tokio::select! {
+        let next = std::future::poll_fn(|context| {
+            for (index, receiver) in receivers.iter_mut().enumerate() {
+                if let Poll::Ready(item) = receiver.poll_recv(context) {
+                    return Poll::Ready((index, item));
+                }
+            }
+            Poll::Pending
+        });
+        let (index, item) = tokio::select! {
             () = sender.closed() => return,
-            item = streams.next() => item,
+            next = next => next,
         };
         match item {
-            Some(Some(item)) => {
-                if sender.send(item).is_err() {
+            Some(item) => {
+                if keep(index, &item) && sender.send(item).is_err() {
                     return;
                 }
             }
-            // One feed ended: so does the merged one.
-            Some(None) | None => return,
+            None => {
+                for (index, receiver) in receivers.iter_mut().enumerate() {
+                    // Nothing more is passed on from here: what is buffered is all there is.
+                    receiver.close();
+                    while let Ok(item) = receiver.try_recv() {
+                        if keep(index, &item) && sender.send(item).is_err() {
+                            return;
+                        }
+                    }
+                }
+                return;
+            }
         }
     }
 }
 
-/// A receiver's items, then one `None` when it ends.
-fn ended<T>(receiver: mpsc::UnboundedReceiver<T>) -> impl futures_util::Stream<Item = Option<T>> {
-    use futures_util::StreamExt;
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-    .map(Some)
-    .chain(futures_util::stream::once(async { None }))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_the_other_feeds_passed_on_is_forwarded_when_one_ends() {
+        let (first, first_receiver) = mpsc::unbounded_channel();
+        let (second, second_receiver) = mpsc::unbounded_channel();
+        let (sender, mut merged) = mpsc::unbounded_channel();
+        second.send(7).unwrap();
+        second.send(8).unwrap();
+        drop(first);
+        merge(vec![first_receiver, second_receiver], sender, |_, _| true).await;
+        let mut got = Vec::new();
+        while let Ok(item) = merged.try_recv() {
+            got.push(item);
+        }
+        assert_eq!(got, [7, 8]);
+        // Closed: the feed that passed them on learns that nothing more is taken.
+        assert!(second.send(9).is_err());
+    }
+
+    #[tokio::test]
+    async fn items_are_kept_or_dropped_by_their_feed() {
+        let (first, first_receiver) = mpsc::unbounded_channel();
+        let (second, second_receiver) = mpsc::unbounded_channel();
+        let (sender, mut merged) = mpsc::unbounded_channel();
+        first.send(1).unwrap();
+        second.send(2).unwrap();
+        second.send(3).unwrap();
+        let task = tokio::spawn(merge(
+            vec![first_receiver, second_receiver],
+            sender,
+            |index, item| index == 0 || *item != 2,
+        ));
+        let mut got = vec![merged.recv().await.unwrap(), merged.recv().await.unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 3]);
+        drop(merged);
+        first.send(4).unwrap();
+        task.await.unwrap();
+    }
 }

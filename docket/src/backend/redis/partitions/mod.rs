@@ -52,6 +52,7 @@ use crate::inspect::{DeadLetter, Snapshot, TaskInfo, WorkerInfo};
 use crate::results::TaskRecord;
 use crate::schedule::Disposition;
 use crate::strike::Strike;
+use crate::sync::Locked;
 
 /// The most partitions a docket may be spread over. Each costs every worker a blocking read
 /// and a clock of its own; a docket needs about as many as it has masters.
@@ -76,6 +77,8 @@ pub(crate) struct Partitions {
     wanted: u16,
     /// Every partition, partition 0 first, once the layout is known.
     parts: OnceCell<Vec<Arc<RedisBackend>>>,
+    /// Tasks found with limits outside partition 0 (warned about once each).
+    split_limits: Mutex<std::collections::HashSet<String>>,
     /// Each worker's claims in progress, one per partition, kept between its claims (and
     /// kept here while a claim uses them, so a claim dropped midway loses none).
     bells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Bells>>>>,
@@ -101,6 +104,7 @@ impl Partitions {
             name: name.to_owned(),
             wanted,
             parts: OnceCell::new(),
+            split_limits: Mutex::new(std::collections::HashSet::new()),
             bells: Mutex::new(HashMap::new()),
         })
     }
@@ -138,6 +142,10 @@ impl Partitions {
                 partitions: placed(&self.name, self.wanted),
             };
             let json = serde_json::to_string(&layout).expect("a layout serializes");
+            // The strikes in place, copied to the new partitions before any process uses them
+            // (a hold reads its partition's copy): the tags are known before they are stored.
+            self.copy_strikes(&self.spread_over(&layout.partitions))
+                .await?;
             let mut set = redis::cmd("SET");
             set.arg(&key).arg(&json).arg("NX");
             let written: Option<String> = self.home.query(&set).await?;
@@ -162,12 +170,39 @@ impl Partitions {
         if self.wanted > 1 && tags.len() != usize::from(self.wanted) {
             tracing::warn!(docket = %self.name, stored = tags.len(), asked = self.wanted, "the docket is spread over the partitions its stored layout names, not as many as this process asked for");
         }
+        Ok(self.spread_over(&tags))
+    }
+
+    /// Partition 0, and a partition beside it for each further tag.
+    fn spread_over(&self, tags: &[String]) -> Vec<Arc<RedisBackend>> {
         let mut parts = vec![Arc::clone(&self.home)];
         for (part, tag) in tags.iter().enumerate().skip(1) {
             let part = u16::try_from(part).expect("the layout's size is checked");
             parts.push(Arc::new(self.home.partition(part, tag)));
         }
-        Ok(parts)
+        parts
+    }
+
+    /// Copy partition 0's strikes into the other partitions of `parts`.
+    async fn copy_strikes(&self, parts: &[Arc<RedisBackend>]) -> Result<()> {
+        let mut read = redis::cmd("ZRANGE");
+        read.arg(&self.home.keys.strikes)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+        let strikes: Vec<(Vec<u8>, f64)> = self.home.query(&read).await?;
+        if strikes.is_empty() {
+            return Ok(());
+        }
+        for part in &parts[1..] {
+            let mut write = redis::cmd("ZADD");
+            write.arg(&part.keys.strikes);
+            for (strike, order) in &strikes {
+                write.arg(*order).arg(strike.as_slice());
+            }
+            part.query::<i64>(&write).await?;
+        }
+        Ok(())
     }
 
     fn layout_key(&self) -> String {
@@ -191,7 +226,11 @@ impl Partitions {
             || tags.first() != Some(&self.name)
             || tags.len() > usize::from(MOST_PARTITIONS)
             || !distinct
-            || tags.iter().any(|tag| tag.contains(['{', '}']))
+            || tags.iter().skip(1).any(|tag| {
+                // `name:<partition>.<salt>`, as `placed` writes them.
+                tag.strip_prefix(&format!("{}:", self.name))
+                    .is_none_or(|rest| rest.is_empty() || rest.contains(['{', '}']))
+            })
         {
             return Err(problem("is not a layout this version reads".into()));
         }
@@ -210,7 +249,9 @@ impl Partitions {
     /// The partition a task is stored in: its key's, or partition 0 for a task with limits or
     /// a cooldown (as far as this process knows its task).
     fn of_message(parts: &[Arc<RedisBackend>], message: &Message) -> usize {
-        if parts.len() == 1 || message.cooldown.is_some() || lives_home(&message.task) {
+        let home =
+            message.cooldown.is_some() || message.home.unwrap_or_else(|| lives_home(&message.task));
+        if parts.len() == 1 || home {
             return 0;
         }
         Self::of_key(parts, &message.key)
@@ -218,11 +259,7 @@ impl Partitions {
 
     /// The partition that delivered `delivery`.
     fn of_delivery<'a>(&'a self, delivery: &Delivery) -> &'a RedisBackend {
-        let part = match &delivery.id {
-            DeliveryId::Stream { part, .. } => usize::from(*part),
-            DeliveryId::Memory(_) => 0,
-        };
-        self.known().get(part).unwrap_or(&self.home)
+        &self.known()[part_of(self.known().len(), delivery)]
     }
 
     /// The partitions to look for `key` in: its own, then partition 0.
@@ -312,20 +349,14 @@ impl Partitions {
         Ok(cleared.into_iter().sum())
     }
 
-    /// Store `message`, taken out of a partition other than 0 because it has limits, in
-    /// partition 0, then settle its delivery where it was: it runs from partition 0, where its
-    /// limits are counted. Should the process stop between, it is delivered again and moved
-    /// again; both copies run (at least once).
-    async fn move_home(&self, delivery: &Delivery) -> Result<()> {
-        // Its cooldown was passed when it was first stored.
-        let mut message = delivery.message.clone();
-        message.cooldown = None;
-        self.home
-            .enqueue(&[(message, KeyMode::Fresh)], None)
-            .await?;
-        self.of_delivery(delivery)
-            .complete(std::slice::from_ref(delivery))
-            .await
+    /// Say once per task name that a task with limits was found outside partition 0.
+    fn warn_limits_split(&self, task: &str) {
+        if self.split_limits.locked().insert(task.to_owned()) {
+            tracing::warn!(
+                task,
+                "a task with a concurrency or rate limit was stored outside partition 0, by a producer that does not know its limits: they are counted in each partition apart until every producer defines or declares the task with them"
+            );
+        }
     }
 }
 
@@ -398,17 +429,19 @@ impl Backend for Partitions {
                 .map(|outcome| outcome.expect("every task has an outcome"))
                 .collect()),
             Some(error) => {
-                let stored = dispositions
-                    .iter()
-                    .take_while(|outcome| outcome.is_some())
-                    .count();
-                if dispositions.iter().all(Option::is_none) {
-                    return Err(error);
+                let stored: Vec<usize> = (0..batch.len())
+                    .filter(|index| dispositions[*index].is_some())
+                    .collect();
+                let source = Box::new(error);
+                match stored.len() {
+                    0 => Err(*source),
+                    // The first ones: as a docket of one partition says it.
+                    count if stored[count - 1] == count - 1 => Err(Error::BatchIncomplete {
+                        stored: count,
+                        source,
+                    }),
+                    _ => Err(Error::BatchPartlyStored { stored, source }),
                 }
-                Err(Error::BatchIncomplete {
-                    stored,
-                    source: Box::new(error),
-                })
             }
         }
     }
@@ -572,7 +605,12 @@ impl Backend for Partitions {
             .collect();
         let receivers: Vec<mpsc::UnboundedReceiver<Signal>> =
             feeds.into_iter().map(|feed| feed.signals).collect();
-        tokio::spawn(merge(receivers, sender));
+        // The strikes in place come from partition 0 alone: the other partitions keep copies for
+        // their holds, which a strike or restore changes first, and which a spread docket may
+        // not have had from the start.
+        tokio::spawn(merge(receivers, sender, |part, signal| {
+            part == 0 || !matches!(signal, Signal::Strikes(_))
+        }));
         Ok(merged)
     }
 
@@ -623,11 +661,13 @@ impl Backend for Partitions {
 
     async fn admit(&self, delivery: &Delivery, gate: &Gate) -> Result<Admission> {
         let part = self.of_delivery(delivery);
-        if part.part == 0 {
-            return self.home.admit(delivery, gate).await;
+        if part.part != 0 {
+            // Stored by a producer that did not know its limits (it neither defines nor
+            // declares the task, or an older version of it had none): counted in its own
+            // partition, which lets up to one limit's worth run in each.
+            self.warn_limits_split(&delivery.message.task);
         }
-        self.move_home(delivery).await?;
-        Ok(Admission::Moved)
+        part.admit(delivery, gate).await
     }
 
     async fn release(&self, delivery: &Delivery, gate: &Gate) -> Result<()> {
@@ -665,7 +705,7 @@ impl Backend for Partitions {
             receivers.push(part.watch(key).await?);
         }
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(merge(receivers, sender));
+        tokio::spawn(merge(receivers, sender, |_, _| true));
         Ok(receiver)
     }
 }
@@ -678,15 +718,20 @@ async fn all_done(calls: impl IntoIterator<Item = impl Future<Output = Result<()
         .collect()
 }
 
+/// The index of the partition that made `delivery`, among `count`: partition 0 for a delivery
+/// of no partition this process knows (none is ever made).
+fn part_of(count: usize, delivery: &Delivery) -> usize {
+    match &delivery.id {
+        DeliveryId::Stream { part, .. } if usize::from(*part) < count => usize::from(*part),
+        _ => 0,
+    }
+}
+
 /// The deliveries of each partition, in their order.
 fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Vec<Delivery>)> {
     let mut shares: Vec<Vec<Delivery>> = vec![Vec::new(); count.max(1)];
     for delivery in deliveries {
-        let part = match &delivery.id {
-            DeliveryId::Stream { part, .. } => usize::from(*part).min(count.max(1) - 1),
-            DeliveryId::Memory(_) => 0,
-        };
-        shares[part].push(delivery.clone());
+        shares[part_of(count, delivery)].push(delivery.clone());
     }
     shares
         .into_iter()
