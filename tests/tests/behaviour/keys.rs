@@ -179,3 +179,51 @@ pub(crate) async fn a_cancel_stops_both_a_run_replaced_while_running_and_its_rep
         "nothing of the key is left"
     );
 }
+
+/// Two replaces while the key's runs go on: the first run is still running when the second,
+/// which a replace also went beside, has ended; a cancel of the key still stops the first.
+pub(crate) async fn a_cancel_stops_every_run_replaced_while_running_even_after_a_later_one_ended(
+    docket: Docket,
+) {
+    let first = Probe::new();
+    let (worker, _) = start_a_task_awaiting_release(&docket, &first, "export-3").await;
+    first.until("the first run runs", |p| p.starts() == 1).await;
+    // A second run, beside the first.
+    let second = Probe::new();
+    let beside = WaitForRelease::schedule(second.id())
+        .key("export-3")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    assert_eq!(beside.disposition(), Disposition::Added);
+    second
+        .until("the second run runs", |p| p.starts() == 1)
+        .await;
+    // A third task, waiting beside the second; then the second ends.
+    NoteRun::schedule(first.id(), "third".into())
+        .after(Duration::from_millis(300))
+        .key("export-3")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    second.release(1);
+    second
+        .until("the second run ended", |p| p.finishes() == 1)
+        .await;
+
+    assert!(docket.cancel("export-3").await.unwrap());
+    eventually("the docket is empty", PATIENCE, || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    worker.stop().await;
+    let runs = first.runs();
+    assert_eq!(runs.len(), 1, "the third task never ran: {runs:#?}");
+    assert!(
+        runs[0].finished.is_none(),
+        "the first run was stopped, not let finish: {runs:#?}"
+    );
+}

@@ -93,6 +93,7 @@ macro_rules! behaviour_suite {
                 replace_swaps_the_waiting_task_for_the_new_one,
                 a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement,
                 a_cancel_stops_both_a_run_replaced_while_running_and_its_replacement,
+                a_cancel_stops_every_run_replaced_while_running_even_after_a_later_one_ended,
             },
             cancel::{
                 cancel_removes_a_waiting_task_so_it_never_runs,

@@ -8,7 +8,7 @@
 //! | `{name}:stream` | stream, consumer group `workers` | due tasks, fields `k` (key) and `m` (message JSON); wake-ups, field `w`; tasks waiting for a concurrency slot stay here, acknowledged |
 //! | `{name}:schedule` | sorted set | key → due time (ms since the epoch) of each future task |
 //! | `{name}:parked` | hash | key → message JSON of each future task |
-//! | `{name}:index` | hash | key → stream id of its queued or running entry; `s` while scheduled, `h` while held, `g` and the stream id while waiting for a concurrency slot, `x` and the stream id while a cancelled run is being stopped; also, field `\1` and a stream id, the tombstone of a cancelled delivery, and field `\2` and a key, the delivery of that key a `replace` went beside (for a cancel of the key to reach it) |
+//! | `{name}:index` | hash | key → stream id of its queued or running entry; `s` while scheduled, `h` while held, `g` and the stream id while waiting for a concurrency slot, `x` and the stream id while a cancelled run is being stopped; also, field `\1` and a stream id, the tombstone of a cancelled delivery, and field `\2` and a key, the deliveries of that key (stream ids, separated by spaces) a `replace` went beside and that are not settled yet (for a cancel of the key to reach them) |
 //! | `{name}:dead` | hash | key → dead letter JSON |
 //! | `{name}:died` | sorted set | key → when its dead letter was written (ms), for retention |
 //! | `{name}:strikes` | sorted set | strike JSON → its place in the order strikes were put in place |

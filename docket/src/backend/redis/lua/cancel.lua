@@ -44,15 +44,17 @@ local function record_cancelled()
   redis.call('PUBLISH', record, json)
 end
 
--- A delivery a `replace` went beside, still delivered: stopped, and marked so that no copy of it
--- starts again (the signal reaches every earlier delivery of the key as well).
-local aside = redis.call('HGET', index, beside(key))
+-- The deliveries a `replace` went beside, still delivered: each stopped, and marked so that no
+-- copy of it starts again (a signal reaches every earlier delivery of the key as well).
 local stopped_aside = false
-if aside then
+local aside = beside_ids(index, key)
+if #aside > 0 then
   redis.call('HDEL', index, beside(key))
-  if owner(stream, aside) then
-    redis.call('HSET', index, tombstone(aside), 1)
-    signal(signals, 'c', key, 'i', aside)
+end
+for _, id in ipairs(aside) do
+  if owner(stream, id) then
+    redis.call('HSET', index, tombstone(id), 1)
+    signal(signals, 'c', key, 'i', id)
     stopped_aside = true
   end
 end

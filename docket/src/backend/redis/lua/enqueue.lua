@@ -103,7 +103,7 @@ local batch = {}
 for _, task in ipairs(tasks) do
   if not task.skip then
     if task.beside then
-      redis.call('HSET', index, beside(task.key), task.beside)
+      add_beside(index, task.key, task.beside)
       signal(signals, 'r', task.key, 'i', task.beside)
     elseif not task.remove then
       -- The key was free.

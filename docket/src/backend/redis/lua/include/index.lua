@@ -26,18 +26,51 @@ local function tombstone(id)
   return '\1' .. id
 end
 
--- The index field naming the latest delivery of `key` that a `replace` went beside (it was
--- running, or read ahead, when a newer task took the key): a cancel of the key reaches it, and
--- every earlier one, through it. Its settlement removes it (`forget_beside`).
+-- The index field naming the deliveries of `key` that a `replace` went beside (each was
+-- running, or read ahead, when a newer task took the key), their stream ids separated by
+-- spaces: a cancel of the key reaches each of them. Each one's settlement removes it
+-- (`forget_beside`), so the field names only deliveries not settled yet.
 local function beside(key)
   return '\2' .. key
 end
 
--- Forget that a `replace` went beside the delivery `id` of `key`, now settled: unless a later
--- replace went beside a later delivery of the key.
+-- The deliveries the field `beside(key)` names, in the order they were added.
+local function beside_ids(index, key)
+  local ids = {}
+  for id in string.gmatch(redis.call('HGET', index, beside(key)) or '', '%S+') do
+    ids[#ids + 1] = id
+  end
+  return ids
+end
+
+-- Name the delivery `id` of `key` as one a `replace` went beside.
+local function add_beside(index, key, id)
+  local ids = beside_ids(index, key)
+  for _, known in ipairs(ids) do
+    if known == id then
+      return
+    end
+  end
+  ids[#ids + 1] = id
+  redis.call('HSET', index, beside(key), table.concat(ids, ' '))
+end
+
+-- Forget that a `replace` went beside the delivery `id` of `key`, now settled; the others it
+-- went beside are still named.
 local function forget_beside(index, key, id)
-  if redis.call('HGET', index, beside(key)) == id then
+  local ids = beside_ids(index, key)
+  local kept = {}
+  for _, known in ipairs(ids) do
+    if known ~= id then
+      kept[#kept + 1] = known
+    end
+  end
+  if #kept == #ids then
+    return
+  elseif #kept == 0 then
     redis.call('HDEL', index, beside(key))
+  else
+    redis.call('HSET', index, beside(key), table.concat(kept, ' '))
   end
 end
 
