@@ -119,6 +119,9 @@ short rsig[W];      /* superseded signals (`r`, a replace went beside) not yet r
 short early[W];     /* cancels read for deliveries it did not hold (RunningTasks::early) */
 short supd[W];      /* `r` read for deliveries it did not hold (RunningTasks::superseded) */
 bit sup[W];         /* the delivery it holds, not started, was superseded (`r` read): dropped */
+byte ra[W];         /* a delivery read ahead (worker/read_ahead.rs): held, renewed, not started */
+bit rastop[W];      /* ... a cancel of it (or of a later delivery of its key) was read */
+bit rasup[W];       /* ... a replace went beside it (`r` read): dropped when it would start */
 bit lost[W];        /* lost_reads: deliveries may sit in its PEL unseen */
 bit quiet[W];       /* its consumer is idle past the redelivery timeout (not heard from) */
 bit nrenew[W];      /* saw an outage, has not renewed since (its peers grant it grace) */
@@ -155,7 +158,7 @@ byte invariant = SKIP;
 #define ANY(P) (P(1) || P(2) || P(3) || P(4) || P(5) || P(6) || P(7) || P(8) || P(9) || P(10) || P(11) || P(12))
 /* Reclaimable: pending, and its owner does not renew it (crashed, frozen, never saw it), or an
  * outage or renewal gap let it idle past the timeout. */
-#define RECL(n) (n < NE && pend[n] && (stale[n] || st[own[n]] != LIVE || cur[own[n]] != n))
+#define RECL(n) (n < NE && pend[n] && (stale[n] || st[own[n]] != LIVE || (cur[own[n]] != n && ra[own[n]] != n)))
 #define PENDING(n) (n < NE && pend[n])
 #define OWNS0(n) (n < NE && pend[n] && own[n] == 0)
 #define OWNS1(n) (n < NE && pend[n] && own[n] == 1)
@@ -378,7 +381,7 @@ inline enqueue(replace, later) {
         do
         :: t_i < W ->
            if
-           :: st[t_i] != CRASHED && cur[t_i] == ie && ph[t_i] == P_HANDED ->
+           :: st[t_i] != CRASHED && ((cur[t_i] == ie && ph[t_i] == P_HANDED) || ra[t_i] == ie) ->
               rsig[t_i] = rsig[t_i] | (1 << ie)
            :: else -> skip
            fi;
@@ -515,6 +518,46 @@ inline claim(w, lose) {
   fi
 }
 
+/* Reading ahead (worker/mod.rs, read_ahead.rs): XREADGROUP while the worker runs a delivery;
+ * the entry waits in its buffer, renewed, tracked by key (RunningTasks::wait) for a cancel. The
+ * hand-over is where invariants 2, 3 and 6 are checked, as for a claim. */
+inline claim_ahead(w) {
+  printf("w%d reads ahead (XREADGROUP >)\n", w);
+  t_e = ldi + 1;
+  do
+  :: !instr[t_e] -> t_e++
+  :: else -> break
+  od;
+  ldi = t_e; nnew--;
+  pend[t_e] = 1; own[t_e] = w; cnt[t_e] = 1; stale[t_e] = 0; quiet[w] = 0;
+#ifndef STRICT_START
+  CHECK(2, !done[gen[t_e]]);
+#endif
+  ra[w] = t_e;
+  if
+  :: (early[w] >> t_e) & 1 -> rastop[w] = 1; early[w] = early[w] & ~(1 << t_e)
+  :: else -> rastop[w] = 0
+  fi;
+  if
+  :: (supd[w] >> t_e) & 1 -> rasup[w] = 1; supd[w] = supd[w] & ~(1 << t_e)
+  :: else -> rasup[w] = 0
+  fi;
+#ifndef STRICT_START
+  CHECK(3, !canc[gen[t_e]] || rastop[w]);
+  CHECK(6, !kc[gen[t_e]] || rastop[w] || rasup[w]);
+#endif
+  skip
+}
+
+/* A slot is free: what was read ahead starts first (buffer.pop, then process: tracked, with
+ * what the cancels and supersessions read for it meanwhile). */
+inline pop_ahead(w) {
+  printf("w%d takes e%d from its read-ahead buffer\n", w, ra[w]);
+  cur[w] = ra[w]; ph[w] = P_HANDED; stop[w] = rastop[w]; sup[w] = rasup[w];
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0;
+  start(w)
+}
+
 /* settle.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) only when
  * its key names it; otherwise settled here, cancelled, or superseded by a newer task of its key
  * that waits, runs or ended (the index names another task, or nothing), and the worker gives
@@ -568,7 +611,7 @@ inline recover(w) {
   printf("w%d recover()\n", w);
   t_e = 1;
   do
-  :: t_e < NE && !(pend[t_e] && own[t_e] == w) -> t_e++
+  :: t_e < NE && !(pend[t_e] && own[t_e] == w && t_e != ra[w]) -> t_e++
   :: else -> break
   od;
   if
@@ -613,9 +656,13 @@ inline read_signals(w) {
         :: cur[w] == t_i && ph[w] == P_HANDED -> stop[w] = 1
         :: else ->
            if
-           :: pend[t_i] -> early[w] = early[w] | (1 << t_i)
+           :: pend[t_i] && !(ra[w] != 0 && ra[w] <= t_i) -> early[w] = early[w] | (1 << t_i)
            :: else -> skip
            fi
+        fi;
+        if
+        :: ra[w] != 0 && ra[w] <= t_i -> rastop[w] = 1  /* read ahead: starts cancelled */
+        :: else -> skip
         fi
      :: else -> skip
      fi;
@@ -624,6 +671,7 @@ inline read_signals(w) {
         if
         :: cur[w] == t_i && ph[w] == P_HANDED -> sup[w] = 1
         :: cur[w] == t_i -> skip  /* started: it runs on */
+        :: ra[w] == t_i -> rasup[w] = 1
         :: else ->
            if
            :: pend[t_i] -> supd[w] = supd[w] | (1 << t_i)
@@ -888,7 +936,8 @@ inline crash(w) {
   faults++; f_crash = 1;
   mark_hurt(w);
   st[w] = CRASHED; quiet[w] = 1; finish(w);
-  sig[w] = 0; rsig[w] = 0; early[w] = 0; supd[w] = 0; lost[w] = 0; nrenew[w] = 0
+  sig[w] = 0; rsig[w] = 0; early[w] = 0; supd[w] = 0; lost[w] = 0; nrenew[w] = 0;
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0
 }
 
 inline restart() {
@@ -922,19 +971,32 @@ inline reconnect(w) {
   if
   :: cur[w] != 0 && pend[cur[w]] && own[cur[w]] == w -> stale[cur[w]] = 0
   :: else -> skip
+  fi;
+  if
+  :: ra[w] != 0 && pend[ra[w]] && own[ra[w]] == w -> stale[ra[w]] = 0
+  :: else -> skip
   fi
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
+#ifdef NO_READ_AHEAD
+#define READ_AHEAD(w)
+#else
+#define READ_AHEAD(w) \
+  :: d_step { st[w] == LIVE && cur[w] != 0 && ra[w] == 0 && nnew > 0 -> claim_ahead(w) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] != 0 -> pop_ahead(w) }
+#endif
+
 #define WORKER(w) \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && nnew > 0 -> claim(w, 0) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && nnew > 0 && CAN_FAULT(f_lostread) -> \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && nnew > 0 -> claim(w, 0) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && nnew > 0 && CAN_FAULT(f_lostread) -> \
        faults++; f_lostread = 1; claim(w, 1) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && GRACE && ANY(RECL) -> reclaim(w, 0) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && GRACE && ANY(RECL) && CAN_FAULT(f_lostread) -> \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && GRACE && ANY(RECL) -> reclaim(w, 0) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && GRACE && ANY(RECL) && CAN_FAULT(f_lostread) -> \
        faults++; f_lostread = 1; reclaim(w, 1) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && lost[w] -> recover(w) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && lost[w] -> recover(w) } \
+  READ_AHEAD(w) \
   :: d_step { st[w] == LIVE && nrenew[w] -> reconnect(w) } \
   :: d_step { st[w] == LIVE && (sig[w] != 0 || rsig[w] != 0) -> read_signals(w) } \
   :: d_step { st[w] == LIVE && ph[w] == P_HANDED -> start(w) } \
