@@ -3,8 +3,12 @@
  *
  * One task key, two workers, a bounded number of client calls and faults. Every Lua script is
  * one atomic step (`d_step`), as Redis runs it; every step names its script. The worker side
- * (claim, run, settle, signals) follows docket/src/worker.rs and backend/redis/mod.rs.
+ * (claim, run, settle, signals) follows docket/src/worker/ and backend/redis/mod.rs.
  * model/README.md maps every step to its script and every assertion to the guarantee it checks.
+ *
+ * Invariant 6 (cancel(key) stops every task of the key) follows the replace-beside field
+ * `\2<key>` (bes): enqueue.lua names in it the delivery a `replace` went beside, cancel.lua
+ * tombstones and signals it, settlement forgets it.
  *
  * The model is the fixed protocol. Each audit finding can be put back with a macro, to show
  * that the model catches it (spin -a -DBUG_R2 delivery.pml):
@@ -32,6 +36,8 @@
  *                   `replace` went beside is neither tombstoned nor told to stop
  * A check that is not the product's guarantee, for exploring:
  *   STRICT_START    invariants 2 and 3 at the worker's local start instead of the hand-over
+ * Scope: NO_STRIKE (no strike or restore calls), NO_READ_AHEAD (no delivery read ahead), and
+ * SKIP=n (invariant n unchecked, to see what else a variant breaks).
  */
 
 /* ---- bounds (override with -D) ---- */
