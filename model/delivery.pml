@@ -38,6 +38,8 @@
  *   STRICT_START    invariants 2 and 3 at the worker's local start instead of the hand-over
  * Scope: NO_STRIKE (no strike or restore calls), NO_READ_AHEAD (no delivery read ahead), and
  * SKIP=n (invariant n unchecked, to see what else a variant breaks).
+ * A proposal, not the Lua: BESIDE_SET, `\2<key>` names every unsettled delivery a replace went
+ * beside, not only the latest (the three-task gap of model/README.md).
  */
 
 /* ---- bounds (override with -D) ---- */
@@ -105,7 +107,13 @@ byte gen[NE];       /* ghost: the task (one per accepted enqueue) the entry carr
 byte ik;            /* index[key]: kind */
 byte ie;            /* index[key]: stream id of I_ID, I_G, I_X */
 bit tomb[NE];       /* index field `\1<id>`: the tombstone of a cancelled delivery */
+#ifdef BESIDE_SET
+short bes;          /* (proposed) `\2<key>` names every unsettled delivery a replace went beside */
+#define BESIDE(n) ((bes >> n) & 1)
+#else
 byte bes;           /* index field `\2<key>`: the delivery a `replace` went beside (0: none) */
+#define BESIDE(n) (bes == n)
+#endif
 bit sched;          /* in the schedule (message parked) */
 byte schg;
 bit held;           /* a held copy (held hash) */
@@ -260,10 +268,14 @@ inline decide(n, w, res) {
 
 /* index.lua forget_beside(): delivery n, settled, is no longer the one a replace went beside */
 inline forget_beside(n) {
+#ifdef BESIDE_SET
+  bes = bes & ~(1 << n)
+#else
   if
   :: bes == n -> bes = 0
   :: else -> skip
   fi
+#endif
 }
 
 /* settle.lua settle(): a cancelled delivery frees its key (unless a newer task took it) and its
@@ -382,7 +394,11 @@ inline enqueue(replace, later) {
          * worker told (`r key i id`). Only to the worker holding it unstarted is that news: a
          * run goes on, and no other worker can get it any more (XREADGROUP > is past it, a
          * takeover or recover judges it superseded); so only that one is sent the signal. */
+#ifdef BESIDE_SET
+        bes = bes | (1 << ie);
+#else
         bes = ie;
+#endif
         t_i = 0;
         do
         :: t_i < W ->
@@ -428,11 +444,17 @@ inline cancel() {
 #ifndef BUG_BESIDE
   if
   :: bes != 0 ->
-     t_a = bes; bes = 0;
-     if
-     :: pend[t_a] -> tomb[t_a] = 1; canc[gen[t_a]] = 1; t_b = 1; signal_cancel(t_a)
-     :: else -> skip
-     fi
+     t_a = 1;
+     do
+     :: t_a < NE ->
+        if
+        :: BESIDE(t_a) && pend[t_a] -> tomb[t_a] = 1; canc[gen[t_a]] = 1; t_b = 1; signal_cancel(t_a)
+        :: else -> skip
+        fi;
+        t_a++
+     :: else -> break
+     od;
+     bes = 0
   :: else -> skip
   fi;
 #endif
