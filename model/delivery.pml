@@ -3,8 +3,12 @@
  *
  * One task key, two workers, a bounded number of client calls and faults. Every Lua script is
  * one atomic step (`d_step`), as Redis runs it; every step names its script. The worker side
- * (claim, run, settle, signals) follows docket/src/worker.rs and backend/redis/mod.rs.
+ * (claim, run, settle, signals) follows docket/src/worker/ and backend/redis/mod.rs.
  * model/README.md maps every step to its script and every assertion to the guarantee it checks.
+ *
+ * Invariant 6 (cancel(key) stops every task of the key) follows the replace-beside field
+ * `\2<key>` (bes): enqueue.lua names in it the delivery a `replace` went beside, cancel.lua
+ * tombstones and signals it, settlement forgets it.
  *
  * The model is the fixed protocol. Each audit finding can be put back with a macro, to show
  * that the model catches it (spin -a -DBUG_R2 delivery.pml):
@@ -28,10 +32,14 @@
  *                   handed out again (or buried as a dead letter)
  *   GAP_BURY_ORDER  bury.lua frees the key (HDEL index) before its dead letter write, which
  *                   may fail: the task comes back keyless and a strike then drops it unseen
- * Checks that are not the product's guarantees, for exploring:
- *   KEYWIDE_CANCEL  cancel(key) must stop every task of the key, also an older run beside the
- *                   newer task the index names
+ *   BUG_BESIDE      cancel.lua ignores the replace-beside field `\2<key>`: an older run that a
+ *                   `replace` went beside is neither tombstoned nor told to stop
+ * A check that is not the product's guarantee, for exploring:
  *   STRICT_START    invariants 2 and 3 at the worker's local start instead of the hand-over
+ * Scope: NO_STRIKE (no strike or restore calls), NO_READ_AHEAD (no delivery read ahead), and
+ * SKIP=n (invariant n unchecked, to see what else a variant breaks).
+ * A proposal, not the Lua: BESIDE_SET, `\2<key>` names every unsettled delivery a replace went
+ * beside, not only the latest (the three-task gap of model/README.md).
  */
 
 /* ---- bounds (override with -D) ---- */
@@ -99,6 +107,13 @@ byte gen[NE];       /* ghost: the task (one per accepted enqueue) the entry carr
 byte ik;            /* index[key]: kind */
 byte ie;            /* index[key]: stream id of I_ID, I_G, I_X */
 bit tomb[NE];       /* index field `\1<id>`: the tombstone of a cancelled delivery */
+#ifdef BESIDE_SET
+short bes;          /* (proposed) `\2<key>` names every unsettled delivery a replace went beside */
+#define BESIDE(n) ((bes >> n) & 1)
+#else
+byte bes;           /* index field `\2<key>`: the delivery a `replace` went beside (0: none) */
+#define BESIDE(n) (bes == n)
+#endif
 bit sched;          /* in the schedule (message parked) */
 byte schg;
 bit held;           /* a held copy (held hash) */
@@ -113,8 +128,14 @@ byte st[W];
 byte cur[W];        /* the delivery it holds (in flight), until its settlement returns */
 byte ph[W];
 bit stop[W];        /* the delivery it holds was cancelled (signal read) */
-short sig[W];       /* cancel signals sent to it and not yet read: bit per stream id */
+short sig[W];       /* cancel signals (`c`) sent to it and not yet read: bit per stream id */
+short rsig[W];      /* superseded signals (`r`, a replace went beside) not yet read */
 short early[W];     /* cancels read for deliveries it did not hold (RunningTasks::early) */
+short supd[W];      /* `r` read for deliveries it did not hold (RunningTasks::superseded) */
+bit sup[W];         /* the delivery it holds, not started, was superseded (`r` read): dropped */
+byte ra[W];         /* a delivery read ahead (worker/read_ahead.rs): held, renewed, not started */
+bit rastop[W];      /* ... a cancel of it (or of a later delivery of its key) was read */
+bit rasup[W];       /* ... a replace went beside it (`r` read): dropped when it would start */
 bit lost[W];        /* lost_reads: deliveries may sit in its PEL unseen */
 bit quiet[W];       /* its consumer is idle past the redelivery timeout (not heard from) */
 bit nrenew[W];      /* saw an outage, has not renewed since (its peers grant it grace) */
@@ -124,6 +145,7 @@ bit admitted[W];    /* the delivery it holds took the concurrency slot */
 byte lastgen;       /* tasks accepted so far; task g is newer than every task below g */
 bit done[NG];       /* a run of it succeeded and complete.lua settled its delivery */
 bit canc[NG];       /* cancel returned true for it */
+bit kc[NG];         /* accepted before a cancel of its key that returned true (invariant 6) */
 bit dead[NG];       /* a dead letter was written for it */
 bit dropped[NG];    /* replaced or superseded by a newer task of the key */
 bit hurt[NG];       /* a worker holding it crashed or froze */
@@ -136,17 +158,21 @@ bit f_crash, f_freeze, f_lostread, f_gap, f_restart, f_lostreply, f_writeerr, st
 #ifndef SCRATCH
 #define SCRATCH hidden
 #endif
-SCRATCH byte t_e, t_o, t_g, t_i, t_b;
+SCRATCH byte t_e, t_o, t_g, t_i, t_b, t_a;
 
-/* An assertion of invariant n: pan prints `invariant==n` with the failed condition. */
-byte invariant;
+/* An assertion of invariant n: pan prints `invariant==n` with the failed condition. With
+ * -DSKIP=n invariant n is not checked (to see what else a variant breaks). */
+#ifndef SKIP
+#define SKIP 0
+#endif
+byte invariant = SKIP;
 #define CHECK(n, cond) assert((cond) || invariant == n)
 
 #define CAN_FAULT(f) (faults < NFAULTS && !f)
 #define ANY(P) (P(1) || P(2) || P(3) || P(4) || P(5) || P(6) || P(7) || P(8) || P(9) || P(10) || P(11) || P(12))
 /* Reclaimable: pending, and its owner does not renew it (crashed, frozen, never saw it), or an
  * outage or renewal gap let it idle past the timeout. */
-#define RECL(n) (n < NE && pend[n] && (stale[n] || st[own[n]] != LIVE || cur[own[n]] != n))
+#define RECL(n) (n < NE && pend[n] && (stale[n] || st[own[n]] != LIVE || (cur[own[n]] != n && ra[own[n]] != n)))
 #define PENDING(n) (n < NE && pend[n])
 #define OWNS0(n) (n < NE && pend[n] && own[n] == 0)
 #define OWNS1(n) (n < NE && pend[n] && own[n] == 1)
@@ -223,7 +249,7 @@ inline schedule(g) {
 /* store.lua waiting(): scheduled, or queued and never delivered */
 #define WAITING (ik == I_S || (ik == I_ID && !pend[ie]))
 
-/* store.lua decide(): what becomes of delivery n settled by worker w */
+/* settle.lua decide(): what becomes of delivery n settled by worker w */
 #define D_STALE 0
 #define D_KEEP 1
 #define D_CANCELLED 2
@@ -240,8 +266,21 @@ inline decide(n, w, res) {
   fi
 }
 
-/* store.lua settle(): a cancelled delivery frees its key (unless a newer task took it) and its
- * tombstone; XACK; XDEL unless it stays (gated) */
+/* index.lua forget_beside(): delivery n, settled, is no longer the one a replace went beside */
+inline forget_beside(n) {
+#ifdef BESIDE_SET
+  bes = bes & ~(1 << n)
+#else
+  if
+  :: bes == n -> bes = 0
+  :: else -> skip
+  fi
+#endif
+}
+
+/* settle.lua settle(): a cancelled delivery frees its key (unless a newer task took it) and its
+ * tombstone; a cancelled or superseded one is forgotten as the one a replace went beside; XACK;
+ * XDEL unless it stays (gated) */
 inline settle(n, outcome, stay) {
   if
   :: outcome == D_CANCELLED ->
@@ -252,6 +291,10 @@ inline settle(n, outcome, stay) {
      tomb[n] = 0
   :: else -> skip
   fi;
+  if
+  :: outcome == D_CANCELLED || outcome == D_DROP -> forget_beside(n)
+  :: else -> skip
+  fi;
   xack(n);
   if
   :: !(stay) -> xdel(n)
@@ -259,9 +302,10 @@ inline settle(n, outcome, stay) {
   fi
 }
 
-/* Invariants 2 and 3 where the protocol decides: a delivery handed to a worker is never of a
- * task already completed, nor of a cancelled one (unless the worker already knows it is
- * cancelled, and so never starts it). */
+/* Invariants 2, 3 and 6 where the protocol decides: a delivery handed to a worker is never of
+ * a task already completed, nor of a cancelled one (unless the worker already knows it is
+ * cancelled, and so never starts it), nor of any task of a key cancelled since. A cancel or a
+ * supersession read before the delivery came (RunningTasks::early, ::superseded) applies. */
 inline handout(w, n) {
 #ifndef STRICT_START
   CHECK(2, !done[gen[n]]);
@@ -271,14 +315,19 @@ inline handout(w, n) {
   :: (early[w] >> n) & 1 -> stop[w] = 1; early[w] = early[w] & ~(1 << n)
   :: else -> stop[w] = 0
   fi;
+  if
+  :: (supd[w] >> n) & 1 -> sup[w] = 1; supd[w] = supd[w] & ~(1 << n)
+  :: else -> sup[w] = 0
+  fi;
 #ifndef STRICT_START
   CHECK(3, !canc[gen[n]] || stop[w]);
+  CHECK(6, !kc[gen[n]] || stop[w] || sup[w]);
 #endif
   skip
 }
 
 inline finish(w) {
-  cur[w] = 0; ph[w] = P_IDLE; stop[w] = 0; admitted[w] = 0
+  cur[w] = 0; ph[w] = P_IDLE; stop[w] = 0; sup[w] = 0; admitted[w] = 0
 }
 
 /* Holder bookkeeping when a worker goes silent: its tasks are no longer healthy. */
@@ -340,7 +389,28 @@ inline enqueue(replace, later) {
      :: ik == I_H -> held = 0; dropped[heldg] = 1               /* replaced while held */
 #endif
      :: ik == I_G -> xdel(ie); dropped[gen[ie]] = 1              /* replaced while gated */
-     :: else -> skip  /* free, or running / cancelled: added beside */
+     :: ik == I_ID && pend[ie] ->
+        /* delivered (running, or read ahead): added beside it, named in `\2<key>`, and every
+         * worker told (`r key i id`). Only to the worker holding it unstarted is that news: a
+         * run goes on, and no other worker can get it any more (XREADGROUP > is past it, a
+         * takeover or recover judges it superseded); so only that one is sent the signal. */
+#ifdef BESIDE_SET
+        bes = bes | (1 << ie);
+#else
+        bes = ie;
+#endif
+        t_i = 0;
+        do
+        :: t_i < W ->
+           if
+           :: st[t_i] != CRASHED && ((cur[t_i] == ie && ph[t_i] == P_HANDED) || ra[t_i] == ie) ->
+              rsig[t_i] = rsig[t_i] | (1 << ie)
+           :: else -> skip
+           fi;
+           t_i++
+        :: else -> break
+        od
+     :: else -> skip  /* free, or cancelled (`x<id>`): a new task */
      fi;
      if
      :: later -> schedule(lastgen)
@@ -349,14 +419,47 @@ inline enqueue(replace, later) {
   fi
 }
 
-/* cancel.lua: remove the key's task wherever it waits; a delivered one is marked `x<id>` and
- * every worker told to stop that delivery. A held copy beside a newer task goes too (R6c). */
+/* Tell every worker that is not gone to stop delivery n and every earlier one of the key. */
+inline signal_cancel(n) {
+  t_i = 0;
+  do
+  :: t_i < W ->
+     if
+     :: st[t_i] != CRASHED -> sig[t_i] = sig[t_i] | (1 << n)
+     :: else -> skip
+     fi;
+     t_i++
+  :: else -> break
+  od
+}
+
+/* cancel.lua: the delivery a `replace` went beside (`\2<key>`), still pending, is tombstoned and
+ * every worker told to stop it; then the key's task is removed wherever it waits, and a
+ * delivered one is marked `x<id>` and every worker told to stop that delivery. A held copy beside
+ * a newer task goes too (R6c). */
 inline cancel() {
   printf("client cancel.lua\n");
   cancels++;
-  t_b = held;
+  t_b = 0;
+#ifndef BUG_BESIDE
   if
-  :: held -> held = 0; canc[heldg] = 1
+  :: bes != 0 ->
+     t_a = 1;
+     do
+     :: t_a < NE ->
+        if
+        :: BESIDE(t_a) && pend[t_a] -> tomb[t_a] = 1; canc[gen[t_a]] = 1; t_b = 1; signal_cancel(t_a)
+        :: else -> skip
+        fi;
+        t_a++
+     :: else -> break
+     od;
+     bes = 0
+  :: else -> skip
+  fi;
+#endif
+  if
+  :: held -> held = 0; canc[heldg] = 1; t_b = 1
   :: else -> skip
   fi;
   if
@@ -373,16 +476,7 @@ inline cancel() {
      tomb[ie] = 1;
 #endif
 #endif
-     t_i = 0;
-     do
-     :: t_i < W ->
-        if
-        :: st[t_i] != CRASHED -> sig[t_i] = sig[t_i] | (1 << ie)
-        :: else -> skip
-        fi;
-        t_i++
-     :: else -> break
-     od
+     signal_cancel(ie)
   :: ik == I_ID && !pend[ie] ->
      if
      :: instr[ie] -> canc[gen[ie]] = 1
@@ -390,25 +484,16 @@ inline cancel() {
      fi;
      xdel(ie); ik = I_NONE; ie = 0; t_b = 1
   fi;
-#ifdef KEYWIDE_CANCEL
-  /* every task of the key accepted so far is cancelled, and every run of it must be told */
+  /* Invariant 6: every task of the key accepted so far is cancelled with it. */
   if
   :: t_b ->
      t_i = 1;
      do
-     :: t_i <= lastgen -> canc[t_i] = 1; t_i++
-     :: else -> break
-     od;
-     t_i = 0;
-     do
-     :: t_i < W ->
-        CHECK(3, st[t_i] == CRASHED || cur[t_i] == 0 || ph[t_i] > P_RUN || stop[t_i] || ((sig[t_i] >> cur[t_i]) & 1));  /* key-wide */
-        t_i++
+     :: t_i <= lastgen -> kc[t_i] = 1; t_i++
      :: else -> break
      od
   :: else -> skip
   fi;
-#endif
   skip
 }
 
@@ -461,7 +546,47 @@ inline claim(w, lose) {
   fi
 }
 
-/* store.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) only when
+/* Reading ahead (worker/mod.rs, read_ahead.rs): XREADGROUP while the worker runs a delivery;
+ * the entry waits in its buffer, renewed, tracked by key (RunningTasks::wait) for a cancel. The
+ * hand-over is where invariants 2, 3 and 6 are checked, as for a claim. */
+inline claim_ahead(w) {
+  printf("w%d reads ahead (XREADGROUP >)\n", w);
+  t_e = ldi + 1;
+  do
+  :: !instr[t_e] -> t_e++
+  :: else -> break
+  od;
+  ldi = t_e; nnew--;
+  pend[t_e] = 1; own[t_e] = w; cnt[t_e] = 1; stale[t_e] = 0; quiet[w] = 0;
+#ifndef STRICT_START
+  CHECK(2, !done[gen[t_e]]);
+#endif
+  ra[w] = t_e;
+  if
+  :: (early[w] >> t_e) & 1 -> rastop[w] = 1; early[w] = early[w] & ~(1 << t_e)
+  :: else -> rastop[w] = 0
+  fi;
+  if
+  :: (supd[w] >> t_e) & 1 -> rasup[w] = 1; supd[w] = supd[w] & ~(1 << t_e)
+  :: else -> rasup[w] = 0
+  fi;
+#ifndef STRICT_START
+  CHECK(3, !canc[gen[t_e]] || rastop[w]);
+  CHECK(6, !kc[gen[t_e]] || rastop[w] || rasup[w]);
+#endif
+  skip
+}
+
+/* A slot is free: what was read ahead starts first (buffer.pop, then process: tracked, with
+ * what the cancels and supersessions read for it meanwhile). */
+inline pop_ahead(w) {
+  printf("w%d takes e%d from its read-ahead buffer\n", w, ra[w]);
+  cur[w] = ra[w]; ph[w] = P_HANDED; stop[w] = rastop[w]; sup[w] = rasup[w];
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0;
+  start(w)
+}
+
+/* settle.lua judge(), for a delivery taken over or recovered: handed out (t_o = D_KEEP) only when
  * its key names it; otherwise settled here, cancelled, or superseded by a newer task of its key
  * that waits, runs or ended (the index names another task, or nothing), and the worker gives
  * back its concurrency slot. */
@@ -514,7 +639,7 @@ inline recover(w) {
   printf("w%d recover()\n", w);
   t_e = 1;
   do
-  :: t_e < NE && !(pend[t_e] && own[t_e] == w) -> t_e++
+  :: t_e < NE && !(pend[t_e] && own[t_e] == w && t_e != ra[w]) -> t_e++
   :: else -> break
   od;
   if
@@ -536,25 +661,57 @@ inline recover(w) {
   fi
 }
 
-/* The worker reads its cancel signals (worker.rs listen/RunningTasks::cancel): a delivery it
- * holds and has not finished is stopped (or never started); others are remembered. */
+/* The worker reads its signals (worker/signals.rs RunningTasks::cancel, ::supersede). A cancel
+ * (`c`, delivery n) stops the run it tracks (started: ph >= P_RUN) if it is n or an earlier
+ * delivery of the key; a delivery handed and not yet started is tracked nowhere, so only the
+ * cancel of n itself reaches it (remembered in `early` until it starts: here, `stop`). A cancel
+ * that reached none of its deliveries is remembered for n. A `replace` went beside n (`r`): n,
+ * held and not started, is dropped when it starts; a run of n goes on; otherwise n is remembered
+ * (`supd`) in case it is on its way. Ids no longer pending can never come: not remembered. */
 inline read_signals(w) {
-  printf("w%d reads cancel signals %d\n", w, sig[w]);
-  if
-  :: cur[w] != 0 && ((sig[w] >> cur[w]) & 1) && ph[w] <= P_RUN -> stop[w] = 1
-  :: else -> skip
-  fi;
+  printf("w%d reads signals: cancel %d, superseded %d\n", w, sig[w], rsig[w]);
   t_i = 1;
   do
   :: t_i < NE ->
      if
-     :: ((sig[w] >> t_i) & 1) && t_i != cur[w] && pend[t_i] -> early[w] = early[w] | (1 << t_i)
+     :: (sig[w] >> t_i) & 1 ->
+        if
+        :: cur[w] != 0 && ph[w] >= P_RUN && cur[w] <= t_i ->
+           if
+           :: ph[w] == P_RUN -> stop[w] = 1
+           :: else -> skip  /* its run ended */
+           fi
+        :: cur[w] == t_i && ph[w] == P_HANDED -> stop[w] = 1
+        :: else ->
+           if
+           :: pend[t_i] && !(ra[w] != 0 && ra[w] <= t_i) -> early[w] = early[w] | (1 << t_i)
+           :: else -> skip
+           fi
+        fi;
+        if
+        :: ra[w] != 0 && ra[w] <= t_i -> rastop[w] = 1  /* read ahead: starts cancelled */
+        :: else -> skip
+        fi
+     :: else -> skip
+     fi;
+     if
+     :: (rsig[w] >> t_i) & 1 ->
+        if
+        :: cur[w] == t_i && ph[w] == P_HANDED -> sup[w] = 1
+        :: cur[w] == t_i -> skip  /* started: it runs on */
+        :: ra[w] == t_i -> rasup[w] = 1
+        :: else ->
+           if
+           :: pend[t_i] -> supd[w] = supd[w] | (1 << t_i)
+           :: else -> skip
+           fi
+        fi
      :: else -> skip
      fi;
      t_i++
   :: else -> break
   od;
-  sig[w] = 0
+  sig[w] = 0; rsig[w] = 0
 }
 
 /* worker.rs settle(), up to run_attempt: a delivery cancelled before it started never starts;
@@ -563,7 +720,13 @@ inline start(w) {
   printf("w%d starts e%d (stop=%d strike=%d)\n", w, cur[w], stop[w], strike);
   t_e = cur[w];
   if
-  :: stop[w] -> ph[w] = P_CANCELLED
+  :: sup[w] ->
+     /* process.rs: superseded before it started, dropped as the replace would have dropped it
+      * from the queue; acknowledged (complete.lua), the key left to the newer task */
+     CHECK(1, lastgen > gen[t_e]);
+     dropped[gen[t_e]] = 1;
+     ph[w] = P_CANCELLED
+  :: !sup[w] && stop[w] -> ph[w] = P_CANCELLED
   :: else ->
      if
      :: strike ->                             /* hold.lua */
@@ -628,9 +791,18 @@ inline start(w) {
   fi
 }
 
-/* The run ends (worker.rs settle after run_attempt): the slot is released first. */
+/* The run ends (process.rs after run_attempt): the slot is released first. A run stopped by a
+ * cancel ends cancelled (execution.rs: the cancel wins a biased select at the run's next await).
+ * Invariant 6: a run of a key cancelled since (also an older one a replace went beside) succeeds
+ * only while its worker has not yet read the cancel, or when its delivery was settled before the
+ * cancel (a stale copy whose delivery was retried or taken over and settled: no cancel can see
+ * it, and its success acknowledges nothing). */
 inline end_run(w, next) {
   printf("w%d run of e%d ends -> phase %d\n", w, cur[w], next);
+  if
+  :: next == P_OK -> CHECK(6, !kc[gen[cur[w]]] || sig[w] != 0 || !pend[cur[w]])
+  :: else -> skip
+  fi;
   if
   :: admitted[w] -> release_slot(cur[w]); admitted[w] = 0
   :: else -> skip
@@ -643,7 +815,9 @@ inline complete(w, ok) {
   printf("w%d complete.lua e%d ok=%d\n", w, cur[w], ok);
   t_e = cur[w];
   if
-  :: !(ik == I_ID && ie == t_e) -> tomb[t_e] = 0  /* no longer the key's: forget a tombstone */
+  :: !(ik == I_ID && ie == t_e) ->
+     /* no longer the key's: forget a tombstone, and that a replace went beside it */
+     tomb[t_e] = 0; forget_beside(t_e)
   :: else -> skip
   fi;
   if
@@ -682,6 +856,7 @@ inline retry(w) {
   :: t_o == D_KEEP ->
      CHECK(2, !done[gen[t_e]]);
      CHECK(3, !canc[gen[t_e]]);
+     CHECK(6, !kc[gen[t_e]]);
      schedule(gen[t_e])
   :: t_o == D_DROP -> drop_task(gen[t_e])
   :: else -> skip
@@ -724,6 +899,7 @@ inline bury(w, poison) {
   :: t_b ->
      CHECK(2, !done[gen[t_e]]);
      CHECK(3, !canc[gen[t_e]]);
+     CHECK(6, !kc[gen[t_e]]);
      CHECK(5, !poison || hurt[gen[t_e]]);
      dead[gen[t_e]] = 1
   :: else -> skip
@@ -788,7 +964,8 @@ inline crash(w) {
   faults++; f_crash = 1;
   mark_hurt(w);
   st[w] = CRASHED; quiet[w] = 1; finish(w);
-  sig[w] = 0; early[w] = 0; lost[w] = 0; nrenew[w] = 0
+  sig[w] = 0; rsig[w] = 0; early[w] = 0; supd[w] = 0; lost[w] = 0; nrenew[w] = 0;
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0
 }
 
 inline restart() {
@@ -822,23 +999,36 @@ inline reconnect(w) {
   if
   :: cur[w] != 0 && pend[cur[w]] && own[cur[w]] == w -> stale[cur[w]] = 0
   :: else -> skip
+  fi;
+  if
+  :: ra[w] != 0 && pend[ra[w]] && own[ra[w]] == w -> stale[ra[w]] = 0
+  :: else -> skip
   fi
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
+#ifdef NO_READ_AHEAD
+#define READ_AHEAD(w)
+#else
+#define READ_AHEAD(w) \
+  :: d_step { st[w] == LIVE && cur[w] != 0 && ra[w] == 0 && nnew > 0 -> claim_ahead(w) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] != 0 -> pop_ahead(w) }
+#endif
+
 #define WORKER(w) \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && nnew > 0 -> claim(w, 0) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && nnew > 0 && CAN_FAULT(f_lostread) -> \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && nnew > 0 -> claim(w, 0) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && nnew > 0 && CAN_FAULT(f_lostread) -> \
        faults++; f_lostread = 1; claim(w, 1) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && GRACE && ANY(RECL) -> reclaim(w, 0) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && GRACE && ANY(RECL) && CAN_FAULT(f_lostread) -> \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && GRACE && ANY(RECL) -> reclaim(w, 0) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && GRACE && ANY(RECL) && CAN_FAULT(f_lostread) -> \
        faults++; f_lostread = 1; reclaim(w, 1) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && lost[w] -> recover(w) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] == 0 && lost[w] -> recover(w) } \
+  READ_AHEAD(w) \
   :: d_step { st[w] == LIVE && nrenew[w] -> reconnect(w) } \
-  :: d_step { st[w] == LIVE && sig[w] != 0 -> read_signals(w) } \
+  :: d_step { st[w] == LIVE && (sig[w] != 0 || rsig[w] != 0) -> read_signals(w) } \
   :: d_step { st[w] == LIVE && ph[w] == P_HANDED -> start(w) } \
-  :: d_step { st[w] == LIVE && ph[w] == P_RUN -> end_run(w, P_OK) } \
+  :: d_step { st[w] == LIVE && ph[w] == P_RUN && !stop[w] -> end_run(w, P_OK) } \
   :: d_step { st[w] == LIVE && ph[w] == P_RUN && stop[w] -> end_run(w, P_CANCELLED) } \
   :: d_step { st[w] == LIVE && ph[w] == P_RUN && fails < NFAIL -> fails++; end_run(w, P_RETRY) } \
   :: d_step { st[w] == LIVE && ph[w] == P_RUN && fails < NFAIL -> fails++; end_run(w, P_BURY) } \
@@ -881,7 +1071,7 @@ init {
    * completed, cancelled, a dead letter, or replaced by a newer task of its key; nothing waits
    * or runs. Invariant 4: the key is free again. */
   d_step {
-    CHECK(4, ik == I_NONE);
+    CHECK(4, ik == I_NONE && bes == 0);
     CHECK(1, !sched && !held);
     t_i = 1;
     do
@@ -894,7 +1084,7 @@ init {
     t_i = 1;
     do
     :: t_i <= lastgen ->
-       CHECK(1, done[t_i] || canc[t_i] || dead[t_i] || dropped[t_i]);
+       CHECK(1, done[t_i] || canc[t_i] || kc[t_i] || dead[t_i] || dropped[t_i]);
        t_i++
     :: else -> break
     od
