@@ -34,12 +34,13 @@
  *                   may fail: the task comes back keyless and a strike then drops it unseen
  *   BUG_BESIDE      cancel.lua ignores the replace-beside field `\2<key>`: an older run that a
  *                   `replace` went beside is neither tombstoned nor told to stop
+ *   BUG_BESIDE_ONE  `\2<key>` names only the latest delivery a replace went beside: once it is
+ *                   settled, an older run beside which a replace went too is out of a cancel's
+ *                   reach (needs three enqueues: -DNENQ=3 -DNE=10)
  * A check that is not the product's guarantee, for exploring:
  *   STRICT_START    invariants 2 and 3 at the worker's local start instead of the hand-over
  * Scope: NO_STRIKE (no strike or restore calls), NO_READ_AHEAD (no delivery read ahead), and
  * SKIP=n (invariant n unchecked, to see what else a variant breaks).
- * A proposal, not the Lua: BESIDE_SET, `\2<key>` names every unsettled delivery a replace went
- * beside, not only the latest (the three-task gap of model/README.md).
  */
 
 /* ---- bounds (override with -D) ---- */
@@ -107,11 +108,11 @@ byte gen[NE];       /* ghost: the task (one per accepted enqueue) the entry carr
 byte ik;            /* index[key]: kind */
 byte ie;            /* index[key]: stream id of I_ID, I_G, I_X */
 bit tomb[NE];       /* index field `\1<id>`: the tombstone of a cancelled delivery */
-#ifdef BESIDE_SET
-short bes;          /* (proposed) `\2<key>` names every unsettled delivery a replace went beside */
+#ifndef BUG_BESIDE_ONE
+short bes;          /* index field `\2<key>`: every unsettled delivery a `replace` went beside */
 #define BESIDE(n) ((bes >> n) & 1)
 #else
-byte bes;           /* index field `\2<key>`: the delivery a `replace` went beside (0: none) */
+byte bes;           /* (BUG_BESIDE_ONE) `\2<key>`: the latest delivery a replace went beside */
 #define BESIDE(n) (bes == n)
 #endif
 bit sched;          /* in the schedule (message parked) */
@@ -268,7 +269,7 @@ inline decide(n, w, res) {
 
 /* index.lua forget_beside(): delivery n, settled, is no longer the one a replace went beside */
 inline forget_beside(n) {
-#ifdef BESIDE_SET
+#ifndef BUG_BESIDE_ONE
   bes = bes & ~(1 << n)
 #else
   if
@@ -394,7 +395,7 @@ inline enqueue(replace, later) {
          * worker told (`r key i id`). Only to the worker holding it unstarted is that news: a
          * run goes on, and no other worker can get it any more (XREADGROUP > is past it, a
          * takeover or recover judges it superseded); so only that one is sent the signal. */
-#ifdef BESIDE_SET
+#ifndef BUG_BESIDE_ONE
         bes = bes | (1 << ie);
 #else
         bes = ie;

@@ -290,3 +290,22 @@ fn a_burial_that_frees_the_key_before_its_letter_loses_the_task() {
 fn a_cancel_that_ignores_the_run_a_replace_went_beside_lets_it_complete() {
     breaks("BUG_BESIDE", 6, NO_STRIKES);
 }
+
+/// Three enqueues, no faults or strikes: two replaces while the key's runs go on.
+const THREE_TASKS: &[&str] = &[
+    "-DNENQ=3",
+    "-DNE=10",
+    "-DNFAULTS=0",
+    "-DNO_STRIKE",
+    "-DNFAIL=0",
+];
+
+#[test]
+fn the_fixed_protocol_keeps_every_guarantee_through_two_replaces_beside_running_tasks() {
+    keeps_every_guarantee(THREE_TASKS, 100_000);
+}
+
+#[test]
+fn a_replace_field_naming_only_the_latest_run_beside_lets_an_older_one_complete() {
+    breaks("BUG_BESIDE_ONE", 6, THREE_TASKS);
+}
