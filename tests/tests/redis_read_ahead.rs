@@ -9,7 +9,10 @@
 //! - a replace of one of them reaches it as it reaches a queued task: it never runs, its
 //!   replacement does, and a cancel of its key after the replace stops both;
 //! - read-ahead is on by default; with it off (`read_ahead(0)`), the worker holds only the task
-//!   it runs.
+//!   it runs;
+//! - a worker paused longer than the redelivery timeout (a stop-the-world pause: its tasks and
+//!   renewals frozen) does not start, after the pause, what it read ahead before it, which
+//!   another worker took over and ran meanwhile.
 
 use std::time::Duration;
 
@@ -283,4 +286,101 @@ async fn with_read_ahead_off_the_worker_holds_only_what_it_runs() {
         })
         .await;
     worker.stop().await;
+}
+
+/// Blocks its worker's thread (on a runtime of one thread: the whole worker, renewals too), as a
+/// stop-the-world pause would.
+#[docket::task]
+async fn pause_the_worker(probe: String, label: String, millis: u64) {
+    let run = Probe::find(&probe).start(label);
+    std::thread::sleep(Duration::from_millis(millis));
+    run.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_paused_worker_read_ahead_is_not_started_after_another_ran_it() {
+    let server = RedisServer::start();
+    let name = unique_name("read-ahead-pause");
+    let redelivery = Duration::from_millis(400);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .await
+        .unwrap();
+    let probe = Probe::new();
+    // The paused worker: one slot, on a thread and runtime of its own.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let paused = {
+        let (url, name, stop) = (server.url(), name.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let docket = Docket::connect(url)
+                    .name(&name)
+                    .redelivery_timeout(redelivery)
+                    .await
+                    .unwrap();
+                Worker::new(&docket)
+                    .concurrency(1)
+                    .run_until(stop.cancelled_owned())
+                    .await
+                    .unwrap();
+            });
+        })
+    };
+    // Short tasks, so that it learns its pace and reads ahead.
+    for n in 0..BEFORE {
+        Short::schedule(probe.id(), n).on(&docket).await.unwrap();
+    }
+    probe
+        .until("the short tasks ran", |p| p.finishes() == BEFORE as usize)
+        .await;
+    // The pause and a task after it, stored together: one read takes both, the second read
+    // ahead while the pause holds the slot.
+    docket
+        .add_many([
+            PauseTheWorker::schedule(probe.id(), "pause".into(), 2_500),
+            PauseTheWorker::schedule(probe.id(), "after".into(), 0),
+        ])
+        .await
+        .unwrap();
+    probe
+        .until("the pause began", |p| p.starts() == BEFORE as usize + 1)
+        .await;
+    // Another worker takes over what the paused one holds and runs it.
+    let other = Background::start(Worker::new(&docket));
+    let ran = |label: &str, p: &Probe| p.runs().iter().filter(|run| run.label == label).count();
+    probe
+        .until("the task read ahead ran elsewhere", |p| {
+            ran("after", p) == 1
+        })
+        .await;
+    // The pause ends (the other worker, which took it over too, may run it as well); the paused
+    // worker must not start the task it read ahead again.
+    probe
+        .until("the pause ended", |p| {
+            p.runs()
+                .iter()
+                .any(|run| run.label == "pause" && run.finished.is_some())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    tokio::task::spawn_blocking(move || paused.join().unwrap())
+        .await
+        .unwrap();
+    other.stop().await;
+    let after: Vec<_> = probe
+        .runs()
+        .into_iter()
+        .filter(|run| run.label == "after")
+        .collect();
+    assert_eq!(
+        after.len(),
+        1,
+        "the task read ahead ran once, on the other worker: {after:#?}"
+    );
 }

@@ -28,8 +28,8 @@ use tokio_util::task::TaskTracker;
 use self::process::{process_guarded, release_dropped};
 use self::read_ahead::{Buffer, DEFAULT_READ_AHEAD, Pace};
 use self::signals::{RunningTasks, listen, subscribe};
-use self::upkeep::{acknowledge, joined, renew, report_depth, retry_while_unavailable};
-use crate::backend::{Backend, Delivery, KeyMode, Message};
+use self::upkeep::{Renewals, acknowledge, joined, renew, report_depth, retry_while_unavailable};
+use crate::backend::{AnyBackend, Backend, Delivery, KeyMode, Message};
 use crate::error::{Chain, Error, Result};
 use crate::handle::Docket;
 use crate::registry::Registry;
@@ -392,9 +392,12 @@ impl Worker {
             self.health
                 .parked_when(move || docket.backend().parked(&id));
         }
-        let renewer = backend.renew_every().map(|every| {
+        let renewals = backend
+            .renew_every()
+            .map(|every| Arc::new(Renewals::new(every)));
+        let renewer = renewals.as_ref().map(|renewals| {
             let (docket, id, finished) = (self.docket.clone(), self.id.clone(), finished.clone());
-            tokio::spawn(renew(docket, id, every, finished))
+            tokio::spawn(renew(docket, id, finished, Arc::clone(renewals)))
         });
 
         loop {
@@ -408,6 +411,12 @@ impl Worker {
                 .try_acquire_many_owned(slots.available_permits() as u32)
             {
                 free.merge(more);
+            }
+            // Across a lapse of the renewals, what was read ahead may have been taken over and
+            // run elsewhere: it goes back (what another worker took over is only forgotten here).
+            if let Some(age) = renewals.as_ref().and_then(|renewals| renewals.lapse()) {
+                let mut held = buffer.take_older_than(age);
+                give_back_unstarted(&self.id, &shared, backend, &mut held).await;
             }
             // What was read ahead starts first.
             while free.num_permits() > 0
@@ -482,15 +491,7 @@ impl Worker {
             }
         }
         // Stopping: what was read ahead goes back at once, for another worker to start.
-        let unstarted: Vec<Delivery> = buffer.drain().collect();
-        for delivery in &unstarted {
-            shared.running.forget(delivery);
-        }
-        if !unstarted.is_empty()
-            && let Err(error) = backend.give_back(&self.id, &unstarted).await
-        {
-            tracing::warn!(worker = %self.id, count = unstarted.len(), error = %Chain(&error), "could not give back the tasks read ahead; they are given back when the worker retires");
-        }
+        give_back_unstarted(&self.id, &shared, backend, &mut buffer).await;
 
         running.close();
         running.wait().await;
@@ -521,6 +522,24 @@ impl Worker {
         }
         tracing::info!(worker = %self.id, "docket worker stopped");
         Ok(())
+    }
+}
+
+/// Give back what `buffer` holds, read ahead and not started, for another worker to start.
+async fn give_back_unstarted(
+    worker: &str,
+    shared: &Arc<Shared>,
+    backend: &AnyBackend,
+    buffer: &mut Buffer,
+) {
+    let unstarted: Vec<Delivery> = buffer.drain().collect();
+    for delivery in &unstarted {
+        shared.running.forget(delivery);
+    }
+    if !unstarted.is_empty()
+        && let Err(error) = backend.give_back(worker, &unstarted).await
+    {
+        tracing::warn!(%worker, count = unstarted.len(), error = %Chain(&error), "could not give back the tasks read ahead; they are given back when the worker retires");
     }
 }
 

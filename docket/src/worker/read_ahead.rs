@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::Delivery;
 
@@ -66,21 +66,32 @@ impl Pace {
 /// Deliveries claimed ahead of free slots, in the order they were read.
 #[derive(Debug, Default)]
 pub(super) struct Buffer {
-    deliveries: VecDeque<Delivery>,
+    /// Each delivery, with when it was read.
+    deliveries: VecDeque<(Delivery, Instant)>,
 }
 
 impl Buffer {
     pub(super) fn push(&mut self, delivery: Delivery) {
-        self.deliveries.push_back(delivery);
+        self.deliveries.push_back((delivery, Instant::now()));
     }
 
     pub(super) fn pop(&mut self) -> Option<Delivery> {
-        self.deliveries.pop_front()
+        self.deliveries.pop_front().map(|(delivery, _)| delivery)
     }
 
     /// Everything buffered, to give back.
     pub(super) fn drain(&mut self) -> impl Iterator<Item = Delivery> + '_ {
-        self.deliveries.drain(..)
+        self.deliveries.drain(..).map(|(delivery, _)| delivery)
+    }
+
+    /// Take out the deliveries read more than `age` ago, in a buffer of their own.
+    pub(super) fn take_older_than(&mut self, age: Duration) -> Buffer {
+        let (old, young) = self
+            .deliveries
+            .drain(..)
+            .partition(|(_, read)| read.elapsed() > age);
+        self.deliveries = young;
+        Buffer { deliveries: old }
     }
 }
 

@@ -3,7 +3,9 @@
 //! backend is unreachable.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +24,41 @@ const ACK_BATCH: usize = 1024;
 /// How soon a failed renewal is tried again (not a whole renewal period later: two missed
 /// periods would let another worker take the deliveries over).
 const RENEW_RETRY: Duration = Duration::from_secs(1);
+
+/// When a worker's deliveries were last renewed. Gone unrenewed for more than two renewal
+/// periods (the process was paused, or the backend was away), they may have been taken over
+/// by another worker, and run there: what the worker read ahead across such a lapse is given
+/// back rather than started late, after its copy ran.
+#[derive(Debug)]
+pub(super) struct Renewals {
+    every: Duration,
+    start: Instant,
+    /// Milliseconds from `start` to the last renewal.
+    last: AtomicU64,
+}
+
+impl Renewals {
+    pub(super) fn new(every: Duration) -> Renewals {
+        Renewals {
+            every,
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn renewed(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// How long deliveries read ahead may wait across a lapse: when the renewals have lapsed,
+    /// those read longer ago than this may have been taken over. `None` while they have not.
+    pub(super) fn lapse(&self) -> Option<Duration> {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        let silent = self.start.elapsed().saturating_sub(last);
+        (silent > self.every * 2).then_some(self.every)
+    }
+}
 
 /// Acknowledge successful deliveries in batches: as many as have finished since the last call.
 pub(super) async fn acknowledge(
@@ -90,13 +127,15 @@ pub(super) async fn report_depth(docket: Docket, every: Duration, finished: Canc
 /// Keep the deliveries this worker holds (running, or being settled) its own, so no other
 /// worker takes them over; the backend sends nothing when it holds none. A failed renewal is
 /// tried again soon.
+/// Each successful renewal is noted in `renewals`, for the worker's loop to tell a lapse.
 pub(super) async fn renew(
     docket: Docket,
     worker: String,
-    every: Duration,
     finished: CancellationToken,
+    renewals: Arc<Renewals>,
 ) {
     let backend = docket.backend();
+    let every = renewals.every;
     let mut pause = every;
     loop {
         tokio::select! {
@@ -104,7 +143,10 @@ pub(super) async fn renew(
             () = tokio::time::sleep(pause) => {}
         }
         pause = match backend.renew(&worker).await {
-            Ok(()) => every,
+            Ok(()) => {
+                renewals.renewed();
+                every
+            }
             Err(error) => {
                 tracing::warn!(%worker, error = %Chain(&error), "could not renew running tasks; trying again");
                 RENEW_RETRY.min(every)
