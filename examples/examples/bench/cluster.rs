@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::report::{Bound, Check, Drain, Machine, Row, Unit, checks, markdown, thousands};
-use crate::scenarios::{Bench, DrainRun, Plan, drain, raw_drain_spread};
+use crate::scenarios::{Bench, DrainRun, Plan, RawSpread, drain, raw_drain_spread};
 use crate::server::{Admin, MASTERS};
 use crate::stats::{median, median_of};
 
@@ -167,52 +167,61 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
         ("cluster", n, Bench::new(&servers.cluster, masters, plan, n)),
     ];
     let (one, spread) = (&setups[0].2, &setups[2].2);
-    let raw = async |what: &str, bench: &Bench| -> Result<Raw> {
-        let runs = bench
-            .repeat(
-                what,
-                async || raw_drain_spread(bench).await,
-                |run| {
-                    format!(
-                        "{:.0}/s, the machine's CPUs {:.2} cores busy",
-                        run.per_s, run.machine_cores
-                    )
-                },
-            )
-            .await?;
-        Ok(Raw {
-            per_s: median_of(&runs, |run| run.per_s),
-            machine_cores: median_of(&runs, |run| run.machine_cores),
-            redis_cores: median_of(&runs, |run| run.redis_cores),
-            bench_cores: median_of(&runs, |run| run.bench_cores),
-        })
-    };
-    let raw_single = raw("raw drain, one server", one).await?;
-    let raw_cluster = raw("raw drain, every master at once", spread).await?;
 
+    // Round after round of every measurement, rather than each measurement's runs in a row: a
+    // burst of other work on the machine then slows one run of each, not every run of one.
+    let mut raw_runs: [Vec<RawSpread>; 2] = Default::default();
+    let mut drain_runs: Vec<Vec<DrainRun>> = vec![Vec::new(); setups.len() * CONCURRENCY.len()];
+    for round in 1..=plan.runs {
+        for (runs, (what, bench)) in raw_runs
+            .iter_mut()
+            .zip([("one server", one), ("every master at once", spread)])
+        {
+            let run = raw_drain_spread(bench).await?;
+            eprintln!(
+                "bench: round {round}/{}: raw drain, {what}: {:.0}/s, the machine's CPUs {:.2} \
+                 cores busy",
+                plan.runs, run.per_s, run.machine_cores
+            );
+            runs.push(run);
+        }
+        let mut runs = drain_runs.iter_mut();
+        for (servers, partitions, bench) in &setups {
+            for concurrency in CONCURRENCY {
+                let run = drain(bench, concurrency).await?;
+                let calls: Vec<String> = run.calls_by_server.iter().map(u64::to_string).collect();
+                eprintln!(
+                    "bench: round {round}/{}: docket drain, {servers}, {partitions} \
+                     partition(s), c={concurrency}: {}; commands by server {}; the machine's \
+                     CPUs {:.2} cores busy",
+                    plan.runs,
+                    run.headline(),
+                    calls.join(" / "),
+                    run.machine_cores
+                );
+                runs.next()
+                    .expect("a list per setup and concurrency")
+                    .push(run);
+            }
+        }
+    }
+    let [raw_single, raw_cluster] = raw_runs.map(|runs| Raw {
+        per_s: median_of(&runs, |run| run.per_s),
+        machine_cores: median_of(&runs, |run| run.machine_cores),
+        redis_cores: median_of(&runs, |run| run.redis_cores),
+        bench_cores: median_of(&runs, |run| run.bench_cores),
+    });
+    let mut runs = drain_runs.iter();
     let mut drains = Vec::new();
-    for (servers, partitions, bench) in &setups {
+    for (servers, partitions, _) in &setups {
         for concurrency in CONCURRENCY {
-            let runs = bench
-                .repeat(
-                    &format!("docket drain, {servers}, {partitions} partition(s), concurrency {concurrency}"),
-                    async || drain(bench, concurrency).await,
-                    |run| {
-                        let shares: Vec<String> = run
-                            .calls_by_server
-                            .iter()
-                            .map(|calls| calls.to_string())
-                            .collect();
-                        format!("{}; commands by server {}", run.headline(), shares.join(" / "))
-                    },
-                )
-                .await?;
+            let runs = runs.next().expect("a list per setup and concurrency");
             drains.push(Setup::from_runs(
                 servers,
                 *partitions,
                 concurrency,
                 plan.tasks,
-                &runs,
+                runs,
             ));
         }
     }

@@ -131,7 +131,7 @@ impl Bench {
     }
 
     /// Run a scenario `plan.runs` times, logging each run's headline to stderr.
-    pub(crate) async fn repeat<T>(
+    async fn repeat<T>(
         &self,
         what: &str,
         mut run: impl AsyncFnMut() -> Result<T>,
