@@ -88,6 +88,8 @@ pub(crate) struct Setup {
     /// Every process on the machine's CPU over the drain's time: the servers, the worker, and
     /// anything else running.
     pub(crate) machine_cores: f64,
+    /// The servers' socket reads while draining, per task.
+    pub(crate) socket_reads_per_task: f64,
 }
 
 impl Setup {
@@ -142,6 +144,7 @@ impl Setup {
                     .collect(),
             ),
             machine_cores: median_of(runs, |run| run.machine_cores),
+            socket_reads_per_task: median_of(runs, |run| run.socket_reads_per_task),
             worker_cores: median(
                 runs.iter()
                     .map(|run| run.worker_cpu_s / run.elapsed_s)
@@ -192,11 +195,12 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
                 let calls: Vec<String> = run.calls_by_server.iter().map(u64::to_string).collect();
                 eprintln!(
                     "bench: round {round}/{}: docket drain, {servers}, {partitions} \
-                     partition(s), c={concurrency}: {}; commands by server {}; the machine's \
-                     CPUs {:.2} cores busy",
+                     partition(s), c={concurrency}: {}; commands by server {}; {:.3} socket \
+                     reads per task; the machine's CPUs {:.2} cores busy",
                     plan.runs,
                     run.headline(),
                     calls.join(" / "),
+                    run.socket_reads_per_task,
                     run.machine_cores
                 );
                 runs.next()
@@ -398,6 +402,12 @@ impl ClusterFigures {
                     &format!("Redis CPU per task, whole life, {label}, c={CHECKED}"),
                     setup.drain.redis_usec_enqueue + setup.drain.redis_usec_drain,
                     Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis socket reads per task while draining, {label}, c={CHECKED}"),
+                    setup.socket_reads_per_task,
+                    PerTask,
                     None,
                 ),
                 row(

@@ -367,6 +367,9 @@ pub(crate) struct DrainRun {
     /// How many cores every process on the machine kept busy while the worker drained: the
     /// servers, the worker, and anything else running.
     pub(crate) machine_cores: f64,
+    /// The servers' socket reads while the worker drained, per task (the bench's own
+    /// `INFO` included, a handful a run).
+    pub(crate) socket_reads_per_task: f64,
     /// Each server's commands (one, or each master of a cluster), as counted for
     /// `server_commands_per_task`.
     pub(crate) calls_by_server: Vec<u64>,
@@ -399,9 +402,10 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
     let cpu_before = bench.admin.server_cpu_usec().await?;
     fill(&docket, tasks).await?;
     let cpu_filled = bench.admin.server_cpu_usec().await?;
-    let machine = MachineCpu::now();
+    let (machine, reads_before) = (MachineCpu::now(), bench.admin.socket_reads().await?);
     let worker = child::drain(&bench.url, docket.name(), concurrency).await?;
     let machine_cores = machine.busy_cores_since();
+    let socket_reads = bench.admin.socket_reads().await? - reads_before;
     let cpu_drained = bench.admin.server_cpu_usec().await?;
     let calls_by_server = bench.admin.calls_by_server().await?;
     let calls_by_command = bench.admin.calls_by_command().await?;
@@ -423,6 +427,7 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
         elapsed_s: worker.elapsed_s,
         worker_cpu_s: worker.cpu_s,
         machine_cores,
+        socket_reads_per_task: socket_reads as f64 / tasks as f64,
         calls_by_server,
         calls_by_command,
     })

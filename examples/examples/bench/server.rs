@@ -120,6 +120,25 @@ impl Admin {
         Ok(usec)
     }
 
+    /// Socket reads the servers' event loops have made (`total_reads_processed`, `INFO stats`),
+    /// summed: how many times a server woke up to read what a client sent, however many
+    /// commands each read held.
+    pub(crate) async fn socket_reads(&self) -> Result<u64> {
+        let mut reads = 0;
+        for node in &self.nodes {
+            let info: String = redis::cmd("INFO")
+                .arg("stats")
+                .query_async(&mut node.connection.clone())
+                .await?;
+            reads += info
+                .lines()
+                .find_map(|line| line.strip_prefix("total_reads_processed:"))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .ok_or("no total_reads_processed in INFO stats")?;
+        }
+        Ok(reads)
+    }
+
     /// `redis_version` from the first server's `INFO server`.
     pub(crate) async fn version(&self) -> Result<String> {
         let info: String = redis::cmd("INFO")
