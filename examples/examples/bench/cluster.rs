@@ -69,11 +69,20 @@ pub(crate) struct Raw {
     pub(crate) bench_cores: f64,
 }
 
+/// Where a setup's docket lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    /// The single server.
+    Single,
+    /// The cluster.
+    Cluster,
+}
+
 /// docket's drain in one setup at one concurrency.
 #[derive(Debug, Serialize)]
 pub(crate) struct Setup {
-    /// `single`, or `cluster`.
-    pub(crate) servers: &'static str,
+    pub(crate) servers: Kind,
     pub(crate) partitions: u16,
     #[serde(flatten)]
     pub(crate) drain: Drain,
@@ -95,8 +104,8 @@ pub(crate) struct Setup {
 impl Setup {
     fn label(&self) -> String {
         match self.servers {
-            "single" => "one server".to_owned(),
-            _ => format!(
+            Kind::Single => "one server".to_owned(),
+            Kind::Cluster => format!(
                 "cluster, {} partition{}",
                 self.partitions,
                 if self.partitions == 1 { "" } else { "s" }
@@ -106,7 +115,7 @@ impl Setup {
 
     /// The medians of `runs`, each of `tasks` tasks.
     fn from_runs(
-        servers: &'static str,
+        servers: Kind,
         partitions: u16,
         concurrency: usize,
         tasks: u64,
@@ -161,13 +170,21 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
     let machine = Machine::describe(single.version().await?);
     let n = MASTERS as u16;
     let setups = [
-        ("single", 1, Bench::new(&servers.single, single, plan, 1)),
         (
-            "cluster",
+            Kind::Single,
+            1,
+            Bench::new(&servers.single, single, plan, 1),
+        ),
+        (
+            Kind::Cluster,
             1,
             Bench::new(&servers.cluster, masters.clone(), plan, 1),
         ),
-        ("cluster", n, Bench::new(&servers.cluster, masters, plan, n)),
+        (
+            Kind::Cluster,
+            n,
+            Bench::new(&servers.cluster, masters, plan, n),
+        ),
     ];
     let (one, spread) = (&setups[0].2, &setups[2].2);
 
@@ -194,7 +211,7 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
                 let run = drain(bench, concurrency).await?;
                 let calls: Vec<String> = run.calls_by_server.iter().map(u64::to_string).collect();
                 eprintln!(
-                    "bench: round {round}/{}: docket drain, {servers}, {partitions} \
+                    "bench: round {round}/{}: docket drain, {servers:?}, {partitions} \
                      partition(s), c={concurrency}: {}; commands by server {}; {:.3} socket \
                      reads per task; the machine's CPUs {:.2} cores busy",
                     plan.runs,
@@ -221,7 +238,7 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
         for concurrency in CONCURRENCY {
             let runs = runs.next().expect("a list per setup and concurrency");
             drains.push(Setup::from_runs(
-                servers,
+                *servers,
                 *partitions,
                 concurrency,
                 plan.tasks,
@@ -252,7 +269,7 @@ pub(crate) async fn run_all(servers: &Servers, plan: Plan) -> Result<ClusterFigu
 }
 
 impl ClusterFigures {
-    fn setup(&self, servers: &str, partitions: u16, concurrency: usize) -> Option<&Setup> {
+    fn setup(&self, servers: Kind, partitions: u16, concurrency: usize) -> Option<&Setup> {
         self.drains.iter().find(|setup| {
             setup.servers == servers
                 && setup.partitions == partitions
@@ -321,9 +338,9 @@ impl ClusterFigures {
         }
         for concurrency in CONCURRENCY {
             let (Some(single), Some(one), Some(spread)) = (
-                self.setup("single", 1, concurrency),
-                self.setup("cluster", 1, concurrency),
-                self.setup("cluster", n, concurrency),
+                self.setup(Kind::Single, 1, concurrency),
+                self.setup(Kind::Cluster, 1, concurrency),
+                self.setup(Kind::Cluster, n, concurrency),
             ) else {
                 continue;
             };
@@ -354,7 +371,7 @@ impl ClusterFigures {
         }
         for setup in &self.drains {
             let c = setup.drain.concurrency;
-            let one = self.setup("cluster", 1, c);
+            let one = self.setup(Kind::Cluster, 1, c);
             let bound = (setup.partitions == n && c == CHECKED)
                 .then_some(one.map(|one| AtMost(1.1 * one.drain.server_commands_per_task)))
                 .flatten();
@@ -377,7 +394,7 @@ impl ClusterFigures {
                 None,
             ));
         }
-        if let Some(spread) = self.setup("cluster", n, CHECKED) {
+        if let Some(spread) = self.setup(Kind::Cluster, n, CHECKED) {
             let fair = 1.0 / f64::from(n);
             for (index, share) in spread.shares.iter().enumerate() {
                 rows.push(row(
