@@ -49,6 +49,8 @@ pub(crate) struct Report {
     pub(crate) commands_sent: u64,
     /// The child's peak resident set (`VmHWM`), KiB.
     pub(crate) peak_rss_kib: u64,
+    /// The CPU time (user and system) the child used, in seconds.
+    pub(crate) cpu_s: f64,
 }
 
 /// The child: drain the docket, then report.
@@ -72,6 +74,7 @@ pub(crate) async fn serve(args: Args) -> Result<()> {
             .as_secs_f64(),
         commands_sent: docket.commands_sent(),
         peak_rss_kib: peak_rss_kib()?,
+        cpu_s: cpu_s()?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
@@ -103,4 +106,24 @@ fn peak_rss_kib() -> Result<u64> {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+}
+
+/// This process's `utime` + `stime` from `/proc/self/stat`, in seconds (Linux counts them in
+/// ticks of 1/100 s, `USER_HZ`, on every architecture it runs on).
+pub(crate) fn cpu_s() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces: `state`
+    // is field 3, `utime` 14 and `stime` 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |field: usize| {
+        fields
+            .get(field - 3)
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    match (ticks(14), ticks(15)) {
+        (Some(user), Some(system)) => Ok((user + system) as f64 / 100.0),
+        _ => Err("no utime and stime in /proc/self/stat".into()),
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p examples --example bench -- [--quick] [--json] [--redis-url URL]
+//! cargo run --release -p examples --example bench -- --cluster [--quick] [--json]
 //! ```
 //!
 //! Without `--redis-url` it starts its own `redis-server` (from the `PATH`) on a free loopback
@@ -15,6 +16,10 @@
 //! well under a minute. `--idle-seconds S` watches the idle worker for S seconds instead of 60
 //! (10 with `--quick`): an idle worker wakes about every 75 s, so a longer window averages better.
 //!
+//! With `--cluster` it measures instead what one docket gains from a Redis Cluster
+//! ([`cluster`]): it starts one single server and one cluster of three masters (no replicas),
+//! and prints the raw and docket drains on both, their ratios, and each master's share.
+//!
 //! Every drain runs in a worker child process (this binary again, with the hidden
 //! `--worker-child` mode), so its peak RSS is the worker's alone.
 //!
@@ -22,6 +27,7 @@
 //! sets another cap (`Worker::read_ahead(N)`, 0 for none), to compare them.
 
 mod child;
+mod cluster;
 mod report;
 mod scenarios;
 mod server;
@@ -45,13 +51,15 @@ enum Mode {
 struct Options {
     quick: bool,
     json: bool,
+    /// `--cluster`: the cluster comparison instead of the single-server scenarios.
+    cluster: bool,
     redis_url: Option<String>,
     /// Overrides how long the idle worker is watched.
     idle_seconds: Option<u64>,
 }
 
-const USAGE: &str =
-    "usage: bench [--quick] [--json] [--redis-url redis://127.0.0.1:PORT] [--idle-seconds S]";
+const USAGE: &str = "usage: bench [--quick] [--json] [--redis-url redis://127.0.0.1:PORT] \
+                     [--idle-seconds S]\n       bench --cluster [--quick] [--json]";
 
 fn main() -> ExitCode {
     let mode = match parse_args(std::env::args().skip(1)) {
@@ -84,6 +92,9 @@ fn main() -> ExitCode {
 
 /// Run every scenario against our own server or the given one, then print the figures.
 fn bench(runtime: &tokio::runtime::Runtime, options: Options) -> Result<()> {
+    if options.cluster {
+        return bench_cluster(runtime, options);
+    }
     // Started outside the runtime and dropped last: the server is stopped on every way out,
     // a panic included.
     let (_server, url) = match options.redis_url {
@@ -113,12 +124,39 @@ fn bench(runtime: &tokio::runtime::Runtime, options: Options) -> Result<()> {
     Ok(())
 }
 
+/// `--cluster`: start a single server and a cluster, compare them, print the figures.
+fn bench_cluster(runtime: &tokio::runtime::Runtime, options: Options) -> Result<()> {
+    // Started outside the runtime and dropped last, as in `bench`.
+    let single = tests::redis_server::RedisServer::start();
+    let cluster = server::LocalCluster::start()?;
+    let servers = cluster::Servers {
+        single: single.url(),
+        cluster: cluster.url(),
+        masters: cluster.master_urls(),
+    };
+    eprintln!(
+        "bench: started redis-server on {} and a cluster on {}",
+        servers.single, servers.cluster
+    );
+    let plan = match options.quick {
+        true => scenarios::Plan::quick(),
+        false => scenarios::Plan::full(),
+    };
+    let figures = runtime.block_on(cluster::run_all(&servers, plan))?;
+    match options.json {
+        true => println!("{}", serde_json::to_string_pretty(&figures)?),
+        false => print!("{}", figures.table()),
+    }
+    Ok(())
+}
+
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
     let mut options = Options::default();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--json" => options.json = true,
+            "--cluster" => options.cluster = true,
             "--redis-url" => {
                 options.redis_url = Some(args.next().ok_or("--redis-url needs a URL")?);
             }
@@ -131,6 +169,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Mode, String> {
             "-h" | "--help" => return Err("the options are".into()),
             other => return Err(format!("unknown argument `{other}`")),
         }
+    }
+    if options.cluster && (options.redis_url.is_some() || options.idle_seconds.is_some()) {
+        return Err("--cluster starts its own servers and has no idle scenario".into());
     }
     Ok(Mode::Bench(options))
 }

@@ -153,16 +153,31 @@ pub(crate) struct Check {
 }
 
 /// One line of the table.
-struct Row {
-    figure: String,
-    value: f64,
-    unit: Unit,
-    bound: Option<Bound>,
+pub(crate) struct Row {
+    pub(crate) figure: String,
+    pub(crate) value: f64,
+    pub(crate) unit: Unit,
+    pub(crate) bound: Option<Bound>,
+}
+
+impl Row {
+    pub(crate) fn new(figure: &str, value: f64, unit: Unit, bound: Option<Bound>) -> Row {
+        Row {
+            figure: figure.to_owned(),
+            value,
+            unit,
+            bound,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Unit {
+pub(crate) enum Unit {
     PerSecond,
+    /// A fraction, printed as a percentage.
+    Share,
+    /// CPU cores kept busy.
+    Cores,
     Ms,
     Ratio,
     PerTask,
@@ -175,6 +190,8 @@ impl Unit {
     fn format(self, value: f64) -> String {
         match self {
             Unit::PerSecond => format!("{} /s", thousands(value)),
+            Unit::Share => format!("{:.1} %", value * 100.0),
+            Unit::Cores => format!("{value:.2} cores"),
             Unit::Ms => format!("{value:.3} ms"),
             Unit::Ratio => format!("{value:.2}"),
             Unit::PerTask => format!("{value:.2}"),
@@ -186,9 +203,11 @@ impl Unit {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Bound {
+pub(crate) enum Bound {
     AtLeast(f64),
     AtMost(f64),
+    /// From the first to the second, both included.
+    Between(f64, f64),
 }
 
 impl Bound {
@@ -196,6 +215,7 @@ impl Bound {
         match self {
             Bound::AtLeast(bound) => value >= bound,
             Bound::AtMost(bound) => value <= bound,
+            Bound::Between(low, high) => (low..=high).contains(&value),
         }
     }
 
@@ -203,6 +223,7 @@ impl Bound {
         match self {
             Bound::AtLeast(bound) => format!("≥ {}", unit.format(bound)),
             Bound::AtMost(bound) => format!("≤ {}", unit.format(bound)),
+            Bound::Between(low, high) => format!("{} to {}", unit.format(low), unit.format(high)),
         }
     }
 }
@@ -210,19 +231,7 @@ impl Bound {
 impl Figures {
     /// Fill in [`Figures::targets`] from the figures.
     pub(crate) fn checked(mut self) -> Figures {
-        self.targets = self
-            .rows()
-            .into_iter()
-            .filter_map(|row| {
-                let bound = row.bound?;
-                Some(Check {
-                    target: bound.describe(row.unit),
-                    met: bound.met(row.value),
-                    value: row.value,
-                    figure: row.figure,
-                })
-            })
-            .collect();
+        self.targets = checks(self.rows());
         self
     }
 
@@ -231,12 +240,7 @@ impl Figures {
     }
 
     fn rows(&self) -> Vec<Row> {
-        let row = |figure: &str, value: f64, unit: Unit, bound: Option<Bound>| Row {
-            figure: figure.to_owned(),
-            value,
-            unit,
-            bound,
-        };
+        let row = Row::new;
         use Bound::{AtLeast, AtMost};
         use Unit::*;
         let mut rows = vec![
@@ -440,27 +444,7 @@ impl Figures {
             machine.cpu_model,
             machine.redis_version
         );
-        let _ = writeln!(out, "| figure | value | target | |");
-        let _ = writeln!(out, "|---|--:|--:|---|");
-        for row in self.rows() {
-            let (target, status) = match row.bound {
-                Some(bound) => (
-                    bound.describe(row.unit),
-                    if bound.met(row.value) {
-                        "met"
-                    } else {
-                        "**missed**"
-                    },
-                ),
-                None => (String::new(), ""),
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {target} | {status} |",
-                row.figure,
-                row.unit.format(row.value)
-            );
-        }
+        out.push_str(&markdown(self.rows()));
         let _ = writeln!(
             out,
             "\nlatency: {} tasks; lateness: {} tasks due {} s ahead, at once or over {} s; idle: \
@@ -475,8 +459,50 @@ impl Figures {
     }
 }
 
+/// The rows that have a target, checked.
+pub(crate) fn checks(rows: Vec<Row>) -> Vec<Check> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let bound = row.bound?;
+            Some(Check {
+                target: bound.describe(row.unit),
+                met: bound.met(row.value),
+                value: row.value,
+                figure: row.figure,
+            })
+        })
+        .collect()
+}
+
+/// The rows as a Markdown table: figure, value, target, and whether it was met.
+pub(crate) fn markdown(rows: Vec<Row>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| figure | value | target | |");
+    let _ = writeln!(out, "|---|--:|--:|---|");
+    for row in rows {
+        let (target, status) = match row.bound {
+            Some(bound) => (
+                bound.describe(row.unit),
+                if bound.met(row.value) {
+                    "met"
+                } else {
+                    "**missed**"
+                },
+            ),
+            None => (String::new(), ""),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {target} | {status} |",
+            row.figure,
+            row.unit.format(row.value)
+        );
+    }
+    out
+}
+
 /// `1234567.8` as `1,234,568`.
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.abs());
     let mut grouped = String::new();
     for (i, digit) in digits.chars().enumerate() {

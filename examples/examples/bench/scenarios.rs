@@ -1,17 +1,19 @@
 //! The scenarios, one function per run of each; [`run_all`] repeats them and keeps the medians.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use docket::{Docket, Worker};
 use redis::Value;
+use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Result;
 use crate::child;
 use crate::report::{Drain, Enqueue, Figures, Idle, Latency, Lateness, Machine, RawCeiling};
 use crate::server::Admin;
-use crate::stats::{Spread, median, median_of};
+use crate::stats::{MachineCpu, Spread, median, median_of};
 use crate::tasks::{self, Noop, Ping, Stamp, Start};
 
 /// Producers in the concurrent enqueue scenario.
@@ -36,11 +38,11 @@ const START_PATIENCE: Duration = Duration::from_secs(30);
 /// How much work each scenario does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
-    quick: bool,
+    pub(crate) quick: bool,
     /// N: tasks per enqueue, drain and raw ceiling run.
-    tasks: u64,
+    pub(crate) tasks: u64,
     /// Runs of each scenario; the median is reported.
-    runs: usize,
+    pub(crate) runs: usize,
     latency_tasks: u64,
     lateness_tasks: u64,
     /// Over how long the spread-out lateness tasks fall due.
@@ -83,14 +85,28 @@ impl Plan {
 }
 
 /// What every scenario needs: the server, the plan, and fresh docket names.
-struct Bench {
+pub(crate) struct Bench {
     url: String,
-    admin: Admin,
-    plan: Plan,
+    /// Counts over every server the dockets may use.
+    pub(crate) admin: Admin,
+    pub(crate) plan: Plan,
+    /// How many partitions each docket is spread over.
+    partitions: u16,
     next: AtomicU32,
 }
 
 impl Bench {
+    /// Dockets of `partitions` partitions at `url`, counted by `admin`.
+    pub(crate) fn new(url: &str, admin: Admin, plan: Plan, partitions: u16) -> Bench {
+        Bench {
+            url: url.to_owned(),
+            admin,
+            plan,
+            partitions,
+            next: AtomicU32::new(0),
+        }
+    }
+
     /// A docket under a name no other run uses.
     ///
     /// Scheduling never falls back to running in this process: that would make the figures
@@ -98,12 +114,13 @@ impl Bench {
     async fn docket(&self, label: &str) -> Result<Docket> {
         let docket = Docket::connect(&self.url)
             .name(self.unique(label))
+            .partitions(self.partitions)
             .in_process_fallback(false)
             .await?;
         Ok(docket)
     }
 
-    fn unique(&self, label: &str) -> String {
+    pub(crate) fn unique(&self, label: &str) -> String {
         let run = self.next.fetch_add(1, Ordering::Relaxed);
         format!("bench-{}-{run}-{label}", std::process::id())
     }
@@ -159,12 +176,7 @@ impl Bench {
 pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
     let admin = Admin::connect(url).await?;
     let machine = Machine::describe(admin.version().await?);
-    let bench = Bench {
-        url: url.to_owned(),
-        admin,
-        plan,
-        next: AtomicU32::new(0),
-    };
+    let bench = Bench::new(url, admin, plan, 1);
     let b = &bench;
 
     let enqueue = Enqueue {
@@ -206,20 +218,7 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
             .repeat(
                 &format!("drain at concurrency {concurrency}"),
                 async || drain(b, concurrency).await,
-                |run| {
-                    format!(
-                        "{:.0}/s ({:.0} ms after the last start), {:.2} server / {:.2} client \
-                         commands per task, Redis CPU {:.1} + {:.1} µs per task, peak RSS \
-                         {:.1} MiB",
-                        run.tasks_per_s,
-                        run.finish_tail_ms,
-                        run.server_commands_per_task,
-                        run.client_commands_per_task,
-                        run.redis_usec_enqueue,
-                        run.redis_usec_drain,
-                        run.peak_rss_mib
-                    )
-                },
+                DrainRun::headline,
             )
             .await?;
         drains.push(Drain::median(concurrency, &runs));
@@ -350,7 +349,7 @@ async fn warm_up(docket: &Docket) -> Result<()> {
 // Drain and raw ceiling ----------------------------------------------------------------------
 
 /// One drain run, as the worker child reports it and `INFO commandstats` counts it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct DrainRun {
     pub(crate) tasks_per_s: f64,
     /// How long `run_until_finished` took to return after the last task started.
@@ -361,19 +360,56 @@ pub(crate) struct DrainRun {
     pub(crate) redis_usec_enqueue: f64,
     pub(crate) redis_usec_drain: f64,
     pub(crate) peak_rss_mib: f64,
+    /// From the worker's start to its last acknowledgement.
+    pub(crate) elapsed_s: f64,
+    /// CPU time (user and system) the worker process used, start-up included.
+    pub(crate) worker_cpu_s: f64,
+    /// How many cores every process on the machine kept busy while the worker drained: the
+    /// servers, the worker, and anything else running.
+    pub(crate) machine_cores: f64,
+    /// The servers' socket reads while the worker drained, per task (the bench's own
+    /// `INFO` included, a handful a run).
+    pub(crate) socket_reads_per_task: f64,
+    /// Each server's commands (one, or each master of a cluster), as counted for
+    /// `server_commands_per_task`.
+    pub(crate) calls_by_server: Vec<u64>,
+    /// The servers' commands by name, summed over the servers.
+    pub(crate) calls_by_command: BTreeMap<String, u64>,
+}
+
+impl DrainRun {
+    /// What the bench logs of each run.
+    pub(crate) fn headline(&self) -> String {
+        format!(
+            "{:.0}/s ({:.0} ms after the last start), {:.2} server / {:.2} client commands per \
+             task, Redis CPU {:.1} + {:.1} µs per task, peak RSS {:.1} MiB",
+            self.tasks_per_s,
+            self.finish_tail_ms,
+            self.server_commands_per_task,
+            self.client_commands_per_task,
+            self.redis_usec_enqueue,
+            self.redis_usec_drain,
+            self.peak_rss_mib
+        )
+    }
 }
 
 /// N tasks queued with `add_many`, then drained by one worker process at `concurrency`.
-async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun> {
+pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun> {
     let tasks = bench.plan.tasks;
     let docket = bench.docket(&format!("drain-c{concurrency}")).await?;
     bench.admin.reset_stats().await?;
     let cpu_before = bench.admin.server_cpu_usec().await?;
     fill(&docket, tasks).await?;
     let cpu_filled = bench.admin.server_cpu_usec().await?;
+    let (machine, reads_before) = (MachineCpu::now(), bench.admin.socket_reads().await?);
     let worker = child::drain(&bench.url, docket.name(), concurrency).await?;
+    let machine_cores = machine.busy_cores_since();
+    let socket_reads = bench.admin.socket_reads().await? - reads_before;
     let cpu_drained = bench.admin.server_cpu_usec().await?;
-    let server_calls = bench.admin.server_calls().await?;
+    let calls_by_server = bench.admin.calls_by_server().await?;
+    let calls_by_command = bench.admin.calls_by_command().await?;
+    let server_calls: u64 = calls_by_server.iter().sum();
     let client_calls = docket.commands_sent() + worker.commands_sent;
     let left = docket.snapshot().await?.len() + docket.dead_letters().await?.len();
     if left > 0 {
@@ -388,6 +424,12 @@ async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun> {
         redis_usec_enqueue: (cpu_filled - cpu_before) / tasks as f64,
         redis_usec_drain: (cpu_drained - cpu_filled) / tasks as f64,
         peak_rss_mib: worker.peak_rss_kib as f64 / 1024.0,
+        elapsed_s: worker.elapsed_s,
+        worker_cpu_s: worker.cpu_s,
+        machine_cores,
+        socket_reads_per_task: socket_reads as f64 / tasks as f64,
+        calls_by_server,
+        calls_by_command,
     })
 }
 
@@ -409,31 +451,14 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
     let name = bench.unique("raw");
     let stream = format!("{{{name}}}:stream");
     let mut connection = bench.admin.connection().await?;
-    redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&stream)
-        .arg("workers")
-        .arg("0")
-        .arg("MKSTREAM")
-        .exec_async(&mut connection)
-        .await?;
+    raw_stream(&mut connection, &stream).await?;
     let due = millis(SystemTime::now());
-    let entry = |n: u64| {
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&stream)
-            .arg("*")
-            .arg("k")
-            .arg(format!("{:032x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15))
-            .arg("m")
-            .arg(format!(
-                r#"{{"task":"noop","attempt":1,"due":{due},"args":{{"n":{n}}}}}"#
-            ));
-        xadd
-    };
 
     let started = Instant::now();
     for n in 0..tasks {
-        entry(n).exec_async(&mut connection).await?;
+        raw_entry(&stream, n, due)
+            .exec_async(&mut connection)
+            .await?;
     }
     let xadd_one_per_s = per_second(tasks, started);
     redis::cmd("XTRIM")
@@ -445,47 +470,11 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
 
     let cpu_before = bench.admin.server_cpu_usec().await?;
     let started = Instant::now();
-    for low in (0..tasks).step_by(BATCH as usize) {
-        let mut pipeline = redis::pipe();
-        for n in low..(low + BATCH).min(tasks) {
-            pipeline.add_command(entry(n)).ignore();
-        }
-        pipeline.exec_async(&mut connection).await?;
-    }
+    raw_fill(&mut connection, &stream, tasks).await?;
     let xadd_per_s = per_second(tasks, started);
 
     let started = Instant::now();
-    let mut drained = 0;
-    while drained < tasks {
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("workers")
-            .arg("raw")
-            .arg("COUNT")
-            .arg(BATCH)
-            .arg("STREAMS")
-            .arg(&stream)
-            .arg(">")
-            .query_async(&mut connection)
-            .await?;
-        let ids = entry_ids(reply);
-        if ids.is_empty() {
-            return Err(format!("the raw stream ran dry after {drained} entries").into());
-        }
-        redis::pipe()
-            .cmd("XACK")
-            .arg(&stream)
-            .arg("workers")
-            .arg(&ids)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&ids)
-            .ignore()
-            .exec_async(&mut connection)
-            .await?;
-        drained += ids.len() as u64;
-    }
+    raw_drain(&mut connection, &stream, tasks).await?;
     let drain_per_s = per_second(tasks, started);
     let redis_usec_per_task = (bench.admin.server_cpu_usec().await? - cpu_before) / tasks as f64;
     bench.admin.forget(&name).await?;
@@ -495,6 +484,151 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
         drain_per_s,
         redis_usec_per_task,
     })
+}
+
+/// The raw drain spread over every server the bench counts (one, or each master of a cluster):
+/// a stream on each, holding its share of N entries, all drained at once, each on a connection
+/// of its own.
+pub(crate) async fn raw_drain_spread(bench: &Bench) -> Result<RawSpread> {
+    let tasks = bench.plan.tasks;
+    let servers = bench.admin.servers();
+    let name = bench.unique("raw-spread");
+    let mut lanes = Vec::with_capacity(servers);
+    for index in 0..servers {
+        let stream = format!("{{{}}}:stream", tag_on(bench, index, &name).await?);
+        let mut connection = bench.admin.connection_to(index).await?;
+        raw_stream(&mut connection, &stream).await?;
+        let share = tasks / servers as u64 + u64::from((index as u64) < tasks % servers as u64);
+        raw_fill(&mut connection, &stream, share).await?;
+        lanes.push((connection, stream, share));
+    }
+    let machine = MachineCpu::now();
+    let (redis_before, bench_before) = (bench.admin.server_cpu_usec().await?, child::cpu_s()?);
+    let started = Instant::now();
+    let drains: Vec<_> = lanes
+        .into_iter()
+        .map(|(mut connection, stream, share)| {
+            tokio::spawn(async move { raw_drain(&mut connection, &stream, share).await })
+        })
+        .collect();
+    for drain in drains {
+        drain.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let machine_cores = machine.busy_cores_since();
+    let redis_cores = (bench.admin.server_cpu_usec().await? - redis_before) / 1e6 / elapsed;
+    let bench_cores = (child::cpu_s()? - bench_before) / elapsed;
+    bench.admin.forget(&name).await?;
+    Ok(RawSpread {
+        per_s: tasks as f64 / elapsed,
+        machine_cores,
+        redis_cores,
+        bench_cores,
+    })
+}
+
+/// One run of [`raw_drain_spread`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawSpread {
+    /// Entries per second, over every server.
+    pub(crate) per_s: f64,
+    /// How many cores every process on the machine kept busy meanwhile.
+    pub(crate) machine_cores: f64,
+    /// How many the servers kept busy.
+    pub(crate) redis_cores: f64,
+    /// How many the bench's own process kept busy (the `redis` crate's side).
+    pub(crate) bench_cores: f64,
+}
+
+/// A hash tag under `name` (`name:i.k`) whose slot server `index` serves: any, on a single
+/// server.
+async fn tag_on(bench: &Bench, index: usize, name: &str) -> Result<String> {
+    if bench.admin.servers() == 1 {
+        return Ok(format!("{name}:{index}.0"));
+    }
+    for k in 0..10_000 {
+        let tag = format!("{name}:{index}.{k}");
+        if bench.admin.serves(index, &tag).await? {
+            return Ok(tag);
+        }
+    }
+    Err(format!("no tag under `{name}` lands on server {index}").into())
+}
+
+/// An empty stream with the consumer group `workers`.
+async fn raw_stream(connection: &mut MultiplexedConnection, stream: &str) -> Result<()> {
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg("workers")
+        .arg("0")
+        .arg("MKSTREAM")
+        .exec_async(connection)
+        .await?;
+    Ok(())
+}
+
+/// An `XADD` of entry `n`, shaped like docket's: a key and a message.
+fn raw_entry(stream: &str, n: u64, due: u64) -> redis::Cmd {
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(stream)
+        .arg("*")
+        .arg("k")
+        .arg(format!("{:032x}", u128::from(n) * 0x9e37_79b9_7f4a_7c15))
+        .arg("m")
+        .arg(format!(
+            r#"{{"task":"noop","attempt":1,"due":{due},"args":{{"n":{n}}}}}"#
+        ));
+    xadd
+}
+
+/// Pipelined `XADD` of `tasks` entries, [`BATCH`] per round trip.
+async fn raw_fill(connection: &mut MultiplexedConnection, stream: &str, tasks: u64) -> Result<()> {
+    let due = millis(SystemTime::now());
+    for low in (0..tasks).step_by(BATCH as usize) {
+        let mut pipeline = redis::pipe();
+        for n in low..(low + BATCH).min(tasks) {
+            pipeline.add_command(raw_entry(stream, n, due)).ignore();
+        }
+        pipeline.exec_async(connection).await?;
+    }
+    Ok(())
+}
+
+/// `XREADGROUP COUNT 1000`, then a pipelined `XACK` + `XDEL`, until `tasks` entries are gone.
+async fn raw_drain(connection: &mut MultiplexedConnection, stream: &str, tasks: u64) -> Result<()> {
+    let mut drained = 0;
+    while drained < tasks {
+        let reply: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("workers")
+            .arg("raw")
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .query_async(connection)
+            .await?;
+        let ids = entry_ids(reply);
+        if ids.is_empty() {
+            return Err(format!("the raw stream ran dry after {drained} entries").into());
+        }
+        redis::pipe()
+            .cmd("XACK")
+            .arg(stream)
+            .arg("workers")
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(stream)
+            .arg(&ids)
+            .ignore()
+            .exec_async(connection)
+            .await?;
+        drained += ids.len() as u64;
+    }
+    Ok(())
 }
 
 /// The entry ids of the one stream in an `XREADGROUP` reply (RESP2 or RESP3).

@@ -1,4 +1,4 @@
-//! Medians and percentiles.
+//! Medians and percentiles, and how busy the machine's CPUs were.
 
 use serde::Serialize;
 
@@ -52,5 +52,44 @@ impl Spread {
             p99_ms: median_of(runs, |run| run.p99_ms),
             max_ms: median_of(runs, |run| run.max_ms),
         }
+    }
+}
+
+/// The whole machine's CPU counters at one instant (the first line of `/proc/stat`), to tell
+/// how many cores every process together kept busy over an interval: the bench's own servers
+/// and worker, and whatever else runs on the machine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MachineCpu {
+    busy: u64,
+    total: u64,
+}
+
+impl MachineCpu {
+    /// The counters now; zeros where `/proc/stat` cannot be read (the figure is then NaN).
+    pub(crate) fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("cpu "))
+            .map_or(Vec::new(), |rest| {
+                rest.split_whitespace()
+                    .filter_map(|value| value.parse().ok())
+                    .collect()
+            });
+        // user nice system idle iowait irq softirq steal (guest time is inside user already).
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        MachineCpu {
+            busy: total - idle,
+            total,
+        }
+    }
+
+    /// How many of the machine's cores were busy, on average, since `self`.
+    pub(crate) fn busy_cores_since(self) -> f64 {
+        let now = MachineCpu::now();
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        (now.busy - self.busy) as f64 / (now.total - self.total) as f64 * cpus
     }
 }
