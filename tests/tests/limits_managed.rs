@@ -403,6 +403,8 @@ async fn a_server_that_refuses_key_locking_costs_a_handle_one_refused_call() {
     let name = unique_name("locking");
     let docket = Docket::connect(server.url()).name(&name).await.unwrap();
     let strike = |n: u32| Strike::task("per_user").when("n", Operator::Eq, n);
+    // A handle reads the docket's layout with its first operation (no script).
+    assert!(docket.snapshot().await.unwrap().is_empty());
     server.command(&["CONFIG", "RESETSTAT"]);
     let before = docket.commands_sent();
 
@@ -429,6 +431,7 @@ async fn a_server_that_refuses_key_locking_costs_a_handle_one_refused_call() {
 
     // Another handle finds out for itself, at the same price.
     let other = Docket::connect(server.url()).name(&name).await.unwrap();
+    assert!(other.snapshot().await.unwrap().is_empty());
     let other_before = other.commands_sent();
     assert!(other.strike(strike(6)).await.unwrap());
     assert_eq!(other.commands_sent() - other_before, 2);

@@ -146,8 +146,7 @@ impl Partitions {
 }
 
 /// One claim in progress on `part` for `worker`: its answer is sent while a claim waits for
-/// it; otherwise what it delivered is given back (and an empty answer sent), unless that fails,
-/// when it stays in flight and goes with the next claim.
+/// it; otherwise what it delivered is given back, and an empty answer sent.
 async fn answer(
     part: Arc<RedisBackend>,
     index: usize,
@@ -168,14 +167,16 @@ async fn answer(
             }
         }
     };
-    let answer = match part.give_back(&worker, &unwanted).await {
-        Ok(()) => Ok(Vec::new()),
-        Err(error) => {
-            tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries no claim waited for; the next claim takes them");
-            Ok(unwanted)
+    if let Err(error) = part.give_back(&worker, &unwanted).await {
+        // Given back or not (the call may have been carried out, its reply lost): not to be
+        // run from here. What is still pending to the worker is recovered by its next claim
+        // on the partition.
+        tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries no claim waited for; the next claim recovers those still held");
+        for delivery in &unwanted {
+            part.abandon(&worker, delivery);
         }
-    };
-    let _ = sender.send((index, answer));
+    }
+    let _ = sender.send((index, Ok(Vec::new())));
 }
 
 /// Sleep for `wait`, or forever when there is none.
