@@ -25,6 +25,17 @@ async fn open() -> (Docket, RedisServer) {
 
 behaviour::behaviour_suite!(open);
 
+/// The docket `name` on `server`, spread over three partitions, without the in-process
+/// fallback.
+async fn spread(server: &RedisServer, name: &str) -> Docket {
+    Docket::connect(server.url())
+        .name(name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .await
+        .expect("open a docket of three partitions")
+}
+
 #[docket::task]
 async fn spread_note(probe: String, n: u32) {
     Probe::find(&probe).start(n.to_string()).finish();
@@ -65,12 +76,7 @@ fn stream_length(server: &RedisServer, tag: &str) -> i64 {
 async fn tasks_spread_over_every_partition_and_all_run() {
     let server = RedisServer::start();
     let name = unique_name("spread");
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name).await;
     let probe = Probe::new();
     docket
         .add_many((0..300).map(|n| SpreadNote::schedule(probe.id(), n)))
@@ -105,12 +111,7 @@ async fn tasks_spread_over_every_partition_and_all_run() {
 async fn every_process_follows_the_stored_layout_whatever_it_asked_for() {
     let server = RedisServer::start();
     let name = unique_name("follow-layout");
-    let spread = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let spread = spread(&server, &name).await;
     let probe = Probe::new();
     for n in 0..30 {
         SpreadNote::schedule(probe.id(), n)
@@ -211,12 +212,7 @@ async fn moving_a_docket_from_one_partition_to_three_strands_nothing() {
         .unwrap();
     drop(single);
 
-    let spread = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let spread = spread(&server, &name).await;
     let snapshot = spread.snapshot().await.unwrap();
     assert_eq!(
         (
@@ -290,12 +286,7 @@ async fn spread_one_at_a_time(probe: String, n: u32) {
 async fn a_limited_task_stored_outside_partition_0_runs_once_under_its_partitions_limit() {
     let server = RedisServer::start();
     let name = unique_name("limits-apart");
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name).await;
     // Its first operation stores the layout.
     assert_eq!(docket.snapshot().await.unwrap().len(), 0);
     let tags = layout(&server, &name);
@@ -352,12 +343,7 @@ async fn spread_remote_limited(n: u32);
 async fn tasks_with_limits_are_stored_in_partition_0_and_the_others_spread() {
     let server = RedisServer::start();
     let name = unique_name("limits-home");
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name).await;
     let probe = Probe::new();
     for n in 0..20 {
         SpreadOneAtATime::schedule(probe.id(), n)
@@ -398,12 +384,7 @@ async fn a_strike_made_before_the_docket_was_spread_holds_in_every_partition() {
     let strike = Strike::task("spread_note").when("n", docket::strike::Operator::Eq, 50);
     single.strike(strike.clone()).await.unwrap();
     drop(single);
-    let spread = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let spread = spread(&server, &name).await;
     let probe = Probe::new();
     for n in 0..30 {
         SpreadNote::schedule(probe.id(), 50)
@@ -438,15 +419,7 @@ async fn spread_sleep(probe: String, label: String, millis: u64) {
 async fn a_busy_worker_leaves_a_new_task_to_an_idle_one() {
     let server = RedisServer::start();
     let name = unique_name("busy-idle");
-    let open = || async {
-        Docket::connect(server.url())
-            .name(&name)
-            .partitions(3)
-            .in_process_fallback(false)
-            .await
-            .unwrap()
-    };
-    let (busy, idle) = (open().await, open().await);
+    let (busy, idle) = (spread(&server, &name).await, spread(&server, &name).await);
     let probe = Probe::new();
     let first =
         tests::background::Background::start(Worker::new(&busy).concurrency(1).read_ahead(0));
@@ -484,12 +457,7 @@ async fn a_busy_worker_leaves_a_new_task_to_an_idle_one() {
 async fn a_batch_whose_share_fails_in_one_partition_says_which_tasks_are_stored() {
     let server = RedisServer::start();
     let name = unique_name("batch-share");
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .partitions(3)
-        .in_process_fallback(false)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name).await;
     assert_eq!(docket.snapshot().await.unwrap().len(), 0);
     let tags = layout(&server, &name);
     // Partition 1 refuses every write to its stream.
