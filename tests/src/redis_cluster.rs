@@ -19,7 +19,12 @@ impl RedisCluster {
     /// A cluster of 3 masters and 3 replicas, ready: every node sees `cluster_state:ok` and
     /// every replica is in sync with its master.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..6)
+        RedisCluster::start_with(3, 1)
+    }
+
+    /// A cluster of `masters` masters with `replicas` replicas each, ready.
+    pub fn start_with(masters: usize, replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
             .map(|_| {
                 let bus = free_port().to_string();
                 RedisServer::start_with(&[
@@ -48,7 +53,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap_or_else(|error| {
                 panic!(

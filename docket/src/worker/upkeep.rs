@@ -126,8 +126,8 @@ pub(super) async fn report_depth(docket: Docket, every: Duration, finished: Canc
 
 /// Keep the deliveries this worker holds (running, or being settled) its own, so no other
 /// worker takes them over; the backend sends nothing when it holds none. A failed renewal is
-/// tried again soon.
-/// Each successful renewal is noted in `renewals`, for the worker's loop to tell a lapse.
+/// tried again soon. Each successful renewal is noted in `renewals`, for the worker's loop to
+/// tell a lapse.
 pub(super) async fn renew(
     docket: Docket,
     worker: String,

@@ -3,11 +3,10 @@
 //! cluster (`--cluster`) is made here from such servers.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use tests::redis_server::{RedisServer, free_port};
+use tests::redis_server::RedisServer;
 
 use crate::Result;
 
@@ -246,42 +245,13 @@ pub(crate) const MASTERS: usize = 3;
 
 impl LocalCluster {
     /// Start the nodes, join them (`redis-cli --cluster create`, which gives each master a third
-    /// of the slots), and wait until every node sees the cluster whole.
+    /// of the slots), and wait until every node sees the cluster whole (the tests' harness,
+    /// without replicas).
     pub(crate) fn start() -> Result<LocalCluster> {
-        let masters: Vec<RedisServer> = (0..MASTERS)
-            .map(|_| {
-                // The cluster bus needs a port of its own; by default it is the port + 10000,
-                // which may be taken.
-                let bus = free_port().to_string();
-                RedisServer::start_with(&[
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-port",
-                    &bus,
-                ])
-            })
-            .collect();
-        let cluster = LocalCluster { masters };
-        let output = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(cluster.addresses())
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .map_err(|error| format!("`--cluster` needs `redis-cli` on the PATH: {error}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "redis-cli --cluster create failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-            .into());
-        }
+        let cluster = tests::redis_cluster::RedisCluster::start_with(MASTERS, 0);
+        let cluster = LocalCluster {
+            masters: cluster.nodes,
+        };
         cluster.wait_whole()?;
         Ok(cluster)
     }

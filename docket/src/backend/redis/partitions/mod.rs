@@ -86,18 +86,13 @@ pub(crate) struct Partitions {
 
 impl Partitions {
     /// The docket `name` at `url`, spread over the partitions its stored layout names, or
-    /// (when none is stored yet) over `options.partitions`.
+    /// (when none is stored yet) over `options.partitions`, checked by `config::validate_options`.
     pub(crate) async fn connect(
         url: &str,
         name: &str,
         options: super::RedisOptions,
     ) -> Result<Partitions> {
         let wanted = options.partitions;
-        if wanted == 0 || wanted > MOST_PARTITIONS {
-            return Err(Error::Config(format!(
-                "a docket is spread over 1 to {MOST_PARTITIONS} partitions, not {wanted}"
-            )));
-        }
         let home = RedisBackend::connect(url, name, options).await?;
         Ok(Partitions {
             home: Arc::new(home),
@@ -115,7 +110,7 @@ impl Partitions {
     }
 
     /// Every partition, reading (or writing) the layout on first use: one `GET`, and on the
-    /// first start of a spread docket a placement read and a `SET NX`.
+    /// first start of a spread docket a copy of the strikes and a `SET NX`.
     pub(crate) async fn parts(&self) -> Result<&[Arc<RedisBackend>]> {
         self.parts
             .get_or_try_init(|| self.load())
