@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -414,8 +414,11 @@ impl Worker {
             }
             // Across a lapse of the renewals, what was read ahead may have been taken over and
             // run elsewhere: it goes back (what another worker took over is only forgotten here).
-            if let Some(age) = renewals.as_ref().and_then(|renewals| renewals.lapse()) {
-                let mut held = buffer.take_older_than(age);
+            if let Some(mark) = renewals
+                .as_ref()
+                .and_then(|renewals| renewals.suspect_before())
+            {
+                let mut held = buffer.take_claimed_before(mark);
                 give_back_unstarted(&self.id, &shared, backend, &mut held).await;
             }
             // What was read ahead starts first.
@@ -451,6 +454,7 @@ impl Worker {
             // settled. The depth is looked at again once, shortly, should the task's
             // acknowledgement still have been on its way.
             let claim_stop = stop.child_token();
+            let claimed_at = Instant::now();
             let claim = backend.claim(&self.id, want, wait, &claim_stop);
             tokio::pin!(claim);
             let claimed = match until_finished && !busy.is_idle() {
@@ -485,7 +489,7 @@ impl Worker {
                     None => {
                         // A cancel of its key reaches it while it waits.
                         shared.running.wait(&delivery);
-                        buffer.push(delivery);
+                        buffer.push(delivery, claimed_at);
                     }
                 }
             }

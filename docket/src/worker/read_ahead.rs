@@ -66,13 +66,13 @@ impl Pace {
 /// Deliveries claimed ahead of free slots, in the order they were read.
 #[derive(Debug, Default)]
 pub(super) struct Buffer {
-    /// Each delivery, with when it was read.
+    /// Each delivery, with when the claim that read it was made.
     deliveries: VecDeque<(Delivery, Instant)>,
 }
 
 impl Buffer {
-    pub(super) fn push(&mut self, delivery: Delivery) {
-        self.deliveries.push_back((delivery, Instant::now()));
+    pub(super) fn push(&mut self, delivery: Delivery, claimed: Instant) {
+        self.deliveries.push_back((delivery, claimed));
     }
 
     pub(super) fn pop(&mut self) -> Option<Delivery> {
@@ -84,12 +84,12 @@ impl Buffer {
         self.deliveries.drain(..).map(|(delivery, _)| delivery)
     }
 
-    /// Take out the deliveries read more than `age` ago, in a buffer of their own.
-    pub(super) fn take_older_than(&mut self, age: Duration) -> Buffer {
+    /// Take out the deliveries claimed before `mark`, in a buffer of their own.
+    pub(super) fn take_claimed_before(&mut self, mark: Instant) -> Buffer {
         let (old, young) = self
             .deliveries
             .drain(..)
-            .partition(|(_, read)| read.elapsed() > age);
+            .partition(|(_, claimed)| *claimed < mark);
         self.deliveries = young;
         Buffer { deliveries: old }
     }

@@ -35,6 +35,8 @@ pub(super) struct Renewals {
     start: Instant,
     /// Milliseconds from `start` to the last renewal.
     last: AtomicU64,
+    /// Milliseconds from `start` to the last renewal that ended a lapse (0: none yet).
+    lapse_ended: AtomicU64,
 }
 
 impl Renewals {
@@ -43,20 +45,29 @@ impl Renewals {
             every,
             start: Instant::now(),
             last: AtomicU64::new(0),
+            lapse_ended: AtomicU64::new(0),
         }
     }
 
     fn renewed(&self) {
         let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.store(now, Ordering::Relaxed);
+        let last = self.last.swap(now, Ordering::Relaxed);
+        if Duration::from_millis(now.saturating_sub(last)) > self.every * 2 {
+            self.lapse_ended.store(now, Ordering::Relaxed);
+        }
     }
 
-    /// How long deliveries read ahead may wait across a lapse: when the renewals have lapsed,
-    /// those read longer ago than this may have been taken over. `None` while they have not.
-    pub(super) fn lapse(&self) -> Option<Duration> {
+    /// Deliveries claimed before this instant may have been taken over during a lapse of the
+    /// renewals: now, while one lasts; else when the last one ended. `None` before any lapse.
+    pub(super) fn suspect_before(&self) -> Option<Instant> {
         let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-        let silent = self.start.elapsed().saturating_sub(last);
-        (silent > self.every * 2).then_some(self.every)
+        if self.start.elapsed().saturating_sub(last) > self.every * 2 {
+            return Some(Instant::now());
+        }
+        match self.lapse_ended.load(Ordering::Relaxed) {
+            0 => None,
+            ended => Some(self.start + Duration::from_millis(ended)),
+        }
     }
 }
 
