@@ -289,6 +289,21 @@ pub fn command_calls(info: &str) -> impl Iterator<Item = (&str, u64)> {
     })
 }
 
+/// `(command, microseconds)` from the same lines: the time the server spent executing each
+/// command, without parsing it or writing its reply. A script's time includes the commands it
+/// called, which are also counted under their own names.
+pub fn command_usec(info: &str) -> impl Iterator<Item = (&str, u64)> {
+    info.lines().filter_map(|line| {
+        let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+        let usec = rest
+            .split(',')
+            .find_map(|field| field.strip_prefix("usec="))?
+            .parse()
+            .ok()?;
+        Some((name, usec))
+    })
+}
+
 /// A RESP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::scenarios::DrainRun;
+use crate::scenarios::{CommandUsec, DrainRun};
 use crate::stats::{Spread, median_of};
 
 /// Everything one bench run measured. Rates are tasks (or entries) per second; each figure is
@@ -63,6 +63,8 @@ pub(crate) struct Enqueue {
     pub(crate) one_at_a_time: f64,
     pub(crate) concurrent_100: f64,
     pub(crate) batched_1000: f64,
+    /// The servers' command execution time per task (`INFO commandstats`), one at a time.
+    pub(crate) command_usec_one_at_a_time: f64,
 }
 
 /// The `redis` crate alone: entries per second.
@@ -76,6 +78,8 @@ pub(crate) struct RawCeiling {
     pub(crate) drain_per_s: f64,
     /// The server's CPU time per entry over the pipelined `XADD` and the drain.
     pub(crate) redis_usec_per_task: f64,
+    /// The server's command execution time per entry (`INFO commandstats`) over the same.
+    pub(crate) command_usec_per_task: f64,
 }
 
 /// One worker process draining N queued tasks.
@@ -95,6 +99,8 @@ pub(crate) struct Drain {
     pub(crate) redis_usec_enqueue: f64,
     /// The server's CPU time per task while the worker drained them.
     pub(crate) redis_usec_drain: f64,
+    /// The servers' command execution time per task (`INFO commandstats`), by step.
+    pub(crate) command_usec: CommandUsec,
     pub(crate) peak_rss_mib: f64,
 }
 
@@ -108,6 +114,11 @@ impl Drain {
             client_commands_per_task: median_of(runs, |run| run.client_commands_per_task),
             redis_usec_enqueue: median_of(runs, |run| run.redis_usec_enqueue),
             redis_usec_drain: median_of(runs, |run| run.redis_usec_drain),
+            command_usec: CommandUsec {
+                enqueue: median_of(runs, |run| run.command_usec.enqueue),
+                read: median_of(runs, |run| run.command_usec.read),
+                settle: median_of(runs, |run| run.command_usec.settle),
+            },
             peak_rss_mib: median_of(runs, |run| run.peak_rss_mib),
         }
     }
@@ -286,6 +297,12 @@ impl Figures {
                 "enqueue one at a time / raw XADD one at a time",
                 self.enqueue.one_at_a_time / self.raw_ceiling.xadd_one_per_s,
                 Ratio,
+                Some(AtLeast(0.9)),
+            ),
+            row(
+                "Redis command time per task, enqueue one at a time",
+                self.enqueue.command_usec_one_at_a_time,
+                Micros,
                 None,
             ),
             row(
@@ -328,12 +345,20 @@ impl Figures {
                 Some(AtMost(10.0)),
             ));
         }
-        rows.push(row(
-            "raw ceiling: Redis CPU per entry, pipelined XADD + XREADGROUP + XACK + XDEL",
-            self.raw_ceiling.redis_usec_per_task,
-            Micros,
-            None,
-        ));
+        rows.extend([
+            row(
+                "raw ceiling: Redis CPU per entry, pipelined XADD + XREADGROUP + XACK + XDEL",
+                self.raw_ceiling.redis_usec_per_task,
+                Micros,
+                None,
+            ),
+            row(
+                "raw ceiling: Redis command time per entry, the same",
+                self.raw_ceiling.command_usec_per_task,
+                Micros,
+                None,
+            ),
+        ]);
         for drain in &self.drain {
             let c = drain.concurrency;
             rows.extend([
@@ -352,6 +377,30 @@ impl Figures {
                 row(
                     &format!("Redis CPU per task, c={c}: whole life"),
                     drain.redis_usec_enqueue + drain.redis_usec_drain,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis command time per task, c={c}: `add_many`"),
+                    drain.command_usec.enqueue,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis command time per task, c={c}: stream reads"),
+                    drain.command_usec.read,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis command time per task, c={c}: scripts while draining"),
+                    drain.command_usec.settle,
+                    Micros,
+                    None,
+                ),
+                row(
+                    &format!("Redis command time per task, c={c}: whole life"),
+                    drain.command_usec.whole_life(),
                     Micros,
                     (c == 100).then_some(AtMost(6.0)),
                 ),

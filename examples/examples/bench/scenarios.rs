@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::Result;
 use crate::child;
 use crate::report::{Drain, Enqueue, Figures, Idle, Latency, Lateness, Machine, RawCeiling};
-use crate::server::Admin;
+use crate::server::{Admin, client_sent_usec, sent_by_docket};
 use crate::stats::{MachineCpu, Spread, median, median_of};
 use crate::tasks::{self, Noop, Ping, Stamp, Start};
 
@@ -179,10 +179,21 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
     let bench = Bench::new(url, admin, plan, 1);
     let b = &bench;
 
+    let one = b
+        .repeat(
+            "enqueue one at a time",
+            async || enqueue_one(b).await,
+            |one| {
+                format!(
+                    "{:.0}/s, commands {:.1} µs per task",
+                    one.per_s, one.command_usec
+                )
+            },
+        )
+        .await?;
     let enqueue = Enqueue {
-        one_at_a_time: b
-            .rate("enqueue one at a time", async || enqueue_one(b).await)
-            .await?,
+        one_at_a_time: median_of(&one, |one| one.per_s),
+        command_usec_one_at_a_time: median_of(&one, |one| one.command_usec),
         concurrent_100: b
             .rate("enqueue from 100 tasks", async || {
                 enqueue_concurrent(b).await
@@ -210,6 +221,7 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
         xadd_per_s: median_of(&raw, |raw| raw.xadd_per_s),
         drain_per_s: median_of(&raw, |raw| raw.drain_per_s),
         redis_usec_per_task: median_of(&raw, |raw| raw.redis_usec_per_task),
+        command_usec_per_task: median_of(&raw, |raw| raw.command_usec_per_task),
     };
 
     let mut drains = Vec::new();
@@ -281,18 +293,31 @@ pub(crate) async fn run_all(url: &str, plan: Plan) -> Result<Figures> {
 
 // Enqueue ------------------------------------------------------------------------------------
 
+/// One run of [`enqueue_one`].
+#[derive(Debug, Clone, Copy)]
+struct EnqueueOne {
+    per_s: f64,
+    /// Command execution time per task (`INFO commandstats`).
+    command_usec: f64,
+}
+
 /// One `schedule().await` after another, from one task.
-async fn enqueue_one(bench: &Bench) -> Result<f64> {
+async fn enqueue_one(bench: &Bench) -> Result<EnqueueOne> {
     let docket = bench.docket("enqueue-one").await?;
     warm_up(&docket).await?;
     let tasks = bench.plan.tasks;
+    let usec_before = client_sent_usec(&bench.admin.usec_by_command().await?);
     let started = Instant::now();
     for n in 0..tasks {
         Noop::schedule(n).on(&docket).await?;
     }
-    let rate = per_second(tasks, started);
+    let per_s = per_second(tasks, started);
+    let usec_after = client_sent_usec(&bench.admin.usec_by_command().await?);
     bench.done(&docket).await?;
-    Ok(rate)
+    Ok(EnqueueOne {
+        per_s,
+        command_usec: (usec_after - usec_before) as f64 / tasks as f64,
+    })
 }
 
 /// [`PRODUCERS`] tokio tasks, each scheduling its share one at a time.
@@ -359,6 +384,8 @@ pub(crate) struct DrainRun {
     pub(crate) client_commands_per_task: f64,
     pub(crate) redis_usec_enqueue: f64,
     pub(crate) redis_usec_drain: f64,
+    /// Command execution time per task (`INFO commandstats`), by step.
+    pub(crate) command_usec: CommandUsec,
     pub(crate) peak_rss_mib: f64,
     /// From the worker's start to its last acknowledgement.
     pub(crate) elapsed_s: f64,
@@ -377,18 +404,63 @@ pub(crate) struct DrainRun {
     pub(crate) calls_by_command: BTreeMap<String, u64>,
 }
 
+/// Microseconds a task of the servers' command execution (`INFO commandstats` `usec`), by step
+/// of its life: what ChasquiMQ's figures count, without parsing, replies and networking.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct CommandUsec {
+    /// `add_many`: the enqueue script.
+    pub(crate) enqueue: f64,
+    /// The drain's stream reads (`XREADGROUP`, and `XREAD` of the signals).
+    pub(crate) read: f64,
+    /// The drain's scripts: settling each task, and the worker's upkeep.
+    pub(crate) settle: f64,
+}
+
+impl CommandUsec {
+    /// From the stats after the fill (`filled`, the servers' counters reset before it) and
+    /// after the drain.
+    fn between(
+        filled: &BTreeMap<String, u64>,
+        drained: &BTreeMap<String, u64>,
+        tasks: u64,
+    ) -> Self {
+        let sum = |stats: &BTreeMap<String, u64>, read: bool| -> u64 {
+            stats
+                .iter()
+                .filter(|(name, _)| sent_by_docket(name) && name.starts_with("xread") == read)
+                .map(|(_, usec)| usec)
+                .sum()
+        };
+        let per_task = |usec: u64| usec as f64 / tasks as f64;
+        CommandUsec {
+            enqueue: per_task(sum(filled, false) + sum(filled, true)),
+            read: per_task(sum(drained, true) - sum(filled, true)),
+            settle: per_task(sum(drained, false) - sum(filled, false)),
+        }
+    }
+
+    /// A task's whole life.
+    pub(crate) fn whole_life(&self) -> f64 {
+        self.enqueue + self.read + self.settle
+    }
+}
+
 impl DrainRun {
     /// What the bench logs of each run.
     pub(crate) fn headline(&self) -> String {
         format!(
             "{:.0}/s ({:.0} ms after the last start), {:.2} server / {:.2} client commands per \
-             task, Redis CPU {:.1} + {:.1} µs per task, peak RSS {:.1} MiB",
+             task, Redis CPU {:.1} + {:.1} µs per task, commands {:.1} + {:.1} + {:.1} µs per \
+             task, peak RSS {:.1} MiB",
             self.tasks_per_s,
             self.finish_tail_ms,
             self.server_commands_per_task,
             self.client_commands_per_task,
             self.redis_usec_enqueue,
             self.redis_usec_drain,
+            self.command_usec.enqueue,
+            self.command_usec.read,
+            self.command_usec.settle,
             self.peak_rss_mib
         )
     }
@@ -402,6 +474,7 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
     let cpu_before = bench.admin.server_cpu_usec().await?;
     fill(&docket, tasks).await?;
     let cpu_filled = bench.admin.server_cpu_usec().await?;
+    let usec_filled = bench.admin.usec_by_command().await?;
     let (machine, reads_before) = (MachineCpu::now(), bench.admin.socket_reads().await?);
     let worker = child::drain(&bench.url, docket.name(), concurrency).await?;
     let machine_cores = machine.busy_cores_since();
@@ -409,6 +482,7 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
     let cpu_drained = bench.admin.server_cpu_usec().await?;
     let calls_by_server = bench.admin.calls_by_server().await?;
     let calls_by_command = bench.admin.calls_by_command().await?;
+    let usec_drained = bench.admin.usec_by_command().await?;
     let server_calls: u64 = calls_by_server.iter().sum();
     let client_calls = docket.commands_sent() + worker.commands_sent;
     let left = docket.snapshot().await?.len() + docket.dead_letters().await?.len();
@@ -423,6 +497,7 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
         client_commands_per_task: client_calls as f64 / tasks as f64,
         redis_usec_enqueue: (cpu_filled - cpu_before) / tasks as f64,
         redis_usec_drain: (cpu_drained - cpu_filled) / tasks as f64,
+        command_usec: CommandUsec::between(&usec_filled, &usec_drained, tasks),
         peak_rss_mib: worker.peak_rss_kib as f64 / 1024.0,
         elapsed_s: worker.elapsed_s,
         worker_cpu_s: worker.cpu_s,
@@ -440,6 +515,7 @@ struct RawRun {
     xadd_per_s: f64,
     drain_per_s: f64,
     redis_usec_per_task: f64,
+    command_usec_per_task: f64,
 }
 
 /// The minimal durable cycle on the `redis` crate alone: pipelined `XADD` of N entries shaped
@@ -469,6 +545,7 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
         .await?;
 
     let cpu_before = bench.admin.server_cpu_usec().await?;
+    let usec_before = raw_usec(&bench.admin.usec_by_command().await?);
     let started = Instant::now();
     raw_fill(&mut connection, &stream, tasks).await?;
     let xadd_per_s = per_second(tasks, started);
@@ -477,13 +554,23 @@ async fn raw_ceiling(bench: &Bench) -> Result<RawRun> {
     raw_drain(&mut connection, &stream, tasks).await?;
     let drain_per_s = per_second(tasks, started);
     let redis_usec_per_task = (bench.admin.server_cpu_usec().await? - cpu_before) / tasks as f64;
+    let usec_after = raw_usec(&bench.admin.usec_by_command().await?);
     bench.admin.forget(&name).await?;
     Ok(RawRun {
         xadd_one_per_s,
         xadd_per_s,
         drain_per_s,
         redis_usec_per_task,
+        command_usec_per_task: (usec_after - usec_before) as f64 / tasks as f64,
     })
+}
+
+/// The execution time of the raw ceiling's own commands.
+fn raw_usec(usec: &BTreeMap<String, u64>) -> u64 {
+    ["xadd", "xreadgroup", "xack", "xdel"]
+        .iter()
+        .filter_map(|name| usec.get(*name))
+        .sum()
 }
 
 /// The raw drain spread over every server the bench counts (one, or each master of a cluster):

@@ -97,6 +97,26 @@ impl Admin {
         Ok(total)
     }
 
+    /// Microseconds the servers spent executing commands since the last reset, by command name
+    /// (`INFO commandstats` `usec`), summed over the servers: execution only, without parsing,
+    /// replies or networking. A script's time includes the commands it called, which are also
+    /// listed under their own names; [`client_sent_usec`] adds up only what clients sent.
+    pub(crate) async fn usec_by_command(&self) -> Result<BTreeMap<String, u64>> {
+        let mut total = BTreeMap::new();
+        for node in &self.nodes {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut node.connection.clone())
+                .await?;
+            for (name, usec) in tests::redis_server::command_usec(&info) {
+                if !name.starts_with("info") && !name.starts_with("config") {
+                    *total.entry(name.to_owned()).or_insert(0) += usec;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// The CPU time the server processes have used (user and system, from `INFO cpu`), in
     /// microseconds: commands, their parsing and replies, and the networking around them.
     pub(crate) async fn server_cpu_usec(&self) -> Result<f64> {
@@ -290,4 +310,20 @@ impl LocalCluster {
     pub(crate) fn master_urls(&self) -> Vec<String> {
         self.masters.iter().map(RedisServer::url).collect()
     }
+}
+
+/// Whether docket's clients send `command` themselves. Docket sends scripts and stream reads;
+/// every other command a run counts is one its scripts called, whose time is already in the
+/// script's.
+pub(crate) fn sent_by_docket(command: &str) -> bool {
+    command.starts_with("eval") || command.starts_with("fcall") || command.starts_with("xread")
+}
+
+/// The execution time of what docket's clients sent (scripts and stream reads): each command
+/// once, a script's inner calls inside its own time.
+pub(crate) fn client_sent_usec(usec: &BTreeMap<String, u64>) -> u64 {
+    usec.iter()
+        .filter(|(name, _)| sent_by_docket(name))
+        .map(|(_, usec)| usec)
+        .sum()
 }
