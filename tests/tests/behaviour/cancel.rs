@@ -29,6 +29,55 @@ pub(crate) async fn cancel_removes_a_waiting_task_so_it_never_runs(docket: Docke
     assert_eq!(probe.starts(), 0, "a cancelled task never runs");
 }
 
+/// Tasks without a key of their own, due now: one scheduled alone and a batch. Each is found by
+/// the key its receipt gives, and cancelled by it, however it was stored.
+pub(crate) async fn tasks_with_generated_keys_are_found_and_cancelled_by_their_receipts(
+    docket: Docket,
+) {
+    let probe = Probe::new();
+    let alone = NoteRun::schedule(probe.id(), "alone".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    let batch = docket
+        .add_many(
+            ["a", "b", "c"]
+                .into_iter()
+                .map(|label| NoteRun::schedule(probe.id(), label.into())),
+        )
+        .await
+        .unwrap();
+
+    let mut queued: Vec<String> = docket
+        .snapshot()
+        .await
+        .unwrap()
+        .queued
+        .into_iter()
+        .map(|task| task.key)
+        .collect();
+    queued.sort();
+    let mut keys: Vec<String> = std::iter::once(&alone)
+        .chain(&batch)
+        .map(|receipt| receipt.key().to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(queued, keys, "every task is queued under its receipt's key");
+
+    assert!(docket.cancel(alone.key()).await.unwrap());
+    assert!(docket.cancel(batch[1].key()).await.unwrap());
+    assert!(
+        !docket.cancel(batch[1].key()).await.unwrap(),
+        "gone already"
+    );
+    finish(&docket).await;
+
+    let mut ran = probe.labels();
+    ran.sort();
+    assert_eq!(ran, ["a", "c"], "the cancelled ones never run");
+    assert!(docket.snapshot().await.unwrap().is_empty());
+}
+
 pub(crate) async fn cancelling_a_key_that_nothing_holds_returns_false(docket: Docket) {
     let probe = Probe::new();
     NoteRun::schedule(probe.id(), "other".into())

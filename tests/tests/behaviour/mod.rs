@@ -98,6 +98,7 @@ macro_rules! behaviour_suite {
             cancel::{
                 cancel_removes_a_waiting_task_so_it_never_runs,
                 cancelling_a_key_that_nothing_holds_returns_false,
+                tasks_with_generated_keys_are_found_and_cancelled_by_their_receipts,
             },
             retries::{
                 a_failing_task_runs_once_plus_its_retries_then_becomes_a_dead_letter,

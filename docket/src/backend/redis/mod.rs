@@ -156,6 +156,32 @@ const TASK_FRAMING: usize = 128;
 const _: () = assert!(ENQUEUE_CHUNK_BYTES + (32 << 10) < MAX_REQUEST_BYTES);
 const _: () = assert!(DEFAULT_MAX_PAYLOAD + (16 << 10) < MAX_REQUEST_BYTES);
 
+/// One call that stores a chunk of a batch (see [`RedisBackend::enqueue_calls`]).
+struct EnqueueCall {
+    invocation: Invocation<'static>,
+    /// How many tasks it stores.
+    tasks: usize,
+    /// Whether it is a call of `add_fresh.lua`, which adds every task it is given and answers
+    /// how many, rather than `enqueue.lua`, which answers an outcome for each.
+    fresh: bool,
+}
+
+impl EnqueueCall {
+    /// Send it; the outcome of each of its tasks, as `enqueue.lua` numbers them.
+    async fn outcomes(&self, backend: &RedisBackend) -> Result<Vec<u8>> {
+        if !self.fresh {
+            return backend.invoke(&self.invocation).await;
+        }
+        let added: usize = backend.invoke(&self.invocation).await?;
+        if added != self.tasks {
+            return Err(Error::Backend {
+                source: format!("add_fresh stored {added} tasks of {}", self.tasks).into(),
+            });
+        }
+        Ok(vec![0; added])
+    }
+}
+
 /// One partition of a docket on Redis: its keys, and what this process knows and holds of them.
 /// A docket of one partition is one of these; the partitions of a larger one
 /// ([`partitions::Partitions`]) share their connections.
@@ -214,12 +240,14 @@ impl RedisBackend {
     /// The `enqueue` calls that store `batch`: every task is encoded and checked first, so a bad
     /// one fails the batch before anything is sent; then the tasks go in chunks of at most
     /// [`ENQUEUE_CHUNK`] tasks and [`ENQUEUE_CHUNK_BYTES`] of task data, each chunk one call.
+    /// A chunk of tasks of the common kind (a generated key, due now, no record, no cooldown)
+    /// is one call of `add_fresh.lua`, which skips what only the other kinds need.
     fn enqueue_calls(
         &self,
         batch: &[(Message, KeyMode)],
         keep: Option<Duration>,
         now: SystemTime,
-    ) -> Result<Vec<Invocation<'static>>> {
+    ) -> Result<Vec<EnqueueCall>> {
         struct Encoded<'a> {
             message: &'a Message,
             json: String,
@@ -279,6 +307,25 @@ impl RedisBackend {
             }
             let (chunk, tail) = rest.split_at(len);
             rest = tail;
+            let fresh = chunk.iter().all(|task| {
+                task.mode == "fresh"
+                    && task.record.is_none()
+                    && task.cooldown.is_none()
+                    && task.message.due <= now
+            });
+            if fresh {
+                let mut invocation = SCRIPTS.add_fresh.prepare_invoke();
+                invocation.key(&self.keys.stream).key(&self.keys.index);
+                for task in chunk {
+                    invocation.arg(&task.message.key).arg(task.json.as_str());
+                }
+                calls.push(EnqueueCall {
+                    invocation,
+                    tasks: chunk.len(),
+                    fresh,
+                });
+                continue;
+            }
             let mut invocation = SCRIPTS.enqueue.prepare_invoke();
             self.keys_for(&mut invocation);
             invocation
@@ -311,7 +358,11 @@ impl RedisBackend {
                     .arg(record)
                     .arg(window);
             }
-            calls.push(invocation);
+            calls.push(EnqueueCall {
+                invocation,
+                tasks: chunk.len(),
+                fresh,
+            });
         }
         Ok(calls)
     }
@@ -353,8 +404,8 @@ impl Backend for RedisBackend {
         // it are stored and those after it are not, and the error says how many.
         let calls = self.enqueue_calls(batch, keep, SystemTime::now())?;
         let mut dispositions = Vec::with_capacity(batch.len());
-        for invocation in &calls {
-            let outcomes = match self.invoke::<Vec<u8>>(invocation).await {
+        for call in &calls {
+            let outcomes = match call.outcomes(self).await {
                 Ok(outcomes) => outcomes,
                 Err(error) if dispositions.is_empty() => return Err(error),
                 Err(error) => {
@@ -840,6 +891,7 @@ mod tests {
         calls
             .iter()
             .map(|call| {
+                let call = &call.invocation;
                 let flagged = call.command(call.lua().variant(true));
                 flagged.get_packed_command().len()
             })

@@ -110,6 +110,7 @@ scripts! {
     py_cancel: ;
     clear: index, entry;
     enqueue: index, delivery, store, signals;
+    add_fresh: ;
     tick: index, delivery, entry, settle, consumers;
     recover: index, delivery, entry, settle;
     complete: index;
