@@ -67,6 +67,11 @@ pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
 /// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
 /// or park it behind a concurrency or rate limit. Returns how it was settled, for the hooks;
 /// `None` when it was set aside, cancelled, or will run again.
+///
+/// The steps off the common path (hold, admit, release, records, retry, bury, the next run of
+/// a recurring task) are boxed: a worker keeps one of these futures per running task, and
+/// unboxed each would be as large as its largest such step (5 KiB, against 3.3 KiB boxed, in
+/// a release build).
 pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outcome> {
     failpoint!(step "settle.start");
     let docket = &shared.docket;
@@ -77,7 +82,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             "unknown task `{}`: no task of that name is registered in this worker",
             message.task
         );
-        return bury(shared, &delivery, reason, None).await;
+        return Box::pin(bury(shared, &delivery, reason, None)).await;
     };
     let policy = registration.policy();
     let context = Context::new(message, docket, &policy);
@@ -93,7 +98,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         return None;
     }
     if let Some(strike) = shared.struck(message) {
-        match retry_while_unavailable(|| backend.hold(&delivery, &strike)).await {
+        match Box::pin(retry_while_unavailable(|| backend.hold(&delivery, &strike))).await {
             Ok(true) => {
                 tracing::info!(task = %message.task, key = %message.key, %strike, "task held by a strike");
                 return None;
@@ -108,7 +113,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     }
     let gate = gate(&policy, message);
     if let Some(gate) = &gate {
-        match retry_while_unavailable(|| backend.admit(&delivery, gate)).await {
+        match Box::pin(retry_while_unavailable(|| backend.admit(&delivery, gate))).await {
             Ok(Admission::Run) => {}
             Ok(Admission::Waiting) => {
                 tracing::debug!(key = %message.key, "task waits for a concurrency slot");
@@ -136,7 +141,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         );
         state.changes = context.changes();
         context.push_change(&state);
-        results::record(docket, &state, ttl).await;
+        Box::pin(results::record(docket, &state, ttl)).await;
     }
     failpoint!(step "settle.run");
     let source = shared.metrics_source();
@@ -163,12 +168,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
-        if let Err(error) = retry_while_unavailable(|| backend.release(&delivery, gate)).await {
+        if let Err(error) = Box::pin(retry_while_unavailable(|| backend.release(&delivery, gate))).await {
             tracing::error!(key = %message.key, error = %Chain(&error), "could not release a concurrency slot");
         }
     }
     if let Some(recurring) = shared.recurring.get(registration.name()) {
-        return finish_recurring(shared, delivery, recurring, &context, outcome).await;
+        return Box::pin(finish_recurring(shared, delivery, recurring, &context, outcome)).await;
     }
 
     let error = match outcome {
@@ -182,7 +187,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 );
                 state.changes = context.changes();
                 state.result = context.take_result();
-                results::record(docket, &state, ttl).await;
+                Box::pin(results::record(docket, &state, ttl)).await;
             }
             // The acknowledger has stopped only if this worker is gone, and then the task is
             // redelivered anyway.
@@ -194,7 +199,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 "the arguments do not decode into `{}`: {error}",
                 message.task
             );
-            return bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl))).await;
+            return Box::pin(bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl)))).await;
         }
         Err(AttemptError::Failed(error)) => error,
     };
@@ -209,7 +214,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             );
             state.changes = context.changes();
             state.error = Some(error.to_string());
-            results::record(docket, &state, ttl).await;
+            Box::pin(results::record(docket, &state, ttl)).await;
         }
         let _ = shared.acks.send(delivery);
         return None;
@@ -235,10 +240,10 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 TaskRecord::new(&message.key, &message.task, Status::Scheduled, next.attempt);
             state.changes = context.changes();
             state.error = Some(error.to_string());
-            results::record(docket, &state, ttl).await;
+            Box::pin(results::record(docket, &state, ttl)).await;
         }
         metrics::retried(&shared.metrics_source(), registration.name());
-        match retry_while_unavailable(|| backend.retry(&delivery, &next)).await {
+        match Box::pin(retry_while_unavailable(|| backend.retry(&delivery, &next))).await {
             Ok(()) => Some(Outcome::Retried {
                 error: error.to_string(),
                 at: next.due,
@@ -266,7 +271,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             },
             ..delivery
         };
-        bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl))).await
+        Box::pin(bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl)))).await
     }
 }
 
