@@ -168,12 +168,17 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
     if let Some(gate) = &gate {
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
-        if let Err(error) = Box::pin(retry_while_unavailable(|| backend.release(&delivery, gate))).await {
+        if let Err(error) =
+            Box::pin(retry_while_unavailable(|| backend.release(&delivery, gate))).await
+        {
             tracing::error!(key = %message.key, error = %Chain(&error), "could not release a concurrency slot");
         }
     }
     if let Some(recurring) = shared.recurring.get(registration.name()) {
-        return Box::pin(finish_recurring(shared, delivery, recurring, &context, outcome)).await;
+        return Box::pin(finish_recurring(
+            shared, delivery, recurring, &context, outcome,
+        ))
+        .await;
     }
 
     let error = match outcome {
@@ -199,7 +204,13 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 "the arguments do not decode into `{}`: {error}",
                 message.task
             );
-            return Box::pin(bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl)))).await;
+            return Box::pin(bury(
+                shared,
+                &delivery,
+                reason,
+                ttl.map(|ttl| (&context, ttl)),
+            ))
+            .await;
         }
         Err(AttemptError::Failed(error)) => error,
     };
@@ -271,7 +282,13 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             },
             ..delivery
         };
-        Box::pin(bury(shared, &delivery, reason, ttl.map(|ttl| (&context, ttl)))).await
+        Box::pin(bury(
+            shared,
+            &delivery,
+            reason,
+            ttl.map(|ttl| (&context, ttl)),
+        ))
+        .await
     }
 }
 

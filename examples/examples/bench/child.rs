@@ -49,6 +49,9 @@ pub(crate) struct Report {
     pub(crate) commands_sent: u64,
     /// The child's peak resident set (`VmHWM`), KiB.
     pub(crate) peak_rss_kib: u64,
+    /// Of its resident set at the end, the pages of mapped files (`RssFile`), KiB: the code of
+    /// this binary (which holds the whole bench) and of its libraries, not the worker's data.
+    pub(crate) file_rss_kib: u64,
     /// The CPU time (user and system) the child used, in seconds.
     pub(crate) cpu_s: f64,
 }
@@ -74,6 +77,7 @@ pub(crate) async fn serve(args: Args) -> Result<()> {
             .as_secs_f64(),
         commands_sent: docket.commands_sent(),
         peak_rss_kib: peak_rss_kib()?,
+        file_rss_kib: status_kib("RssFile")?,
         cpu_s: cpu_s()?,
     };
     println!("{}", serde_json::to_string(&report)?);
@@ -100,12 +104,17 @@ pub(crate) async fn drain(url: &str, name: &str, concurrency: usize) -> Result<R
 
 /// `VmHWM` from `/proc/self/status`: the most this process ever had resident.
 fn peak_rss_kib() -> Result<u64> {
+    status_kib("VmHWM")
+}
+
+/// A field of `/proc/self/status` counted in kB.
+fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+        .ok_or_else(|| format!("no {field} in /proc/self/status").into())
 }
 
 /// This process's `utime` + `stime` from `/proc/self/stat`, in seconds (Linux counts them in

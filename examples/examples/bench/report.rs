@@ -102,6 +102,8 @@ pub(crate) struct Drain {
     /// The servers' command execution time per task (`INFO commandstats`), by step.
     pub(crate) command_usec: CommandUsec,
     pub(crate) peak_rss_mib: f64,
+    /// The peak resident set less the mapped files' pages (the binary's code).
+    pub(crate) peak_data_mib: f64,
 }
 
 impl Drain {
@@ -120,6 +122,7 @@ impl Drain {
                 settle: median_of(runs, |run| run.command_usec.settle),
             },
             peak_rss_mib: median_of(runs, |run| run.peak_rss_mib),
+            peak_data_mib: median_of(runs, |run| run.peak_data_mib),
         }
     }
 }
@@ -474,6 +477,17 @@ impl Figures {
                 drain.peak_rss_mib,
                 MiB,
                 bound,
+            ));
+        }
+        for drain in &self.drain {
+            rows.push(row(
+                &format!(
+                    "worker peak RSS less mapped files (the bench binary's code), c={}",
+                    drain.concurrency
+                ),
+                drain.peak_data_mib,
+                MiB,
+                None,
             ));
         }
         rows

@@ -387,6 +387,9 @@ pub(crate) struct DrainRun {
     /// Command execution time per task (`INFO commandstats`), by step.
     pub(crate) command_usec: CommandUsec,
     pub(crate) peak_rss_mib: f64,
+    /// The peak resident set less the pages of mapped files: the worker's own data (heap,
+    /// stacks), near enough.
+    pub(crate) peak_data_mib: f64,
     /// From the worker's start to its last acknowledgement.
     pub(crate) elapsed_s: f64,
     /// CPU time (user and system) the worker process used, start-up included.
@@ -499,6 +502,7 @@ pub(crate) async fn drain(bench: &Bench, concurrency: usize) -> Result<DrainRun>
         redis_usec_drain: (cpu_drained - cpu_filled) / tasks as f64,
         command_usec: CommandUsec::between(&usec_filled, &usec_drained, tasks),
         peak_rss_mib: worker.peak_rss_kib as f64 / 1024.0,
+        peak_data_mib: worker.peak_rss_kib.saturating_sub(worker.file_rss_kib) as f64 / 1024.0,
         elapsed_s: worker.elapsed_s,
         worker_cpu_s: worker.cpu_s,
         machine_cores,
