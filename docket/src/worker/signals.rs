@@ -1,7 +1,6 @@
 //! What reaches a running worker from outside: the signals feed (strike changes, cancels of
 //! running tasks) and the registry of the deliveries it runs, which a cancel looks up.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +11,7 @@ use super::{BACKEND_RETRY, Shared};
 use crate::backend::{AnyBackend, Backend, Delivery, DeliveryId, Message, Signal, SignalFeed};
 use crate::error::Chain;
 use crate::strike::Strike;
-use crate::sync::Locked;
+use crate::sync::{FastMap, Locked};
 
 /// How long a cancel signal for a delivery this worker has not started yet is remembered: the
 /// signal and the delivery travel on different connections, so either may arrive first.
@@ -109,15 +108,15 @@ pub(super) struct RunningTasks {
 
 #[derive(Default)]
 pub(super) struct Runs {
-    by_key: HashMap<String, Vec<Run>>,
+    by_key: FastMap<String, Vec<Run>>,
     /// Cancelled deliveries not (yet) held here, and when their cancel came.
-    early: HashMap<DeliveryId, tokio::time::Instant>,
+    early: FastMap<DeliveryId, tokio::time::Instant>,
     /// Deliveries read ahead and not started yet, by key: a cancel of their key reaches them
     /// as it reaches running ones.
-    waiting: HashMap<String, Vec<DeliveryId>>,
+    waiting: FastMap<String, Vec<DeliveryId>>,
     /// Deliveries a `replace` went beside before they started here (or before they arrived),
     /// and when the word came: each is dropped unstarted.
-    superseded: HashMap<DeliveryId, tokio::time::Instant>,
+    superseded: FastMap<DeliveryId, tokio::time::Instant>,
 }
 
 pub(super) struct Run {

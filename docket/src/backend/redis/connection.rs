@@ -481,7 +481,7 @@ impl RedisBackend {
             woken: Mutex::new(HashSet::new()),
             handed: Mutex::new(HashSet::new()),
             parked: Mutex::new(HashSet::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(crate::sync::FastMap::default()),
             lost_reads: Mutex::new(HashSet::new()),
             dropped: Mutex::new(HashMap::new()),
             options,

@@ -214,7 +214,7 @@ pub(crate) struct RedisBackend {
     /// Stream ids handed to this process's workers and not yet settled, and the worker (the
     /// consumer) holding each. A delivery leaves only when its settlement has returned, so it is
     /// renewed while it is being settled and never recovered as lost meanwhile.
-    in_flight: Mutex<HashMap<String, String>>,
+    in_flight: Mutex<crate::sync::FastMap<String, String>>,
     /// Workers whose read failed: entries it delivered may never have reached them.
     lost_reads: Mutex<HashSet<String>>,
     /// Deliveries taken over by a worker and settled without running (cancelled, superseded,
