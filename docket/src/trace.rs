@@ -48,9 +48,9 @@ impl TraceContext {
             return None;
         }
         let context = TraceContext {
-            trace_id: u128::from_str_radix(trace, 16).ok()?,
-            span_id: u64::from_str_radix(span, 16).ok()?,
-            sampled: u8::from_str_radix(flags, 16).ok()? & 1 == 1,
+            trace_id: hex(trace)?,
+            span_id: u64::try_from(hex(span)?).ok()?,
+            sampled: hex(flags)? & 1 == 1,
         };
         (context.trace_id != 0 && context.span_id != 0).then_some(context)
     }
@@ -67,6 +67,16 @@ impl TraceContext {
     pub(crate) async fn scope<F: Future>(self, future: F) -> F::Output {
         CURRENT.scope(self, future).await
     }
+}
+
+/// The value of at most 32 hex digits (either case); `None` for any other character. A worker
+/// reads one trace context per task, and `from_str_radix` took several times as long.
+fn hex(digits: &str) -> Option<u128> {
+    debug_assert!(digits.len() <= 32);
+    digits.bytes().try_fold(0u128, |value, byte| {
+        let digit = char::from(byte).to_digit(16)?;
+        Some(value << 4 | u128::from(digit))
+    })
 }
 
 impl fmt::Display for TraceContext {
@@ -151,6 +161,11 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         );
         assert_eq!(TraceContext::parse(&text), Some(context));
+        assert_eq!(
+            TraceContext::parse(&text.to_uppercase()),
+            Some(context),
+            "hex digits in either case"
+        );
         for garbage in [
             "",
             "00-0000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -158,6 +173,11 @@ mod tests {
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
             "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // A sign, which `from_str_radix` would take, and a character beyond ASCII.
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-+0f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
+            "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
         ] {
             assert_eq!(TraceContext::parse(garbage), None, "{garbage:?}");
         }

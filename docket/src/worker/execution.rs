@@ -256,7 +256,7 @@ pub(crate) async fn run_attempt(
         link = tracing::field::Empty,
     );
     let scheduled_by = message.trace.as_deref().and_then(TraceContext::parse);
-    if let Some(scheduled_by) = &scheduled_by {
+    if let Some(scheduled_by) = scheduled_by.as_ref().filter(|_| !span.is_disabled()) {
         span.record("trace_id", scheduled_by.trace_hex());
         span.record("link", scheduled_by.span_hex());
         #[cfg(feature = "opentelemetry")]
