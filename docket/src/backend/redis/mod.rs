@@ -924,6 +924,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn only_chunks_of_plain_tasks_due_now_go_through_add_fresh() {
+        use crate::backend::CooldownGate;
+        let backend = backend("lean");
+        let now = SystemTime::now();
+        let plain = |n: u32| {
+            let message = Message::first_attempt("t", &format!("k{n}"), "{}", now);
+            (message, KeyMode::Fresh)
+        };
+        let script = |batch: &[(Message, KeyMode)], keep: Option<Duration>| {
+            let calls = backend.enqueue_calls(batch, keep, now).unwrap();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].tasks, batch.len());
+            format!("{:?}", calls[0].invocation.lua())
+        };
+        assert_eq!(script(&[plain(1), plain(2)], None), "add_fresh.lua");
+        // Any task of another kind sends its whole chunk through `enqueue.lua`.
+        let keyed = (plain(3).0, KeyMode::Add);
+        let later = {
+            let mut message = plain(4).0;
+            message.due = now + Duration::from_millis(1);
+            (message, KeyMode::Fresh)
+        };
+        let cooling = {
+            let mut message = plain(5).0;
+            message.cooldown = Some(CooldownGate {
+                scope: "t".into(),
+                window: Duration::from_secs(1),
+            });
+            (message, KeyMode::Fresh)
+        };
+        for other in [keyed, later, cooling] {
+            assert_eq!(script(&[plain(1), other], None), "enqueue.lua");
+        }
+        // A task that keeps a record has its first record written as it is stored.
+        let keep = Some(Duration::from_secs(60));
+        assert_eq!(script(&[plain(1)], keep), "enqueue.lua");
+    }
+
+    #[tokio::test]
     async fn every_enqueue_request_of_a_batch_is_under_1_mb() {
         let backend = backend(&"n".repeat(255));
         let key = |n: usize| format!("{n:0>1024}");
