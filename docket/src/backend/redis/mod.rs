@@ -929,7 +929,7 @@ mod tests {
         let backend = backend("lean");
         let now = SystemTime::now();
         let plain = |n: u32| {
-            let message = Message::first_attempt("t", &format!("k{n}"), "{}", now);
+            let message = Message::first_attempt("t", format!("k{n}"), "{}", now);
             (message, KeyMode::Fresh)
         };
         let script = |batch: &[(Message, KeyMode)], keep: Option<Duration>| {
