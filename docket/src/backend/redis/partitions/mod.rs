@@ -465,6 +465,10 @@ impl Backend for Partitions {
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
+        if let [only] = self.known() {
+            // One partition: nothing to share out (or to copy).
+            return only.complete(deliveries).await;
+        }
         // Every partition's share, even when one fails: those settle, the others are sent
         // again (settling twice is harmless).
         let shares = by_partition(self.known().len(), deliveries);
@@ -506,6 +510,9 @@ impl Backend for Partitions {
     }
 
     async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
+        if let [only] = self.known() {
+            return only.give_back(worker, deliveries).await;
+        }
         let shares = by_partition(self.known().len(), deliveries);
         all_done(
             shares
