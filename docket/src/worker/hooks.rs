@@ -196,6 +196,11 @@ impl Hooks {
         self.hooks.locked().clear();
     }
 
+    /// Whether no hook is set: then a task's end builds no event for them.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hooks.locked().is_empty()
+    }
+
     fn snapshot(&self) -> Vec<(On, HookFn)> {
         self.hooks.locked().clone()
     }

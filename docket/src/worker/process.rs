@@ -45,6 +45,7 @@ pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
         .catch_unwind()
         .await;
     match settled {
+        Ok(Some(_)) if shared.hooks.is_empty() => {}
         Ok(Some(outcome)) => {
             let message = &held.message;
             let event = TaskEvent::new(
