@@ -25,6 +25,7 @@
 //! its own clock, leases, strikes copy and signals stream, and a worker follows every
 //! partition's signals.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -465,10 +466,6 @@ impl Backend for Partitions {
     }
 
     async fn complete(&self, deliveries: &[Delivery]) -> Result<()> {
-        if let [only] = self.known() {
-            // One partition: nothing to share out (or to copy).
-            return only.complete(deliveries).await;
-        }
         // Every partition's share, even when one fails: those settle, the others are sent
         // again (settling twice is harmless).
         let shares = by_partition(self.known().len(), deliveries);
@@ -510,9 +507,6 @@ impl Backend for Partitions {
     }
 
     async fn give_back(&self, worker: &str, deliveries: &[Delivery]) -> Result<()> {
-        if let [only] = self.known() {
-            return only.give_back(worker, deliveries).await;
-        }
         let shares = by_partition(self.known().len(), deliveries);
         all_done(
             shares
@@ -729,8 +723,22 @@ fn part_of(count: usize, delivery: &Delivery) -> usize {
     }
 }
 
-/// The deliveries of each partition, in their order.
-fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Vec<Delivery>)> {
+/// The deliveries of each partition, in their order. When they all come from one partition
+/// (always, on a docket of one) that is the slice itself, not a copy: settling is on the
+/// worker's path for every task.
+fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Cow<'_, [Delivery]>)> {
+    let first = deliveries
+        .first()
+        .map_or(0, |delivery| part_of(count, delivery));
+    if deliveries
+        .iter()
+        .all(|delivery| part_of(count, delivery) == first)
+    {
+        return match deliveries.is_empty() {
+            true => Vec::new(),
+            false => vec![(first, Cow::Borrowed(deliveries))],
+        };
+    }
     let mut shares: Vec<Vec<Delivery>> = vec![Vec::new(); count.max(1)];
     for delivery in deliveries {
         shares[part_of(count, delivery)].push(delivery.clone());
@@ -739,6 +747,7 @@ fn by_partition(count: usize, deliveries: &[Delivery]) -> Vec<(usize, Vec<Delive
         .into_iter()
         .enumerate()
         .filter(|(_, share)| !share.is_empty())
+        .map(|(part, share)| (part, Cow::Owned(share)))
         .collect()
 }
 
@@ -748,5 +757,57 @@ impl std::fmt::Debug for Partitions {
             .field("home", &self.home)
             .field("partitions", &self.known().len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(part: u16, id: &str) -> Delivery {
+        Delivery {
+            id: DeliveryId::Stream {
+                part,
+                id: id.to_owned(),
+            },
+            message: Message::first_attempt("t", id, "{}", std::time::SystemTime::now()),
+            redelivered: false,
+        }
+    }
+
+    fn ids(share: &[Delivery]) -> Vec<&str> {
+        share
+            .iter()
+            .map(|delivery| delivery.message.key.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn deliveries_are_shared_out_by_partition_in_order_and_copied_only_when_mixed() {
+        assert!(by_partition(3, &[]).is_empty());
+
+        let one = [delivery(2, "a"), delivery(2, "b")];
+        let shares = by_partition(3, &one);
+        assert_eq!(shares.len(), 1);
+        assert_eq!(shares[0].0, 2);
+        assert!(
+            matches!(shares[0].1, Cow::Borrowed(_)),
+            "one partition: no copy"
+        );
+        assert_eq!(ids(&shares[0].1), ["a", "b"]);
+
+        let mixed = [
+            delivery(1, "a"),
+            delivery(0, "b"),
+            delivery(1, "c"),
+            delivery(7, "d"),
+        ];
+        let shares = by_partition(3, &mixed);
+        let parts: Vec<(usize, Vec<&str>)> = shares
+            .iter()
+            .map(|(part, share)| (*part, ids(share)))
+            .collect();
+        // A partition this process does not know counts as partition 0.
+        assert_eq!(parts, [(0, vec!["b", "d"]), (1, vec!["a", "c"])]);
     }
 }
