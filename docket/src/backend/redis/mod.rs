@@ -161,15 +161,13 @@ struct EnqueueCall {
     invocation: Invocation<'static>,
     /// How many tasks it stores.
     tasks: usize,
-    /// Whether it is a call of `add_fresh.lua`, which adds every task it is given and answers
-    /// how many, rather than `enqueue.lua`, which answers an outcome for each.
-    fresh: bool,
 }
 
 impl EnqueueCall {
     /// Send it; the outcome of each of its tasks, as `enqueue.lua` numbers them.
+    /// `add_fresh.lua` adds every task it is given and answers how many.
     async fn outcomes(&self, backend: &RedisBackend) -> Result<Vec<u8>> {
-        if !self.fresh {
+        if !std::ptr::eq(self.invocation.lua(), &SCRIPTS.add_fresh) {
             return backend.invoke(&self.invocation).await;
         }
         let added: usize = backend.invoke(&self.invocation).await?;
@@ -322,7 +320,6 @@ impl RedisBackend {
                 calls.push(EnqueueCall {
                     invocation,
                     tasks: chunk.len(),
-                    fresh,
                 });
                 continue;
             }
@@ -361,7 +358,6 @@ impl RedisBackend {
             calls.push(EnqueueCall {
                 invocation,
                 tasks: chunk.len(),
-                fresh,
             });
         }
         Ok(calls)
