@@ -45,6 +45,7 @@ use self::merge::merge;
 use self::slots::crc16;
 pub(crate) use self::slots::placed;
 use super::RedisBackend;
+use super::clock::Spread;
 use crate::backend::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
@@ -325,7 +326,22 @@ impl Partitions {
                 }
             }
         };
-        futures_util::future::join_all(parts.iter().map(|part| part.keep_time(worker, stop))).await;
+        match parts {
+            [home] => home.keep_time(worker, stop, None).await,
+            [home, others @ ..] => {
+                // Partition 0's lease makes one worker the keeper of every partition.
+                let spread = Spread::new(parts.len());
+                let others = others
+                    .iter()
+                    .map(|part| part.follow_time(worker, stop, &spread));
+                futures_util::future::join(
+                    home.keep_time(worker, stop, Some(&spread)),
+                    futures_util::future::join_all(others),
+                )
+                .await;
+            }
+            [] => {}
+        }
         self.silence(worker).await;
     }
 

@@ -1,0 +1,313 @@
+//! The clocks of partitions 1 and up, on a docket spread over several
+//! ([`partitions`](super::super::partitions)), so that an idle fleet costs about what it costs on
+//! one partition, whatever the count.
+//!
+//! Partition 0's clock is the fleet's (the parent module): its lease makes one worker the
+//! keeper, and that worker checks every partition. The other workers look only at partition 0's
+//! lease and join only partition 0's fleet; the run counts live there too. In each other
+//! partition the keeper tells two states apart:
+//!
+//! - **Warm**: deliveries are pending, or entries wait in the stream. The keeper checks the
+//!   partition every half redelivery timeout, as it checks partition 0: `XPENDING`, and asks its
+//!   process's workers for a reclaim when anything is pending. The first two checks of its
+//!   stint, and every eighth, are full ones (`survey.lua`): they also read the schedule's head,
+//!   for the keeper's timer, and forget idle consumers.
+//! - **Cold**: a check (`survey.lua`, which reads both at once) found nothing pending and the
+//!   stream empty. Nothing there can stall until an entry is added, so the keeper stops
+//!   checking and waits instead in one blocking `XREAD` of the stream from its start, which
+//!   costs nothing while it waits and returns at the first entry added: a task, a task moved
+//!   from the schedule, a wake-up. The partition is then warm, and checked at once. An entry
+//!   added between the check and the read is still in the stream when the read starts (it
+//!   returns at once), unless it was settled meanwhile, and then nothing of it can stall.
+//!
+//! The keeper's timer moves the partition's future tasks when they fall due, cold or warm, and a
+//! wake-up still reaches one blocked worker, as on partition 0. A worker that takes the lease
+//! counts every partition warm until its check finds it cold. Every 64th check period a cold
+//! partition is checked again all the same, fully, so that a watch that missed something (a
+//! delivery deleted while pending) is found out. A reclaim of a worker's own (the safety net
+//! under the lease) comes round in each partition as many times more rarely as there are
+//! partitions, so it too costs a worker the same. Should the keeper's workers be too busy to run
+//! a reclaim asked for in any partition, the keeper gives partition 0's lease up, as it does for
+//! one asked for there.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use redis::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{FLEET_FORGET, FULL_EVERY, PRUNE_EVERY, RETRY, RedisBackend};
+use crate::backend::redis::codec::millis;
+use crate::backend::redis::scripts::SCRIPTS;
+use crate::error::{Chain, Result};
+use crate::sync::Locked;
+use crate::time::{millis_of, sleep_until};
+
+/// What the clocks of one worker's partitions share, on a docket of several.
+pub(crate) struct Spread {
+    /// How many partitions the docket has.
+    count: u32,
+    /// Whether the worker holds the keeper's lease (partition 0's): set by partition 0's clock.
+    keeper: watch::Sender<bool>,
+    /// Set by another partition's clock when a reclaim it asked for went unserved for a check
+    /// period: partition 0's keeper gives the lease up at its next check.
+    resign: AtomicBool,
+}
+
+impl Spread {
+    /// The clocks of a docket of `count` partitions.
+    pub(crate) fn new(count: usize) -> Spread {
+        Spread {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            keeper: watch::Sender::new(false),
+            resign: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Partition 0's clock says whether the worker holds the lease.
+    pub(super) fn set_keeper(&self, keeper: bool) {
+        self.keeper.send_if_modified(|held| {
+            let changed = *held != keeper;
+            *held = keeper;
+            changed
+        });
+    }
+
+    /// Whether another partition asked the keeper to give the lease up; the ask is taken.
+    pub(super) fn take_resign(&self) -> bool {
+        self.resign.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// A cold partition's blocking read, which ends when an entry is added (or Redis is lost).
+type ColdWatch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// What woke a partition's clock.
+enum Woke {
+    Stop,
+    /// A wake-up, or the worker took or lost the lease: look again.
+    Again,
+    /// An entry was added to a cold partition.
+    Warmed,
+    /// A time it waited for.
+    Time,
+}
+
+impl RedisBackend {
+    /// Keep this partition's clock for `worker` until `stop` fires, on a docket of several
+    /// partitions of which this is not partition 0 (see the module docs).
+    pub(crate) async fn follow_time(
+        &self,
+        worker: &str,
+        stop: &CancellationToken,
+        spread: &Spread,
+    ) {
+        let mut keeper = spread.keeper.subscribe();
+        let mut own_reclaim = Instant::now() + self.own_reclaim_every(spread.count);
+        let mut due_retry: Option<Instant> = None;
+        // While the worker is the keeper: when it checks this partition next, how many checks
+        // it made, and, while the partition is cold, the read that waits for an entry.
+        let mut check: Option<Instant> = None;
+        let mut checks: u32 = 0;
+        let mut cold: Option<ColdWatch<'_>> = None;
+        // Whether it asked the keeper to give the lease up.
+        let mut resigning = false;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            // Only partition 0's lease is handed over: a wake-up marked for the keeper here
+            // came from a worker of a version that kept a lease in every partition.
+            self.handed.locked().remove(worker);
+            let is_keeper = *keeper.borrow_and_update();
+            match (is_keeper, check) {
+                (true, None) => {
+                    // A new stint: every partition counts as warm until a check finds it cold.
+                    check = Some(Instant::now());
+                    checks = 0;
+                }
+                (false, Some(_)) => {
+                    check = None;
+                    cold = None;
+                    if std::mem::take(&mut resigning) {
+                        // Its workers were busy: the next keeper's take the stalled ones over.
+                        self.timer.locked().reclaim_at = None;
+                    }
+                }
+                _ => {}
+            }
+            let due = due_retry.or_else(|| self.due_for(worker, is_keeper));
+            let own = (!is_keeper).then_some(own_reclaim);
+            let wake = [check, due, own].into_iter().flatten().min();
+            let woke = {
+                let warmed = async {
+                    match &mut cold {
+                        Some(read) => read.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => Woke::Stop,
+                    () = &mut changed => Woke::Again,
+                    Ok(()) = keeper.changed() => Woke::Again,
+                    () = warmed => Woke::Warmed,
+                    () = sleep_until(wake) => Woke::Time,
+                }
+            };
+            match woke {
+                Woke::Stop => return,
+                Woke::Again => continue,
+                Woke::Warmed => {
+                    tracing::debug!(
+                        worker,
+                        partition = self.part,
+                        "an entry was added to a cold partition: checking it"
+                    );
+                    cold = None;
+                    check = Some(Instant::now());
+                    continue;
+                }
+                Woke::Time => {}
+            }
+            let now = Instant::now();
+            if due.is_some_and(|due| due <= now) {
+                due_retry = self.move_due(worker, now).await;
+            }
+            if own.is_some_and(|own| own <= now) {
+                own_reclaim = now + self.own_reclaim_every(spread.count);
+                tracing::debug!(
+                    worker,
+                    partition = self.part,
+                    "asking for a reclaim of its own (the safety net)"
+                );
+                self.ask_reclaim(now, 1);
+            }
+            if check.is_none_or(|at| at > now) {
+                continue;
+            }
+            // A cold partition checked again (now and then) gets a full check.
+            let full = cold.take().is_some() || checks < 2 || checks.is_multiple_of(FULL_EVERY);
+            checks = checks.wrapping_add(1);
+            let unserved = self
+                .timer
+                .locked()
+                .reclaim_at
+                .is_some_and(|at| at + self.check_every() <= now);
+            if unserved {
+                // Its workers are too busy to take stalled deliveries over.
+                spread.resign.store(true, Ordering::Relaxed);
+                resigning = true;
+            }
+            check = Some(
+                match self
+                    .bounded(
+                        worker,
+                        "the keeper's check of a partition",
+                        self.partition_check(worker, full),
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::debug!(
+                            worker,
+                            partition = self.part,
+                            "the partition is cold: waiting for an entry instead of checking"
+                        );
+                        cold = Some(Box::pin(self.watch_cold(worker)));
+                        now + self.check_every() * PRUNE_EVERY
+                    }
+                    Ok(false) => now + self.check_every(),
+                    Err(error) => {
+                        self.unsure(&error);
+                        now + RETRY
+                    }
+                },
+            );
+        }
+    }
+
+    /// The keeper's check of this partition: whether it is cold (nothing pending, the stream
+    /// empty). Asks this process's workers for a reclaim when anything is pending. A light check
+    /// is one `XPENDING`, unless nothing is pending: then, as for a `full` one, `survey.lua`
+    /// also reads the stream's length and the schedule's head (and, when `full`, forgets idle
+    /// consumers).
+    async fn partition_check(&self, worker: &str, full: bool) -> Result<bool> {
+        let now = Instant::now();
+        if !full {
+            let pending = self.pending().await?;
+            if pending > 0 {
+                self.ask_reclaim(now, pending);
+                return Ok(false);
+            }
+        }
+        let wakes = self.timer.locked().wakes;
+        let timeout = self.options.redelivery_timeout;
+        let mut invocation = SCRIPTS.survey.prepare_invoke();
+        invocation
+            .key(&self.keys.stream)
+            .key(&self.keys.schedule)
+            .key(&self.keys.fleet)
+            .arg(worker)
+            .arg(if full { "1" } else { "0" })
+            .arg(millis(SystemTime::now() - timeout * FLEET_FORGET))
+            .arg(millis_of(timeout));
+        let (pending, next_due, length): (u64, i64, u64) = self.invoke(&invocation).await?;
+        tracing::debug!(
+            worker,
+            partition = self.part,
+            pending,
+            next_due,
+            length,
+            full,
+            "the keeper's check of a partition"
+        );
+        self.timer.locked().learn_head(next_due, wakes);
+        self.ask_reclaim(now, pending);
+        Ok(pending == 0 && length == 0)
+    }
+
+    /// Wait, in one blocking `XREAD` from the stream's start, until an entry is added to this
+    /// cold partition (or Redis may be gone: its connection with it). Dropped, it drops its
+    /// connection, which ends the read on the server.
+    async fn watch_cold(&self, worker: &str) {
+        let reader = match self.reader().await {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::debug!(worker, partition = self.part, error = %Chain(&error), "could not wait on a cold partition; checking it instead");
+                return;
+            }
+        };
+        let lost = self.unreachable.notified();
+        tokio::pin!(lost);
+        lost.as_mut().enable();
+        let mut command = redis::cmd("XREAD");
+        command
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(0)
+            .arg("STREAMS")
+            .arg(&self.keys.stream)
+            .arg("0-0");
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut connection = reader.connection.clone();
+        tokio::select! {
+            reply = command.query_async::<Value>(&mut connection) => match reply {
+                Ok(_) => self.readers.locked().push(reader),
+                Err(error) => {
+                    tracing::debug!(worker, partition = self.part, error = %error, "the read on a cold partition failed; checking it");
+                }
+            },
+            () = &mut lost => {}
+        }
+    }
+}
