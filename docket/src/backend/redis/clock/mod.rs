@@ -19,6 +19,10 @@
 //! blocked worker reads), for as long as that worker is the one that moves the heads: one or
 //! two workers tick, never the whole fleet. The clock runs beside the worker's claims, so a
 //! keeper whose slots are all busy still moves due tasks on time.
+//!
+//! On a docket spread over several partitions, this is partition 0's clock, and its keeper is
+//! the keeper of every partition: the others' clocks ([`follow`]) check a partition only while
+//! anything is pending or queued there.
 
 mod follow;
 
