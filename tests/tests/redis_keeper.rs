@@ -117,6 +117,47 @@ async fn an_idle_fleet_costs_about_the_same_on_three_partitions_as_on_one() {
     );
 }
 
+/// Should the keeper's blocking read on a cold partition fail at once, again and again (here
+/// the server refuses `XREAD`; a full connection table or a stale replica would do the same),
+/// the keeper checks that partition once a check period, as a warm one, not in a busy loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_partition_whose_read_keeps_failing_costs_no_more_than_a_warm_one() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-refused");
+    let redelivery = Duration::from_secs(1);
+    let (stop, running) = idle_spread_fleet(&server, &name, 1, redelivery, 3).await;
+    // Its first checks find partitions 1 and 2 cold.
+    tokio::time::sleep(redelivery * 2).await;
+    server.command(&["ACL", "SETUSER", "default", "-xread"]);
+    let Reply::Bulk(clients) = server.command(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST did not answer with text");
+    };
+    let blocked: Vec<&str> = clients
+        .lines()
+        .filter(|client| client.contains(" cmd=xread "))
+        .filter_map(|client| client.strip_prefix("id=")?.split(' ').next())
+        .collect();
+    assert!(
+        blocked.len() >= 2,
+        "the keeper waits on both cold partitions (with the signals feeds): {clients}"
+    );
+    for id in blocked {
+        server.command(&["CLIENT", "KILL", "ID", id]);
+    }
+    server.command(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(redelivery * 2).await;
+    let stats = server.command_stats();
+    let checks = stats.get("evalsha").copied().unwrap_or(0);
+    println!("refused reads, {:?}: {stats:?}", redelivery * 2);
+    // Two partitions, a check each half second at most, and partition 0's full checks.
+    assert!(
+        checks <= 16,
+        "{checks} scripts in {:?}: the keeper checks a partition whose read fails in a loop",
+        redelivery * 2
+    );
+    stop_fleet(stop, running).await;
+}
+
 /// A worker on a runtime of its own, on a thread of its own, that can crash: every task it runs
 /// is dropped where it stands, and nothing settles, as when its process is killed.
 struct Crashable {
@@ -266,6 +307,27 @@ async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
         partitions_of(&server, &name, keys[1..].iter().cloned()),
         [2],
         "it lives in partition 2, as the first did"
+    );
+    let Reply::Bulk(layout) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let tag = serde_json::from_str::<serde_json::Value>(&layout).unwrap()["partitions"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let Reply::Array(pending) = server.command(&[
+        "XPENDING",
+        &format!("{{{tag}}}:stream"),
+        "workers",
+        "-",
+        "+",
+        "10",
+    ]) else {
+        panic!("XPENDING did not answer with a list");
+    };
+    assert!(
+        matches!(pending.as_slice(), [Reply::Array(row)] if row.get(1) != Some(&Reply::Bulk(keeper_id.clone()))),
+        "the other worker holds it, not the keeper: {pending:?}"
     );
     victim.crash();
     probe.release(1);

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FLEET_FORGET, FULL_EVERY, PRUNE_EVERY, RETRY, RedisBackend};
 use crate::backend::redis::codec::millis;
+use crate::backend::redis::connection::into_error;
 use crate::backend::redis::scripts::SCRIPTS;
 use crate::error::{Chain, Result};
 use crate::sync::Locked;
@@ -87,7 +88,8 @@ impl Spread {
     }
 }
 
-/// A cold partition's blocking read, which ends when an entry is added (or Redis is lost).
+/// A cold partition's blocking read, which ends when an entry is added, or when the read
+/// failed or was left (Redis may be gone).
 type ColdWatch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What woke a partition's clock.
@@ -95,7 +97,7 @@ enum Woke {
     Stop,
     /// A wake-up, or the worker took or lost the lease: look again.
     Again,
-    /// An entry was added to a cold partition.
+    /// The read on a cold partition ended: an entry was added, or the read failed.
     Warmed,
     /// A time it waited for.
     Time,
@@ -124,15 +126,22 @@ impl RedisBackend {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            // Only partition 0's lease is handed over: a wake-up marked for the keeper here
-            // came from a worker of a version that kept a lease in every partition.
-            self.handed.locked().remove(worker);
+            if self.handed.locked().remove(worker) {
+                // Only partition 0's lease is handed over: this wake-up came from a keeper of
+                // an earlier version, which kept a lease in every partition, and resigned
+                // this one's because its workers were busy. This worker is idle (its read
+                // took the wake-up): it takes stalled deliveries over in the keeper's stead.
+                self.ask_reclaim(Instant::now(), 1);
+            }
             let is_keeper = *keeper.borrow_and_update();
             match (is_keeper, check) {
                 (true, None) => {
                     // A new stint: every partition counts as warm until a check finds it cold.
                     check = Some(Instant::now());
                     checks = 0;
+                    // An ask left over from before is not this keeper's to resign over: its
+                    // first check asks again when anything is pending.
+                    self.timer.locked().reclaim_at = None;
                 }
                 (false, Some(_)) => {
                     check = None;
@@ -167,13 +176,12 @@ impl RedisBackend {
                 Woke::Stop => return,
                 Woke::Again => continue,
                 Woke::Warmed => {
-                    tracing::debug!(
-                        worker,
-                        partition = self.part,
-                        "an entry was added to a cold partition: checking it"
-                    );
+                    // Warm again, and checked from the next check period on, as partition 0 is:
+                    // no delivery can be taken over before a redelivery timeout anyway, and a
+                    // read that keeps ending at once (it failed, or reads a stale replica)
+                    // costs no more than a warm partition.
                     cold = None;
-                    check = Some(Instant::now());
+                    check = Some(Instant::now() + self.check_every());
                     continue;
                 }
                 Woke::Time => {}
@@ -276,13 +284,14 @@ impl RedisBackend {
     }
 
     /// Wait, in one blocking `XREAD` from the stream's start, until an entry is added to this
-    /// cold partition (or Redis may be gone: its connection with it). Dropped, it drops its
-    /// connection, which ends the read on the server.
+    /// cold partition, or the read fails (Redis may be gone: its connection with it). Dropped,
+    /// it drops its connection, which ends the read on the server.
     async fn watch_cold(&self, worker: &str) {
         let reader = match self.reader().await {
             Ok(reader) => reader,
             Err(error) => {
                 tracing::debug!(worker, partition = self.part, error = %Chain(&error), "could not wait on a cold partition; checking it instead");
+                self.unsure(&error);
                 return;
             }
         };
@@ -302,9 +311,14 @@ impl RedisBackend {
         let mut connection = reader.connection.clone();
         tokio::select! {
             reply = command.query_async::<Value>(&mut connection) => match reply {
-                Ok(_) => self.readers.locked().push(reader),
+                Ok(_) => {
+                    tracing::debug!(worker, partition = self.part, "an entry was added to a cold partition");
+                    self.readers.locked().push(reader);
+                }
                 Err(error) => {
-                    tracing::debug!(worker, partition = self.part, error = %error, "the read on a cold partition failed; checking it");
+                    let error = into_error(error);
+                    tracing::debug!(worker, partition = self.part, error = %Chain(&error), "the read on a cold partition failed; checking it instead");
+                    self.unsure(&error);
                 }
             },
             () = &mut lost => {}

@@ -174,6 +174,10 @@ impl RedisBackend {
                         // own its busy workers never ran) is not this keeper's to resign over:
                         // its first check asks again when anything is pending.
                         self.timer.locked().reclaim_at = None;
+                        if let Some(spread) = spread {
+                            // Nor is one another partition made before.
+                            spread.take_resign();
+                        }
                         checks = 0;
                         Role::Keeper { next: now }
                     }
@@ -365,8 +369,10 @@ impl RedisBackend {
                 .is_some_and(|at| at + self.check_every() <= now);
             (resign, timer.wakes)
         };
-        // Or one asked for in another partition went unserved as long.
-        let resign = resign || spread.is_some_and(Spread::take_resign);
+        // Or one asked for in another partition went unserved as long (the ask is taken
+        // either way).
+        let asked = spread.is_some_and(Spread::take_resign);
+        let resign = resign || asked;
         if !full && !resign {
             let lease = millis_of(self.options.redelivery_timeout).max(1);
             let mut renew = redis::cmd("SET");
