@@ -129,7 +129,6 @@ scripts! {
     release: index, entry, store;
     record: ;
     keep: consumers;
-    survey: consumers;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.
