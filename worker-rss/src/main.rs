@@ -43,7 +43,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: worker-rss redis://127.0.0.1:PORT")?;
     if !is_loopback(&url) {
-        return Err(format!("`{url}` is not a loopback address (127.0.0.1, ::1, localhost)").into());
+        return Err(
+            format!("`{url}` is not a loopback address (127.0.0.1, ::1, localhost)").into(),
+        );
     }
     let name = format!("worker-rss-{}", std::process::id());
     if args.next().as_deref() == Some("--fill") {
@@ -82,7 +84,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (figure, field) in [
         ("peak resident set (VmHWM)", "VmHWM"),
         ("resident set at the end (VmRSS)", "VmRSS"),
-        ("… of which pages of mapped files: code, shared (RssFile)", "RssFile"),
+        (
+            "… of which pages of mapped files: code, shared (RssFile)",
+            "RssFile",
+        ),
         ("… of which the worker's own data (RssAnon)", "RssAnon"),
     ] {
         println!("| {figure} | {:.1} |", kib(field)? as f64 / 1024.0);
@@ -96,7 +101,9 @@ fn is_loopback(url: &str) -> bool {
         return false;
     };
     let host_port = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = host_port.rsplit_once('@').map_or(host_port, |(_, host)| host);
+    let host = host_port
+        .rsplit_once('@')
+        .map_or(host_port, |(_, host)| host);
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host.split(':').next().unwrap_or_default(),
