@@ -2,12 +2,17 @@
 //! partition, kept across the worker's claims, so that an idle partition costs one blocking read
 //! until a task arrives, and a claim hands over whatever the partitions have answered.
 //!
-//! A claim kept in progress may be answered while the worker has no claim waiting (its slots
-//! are full): what it delivered is given back at once, for a worker with room to start, as a
-//! worker of one partition never reads while it has none.
+//! A claim kept in progress may be answered while the worker has no claim waiting: between two
+//! of its claims (under load, the next comes within microseconds), or while its slots are all
+//! taken. What it delivered is kept for the worker's next claim for [`kept_for`] at most, then
+//! given back, for a worker with room to start: a worker of one partition never reads while it
+//! has no room. Kept deliveries are renewed as the worker's others are (they are in flight to
+//! it from their read on).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +21,54 @@ use super::{Partitions, RedisBackend};
 use crate::backend::{Backend, Delivery};
 use crate::error::Result;
 use crate::sync::Locked;
+
+/// How long deliveries answered while no claim waits are kept for the worker's next claim: a
+/// few times what a worker reads ahead for (20 ms of its work), so that a draining worker
+/// gives none of its reads back, and a busy one sits on none for long. At most an eighth of the
+/// redelivery timeout (see [`kept_for`]).
+const KEPT_FOR: Duration = Duration::from_millis(100);
+
+/// How long `part`'s deliveries are kept: [`KEPT_FOR`], or an eighth of the redelivery timeout
+/// when that is shorter, so that nothing kept can have been taken over (renewals come every
+/// quarter timeout).
+fn kept_for(part: &RedisBackend) -> Duration {
+    KEPT_FOR.min(part.options.redelivery_timeout / 8)
+}
+
+/// Whether a claim waits for answers, and what came while none did. An answer is sent while
+/// one waits, and kept here otherwise, under this lock.
+#[derive(Default)]
+struct Waiting {
+    waiting: bool,
+    kept: Vec<Kept>,
+    /// The next [`Kept::token`].
+    next: u64,
+}
+
+impl Waiting {
+    /// Keep `deliveries` of partition `part`, read at `at`; the token to find them by.
+    fn keep(&mut self, part: usize, at: Instant, deliveries: Vec<Delivery>) -> u64 {
+        let token = self.next;
+        self.next += 1;
+        self.kept.push(Kept {
+            token,
+            part,
+            at,
+            deliveries,
+        });
+        token
+    }
+}
+
+/// Deliveries a claim in progress made while no claim waited, or more than a claim asked for.
+struct Kept {
+    /// Tells these apart, for the give-back after [`kept_for`].
+    token: u64,
+    part: usize,
+    /// When they were read: kept for longer (the worker was frozen, say), they go back.
+    at: Instant,
+    deliveries: Vec<Delivery>,
+}
 
 /// A worker's claims in progress on a docket of several partitions.
 pub(super) struct Bells {
@@ -28,9 +81,8 @@ pub(super) struct Bells {
     stop: CancellationToken,
     /// Where the next claim's gathering starts, so that every partition is first in turn.
     turn: usize,
-    /// Whether a claim waits for answers. An answer is sent while it does (under this lock);
-    /// one that comes when none does is given back instead.
-    waiting: Arc<std::sync::Mutex<bool>>,
+    /// Whether a claim waits for answers, and what came while none did.
+    waiting: Arc<std::sync::Mutex<Waiting>>,
 }
 
 impl Bells {
@@ -42,7 +94,7 @@ impl Bells {
             sender,
             stop: CancellationToken::new(),
             turn: 0,
-            waiting: Arc::new(std::sync::Mutex::new(false)),
+            waiting: Arc::new(std::sync::Mutex::new(Waiting::default())),
         }
     }
 }
@@ -56,23 +108,29 @@ impl Partitions {
         };
         let mut bells = bells.lock().await;
         bells.stop.cancel();
+        let mut unseen: Vec<(usize, Vec<Delivery>)> = Vec::new();
         while bells.armed.iter().any(|armed| *armed) {
             let Some((part, answer)) = bells.answers.recv().await else {
                 break;
             };
             bells.armed[part] = false;
-            let unseen = answer.unwrap_or_default();
-            if unseen.is_empty() {
+            unseen.push((part, answer.unwrap_or_default()));
+        }
+        let kept = std::mem::take(&mut bells.waiting.locked().kept);
+        unseen.extend(kept.into_iter().map(|kept| (kept.part, kept.deliveries)));
+        for (part, deliveries) in unseen {
+            if deliveries.is_empty() {
                 continue;
             }
-            if let Err(error) = self.known()[part].give_back(worker, &unseen).await {
+            if let Err(error) = self.known()[part].give_back(worker, &deliveries).await {
                 tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries of a stopping worker; they are taken over after the redelivery timeout");
             }
         }
     }
 
     /// Claim from every partition: arm a claim on each that has none in progress, then hand
-    /// over what has arrived, waiting for the first answer when nothing has.
+    /// over what has arrived (what was kept since the last claim first), waiting for the first
+    /// answer when nothing has.
     pub(super) async fn claim_spread(
         &self,
         parts: &[Arc<RedisBackend>],
@@ -88,7 +146,21 @@ impl Partitions {
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Bells::new(parts.len())))),
         );
         let mut bells = bells.lock().await;
-        *bells.waiting.locked() = true;
+        let kept = {
+            let mut waiting = bells.waiting.locked();
+            waiting.waiting = true;
+            std::mem::take(&mut waiting.kept)
+        };
+        // Kept too long (the worker was frozen, or slow to claim again): not to be started late,
+        // after a copy another worker took over. Given back beside the claim, which may be
+        // dropped midway.
+        let (kept, stale): (Vec<Kept>, Vec<Kept>) = kept
+            .into_iter()
+            .partition(|kept| kept.at.elapsed() <= kept_for(&parts[kept.part]));
+        for stale in stale {
+            let (part, worker) = (Arc::clone(&parts[stale.part]), worker.to_owned());
+            tokio::spawn(async move { give_back_kept(&part, &worker, &stale.deliveries).await });
+        }
         for (index, part) in parts.iter().enumerate() {
             if bells.armed[index] {
                 continue;
@@ -104,18 +176,23 @@ impl Partitions {
                 Arc::clone(&bells.waiting),
             ));
         }
-        let first = tokio::select! {
-            biased;
-            answer = bells.answers.recv() => answer,
-            () = stop.cancelled() => None,
-            () = sleep_or_never(max_wait) => None,
+        let first = match kept.is_empty() {
+            true => tokio::select! {
+                biased;
+                answer = bells.answers.recv() => answer,
+                () = stop.cancelled() => None,
+                () = sleep_or_never(max_wait) => None,
+            },
+            false => None,
         };
         let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = first.into_iter().collect();
+        let answered = Instant::now();
         {
-            // From here on, answers are given back; those sent before are handed over.
+            // From here on, answers are kept for the next claim; those sent before are handed
+            // over.
             let waiting = Arc::clone(&bells.waiting);
             let mut waiting = waiting.locked();
-            *waiting = false;
+            waiting.waiting = false;
             while let Ok(answer) = bells.answers.try_recv() {
                 answers.push(answer);
             }
@@ -123,15 +200,43 @@ impl Partitions {
         // Every partition first in turn, so none waits behind the others.
         let turn = bells.turn;
         bells.turn = (turn + 1) % parts.len();
-        answers.sort_by_key(|(part, _)| (part + parts.len() - turn) % parts.len());
-        let mut deliveries = Vec::new();
+        let order = |part: usize| (part + parts.len() - turn) % parts.len();
+        answers.sort_by_key(|(part, _)| order(*part));
+        // What was kept first (their partitions' claims ended when they were kept: the answers
+        // said so), then the answers, each partition in turn.
+        let mut kept = kept;
+        kept.sort_by_key(|kept| order(kept.part));
+        let mut found: Vec<(usize, Instant, Vec<Delivery>)> = kept
+            .into_iter()
+            .map(|kept| (kept.part, kept.at, kept.deliveries))
+            .collect();
         let mut failure = None;
         for (part, answer) in answers {
             bells.armed[part] = false;
             match answer {
-                Ok(found) => deliveries.extend(found),
+                Ok(deliveries) => found.push((part, answered, deliveries)),
                 Err(error) => failure = Some(error),
             }
+        }
+        // No more than the claim asked for: each partition's claim read up to its own claim's
+        // count. The rest is kept for the next claim, as answers that come between claims are.
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let room = max.max(1);
+        for (part, at, mut share) in found {
+            let rest = share.split_off(share.len().min(room - deliveries.len().min(room)));
+            deliveries.extend(share);
+            if rest.is_empty() {
+                continue;
+            }
+            let token = bells.waiting.locked().keep(part, at, rest);
+            tokio::spawn(give_back_unless_taken(
+                Arc::clone(&parts[part]),
+                worker.to_owned(),
+                Arc::clone(&bells.waiting),
+                token,
+                at,
+                bells.stop.clone(),
+            ));
         }
         drop(bells);
         match failure {
@@ -146,7 +251,8 @@ impl Partitions {
 }
 
 /// One claim in progress on `part` for `worker`: its answer is sent while a claim waits for
-/// it; otherwise what it delivered is given back, and an empty answer sent.
+/// it. Otherwise what it delivered is kept for the worker's next claim, an empty answer is sent
+/// (the partition may be read again), and what no claim took within [`kept_for`] is given back.
 async fn answer(
     part: Arc<RedisBackend>,
     index: usize,
@@ -154,29 +260,61 @@ async fn answer(
     max: usize,
     stop: CancellationToken,
     sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
-    waiting: Arc<std::sync::Mutex<bool>>,
+    waiting: Arc<std::sync::Mutex<Waiting>>,
 ) {
     let answer = part.take(&worker, max, None, &stop).await;
-    let unwanted = {
-        let waiting = waiting.locked();
+    let at = Instant::now();
+    let token = {
+        let mut kept = waiting.locked();
         match answer {
-            Ok(found) if !*waiting && !found.is_empty() => found,
+            Ok(found) if !kept.waiting && !found.is_empty() => {
+                let token = kept.keep(index, at, found);
+                let _ = sender.send((index, Ok(Vec::new())));
+                token
+            }
             answer => {
                 let _ = sender.send((index, answer));
                 return;
             }
         }
     };
-    if let Err(error) = part.give_back(&worker, &unwanted).await {
-        // Given back or not (the call may have been carried out, its reply lost): not to be
-        // run from here. What is still pending to the worker is recovered by its next claim
-        // on the partition.
+    give_back_unless_taken(part, worker, waiting, token, at, stop).await;
+}
+
+/// Give back what was kept under `token` at `at`, unless a claim took it within
+/// [`kept_for`]. A stopping worker gives back what is kept itself (`silence`).
+async fn give_back_unless_taken(
+    part: Arc<RedisBackend>,
+    worker: String,
+    waiting: Arc<std::sync::Mutex<Waiting>>,
+    token: u64,
+    at: Instant,
+    stop: CancellationToken,
+) {
+    tokio::select! {
+        () = stop.cancelled() => return,
+        () = tokio::time::sleep_until(at + kept_for(&part)) => {}
+    }
+    let unwanted = {
+        let mut waiting = waiting.locked();
+        let found = waiting.kept.iter().position(|kept| kept.token == token);
+        found.map(|found| waiting.kept.swap_remove(found))
+    };
+    if let Some(unwanted) = unwanted {
+        give_back_kept(&part, &worker, &unwanted.deliveries).await;
+    }
+}
+
+/// Give back deliveries a worker was not there to take. Given back or not (the call may have
+/// been carried out, its reply lost), they are not to be run from here: what is still pending
+/// to the worker is recovered by its next claim on the partition.
+async fn give_back_kept(part: &RedisBackend, worker: &str, deliveries: &[Delivery]) {
+    if let Err(error) = part.give_back(worker, deliveries).await {
         tracing::debug!(worker, error = %crate::error::Chain(&error), "could not give back deliveries no claim waited for; the next claim recovers those still held");
-        for delivery in &unwanted {
-            part.abandon(&worker, delivery);
+        for delivery in deliveries {
+            part.abandon(worker, delivery);
         }
     }
-    let _ = sender.send((index, Ok(Vec::new())));
 }
 
 /// Sleep for `wait`, or forever when there is none.
