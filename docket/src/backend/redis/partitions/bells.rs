@@ -12,9 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Partitions, RedisBackend};
@@ -154,7 +153,7 @@ impl Partitions {
         // Kept too long (the worker was frozen, or slow to claim again): not to be started late,
         // after a copy another worker took over. Given back beside the claim, which may be
         // dropped midway.
-        let (kept, stale): (Vec<Kept>, Vec<Kept>) = kept
+        let (mut kept, stale): (Vec<Kept>, Vec<Kept>) = kept
             .into_iter()
             .partition(|kept| kept.at.elapsed() <= kept_for(&parts[kept.part]));
         for stale in stale {
@@ -204,7 +203,6 @@ impl Partitions {
         answers.sort_by_key(|(part, _)| order(*part));
         // What was kept first (their partitions' claims ended when they were kept: the answers
         // said so), then the answers, each partition in turn.
-        let mut kept = kept;
         kept.sort_by_key(|kept| order(kept.part));
         let mut found: Vec<(usize, Instant, Vec<Delivery>)> = kept
             .into_iter()
@@ -223,7 +221,7 @@ impl Partitions {
         let mut deliveries: Vec<Delivery> = Vec::new();
         let room = max.max(1);
         for (part, at, mut share) in found {
-            let rest = share.split_off(share.len().min(room - deliveries.len().min(room)));
+            let rest = share.split_off(share.len().min(room.saturating_sub(deliveries.len())));
             deliveries.extend(share);
             if rest.is_empty() {
                 continue;
