@@ -472,3 +472,19 @@ pub fn unique_name(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// CRC16 (XMODEM) of `key`, Redis Cluster's key hash without its hash-tag rule: a spread
+/// docket stores a task in partition `key_slot_crc16(key) % partitions`.
+pub fn key_slot_crc16(key: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in key {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = match crc & 0x8000 {
+                0 => crc << 1,
+                _ => (crc << 1) ^ 0x1021,
+            };
+        }
+    }
+    crc
+}

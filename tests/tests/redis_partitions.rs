@@ -565,3 +565,196 @@ async fn a_partition_count_out_of_range_or_a_broken_layout_is_a_clear_error() {
         assert_eq!(keys.len(), 1, "only the layout record: {keys:?}");
     }
 }
+
+/// The partition of the docket (its layout's `tags`) whose index holds `key`.
+fn partition_holding(server: &RedisServer, tags: &[String], key: &str) -> usize {
+    tags.iter()
+        .position(|tag| {
+            server.command(&["HEXISTS", &format!("{{{tag}}}:index"), key]) == Reply::Integer(1)
+        })
+        .unwrap_or_else(|| panic!("no partition holds `{key}`"))
+}
+
+/// Make the queued task `key` a suspect, as a worker killed by it twice would leave it: pending
+/// to a consumer that is never heard from again, delivered twice. Returns when it was made so
+/// (its idle time counts from then).
+fn stall_as_suspect(server: &RedisServer, tag: &str, key: &str) -> std::time::Instant {
+    let stream = format!("{{{tag}}}:stream");
+    // The group exists once the docket made it; made here otherwise.
+    if let Err(error) =
+        server.try_command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"])
+    {
+        assert!(error.starts_with("BUSYGROUP"), "{error}");
+    }
+    let Reply::Bulk(id) = server.command(&["HGET", &format!("{{{tag}}}:index"), key]) else {
+        panic!("`{key}` is queued in its partition");
+    };
+    // Every entry before it is read by the ghost too, then given back at once below.
+    let Reply::Array(read) = server.command(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "ghost",
+        "STREAMS",
+        &stream,
+        ">",
+    ]) else {
+        panic!("the ghost reads the stream");
+    };
+    assert_eq!(read.len(), 1, "{read:?}");
+    let Reply::Array(pending) =
+        server.command(&["XPENDING", &stream, "workers", "-", "+", "100", "ghost"])
+    else {
+        panic!("XPENDING answers an array");
+    };
+    assert_eq!(
+        pending.len(),
+        1,
+        "only `{key}` is in its partition: {pending:?}"
+    );
+    let claimed = server.command(&[
+        "XCLAIM",
+        &stream,
+        "workers",
+        "ghost",
+        "0",
+        &id,
+        "RETRYCOUNT",
+        "2",
+        "JUSTID",
+    ]);
+    assert_eq!(claimed, Reply::Array(vec![Reply::Bulk(id)]));
+    std::time::Instant::now()
+}
+
+/// A docket of three partitions whose deliveries are taken over after `timeout`.
+async fn spread_with_timeout(server: &RedisServer, name: &str, timeout: Duration) -> Docket {
+    Docket::connect(server.url())
+        .name(name)
+        .partitions(3)
+        .redelivery_timeout(timeout)
+        .in_process_fallback(false)
+        .await
+        .expect("open a docket of three partitions")
+}
+
+/// A suspect (a stalled delivery that was delivered before: it may be what killed its workers)
+/// goes only to a worker that holds nothing in *any* partition, as it does on a docket of one:
+/// here the worker runs a long task of another partition, and the suspect waits for the
+/// fallback of three timeouts instead of joining it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspect_waits_for_a_worker_that_holds_nothing_in_any_partition() {
+    let server = RedisServer::start();
+    let name = unique_name("suspect-alone");
+    let timeout = Duration::from_secs(2);
+    let docket = spread_with_timeout(&server, &name, timeout).await;
+    let probe = Probe::new();
+    SpreadSleep::schedule(probe.id(), "suspect".into(), 100)
+        .key("suspect")
+        .on(&docket)
+        .await
+        .unwrap();
+    let tags = layout(&server, &name);
+    let suspect_in = partition_holding(&server, &tags, "suspect");
+    // A long task in another partition.
+    let long = (0..)
+        .map(|n| format!("long-{n}"))
+        .find(|key| {
+            let crc = tests::redis_server::key_slot_crc16(key.as_bytes());
+            usize::from(crc) % tags.len() != suspect_in
+        })
+        .unwrap();
+    let stalled = stall_as_suspect(&server, &tags[suspect_in], "suspect");
+    SpreadSleep::schedule(probe.id(), "long".into(), 9_000)
+        .key(&long)
+        .on(&docket)
+        .await
+        .unwrap();
+    assert_ne!(partition_holding(&server, &tags, &long), suspect_in);
+    let worker =
+        tests::background::Background::start(Worker::new(&docket).concurrency(4).read_ahead(0));
+    tokio::time::timeout(
+        PATIENCE,
+        probe.until("the suspect ran", |p| {
+            p.finished_labels().contains("suspect")
+        }),
+    )
+    .await
+    .expect("the suspect ran in time");
+    let runs = probe.runs();
+    let started = |label: &str| {
+        runs.iter()
+            .find(|run| run.label == label)
+            .map(|run| run.started)
+            .unwrap()
+    };
+    let waited = started("suspect").duration_since(stalled);
+    assert!(
+        started("long") < started("suspect"),
+        "the long task ran first: {runs:#?}"
+    );
+    // Taken with the long task running: only once it had waited three timeouts.
+    assert!(
+        waited >= timeout * 3 - Duration::from_millis(200),
+        "the suspect joined a worker that held a task of another partition, {waited:?} after it \
+         stalled: {runs:#?}"
+    );
+    worker.stop().await;
+    assert_eq!(probe.starts(), 2, "{runs:#?}");
+}
+
+/// Two suspects in two partitions, and an idle worker: each partition's reclaim finds the
+/// worker empty-handed in its own partition, but only one of them may hand it a suspect; the
+/// other waits until the first is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspects_of_two_partitions_never_run_side_by_side() {
+    let server = RedisServer::start();
+    let name = unique_name("suspects-apart");
+    let timeout = Duration::from_secs(2);
+    let docket = spread_with_timeout(&server, &name, timeout).await;
+    let probe = Probe::new();
+    let tags = layout_after_first_use(&server, &name, &docket).await;
+    // One key in each of two partitions.
+    let mut keys: Vec<(usize, String)> = Vec::new();
+    for n in 0.. {
+        let key = format!("suspect-{n}");
+        let part = usize::from(tests::redis_server::key_slot_crc16(key.as_bytes())) % tags.len();
+        if !keys.iter().any(|(taken, _)| *taken == part) {
+            keys.push((part, key));
+        }
+        if keys.len() == 2 {
+            break;
+        }
+    }
+    for (part, key) in &keys {
+        SpreadSleep::schedule(probe.id(), key.clone(), 1_500)
+            .key(key)
+            .on(&docket)
+            .await
+            .unwrap();
+        assert_eq!(partition_holding(&server, &tags, key), *part);
+        stall_as_suspect(&server, &tags[*part], key);
+    }
+    let worker =
+        tests::background::Background::start(Worker::new(&docket).concurrency(4).read_ahead(0));
+    tokio::time::timeout(
+        PATIENCE,
+        probe.until("both suspects ran", |p| p.finishes() == 2),
+    )
+    .await
+    .expect("both suspects ran in time");
+    worker.stop().await;
+    let runs = probe.runs();
+    assert_eq!(runs.len(), 2, "each ran once: {runs:#?}");
+    assert_eq!(
+        probe.most_running(),
+        1,
+        "two suspects ran side by side on one worker: {runs:#?}"
+    );
+}
+
+/// The docket's layout, stored by its first operation.
+async fn layout_after_first_use(server: &RedisServer, name: &str, docket: &Docket) -> Vec<String> {
+    docket.snapshot().await.unwrap();
+    layout(server, name)
+}

@@ -360,6 +360,11 @@ impl RedisBackend {
         } else {
             0
         };
+        // A suspect goes only to a worker that holds nothing in any partition (see `solo`).
+        let alone = match reclaim {
+            true => self.solo.reserve(self, worker),
+            false => None,
+        };
         let mut invocation = SCRIPTS.tick.prepare_invoke();
         self.keys_for(&mut invocation);
         invocation
@@ -370,7 +375,7 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1))
-            .arg(if self.holds_nothing(worker) { "1" } else { "0" });
+            .arg(if alone.is_some() { "1" } else { "0" });
         let (next_due, cursor, reclaimed, deliveries, more, dropped, moved): (
             i64,
             String,
@@ -397,6 +402,11 @@ impl RedisBackend {
         self.changed.notify_waiters();
         self.chores.notify_waiters();
         let entries = self.decode(stream_entries(reclaimed));
+        if let Some(alone) = alone
+            && entries.is_empty()
+        {
+            alone.took_nothing();
+        }
         if !entries.is_empty() {
             tracing::warn!(
                 worker,

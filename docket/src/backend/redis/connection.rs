@@ -429,6 +429,7 @@ impl RedisBackend {
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(AtomicU64::new(0)),
             Arc::new(KeyLocking::default()),
+            Arc::default(),
             options,
         ))
     }
@@ -443,6 +444,7 @@ impl RedisBackend {
             Arc::clone(&self.shared),
             Arc::clone(&self.sent),
             Arc::clone(&self.key_locking),
+            Arc::clone(&self.solo),
             self.options.clone(),
         )
     }
@@ -456,6 +458,7 @@ impl RedisBackend {
         shared: Arc<Mutex<Vec<Shared>>>,
         sent: Arc<AtomicU64>,
         key_locking: Arc<KeyLocking>,
+        solo: Arc<super::solo::Solo>,
         options: RedisOptions,
     ) -> RedisBackend {
         RedisBackend {
@@ -484,6 +487,7 @@ impl RedisBackend {
             in_flight: Mutex::new(crate::sync::FastMap::default()),
             lost_reads: Mutex::new(HashSet::new()),
             dropped: Mutex::new(HashMap::new()),
+            solo,
             options,
             sent,
             key_locking,

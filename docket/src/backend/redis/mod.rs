@@ -35,6 +35,7 @@ pub(crate) mod pydocket;
 mod reply;
 mod scripts;
 mod settle;
+mod solo;
 mod stats;
 
 use std::collections::{HashMap, HashSet};
@@ -218,6 +219,8 @@ pub(crate) struct RedisBackend {
     /// Deliveries taken over by a worker and settled without running (cancelled, superseded,
     /// buried as poison), by worker: the worker gives back their concurrency slots.
     dropped: Mutex<HashMap<String, Vec<Delivery>>>,
+    /// Shared by all partitions: which workers may take a suspect alone ([`solo`]).
+    solo: Arc<solo::Solo>,
     options: RedisOptions,
     /// Commands this handle has sent, its signal and watch feeds included.
     sent: Arc<AtomicU64>,

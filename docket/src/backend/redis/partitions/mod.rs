@@ -166,7 +166,9 @@ impl Partitions {
         if self.wanted > 1 && tags.len() != usize::from(self.wanted) {
             tracing::warn!(docket = %self.name, stored = tags.len(), asked = self.wanted, "the docket is spread over the partitions its stored layout names, not as many as this process asked for");
         }
-        Ok(self.spread_over(&tags))
+        let parts = self.spread_over(&tags);
+        self.home.solo.know(&parts);
+        Ok(parts)
     }
 
     /// Partition 0, and a partition beside it for each further tag.
