@@ -473,12 +473,13 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// CRC16 (XMODEM) of `key`, Redis Cluster's key hash without its hash-tag rule: a spread
-/// docket stores a task in partition `key_slot_crc16(key) % partitions`.
-pub fn key_slot_crc16(key: &[u8]) -> u16 {
+/// The partition a task of key `key` lives in on a docket of `count` partitions, as the README
+/// says: CRC16 of the key (Redis Cluster's, XMODEM, without its hash-tag rule), modulo the
+/// count.
+pub fn partition_of_key(key: &str, count: usize) -> usize {
     let mut crc: u16 = 0;
-    for byte in key {
-        crc ^= u16::from(*byte) << 8;
+    for byte in key.bytes() {
+        crc ^= u16::from(byte) << 8;
         for _ in 0..8 {
             crc = match crc & 0x8000 {
                 0 => crc << 1,
@@ -486,5 +487,5 @@ pub fn key_slot_crc16(key: &[u8]) -> u16 {
             };
         }
     }
-    crc
+    usize::from(crc) % count.max(1)
 }

@@ -660,8 +660,7 @@ async fn a_suspect_waits_for_a_worker_that_holds_nothing_in_any_partition() {
     let long = (0..)
         .map(|n| format!("long-{n}"))
         .find(|key| {
-            let crc = tests::redis_server::key_slot_crc16(key.as_bytes());
-            usize::from(crc) % tags.len() != suspect_in
+            tests::redis_server::partition_of_key(key, tags.len()) != suspect_in
         })
         .unwrap();
     let stalled = stall_as_suspect(&server, &tags[suspect_in], "suspect");
@@ -718,7 +717,7 @@ async fn suspects_of_two_partitions_never_run_side_by_side() {
     let mut keys: Vec<(usize, String)> = Vec::new();
     for n in 0.. {
         let key = format!("suspect-{n}");
-        let part = usize::from(tests::redis_server::key_slot_crc16(key.as_bytes())) % tags.len();
+        let part = tests::redis_server::partition_of_key(&key, tags.len());
         if !keys.iter().any(|(taken, _)| *taken == part) {
             keys.push((part, key));
         }
