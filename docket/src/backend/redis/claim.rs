@@ -19,6 +19,7 @@ use super::connection::{RESPONSE_TIMEOUT, into_error, unavailable};
 use super::keys::GROUP;
 use super::reply::{PendingRow, first_stream, pending_rows, stream_entries};
 use super::scripts::SCRIPTS;
+use super::solo::Suspects;
 use crate::backend::{Delivery, DeliveryId, Message};
 use crate::error::{Error, Result};
 use crate::sync::{Locked, Member};
@@ -29,6 +30,10 @@ pub(super) const PROMOTE_BATCH: usize = 1000;
 
 /// How soon a worker looks again at stalled deliveries it left behind.
 pub(super) const SUSPECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// A delivery taken over that has now been delivered this often was taken over before: a
+/// suspect ([`solo`](super::solo)).
+const SUSPECT_COUNT: u64 = 3;
 
 /// The most lost deliveries read back at once.
 pub(super) const RECOVER_BATCH: usize = 1000;
@@ -360,10 +365,11 @@ impl RedisBackend {
         } else {
             0
         };
-        // A suspect goes only to a worker that holds nothing in any partition (see `solo`).
-        let alone = match reclaim {
+        // A suspect goes only to a worker that holds nothing in any partition, or, once it is
+        // starved, to one that holds no other suspect (see `solo`).
+        let (suspects, reserved) = match reclaim {
             true => self.solo.reserve(self, worker),
-            false => None,
+            false => (Suspects::None, None),
         };
         let mut invocation = SCRIPTS.tick.prepare_invoke();
         self.keys_for(&mut invocation);
@@ -375,7 +381,7 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1))
-            .arg(if alone.is_some() { "1" } else { "0" });
+            .arg(suspects.arg());
         let (next_due, cursor, reclaimed, deliveries, more, dropped, moved): (
             i64,
             String,
@@ -402,10 +408,10 @@ impl RedisBackend {
         self.changed.notify_waiters();
         self.chores.notify_waiters();
         let entries = self.decode(stream_entries(reclaimed));
-        if let Some(alone) = alone
+        if let Some(reserved) = reserved
             && entries.is_empty()
         {
-            alone.took_nothing();
+            reserved.took_nothing();
         }
         if !entries.is_empty() {
             tracing::warn!(
@@ -438,6 +444,12 @@ impl RedisBackend {
                             self.lost(worker);
                         }
                     }
+                }
+                Entry::Task { id, message } => {
+                    if delivered >= SUSPECT_COUNT {
+                        self.solo.holds_suspect(self.part, &id, worker);
+                    }
+                    alive.push(Entry::Task { id, message });
                 }
                 entry => alive.push(entry),
             }

@@ -31,11 +31,15 @@ impl RedisBackend {
     }
 
     /// The delivery is settled: it is no longer this process's to run or renew.
-    pub(super) fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery>) {
-        let mut in_flight = self.in_flight.locked();
-        for delivery in deliveries {
-            in_flight.remove(stream_id(delivery));
+    pub(super) fn settled<'a>(&self, deliveries: impl IntoIterator<Item = &'a Delivery> + Clone) {
+        {
+            let mut in_flight = self.in_flight.locked();
+            for delivery in deliveries.clone() {
+                in_flight.remove(stream_id(delivery));
+            }
         }
+        self.solo
+            .settled(self.part, deliveries.into_iter().map(stream_id));
     }
 
     /// The worker holding `delivery`: whose word settles it. A delivery this process no longer

@@ -1,16 +1,20 @@
-//! Who may take a suspect alone. A stalled delivery that was delivered before is a suspect: it
-//! may be what killed its workers (it exits the process, exhausts memory). `tick.lua` hands one
-//! only to a worker that holds nothing else, so that, should it kill that worker too, no healthy
-//! task dies with it again and again until the fleet buries it as poison.
+//! Who may take a suspect. A stalled delivery that was delivered before is a suspect: it may be
+//! what killed its workers (it exits the process, exhausts memory). `tick.lua` hands one only to
+//! a worker that holds nothing else, so that, should it kill that worker too, no healthy task
+//! dies with it; or, once it has waited three redelivery timeouts (a fleet that is never idle
+//! would starve it), to a worker that holds no other suspect. Either way a worker holds at most
+//! one suspect at a time, so a poison task never takes the same companions down with it again
+//! and again until they too are buried as poison.
 //!
-//! On a docket spread over partitions, "nothing else" means nothing in *any* partition: the
-//! process's workers run each partition's reclaims, and a worker that took a suspect in one
-//! partition while it ran tasks (or took another suspect) in the next would drag them down with
-//! it. The partitions of one docket in this process share a [`Solo`]: it sees every partition's
-//! deliveries, and it lets one reclaim at a time per worker ask for a suspect.
+//! On a docket spread over partitions, "nothing else" means nothing in *any* partition: each
+//! partition's reclaims run in the process's workers, and a worker that took a suspect in one
+//! partition while it ran tasks (or held a suspect) of the next would drag them down with it.
+//! The partitions of one docket in this process share a [`Solo`]: it sees every partition's
+//! deliveries and the suspects among them, and it lets one reclaim at a time per worker take a
+//! suspect.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,8 +24,34 @@ use crate::sync::Locked;
 
 /// How long after a reclaim that could take a suspect returns its worker still counts as
 /// holding what it took: long enough for the entries to be sorted into its deliveries, where
-/// every partition sees them.
-const SETTLING: Duration = Duration::from_secs(1);
+/// every partition sees them (the suspects among them are marked before it returns). Shorter
+/// than the pause before a worker looks again at the suspects it left
+/// ([`SUSPECT_PAUSE`](super::claim::SUSPECT_PAUSE)), which would otherwise find the worker
+/// still reserved, and leave them for the keeper's next check.
+const SETTLING: Duration = Duration::from_millis(50);
+const _: () = assert!(SETTLING.as_millis() < super::claim::SUSPECT_PAUSE.as_millis());
+
+/// Which suspects a worker's reclaim may take (`tick.lua`'s last argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Suspects {
+    /// It holds nothing: one suspect, whatever it waited.
+    Alone,
+    /// It holds deliveries, no suspect among them: one suspect that waited three timeouts.
+    Starved,
+    /// It holds a suspect, or another reclaim of its may be taking one: none.
+    None,
+}
+
+impl Suspects {
+    /// As `tick.lua` reads it.
+    pub(super) fn arg(self) -> &'static str {
+        match self {
+            Suspects::Alone => "1",
+            Suspects::Starved => "0",
+            Suspects::None => "-",
+        }
+    }
+}
 
 /// What the partitions of one docket in this process share about their workers' holdings.
 #[derive(Default)]
@@ -31,20 +61,24 @@ pub(super) struct Solo {
     /// Workers whose reclaim may take a suspect: in flight (`None`), or returned and counted
     /// until the given time.
     taking: Mutex<HashMap<String, Option<Instant>>>,
+    /// The suspects this process's workers hold, by partition and stream id: their workers.
+    suspects: Mutex<HashMap<(u16, String), String>>,
 }
 
 impl Solo {
     /// The docket's partitions are known: `parts`, partition 0 first.
-    pub(super) fn know(&self, parts: &[std::sync::Arc<RedisBackend>]) {
-        let _ = self
-            .parts
-            .set(parts.iter().map(std::sync::Arc::downgrade).collect());
+    pub(super) fn know(&self, parts: &[Arc<RedisBackend>]) {
+        let _ = self.parts.set(parts.iter().map(Arc::downgrade).collect());
     }
 
-    /// Reserve the right of `worker`'s reclaim on `part` to take a suspect alone: granted when
-    /// the worker holds no delivery in any partition and no other reclaim of its may be taking
-    /// one. The reservation lasts while the returned guard lives, and [`SETTLING`] after.
-    pub(super) fn reserve<'a>(&'a self, part: &RedisBackend, worker: &str) -> Option<Held<'a>> {
+    /// Which suspects `worker`'s reclaim on `part` may take, and, unless none, a reservation:
+    /// no other reclaim of the worker's takes one while the returned guard lives, and
+    /// [`SETTLING`] after.
+    pub(super) fn reserve<'a>(
+        &'a self,
+        part: &RedisBackend,
+        worker: &str,
+    ) -> (Suspects, Option<Held<'a>>) {
         self.reserve_if(worker, || match self.parts.get() {
             Some(parts) => parts
                 .iter()
@@ -59,24 +93,52 @@ impl Solo {
         &'a self,
         worker: &str,
         empty_handed: impl FnOnce() -> bool,
-    ) -> Option<Held<'a>> {
+    ) -> (Suspects, Option<Held<'a>>) {
         let now = Instant::now();
         let mut taking = self.taking.locked();
-        if taking
+        let busy = taking
             .get(worker)
-            .is_some_and(|until| until.is_none_or(|until| now < until))
-            || !empty_handed()
+            .is_some_and(|until| until.is_none_or(|until| now < until));
+        if busy
+            || self
+                .suspects
+                .locked()
+                .values()
+                .any(|holder| holder == worker)
         {
-            return None;
+            return (Suspects::None, None);
         }
+        let suspects = match empty_handed() {
+            true => Suspects::Alone,
+            false => Suspects::Starved,
+        };
         // Reservations that ended (a worker that stopped leaves one behind) are forgotten.
         taking.retain(|_, until| until.is_none_or(|until| now < until));
         taking.insert(worker.to_owned(), None);
-        Some(Held {
+        let held = Held {
             solo: self,
             worker: worker.to_owned(),
             took: true,
-        })
+        };
+        (suspects, Some(held))
+    }
+
+    /// `worker` took the suspect `id` of partition `part` over.
+    pub(super) fn holds_suspect(&self, part: u16, id: &str, worker: &str) {
+        self.suspects
+            .locked()
+            .insert((part, id.to_owned()), worker.to_owned());
+    }
+
+    /// The deliveries `ids` of partition `part` are no longer held here.
+    pub(super) fn settled<'a>(&self, part: u16, ids: impl IntoIterator<Item = &'a str>) {
+        let mut suspects = self.suspects.locked();
+        if suspects.is_empty() {
+            return;
+        }
+        for id in ids {
+            suspects.remove(&(part, id.to_owned()));
+        }
     }
 }
 
@@ -113,31 +175,57 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_reclaim_at_a_time_per_worker_may_take_a_suspect() {
         let solo = Solo::default();
-        let first = solo.reserve_if("a", || true).expect("granted");
-        assert!(
-            solo.reserve_if("a", || true).is_none(),
+        let (suspects, first) = solo.reserve_if("a", || true);
+        assert_eq!(suspects, Suspects::Alone);
+        let first = first.expect("reserved");
+        assert_eq!(
+            solo.reserve_if("a", || true).0,
+            Suspects::None,
             "while the first is in flight"
         );
-        assert!(solo.reserve_if("b", || true).is_some(), "another worker's");
+        assert_eq!(solo.reserve_if("b", || true).0, Suspects::Alone);
         drop(first);
         // It took something: counted until its entries are sorted.
-        assert!(solo.reserve_if("a", || true).is_none());
+        assert_eq!(solo.reserve_if("a", || true).0, Suspects::None);
         tokio::time::advance(SETTLING).await;
-        let second = solo
-            .reserve_if("a", || true)
-            .expect("granted after settling");
-        second.took_nothing();
-        assert!(
-            solo.reserve_if("a", || true).is_some(),
+        let (_, second) = solo.reserve_if("a", || true);
+        second.expect("reserved after settling").took_nothing();
+        assert_eq!(
+            solo.reserve_if("a", || true).0,
+            Suspects::Alone,
             "a reclaim that took nothing ends its reservation at once"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_worker_that_holds_something_is_refused() {
+    async fn a_worker_that_holds_deliveries_takes_only_a_starved_suspect() {
         let solo = Solo::default();
-        assert!(solo.reserve_if("a", || false).is_none());
+        let (suspects, held) = solo.reserve_if("a", || false);
+        assert_eq!(suspects, Suspects::Starved);
+        held.unwrap().took_nothing();
         assert!(solo.taking.locked().is_empty(), "nothing reserved");
-        assert!(solo.reserve_if("a", || true).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_that_holds_a_suspect_takes_no_other_until_it_is_settled() {
+        let solo = Solo::default();
+        solo.holds_suspect(1, "5-0", "a");
+        assert_eq!(solo.reserve_if("a", || false).0, Suspects::None);
+        assert_eq!(
+            solo.reserve_if("a", || true).0,
+            Suspects::None,
+            "whatever the partitions say"
+        );
+        assert_eq!(solo.reserve_if("b", || true).0, Suspects::Alone);
+        solo.settled(2, ["5-0"]);
+        assert_eq!(
+            solo.reserve_if("a", || false).0,
+            Suspects::None,
+            "another partition's id"
+        );
+        solo.settled(1, ["5-0"]);
+        let (suspects, held) = solo.reserve_if("a", || false);
+        assert_eq!(suspects, Suspects::Starved);
+        held.unwrap().took_nothing();
     }
 }

@@ -7,8 +7,9 @@
 -- arrived, an outage), and is taken over without counting. A stalled delivery seen for the
 -- first time was most likely the victim of its worker's crash; one delivered before is a
 -- suspect: it may be what crashed its workers (it exits the process, exhausts memory). Victims
--- are taken over in bulk; a suspect alone, by a worker that holds nothing else, so that a
--- poison task does not drag the same companions down with it again and again.
+-- are taken over in bulk; a suspect alone, by a worker that holds nothing else (or, once it has
+-- waited three timeouts, by one that holds no other suspect), so that a poison task does not
+-- drag the same companions down with it again and again.
 --
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
 -- a newer task) is settled here, never handed out (`judge` in include/settle.lua).
@@ -16,8 +17,9 @@
 -- include: index, delivery, entry, settle, consumers
 -- KEYS: stream, index, schedule, parked, fleet
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
---       reclaim cursor (an id, or '-'), most deliveries to reclaim, alone ('1' when the worker
---       holds no delivery)
+--       reclaim cursor (an id, or '-'), most deliveries to reclaim, which suspects the worker
+--       may take ('1': it holds no delivery, any one suspect; '0': it holds no suspect, one that
+--       waited three timeouts; '-': none)
 -- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor (`-` when the scan
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look, the entries taken over and
@@ -46,7 +48,8 @@ if #due > 0 then
 end
 
 local cursor, handed, deliveries, dropped, more = ARGV[5], {}, {}, {}, 0
-local idle, most, alone = tonumber(ARGV[4]), tonumber(ARGV[6]), ARGV[7] == '1'
+local idle, most = tonumber(ARGV[4]), tonumber(ARGV[6])
+local alone, starved = ARGV[7] == '1', ARGV[7] == '0'
 if idle > 0 then
   -- Nothing pending in the whole group: nothing can be stalled, and the look below (two calls
   -- and a scan) is skipped. A missing group fails here quietly and below loudly, as before.
@@ -68,9 +71,9 @@ if idle > 0 then
   local stalled = redis.call('XPENDING', stream, GROUP, 'IDLE', idle, cursor, '+', scan)
   -- How often each delivery taken over will have been delivered, by id. Victims go in bulk. A
   -- suspect goes alone, to a worker that holds nothing else (or once it has waited three
-  -- timeouts, so that a busy fleet does not starve it): should it kill that worker too, no
-  -- neighbour is counted with it, and a healthy task that shared a worker with a poison one
-  -- runs alone next time and succeeds.
+  -- timeouts, so that a busy fleet does not starve it, to a worker that holds no other
+  -- suspect): should it kill that worker too, no neighbour is counted with it, and a healthy
+  -- task that shared a worker with a poison one runs alone next time and succeeds.
   local counts, counted, neutral, suspects, taken, left = {}, {}, {}, {}, 0, 0
   -- Owners that went silent with deliveries: dead workers, out of the fleet's count.
   local silent = {}
@@ -89,7 +92,7 @@ if idle > 0 then
         taken = taken + 1
         silent[owner] = true
       end
-    elseif alone or waited >= 3 * idle then
+    elseif alone or (starved and waited >= 3 * idle) then
       suspects[#suspects + 1] = row
     end
   end
