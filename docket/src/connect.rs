@@ -180,8 +180,9 @@ impl Connect {
     /// asks for (with a warning when they differ). Going from 1 to N keeps every task stored
     /// before: partition 0 is the docket's keys as they were. A task's key picks its partition;
     /// tasks with a concurrency limit, a rate limit or a cooldown live in partition 0, where
-    /// those are counted. Each partition costs a worker a blocking read and a clock of its own;
-    /// see the README's "Spreading one docket over several masters".
+    /// those are counted. Each partition costs a worker a blocking read and a signals feed
+    /// (connections; an idle fleet's commands stay those of one partition); see the README's
+    /// "Spreading one docket over several masters".
     pub fn partitions(mut self, partitions: u16) -> Self {
         self.redis.partitions = partitions;
         self

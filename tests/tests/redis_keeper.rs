@@ -27,12 +27,24 @@ async fn idle_fleet(
     workers: usize,
     redelivery: Duration,
 ) -> (std::sync::Arc<Notify>, Vec<tokio::task::JoinHandle<()>>) {
+    idle_spread_fleet(server, name, workers, redelivery, 1).await
+}
+
+/// The same on a docket spread over `partitions`.
+async fn idle_spread_fleet(
+    server: &RedisServer,
+    name: &str,
+    workers: usize,
+    redelivery: Duration,
+    partitions: u16,
+) -> (std::sync::Arc<Notify>, Vec<tokio::task::JoinHandle<()>>) {
     let stop = std::sync::Arc::new(Notify::new());
     let mut running = Vec::new();
     for _ in 0..workers {
         let docket = Docket::connect(server.url())
             .name(name)
             .redelivery_timeout(redelivery)
+            .partitions(partitions)
             .await
             .unwrap();
         let stopped = stop.clone();
@@ -53,18 +65,19 @@ async fn stop_fleet(stop: std::sync::Arc<Notify>, running: Vec<tokio::task::Join
     }
 }
 
-/// Every call the server made while `fleet` workers sat idle for `window`, past their start.
-async fn idle_calls(fleet: usize, redelivery: Duration, window: Duration) -> u64 {
+/// Every call the server made while `fleet` workers sat idle for `window`, past their start, on
+/// a docket of `partitions`.
+async fn idle_calls(fleet: usize, redelivery: Duration, window: Duration, partitions: u16) -> u64 {
     let server = RedisServer::start();
     let name = unique_name("keeper-idle");
-    let (stop, running) = idle_fleet(&server, &name, fleet, redelivery).await;
+    let (stop, running) = idle_spread_fleet(&server, &name, fleet, redelivery, partitions).await;
     // Past the start: each worker has looked at the lease once, and joined the fleet.
     tokio::time::sleep(redelivery).await;
     server.command(&["CONFIG", "RESETSTAT"]);
     tokio::time::sleep(window).await;
     let calls = server.calls();
     println!(
-        "{fleet} idle worker(s), {window:?}: {calls} calls {:?}",
+        "{fleet} idle worker(s), {partitions} partition(s), {window:?}: {calls} calls {:?}",
         server.command_stats()
     );
     stop_fleet(stop, running).await;
@@ -76,8 +89,8 @@ async fn an_idle_fleet_costs_about_the_same_whatever_its_size() {
     // A short redelivery timeout makes the checks frequent: one every half timeout (500 ms).
     let redelivery = Duration::from_secs(1);
     let window = Duration::from_secs(6);
-    let one = idle_calls(1, redelivery, window).await;
-    let eight = idle_calls(8, redelivery, window).await;
+    let one = idle_calls(1, redelivery, window, 1).await;
+    let eight = idle_calls(8, redelivery, window, 1).await;
     // The keeper's checks cost the same in both; the seven others look at the lease about once
     // a check period between them, one call each. Were each worker to check on its own, eight
     // would cost eight times one.
@@ -86,6 +99,320 @@ async fn an_idle_fleet_costs_about_the_same_whatever_its_size() {
         eight <= one * 2 + 8,
         "8 idle workers made {eight} calls in {window:?}, 1 made {one}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_fleet_costs_about_the_same_on_three_partitions_as_on_one() {
+    let redelivery = Duration::from_secs(1);
+    let window = Duration::from_secs(6);
+    let one = idle_calls(2, redelivery, window, 1).await;
+    let three = idle_calls(2, redelivery, window, 3).await;
+    // Partition 0's keeper checks the other two while anything is pending or queued there, and
+    // otherwise waits on them in a blocking read, which costs nothing until an entry comes.
+    // Were each partition to keep its own clock, three would cost three times one.
+    assert!(one > 0, "the keeper checks now and then");
+    assert!(
+        three <= one + one / 4 + 4,
+        "2 idle workers made {three} calls in {window:?} on three partitions, {one} on one"
+    );
+}
+
+/// Should the keeper's blocking read on a cold partition fail at once, again and again (here
+/// the server refuses `XREAD`; a full connection table or a stale replica would do the same),
+/// the keeper checks that partition once a check period, as a warm one, not in a busy loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_partition_whose_read_keeps_failing_costs_no_more_than_a_warm_one() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-refused");
+    let redelivery = Duration::from_secs(1);
+    let (stop, running) = idle_spread_fleet(&server, &name, 1, redelivery, 3).await;
+    // Its first checks find partitions 1 and 2 cold.
+    tokio::time::sleep(redelivery * 2).await;
+    server.command(&["ACL", "SETUSER", "default", "-xread"]);
+    let Reply::Bulk(clients) = server.command(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST did not answer with text");
+    };
+    let blocked: Vec<&str> = clients
+        .lines()
+        .filter(|client| client.contains(" cmd=xread "))
+        .filter_map(|client| client.strip_prefix("id=")?.split(' ').next())
+        .collect();
+    assert!(
+        blocked.len() >= 2,
+        "the keeper waits on both cold partitions (with the signals feeds): {clients}"
+    );
+    for id in blocked {
+        server.command(&["CLIENT", "KILL", "ID", id]);
+    }
+    server.command(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(redelivery * 2).await;
+    let stats = server.command_stats();
+    let checks = stats.get("evalsha").copied().unwrap_or(0);
+    println!("refused reads, {:?}: {stats:?}", redelivery * 2);
+    // Two partitions, a check each half second at most, and partition 0's full checks.
+    assert!(
+        checks <= 16,
+        "{checks} scripts in {:?}: the keeper checks a partition whose read fails in a loop",
+        redelivery * 2
+    );
+    stop_fleet(stop, running).await;
+}
+
+/// A worker on a runtime of its own, on a thread of its own, that can crash: every task it runs
+/// is dropped where it stands, and nothing settles, as when its process is killed.
+struct Crashable {
+    crash: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Crashable {
+    fn start(url: String, name: String, redelivery: Duration, partitions: u16) -> Crashable {
+        let (crash, crashed) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let docket = Docket::connect(url)
+                    .name(name)
+                    .redelivery_timeout(redelivery)
+                    .partitions(partitions)
+                    .await
+                    .unwrap();
+                tokio::select! {
+                    _ = crashed => {}
+                    result = Worker::new(&docket).concurrency(8).read_ahead(0).run() => {
+                        panic!("the worker ended before its crash: {result:?}")
+                    }
+                }
+            });
+            runtime.shutdown_background();
+        });
+        Crashable {
+            crash: Some(crash),
+            thread: Some(thread),
+        }
+    }
+
+    fn crash(&mut self) {
+        let _ = self.crash.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+#[docket::task]
+async fn stall(probe: String, n: u32) {
+    let probe = Probe::find(&probe);
+    let run = probe.start(n.to_string());
+    probe.released().await;
+    run.finish();
+}
+
+/// On a docket of three partitions, partition 0's keeper stops checking a partition with
+/// nothing pending or queued, and waits on it instead: a task that arrives there afterwards,
+/// and stalls in a worker that dies, is still taken over within a redelivery timeout or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-cold");
+    let lease = format!("{{{name}}}:keeper");
+    let redelivery = Duration::from_secs(2);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .partitions(3)
+        .await
+        .unwrap();
+    // Two keys of one partition other than 0.
+    let keys: Vec<String> = (0..)
+        .map(|n| format!("cold-{n}"))
+        .filter(|key| tests::redis_server::partition_of_key(key, 3) == 2)
+        .take(2)
+        .collect();
+
+    // The keeper, blocked in a read of every partition before the other worker starts, so it is
+    // served first.
+    let stop = std::sync::Arc::new(Notify::new());
+    let (stopped, keeper) = (
+        stop.clone(),
+        Worker::new(&docket).concurrency(2).read_ahead(0),
+    );
+    let keeper_id = keeper.id().to_owned();
+    let keeper_run = tokio::spawn(async move {
+        keeper
+            .run_until(async move { stopped.notified().await })
+            .await
+            .unwrap()
+    });
+    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut victim = Crashable::start(server.url(), name.clone(), redelivery, 3);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A first task in partition 2 goes to the keeper, which reads that partition again only
+    // after it, behind the other worker.
+    let first = Probe::new();
+    first.release(1);
+    Stall::schedule(first.id(), 0)
+        .key(&keys[0])
+        .on(&docket)
+        .await
+        .unwrap();
+    first
+        .until("the keeper runs the first task", |p| p.finishes() == 1)
+        .await;
+    // Its next check finds the partition empty, and cold: from then on the keeper checks only
+    // partition 0 (one `XPENDING` a second), and waits on the others.
+    tokio::time::sleep(redelivery).await;
+    server.command(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(redelivery).await;
+    let checked = server.command_stats().get("xpending").copied().unwrap_or(0);
+    assert!(
+        (1..=3).contains(&checked),
+        "only partition 0 checked, about twice in {redelivery:?}: {checked} XPENDING calls"
+    );
+
+    // The second goes to the other worker, which dies running it.
+    let probe = Probe::new();
+    Stall::schedule(probe.id(), 1)
+        .key(&keys[1])
+        .on(&docket)
+        .await
+        .unwrap();
+    probe
+        .until("the other worker starts it", |p| p.starts() == 1)
+        .await;
+    assert_eq!(
+        partitions_of(&server, &name, keys[1..].iter().cloned()),
+        [2],
+        "it lives in partition 2, as the first did"
+    );
+    let Reply::Bulk(layout) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let tag = serde_json::from_str::<serde_json::Value>(&layout).unwrap()["partitions"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let Reply::Array(pending) = server.command(&[
+        "XPENDING",
+        &format!("{{{tag}}}:stream"),
+        "workers",
+        "-",
+        "+",
+        "10",
+    ]) else {
+        panic!("XPENDING did not answer with a list");
+    };
+    assert!(
+        matches!(pending.as_slice(), [Reply::Array(row)] if row.get(1) != Some(&Reply::Bulk(keeper_id.clone()))),
+        "the other worker holds it, not the keeper: {pending:?}"
+    );
+    victim.crash();
+    probe.release(1);
+    probe
+        .until("the keeper's worker takes it over", |p| p.finishes() == 1)
+        .await;
+    stop.notify_waiters();
+    keeper_run.await.unwrap();
+}
+
+/// On a docket of three partitions, the keeper does not take a partition's stalled deliveries
+/// over in its own process: while deliveries are pending there, each check asks whichever
+/// worker reads that partition next, with a wake-up in its stream, which that worker settles.
+/// So a task that kills its process (one that exits) cannot take every partition's stalled
+/// deliveries down with each keeper in turn. (The chaos harness, `--partitions 3`, is the test
+/// of what that buys.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keeper_asks_a_reader_of_the_partition_to_take_stalled_deliveries_over() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-asks");
+    let redelivery = Duration::from_secs(2);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .partitions(3)
+        .await
+        .unwrap();
+    let key = (0..)
+        .map(|n| format!("asks-{n}"))
+        .find(|key| tests::redis_server::partition_of_key(key, 3) == 2)
+        .unwrap();
+    let stop = std::sync::Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let worker = Worker::new(&docket).concurrency(2).read_ahead(0);
+    let run = tokio::spawn(async move {
+        worker
+            .run_until(async move { stopped.notified().await })
+            .await
+            .unwrap()
+    });
+    // A long task in partition 2: a delivery pending there for as long as it runs.
+    let probe = Probe::new();
+    Stall::schedule(probe.id(), 0)
+        .key(&key)
+        .on(&docket)
+        .await
+        .unwrap();
+    probe.until("the task runs", |p| p.starts() == 1).await;
+    server.command(&["CONFIG", "RESETSTAT"]);
+    tokio::time::sleep(redelivery * 2).await;
+    let added = server.command_stats().get("xadd").copied().unwrap_or(0);
+    // A check every second: about four, each with one wake-up.
+    assert!(
+        (2..=6).contains(&added),
+        "the keeper's checks asked a reader {added} times in {:?}",
+        redelivery * 2
+    );
+    probe.release(1);
+    probe.until("the task is done", |p| p.finishes() == 1).await;
+    assert_eq!(probe.starts(), 1, "its worker kept it: never taken over");
+    // Every wake-up was read and settled: nothing is left in the partition's stream.
+    let Reply::Bulk(layout) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let tag = serde_json::from_str::<serde_json::Value>(&layout).unwrap()["partitions"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        "the wake-ups are settled",
+        Duration::from_secs(10),
+        async || server.command(&["XLEN", &format!("{{{tag}}}:stream")]) == Reply::Integer(0),
+    )
+    .await;
+    stop.notify_waiters();
+    run.await.unwrap();
+}
+
+/// The partition each of `keys` lives in, by the index that names it.
+fn partitions_of(
+    server: &RedisServer,
+    name: &str,
+    keys: impl Iterator<Item = String>,
+) -> Vec<usize> {
+    let Reply::Bulk(json) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let layout: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let tags: Vec<String> = layout["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tag| tag.as_str().unwrap().to_owned())
+        .collect();
+    keys.map(|key| {
+        tags.iter()
+            .position(|tag| {
+                server.command(&["HEXISTS", &format!("{{{tag}}}:index"), &key]) == Reply::Integer(1)
+            })
+            .unwrap_or_else(|| panic!("`{key}` is in no partition's index"))
+    })
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

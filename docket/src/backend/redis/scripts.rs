@@ -129,6 +129,7 @@ scripts! {
     release: index, entry, store;
     record: ;
     keep: consumers;
+    survey: consumers;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.

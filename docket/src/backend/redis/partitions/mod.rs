@@ -22,8 +22,12 @@
 //! **Workers** read every partition: one claim in progress per partition (a blocking read when
 //! the partition is idle, an immediate answer under load), kept across the worker's claims so
 //! that an idle docket costs no more reads than it did on one partition. Each partition keeps
-//! its own clock, leases, strikes copy and signals stream, and a worker follows every
-//! partition's signals.
+//! its own strikes copy and signals stream, and a worker follows every partition's signals.
+//!
+//! **The clock.** Partition 0's keeper lease makes one worker the keeper of every partition
+//! ([`clock`](super::clock)): it checks a partition while anything is pending or queued there,
+//! and otherwise waits on it in one blocking read, so that an idle fleet's periodic commands
+//! are about those of one partition, whatever the count.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +49,7 @@ use self::merge::merge;
 use self::slots::crc16;
 pub(crate) use self::slots::placed;
 use super::RedisBackend;
+use super::clock::Spread;
 use crate::backend::{
     Admission, Backend, Burial, Delivery, DeliveryId, Gate, KeyMode, Message, Signal, SignalFeed,
 };
@@ -56,7 +61,8 @@ use crate::strike::Strike;
 use crate::sync::Locked;
 
 /// The most partitions a docket may be spread over. Each costs every worker a blocking read
-/// and a clock of its own; a docket needs about as many as it has masters.
+/// and a signals feed (connections, not commands, while idle); a docket needs about as many as
+/// it has masters.
 pub(crate) const MOST_PARTITIONS: u16 = 64;
 
 /// How long a worker's clock waits before asking again for a layout it could not read.
@@ -327,7 +333,22 @@ impl Partitions {
                 }
             }
         };
-        futures_util::future::join_all(parts.iter().map(|part| part.keep_time(worker, stop))).await;
+        match parts {
+            [home] => home.keep_time(worker, stop, None).await,
+            [home, others @ ..] => {
+                // Partition 0's lease makes one worker the keeper of every partition.
+                let spread = Spread::new(parts.len());
+                let others = others
+                    .iter()
+                    .map(|part| part.follow_time(worker, stop, &spread));
+                futures_util::future::join(
+                    home.keep_time(worker, stop, Some(&spread)),
+                    futures_util::future::join_all(others),
+                )
+                .await;
+            }
+            [] => {}
+        }
         self.silence(worker).await;
     }
 

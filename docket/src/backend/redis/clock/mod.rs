@@ -19,6 +19,13 @@
 //! blocked worker reads), for as long as that worker is the one that moves the heads: one or
 //! two workers tick, never the whole fleet. The clock runs beside the worker's claims, so a
 //! keeper whose slots are all busy still moves due tasks on time.
+//!
+//! On a docket spread over several partitions, this is partition 0's clock, and its keeper is
+//! the keeper of every partition: the others' clocks ([`follow`]) check a partition only while
+//! anything is pending or queued there, and ask a reader of that partition, not this process,
+//! to take its stalled deliveries over.
+
+mod follow;
 
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +41,8 @@ use crate::error::{Chain, Error, Result};
 use crate::stats::{WINDOW_MINUTES, minute_of};
 use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
+
+pub(crate) use self::follow::Spread;
 
 /// How often a worker says again that it is running (`{name}:fleet`), and after how long
 /// without it the keeper forgets it, in redelivery timeouts: every 6 hours and after 13 with
@@ -84,8 +93,16 @@ impl RedisBackend {
 
     /// Keep the fleet's clock for `worker` until `stop` fires: take or look for the keeper's
     /// lease, run the keeper's checks, and move future tasks into the stream when they fall due
-    /// (see the module docs).
-    pub(crate) async fn keep_time(&self, worker: &str, stop: &CancellationToken) {
+    /// (see the module docs). On a docket of several partitions this is partition 0's clock,
+    /// and `spread` tells the other partitions' clocks ([`follow`]) whether this worker keeps
+    /// time for the fleet.
+    pub(crate) async fn keep_time(
+        &self,
+        worker: &str,
+        stop: &CancellationToken,
+        spread: Option<&Spread>,
+    ) {
+        let partitions = spread.map_or(1, Spread::count);
         let mut role = Role::Looking {
             next: Instant::now(),
         };
@@ -94,7 +111,7 @@ impl RedisBackend {
         let mut registered: Option<Instant> = None;
         // A safety net under the lease: whatever becomes of the keeper, each worker asks for a
         // reclaim of its own now and then (see `OWN_RECLAIM`).
-        let mut own_reclaim = Instant::now() + self.own_reclaim_every();
+        let mut own_reclaim = Instant::now() + self.own_reclaim_every(partitions);
         // A due time whose tick failed is tried again from here.
         let mut due_retry: Option<Instant> = None;
         loop {
@@ -122,35 +139,7 @@ impl RedisBackend {
             }
             let now = Instant::now();
             if due.is_some_and(|due| due <= now) {
-                let (wakes, known) = {
-                    let timer = self.timer.locked();
-                    (timer.wakes, timer.next_due.is_some())
-                };
-                due_retry = match self
-                    .bounded(
-                        worker,
-                        "moving due tasks",
-                        self.tick_counting(worker, 1, false),
-                    )
-                    .await
-                {
-                    Ok((_, moved)) => {
-                        // A worker a wake-up reached minds the heads after it while it is the
-                        // one that moves them: it stops when another was first (the keeper, or
-                        // the worker a later wake-up reached) or the schedule is empty; unless
-                        // another wake-up reached it meanwhile.
-                        let timer = self.timer.locked();
-                        let empty = timer.next_due == Some(None);
-                        if known && (moved == 0 || empty) && timer.wakes == wakes {
-                            self.woken.locked().remove(worker);
-                        }
-                        None
-                    }
-                    Err(error) => {
-                        tracing::debug!(worker, error = %Chain(&error), "moving due tasks failed; trying again shortly");
-                        Some(now + RETRY)
-                    }
-                };
+                due_retry = self.move_due(worker, now).await;
             }
             if registered
                 .is_none_or(|at| now >= at + self.options.redelivery_timeout * FLEET_REFRESH)
@@ -168,7 +157,7 @@ impl RedisBackend {
                 };
             }
             if own.is_some_and(|own| own <= now) {
-                own_reclaim = now + self.own_reclaim_every();
+                own_reclaim = now + self.own_reclaim_every(partitions);
                 tracing::debug!(worker, "asking for a reclaim of its own (the safety net)");
                 self.ask_reclaim(now, 1);
             }
@@ -243,6 +232,42 @@ impl RedisBackend {
                     }
                 }
             };
+            if let Some(spread) = spread {
+                spread.set_keeper(matches!(role, Role::Keeper { .. }));
+            }
+        }
+    }
+
+    /// Move the tasks that fell due into the stream; when that failed, the time to try again.
+    async fn move_due(&self, worker: &str, now: Instant) -> Option<Instant> {
+        let (wakes, known) = {
+            let timer = self.timer.locked();
+            (timer.wakes, timer.next_due.is_some())
+        };
+        match self
+            .bounded(
+                worker,
+                "moving due tasks",
+                self.tick_counting(worker, 1, false),
+            )
+            .await
+        {
+            Ok((_, moved)) => {
+                // A worker a wake-up reached minds the heads after it while it is the one that
+                // moves them: it stops when another was first (the keeper, or the worker a
+                // later wake-up reached) or the schedule is empty; unless another wake-up
+                // reached it meanwhile.
+                let timer = self.timer.locked();
+                let empty = timer.next_due == Some(None);
+                if known && (moved == 0 || empty) && timer.wakes == wakes {
+                    self.woken.locked().remove(worker);
+                }
+                None
+            }
+            Err(error) => {
+                tracing::debug!(worker, error = %Chain(&error), "moving due tasks failed; trying again shortly");
+                Some(now + RETRY)
+            }
         }
     }
 
@@ -261,9 +286,11 @@ impl RedisBackend {
     }
 
     /// How long a worker that is not the keeper waits between reclaims of its own: 16 redelivery
-    /// timeouts, give or take a quarter (80 minutes at the default 5).
-    fn own_reclaim_every(&self) -> Duration {
-        let spread = OWN_RECLAIM * (0.75 + crate::key::random_unit() * 0.5);
+    /// timeouts, give or take a quarter (80 minutes at the default 5), times the number of
+    /// `partitions` (each has its own), so that a worker's safety net costs the same however
+    /// many partitions the docket has.
+    fn own_reclaim_every(&self, partitions: u32) -> Duration {
+        let spread = OWN_RECLAIM * f64::from(partitions) * (0.75 + crate::key::random_unit() * 0.5);
         self.options.redelivery_timeout.mul_f64(spread)
     }
 
@@ -359,18 +386,7 @@ impl RedisBackend {
                 self.query::<()>(&restore).await?;
                 return Ok(None);
             }
-            let mut summary = redis::cmd("XPENDING");
-            summary.arg(&self.keys.stream).arg(GROUP);
-            let pending = match self.query::<Value>(&summary).await {
-                Ok(Value::Array(summary)) => match summary.first() {
-                    Some(Value::Int(count)) => u64::try_from(*count).unwrap_or(0),
-                    _ => 0,
-                },
-                Ok(_) => 0,
-                // No group yet: nothing was ever delivered.
-                Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => 0,
-                Err(error) => return Err(error),
-            };
+            let pending = self.pending().await?;
             self.ask_reclaim(now, pending);
             return Ok(Some(workers));
         }
@@ -416,6 +432,22 @@ impl RedisBackend {
         self.timer.locked().learn_head(next_due, wakes);
         self.ask_reclaim(now, pending);
         Ok(Some(workers))
+    }
+
+    /// How many deliveries are pending in the whole group (`XPENDING`'s summary): 0 when it has
+    /// no group yet, as nothing was ever delivered.
+    async fn pending(&self) -> Result<u64> {
+        let mut summary = redis::cmd("XPENDING");
+        summary.arg(&self.keys.stream).arg(GROUP);
+        match self.query::<Value>(&summary).await {
+            Ok(Value::Array(summary)) => Ok(match summary.first() {
+                Some(Value::Int(count)) => u64::try_from(*count).unwrap_or(0),
+                _ => 0,
+            }),
+            Ok(_) => Ok(0),
+            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => Ok(0),
+            Err(error) => Err(error),
+        }
     }
 
     /// Run `chore`, giving up after [`CHORE_LIMIT`]: then Redis counts as unreachable (the
