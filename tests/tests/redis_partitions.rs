@@ -705,87 +705,31 @@ async fn a_suspect_waits_for_a_worker_that_holds_nothing_in_any_partition() {
     assert_eq!(probe.starts(), 2, "{runs:#?}");
 }
 
-/// Two suspects in two partitions, and an idle worker: each partition's reclaim finds the
-/// worker empty-handed in its own partition, but only one of them may hand it a suspect; the
-/// other waits until the first is done.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspects_of_two_partitions_never_run_side_by_side() {
+/// Two suspects, in partitions 1 and 2, each running `millis` once taken, stalled `waited`
+/// ago; one idle worker drains them. Returns their probe, once both ran.
+async fn two_suspects_in_two_partitions(
+    prefix: &str,
+    timeout: Duration,
+    waited: Duration,
+    millis: u64,
+) -> std::sync::Arc<Probe> {
     let server = RedisServer::start();
-    let name = unique_name("suspects-apart");
-    let timeout = Duration::from_secs(2);
+    let name = unique_name(prefix);
     let docket = spread_with_timeout(&server, &name, timeout).await;
     let probe = Probe::new();
     let tags = layout_after_first_use(&server, &name, &docket).await;
-    // One key in each of two partitions.
-    let mut keys: Vec<(usize, String)> = Vec::new();
-    for n in 0.. {
-        let key = format!("suspect-{n}");
-        let part = tests::redis_server::partition_of_key(&key, tags.len());
-        if !keys.iter().any(|(taken, _)| *taken == part) {
-            keys.push((part, key));
-        }
-        if keys.len() == 2 {
-            break;
-        }
-    }
-    for (part, key) in &keys {
-        SpreadSleep::schedule(probe.id(), key.clone(), 1_500)
-            .key(key)
+    for part in [1, 2] {
+        let key = (0..)
+            .map(|n| format!("{prefix}-{n}"))
+            .find(|key| tests::redis_server::partition_of_key(key, tags.len()) == part)
+            .unwrap();
+        SpreadSleep::schedule(probe.id(), key.clone(), millis)
+            .key(&key)
             .on(&docket)
             .await
             .unwrap();
-        assert_eq!(partition_holding(&server, &tags, key), *part);
-        stall_as_suspect(&server, &tags[*part], key, Duration::ZERO);
-    }
-    let worker =
-        tests::background::Background::start(Worker::new(&docket).concurrency(4).read_ahead(0));
-    tokio::time::timeout(
-        PATIENCE,
-        probe.until("both suspects ran", |p| p.finishes() == 2),
-    )
-    .await
-    .expect("both suspects ran in time");
-    worker.stop().await;
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 2, "each ran once: {runs:#?}");
-    assert_eq!(
-        probe.most_running(),
-        1,
-        "two suspects ran side by side on one worker: {runs:#?}"
-    );
-}
-
-/// A suspect that waited three redelivery timeouts (a fleet that is never idle would starve
-/// it) goes to a worker that holds other deliveries, but never to one that holds a suspect
-/// already: two starved suspects, in two partitions, and one idle worker: the first is taken
-/// alone, and the second waits for it to end.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_holds_one_starved_suspect_at_a_time() {
-    let server = RedisServer::start();
-    let name = unique_name("suspects-starved");
-    let timeout = Duration::from_secs(1);
-    let docket = spread_with_timeout(&server, &name, timeout).await;
-    let probe = Probe::new();
-    let tags = layout_after_first_use(&server, &name, &docket).await;
-    let mut keys: Vec<(usize, String)> = Vec::new();
-    for n in 0.. {
-        let key = format!("starved-{n}");
-        let part = tests::redis_server::partition_of_key(&key, tags.len());
-        if part != 0 && !keys.iter().any(|(taken, _)| *taken == part) {
-            keys.push((part, key));
-        }
-        if keys.len() == 2 {
-            break;
-        }
-    }
-    for (part, key) in &keys {
-        SpreadSleep::schedule(probe.id(), key.clone(), 2_000)
-            .key(key)
-            .on(&docket)
-            .await
-            .unwrap();
-        // Past three timeouts already.
-        stall_as_suspect(&server, &tags[*part], key, timeout * 4);
+        assert_eq!(partition_holding(&server, &tags, &key), part);
+        stall_as_suspect(&server, &tags[part], &key, waited);
     }
     // The dead consumer silent for longer than a timeout, as a dead worker's is: else its
     // deliveries count as lost on the way, and are taken over whoever holds what.
@@ -799,12 +743,40 @@ async fn a_worker_holds_one_starved_suspect_at_a_time() {
     .await
     .expect("both suspects ran in time");
     worker.stop().await;
-    let runs = probe.runs();
-    assert_eq!(runs.len(), 2, "each ran once: {runs:#?}");
+    assert_eq!(probe.runs().len(), 2, "each ran once: {:#?}", probe.runs());
+    probe
+}
+
+/// Two suspects in two partitions, and an idle worker: each partition's reclaim finds the
+/// worker empty-handed in its own partition, but only one of them may hand it a suspect; the
+/// other waits until the first is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspects_of_two_partitions_never_run_side_by_side() {
+    let probe =
+        two_suspects_in_two_partitions("apart", Duration::from_secs(2), Duration::ZERO, 1_500)
+            .await;
     assert_eq!(
         probe.most_running(),
         1,
-        "a worker held two suspects at once: {runs:#?}"
+        "two suspects ran side by side on one worker: {:#?}",
+        probe.runs()
+    );
+}
+
+/// A suspect that waited three redelivery timeouts (a fleet that is never idle would starve
+/// it) goes to a worker that holds other deliveries, but never to one that holds a suspect
+/// already: two starved suspects, in two partitions, and one idle worker: the first is taken
+/// alone, and the second waits for it to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_holds_one_starved_suspect_at_a_time() {
+    let timeout = Duration::from_secs(1);
+    // Past three timeouts already.
+    let probe = two_suspects_in_two_partitions("starved", timeout, timeout * 4, 2_000).await;
+    assert_eq!(
+        probe.most_running(),
+        1,
+        "a worker held two suspects at once: {:#?}",
+        probe.runs()
     );
 }
 

@@ -128,8 +128,8 @@ scripts! {
     admit: index, delivery, entry, settle, store;
     release: index, entry, store;
     record: ;
-    keep: consumers;
-    survey: consumers;
+    keep: consumers, glance;
+    survey: consumers, glance;
 }
 
 /// One script of `lua/`, assembled with the prelude and its includes, in its two variants.

@@ -13,7 +13,7 @@
 -- minute is before a given one are forgotten at the checks that ask for it (now and then: it
 -- reads the whole hash).
 --
--- include: consumers
+-- include: consumers, glance
 -- KEYS: lease, stream, schedule, fleet, stats
 -- ARGV: consumer, lease (ms), now (ms), workers (the keeper's last count), count ('1': count
 --       the fleet again, forgetting workers silent since the given time, and forget idle
@@ -70,15 +70,5 @@ if before and holder(before) ~= consumer then
   return { 0, 0, -1, tonumber(string.match(before, '^(%d+) ')) or workers }
 end
 
-local pending = 0
-local ok, summary = pcall(redis.call, 'XPENDING', stream, GROUP)
-if ok then
-  pending = summary[1]
-end
-
-local next_due = -1
-local head = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
-if #head > 0 then
-  next_due = tonumber(head[2])
-end
+local pending, next_due = glance(stream, schedule)
 return { 1, pending, next_due, workers }

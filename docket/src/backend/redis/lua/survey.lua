@@ -5,7 +5,7 @@
 -- A partition with nothing pending and an empty stream needs no checks until an entry is added:
 -- the keeper then waits for one in a blocking read instead.
 --
--- include: consumers
+-- include: consumers, glance
 -- KEYS: stream, schedule, fleet
 -- ARGV: consumer, count ('1': forget idle consumers, and workers silent since the given time),
 --       silent since (ms), redelivery timeout (ms)
@@ -21,15 +21,5 @@ if ARGV[2] == '1' then
   each_consumer(stream, consumer, 2 * tonumber(ARGV[4]), function() end)
 end
 
-local pending = 0
-local ok, summary = pcall(redis.call, 'XPENDING', stream, GROUP)
-if ok then
-  pending = summary[1]
-end
-
-local next_due = -1
-local head = redis.call('ZRANGE', schedule, 0, 0, 'WITHSCORES')
-if #head > 0 then
-  next_due = tonumber(head[2])
-end
+local pending, next_due = glance(stream, schedule)
 return { pending, next_due, redis.call('XLEN', stream) }
