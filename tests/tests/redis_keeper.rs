@@ -389,6 +389,58 @@ async fn the_keeper_asks_a_reader_of_the_partition_to_take_stalled_deliveries_ov
     run.await.unwrap();
 }
 
+/// On a docket of three partitions, a keeper whose checks of one partition keep failing (its
+/// master unreachable from the keeper's process, say; here the partition's stream is not a
+/// stream) gives partition 0's lease up after a lease's length, so that another worker can keep
+/// that partition: stalled deliveries there would otherwise wait for the safety net, hours
+/// away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-failing");
+    let lease = format!("{{{name}}}:keeper");
+    let redelivery = Duration::from_secs(2);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .partitions(3)
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let worker = Worker::new(&docket).concurrency(1);
+    let keeper_id = worker.id().to_owned();
+    let run = tokio::spawn(async move {
+        worker
+            .run_until(async move { stopped.notified().await })
+            .await
+            .unwrap()
+    });
+    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
+    })
+    .await;
+    let Reply::Bulk(layout) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
+        panic!("the docket has a stored layout");
+    };
+    let tag = serde_json::from_str::<serde_json::Value>(&layout).unwrap()["partitions"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Every check of partition 2 fails from now on.
+    server.command(&["DEL", &format!("{{{tag}}}:stream")]);
+    server.command(&["SET", &format!("{{{tag}}}:stream"), "not a stream"]);
+    // A lease's length of failures, a check period, and the lease is free (the only worker
+    // takes it again later, when it next looks).
+    eventually("the keeper gives the lease up", redelivery * 5, async || {
+        !matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
+    })
+    .await;
+    server.command(&["DEL", &format!("{{{tag}}}:stream")]);
+    stop.notify_waiters();
+    run.await.unwrap();
+}
+
 /// The partition each of `keys` lives in, by the index that names it.
 fn partitions_of(
     server: &RedisServer,

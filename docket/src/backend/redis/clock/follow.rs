@@ -34,14 +34,16 @@
 //! take them all down with it, keeper after keeper, until the healthy ones among them were
 //! buried as poison (the chaos harness did this). The keeper adds a wake-up `w keeper` to the
 //! partition's stream instead; whichever worker reads it next (under load, any worker; idle,
-//! the one blocked longest) runs the reclaim in its own process. Should that worker be too
-//! busy to, the keeper's next check asks again. (A worker of an earlier version, whose clock
+//! the one blocked longest) has a worker of its own process run the reclaim. Should they be too
+//! busy to, the keeper's next check asks again. Should the keeper's checks of a partition keep
+//! failing for a lease's length (its master unreachable from the keeper's process), the keeper
+//! gives partition 0's lease up, for a worker that can reach it. (A worker of an earlier version, whose clock
 //! kept a lease in every partition, takes that partition's lease on such a wake-up, and
 //! reclaims as its keeper.)
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use redis::Value;
@@ -63,6 +65,10 @@ pub(crate) struct Spread {
     count: u32,
     /// Whether the worker holds the keeper's lease (partition 0's): set by partition 0's clock.
     keeper: watch::Sender<bool>,
+    /// Set by another partition's clock whose checks kept failing for a lease's length (its
+    /// master unreachable from this process, say): partition 0's keeper gives the lease up at
+    /// its next check, so that a worker that can reach that partition keeps it.
+    resign: AtomicBool,
 }
 
 impl Spread {
@@ -71,11 +77,17 @@ impl Spread {
         Spread {
             count: u32::try_from(count).unwrap_or(u32::MAX),
             keeper: watch::Sender::new(false),
+            resign: AtomicBool::new(false),
         }
     }
 
     pub(super) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Whether another partition asked the keeper to give the lease up; the ask is taken.
+    pub(super) fn take_resign(&self) -> bool {
+        self.resign.swap(false, Ordering::Relaxed)
     }
 
     /// Partition 0's clock says whether the worker holds the lease.
@@ -120,6 +132,8 @@ impl RedisBackend {
         let mut check: Option<Instant> = None;
         let mut checks: u32 = 0;
         let mut cold: Option<ColdWatch<'_>> = None;
+        // Since when this keeper's checks of the partition have failed, one after another.
+        let mut failing: Option<Instant> = None;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -142,6 +156,7 @@ impl RedisBackend {
                 (false, Some(_)) => {
                     check = None;
                     cold = None;
+                    failing = None;
                 }
                 _ => {}
             }
@@ -197,31 +212,49 @@ impl RedisBackend {
             // A cold partition checked again (now and then) gets a full check.
             let full = cold.take().is_some() || checks < 2 || checks.is_multiple_of(FULL_EVERY);
             checks = checks.wrapping_add(1);
-            check = Some(
-                match self
-                    .bounded(
-                        worker,
-                        "the keeper's check of a partition",
-                        self.partition_check(worker, full),
-                    )
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::debug!(
+            let checked = self
+                .bounded(
+                    worker,
+                    "the keeper's check of a partition",
+                    self.partition_check(worker, full),
+                )
+                .await;
+            // Checks that keep failing (the partition's master unreachable from this process,
+            // while partition 0's is not) would leave its stalled deliveries to the safety net,
+            // hours away: after a lease's length of them, the keeper gives the lease up.
+            failing = match checked {
+                Ok(_) => None,
+                Err(_) => {
+                    let since = *failing.get_or_insert(now);
+                    if now.duration_since(since) >= self.options.redelivery_timeout {
+                        tracing::warn!(
                             worker,
                             partition = self.part,
-                            "the partition is cold: waiting for an entry instead of checking"
+                            "the keeper's checks of a partition keep failing; giving the lease up"
                         );
-                        cold = Some(Box::pin(self.watch_cold(worker)));
-                        now + self.check_every() * PRUNE_EVERY
+                        spread.resign.store(true, Ordering::Relaxed);
+                        None
+                    } else {
+                        Some(since)
                     }
-                    Ok(false) => now + self.check_every(),
-                    Err(error) => {
-                        self.unsure(&error);
-                        now + RETRY
-                    }
-                },
-            );
+                }
+            };
+            check = Some(match checked {
+                Ok(true) => {
+                    tracing::debug!(
+                        worker,
+                        partition = self.part,
+                        "the partition is cold: waiting for an entry instead of checking"
+                    );
+                    cold = Some(Box::pin(self.watch_cold(worker)));
+                    now + self.check_every() * PRUNE_EVERY
+                }
+                Ok(false) => now + self.check_every(),
+                Err(error) => {
+                    self.unsure(&error);
+                    now + RETRY
+                }
+            });
         }
     }
 

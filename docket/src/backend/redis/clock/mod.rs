@@ -175,6 +175,10 @@ impl RedisBackend {
                         // own its busy workers never ran) is not this keeper's to resign over:
                         // its first check asks again when anything is pending.
                         self.timer.locked().reclaim_at = None;
+                        if let Some(spread) = spread {
+                            // Nor one another partition made in an earlier stint.
+                            spread.take_resign();
+                        }
                         checks = 0;
                         Role::Keeper { next: now }
                     }
@@ -207,7 +211,7 @@ impl RedisBackend {
                         .bounded(
                             worker,
                             "the keeper's check",
-                            self.keeper_check(worker, workers, full, prune),
+                            self.keeper_check(worker, workers, full, prune, spread),
                         )
                         .await
                     {
@@ -356,14 +360,17 @@ impl RedisBackend {
         workers: u64,
         full: bool,
         prune: bool,
+        spread: Option<&Spread>,
     ) -> Result<Option<u64>> {
         let now = Instant::now();
+        // Another partition's checks kept failing (the ask is taken either way).
+        let asked = spread.is_some_and(Spread::take_resign);
         let (resign, wakes) = {
             let timer = self.timer.locked();
             let resign = timer
                 .reclaim_at
                 .is_some_and(|at| at + self.check_every() <= now);
-            (resign, timer.wakes)
+            (resign || asked, timer.wakes)
         };
         if !full && !resign {
             let lease = millis_of(self.options.redelivery_timeout).max(1);
