@@ -1,6 +1,7 @@
 //! The claim engine: how a worker gets its next deliveries. A claim first takes back what a
 //! failed read may have handed over (`recover`), runs a tick when the schedule's head is unknown
-//! or the keeper's check found deliveries that may be stalled (`tick.lua`: promote, reclaim,
+//! or the keeper asked for a reclaim (its check found deliveries that may be stalled, or, on
+//! partitions 1 and up, its wake-up reached this process) (`tick.lua`: promote, reclaim,
 //! bury poison), then blocks in `XREADGROUP` on a dedicated connection, without a timeout, until
 //! an entry arrives, a reclaim is asked for or the worker stops. Future tasks are moved into the
 //! stream by the fleet's clock ([`clock`](super::clock)) on the shared connection, which wakes
@@ -64,7 +65,8 @@ pub(super) struct Timer {
     /// does not overwrite what it said (the head is unknown again instead).
     pub(super) wakes: u64,
     /// When a claim of this process runs the reclaim tick: set by the keeper's check when
-    /// deliveries are pending (some may be stalled); `None` when none is wanted.
+    /// deliveries are pending (some may be stalled), or on partitions 1 and up by the keeper's
+    /// wake-up read here; `None` when none is wanted.
     pub(super) reclaim_at: Option<Instant>,
     /// No reclaim before this: live workers need a whole redelivery timeout after an outage (or
     /// this process's start) to renew their deliveries.
@@ -408,11 +410,15 @@ impl RedisBackend {
         self.changed.notify_waiters();
         self.chores.notify_waiters();
         let entries = self.decode(stream_entries(reclaimed));
-        if let Some(reserved) = reserved
-            && entries.is_empty()
-        {
-            reserved.took_nothing();
-        }
+        // Held until this returns (burials below may take a while), and a moment after, for
+        // the caller to sort what it took into the worker's deliveries.
+        let _reserved = match reserved {
+            Some(reserved) if entries.is_empty() => {
+                reserved.took_nothing();
+                None
+            }
+            reserved => reserved,
+        };
         if !entries.is_empty() {
             tracing::warn!(
                 worker,
@@ -529,7 +535,22 @@ impl RedisBackend {
         }
         let (handed, dropped): (Value, Value) = self.invoke(&invocation).await?;
         self.drop_entries(worker, stream_entries(dropped));
-        Ok(self.decode(stream_entries(handed)))
+        let entries = self.decode(stream_entries(handed));
+        // A suspect taken over by a reclaim whose reply was lost is a suspect still (a task:
+        // wake-ups and garbled entries are settled otherwise).
+        let suspects: Vec<&str> = lost
+            .iter()
+            .filter(|row| row.delivered >= SUSPECT_COUNT)
+            .map(|row| row.id.as_str())
+            .collect();
+        for entry in &entries {
+            if let Entry::Task { id, .. } = entry
+                && suspects.contains(&id.as_str())
+            {
+                self.solo.holds_suspect(self.part, id, worker);
+            }
+        }
+        Ok(entries)
     }
 
     /// Remember deliveries a script settled instead of handing them to `worker`.

@@ -2,9 +2,10 @@
 //! what killed its workers (it exits the process, exhausts memory). `tick.lua` hands one only to
 //! a worker that holds nothing else, so that, should it kill that worker too, no healthy task
 //! dies with it; or, once it has waited three redelivery timeouts (a fleet that is never idle
-//! would starve it), to a worker that holds no other suspect. Either way a worker holds at most
-//! one suspect at a time, so a poison task never takes the same companions down with it again
-//! and again until they too are buried as poison.
+//! would starve it), to a worker that holds no other suspect. Either way a worker's reclaims take
+//! no suspect while it holds one, so a poison task does not take the same companions down with
+//! it again and again until they too are buried as poison. (Deliveries taken over from a worker
+//! heard from lately, lost on the way rather than stalled, go back whatever their count.)
 //!
 //! On a docket spread over partitions, "nothing else" means nothing in *any* partition: each
 //! partition's reclaims run in the process's workers, and a worker that took a suspect in one

@@ -61,8 +61,8 @@ use crate::strike::Strike;
 use crate::sync::Locked;
 
 /// The most partitions a docket may be spread over. Each costs every worker a blocking read
-/// and a signals feed (connections, not commands, while idle); a docket needs about as many as
-/// it has masters.
+/// and a signals feed, and the keeper one more blocking read while the partition is cold
+/// (connections, not commands, while idle); a docket needs about as many as it has masters.
 pub(crate) const MOST_PARTITIONS: u16 = 64;
 
 /// How long a worker's clock waits before asking again for a layout it could not read.
