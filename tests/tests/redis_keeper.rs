@@ -396,18 +396,32 @@ async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() 
         .unwrap();
     let stop = std::sync::Arc::new(Notify::new());
     let stopped = stop.clone();
-    let worker = Worker::new(&docket).concurrency(1);
+    let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
     let keeper_id = worker.id().to_owned();
+    // Its result is not the point: its deliveries' settlements fail once the stream is broken.
     let run = tokio::spawn(async move {
         worker
             .run_until(async move { stopped.notified().await })
             .await
-            .unwrap()
     });
     eventually("the only worker to take the lease", Duration::from_secs(10), async || {
         matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
     })
     .await;
+    // A task running in partition 2 keeps it warm: the keeper checks it every check period
+    // (a cold partition is only watched, and a watch on a key that changes type waits on).
+    let key = (0..)
+        .map(|n| format!("failing-{n}"))
+        .find(|key| tests::redis_server::partition_of_key(key, 3) == 2)
+        .unwrap();
+    let probe = Probe::new();
+    Stall::schedule(probe.id(), 0)
+        .key(&key)
+        .on(&docket)
+        .await
+        .unwrap();
+    probe.until("the task runs", |p| p.starts() == 1).await;
+    tokio::time::sleep(redelivery).await;
     let tag = layout(&server, &name)[2].clone();
     // Every check of partition 2 fails from now on.
     server.command(&["DEL", &format!("{{{tag}}}:stream")]);
@@ -415,17 +429,20 @@ async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() 
     server.command(&["CONFIG", "RESETSTAT"]);
     // A lease's length of failures, a check period, and the keeper gives the lease up: it frees
     // it and adds a hand-off wake-up to partition 0's stream (nothing else adds an entry here:
-    // nothing is scheduled, and no other partition has anything pending). The only worker may
-    // take the lease again at once, so the lease itself is no witness.
+    // nothing is scheduled, and the keeper's asks of partition 2 fail with its checks). The
+    // only worker may take the lease again at once, so the lease itself is no witness.
     eventually(
         "the keeper gives the lease up",
-        redelivery * 5,
+        redelivery * 8,
         async || server.command_stats().get("xadd").copied().unwrap_or(0) >= 1,
     )
     .await;
     server.command(&["DEL", &format!("{{{tag}}}:stream")]);
+    probe.release(1);
     stop.notify_waiters();
-    run.await.unwrap();
+    if let Err(error) = run.await.expect("the worker's task ends") {
+        println!("the worker stopped with: {error}");
+    }
 }
 
 /// The hash tags of the docket `name`'s stored layout, partition 0's first.
