@@ -9,10 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use docket::{Docket, Worker};
+use tests::background::Background;
 use tests::eventually;
 use tests::probe::Probe;
 use tests::redis_server::{RedisServer, Reply, unique_name};
 use tokio::sync::Notify;
+
+mod layout;
+use self::layout::layout;
 
 #[docket::task]
 async fn note(probe: String) {
@@ -218,12 +222,7 @@ async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
     let name = unique_name("keeper-cold");
     let lease = format!("{{{name}}}:keeper");
     let redelivery = Duration::from_secs(2);
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .redelivery_timeout(redelivery)
-        .partitions(3)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name, redelivery).await;
     // Two keys of one partition other than 0.
     let keys: Vec<String> = (0..)
         .map(|n| format!("cold-{n}"))
@@ -233,18 +232,9 @@ async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
 
     // The keeper, blocked in a read of every partition before the other worker starts, so it is
     // served first.
-    let stop = std::sync::Arc::new(Notify::new());
-    let (stopped, keeper) = (
-        stop.clone(),
-        Worker::new(&docket).concurrency(2).read_ahead(0),
-    );
+    let keeper = Worker::new(&docket).concurrency(2).read_ahead(0);
     let keeper_id = keeper.id().to_owned();
-    let keeper_run = tokio::spawn(async move {
-        keeper
-            .run_until(async move { stopped.notified().await })
-            .await
-            .unwrap()
-    });
+    let keeper = Background::start(keeper);
     eventually("the only worker to take the lease", Duration::from_secs(10), async || {
         matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
     })
@@ -311,8 +301,7 @@ async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
     probe
         .until("the keeper's worker takes it over", |p| p.finishes() == 1)
         .await;
-    stop.notify_waiters();
-    keeper_run.await.unwrap();
+    keeper.stop().await;
 }
 
 /// On a docket of three partitions, the keeper does not take a partition's stalled deliveries
@@ -326,25 +315,12 @@ async fn the_keeper_asks_a_reader_of_the_partition_to_take_stalled_deliveries_ov
     let server = RedisServer::start();
     let name = unique_name("keeper-asks");
     let redelivery = Duration::from_secs(2);
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .redelivery_timeout(redelivery)
-        .partitions(3)
-        .await
-        .unwrap();
+    let docket = spread(&server, &name, redelivery).await;
     let key = (0..)
         .map(|n| format!("asks-{n}"))
         .find(|key| tests::redis_server::partition_of_key(key, 3) == 2)
         .unwrap();
-    let stop = std::sync::Arc::new(Notify::new());
-    let stopped = stop.clone();
-    let worker = Worker::new(&docket).concurrency(2).read_ahead(0);
-    let run = tokio::spawn(async move {
-        worker
-            .run_until(async move { stopped.notified().await })
-            .await
-            .unwrap()
-    });
+    let worker = Background::start(Worker::new(&docket).concurrency(2).read_ahead(0));
     // A long task in partition 2: a delivery pending there for as long as it runs.
     let probe = Probe::new();
     Stall::schedule(probe.id(), 0)
@@ -373,8 +349,7 @@ async fn the_keeper_asks_a_reader_of_the_partition_to_take_stalled_deliveries_ov
         async || server.command(&["XLEN", &format!("{{{tag}}}:stream")]) == Reply::Integer(0),
     )
     .await;
-    stop.notify_waiters();
-    run.await.unwrap();
+    worker.stop().await;
 }
 
 /// On a docket of three partitions, a keeper whose checks of one partition keep failing (its
@@ -388,22 +363,10 @@ async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() 
     let name = unique_name("keeper-failing");
     let lease = format!("{{{name}}}:keeper");
     let redelivery = Duration::from_secs(2);
-    let docket = Docket::connect(server.url())
-        .name(&name)
-        .redelivery_timeout(redelivery)
-        .partitions(3)
-        .await
-        .unwrap();
-    let stop = std::sync::Arc::new(Notify::new());
-    let stopped = stop.clone();
+    let docket = spread(&server, &name, redelivery).await;
     let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
     let keeper_id = worker.id().to_owned();
-    // Its result is not the point: its deliveries' settlements fail once the stream is broken.
-    let run = tokio::spawn(async move {
-        worker
-            .run_until(async move { stopped.notified().await })
-            .await
-    });
+    let worker = Background::start(worker);
     eventually("the only worker to take the lease", Duration::from_secs(10), async || {
         matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
     })
@@ -439,24 +402,18 @@ async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() 
     .await;
     server.command(&["DEL", &format!("{{{tag}}}:stream")]);
     probe.release(1);
-    stop.notify_waiters();
-    if let Err(error) = run.await.expect("the worker's task ends") {
-        println!("the worker stopped with: {error}");
-    }
+    worker.stop().await;
 }
 
-/// The hash tags of the docket `name`'s stored layout, partition 0's first.
-fn layout(server: &RedisServer, name: &str) -> Vec<String> {
-    let Reply::Bulk(json) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
-        panic!("the docket has a stored layout");
-    };
-    let layout: serde_json::Value = serde_json::from_str(&json).unwrap();
-    layout["partitions"]
-        .as_array()
+/// The docket `name` on `server`, spread over three partitions, its deliveries taken over after
+/// `redelivery`.
+async fn spread(server: &RedisServer, name: &str, redelivery: Duration) -> Docket {
+    Docket::connect(server.url())
+        .name(name)
+        .redelivery_timeout(redelivery)
+        .partitions(3)
+        .await
         .unwrap()
-        .iter()
-        .map(|tag| tag.as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// The partition each of `keys` lives in, by the index that names it.

@@ -4,6 +4,7 @@
 //! (The same on a cluster, each partition on its own master, is in `redis_cluster.rs`.)
 
 mod behaviour;
+mod layout;
 
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use docket::{Docket, Worker, strike::Strike};
 use tests::PATIENCE;
 use tests::probe::Probe;
 use tests::redis_server::{RedisServer, Reply, unique_name};
+
+use self::layout::layout;
 
 /// A fresh docket of three partitions on a server of its own.
 async fn open() -> (Docket, RedisServer) {
@@ -49,20 +52,6 @@ async fn spread_double(n: u64) -> Result<u64, std::io::Error> {
 #[docket::task]
 async fn spread_fail() -> Result<(), std::io::Error> {
     Err(std::io::Error::other("fails for good"))
-}
-
-/// The hash tags of the docket's stored layout, partition 0's first.
-fn layout(server: &RedisServer, name: &str) -> Vec<String> {
-    let Reply::Bulk(json) = server.command(&["GET", &format!("{{{name}}}:layout")]) else {
-        panic!("the docket has a stored layout");
-    };
-    let layout: serde_json::Value = serde_json::from_str(&json).unwrap();
-    layout["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|tag| tag.as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn stream_length(server: &RedisServer, tag: &str) -> i64 {
