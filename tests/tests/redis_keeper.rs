@@ -712,7 +712,7 @@ async fn a_keeper_whose_slots_are_all_busy_still_moves_due_tasks_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_keeper_too_busy_to_take_stalled_work_over_hands_its_lease_to_an_idle_worker() {
+async fn an_idle_worker_takes_stalled_work_over_for_a_keeper_too_busy_to() {
     #[docket::task]
     async fn occupy(probe: String) {
         let probe = Probe::find(&probe);
@@ -777,9 +777,11 @@ async fn a_keeper_too_busy_to_take_stalled_work_over_hands_its_lease_to_an_idle_
             p.finishes() == 1
         })
         .await;
+    // The keeper asked a reader (`w reclaim`), the idle worker, instead of its own process: it
+    // had no cause to hand its lease over.
     assert!(
-        !matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id)),
-        "the busy keeper gave its lease up"
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id)),
+        "the busy keeper keeps its lease"
     );
     holder.release(1);
     stop_fleet(others, idle).await;

@@ -1,7 +1,7 @@
 //! The claim engine: how a worker gets its next deliveries. A claim first takes back what a
 //! failed read may have handed over (`recover`), runs a tick when the schedule's head is unknown
-//! or the keeper asked for a reclaim (its check found deliveries that may be stalled, or, on
-//! partitions 1 and up, its wake-up reached this process) (`tick.lua`: promote, reclaim,
+//! or the keeper asked for a reclaim (its check found deliveries that may be stalled, and its
+//! wake-up `w reclaim` reached this process) (`tick.lua`: promote, reclaim,
 //! bury poison), then blocks in `XREADGROUP` on a dedicated connection, without a timeout, until
 //! an entry arrives, a reclaim is asked for or the worker stops. Future tasks are moved into the
 //! stream by the fleet's clock ([`clock`](super::clock)) on the shared connection, which wakes
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::RedisBackend;
-use super::codec::{self, Entry, millis};
+use super::codec::{self, Entry, Wake, millis};
 use super::connection::{RESPONSE_TIMEOUT, into_error, unavailable};
 use super::keys::GROUP;
 use super::reply::{PendingRow, first_stream, pending_rows, stream_entries};
@@ -64,9 +64,9 @@ pub(super) struct Timer {
     /// Counts the wake-ups seen: a tick or check whose answer was sent before the latest one
     /// does not overwrite what it said (the head is unknown again instead).
     pub(super) wakes: u64,
-    /// When a claim of this process runs the reclaim tick: set by the keeper's check when
-    /// deliveries are pending (some may be stalled), or on partitions 1 and up by the keeper's
-    /// wake-up read here; `None` when none is wanted.
+    /// When a claim of this process runs the reclaim tick: set when a worker here reads the
+    /// keeper's wake-up `w reclaim` (deliveries are pending, some may be stalled), or by the
+    /// safety net's reclaim of its own; `None` when none is wanted.
     pub(super) reclaim_at: Option<Instant>,
     /// No reclaim before this: live workers need a whole redelivery timeout after an outage (or
     /// this process's start) to renew their deliveries.
@@ -596,6 +596,7 @@ impl RedisBackend {
         let mut deliveries = Vec::with_capacity(entries.len());
         let mut wakes = Vec::new();
         let mut garbled = Vec::new();
+        let (mut head_moved, mut asked) = (false, false);
         {
             let mut in_flight = self.in_flight.locked();
             for entry in entries {
@@ -614,10 +615,18 @@ impl RedisBackend {
                             redelivered,
                         });
                     }
-                    Entry::Wake { id, handoff } => {
-                        if handoff {
-                            // The keeper gave its lease up: this worker's clock takes it.
-                            self.handed.locked().insert(worker.to_owned());
+                    Entry::Wake { id, kind } => {
+                        match kind {
+                            Wake::Head => head_moved = true,
+                            // The keeper gave partition 0's lease up: this worker's clock
+                            // takes it. (On another partition, a keeper of an earlier
+                            // version, which kept a lease in each, handed that one over: a
+                            // reclaim is what its keeper would have done.)
+                            Wake::Handoff if self.part == 0 => {
+                                self.handed.locked().insert(worker.to_owned());
+                                self.changed.notify_waiters();
+                            }
+                            Wake::Handoff | Wake::Reclaim => asked = true,
                         }
                         wakes.push(id);
                     }
@@ -643,7 +652,7 @@ impl RedisBackend {
                 self.lost(worker);
             }
         }
-        if !wakes.is_empty() {
+        if head_moved {
             // The schedule's head changed: look at it before blocking again, and move its
             // tasks when they fall due (this worker's clock).
             {
@@ -653,6 +662,18 @@ impl RedisBackend {
             }
             self.woken.locked().insert(worker.to_owned());
             self.changed.notify_waiters();
+        }
+        if asked {
+            // The keeper found deliveries pending here, and asks this process (this worker's
+            // next turn, unless another of its workers is first) to take stalled ones over.
+            tracing::debug!(
+                worker,
+                partition = self.part,
+                "the keeper asked for a reclaim"
+            );
+            self.ask_reclaim(Instant::now(), 1);
+        }
+        if !wakes.is_empty() {
             let wakes: Vec<(&str, &str)> = wakes.iter().map(|id| (id.as_str(), "")).collect();
             if let Err(error) = self.acknowledge(&wakes).await {
                 tracing::debug!(error = %crate::error::Chain(&error), "could not settle wake-ups");

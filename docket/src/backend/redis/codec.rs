@@ -114,9 +114,8 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
 pub(super) enum Entry {
     /// A task to run.
     Task { id: String, message: Message },
-    /// A wake-up: the earliest future task changed; or, with `handoff`, the keeper gave its
-    /// lease up and asks the worker that reads this to take it.
-    Wake { id: String, handoff: bool },
+    /// A wake-up (field `w`), of one of three kinds.
+    Wake { id: String, kind: Wake },
     /// Something that is not a docket entry, or no longer decodes.
     Garbled {
         id: String,
@@ -124,6 +123,19 @@ pub(super) enum Entry {
         fields: String,
         reason: String,
     },
+}
+
+/// What a wake-up asks of the worker that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wake {
+    /// `w <ms>`: the earliest future task changed; this worker moves it when it falls due.
+    Head,
+    /// `w keeper`: the keeper gave partition 0's lease up and hands it to this worker.
+    Handoff,
+    /// `w reclaim`: the keeper found deliveries pending, some of which may have stalled, and
+    /// asks this worker's process to take stalled ones over. (A worker of an earlier version
+    /// reads it as a `Head`: one tick more, and no harm.)
+    Reclaim,
 }
 
 impl Entry {
@@ -160,10 +172,12 @@ pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> 
         return garbled("the entry's fields are not string pairs".into());
     }
     if let Some(wake) = map.get(&b"w"[..]).filter(|_| !map.contains_key(&b"m"[..])) {
-        return Entry::Wake {
-            id,
-            handoff: *wake == b"keeper",
+        let kind = match &wake[..] {
+            b"keeper" => Wake::Handoff,
+            b"reclaim" => Wake::Reclaim,
+            _ => Wake::Head,
         };
+        return Entry::Wake { id, kind };
     }
     let Some(key) = &key else {
         return garbled("the entry has no key field `k` (or it is not UTF-8)".into());
@@ -410,9 +424,19 @@ mod tests {
             entry,
             Entry::Wake {
                 id: "2-0".into(),
-                handoff: false
+                kind: Wake::Head
             }
         );
+        for (field, kind) in [("keeper", Wake::Handoff), ("reclaim", Wake::Reclaim)] {
+            let entry = decode_entry("3-0".into(), &[bulk("w"), bulk(field)], 1 << 20);
+            assert_eq!(
+                entry,
+                Entry::Wake {
+                    id: "3-0".into(),
+                    kind
+                }
+            );
+        }
     }
 
     #[test]

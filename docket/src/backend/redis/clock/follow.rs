@@ -10,8 +10,7 @@
 //! - **Warm**: deliveries are pending, or entries wait in the stream. The keeper checks the
 //!   partition every half redelivery timeout, as it checks partition 0: `XPENDING`, and when
 //!   anything is pending it asks a reader of the partition for a reclaim (see below). The first
-//!   two checks of its
-//!   stint, and every eighth, are full ones (`survey.lua`): they also read the schedule's head,
+//!   two checks of its stint, and every eighth, are full ones (`survey.lua`): they also read the schedule's head,
 //!   for the keeper's timer, and forget idle consumers.
 //! - **Cold**: a check (`survey.lua`, which reads both at once) found nothing pending and the
 //!   stream empty. Nothing there can stall until an entry is added, so the keeper stops
@@ -29,17 +28,15 @@
 //! under the lease) comes round in each partition as many times more rarely as there are
 //! partitions, so it too costs a worker the same.
 //!
-//! **Who takes stalled deliveries over.** Not the keeper's process: it would then take every
-//! partition's over, and a task that kills its process (it exits, or exhausts memory) would
-//! take them all down with it, keeper after keeper, until the healthy ones among them were
-//! buried as poison (the chaos harness did this). The keeper adds a wake-up `w keeper` to the
-//! partition's stream instead; whichever worker reads it next (under load, any worker; idle,
-//! the one blocked longest) has a worker of its own process run the reclaim. Should they be too
-//! busy to, the keeper's next check asks again. Should the keeper's checks of a partition keep
-//! failing for a lease's length (its master unreachable from the keeper's process), the keeper
-//! gives partition 0's lease up, for a worker that can reach it. (A worker of an earlier version, whose clock
-//! kept a lease in every partition, takes that partition's lease on such a wake-up, and
-//! reclaims as its keeper.)
+//! **Who takes stalled deliveries over.** Not the keeper's process, as on partition 0: the
+//! keeper adds a wake-up `w reclaim` to the partition's stream, and whichever worker reads it
+//! next (under load, any worker with room; idle, the one blocked longest) has a worker of its
+//! own process run the reclaim. Should they be too busy to, the keeper's next check asks again.
+//! Should the keeper's checks of a partition keep failing for a lease's length (its master
+//! unreachable from the keeper's process), the keeper gives partition 0's lease up, for a
+//! worker that can reach it. (A worker of an earlier version reads `w reclaim` as a change of
+//! the schedule's head: one tick more. A keeper of an earlier version, which kept a lease in
+//! every partition, handed one over with `w keeper`; a worker of this version reclaims on it.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -138,14 +135,6 @@ impl RedisBackend {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if self.handed.locked().remove(worker) {
-                // The keeper asks a reader of this partition to take stalled deliveries over
-                // (`ask_a_reader`): this worker's read took the ask. (Only partition 0's lease is
-                // handed over; a keeper of an earlier version, which kept a lease in every
-                // partition, sent the same wake-up to hand this one's over, and the ask suits
-                // that case too.)
-                self.ask_reclaim(Instant::now(), 1);
-            }
             let is_keeper = *keeper.borrow_and_update();
             match (is_keeper, check) {
                 (true, None) => {
@@ -297,18 +286,6 @@ impl RedisBackend {
             self.ask_a_reader().await?;
         }
         Ok(pending == 0 && length == 0)
-    }
-
-    /// Deliveries are pending here, and one may be stalled: ask a worker that reads this
-    /// partition, whichever reads next, to take stalled ones over, with a wake-up (`w keeper`,
-    /// which a reader of a partition other than 0 takes as that ask). Not this process's workers:
-    /// a task that kills its process would then take down with it every partition's stalled
-    /// deliveries, each keeper in turn.
-    async fn ask_a_reader(&self) -> Result<()> {
-        let mut wake = redis::cmd("XADD");
-        wake.arg(&self.keys.stream).arg("*").arg("w").arg("keeper");
-        self.query::<String>(&wake).await?;
-        Ok(())
     }
 
     /// Wait, in one blocking `XREAD` from the stream's start, until an entry is added to this

@@ -5,8 +5,11 @@
 //! taking over the deliveries of a worker that died. One worker of the fleet at a time, the
 //! **keeper**, holds a lease (`{name}:keeper`, as long as the redelivery timeout) and checks
 //! every half timeout. A light check is two plain commands: it renews the lease and reads the
-//! group's pending summary (only when something is pending can a delivery be stalled; a worker
-//! of the keeper's process then runs the reclaim tick). Every eighth check, and the first two
+//! group's pending summary. Only when something is pending can a delivery have stalled; the
+//! keeper then asks a reader, not its own process, to take stalled ones over: it adds a wake-up
+//! `w reclaim` to the stream, and whichever worker reads it next has a worker of its process run
+//! the reclaim tick. So a task that kills its process takes down a random reader, not the keeper
+//! and with it every stalled delivery at each of its checks. Every eighth check, and the first two
 //! after it takes the lease, is a full one (`keep.lua`): it also reads the schedule's head, for
 //! the keeper's timer, counts the fleet (`{name}:fleet`) and forgets idle consumers. Each other
 //! worker looks whether the lease is free (one `SET NX GET`) at random times that the fleet's
@@ -22,8 +25,7 @@
 //!
 //! On a docket spread over several partitions, this is partition 0's clock, and its keeper is
 //! the keeper of every partition: the others' clocks ([`follow`]) check a partition only while
-//! anything is pending or queued there, and ask a reader of that partition, not this process,
-//! to take its stalled deliveries over.
+//! anything is pending or queued there, and ask a reader of that partition in the same way.
 
 mod follow;
 
@@ -171,12 +173,9 @@ impl RedisBackend {
                 {
                     Ok(None) => {
                         tracing::debug!(worker, "took the keeper's lease");
-                        // An ask left over from before (an earlier stint, or a reclaim of its
-                        // own its busy workers never ran) is not this keeper's to resign over:
-                        // its first check asks again when anything is pending.
-                        self.timer.locked().reclaim_at = None;
                         if let Some(spread) = spread {
-                            // Nor one another partition made in an earlier stint.
+                            // A resignation another partition asked for in an earlier stint is
+                            // not this one's: that partition's checks count afresh.
                             spread.take_resign();
                         }
                         checks = 0;
@@ -223,8 +222,8 @@ impl RedisBackend {
                         }
                         Ok(None) => {
                             tracing::debug!(worker, "gave the keeper's lease up");
-                            // Not at once again: an idle worker's turn (a resigning keeper
-                            // handed the lease to one), or the new keeper's.
+                            // Not at once again: the turn of the worker a resigning keeper
+                            // handed the lease to, or of the new keeper.
                             Role::Looking {
                                 next: now + self.look_every(workers).max(self.check_every() * 4),
                             }
@@ -346,8 +345,9 @@ impl RedisBackend {
     }
 
     /// The keeper's check: `None` when this worker no longer holds the lease; else the fleet's
-    /// size. Asks a local worker to take stalled deliveries over when any may be waiting, and
-    /// resigns when none of this process's workers got to the last such ask.
+    /// size. Asks a reader to take stalled deliveries over when any may be waiting
+    /// ([`ask_a_reader`](Self::ask_a_reader)), and resigns when another partition's checks kept
+    /// failing (`spread`).
     ///
     /// A light check is two plain commands: renew the lease (`SET … GET`, which tells whether
     /// another worker took it meanwhile) and the group's pending summary. A `full` one
@@ -362,16 +362,9 @@ impl RedisBackend {
         prune: bool,
         spread: Option<&Spread>,
     ) -> Result<Option<u64>> {
-        let now = Instant::now();
         // Another partition's checks kept failing (the ask is taken either way).
-        let asked = spread.is_some_and(Spread::take_resign);
-        let (resign, wakes) = {
-            let timer = self.timer.locked();
-            let resign = timer
-                .reclaim_at
-                .is_some_and(|at| at + self.check_every() <= now);
-            (resign || asked, timer.wakes)
-        };
+        let resign = spread.is_some_and(Spread::take_resign);
+        let wakes = self.timer.locked().wakes;
         if !full && !resign {
             let lease = millis_of(self.options.redelivery_timeout).max(1);
             let mut renew = redis::cmd("SET");
@@ -393,8 +386,9 @@ impl RedisBackend {
                 self.query::<()>(&restore).await?;
                 return Ok(None);
             }
-            let pending = self.pending().await?;
-            self.ask_reclaim(now, pending);
+            if self.pending().await? > 0 {
+                self.ask_a_reader().await?;
+            }
             return Ok(Some(workers));
         }
         let mut invocation = SCRIPTS.keep.prepare_invoke();
@@ -430,15 +424,27 @@ impl RedisBackend {
             "the keeper's full check"
         );
         if held == 0 {
-            if resign {
-                // Its workers are busy: the next keeper's workers take the stalled ones over.
-                self.timer.locked().reclaim_at = None;
-            }
             return Ok(None);
         }
         self.timer.locked().learn_head(next_due, wakes);
-        self.ask_reclaim(now, pending);
+        if pending > 0 {
+            self.ask_a_reader().await?;
+        }
         Ok(Some(workers))
+    }
+
+    /// Deliveries are pending here, and one may have stalled: ask a worker that reads this
+    /// partition, whichever reads next, to have its process take stalled ones over, with a
+    /// wake-up `w reclaim`. Under load any worker with room reads it; idle, the one blocked
+    /// longest. Not the keeper's own workers: a task that kills its process (it exits, or
+    /// exhausts memory) would then take every stalled delivery down with it, keeper after
+    /// keeper, each costing a hand-over, until healthy tasks among them were buried as poison.
+    /// Should the reader's workers be too busy to get to it, the next check asks again.
+    async fn ask_a_reader(&self) -> Result<()> {
+        let mut wake = redis::cmd("XADD");
+        wake.arg(&self.keys.stream).arg("*").arg("w").arg("reclaim");
+        self.query::<String>(&wake).await?;
+        Ok(())
     }
 
     /// How many deliveries are pending in the whole group (`XPENDING`'s summary): 0 when it has
@@ -478,7 +484,7 @@ impl RedisBackend {
 
     /// With deliveries pending (one may be stalled), ask this process's workers for a reclaim
     /// tick: at once, or when an outage's grace ends.
-    fn ask_reclaim(&self, now: Instant, pending: u64) {
+    pub(super) fn ask_reclaim(&self, now: Instant, pending: u64) {
         if pending == 0 {
             return;
         }

@@ -6,8 +6,9 @@
 -- The lease reads `<workers> <consumer>`: the fleet's size as the keeper last counted it tells
 -- the others how rarely to look. A keeper that finds the lease in another worker's name (its
 -- own lapsed while it could not reach Redis, and another took it) puts it back as it was and
--- steps down; one that resigns (its workers are too busy to take stalled deliveries over)
--- frees it, and hands it to an idle worker with a wake-up marked `keeper`.
+-- steps down; one that resigns (its checks of another partition keep failing: that master is
+-- unreachable from its process) frees it, and hands it to a reader with a wake-up marked
+-- `keeper`.
 --
 -- The workers' run counts (`{name}:stats`, worker → `{"m":<newest minute>,…}`) whose newest
 -- minute is before a given one are forgotten at the checks that ask for it (now and then: it
@@ -34,8 +35,7 @@ if ARGV[7] == '1' then
   local value = redis.call('GET', lease)
   if holder(value) == consumer then
     redis.call('DEL', lease)
-    -- Hand the lease to an idle worker: the one whose blocked read takes this wake-up looks at
-    -- the lease at once (an idle worker has room to take stalled deliveries over).
+    -- Hand the lease on: the worker whose read takes this wake-up looks at the lease at once.
     redis.call('XADD', stream, '*', 'w', 'keeper')
   end
   return { 0, 0, -1, workers }
