@@ -9,9 +9,10 @@
 //!
 //! - **Warm**: deliveries are pending, or entries wait in the stream. The keeper checks the
 //!   partition every half redelivery timeout, as it checks partition 0: `XPENDING`, and when
-//!   anything is pending it asks a reader of the partition for a reclaim (see below). The first
-//!   two checks of its stint, and every eighth, are full ones (`survey.lua`): they also read the schedule's head,
-//!   for the keeper's timer, and forget idle consumers.
+//!   a delivery has stalled (a second `XPENDING … IDLE`) it asks a reader of the partition for a
+//!   reclaim (see below). The first two checks of its stint, and every eighth, are full ones
+//!   (`survey.lua`): they also read the schedule's head, for the keeper's timer, and forget
+//!   idle consumers.
 //! - **Cold**: a check (`survey.lua`, which reads both at once) found nothing pending and the
 //!   stream empty. Nothing there can stall until an entry is added, so the keeper stops
 //!   checking and waits instead in one blocking `XREAD` of the stream from its start, which
@@ -248,17 +249,16 @@ impl RedisBackend {
     }
 
     /// The keeper's check of this partition: whether it is cold (nothing pending, the stream
-    /// empty). Asks a reader of the partition for a reclaim when anything is pending. A light check
-    /// is one `XPENDING`, unless nothing is pending: then, as for a `full` one, `survey.lua`
-    /// also reads the stream's length and the schedule's head (and, when `full`, forgets idle
-    /// consumers).
+    /// empty). Asks a reader of the partition for a reclaim when a delivery has stalled. A light
+    /// check is one `XPENDING` (and a second, `stalled`, when anything is pending), unless
+    /// nothing is pending: then, as for a `full` one, `survey.lua` also reads the stream's
+    /// length and the schedule's head (and, when `full`, forgets idle consumers).
     async fn partition_check(&self, worker: &str, full: bool) -> Result<bool> {
-        if !full {
-            let pending = self.pending().await?;
-            if pending > 0 {
+        if !full && self.pending().await? > 0 {
+            if self.stalled().await? {
                 self.ask_a_reader().await?;
-                return Ok(false);
             }
+            return Ok(false);
         }
         let wakes = self.timer.locked().wakes;
         let timeout = self.options.redelivery_timeout;
@@ -271,18 +271,20 @@ impl RedisBackend {
             .arg(if full { "1" } else { "0" })
             .arg(millis(SystemTime::now() - timeout * FLEET_FORGET))
             .arg(millis_of(timeout));
-        let (pending, next_due, length): (u64, i64, u64) = self.invoke(&invocation).await?;
+        let (pending, next_due, length, stalled): (u64, i64, u64, u8) =
+            self.invoke(&invocation).await?;
         tracing::debug!(
             worker,
             partition = self.part,
             pending,
             next_due,
             length,
+            stalled,
             full,
             "the keeper's check of a partition"
         );
         self.timer.locked().learn_head(next_due, wakes);
-        if pending > 0 {
+        if stalled == 1 {
             self.ask_a_reader().await?;
         }
         Ok(pending == 0 && length == 0)

@@ -5,8 +5,8 @@
 //! taking over the deliveries of a worker that died. One worker of the fleet at a time, the
 //! **keeper**, holds a lease (`{name}:keeper`, as long as the redelivery timeout) and checks
 //! every half timeout. A light check is two plain commands: it renews the lease and reads the
-//! group's pending summary. Only when something is pending can a delivery have stalled; the
-//! keeper then asks a reader, not its own process, to take stalled ones over: it adds a wake-up
+//! oldest delivery idle for the timeout, if any (`XPENDING … IDLE`). Only when one has stalled
+//! does the keeper ask a reader, not its own process, to take stalled ones over: it adds a wake-up
 //! `w reclaim` to the stream, and whichever worker reads it next has a worker of its process run
 //! the reclaim tick. So a task that kills its process takes down a random reader, not the keeper
 //! and with it every stalled delivery at each of its checks. Every eighth check, and the first two
@@ -345,12 +345,13 @@ impl RedisBackend {
     }
 
     /// The keeper's check: `None` when this worker no longer holds the lease; else the fleet's
-    /// size. Asks a reader to take stalled deliveries over when any may be waiting
+    /// size. Asks a reader to take stalled deliveries over when one has stalled
     /// ([`ask_a_reader`](Self::ask_a_reader)), and resigns when another partition's checks kept
     /// failing (`spread`).
     ///
     /// A light check is two plain commands: renew the lease (`SET … GET`, which tells whether
-    /// another worker took it meanwhile) and the group's pending summary. A `full` one
+    /// another worker took it meanwhile) and whether a delivery has stalled
+    /// ([`stalled`](Self::stalled)). A `full` one
     /// (`keep.lua`) also reads the schedule's head, counts the fleet and forgets idle consumers;
     /// with `prune`, it also forgets the run counts of workers silent for longer than their
     /// window.
@@ -386,7 +387,7 @@ impl RedisBackend {
                 self.query::<()>(&restore).await?;
                 return Ok(None);
             }
-            if self.pending().await? > 0 {
+            if self.stalled().await? {
                 self.ask_a_reader().await?;
             }
             return Ok(Some(workers));
@@ -413,12 +414,13 @@ impl RedisBackend {
                 true => (minute_of(SystemTime::now()) + 1).saturating_sub(WINDOW_MINUTES),
                 false => 0,
             });
-        let (held, pending, next_due, workers): (u8, u64, i64, u64) =
+        let (held, pending, next_due, workers, stalled): (u8, u64, i64, u64, u8) =
             self.invoke(&invocation).await?;
         tracing::debug!(
             worker,
             held,
             pending,
+            stalled,
             resign,
             workers,
             "the keeper's full check"
@@ -427,13 +429,13 @@ impl RedisBackend {
             return Ok(None);
         }
         self.timer.locked().learn_head(next_due, wakes);
-        if pending > 0 {
+        if stalled == 1 {
             self.ask_a_reader().await?;
         }
         Ok(Some(workers))
     }
 
-    /// Deliveries are pending here, and one may have stalled: ask a worker that reads this
+    /// A delivery has stalled here: ask a worker that reads this
     /// partition, whichever reads next, to have its process take stalled ones over, with a
     /// wake-up `w reclaim`. Under load any worker with room reads it; idle, the one blocked
     /// longest. Not the keeper's own workers: a task that kills its process (it exits, or
@@ -459,6 +461,28 @@ impl RedisBackend {
             }),
             Ok(_) => Ok(0),
             Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => Ok(0),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Whether a delivery has stalled: one has been pending, unrenewed, for the redelivery
+    /// timeout (`XPENDING … IDLE`, one entry at most), so a reclaim would take it over. Asking
+    /// only then, not whenever anything is pending, spares a fleet busy with long tasks a
+    /// wake-up each check (which would wait in the stream, unread, while every worker is busy).
+    async fn stalled(&self) -> Result<bool> {
+        let mut oldest = redis::cmd("XPENDING");
+        oldest
+            .arg(&self.keys.stream)
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(millis_of(self.options.redelivery_timeout))
+            .arg("-")
+            .arg("+")
+            .arg(1);
+        match self.query::<Value>(&oldest).await {
+            Ok(Value::Array(rows)) => Ok(!rows.is_empty()),
+            Ok(_) => Ok(false),
+            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => Ok(false),
             Err(error) => Err(error),
         }
     }

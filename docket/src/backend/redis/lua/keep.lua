@@ -22,7 +22,8 @@
 --       stale before (a minute since the epoch: forget run counts older; '0': leave them)
 -- Returns { 1 when this worker holds the lease, how many deliveries are pending in the whole
 --           group (0 when it has no group yet), the earliest due time (ms; -1 when nothing is
---           scheduled), the fleet's size }.
+--           scheduled), the fleet's size, 1 when a delivery has been idle for the redelivery
+--           timeout (it stalled) }.
 local lease, stream, schedule, fleet, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local consumer, ms, now = ARGV[1], ARGV[2], ARGV[3]
 local workers = tonumber(ARGV[4])
@@ -38,7 +39,7 @@ if ARGV[7] == '1' then
     -- Hand the lease on: the worker whose read takes this wake-up looks at the lease at once.
     redis.call('XADD', stream, '*', 'w', 'keeper')
   end
-  return { 0, 0, -1, workers }
+  return { 0, 0, -1, workers, 0 }
 end
 
 if ARGV[5] == '1' then
@@ -67,8 +68,8 @@ local before = redis.call('SET', lease, workers .. ' ' .. consumer, 'PX', ms, 'G
 if before and holder(before) ~= consumer then
   -- Another worker took the lease while ours had lapsed: it is the keeper.
   redis.call('SET', lease, before, 'PX', ms)
-  return { 0, 0, -1, tonumber(string.match(before, '^(%d+) ')) or workers }
+  return { 0, 0, -1, tonumber(string.match(before, '^(%d+) ')) or workers, 0 }
 end
 
-local pending, next_due = glance(stream, schedule)
-return { 1, pending, next_due, workers }
+local pending, stalled, next_due = glance(stream, schedule, ARGV[8])
+return { 1, pending, next_due, workers, stalled }

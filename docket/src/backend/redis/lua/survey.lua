@@ -10,7 +10,8 @@
 -- ARGV: consumer, count ('1': forget idle consumers, and workers silent since the given time),
 --       silent since (ms), redelivery timeout (ms)
 -- Returns { how many deliveries are pending in the whole group (0 when it has no group yet),
---           the earliest due time (ms; -1 when nothing is scheduled), the stream's length }.
+--           the earliest due time (ms; -1 when nothing is scheduled), the stream's length,
+--           1 when a delivery has been idle for the redelivery timeout (it stalled) }.
 local stream, schedule, fleet = KEYS[1], KEYS[2], KEYS[3]
 local consumer = ARGV[1]
 
@@ -21,5 +22,5 @@ if ARGV[2] == '1' then
   each_consumer(stream, consumer, 2 * tonumber(ARGV[4]), function() end)
 end
 
-local pending, next_due = glance(stream, schedule)
-return { pending, next_due, redis.call('XLEN', stream) }
+local pending, stalled, next_due = glance(stream, schedule, ARGV[4])
+return { pending, next_due, redis.call('XLEN', stream), stalled }
