@@ -78,6 +78,7 @@ pub(super) async fn subscribe(
 pub(super) async fn listen(shared: Arc<Shared>, mut feed: SignalFeed, finished: CancellationToken) {
     let backend = shared.docket.backend();
     loop {
+        let followed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = finished.cancelled() => return,
@@ -87,9 +88,12 @@ pub(super) async fn listen(shared: Arc<Shared>, mut feed: SignalFeed, finished: 
                 },
             }
         }
+        // A feed lost after a good while is followed again at once: a cancel sent meanwhile
+        // (Redis restarted, say) then reaches its task without a pause on top of the outage.
+        // One lost soon after it began waits first, so a feed that keeps ending is no busy loop.
         tokio::select! {
             () = finished.cancelled() => return,
-            () = tokio::time::sleep(BACKEND_RETRY) => {}
+            () = tokio::time::sleep_until(followed + BACKEND_RETRY) => {}
         }
         feed = match subscribe(backend, Some(&feed), &finished).await {
             Some(feed) => feed,

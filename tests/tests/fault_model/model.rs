@@ -30,7 +30,7 @@ const SIGNAL_MARGIN: Duration = Duration::from_millis(300);
 /// ... a worker that was frozen, within this after it wakes.
 const FREEZE_SLACK: Duration = Duration::from_millis(300);
 /// ... a worker whose connections were cut (or Redis restarted), within this after the cut: a
-/// lost signal feed is followed again after 500 ms.
+/// lost signal feed is followed again at once (within 500 ms of when it was last followed).
 const RECONNECT_SLACK: Duration = Duration::from_millis(1000);
 /// A run starting this long after a settled success of its generation is a second run.
 const SETTLE_MARGIN: Duration = Duration::from_millis(100);
@@ -196,15 +196,28 @@ fn signal_deadline(
     loop {
         let mut extended = deadline;
         for fault in faults.iter().filter(|fault| fault.hits(worker)) {
-            let slack = match fault.kind {
+            let (slack, end) = match fault.kind {
                 FaultKind::Crash => continue,
-                FaultKind::Freeze { .. } => FREEZE_SLACK,
-                FaultKind::Cut | FaultKind::Restart => RECONNECT_SLACK,
+                FaultKind::Freeze { .. } => (FREEZE_SLACK, fault.end),
+                // A worker frozen while its connections were cut (or Redis restarted) finds its
+                // signal feed lost only when it wakes, and follows it again from then on.
+                FaultKind::Cut | FaultKind::Restart => (
+                    RECONNECT_SLACK,
+                    faults
+                        .iter()
+                        .filter(|freeze| {
+                            matches!(freeze.kind, FaultKind::Freeze { .. })
+                                && freeze.worker == Some(worker)
+                                && freeze.overlaps(fault.start, fault.end)
+                        })
+                        .map(|freeze| freeze.end)
+                        .fold(fault.end, Instant::max),
+                ),
             };
             // A fault delays signals until it is over and the worker has caught up: one that
             // ended just before the signal was sent still counts.
-            if fault.start <= deadline && fault.end + slack >= called {
-                extended = extended.max(fault.end + slack);
+            if fault.start <= deadline && end + slack >= called {
+                extended = extended.max(end + slack);
             }
         }
         if extended == deadline {
