@@ -376,6 +376,70 @@ async fn the_keeper_asks_a_reader_once_a_delivery_stalls(partitions: u16) {
     keeper.stop().await;
 }
 
+#[docket::task]
+async fn nap(probe: String) {
+    let probe = Probe::find(&probe);
+    let run = probe.start("nap");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    run.finish();
+}
+
+/// The keeper's wake-up waits its turn in the stream: while it waits unread behind a backlog,
+/// the keeper's own process takes the stalled delivery over, without waiting for the backlog to
+/// drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-backlog");
+    let lease = format!("{{{name}}}:keeper");
+    let redelivery = Duration::from_secs(1);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .await
+        .unwrap();
+    // The keeper, its two slots held for now.
+    let keeper = Worker::new(&docket).concurrency(2).read_ahead(0);
+    let keeper_id = keeper.id().to_owned();
+    let keeper = Background::start(keeper);
+    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
+        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
+    })
+    .await;
+    let held = Probe::new();
+    for n in 0..2 {
+        Stall::schedule(held.id(), n).on(&docket).await.unwrap();
+    }
+    held.until("the keeper is busy", |p| p.starts() == 2).await;
+
+    // Another worker takes a task and dies running it.
+    let mut victim = Crashable::start(server.url(), name.clone(), redelivery, 1);
+    let stalled = Probe::new();
+    Stall::schedule(stalled.id(), 9).on(&docket).await.unwrap();
+    stalled
+        .until("the other worker starts it", |p| p.starts() == 1)
+        .await;
+    victim.crash();
+    stalled.release(1);
+    // A backlog of 60 quarter-second tasks: 7.5 s of work for the keeper's two slots, all of it
+    // ahead of any wake-up in the stream.
+    let backlog = Probe::new();
+    docket
+        .add_many((0..60).map(|_| Nap::schedule(backlog.id())))
+        .await
+        .unwrap();
+    held.release(2);
+    stalled
+        .until("the stalled task is taken over", |p| p.finishes() == 1)
+        .await;
+    assert!(
+        backlog.finishes() < 40,
+        "taken over only as the backlog drained: {} of its 60 tasks had ended",
+        backlog.finishes()
+    );
+    keeper.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_one_partition_the_keeper_asks_a_reader_once_a_delivery_stalls() {
     the_keeper_asks_a_reader_once_a_delivery_stalls(1).await;

@@ -92,6 +92,7 @@ pub(super) async fn listen(shared: Arc<Shared>, mut feed: SignalFeed, finished: 
         // (Redis restarted, say) then reaches its task without a pause on top of the outage.
         // One lost soon after it began waits first, so a feed that keeps ending is no busy loop.
         tokio::select! {
+            biased;
             () = finished.cancelled() => return,
             () = tokio::time::sleep_until(followed + BACKEND_RETRY) => {}
         }

@@ -199,8 +199,9 @@ fn signal_deadline(
             let (slack, end) = match fault.kind {
                 FaultKind::Crash => continue,
                 FaultKind::Freeze { .. } => (FREEZE_SLACK, fault.end),
-                // A worker frozen while its connections were cut (or Redis restarted) finds its
-                // signal feed lost only when it wakes, and follows it again from then on.
+                // A worker frozen while its connections were cut (or Redis restarted), or before
+                // it had followed its signal feed again, finds the feed lost only when it wakes,
+                // and follows it again from then on.
                 FaultKind::Cut | FaultKind::Restart => (
                     RECONNECT_SLACK,
                     faults
@@ -208,7 +209,7 @@ fn signal_deadline(
                         .filter(|freeze| {
                             matches!(freeze.kind, FaultKind::Freeze { .. })
                                 && freeze.worker == Some(worker)
-                                && freeze.overlaps(fault.start, fault.end)
+                                && freeze.overlaps(fault.start, fault.end + RECONNECT_SLACK)
                         })
                         .map(|freeze| freeze.end)
                         .fold(fault.end, Instant::max),

@@ -1,8 +1,7 @@
 //! The claim engine: how a worker gets its next deliveries. A claim first takes back what a
 //! failed read may have handed over (`recover`), runs a tick when the schedule's head is unknown
-//! or the keeper asked for a reclaim (its check found deliveries that may be stalled, and its
-//! wake-up `w reclaim` reached this process) (`tick.lua`: promote, reclaim,
-//! bury poison), then blocks in `XREADGROUP` on a dedicated connection, without a timeout, until
+//! or the keeper asked for a reclaim (its check found a delivery stalled, and its wake-up
+//! `w reclaim` reached this process) (`tick.lua`: promote, reclaim, bury poison), then blocks in `XREADGROUP` on a dedicated connection, without a timeout, until
 //! an entry arrives, a reclaim is asked for or the worker stops. Future tasks are moved into the
 //! stream by the fleet's clock ([`clock`](super::clock)) on the shared connection, which wakes
 //! the read. `sort` turns entries into deliveries.
@@ -65,9 +64,13 @@ pub(super) struct Timer {
     /// does not overwrite what it said (the head is unknown again instead).
     pub(super) wakes: u64,
     /// When a claim of this process runs the reclaim tick: set when a worker here reads the
-    /// keeper's wake-up `w reclaim` (deliveries are pending, some may be stalled), or by the
-    /// safety net's reclaim of its own; `None` when none is wanted.
+    /// keeper's wake-up `w reclaim` (a delivery has stalled), when this process is the keeper's
+    /// and its last such wake-up still waits unread, or by the safety net's reclaim of its own;
+    /// `None` when none is wanted.
     pub(super) reclaim_at: Option<Instant>,
+    /// The keeper's last wake-up `w reclaim` in this partition's stream (its id), while
+    /// deliveries stay stalled: until the group has read past it, the keeper adds no other.
+    pub(super) ask: Option<String>,
     /// No reclaim before this: live workers need a whole redelivery timeout after an outage (or
     /// this process's start) to renew their deliveries.
     pub(super) not_before: Instant,
@@ -400,7 +403,7 @@ impl RedisBackend {
             if reclaim {
                 timer.cursor = cursor;
                 // Stalled deliveries left behind (suspects are taken one at a time) are looked
-                // at again soon; the others at the keeper's next check that finds any pending.
+                // at again soon; the others at the keeper's next check that finds one stalled.
                 timer.reclaim_at = (more == 1).then(|| now + SUSPECT_PAUSE);
             } else if timer.reclaim_at.is_some_and(|at| at <= now) && now < timer.not_before {
                 // Asked for during an outage's grace: at its end.
@@ -664,7 +667,7 @@ impl RedisBackend {
             self.changed.notify_waiters();
         }
         if asked {
-            // The keeper found deliveries pending here, and asks this process (this worker's
+            // The keeper found a delivery stalled here, and asks this process (this worker's
             // next turn, unless another of its workers is first) to take stalled ones over.
             tracing::debug!(
                 worker,

@@ -132,9 +132,9 @@ pub(super) enum Wake {
     Head,
     /// `w keeper`: the keeper gave partition 0's lease up and hands it to this worker.
     Handoff,
-    /// `w reclaim`: the keeper found deliveries pending, some of which may have stalled, and
-    /// asks this worker's process to take stalled ones over. (A worker of an earlier version
-    /// reads it as a `Head`: one tick more, and no harm.)
+    /// `w reclaim`: the keeper found a delivery stalled, and asks this worker's process to take
+    /// stalled ones over. (A worker of an earlier version reads it as a `Head` and takes nothing
+    /// over: the keeper's next check finds the delivery still stalled, and asks again.)
     Reclaim,
 }
 

@@ -476,6 +476,7 @@ impl RedisBackend {
                 // consumers' too) count the downtime; live workers need a timeout to renew.
                 not_before: Instant::now() + options.redelivery_timeout,
                 reclaim_at: None,
+                ask: None,
                 cursor: "-".into(),
             }),
             chores: Notify::new(),

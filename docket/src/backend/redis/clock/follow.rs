@@ -32,7 +32,9 @@
 //! **Who takes stalled deliveries over.** Not the keeper's process, as on partition 0: the
 //! keeper adds a wake-up `w reclaim` to the partition's stream, and whichever worker reads it
 //! next (under load, any worker with room; idle, the one blocked longest) has a worker of its
-//! own process run the reclaim. Should they be too busy to, the keeper's next check asks again.
+//! own process run the reclaim. Should they be too busy to, the keeper's next check asks again;
+//! should the wake-up still wait unread (behind a backlog), the keeper's own process steps in
+//! meanwhile.
 //! Should the keeper's checks of a partition keep failing for a lease's length (its master
 //! unreachable from the keeper's process), the keeper gives partition 0's lease up, for a
 //! worker that can reach it. (A worker of an earlier version reads `w reclaim` as a change of
@@ -255,8 +257,9 @@ impl RedisBackend {
     /// length and the schedule's head (and, when `full`, forgets idle consumers).
     async fn partition_check(&self, worker: &str, full: bool) -> Result<bool> {
         if !full && self.pending().await? > 0 {
-            if self.stalled().await? {
-                self.ask_a_reader().await?;
+            match self.stalled().await? {
+                true => self.ask_a_reader().await?,
+                false => self.none_stalled(),
             }
             return Ok(false);
         }
@@ -284,8 +287,9 @@ impl RedisBackend {
             "the keeper's check of a partition"
         );
         self.timer.locked().learn_head(next_due, wakes);
-        if stalled == 1 {
-            self.ask_a_reader().await?;
+        match stalled {
+            1 => self.ask_a_reader().await?,
+            _ => self.none_stalled(),
         }
         Ok(pending == 0 && length == 0)
     }

@@ -9,9 +9,11 @@
 //! does the keeper ask a reader, not its own process, to take stalled ones over: it adds a wake-up
 //! `w reclaim` to the stream, and whichever worker reads it next has a worker of its process run
 //! the reclaim tick. So a task that kills its process takes down a random reader, not the keeper
-//! and with it every stalled delivery at each of its checks. Every eighth check, and the first two
-//! after it takes the lease, is a full one (`keep.lua`): it also reads the schedule's head, for
-//! the keeper's timer, counts the fleet (`{name}:fleet`) and forgets idle consumers. Each other
+//! and with it every stalled delivery at each of its checks. (While that wake-up waits unread,
+//! behind a backlog, the keeper's own process steps in: see `ask_a_reader`.) Every eighth check,
+//! and the first two after it takes the lease, is a full one (`keep.lua`): it also reads the
+//! schedule's head, for the keeper's timer, counts the fleet (`{name}:fleet`) and forgets idle
+//! consumers. Each other
 //! worker looks whether the lease is free (one `SET NX GET`) at random times that the fleet's
 //! size spreads out, so that the fleet as a whole looks about once every two check periods: a
 //! keeper that died is replaced about a lease and two check periods later, and an idle fleet
@@ -387,8 +389,9 @@ impl RedisBackend {
                 self.query::<()>(&restore).await?;
                 return Ok(None);
             }
-            if self.stalled().await? {
-                self.ask_a_reader().await?;
+            match self.stalled().await? {
+                true => self.ask_a_reader().await?,
+                false => self.none_stalled(),
             }
             return Ok(Some(workers));
         }
@@ -429,24 +432,61 @@ impl RedisBackend {
             return Ok(None);
         }
         self.timer.locked().learn_head(next_due, wakes);
-        if stalled == 1 {
-            self.ask_a_reader().await?;
+        match stalled {
+            1 => self.ask_a_reader().await?,
+            _ => self.none_stalled(),
         }
         Ok(Some(workers))
     }
 
-    /// A delivery has stalled here: ask a worker that reads this
-    /// partition, whichever reads next, to have its process take stalled ones over, with a
-    /// wake-up `w reclaim`. Under load any worker with room reads it; idle, the one blocked
-    /// longest. Not the keeper's own workers: a task that kills its process (it exits, or
-    /// exhausts memory) would then take every stalled delivery down with it, keeper after
-    /// keeper, each costing a hand-over, until healthy tasks among them were buried as poison.
-    /// Should the reader's workers be too busy to get to it, the next check asks again.
+    /// A delivery has stalled here: ask a worker that reads this partition, whichever reads
+    /// next, to have its process take stalled ones over, with a wake-up `w reclaim`. Under load
+    /// any worker with room reads it; idle, the one blocked longest. Not the keeper's own
+    /// workers as a rule: a task that kills its process (it exits, or exhausts memory) would
+    /// then take every stalled delivery down with it, keeper after keeper, each costing a
+    /// hand-over, until healthy tasks among them were buried as poison.
+    ///
+    /// A wake-up waits its turn in the stream. Should the last one still be unread at the next
+    /// check (behind a backlog every reader works through first, or every reader is busy), the
+    /// keeper's own process takes stalled deliveries over meanwhile, and no other wake-up is
+    /// added: one waiting is enough. Once read, should deliveries stay stalled (the reader's
+    /// workers were too busy, or a suspect waits for a worker that holds nothing), the next
+    /// check asks again.
     async fn ask_a_reader(&self) -> Result<()> {
+        let last = self.timer.locked().ask.clone();
+        if let Some(last) = last
+            && !self.read_past(&last).await?
+        {
+            tracing::debug!(
+                partition = self.part,
+                "the keeper's last ask for a reclaim waits unread; its own process takes stalled deliveries over"
+            );
+            self.ask_reclaim(Instant::now(), 1);
+            return Ok(());
+        }
         let mut wake = redis::cmd("XADD");
         wake.arg(&self.keys.stream).arg("*").arg("w").arg("reclaim");
-        self.query::<String>(&wake).await?;
+        let id: String = self.query(&wake).await?;
+        self.timer.locked().ask = Some(id);
         Ok(())
+    }
+
+    /// Nothing has stalled here (a check found none): the next stall gets a wake-up at once.
+    fn none_stalled(&self) {
+        self.timer.locked().ask = None;
+    }
+
+    /// Whether the group has read the stream up to `id` or past it (`XINFO GROUPS`: its
+    /// last delivered id).
+    async fn read_past(&self, id: &str) -> Result<bool> {
+        let mut info = redis::cmd("XINFO");
+        info.arg("GROUPS").arg(&self.keys.stream);
+        let reply: redis::streams::StreamInfoGroupsReply = self.query(&info).await?;
+        Ok(reply.groups.iter().any(|group| {
+            group.name == GROUP
+                && crate::backend::stream_order(&group.last_delivered_id)
+                    >= crate::backend::stream_order(id)
+        }))
     }
 
     /// How many deliveries are pending in the whole group (`XPENDING`'s summary): 0 when it has
@@ -506,8 +546,8 @@ impl RedisBackend {
         }
     }
 
-    /// With deliveries pending (one may be stalled), ask this process's workers for a reclaim
-    /// tick: at once, or when an outage's grace ends.
+    /// Ask this process's workers for a reclaim tick (a delivery may have stalled; with
+    /// `pending` 0, nothing is asked): at once, or when an outage's grace ends.
     pub(super) fn ask_reclaim(&self, now: Instant, pending: u64) {
         if pending == 0 {
             return;
