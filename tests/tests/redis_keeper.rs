@@ -220,7 +220,6 @@ async fn stall(probe: String, n: u32) {
 async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
     let server = RedisServer::start();
     let name = unique_name("keeper-cold");
-    let lease = format!("{{{name}}}:keeper");
     let redelivery = Duration::from_secs(2);
     let docket = spread(&server, &name, redelivery).await;
     // Two keys of one partition other than 0.
@@ -232,12 +231,11 @@ async fn a_task_stalled_in_a_partition_gone_cold_is_taken_over() {
 
     // The keeper, blocked in a read of every partition before the other worker starts, so it is
     // served first.
-    let keeper = Worker::new(&docket).concurrency(2).read_ahead(0);
-    let keeper_id = keeper.id().to_owned();
-    let keeper = Background::start(keeper);
-    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
-    })
+    let (keeper, keeper_id) = start_keeper(
+        &server,
+        &name,
+        Worker::new(&docket).concurrency(2).read_ahead(0),
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut victim = Crashable::start(server.url(), name.clone(), redelivery, 3);
@@ -391,7 +389,6 @@ async fn nap(probe: String) {
 async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains() {
     let server = RedisServer::start();
     let name = unique_name("keeper-backlog");
-    let lease = format!("{{{name}}}:keeper");
     let redelivery = Duration::from_secs(1);
     let docket = Docket::connect(server.url())
         .name(&name)
@@ -399,12 +396,11 @@ async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains
         .await
         .unwrap();
     // The keeper, its two slots held for now.
-    let keeper = Worker::new(&docket).concurrency(2).read_ahead(0);
-    let keeper_id = keeper.id().to_owned();
-    let keeper = Background::start(keeper);
-    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
-    })
+    let (keeper, _) = start_keeper(
+        &server,
+        &name,
+        Worker::new(&docket).concurrency(2).read_ahead(0),
+    )
     .await;
     let held = Probe::new();
     for n in 0..2 {
@@ -459,15 +455,13 @@ async fn on_three_partitions_the_keeper_asks_a_reader_once_a_delivery_stalls() {
 async fn a_keeper_whose_checks_of_a_partition_keep_failing_gives_the_lease_up() {
     let server = RedisServer::start();
     let name = unique_name("keeper-failing");
-    let lease = format!("{{{name}}}:keeper");
     let redelivery = Duration::from_secs(2);
     let docket = spread(&server, &name, redelivery).await;
-    let worker = Worker::new(&docket).concurrency(1).read_ahead(0);
-    let keeper_id = worker.id().to_owned();
-    let worker = Background::start(worker);
-    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
-    })
+    let (worker, _) = start_keeper(
+        &server,
+        &name,
+        Worker::new(&docket).concurrency(1).read_ahead(0),
+    )
     .await;
     // A task running in partition 2 keeps it warm: the keeper checks it every check period
     // (a cold partition is only watched, and a watch on a key that changes type waits on).
@@ -512,6 +506,28 @@ async fn spread(server: &RedisServer, name: &str, redelivery: Duration) -> Docke
         .partitions(3)
         .await
         .unwrap()
+}
+
+/// Whether the keeper's lease of the docket `name` is in `worker`'s name.
+fn holds_lease(server: &RedisServer, name: &str, worker: &str) -> bool {
+    matches!(
+        server.command(&["GET", &format!("{{{name}}}:keeper")]),
+        Reply::Bulk(value) if value.ends_with(worker)
+    )
+}
+
+/// Start `worker`, the only one on its docket, and wait until it holds the keeper's lease; also
+/// returns its name.
+async fn start_keeper(server: &RedisServer, name: &str, worker: Worker) -> (Background, String) {
+    let id = worker.id().to_owned();
+    let running = Background::start(worker);
+    eventually(
+        "the only worker to take the lease",
+        Duration::from_secs(10),
+        async || holds_lease(server, name, &id),
+    )
+    .await;
+    (running, id)
 }
 
 /// The partition each of `keys` lives in, by the index that names it.
@@ -751,7 +767,6 @@ async fn a_keeper_whose_slots_are_all_busy_still_moves_due_tasks_on_time() {
 
     let server = RedisServer::start();
     let name = unique_name("keeper-busy");
-    let lease = format!("{{{name}}}:keeper");
     let keeper_docket = Docket::connect(server.url())
         .name(&name)
         .redelivery_timeout(Duration::from_secs(3600))
@@ -767,9 +782,11 @@ async fn a_keeper_whose_slots_are_all_busy_still_moves_due_tasks_on_time() {
             .await
             .unwrap()
     });
-    eventually("the only worker to take the lease", Duration::from_secs(10), async || {
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&keeper_id))
-    })
+    eventually(
+        "the only worker to take the lease",
+        Duration::from_secs(10),
+        async || holds_lease(&server, &name, &keeper_id),
+    )
     .await;
     // Its one slot is taken; then a second worker starts, idle, and the keeper schedules.
     let holder = Probe::new();
@@ -821,7 +838,6 @@ async fn an_idle_worker_takes_stalled_work_over_for_a_keeper_too_busy_to() {
 
     let server = RedisServer::start();
     let name = unique_name("keeper-handoff");
-    let lease = format!("{{{name}}}:keeper");
     let stream = format!("{{{name}}}:stream");
     let open = async || {
         Docket::connect(server.url())
@@ -849,7 +865,7 @@ async fn an_idle_worker_takes_stalled_work_over_for_a_keeper_too_busy_to() {
         .until("the keeper is busy", |p| p.starts() == 1)
         .await;
     eventually("it holds the lease", Duration::from_secs(10), async || {
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id))
+        holds_lease(&server, &name, &busy_id)
     })
     .await;
 
@@ -878,7 +894,7 @@ async fn an_idle_worker_takes_stalled_work_over_for_a_keeper_too_busy_to() {
     // The keeper asked a reader (`w reclaim`), the idle worker, instead of its own process: it
     // had no cause to hand its lease over.
     assert!(
-        matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.ends_with(&busy_id)),
+        holds_lease(&server, &name, &busy_id),
         "the busy keeper keeps its lease"
     );
     holder.release(1);
