@@ -120,7 +120,8 @@ impl Connect {
     /// it, so it bounds how late a crashed worker's tasks restart, not how long a task may run:
     /// they restart within about one and a half timeouts of the crash (the keeper checks every
     /// half timeout), about two when the crashed worker was the keeper (its lease, as long as
-    /// the timeout, lapses first). From 100 ms to 7 days.
+    /// the timeout, lapses first) or when the fleet is working through a backlog (the keeper's
+    /// ask waits a check behind it). From 100 ms to 7 days.
     pub fn redelivery_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.redis.redelivery_timeout = timeout;
         self
