@@ -23,6 +23,57 @@ pub fn server_program() -> String {
         .unwrap_or_else(|| "redis-server".to_owned())
 }
 
+/// The commands a docket's producers and workers need, as `ACL SETUSER` rules: the README's
+/// least-privilege section documents this list, and the TLS behaviour suite and the keeper's
+/// backlog test run as a user with exactly these.
+pub const LEAST_PRIVILEGE: &[&str] = &[
+    "+evalsha",
+    "+script|load",
+    "+xreadgroup",
+    "+xgroup|create",
+    "+xgroup|delconsumer",
+    "+xinfo|consumers",
+    "+xinfo|groups",
+    "+xlen",
+    "+xrange",
+    "+xpending",
+    "+zcard",
+    "+hget",
+    "+hgetall",
+    "+hlen",
+    "+xadd",
+    "+xack",
+    "+xdel",
+    "+xclaim",
+    "+hset",
+    "+hdel",
+    "+hmget",
+    "+hexists",
+    "+zadd",
+    "+zrem",
+    "+zrange",
+    "+zrangebyscore",
+    "+zscore",
+    "+zremrangebyscore",
+    "+xrevrange",
+    "+xread",
+    "+sadd",
+    "+srem",
+    "+scard",
+    "+sismember",
+    "+smembers",
+    "+rpush",
+    "+lpop",
+    "+pexpire",
+    "+get",
+    "+set",
+    "+publish",
+    "+subscribe",
+    "+exists",
+    "+pttl",
+    "+del",
+];
+
 /// A `redis-server` child process, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -173,6 +224,33 @@ impl RedisServer {
     /// The server's `redis://` URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's `redis://` URL, logging in as `user`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// Add the user `user` (password `password`) with exactly the commands a docket needs
+    /// ([`LEAST_PRIVILEGE`]), on the keys and channels of the docket `name` only.
+    pub fn add_least_privileged_user(&self, user: &str, password: &str, name: &str) {
+        let password = format!(">{password}");
+        let keys = format!("~{{{name}}}:*");
+        let channels = format!("&{{{name}}}:*");
+        let mut command = vec![
+            "ACL",
+            "SETUSER",
+            user,
+            "on",
+            &password,
+            "resetkeys",
+            &keys,
+            "resetchannels",
+            &channels,
+            "-@all",
+        ];
+        command.extend_from_slice(LEAST_PRIVILEGE);
+        assert_eq!(self.command(&command), Reply::Status("OK".into()));
     }
 
     /// The server's `rediss://` URL, logging in as `user`.

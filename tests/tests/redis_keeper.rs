@@ -384,13 +384,15 @@ async fn nap(probe: String) {
 
 /// The keeper's wake-up waits its turn in the stream: while it waits unread behind a backlog,
 /// the keeper's own process takes the stalled delivery over, without waiting for the backlog to
-/// drain.
+/// drain. The keeper runs as the README's least-privileged user, which may look at the group
+/// (`XINFO GROUPS`) to tell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains() {
     let server = RedisServer::start();
     let name = unique_name("keeper-backlog");
+    server.add_least_privileged_user("docket", "s3cret", &name);
     let redelivery = Duration::from_secs(1);
-    let docket = Docket::connect(server.url())
+    let docket = Docket::connect(server.url_as("docket", "s3cret"))
         .name(&name)
         .redelivery_timeout(redelivery)
         .await
@@ -432,6 +434,12 @@ async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains
         backlog.finishes() < 40,
         "taken over only as the backlog drained: {} of its 60 tasks had ended",
         backlog.finishes()
+    );
+    // The keeper found its ask unread by looking at the group, which the user may do.
+    let looked = server.command_stats().get("xinfo|groups").copied();
+    assert!(
+        looked.is_some_and(|calls| calls > 0),
+        "the keeper never looked at the group (refused?): {looked:?}"
     );
     keeper.stop().await;
 }

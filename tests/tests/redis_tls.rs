@@ -2,71 +2,31 @@
 //! private redis-server with a certificate from a private CA, which the docket is told to trust.
 
 mod behaviour;
-use tests::redis_server::{Certs, RedisServer, unique_name};
+use tests::redis_server::{Certs, LEAST_PRIVILEGE, RedisServer, unique_name};
 
-/// Everything a producer and a worker need, on the keys of dockets named `behaviour-tls-…` only. The
-/// README's ACL section documents this list.
-const ACL: &[&str] = &[
-    "ACL",
-    "SETUSER",
-    "docket",
-    "on",
-    ">s3cret",
-    "resetkeys",
-    "~{behaviour-tls-*",
-    "resetchannels",
-    "&{behaviour-tls-*",
-    "-@all",
-    "+evalsha",
-    "+script|load",
-    "+xreadgroup",
-    "+xgroup|create",
-    "+xgroup|delconsumer",
-    "+xinfo|consumers",
-    "+xlen",
-    "+xrange",
-    "+xpending",
-    "+zcard",
-    "+hget",
-    "+hgetall",
-    "+hlen",
-    "+xadd",
-    "+xack",
-    "+xdel",
-    "+xclaim",
-    "+hset",
-    "+hdel",
-    "+hmget",
-    "+hexists",
-    "+zadd",
-    "+zrem",
-    "+zrange",
-    "+zrangebyscore",
-    "+zscore",
-    "+zremrangebyscore",
-    "+xrevrange",
-    "+xread",
-    "+sadd",
-    "+srem",
-    "+scard",
-    "+sismember",
-    "+smembers",
-    "+rpush",
-    "+lpop",
-    "+pexpire",
-    "+get",
-    "+set",
-    "+publish",
-    "+subscribe",
-    "+exists",
-    "+pttl",
-    "+del",
-];
+/// Everything a producer and a worker need ([`LEAST_PRIVILEGE`]), on the keys of dockets named
+/// `behaviour-tls-…` only.
+fn acl() -> Vec<&'static str> {
+    let mut command = vec![
+        "ACL",
+        "SETUSER",
+        "docket",
+        "on",
+        ">s3cret",
+        "resetkeys",
+        "~{behaviour-tls-*",
+        "resetchannels",
+        "&{behaviour-tls-*",
+        "-@all",
+    ];
+    command.extend_from_slice(LEAST_PRIVILEGE);
+    command
+}
 
 async fn open() -> (docket::Docket, RedisServer) {
     let certs = Certs::get();
     let server = RedisServer::start_tls(certs);
-    server.command(ACL);
+    server.command(&acl());
     let docket = docket::Docket::connect(server.tls_url("docket", "s3cret"))
         .name(unique_name("behaviour-tls"))
         .tls_ca_pem(certs.ca_pem())
@@ -81,7 +41,7 @@ behaviour::behaviour_suite!(open);
 async fn keys_outside_the_acl_are_refused_not_hidden() {
     let certs = Certs::get();
     let server = RedisServer::start_tls(certs);
-    server.command(ACL);
+    server.command(&acl());
     let docket = docket::Docket::connect(server.tls_url("docket", "s3cret"))
         .name("elsewhere")
         .tls_ca_pem(certs.ca_pem())
