@@ -315,8 +315,8 @@ impl LocalCluster {
 /// Whether `command` is one the bench counts as sent by docket's clients: scripts and stream
 /// reads, the whole of a task's path. Most other commands a run counts were called by scripts,
 /// their time already in the script's. Docket also sends a few plain commands of its own (the
-/// keeper's lease and pending summary, the fleet record, run counts): periodic, not per task,
-/// and left out, so the figures understate a run by those.
+/// keeper's lease and its look for stalled deliveries, the fleet record, run counts):
+/// periodic, not per task, and left out, so the figures understate a run by those.
 pub(crate) fn sent_by_docket(command: &str) -> bool {
     command.starts_with("eval") || command.starts_with("fcall") || command.starts_with("xread")
 }
