@@ -444,6 +444,84 @@ async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains
     keeper.stop().await;
 }
 
+/// Workers that died holding deliveries leave the fleet's count at the keeper's next full check,
+/// before their deliveries are taken over: the count spaces out the others' looks at the lease,
+/// and one inflated by the dead (a crash storm leaves dozens) would put the next keeper off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_that_died_holding_deliveries_leave_the_fleets_count() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-dead");
+    let stream = format!("{{{name}}}:stream");
+    let redelivery = Duration::from_secs(1);
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(redelivery)
+        .await
+        .unwrap();
+    // Five workers that said they run, each took a task, and died.
+    server.command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"]);
+    let probe = Probe::new();
+    for n in 0..5 {
+        let ghost = format!("ghost-{n}");
+        Note::schedule(probe.id()).on(&docket).await.unwrap();
+        server.command(&[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            &ghost,
+            "COUNT",
+            "1",
+            "STREAMS",
+            &stream,
+            ">",
+        ]);
+        server.command(&[
+            "ZADD",
+            &format!("{{{name}}}:fleet"),
+            &millis_now().to_string(),
+            &ghost,
+        ]);
+    }
+    // The keeper, whose one slot stays taken: nothing is taken over meanwhile.
+    let (keeper, keeper_id) = start_keeper(
+        &server,
+        &name,
+        Worker::new(&docket).concurrency(1).read_ahead(0),
+    )
+    .await;
+    let held = Probe::new();
+    Stall::schedule(held.id(), 0).on(&docket).await.unwrap();
+    held.until("the keeper is busy", |p| p.starts() == 1).await;
+    let counted = || match server.command(&["GET", &format!("{{{name}}}:keeper")]) {
+        Reply::Bulk(value) => value.split_once(' ').map(|(count, _)| count.to_owned()),
+        _ => None,
+    };
+    eventually(
+        "the keeper to count only itself",
+        Duration::from_secs(15),
+        async || counted().as_deref() == Some("1"),
+    )
+    .await;
+    assert!(holds_lease(&server, &name, &keeper_id));
+    assert_eq!(
+        probe.starts(),
+        0,
+        "the dead workers' deliveries were not taken over meanwhile"
+    );
+    held.release(1);
+    probe
+        .until("their deliveries are taken over", |p| p.finishes() == 5)
+        .await;
+    keeper.stop().await;
+}
+
+fn millis_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_one_partition_the_keeper_asks_a_reader_once_a_delivery_stalls() {
     the_keeper_asks_a_reader_once_a_delivery_stalls(1).await;

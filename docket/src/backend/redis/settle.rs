@@ -38,8 +38,15 @@ impl RedisBackend {
                 in_flight.remove(stream_id(delivery));
             }
         }
-        self.solo
-            .settled(self.part, deliveries.into_iter().map(stream_id));
+        if self
+            .solo
+            .settled(self.part, deliveries.into_iter().map(stream_id))
+        {
+            // A suspect is done with (or given up): its worker may take the next one now,
+            // rather than at the keeper's next ask, so that suspects left by a crash storm go
+            // one after another, each alone, without a check period between them.
+            self.ask_reclaim(tokio::time::Instant::now(), 1);
+        }
     }
 
     /// The worker holding `delivery`: whose word settles it. A delivery this process no longer

@@ -131,15 +131,18 @@ impl Solo {
             .insert((part, id.to_owned()), worker.to_owned());
     }
 
-    /// The deliveries `ids` of partition `part` are no longer held here.
-    pub(super) fn settled<'a>(&self, part: u16, ids: impl IntoIterator<Item = &'a str>) {
+    /// The deliveries `ids` of partition `part` are no longer held here: whether a suspect was
+    /// among them.
+    pub(super) fn settled<'a>(&self, part: u16, ids: impl IntoIterator<Item = &'a str>) -> bool {
         let mut suspects = self.suspects.locked();
         if suspects.is_empty() {
-            return;
+            return false;
         }
+        let mut any = false;
         for id in ids {
-            suspects.remove(&(part, id.to_owned()));
+            any |= suspects.remove(&(part, id.to_owned())).is_some();
         }
+        any
     }
 }
 
@@ -218,13 +221,13 @@ mod tests {
             "whatever the partitions say"
         );
         assert_eq!(solo.reserve_if("b", || true).0, Suspects::Alone);
-        solo.settled(2, ["5-0"]);
+        assert!(!solo.settled(2, ["5-0"]), "not a suspect of partition 2");
         assert_eq!(
             solo.reserve_if("a", || false).0,
             Suspects::None,
             "another partition's id"
         );
-        solo.settled(1, ["5-0"]);
+        assert!(solo.settled(1, ["5-0"]), "the suspect is settled");
         let (suspects, held) = solo.reserve_if("a", || false);
         assert_eq!(suspects, Suspects::Starved);
         held.unwrap().took_nothing();

@@ -44,9 +44,18 @@ end
 
 if ARGV[5] == '1' then
   redis.call('ZREMRANGEBYSCORE', fleet, '-inf', '(' .. ARGV[6])
+  -- Forget consumers silent for twice the redelivery timeout with nothing pending; and leave
+  -- out of the fleet's count those as silent with deliveries pending: a live worker renews its
+  -- deliveries every quarter timeout, so these died. (Taking their deliveries over drops them
+  -- too, but in a crash storm that can take a while, and meanwhile an inflated count would put
+  -- off the others' looks at the lease, and so the next keeper.)
+  local forget = 2 * tonumber(ARGV[8])
+  each_consumer(stream, consumer, forget, function(name, silent, pending)
+    if pending > 0 and silent > forget then
+      redis.call('ZREM', fleet, name)
+    end
+  end)
   workers = math.max(redis.call('ZCARD', fleet), 1)
-  -- Forget consumers silent for twice the redelivery timeout with nothing pending.
-  each_consumer(stream, consumer, 2 * tonumber(ARGV[8]), function() end)
 end
 
 local stale_before = tonumber(ARGV[9])
