@@ -674,7 +674,7 @@ impl RedisBackend {
                 partition = self.part,
                 "the keeper asked for a reclaim"
             );
-            self.ask_reclaim(Instant::now(), 1);
+            self.ask_reclaim(Instant::now());
         }
         if !wakes.is_empty() {
             let wakes: Vec<(&str, &str)> = wakes.iter().map(|id| (id.as_str(), "")).collect();

@@ -45,7 +45,7 @@ impl RedisBackend {
             // A suspect is done with (or given up): its worker may take the next one now,
             // rather than at the keeper's next ask, so that suspects left by a crash storm go
             // one after another, each alone, without a check period between them.
-            self.ask_reclaim(tokio::time::Instant::now(), 1);
+            self.ask_reclaim(tokio::time::Instant::now());
         }
     }
 

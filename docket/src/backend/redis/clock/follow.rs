@@ -196,7 +196,7 @@ impl RedisBackend {
                     partition = self.part,
                     "asking for a reclaim of its own (the safety net)"
                 );
-                self.ask_reclaim(now, 1);
+                self.ask_reclaim(now);
             }
             if check.is_none_or(|at| at > now) {
                 continue;

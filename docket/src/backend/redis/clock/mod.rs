@@ -163,7 +163,7 @@ impl RedisBackend {
             if own.is_some_and(|own| own <= now) {
                 own_reclaim = now + self.own_reclaim_every(partitions);
                 tracing::debug!(worker, "asking for a reclaim of its own (the safety net)");
-                self.ask_reclaim(now, 1);
+                self.ask_reclaim(now);
             }
             if chore > now {
                 continue;
@@ -461,7 +461,7 @@ impl RedisBackend {
                 partition = self.part,
                 "the keeper's last ask for a reclaim waits unread; its own process takes stalled deliveries over"
             );
-            self.ask_reclaim(Instant::now(), 1);
+            self.ask_reclaim(Instant::now());
             return Ok(());
         }
         let mut wake = redis::cmd("XADD");
@@ -561,12 +561,9 @@ impl RedisBackend {
         }
     }
 
-    /// Ask this process's workers for a reclaim tick (a delivery may have stalled; with
-    /// `pending` 0, nothing is asked): at once, or when an outage's grace ends.
-    pub(super) fn ask_reclaim(&self, now: Instant, pending: u64) {
-        if pending == 0 {
-            return;
-        }
+    /// Ask this process's workers for a reclaim tick (a delivery may have stalled): at once, or
+    /// when an outage's grace ends.
+    pub(super) fn ask_reclaim(&self, now: Instant) {
         {
             let mut timer = self.timer.locked();
             if timer.reclaim_at.is_none() {
