@@ -19,12 +19,15 @@
 //! # }
 //! ```
 //!
-//! Sites:
+//! Sites (a rule meant for every Redis call matches both `redis.…` and `redis.read.…`; a
+//! worker's blocking read has sites of its own so that a rule can aim at it, or spare it):
 //!
 //! | site | where | `Fail` means |
 //! |---|---|---|
 //! | `redis.send` | before any command or script is sent to Redis | nothing was sent; the call is unreachable |
 //! | `redis.reply` | after a command or script ran | it ran, but its reply was lost |
+//! | `redis.read.send` | before a worker's blocking read (`XREADGROUP`) is sent | as `redis.send` |
+//! | `redis.read.reply` | after that read returned | as `redis.reply`: its entries were handed over |
 //! | `claim.handover` | the worker got deliveries from its claim, before it starts them | the worker panics there |
 //! | `settle.start` | a delivery's settle task starts (before holds, limits, state) | as above |
 //! | `settle.run` | just before the task's function runs | as above |

@@ -187,8 +187,14 @@ async fn a_dropped_worker_future_ends_its_helpers() {
     // closes once its task sees it dropped: counted while it lingers, it would stand for one of
     // the worker's.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while client_list(&server).iter().any(|line| line.contains(" cmd=info ")) {
-        assert!(Instant::now() < deadline, "the cluster probe's connection stayed open");
+    while client_list(&server)
+        .iter()
+        .any(|line| line.contains(" cmd=info "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster probe's connection stayed open"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let alone = clients(&server);

@@ -175,10 +175,16 @@ impl SeqLog {
     fn decide(&self, worker: usize, site: &str) -> Option<Fault> {
         let now = Instant::now();
         let mut events = self.events();
+        // A cut of every send (or reply) takes the worker's blocking read's too.
+        let call = match site {
+            "redis.read.send" => "redis.send",
+            "redis.read.reply" => "redis.reply",
+            site => site,
+        };
         if events
             .cuts
             .iter()
-            .any(|cut| cut.worker == worker && cut.site == site && now < cut.until)
+            .any(|cut| cut.worker == worker && cut.site == call && now < cut.until)
         {
             return Some(Fault::Fail);
         }

@@ -97,11 +97,15 @@ async fn a_read_whose_reply_was_lost_runs_its_tasks_at_once_without_counting() {
     let stream = keys(&name).stream;
     let thread = unique_name("lost-read");
     let worker = blocked_worker(&server, &name, &thread).await;
-    // The next reply on the worker's thread: the one of its blocked read.
-    let armed = AtomicBool::new(true);
-    let _lost = aim(&thread, move |site| {
-        (site == "redis.reply" && armed.swap(false, Ordering::SeqCst)).then_some(Fault::Fail)
-    });
+    // The next reply of the worker's blocked read.
+    let armed = Arc::new(AtomicBool::new(true));
+    let _lost = {
+        let armed = armed.clone();
+        aim(&thread, move |site| {
+            (site == "redis.read.reply" && armed.swap(false, Ordering::SeqCst))
+                .then_some(Fault::Fail)
+        })
+    };
     let probe = Probe::new();
     Hold::schedule(probe.id(), "read, reply lost".into())
         .on(&docket)
@@ -114,6 +118,7 @@ async fn a_read_whose_reply_was_lost_runs_its_tasks_at_once_without_counting() {
         async || probe.starts() == 1,
     )
     .await;
+    assert!(!armed.load(Ordering::SeqCst), "the read's reply was lost");
     let entries = pending(&server, &stream);
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0].deliveries, 1, "{entries:#?}");
@@ -501,17 +506,22 @@ async fn a_hold_whose_reply_was_lost_does_not_run_its_copy_once_the_strike_is_li
     assert!(docket.strike(strike.clone()).await.unwrap());
     let thread = unique_name("hold-lost");
     let worker = blocked_worker(&server, &name, &thread).await;
-    // The read's reply passes; every reply after it on the worker's thread is lost until the
-    // rule is lifted: the hold runs on Redis, its answer never arrives, and it is tried again.
-    let replies = Arc::new(AtomicUsize::new(0));
+    // The read delivering the task passes; once its settle task starts (where it holds the
+    // struck task), every reply on the worker's thread is lost until the rule is lifted: the
+    // hold runs on Redis, its answer never arrives, and it is tried again.
+    let started = Arc::new(AtomicBool::new(false));
+    let lost_replies = Arc::new(AtomicUsize::new(0));
     let lost = Arc::new(AtomicBool::new(true));
     let _lost = {
-        let (replies, lost) = (replies.clone(), lost.clone());
+        let (started, lost_replies, lost) = (started.clone(), lost_replies.clone(), lost.clone());
         aim(&thread, move |site| {
-            let after_the_read =
-                replies.fetch_add(usize::from(site == "redis.reply"), Ordering::SeqCst) >= 1;
-            (site == "redis.reply" && after_the_read && lost.load(Ordering::SeqCst))
-                .then_some(Fault::Fail)
+            if site == "settle.start" {
+                started.store(true, Ordering::SeqCst);
+            }
+            let reply = site == "redis.reply" || site == "redis.read.reply";
+            let lose = reply && started.load(Ordering::SeqCst) && lost.load(Ordering::SeqCst);
+            lost_replies.fetch_add(usize::from(lose), Ordering::SeqCst);
+            lose.then_some(Fault::Fail)
         })
     };
     let probe = Probe::new();
@@ -524,7 +534,7 @@ async fn a_hold_whose_reply_was_lost_does_not_run_its_copy_once_the_strike_is_li
     })
     .await;
     assert!(
-        replies.load(Ordering::SeqCst) >= 2,
+        lost_replies.load(Ordering::SeqCst) >= 1,
         "the hold's reply was lost"
     );
 

@@ -172,7 +172,7 @@ impl RedisBackend {
                     Ok(Read::Reply(reply)) => reply,
                     Err(error) => return Err(error),
                 };
-                failpoint!(redis "redis.reply");
+                failpoint!(redis "redis.read.reply");
                 let entries = self.decode(stream_entries(first_stream(reply)));
                 let deliveries = self.sort(worker, entries, false).await;
                 let expired = give_up.is_some_and(|limit| Instant::now() >= limit);
@@ -282,7 +282,7 @@ impl RedisBackend {
             .arg("STREAMS")
             .arg(&self.keys.stream)
             .arg(">");
-        failpoint!(redis "redis.send");
+        failpoint!(redis "redis.read.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut connection = reader.connection.clone();
         let read = command.query_async::<Value>(&mut connection);
