@@ -66,9 +66,11 @@ pub(crate) enum Pick {
 pub(crate) enum CutHow {
     /// Every connection of the worker dropped at its proxy, and new ones refused meanwhile.
     Proxy,
-    /// Every call of the worker fails before it is sent (failpoints `redis.send`, `redis.read.send`).
+    /// Every call of the worker fails before it is sent (failpoints `redis.send` and
+    /// `redis.read.send`).
     Send,
-    /// Every call of the worker runs, but its reply is lost (failpoints `redis.reply`, `redis.read.reply`).
+    /// Every call of the worker runs, but its reply is lost (failpoints `redis.reply` and
+    /// `redis.read.reply`).
     Reply,
 }
 
