@@ -28,6 +28,7 @@
 //! | `redis.reply` | after a command or script ran | it ran, but its reply was lost |
 //! | `redis.read.send` | before a worker's blocking read (`XREADGROUP`) is sent | as `redis.send` |
 //! | `redis.read.reply` | after that read returned | as `redis.reply`: its entries were handed over |
+//! | `claim.recover` | a worker listed the deliveries a failed read may have handed it, before it claims them back | the worker panics there |
 //! | `claim.handover` | the worker got deliveries from its claim, before it starts them | the worker panics there |
 //! | `settle.start` | a delivery's settle task starts (before holds, limits, state) | as above |
 //! | `settle.run` | just before the task's function runs | as above |

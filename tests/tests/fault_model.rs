@@ -41,7 +41,9 @@
 //! - `DOCKET_MODEL_REPEAT=1`: run the given seed `DOCKET_MODEL_SEQUENCES` times over (a failure
 //!   that depends on timing shows in some of them);
 //! - `DOCKET_MODEL_KEEP_GOING=1`: go on after a failing sequence, print each report as it comes
-//!   and list them all at the end.
+//!   and list them all at the end;
+//! - `DOCKET_MODEL_TRACE=1`: print docket's debug events with their threads' names (the workers'
+//!   are `fault-model-worker-N`), best with `DOCKET_MODEL_LANES=1` and one seed.
 //!
 //! About 110 s for both backends on 2 cores with the defaults. A longer run by hand (2,000
 //! sequences per backend, about 12 minutes on 2 cores):

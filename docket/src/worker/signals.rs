@@ -203,16 +203,20 @@ impl RunningTasks {
     }
 
     /// Cancel the runs of `key` delivered as `delivery` or before it (every run of the key when
-    /// `None`), and those read ahead; whether one runs or waits here. A delivery not here yet is remembered for a while, in case it is
-    /// on its way.
+    /// `None`), and those read ahead; whether one runs or waits here. The named delivery, when
+    /// it is not here yet, is remembered for a while, in case it is on its way: even when an
+    /// earlier run of its key was found here (a `replace` went beside it, and the newer task
+    /// is delivered here next).
     pub(super) fn cancel(&self, key: &str, delivery: Option<&DeliveryId>) -> bool {
         let mut runs = self.lock();
         let mut found = false;
+        let mut here = false;
         if let Some(tracked) = runs.by_key.get(key) {
             for run in tracked {
                 if delivery.is_none_or(|delivery| run.delivery.not_after(delivery)) {
                     run.token.cancel();
                     found = true;
+                    here |= delivery == Some(&run.delivery);
                 }
             }
         }
@@ -229,10 +233,11 @@ impl RunningTasks {
             .cloned()
             .collect();
         for waiting in waiting {
+            here |= delivery == Some(&waiting);
             runs.early.insert(waiting, now);
             found = true;
         }
-        if let (false, Some(delivery)) = (found, delivery) {
+        if let (false, Some(delivery)) = (here, delivery) {
             runs.early.insert(delivery.clone(), now);
         }
         found
@@ -267,5 +272,73 @@ impl Drop for Tracked<'_> {
                 runs.by_key.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::RunningTasks;
+    use crate::backend::{Delivery, DeliveryId, Message};
+
+    fn delivery(key: &str, id: &str) -> Delivery {
+        Delivery {
+            id: DeliveryId::Stream {
+                part: 0,
+                id: id.to_owned(),
+            },
+            message: Message::first_attempt("task", key, "{}", SystemTime::now()),
+            redelivered: false,
+        }
+    }
+
+    /// Found by the fault model: a `replace` went beside a running task, then its key was
+    /// cancelled. The cancel names the newer delivery; it stops the older run here, and the
+    /// newer one, on its way here still, must start cancelled.
+    #[test]
+    fn a_cancel_that_stops_an_earlier_run_still_reaches_the_delivery_it_names() {
+        let running = RunningTasks::default();
+        let (older, newer) = (delivery("k", "10-0"), delivery("k", "20-0"));
+        let older_token = CancellationToken::new();
+        let _older = running.track(&older, &older_token);
+
+        assert!(running.cancel("k", Some(&newer.id)));
+        assert!(older_token.is_cancelled());
+
+        let newer_token = CancellationToken::new();
+        let _newer = running.track(&newer, &newer_token);
+        assert!(
+            newer_token.is_cancelled(),
+            "the named delivery started uncancelled"
+        );
+    }
+
+    /// A cancel of one delivery leaves a later delivery of the same key alone.
+    #[test]
+    fn a_cancel_leaves_later_deliveries_of_its_key_alone() {
+        let running = RunningTasks::default();
+        let (older, newer) = (delivery("k", "10-0"), delivery("k", "20-0"));
+        assert!(!running.cancel("k", Some(&older.id)));
+        let token = CancellationToken::new();
+        let _newer = running.track(&newer, &token);
+        assert!(!token.is_cancelled());
+        let token = CancellationToken::new();
+        let _older = running.track(&older, &token);
+        assert!(token.is_cancelled());
+    }
+
+    /// A delivery read ahead starts cancelled when its key's cancel comes while it waits.
+    #[test]
+    fn a_delivery_read_ahead_starts_cancelled() {
+        let running = RunningTasks::default();
+        let waiting = delivery("k", "10-0");
+        running.wait(&waiting);
+        assert!(running.cancel("k", Some(&waiting.id)));
+        let token = CancellationToken::new();
+        let _run = running.track(&waiting, &token);
+        assert!(token.is_cancelled());
     }
 }

@@ -119,6 +119,15 @@ struct Totals {
 /// violation.
 pub(crate) fn run(backend: Backend) {
     let settings = Settings::from_env(backend);
+    if std::env::var("DOCKET_MODEL_TRACE").is_ok_and(|v| v == "1") {
+        // Every debug event, with its thread (`fault-model-worker-N`): for replaying one seed
+        // on one lane.
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_thread_names(true)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let started = Instant::now();
     let next = AtomicUsize::new(0);
     let failure: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());

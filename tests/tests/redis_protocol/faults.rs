@@ -131,6 +131,64 @@ async fn a_read_whose_reply_was_lost_runs_its_tasks_at_once_without_counting() {
     assert_eq!(probe.starts(), 1);
 }
 
+/// Found by the fault model (seed 4823711907611590775): a worker whose read's reply was lost
+/// lists what it holds, then claims it back; a delivery another worker took over in between
+/// (it had stalled meanwhile) stays with that worker. Claiming it back would run it twice at
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_read_recovered_after_another_worker_took_it_over_stays_with_that_worker() {
+    let server = RedisServer::start();
+    let (docket, name) = open_redis(&server, "recover-race").await;
+    let stream = keys(&name).stream;
+    let thread = unique_name("recover-race");
+    let worker = blocked_worker(&server, &name, &thread).await;
+    // The read's reply is lost; the worker's look at what it holds waits a while before it
+    // claims anything back.
+    let armed = Arc::new(AtomicBool::new(true));
+    let listed = Arc::new(AtomicBool::new(false));
+    let _rule = {
+        let (armed, listed) = (armed.clone(), listed.clone());
+        aim(&thread, move |site| match site {
+            "redis.read.reply" if armed.swap(false, Ordering::SeqCst) => Some(Fault::Fail),
+            "claim.recover" if !listed.swap(true, Ordering::SeqCst) => {
+                Some(Fault::Delay(Duration::from_millis(500)))
+            }
+            _ => None,
+        })
+    };
+    let probe = Probe::new();
+    Hold::schedule(probe.id(), "taken over meanwhile".into())
+        .on(&docket)
+        .await
+        .unwrap();
+    eventually("the worker to list its lost read", PATIENCE, async || {
+        listed.load(Ordering::SeqCst)
+    })
+    .await;
+    let entries = pending(&server, &stream);
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    // Another worker takes it over (as a reclaim does) while the first one waits.
+    server.command(&[
+        "XCLAIM",
+        &stream,
+        "workers",
+        "another-worker",
+        "0",
+        &entries[0].id,
+    ]);
+
+    // Its claim goes on to read again once the recovery is done.
+    eventually("the worker to read again", PATIENCE, async || {
+        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
+    })
+    .await;
+    let entries = pending(&server, &stream);
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].consumer, "another-worker", "{entries:#?}");
+    assert_eq!(probe.starts(), 0, "{:#?}", probe.runs());
+    worker.stop().await;
+}
+
 /// R6d on both backends: a cancel that reaches the worker after it took the task but before it
 /// started it keeps the task from starting.
 async fn a_cancel_before_the_worker_starts_the_task_keeps_it_from_starting(docket: Docket) {

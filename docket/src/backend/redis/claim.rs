@@ -528,6 +528,9 @@ impl RedisBackend {
             count = lost.len(),
             "recovering deliveries lost with a failed read"
         );
+        // Another worker may take one of these over from here on (it had stalled): the script
+        // claims back only those still pending to this worker.
+        failpoint!(step "claim.recover");
         let mut invocation = SCRIPTS.recover.prepare_invoke();
         invocation
             .key(&self.keys.stream)
