@@ -497,36 +497,46 @@ async fn a_running_task_survives_redis_restarts_and_cuts_without_being_counted_o
     assert!(docket.dead_letters().await.unwrap().is_empty());
 }
 
-/// Counts a worker's failed attempts to settle a delivery (its `settling failed; trying again`
-/// events), as a tracing subscriber of the worker's thread.
-#[derive(Clone, Default)]
-struct SettleFailures(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// Counts the events of one message on a worker's thread (as a tracing subscriber of it):
+/// `settling failed; trying again`, say.
+#[derive(Clone)]
+pub(crate) struct Events {
+    message: &'static str,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
 
-impl SettleFailures {
-    fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+impl Events {
+    pub(crate) fn of(message: &'static str) -> Events {
+        Events {
+            message,
+            count: std::sync::Arc::default(),
+        }
     }
 
-    fn dispatch(&self) -> tracing::Dispatch {
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn dispatch(&self) -> tracing::Dispatch {
         use tracing_subscriber::layer::SubscriberExt;
         tracing::Dispatch::new(tracing_subscriber::registry().with(self.clone()))
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SettleFailures {
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(bool);
+        struct Message(&'static str, bool);
         impl tracing::field::Visit for Message {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
                 if field.name() == "message" {
-                    self.0 = format!("{value:?}") == "settling failed; trying again";
+                    self.1 = format!("{value:?}") == self.0;
                 }
             }
         }
-        let mut message = Message(false);
+        let mut message = Message(self.message, false);
         event.record(&mut message);
-        if message.0 {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if message.1 {
+            self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -556,7 +566,7 @@ async fn a_task_finished_during_an_outage_is_acknowledged_not_run_again() {
         .on(&docket)
         .await
         .unwrap();
-    let failures = SettleFailures::default();
+    let failures = Events::of("settling failed; trying again");
     let worker = {
         let (url, name) = (server.url(), name.clone());
         ThreadWorker::start_traced(

@@ -18,8 +18,9 @@ use tests::redis_server::{RedisServer, unique_name};
 use tests::{PATIENCE, eventually};
 
 use super::{
-    Hold, Note, OneAtATime, ThreadWorker, clients_with, count, indexed_id, keys, open_memory,
-    open_redis, pending, pending_entry, queued_keys, running_keys, until_empty, until_renewed,
+    Events, Hold, Note, OneAtATime, ThreadWorker, clients_with, count, indexed_id, keys,
+    open_memory, open_redis, pending, pending_entry, queued_keys, running_keys, until_empty,
+    until_renewed,
 };
 
 type Rule = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
@@ -186,6 +187,86 @@ async fn a_lost_read_recovered_after_another_worker_took_it_over_stays_with_that
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0].consumer, "another-worker", "{entries:#?}");
     assert_eq!(probe.starts(), 0, "{:#?}", probe.runs());
+    worker.stop().await;
+}
+
+/// Found by the fault model (seed 4823711907611590775): on a docket of three partitions, the
+/// reads a worker has in progress on each can all lose their replies at once (a dropped
+/// connection). Its claim fails on the first and the worker pauses; the others' failures,
+/// which came during that pause, are not each worth a pause of their own: its next claim
+/// recovers what all of them handed over. (It paused once per partition, which with three
+/// partitions is as long as a redelivery timeout: long enough for another worker to take the
+/// deliveries over while their owner recovered them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_lost_on_several_partitions_cost_the_worker_one_pause() {
+    let server = RedisServer::start();
+    let name = unique_name("lost-spread");
+    let spread = |url: String, name: String| async move {
+        Docket::connect(url)
+            .name(name)
+            .partitions(3)
+            .in_process_fallback(false)
+            .redelivery_timeout(Duration::from_secs(60))
+            .await
+            .unwrap()
+    };
+    let docket = spread(server.url(), name.clone()).await;
+    docket.snapshot().await.unwrap();
+    let thread = unique_name("lost-spread");
+    let lost = Arc::new(AtomicUsize::new(0));
+    let _rule = {
+        let lost = lost.clone();
+        aim(&thread, move |site| {
+            (site == "redis.read.reply" && lost.fetch_add(1, Ordering::SeqCst) < 3)
+                .then_some(Fault::Fail)
+        })
+    };
+    let pauses = Events::of("claiming tasks failed; trying again");
+    let worker = ThreadWorker::start_traced(
+        &thread,
+        spread(server.url(), name.clone()),
+        4,
+        pauses.dispatch(),
+    );
+    eventually("the worker to read every partition", PATIENCE, async || {
+        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 3
+    })
+    .await;
+    // A task in each partition, one after another: the first read's failure starts the
+    // worker's pause, the other two fail during it.
+    let probe = Probe::new();
+    let key_in = |part: usize| {
+        (0..)
+            .map(|n| format!("lost-spread-{n}"))
+            .find(|key| tests::redis_server::partition_of_key(key, 3) == part)
+            .unwrap()
+    };
+    Hold::schedule(probe.id(), "partition 0".into())
+        .key(key_in(0))
+        .on(&docket)
+        .await
+        .unwrap();
+    eventually("the first read to fail", PATIENCE, async || {
+        pauses.count() == 1
+    })
+    .await;
+    for part in [1, 2] {
+        Hold::schedule(probe.id(), format!("partition {part}"))
+            .key(key_in(part))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    probe
+        .until("the three tasks start", |probe| probe.starts() == 3)
+        .await;
+    assert!(
+        lost.load(Ordering::SeqCst) >= 3,
+        "the three reads lost their replies"
+    );
+    assert_eq!(pauses.count(), 1, "the worker paused once per lost read");
+    probe.release(3);
+    until_empty(&docket).await;
     worker.stop().await;
 }
 

@@ -160,6 +160,23 @@ impl Partitions {
             let (part, worker) = (Arc::clone(&parts[stale.part]), worker.to_owned());
             tokio::spawn(async move { give_back_kept(&part, &worker, &stale.deliveries).await });
         }
+        // Answers that came since the last claim. A failure among them is old news: the worker
+        // has had its pause since, or was busy; its partition is claimed again now (its claim
+        // first recovers what a lost read may have handed over), and this claim fails only on
+        // a failure of its own. Otherwise a worker whose reads on several partitions failed at
+        // once (a dropped connection) would pause once per partition before it recovered them,
+        // as long as a redelivery timeout with three partitions: long enough for a copy to be
+        // taken over meanwhile.
+        let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = Vec::new();
+        while let Ok((part, answer)) = bells.answers.try_recv() {
+            bells.armed[part] = false;
+            match answer {
+                Ok(found) => answers.push((part, Ok(found))),
+                Err(error) => {
+                    tracing::debug!(worker, partition = part, error = %crate::error::Chain(&error), "a claim on one of the docket's partitions failed since the worker's last claim; claiming it again");
+                }
+            }
+        }
         for (index, part) in parts.iter().enumerate() {
             if bells.armed[index] {
                 continue;
@@ -175,16 +192,20 @@ impl Partitions {
                 Arc::clone(&bells.waiting),
             ));
         }
-        let first = match kept.is_empty() {
-            true => tokio::select! {
+        let ready = !kept.is_empty()
+            || answers
+                .iter()
+                .any(|(_, answer)| answer.as_ref().is_ok_and(|found| !found.is_empty()));
+        let first = match ready {
+            false => tokio::select! {
                 biased;
                 answer = bells.answers.recv() => answer,
                 () = stop.cancelled() => None,
                 () = sleep_or_never(max_wait) => None,
             },
-            false => None,
+            true => None,
         };
-        let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = first.into_iter().collect();
+        answers.extend(first);
         let answered = Instant::now();
         {
             // From here on, answers are kept for the next claim; those sent before are handed
