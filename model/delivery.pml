@@ -37,6 +37,10 @@
  *   BUG_BESIDE_ONE  `\2<key>` names only the latest delivery a replace went beside: once it is
  *                   settled, an older run beside which a replace went too is out of a cancel's
  *                   reach (needs three enqueues: -DNENQ=3 -DNE=10)
+ *   BUG_EARLY_FOUND a worker remembers a cancel for a delivery not here only when the cancel
+ *                   reached nothing here: the cancel that stops an earlier run of the key (a
+ *                   replace went beside it) misses the newer delivery on its way to the worker
+ *                   (found by the fault model)
  * A check that is not the product's guarantee, for exploring:
  *   STRICT_START    invariants 2 and 3 at the worker's local start instead of the hand-over
  * Scope: NO_STRIKE (no strike or restore calls), NO_READ_AHEAD (no delivery read ahead), and
@@ -137,6 +141,8 @@ bit sup[W];         /* the delivery it holds, not started, was superseded (`r` r
 byte ra[W];         /* a delivery read ahead (worker/read_ahead.rs): held, renewed, not started */
 bit rastop[W];      /* ... a cancel of it (or of a later delivery of its key) was read */
 bit rasup[W];       /* ... a replace went beside it (`r` read): dropped when it would start */
+bit raland[W];      /* ... its read's answer reached the worker (RunningTasks::wait); until
+                     * then it is on its way, and a signal for it is remembered (early, supd) */
 bit lost[W];        /* lost_reads: deliveries may sit in its PEL unseen */
 bit quiet[W];       /* its consumer is idle past the redelivery timeout (not heard from) */
 bit nrenew[W];      /* saw an outage, has not renewed since (its peers grant it grace) */
@@ -562,18 +568,38 @@ inline claim_ahead(w) {
 #ifndef STRICT_START
   CHECK(2, !done[gen[t_e]]);
 #endif
-  ra[w] = t_e;
-  if
-  :: (early[w] >> t_e) & 1 -> rastop[w] = 1; early[w] = early[w] & ~(1 << t_e)
-  :: else -> rastop[w] = 0
-  fi;
-  if
-  :: (supd[w] >> t_e) & 1 -> rasup[w] = 1; supd[w] = supd[w] & ~(1 << t_e)
-  :: else -> rasup[w] = 0
-  fi;
 #ifndef STRICT_START
-  CHECK(3, !canc[gen[t_e]] || rastop[w]);
-  CHECK(6, !kc[gen[t_e]] || rastop[w] || rasup[w]);
+  CHECK(3, !canc[gen[t_e]]);
+  CHECK(6, !kc[gen[t_e]]);
+#endif
+  ra[w] = t_e; raland[w] = 0; rastop[w] = 0; rasup[w] = 0
+}
+
+/* Delivery n is pending to worker w. */
+#define MINE(w, n) (pend[n] && own[n] == w)
+
+/* The read's answer reaches the worker, which puts the delivery in its buffer (tracked by key):
+ * what its signals said of it meanwhile applies. Between the two it is on its way: a claim's
+ * answer kept for the next claim (partitions/bells.rs), or a claim returned and not yet
+ * sorted. */
+inline land(w) {
+  printf("w%d gets e%d, read ahead\n", w, ra[w]);
+  raland[w] = 1;
+  if
+  :: (early[w] >> ra[w]) & 1 -> rastop[w] = 1; early[w] = early[w] & ~(1 << ra[w])
+  :: else -> skip
+  fi;
+  if
+  :: (supd[w] >> ra[w]) & 1 -> rasup[w] = 1; supd[w] = supd[w] & ~(1 << ra[w])
+  :: else -> skip
+  fi;
+  /* A cancel since its read: the worker knows, or its signal is still to be read (then it
+   * reaches the delivery in the buffer); or the delivery is a stale copy (taken over and
+   * settled elsewhere meanwhile: no cancel can see it, as at invariant 6's end of a run). */
+#ifndef STRICT_START
+  CHECK(3, !canc[gen[ra[w]]] || rastop[w] || ((sig[w] >> ra[w]) & 1) || !MINE(w, ra[w]));
+  CHECK(6, !kc[gen[ra[w]]] || rastop[w] || rasup[w] || ((sig[w] >> ra[w]) & 1)
+           || !MINE(w, ra[w]));
 #endif
   skip
 }
@@ -583,7 +609,7 @@ inline claim_ahead(w) {
 inline pop_ahead(w) {
   printf("w%d takes e%d from its read-ahead buffer\n", w, ra[w]);
   cur[w] = ra[w]; ph[w] = P_HANDED; stop[w] = rastop[w]; sup[w] = rasup[w];
-  ra[w] = 0; rastop[w] = 0; rasup[w] = 0;
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0; raland[w] = 0;
   start(w)
 }
 
@@ -665,8 +691,9 @@ inline recover(w) {
 /* The worker reads its signals (worker/signals.rs RunningTasks::cancel, ::supersede). A cancel
  * (`c`, delivery n) stops the run it tracks (started: ph >= P_RUN) if it is n or an earlier
  * delivery of the key; a delivery handed and not yet started is tracked nowhere, so only the
- * cancel of n itself reaches it (remembered in `early` until it starts: here, `stop`). A cancel
- * that reached none of its deliveries is remembered for n. A `replace` went beside n (`r`): n,
+ * cancel of n itself reaches it (remembered in `early` until it starts: here, `stop`). n itself,
+ * unless it is here, is remembered as well, even when the cancel stopped an earlier run of its
+ * key: it may be on its way (BUG_EARLY_FOUND: only when the cancel reached nothing here). A `replace` went beside n (`r`): n,
  * held and not started, is dropped when it starts; a run of n goes on; otherwise n is remembered
  * (`supd`) in case it is on its way. Ids no longer pending can never come: not remembered. */
 inline read_signals(w) {
@@ -676,21 +703,31 @@ inline read_signals(w) {
   :: t_i < NE ->
      if
      :: (sig[w] >> t_i) & 1 ->
+        t_b = 0;  /* a delivery of the key held here was reached */
         if
         :: cur[w] != 0 && ph[w] >= P_RUN && cur[w] <= t_i ->
+           t_b = 1;
            if
            :: ph[w] == P_RUN -> stop[w] = 1
            :: else -> skip  /* its run ended */
            fi
-        :: cur[w] == t_i && ph[w] == P_HANDED -> stop[w] = 1
-        :: else ->
-           if
-           :: pend[t_i] && !(ra[w] != 0 && ra[w] <= t_i) -> early[w] = early[w] | (1 << t_i)
-           :: else -> skip
-           fi
+        :: cur[w] == t_i && ph[w] == P_HANDED -> t_b = 1; stop[w] = 1
+        :: else -> skip
         fi;
         if
-        :: ra[w] != 0 && ra[w] <= t_i -> rastop[w] = 1  /* read ahead: starts cancelled */
+        :: ra[w] != 0 && raland[w] && ra[w] <= t_i ->
+           t_b = 1; rastop[w] = 1  /* read ahead: starts cancelled */
+        :: else -> skip
+        fi;
+        /* n itself, unless it is here, may be on its way: remembered (one no longer pending
+         * can come only if it is on its way already: a copy settled elsewhere since). */
+        if
+#ifdef BUG_EARLY_FOUND
+        :: (pend[t_i] || ra[w] == t_i) && !t_b -> early[w] = early[w] | (1 << t_i)
+#else
+        :: (pend[t_i] || ra[w] == t_i) && cur[w] != t_i && !(ra[w] == t_i && raland[w]) ->
+           early[w] = early[w] | (1 << t_i)
+#endif
         :: else -> skip
         fi
      :: else -> skip
@@ -700,7 +737,7 @@ inline read_signals(w) {
         if
         :: cur[w] == t_i && ph[w] == P_HANDED -> sup[w] = 1
         :: cur[w] == t_i -> skip  /* started: it runs on */
-        :: ra[w] == t_i -> rasup[w] = 1
+        :: ra[w] == t_i && raland[w] -> rasup[w] = 1
         :: else ->
            if
            :: pend[t_i] -> supd[w] = supd[w] | (1 << t_i)
@@ -966,7 +1003,7 @@ inline crash(w) {
   mark_hurt(w);
   st[w] = CRASHED; quiet[w] = 1; finish(w);
   sig[w] = 0; rsig[w] = 0; early[w] = 0; supd[w] = 0; lost[w] = 0; nrenew[w] = 0;
-  ra[w] = 0; rastop[w] = 0; rasup[w] = 0
+  ra[w] = 0; rastop[w] = 0; rasup[w] = 0; raland[w] = 0
 }
 
 inline restart() {
@@ -1014,7 +1051,8 @@ inline reconnect(w) {
 #else
 #define READ_AHEAD(w) \
   :: d_step { st[w] == LIVE && cur[w] != 0 && ra[w] == 0 && nnew > 0 -> claim_ahead(w) } \
-  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] != 0 -> pop_ahead(w) }
+  :: d_step { st[w] == LIVE && ra[w] != 0 && !raland[w] -> land(w) } \
+  :: d_step { st[w] == LIVE && cur[w] == 0 && ra[w] != 0 && raland[w] -> pop_ahead(w) }
 #endif
 
 #define WORKER(w) \

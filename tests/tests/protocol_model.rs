@@ -287,6 +287,11 @@ fn a_burial_that_frees_the_key_before_its_letter_loses_the_task() {
 }
 
 #[test]
+fn a_cancel_that_stops_an_earlier_run_and_forgets_the_newer_one_on_its_way_lets_it_start() {
+    breaks("BUG_EARLY_FOUND", 3, NO_STRIKES);
+}
+
+#[test]
 fn a_cancel_that_ignores_the_run_a_replace_went_beside_lets_it_complete() {
     breaks("BUG_BESIDE", 6, NO_STRIKES);
 }
