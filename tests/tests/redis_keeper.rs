@@ -1024,3 +1024,114 @@ async fn the_keeper_forgets_the_run_counts_of_workers_silent_for_longer_than_the
     .await;
     stop_fleet(stop, running).await;
 }
+
+/// The consumer a pending entry of `stream` is delivered to, if it is pending.
+fn owner_of(server: &RedisServer, stream: &str, id: &str) -> Option<String> {
+    match server.command(&["XPENDING", stream, "workers", id, id, "1"]) {
+        Reply::Array(rows) => rows.first().and_then(|row| match row {
+            Reply::Array(fields) => match fields.get(1) {
+                Some(Reply::Bulk(owner)) => Some(owner.clone()),
+                _ => None,
+            },
+            _ => None,
+        }),
+        other => panic!("XPENDING answered {other:?}"),
+    }
+}
+
+/// While the fleet has workers in other processes, the keeper's process leaves suspects (stalled
+/// deliveries that were delivered before: perhaps tasks that kill their process) to them, so
+/// that a poison task does not take the fleet's clock down with it. Here the keeper's worker is
+/// the first reader in line for the keeper's ask, and holds nothing: it would take the suspect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keepers_process_leaves_suspects_to_the_fleets_other_processes() {
+    let server = RedisServer::start();
+    let name = unique_name("keeper-patient");
+    let redelivery = Duration::from_secs(1);
+    let connect = || async {
+        Docket::connect(server.url())
+            .name(&name)
+            .redelivery_timeout(redelivery)
+            .await
+            .unwrap()
+    };
+    let stream = format!("{{{name}}}:stream");
+    // The suspect: delivered twice already, to a worker that is gone. Its delivery is kept fresh
+    // until the fleet is ready.
+    let (keeper_process, other_process) = (connect().await, connect().await);
+    let probe = Probe::new();
+    Stall::schedule(probe.id(), 0)
+        .key("suspect")
+        .on(&keeper_process)
+        .await
+        .unwrap();
+    server.command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"]);
+    server.command(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "gone",
+        "COUNT",
+        "1",
+        "STREAMS",
+        &stream,
+        ">",
+    ]);
+    let Reply::Array(entries) = server.command(&["XRANGE", &stream, "-", "+"]) else {
+        panic!("XRANGE answered something else");
+    };
+    let Some(Reply::Array(entry)) = entries.first() else {
+        panic!("no entry in the stream");
+    };
+    let Some(Reply::Bulk(id)) = entry.first() else {
+        panic!("an entry without an id");
+    };
+    let refresh = || {
+        server.command(&[
+            "XCLAIM",
+            &stream,
+            "workers",
+            "gone",
+            "0",
+            id,
+            "RETRYCOUNT",
+            "2",
+        ]);
+    };
+    refresh();
+
+    // The keeper first (its reader is first in line), then a worker of another process.
+    let (keeper, _) = start_keeper(
+        &server,
+        &name,
+        Worker::new(&keeper_process).concurrency(1).read_ahead(0),
+    )
+    .await;
+    let other = Worker::new(&other_process).concurrency(1).read_ahead(0);
+    let other_id = other.id().to_owned();
+    let other = Background::start(other);
+    let lease = format!("{{{name}}}:keeper");
+    eventually(
+        "the keeper to count both workers",
+        Duration::from_secs(15),
+        async || {
+            refresh();
+            matches!(server.command(&["GET", &lease]), Reply::Bulk(value) if value.starts_with("2 "))
+        },
+    )
+    .await;
+    refresh();
+
+    probe
+        .until("the suspect is taken over", |p| p.starts() == 1)
+        .await;
+    assert_eq!(
+        owner_of(&server, &stream, id).as_deref(),
+        Some(other_id.as_str()),
+        "the keeper's process took the suspect"
+    );
+    probe.release(1);
+    probe.until("it finishes", |p| p.finishes() == 1).await;
+    other.stop().await;
+    keeper.stop().await;
+}

@@ -599,7 +599,8 @@ async fn a_task_finished_during_an_outage_is_acknowledged_not_run_again() {
     )
     .await;
     server.restart();
-    eventually("the acknowledgement", PATIENCE, async || {
+    // Tried again after a pause of up to 2 s, behind the connection's own reconnects.
+    eventually("the acknowledgement", 3 * PATIENCE, async || {
         count(&server, &["XLEN", &stream]) == 0
     })
     .await;

@@ -13,8 +13,16 @@
 //! The partitions of one docket in this process share a [`Solo`]: it sees every partition's
 //! deliveries and the suspects among them, and it lets one reclaim at a time per worker take a
 //! suspect.
+//!
+//! The keeper's process is patient with suspects while the fleet has other workers than its
+//! own: its workers take only a suspect that waited three redelivery timeouts, as a starved one,
+//! which another process's idle worker takes long before. A poison task then kills a process
+//! that is not the keeper's, and the fleet keeps its clock (a dead keeper is replaced only after
+//! its lease lapses and another worker looks at it: seconds in a crash storm, while every
+//! stalled delivery waits). A fleet of one process takes its suspects at once: it has no other
+//! process to spare.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -39,6 +47,9 @@ pub(super) enum Suspects {
     Alone,
     /// It holds deliveries, no suspect among them: one suspect that waited three timeouts.
     Starved,
+    /// It holds nothing, but its process holds the keeper's lease and the fleet has other
+    /// workers: one suspect that waited three timeouts, as [`Starved`](Self::Starved).
+    Patient,
     /// It holds a suspect, or another reclaim of its may be taking one: none.
     None,
 }
@@ -48,7 +59,7 @@ impl Suspects {
     pub(super) fn arg(self) -> &'static str {
         match self {
             Suspects::Alone => "1",
-            Suspects::Starved => "0",
+            Suspects::Starved | Suspects::Patient => "0",
             Suspects::None => "-",
         }
     }
@@ -64,12 +75,58 @@ pub(super) struct Solo {
     taking: Mutex<HashMap<String, Option<Instant>>>,
     /// The suspects this process's workers hold, by partition and stream id: their workers.
     suspects: Mutex<HashMap<(u16, String), String>>,
+    /// This process's workers that keep the fleet's clock, and which of them holds the lease.
+    clocks: Mutex<Clocks>,
+}
+
+#[derive(Default)]
+struct Clocks {
+    /// The workers of this process running a clock.
+    running: HashSet<String>,
+    /// The one holding the keeper's lease, with the fleet's size as it last counted it.
+    keeper: Option<(String, u64)>,
+}
+
+impl Clocks {
+    /// Whether this process holds the lease and the fleet counts more workers than its own.
+    fn patient(&self) -> bool {
+        self.keeper
+            .as_ref()
+            .is_some_and(|(_, fleet)| *fleet > self.running.len() as u64)
+    }
 }
 
 impl Solo {
     /// The docket's partitions are known: `parts`, partition 0 first.
     pub(super) fn know(&self, parts: &[Arc<RedisBackend>]) {
         let _ = self.parts.set(parts.iter().map(Arc::downgrade).collect());
+    }
+
+    /// `worker`'s clock runs until the returned guard drops.
+    pub(super) fn clock_runs<'a>(&'a self, worker: &str) -> ClockRuns<'a> {
+        self.clocks.locked().running.insert(worker.to_owned());
+        ClockRuns {
+            solo: self,
+            worker: worker.to_owned(),
+        }
+    }
+
+    /// `worker` holds the keeper's lease (`Some`, with the fleet's size as it counted it), or
+    /// not (`None`).
+    pub(super) fn keeping(&self, worker: &str, fleet: Option<u64>) {
+        let mut clocks = self.clocks.locked();
+        match fleet {
+            Some(fleet) => clocks.keeper = Some((worker.to_owned(), fleet)),
+            None => {
+                if clocks
+                    .keeper
+                    .as_ref()
+                    .is_some_and(|(keeper, _)| keeper == worker)
+                {
+                    clocks.keeper = None;
+                }
+            }
+        }
     }
 
     /// Which suspects `worker`'s reclaim on `part` may take, and, unless none, a reservation:
@@ -110,6 +167,7 @@ impl Solo {
             return (Suspects::None, None);
         }
         let suspects = match empty_handed() {
+            true if self.clocks.locked().patient() => Suspects::Patient,
             true => Suspects::Alone,
             false => Suspects::Starved,
         };
@@ -143,6 +201,19 @@ impl Solo {
             any |= suspects.remove(&(part, id.to_owned())).is_some();
         }
         any
+    }
+}
+
+/// A worker's clock, running: [`Solo::clock_runs`].
+pub(super) struct ClockRuns<'a> {
+    solo: &'a Solo,
+    worker: String,
+}
+
+impl Drop for ClockRuns<'_> {
+    fn drop(&mut self) {
+        self.solo.keeping(&self.worker, None);
+        self.solo.clocks.locked().running.remove(&self.worker);
     }
 }
 
@@ -208,6 +279,42 @@ mod tests {
         assert_eq!(suspects, Suspects::Starved);
         held.unwrap().took_nothing();
         assert!(solo.taking.locked().is_empty(), "nothing reserved");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_keepers_process_is_patient_with_suspects_while_the_fleet_has_other_workers() {
+        let solo = Solo::default();
+        let (_a, _b) = (solo.clock_runs("a"), solo.clock_runs("b"));
+        let alone = |solo: &Solo| {
+            let (suspects, held) = solo.reserve_if("a", || true);
+            held.expect("reserved").took_nothing();
+            suspects
+        };
+        assert_eq!(alone(&solo), Suspects::Alone, "no keeper here");
+        solo.keeping("b", Some(3));
+        assert_eq!(alone(&solo), Suspects::Patient, "three workers, two here");
+        assert_eq!(Suspects::Patient.arg(), Suspects::Starved.arg());
+        solo.keeping("b", Some(2));
+        assert_eq!(
+            alone(&solo),
+            Suspects::Alone,
+            "every worker of the fleet is here"
+        );
+        solo.keeping("b", Some(5));
+        solo.keeping("a", None);
+        assert_eq!(
+            alone(&solo),
+            Suspects::Patient,
+            "another worker's role changes nothing"
+        );
+        solo.keeping("b", None);
+        assert_eq!(alone(&solo), Suspects::Alone, "the lease is gone");
+        solo.keeping("b", Some(5));
+        drop(_b);
+        assert_eq!(alone(&solo), Suspects::Alone, "the keeper's clock stopped");
+        let (suspects, held) = solo.reserve_if("a", || false);
+        assert_eq!(suspects, Suspects::Starved, "one that holds deliveries");
+        held.expect("reserved").took_nothing();
     }
 
     #[tokio::test(start_paused = true)]

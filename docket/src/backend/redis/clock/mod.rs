@@ -107,6 +107,7 @@ impl RedisBackend {
         spread: Option<&Spread>,
     ) {
         let partitions = spread.map_or(1, Spread::count);
+        let _runs = self.solo.clock_runs(worker);
         let mut role = Role::Looking {
             next: Instant::now(),
         };
@@ -240,6 +241,10 @@ impl RedisBackend {
             if let Some(spread) = spread {
                 spread.set_keeper(matches!(role, Role::Keeper { .. }));
             }
+            self.solo.keeping(
+                worker,
+                matches!(role, Role::Keeper { .. }).then_some(workers),
+            );
         }
     }
 
