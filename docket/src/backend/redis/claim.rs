@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RedisBackend;
 use super::codec::{self, Entry, Wake, millis};
-use super::connection::{RESPONSE_TIMEOUT, into_error, unavailable};
+use super::connection::{RESPONSE_TIMEOUT, group_gone, into_error, unavailable};
 use super::keys::GROUP;
 use super::reply::{PendingRow, first_stream, pending_rows, stream_entries};
 use super::scripts::SCRIPTS;
@@ -140,7 +140,7 @@ impl RedisBackend {
                 let block = self.block_for(give_up);
                 let read = self.read(current, worker, max, block, stop).await;
                 let reply = match read {
-                    Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
+                    Err(error) if group_gone(&error) => {
                         self.create_group().await?;
                         continue;
                     }
@@ -504,7 +504,7 @@ impl RedisBackend {
         let pending: Value = match self.query(&pending).await {
             // The stream or its group is gone (Redis restarted without its data): nothing was
             // delivered that could be lost.
-            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => {
+            Err(error) if group_gone(&error) => {
                 return Ok(Vec::new());
             }
             result => result?,

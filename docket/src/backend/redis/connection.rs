@@ -760,6 +760,12 @@ pub(super) fn is_no_group(error: &RedisError) -> bool {
     error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
 }
 
+/// Whether a call failed because the stream or its consumer group is gone (`NOGROUP`: Redis
+/// restarted without its data, or the docket was never used).
+pub(super) fn group_gone(error: &Error) -> bool {
+    matches!(error, Error::Backend { source } if source.to_string().contains("NOGROUP"))
+}
+
 pub(super) fn unavailable(message: &str) -> Error {
     Error::Unavailable {
         source: message.to_owned().into(),

@@ -39,9 +39,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::RedisBackend;
 use super::codec::millis;
+use super::connection::group_gone;
 use super::keys::GROUP;
 use super::scripts::SCRIPTS;
-use crate::error::{Chain, Error, Result};
+use crate::error::{Chain, Result};
 use crate::stats::{WINDOW_MINUTES, minute_of};
 use crate::sync::Locked;
 use crate::time::{millis_of, sleep_until};
@@ -520,7 +521,7 @@ impl RedisBackend {
                 _ => 0,
             }),
             Ok(_) => Ok(0),
-            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => Ok(0),
+            Err(error) if group_gone(&error) => Ok(0),
             Err(error) => Err(error),
         }
     }
@@ -542,7 +543,7 @@ impl RedisBackend {
         match self.query::<Value>(&oldest).await {
             Ok(Value::Array(rows)) => Ok(!rows.is_empty()),
             Ok(_) => Ok(false),
-            Err(Error::Backend { source }) if source.to_string().contains("NOGROUP") => Ok(false),
+            Err(error) if group_gone(&error) => Ok(false),
             Err(error) => Err(error),
         }
     }
