@@ -554,8 +554,9 @@ inline claim(w, lose) {
 }
 
 /* Reading ahead (worker/mod.rs, read_ahead.rs): XREADGROUP while the worker runs a delivery;
- * the entry waits in its buffer, renewed, tracked by key (RunningTasks::wait) for a cancel. The
- * hand-over is where invariants 2, 3 and 6 are checked, as for a claim. */
+ * its answer lands later (`land`), and the entry waits in its buffer, renewed, tracked by key
+ * (RunningTasks::wait) for a cancel. Invariants 2, 3 and 6 are checked at the read, as for a
+ * claim, and 3 and 6 again where it lands. */
 inline claim_ahead(w) {
   printf("w%d reads ahead (XREADGROUP >)\n", w);
   t_e = ldi + 1;
@@ -693,9 +694,11 @@ inline recover(w) {
  * delivery of the key; a delivery handed and not yet started is tracked nowhere, so only the
  * cancel of n itself reaches it (remembered in `early` until it starts: here, `stop`). n itself,
  * unless it is here, is remembered as well, even when the cancel stopped an earlier run of its
- * key: it may be on its way (BUG_EARLY_FOUND: only when the cancel reached nothing here). A `replace` went beside n (`r`): n,
- * held and not started, is dropped when it starts; a run of n goes on; otherwise n is remembered
- * (`supd`) in case it is on its way. Ids no longer pending can never come: not remembered. */
+ * key: it may be on its way (BUG_EARLY_FOUND: only when the cancel reached nothing here). A
+ * `replace` went beside n (`r`): n, held and not started, is dropped when it starts; a run of n
+ * goes on; otherwise n is remembered (`supd`) in case it is on its way. An id no longer pending
+ * can come only when it is on its way already (a read ahead whose answer has not landed: its
+ * copy was settled elsewhere since); other such ids are not remembered. */
 inline read_signals(w) {
   printf("w%d reads signals: cancel %d, superseded %d\n", w, sig[w], rsig[w]);
   t_i = 1;
@@ -740,7 +743,7 @@ inline read_signals(w) {
         :: ra[w] == t_i && raland[w] -> rasup[w] = 1
         :: else ->
            if
-           :: pend[t_i] -> supd[w] = supd[w] | (1 << t_i)
+           :: pend[t_i] || ra[w] == t_i -> supd[w] = supd[w] | (1 << t_i)
            :: else -> skip
            fi
         fi

@@ -10,10 +10,12 @@
 //! # #[cfg(feature = "failpoints")] {
 //! use docket::failpoint::{self, Fault};
 //!
-//! // The reply of every Redis call made on the thread `worker-2` is lost.
+//! // The reply of every Redis call made on the thread `worker-2` is lost, its blocking reads'
+//! // included.
 //! failpoint::set(|site| {
 //!     let on_worker_2 = std::thread::current().name() == Some("worker-2");
-//!     (on_worker_2 && site == "redis.reply").then_some(Fault::Fail)
+//!     let reply = site == "redis.reply" || site == "redis.read.reply";
+//!     (on_worker_2 && reply).then_some(Fault::Fail)
 //! });
 //! failpoint::clear();
 //! # }
@@ -28,7 +30,7 @@
 //! | `redis.reply` | after a command or script ran | it ran, but its reply was lost |
 //! | `redis.read.send` | before a worker's blocking read (`XREADGROUP`) is sent | as `redis.send` |
 //! | `redis.read.reply` | after that read returned | as `redis.reply`: its entries were handed over |
-//! | `claim.recover` | a worker listed the deliveries a failed read may have handed it, before it claims them back | the worker panics there |
+//! | `claim.recover` | a worker listed the deliveries a failed read may have handed it, before it claims them back | the claim fails, as when Redis is unreachable: its next one looks again |
 //! | `claim.handover` | the worker got deliveries from its claim, before it starts them | the worker panics there |
 //! | `settle.start` | a delivery's settle task starts (before holds, limits, state) | as above |
 //! | `settle.run` | just before the task's function runs | as above |

@@ -586,18 +586,20 @@ async fn a_task_finished_during_an_outage_is_acknowledged_not_run_again() {
     probe.until("the task starts", |p| p.starts() == 1).await;
 
     server.kill();
+    let killed = std::time::Instant::now();
     probe.release(1);
     // Its acknowledgement fails, and is tried again after a pause that doubles each time; the
-    // worker claims again every 500 ms meanwhile. Redis comes back as the acknowledgement
-    // starts its longest pause yet (1.6 s, after the sixth failure). Each try first waits out
-    // the connection's own reconnect attempts (about a second here, more on a loaded machine),
-    // so six take longer than the usual patience.
+    // worker claims again every 500 ms meanwhile. Redis stays down for three redelivery
+    // timeouts, and until the acknowledgement failed twice (each try first waits out the
+    // connection's own reconnect attempts: about a second, more on a loaded machine): the
+    // delivery idles past the timeout, and the worker still holds it.
     eventually(
-        "the acknowledgement to fail six times",
+        "the acknowledgement to fail twice",
         3 * PATIENCE,
-        async || failures.count() >= 6,
+        async || failures.count() >= 2,
     )
     .await;
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(killed.elapsed())).await;
     server.restart();
     // Tried again after a pause of up to 2 s, behind the connection's own reconnects.
     eventually("the acknowledgement", 3 * PATIENCE, async || {

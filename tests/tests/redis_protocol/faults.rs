@@ -270,6 +270,57 @@ async fn reads_lost_on_several_partitions_cost_the_worker_one_pause() {
     worker.stop().await;
 }
 
+/// A claim on one partition of a spread docket that panics (here at a failpoint, after a lost
+/// read) fails that partition's claim: the partition is claimed again, its task runs, and the
+/// worker still stops. (Its claim runs in a task of its own, whose panic no one would see: the
+/// partition stayed armed for good, never read again, and the stopping worker waited for its
+/// answer for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitions_claim_that_panics_is_claimed_again_and_the_worker_still_stops() {
+    let server = RedisServer::start();
+    let name = unique_name("claim-panics");
+    let spread = |url: String, name: String| async move {
+        Docket::connect(url)
+            .name(name)
+            .partitions(3)
+            .in_process_fallback(false)
+            .redelivery_timeout(Duration::from_secs(60))
+            .await
+            .unwrap()
+    };
+    let docket = spread(server.url(), name.clone()).await;
+    docket.snapshot().await.unwrap();
+    let thread = unique_name("claim-panics");
+    let (lost, panicked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let _rule = {
+        let (lost, panicked) = (lost.clone(), panicked.clone());
+        aim(&thread, move |site| match site {
+            "redis.read.reply" if !lost.swap(true, Ordering::SeqCst) => Some(Fault::Fail),
+            "claim.recover" if !panicked.swap(true, Ordering::SeqCst) => Some(Fault::Panic),
+            _ => None,
+        })
+    };
+    let worker = ThreadWorker::start(&thread, spread(server.url(), name.clone()), 2);
+    eventually("the worker to read every partition", PATIENCE, async || {
+        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 3
+    })
+    .await;
+    let probe = Probe::new();
+    Note::schedule(probe.id(), "after a panic".into())
+        .key("claim-panics-1")
+        .on(&docket)
+        .await
+        .unwrap();
+    probe
+        .until("the task runs", |probe| probe.finishes() == 1)
+        .await;
+    assert!(panicked.load(Ordering::SeqCst), "the claim panicked");
+    worker.stop().await;
+}
+
 /// R6d on both backends: a cancel that reaches the worker after it took the task but before it
 /// started it keeps the task from starting.
 async fn a_cancel_before_the_worker_starts_the_task_keeps_it_from_starting(docket: Docket) {

@@ -530,7 +530,7 @@ impl RedisBackend {
         );
         // Another worker may take one of these over from here on (it had stalled): the script
         // claims back only those still pending to this worker.
-        failpoint!(step "claim.recover");
+        failpoint!(redis "claim.recover");
         let mut invocation = SCRIPTS.recover.prepare_invoke();
         invocation
             .key(&self.keys.stream)

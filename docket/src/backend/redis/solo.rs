@@ -19,8 +19,11 @@
 //! which another process's idle worker takes long before. A poison task then kills a process
 //! that is not the keeper's, and the fleet keeps its clock (a dead keeper is replaced only after
 //! its lease lapses and another worker looks at it: seconds in a crash storm, while every
-//! stalled delivery waits). A fleet of one process takes its suspects at once: it has no other
-//! process to spare.
+//! stalled delivery waits). A fleet of one process takes its suspects as any worker does: it
+//! has no other process to spare. Two limits: the keeper asks the readers in the order they
+//! blocked, so a keeper's process whose idle readers queue ahead of the others' may still take
+//! a suspect at three timeouts; and workers that died idle stay in the fleet's count until they
+//! are forgotten (156 timeouts), so a fleet reduced to one process stays patient that long.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -83,16 +86,17 @@ pub(super) struct Solo {
 struct Clocks {
     /// The workers of this process running a clock.
     running: HashSet<String>,
-    /// The one holding the keeper's lease, with the fleet's size as it last counted it.
-    keeper: Option<(String, u64)>,
+    /// Those that hold the keeper's lease, as far as each knows, with the fleet's size as each
+    /// last counted it. One at a time, but a keeper cut off from Redis for longer than its
+    /// lease still thinks it holds it after another worker took it.
+    keepers: HashMap<String, u64>,
 }
 
 impl Clocks {
     /// Whether this process holds the lease and the fleet counts more workers than its own.
     fn patient(&self) -> bool {
-        self.keeper
-            .as_ref()
-            .is_some_and(|(_, fleet)| *fleet > self.running.len() as u64)
+        let here = self.running.len() as u64;
+        self.keepers.values().any(|fleet| *fleet > here)
     }
 }
 
@@ -116,17 +120,9 @@ impl Solo {
     pub(super) fn keeping(&self, worker: &str, fleet: Option<u64>) {
         let mut clocks = self.clocks.locked();
         match fleet {
-            Some(fleet) => clocks.keeper = Some((worker.to_owned(), fleet)),
-            None => {
-                if clocks
-                    .keeper
-                    .as_ref()
-                    .is_some_and(|(keeper, _)| keeper == worker)
-                {
-                    clocks.keeper = None;
-                }
-            }
-        }
+            Some(fleet) => clocks.keepers.insert(worker.to_owned(), fleet),
+            None => clocks.keepers.remove(worker),
+        };
     }
 
     /// Which suspects `worker`'s reclaim on `part` may take, and, unless none, a reservation:
@@ -301,11 +297,12 @@ mod tests {
             "every worker of the fleet is here"
         );
         solo.keeping("b", Some(5));
+        solo.keeping("a", Some(1));
         solo.keeping("a", None);
         assert_eq!(
             alone(&solo),
             Suspects::Patient,
-            "another worker's role changes nothing"
+            "a worker that thought it kept the lease gives it up: the other still keeps it"
         );
         solo.keeping("b", None);
         assert_eq!(alone(&solo), Suspects::Alone, "the lease is gone");

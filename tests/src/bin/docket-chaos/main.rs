@@ -405,7 +405,8 @@ async fn run(plan: Plan) -> bool {
     // Let the workers drain everything.
     let docket = roles::open(&direct, &name).await.expect("open the docket");
     let expected = Expected::read(&dir);
-    let deadline = Instant::now() + plan.drain;
+    let draining = Instant::now();
+    let deadline = draining + plan.drain;
     loop {
         target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
@@ -418,6 +419,11 @@ async fn run(plan: Plan) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    eprintln!(
+        "chaos: drained for {:.0?} (at most {:.0?})",
+        draining.elapsed(),
+        plan.drain
+    );
     let snapshot = docket.snapshot().await.expect("a final snapshot");
     let dead = docket.dead_letters().await.expect("the dead letters");
     let passed = report(&expected, &Outcome::read(&dir), &snapshot, &dead);

@@ -168,12 +168,16 @@ impl Partitions {
         // as long as a redelivery timeout with three partitions: long enough for a copy to be
         // taken over meanwhile.
         let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = Vec::new();
+        // Said only should this claim end with nothing (a claim with a time limit may end
+        // before the partitions claimed again answer): the worker then knows Redis failed it.
+        let mut stale = None;
         while let Ok((part, answer)) = bells.answers.try_recv() {
             bells.armed[part] = false;
             match answer {
                 Ok(found) => answers.push((part, Ok(found))),
                 Err(error) => {
                     tracing::debug!(worker, partition = part, error = %crate::error::Chain(&error), "a claim on one of the docket's partitions failed since the worker's last claim; claiming it again");
+                    stale = Some(error);
                 }
             }
         }
@@ -258,7 +262,7 @@ impl Partitions {
             ));
         }
         drop(bells);
-        match failure {
+        match failure.or_else(|| stale.filter(|_| deliveries.is_empty())) {
             Some(error) if deliveries.is_empty() => Err(error),
             Some(error) => {
                 tracing::warn!(worker, error = %crate::error::Chain(&error), "claiming from one of the docket's partitions failed; trying it again");
@@ -281,7 +285,16 @@ async fn answer(
     sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
     waiting: Arc<std::sync::Mutex<Waiting>>,
 ) {
+    // Should the claim never answer (it panicked), its partition would stay armed, never to be
+    // claimed again, and a stopping worker would wait for its answer for ever.
+    let unanswered = Unanswered {
+        part: Arc::clone(&part),
+        worker: worker.clone(),
+        index,
+        sender: Some(sender.clone()),
+    };
     let answer = part.take(&worker, max, None, &stop).await;
+    unanswered.answered();
     let at = Instant::now();
     let token = {
         let mut kept = waiting.locked();
@@ -298,6 +311,36 @@ async fn answer(
         }
     };
     give_back_unless_taken(part, worker, waiting, token, at, stop).await;
+}
+
+/// Sends a failed answer for a claim dropped before it answered; what the claim may have been
+/// handed meanwhile is looked for by the partition's next claim, as after a failed read.
+struct Unanswered {
+    part: Arc<RedisBackend>,
+    worker: String,
+    index: usize,
+    sender: Option<mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>>,
+}
+
+impl Unanswered {
+    fn answered(mut self) {
+        self.sender = None;
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            self.part.lost(&self.worker);
+            let _ = sender.send((
+                self.index,
+                Err(crate::error::Error::Unavailable {
+                    source: "a claim on one of the docket's partitions ended without an answer"
+                        .into(),
+                }),
+            ));
+        }
+    }
 }
 
 /// Give back what was kept under `token` at `at`, unless a claim took it within
