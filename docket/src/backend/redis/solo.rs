@@ -20,10 +20,12 @@
 //! that is not the keeper's, and the fleet keeps its clock (a dead keeper is replaced only after
 //! its lease lapses and another worker looks at it: seconds in a crash storm, while every
 //! stalled delivery waits). A fleet of one process takes its suspects as any worker does: it
-//! has no other process to spare. Two limits: the keeper asks the readers in the order they
+//! has no other process to spare. Three limits: the keeper asks the readers in the order they
 //! blocked, so a keeper's process whose idle readers queue ahead of the others' may still take
-//! a suspect at three timeouts; and workers that died idle stay in the fleet's count until they
-//! are forgotten (156 timeouts), so a fleet reduced to one process stays patient that long.
+//! a suspect at three timeouts; workers that died idle stay in the fleet's count until they
+//! are forgotten (156 timeouts), so a fleet reduced to one process stays patient that long; and
+//! in a backlog of suspects (a crash storm) every one has waited three timeouts already, so the
+//! rule no longer spares the keeper there.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
