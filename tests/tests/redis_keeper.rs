@@ -1135,3 +1135,81 @@ async fn the_keepers_process_leaves_suspects_to_the_fleets_other_processes() {
     other.stop().await;
     keeper.stop().await;
 }
+
+/// A crash storm leaves suspects whose next delivery would pass `max_deliveries`: they are
+/// buried without running, so one reclaim takes them all over and buries them, rather than one
+/// a look (a backlog of hundreds took minutes, each look 100 ms apart, on top of the keeper's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspects_past_their_limit_are_buried_in_bulk() {
+    let server = RedisServer::start();
+    let name = unique_name("doomed");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(1))
+        .max_deliveries(2)
+        .await
+        .unwrap();
+    let stream = format!("{{{name}}}:stream");
+    let probe = Probe::new();
+    let count = 20;
+    for n in 0..count {
+        Note::schedule(probe.id())
+            .key(format!("doomed-{n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    // Each delivered twice already, to a worker that is gone: the next delivery is the third.
+    server.command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"]);
+    let Reply::Array(read) = server.command(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "gone",
+        "COUNT",
+        "100",
+        "STREAMS",
+        &stream,
+        ">",
+    ]) else {
+        panic!("XREADGROUP answered something else");
+    };
+    assert!(!read.is_empty());
+    let Reply::Array(entries) = server.command(&["XRANGE", &stream, "-", "+"]) else {
+        panic!("XRANGE answered something else");
+    };
+    for entry in &entries {
+        let Reply::Array(entry) = entry else {
+            panic!("an entry that is not a list");
+        };
+        let Some(Reply::Bulk(id)) = entry.first() else {
+            panic!("an entry without an id");
+        };
+        server.command(&[
+            "XCLAIM",
+            &stream,
+            "workers",
+            "gone",
+            "0",
+            id,
+            "RETRYCOUNT",
+            "2",
+        ]);
+    }
+    server.command(&["CONFIG", "RESETSTAT"]);
+
+    let worker = Background::start(Worker::new(&docket).concurrency(1));
+    eventually(
+        "every suspect to be buried",
+        Duration::from_secs(20),
+        async || docket.dead_letters().await.unwrap().len() == count,
+    )
+    .await;
+    worker.stop().await;
+    assert_eq!(probe.starts(), 0, "a suspect past its limit ran");
+    let claims = server.command_stats().get("xclaim").copied().unwrap_or(0);
+    assert!(
+        claims < 5,
+        "{claims} XCLAIM calls to take {count} doomed suspects over"
+    );
+}

@@ -386,7 +386,8 @@ impl RedisBackend {
             .arg(idle)
             .arg(&cursor)
             .arg(max.max(1))
-            .arg(suspects.arg());
+            .arg(suspects.arg())
+            .arg(self.options.max_deliveries);
         let (next_due, cursor, reclaimed, deliveries, more, dropped, moved): (
             i64,
             String,

@@ -9,7 +9,9 @@
 -- suspect: it may be what crashed its workers (it exits the process, exhausts memory). Victims
 -- are taken over in bulk; a suspect alone, by a worker that holds nothing else (or, once it has
 -- waited three timeouts, by one that holds no other suspect), so that a poison task does not
--- drag the same companions down with it again and again.
+-- drag the same companions down with it again and again. A suspect taken over past the task's
+-- `max_deliveries` is not run but buried by the caller: those go in bulk, whoever asks, so that
+-- a backlog left by a crash storm is buried at once, not one per look.
 --
 -- A delivery taken over whose key no longer names it (cancelled while it ran, or superseded by
 -- a newer task) is settled here, never handed out (`judge` in include/settle.lua).
@@ -19,7 +21,8 @@
 -- ARGV: now (ms), most tasks to move, consumer, reclaim idle time (ms; 0: do not reclaim),
 --       reclaim cursor (an id, or '-'), most deliveries to reclaim, which suspects the worker
 --       may take ('1': it holds no delivery, any one suspect; '0': it holds no suspect, one that
---       waited three timeouts; '-': none)
+--       waited three timeouts; '-': none), the most deliveries a task may have (one taken over
+--       past it is buried, never run)
 -- Returns { next due (ms, or -1 when nothing is scheduled), reclaim cursor (`-` when the scan
 --           reached the end), reclaimed entries, how often each has now been delivered,
 --           1 when stalled deliveries were left for the next look, the entries taken over and
@@ -50,6 +53,7 @@ end
 local cursor, handed, deliveries, dropped, more = ARGV[5], {}, {}, {}, 0
 local idle, most = tonumber(ARGV[4]), tonumber(ARGV[6])
 local alone, starved = ARGV[7] == '1', ARGV[7] == '0'
+local max_deliveries = tonumber(ARGV[8])
 if idle > 0 then
   -- Nothing pending in the whole group: nothing can be stalled, and the look below (two calls
   -- and a scan) is skipped. A missing group fails here quietly and below loudly, as before.
@@ -75,6 +79,8 @@ if idle > 0 then
   -- suspect): should it kill that worker too, no neighbour is counted with it, and a healthy
   -- task that shared a worker with a poison one runs alone next time and succeeds.
   local counts, counted, neutral, suspects, taken, left = {}, {}, {}, {}, 0, 0
+  -- Suspects past the limit, taken over to be buried: as many as a scan finds.
+  local doomed = 0
   -- Owners that went silent with deliveries: dead workers, out of the fleet's count.
   local silent = {}
   for _, row in ipairs(stalled) do
@@ -92,11 +98,16 @@ if idle > 0 then
         taken = taken + 1
         silent[owner] = true
       end
+    elseif delivered >= max_deliveries then
+      counted[#counted + 1] = id
+      counts[id] = delivered + 1
+      doomed = doomed + 1
+      silent[owner] = true
     elseif alone or (starved and waited >= 3 * idle) then
       suspects[#suspects + 1] = row
     end
   end
-  if taken == 0 and #suspects > 0 then
+  if taken == 0 and doomed == 0 and #suspects > 0 then
     local row = table.remove(suspects, 1)
     counted[1] = row[1]
     counts[row[1]] = row[4] + 1

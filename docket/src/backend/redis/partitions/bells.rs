@@ -172,10 +172,12 @@ impl Partitions {
         // before the partitions claimed again answer): the worker then knows Redis failed it.
         let mut stale = None;
         while let Ok((part, answer)) = bells.answers.try_recv() {
-            bells.armed[part] = false;
             match answer {
+                // Claimed again at the next claim, as before: not sooner, or a worker short of
+                // room would read more than it can start.
                 Ok(found) => answers.push((part, Ok(found))),
                 Err(error) => {
+                    bells.armed[part] = false;
                     tracing::debug!(worker, partition = part, error = %crate::error::Chain(&error), "a claim on one of the docket's partitions failed since the worker's last claim; claiming it again");
                     stale = Some(error);
                 }
@@ -196,10 +198,9 @@ impl Partitions {
                 Arc::clone(&bells.waiting),
             ));
         }
-        let ready = !kept.is_empty()
-            || answers
-                .iter()
-                .any(|(_, answer)| answer.as_ref().is_ok_and(|found| !found.is_empty()));
+        // An answer already here (its partition is claimed again next time) is handed over at
+        // once, as one that came while this claim waited would be.
+        let ready = !kept.is_empty() || !answers.is_empty();
         let first = match ready {
             false => tokio::select! {
                 biased;
