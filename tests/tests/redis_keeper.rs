@@ -1025,6 +1025,60 @@ async fn the_keeper_forgets_the_run_counts_of_workers_silent_for_longer_than_the
     stop_fleet(stop, running).await;
 }
 
+/// Deliver every entry of `stream` not yet delivered to the consumer `gone` (a worker that
+/// died holding them), making the group if no worker has yet; their ids.
+fn hand_to_a_gone_worker(server: &RedisServer, stream: &str) -> Vec<String> {
+    let _ = server.try_command(&["XGROUP", "CREATE", stream, "workers", "0", "MKSTREAM"]);
+    let reply = server.command(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "gone",
+        "COUNT",
+        "1000",
+        "STREAMS",
+        stream,
+        ">",
+    ]);
+    let Reply::Array(streams) = reply else {
+        panic!("XREADGROUP answered {reply:?}");
+    };
+    let Some(Reply::Array(read)) = streams.first() else {
+        panic!("XREADGROUP answered no stream");
+    };
+    let Some(Reply::Array(entries)) = read.get(1) else {
+        panic!("XREADGROUP answered no entries");
+    };
+    entries
+        .iter()
+        .map(|entry| match entry {
+            Reply::Array(fields) => match fields.first() {
+                Some(Reply::Bulk(id)) => id.clone(),
+                other => panic!("an entry without an id: {other:?}"),
+            },
+            other => panic!("an entry that is not a list: {other:?}"),
+        })
+        .collect()
+}
+
+/// Make each of `ids` look delivered `times` times to `gone`, just now (its idle time starts
+/// again).
+fn gone_worker_delivered(server: &RedisServer, stream: &str, ids: &[String], times: u32) {
+    let times = times.to_string();
+    for id in ids {
+        server.command(&[
+            "XCLAIM",
+            stream,
+            "workers",
+            "gone",
+            "0",
+            id,
+            "RETRYCOUNT",
+            &times,
+        ]);
+    }
+}
+
 /// The consumer a pending entry of `stream` is delivered to, if it is pending.
 fn owner_of(server: &RedisServer, stream: &str, id: &str) -> Option<String> {
     match server.command(&["XPENDING", stream, "workers", id, id, "1"]) {
@@ -1065,39 +1119,9 @@ async fn the_keepers_process_leaves_suspects_to_the_fleets_other_processes() {
         .on(&keeper_process)
         .await
         .unwrap();
-    server.command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"]);
-    server.command(&[
-        "XREADGROUP",
-        "GROUP",
-        "workers",
-        "gone",
-        "COUNT",
-        "1",
-        "STREAMS",
-        &stream,
-        ">",
-    ]);
-    let Reply::Array(entries) = server.command(&["XRANGE", &stream, "-", "+"]) else {
-        panic!("XRANGE answered something else");
-    };
-    let Some(Reply::Array(entry)) = entries.first() else {
-        panic!("no entry in the stream");
-    };
-    let Some(Reply::Bulk(id)) = entry.first() else {
-        panic!("an entry without an id");
-    };
-    let refresh = || {
-        server.command(&[
-            "XCLAIM",
-            &stream,
-            "workers",
-            "gone",
-            "0",
-            id,
-            "RETRYCOUNT",
-            "2",
-        ]);
-    };
+    let ids = hand_to_a_gone_worker(&server, &stream);
+    let id = &ids[0];
+    let refresh = || gone_worker_delivered(&server, &stream, &ids, 2);
     refresh();
 
     // The keeper first (its reader is first in line), then a worker of another process.
@@ -1160,42 +1184,9 @@ async fn suspects_past_their_limit_are_buried_in_bulk() {
             .unwrap();
     }
     // Each delivered twice already, to a worker that is gone: the next delivery is the third.
-    server.command(&["XGROUP", "CREATE", &stream, "workers", "0", "MKSTREAM"]);
-    let Reply::Array(read) = server.command(&[
-        "XREADGROUP",
-        "GROUP",
-        "workers",
-        "gone",
-        "COUNT",
-        "100",
-        "STREAMS",
-        &stream,
-        ">",
-    ]) else {
-        panic!("XREADGROUP answered something else");
-    };
-    assert!(!read.is_empty());
-    let Reply::Array(entries) = server.command(&["XRANGE", &stream, "-", "+"]) else {
-        panic!("XRANGE answered something else");
-    };
-    for entry in &entries {
-        let Reply::Array(entry) = entry else {
-            panic!("an entry that is not a list");
-        };
-        let Some(Reply::Bulk(id)) = entry.first() else {
-            panic!("an entry without an id");
-        };
-        server.command(&[
-            "XCLAIM",
-            &stream,
-            "workers",
-            "gone",
-            "0",
-            id,
-            "RETRYCOUNT",
-            "2",
-        ]);
-    }
+    let ids = hand_to_a_gone_worker(&server, &stream);
+    assert_eq!(ids.len(), count);
+    gone_worker_delivered(&server, &stream, &ids, 2);
     server.command(&["CONFIG", "RESETSTAT"]);
 
     let worker = Background::start(Worker::new(&docket).concurrency(1));

@@ -81,10 +81,7 @@ async fn blocked_worker(server: &RedisServer, name: &str, thread: &str) -> Threa
         },
         4,
     );
-    eventually("the worker to block in its read", PATIENCE, async || {
-        clients_with(server, &["cmd=xreadgroup", "flags=b"]).len() == 1
-    })
-    .await;
+    until_reading(server, 1).await;
     worker
 }
 
@@ -179,15 +176,32 @@ async fn a_lost_read_recovered_after_another_worker_took_it_over_stays_with_that
     ]);
 
     // Its claim goes on to read again once the recovery is done.
-    eventually("the worker to read again", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
-    })
-    .await;
+    until_reading(&server, 1).await;
     let entries = pending(&server, &stream);
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0].consumer, "another-worker", "{entries:#?}");
     assert_eq!(probe.starts(), 0, "{:#?}", probe.runs());
     worker.stop().await;
+}
+
+/// The docket `name` at `url`, spread over three partitions, without the in-process fallback,
+/// whose deliveries are taken over only after a minute.
+async fn spread(url: String, name: String) -> Docket {
+    Docket::connect(url)
+        .name(name)
+        .partitions(3)
+        .in_process_fallback(false)
+        .redelivery_timeout(Duration::from_secs(60))
+        .await
+        .unwrap()
+}
+
+/// Wait until `reads` blocking reads wait on `server`.
+async fn until_reading(server: &RedisServer, reads: usize) {
+    eventually("the worker's reads to block", PATIENCE, async || {
+        clients_with(server, &["cmd=xreadgroup", "flags=b"]).len() == reads
+    })
+    .await;
 }
 
 /// Found by the fault model (seed 4823711907611590775): on a docket of three partitions, the
@@ -201,15 +215,6 @@ async fn a_lost_read_recovered_after_another_worker_took_it_over_stays_with_that
 async fn reads_lost_on_several_partitions_cost_the_worker_one_pause() {
     let server = RedisServer::start();
     let name = unique_name("lost-spread");
-    let spread = |url: String, name: String| async move {
-        Docket::connect(url)
-            .name(name)
-            .partitions(3)
-            .in_process_fallback(false)
-            .redelivery_timeout(Duration::from_secs(60))
-            .await
-            .unwrap()
-    };
     let docket = spread(server.url(), name.clone()).await;
     docket.snapshot().await.unwrap();
     let thread = unique_name("lost-spread");
@@ -228,10 +233,7 @@ async fn reads_lost_on_several_partitions_cost_the_worker_one_pause() {
         4,
         pauses.dispatch(),
     );
-    eventually("the worker to read every partition", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 3
-    })
-    .await;
+    until_reading(&server, 3).await;
     // A task in each partition, one after another: the first read's failure starts the
     // worker's pause, the other two fail during it.
     let probe = Probe::new();
@@ -279,15 +281,6 @@ async fn reads_lost_on_several_partitions_cost_the_worker_one_pause() {
 async fn a_partitions_claim_that_panics_is_claimed_again_and_the_worker_still_stops() {
     let server = RedisServer::start();
     let name = unique_name("claim-panics");
-    let spread = |url: String, name: String| async move {
-        Docket::connect(url)
-            .name(name)
-            .partitions(3)
-            .in_process_fallback(false)
-            .redelivery_timeout(Duration::from_secs(60))
-            .await
-            .unwrap()
-    };
     let docket = spread(server.url(), name.clone()).await;
     docket.snapshot().await.unwrap();
     let thread = unique_name("claim-panics");
@@ -304,10 +297,7 @@ async fn a_partitions_claim_that_panics_is_claimed_again_and_the_worker_still_st
         })
     };
     let worker = ThreadWorker::start(&thread, spread(server.url(), name.clone()), 2);
-    eventually("the worker to read every partition", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 3
-    })
-    .await;
+    until_reading(&server, 3).await;
     let probe = Probe::new();
     Note::schedule(probe.id(), "after a panic".into())
         .key("claim-panics-1")
@@ -505,10 +495,7 @@ async fn after_a_long_outage_a_worker_waits_before_taking_over_a_live_peers_task
         .expect("the task is pending")
         .consumer;
     let worker = Background::start(Worker::new(&connect().await.unwrap()));
-    eventually("the worker to block in its read", PATIENCE, async || {
-        clients_with(&server, &["cmd=xreadgroup", "flags=b"]).len() == 1
-    })
-    .await;
+    until_reading(&server, 1).await;
 
     renewals_fail.store(true, Ordering::SeqCst);
     server.kill();

@@ -79,8 +79,6 @@ if idle > 0 then
   -- suspect): should it kill that worker too, no neighbour is counted with it, and a healthy
   -- task that shared a worker with a poison one runs alone next time and succeeds.
   local counts, counted, neutral, suspects, taken, left = {}, {}, {}, {}, 0, 0
-  -- Suspects past the limit, taken over to be buried: as many as a scan finds.
-  local doomed = 0
   -- Owners that went silent with deliveries: dead workers, out of the fleet's count.
   local silent = {}
   for _, row in ipairs(stalled) do
@@ -99,15 +97,15 @@ if idle > 0 then
         silent[owner] = true
       end
     elseif delivered >= max_deliveries then
+      -- Past the limit: buried by the caller, never run. As many as the scan finds.
       counted[#counted + 1] = id
       counts[id] = delivered + 1
-      doomed = doomed + 1
       silent[owner] = true
     elseif alone or (starved and waited >= 3 * idle) then
       suspects[#suspects + 1] = row
     end
   end
-  if taken == 0 and doomed == 0 and #suspects > 0 then
+  if #counted + #neutral == 0 and #suspects > 0 then
     local row = table.remove(suspects, 1)
     counted[1] = row[1]
     counts[row[1]] = row[4] + 1

@@ -34,6 +34,9 @@ fn kept_for(part: &RedisBackend) -> Duration {
     KEPT_FOR.min(part.options.redelivery_timeout / 8)
 }
 
+/// A partition's claim's answer: its index, and what it delivered.
+type Answer = (usize, Result<Vec<Delivery>>);
+
 /// Whether a claim waits for answers, and what came while none did. An answer is sent while
 /// one waits, and kept here otherwise, under this lock.
 #[derive(Default)]
@@ -74,8 +77,8 @@ pub(super) struct Bells {
     /// Which partitions have a claim in progress.
     armed: Vec<bool>,
     /// Each claim's answer, with its partition.
-    answers: mpsc::UnboundedReceiver<(usize, Result<Vec<Delivery>>)>,
-    sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
+    answers: mpsc::UnboundedReceiver<Answer>,
+    sender: mpsc::UnboundedSender<Answer>,
     /// Ends the claims in progress: the worker stops.
     stop: CancellationToken,
     /// Where the next claim's gathering starts, so that every partition is first in turn.
@@ -167,7 +170,7 @@ impl Partitions {
         // once (a dropped connection) would pause once per partition before it recovered them,
         // as long as a redelivery timeout with three partitions: long enough for a copy to be
         // taken over meanwhile.
-        let mut answers: Vec<(usize, Result<Vec<Delivery>>)> = Vec::new();
+        let mut answers: Vec<Answer> = Vec::new();
         // Said only should this claim end with nothing (a claim with a time limit may end
         // before the partitions claimed again answer): the worker then knows Redis failed it.
         let mut stale = None;
@@ -283,16 +286,16 @@ async fn answer(
     worker: String,
     max: usize,
     stop: CancellationToken,
-    sender: mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>,
+    sender: mpsc::UnboundedSender<Answer>,
     waiting: Arc<std::sync::Mutex<Waiting>>,
 ) {
     // Should the claim never answer (it panicked), its partition would stay armed, never to be
     // claimed again, and a stopping worker would wait for its answer for ever.
     let unanswered = Unanswered {
-        part: Arc::clone(&part),
-        worker: worker.clone(),
+        part: &part,
+        worker: &worker,
         index,
-        sender: Some(sender.clone()),
+        sender: Some(&sender),
     };
     let answer = part.take(&worker, max, None, &stop).await;
     unanswered.answered();
@@ -316,23 +319,23 @@ async fn answer(
 
 /// Sends a failed answer for a claim dropped before it answered; what the claim may have been
 /// handed meanwhile is looked for by the partition's next claim, as after a failed read.
-struct Unanswered {
-    part: Arc<RedisBackend>,
-    worker: String,
+struct Unanswered<'a> {
+    part: &'a RedisBackend,
+    worker: &'a str,
     index: usize,
-    sender: Option<mpsc::UnboundedSender<(usize, Result<Vec<Delivery>>)>>,
+    sender: Option<&'a mpsc::UnboundedSender<Answer>>,
 }
 
-impl Unanswered {
+impl Unanswered<'_> {
     fn answered(mut self) {
         self.sender = None;
     }
 }
 
-impl Drop for Unanswered {
+impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
-            self.part.lost(&self.worker);
+            self.part.lost(self.worker);
             let _ = sender.send((
                 self.index,
                 Err(crate::error::Error::Unavailable {
