@@ -37,6 +37,9 @@
  *   BUG_BESIDE_ONE  `\2<key>` names only the latest delivery a replace went beside: once it is
  *                   settled, an older run beside which a replace went too is out of a cancel's
  *                   reach (needs three enqueues: -DNENQ=3 -DNE=10)
+ *   BUG_LETTER      bury.lua keeps the letter of a run a `replace` went beside once the key
+ *                   names nothing: when the replacement ended as a dead letter first, the older
+ *                   run's letter takes its place (found by the fault model; needs -DNFAIL=2)
  *   BUG_EARLY_FOUND a worker remembers a cancel for a delivery not here only when the cancel
  *                   reached nothing here: the cancel that stops an earlier run of the key (a
  *                   replace went beside it) misses the newer delivery on its way to the worker
@@ -154,6 +157,7 @@ bit done[NG];       /* a run of it succeeded and complete.lua settled its delive
 bit canc[NG];       /* cancel returned true for it */
 bit kc[NG];         /* accepted before a cancel of its key that returned true (invariant 6) */
 bit dead[NG];       /* a dead letter was written for it */
+byte letter;        /* the task whose dead letter the key holds (one a key; 0: none) */
 bit dropped[NG];    /* replaced or superseded by a newer task of the key */
 bit hurt[NG];       /* a worker holding it crashed or froze */
 
@@ -929,7 +933,13 @@ inline bury(w, poison) {
   fi;
 #else
   decide(t_e, w, t_o);
-  t_b = (t_o == D_KEEP || (t_o == D_DROP && ik == I_NONE));  /* nothing dropped silently */
+#ifdef BUG_LETTER
+  t_b = (t_o == D_KEEP || (t_o == D_DROP && ik == I_NONE));
+#else
+  /* superseded (a replace went beside it): no letter, as no retry; otherwise a key naming
+   * nothing keeps the letter (nothing dropped silently) */
+  t_b = (t_o == D_KEEP || (t_o == D_DROP && ik == I_NONE && !BESIDE(t_e)));
+#endif
   if
   :: t_o == D_KEEP -> ik = I_NONE; ie = 0
   :: t_o == D_DROP && !t_b -> drop_task(gen[t_e])
@@ -942,7 +952,9 @@ inline bury(w, poison) {
      CHECK(3, !canc[gen[t_e]]);
      CHECK(6, !kc[gen[t_e]]);
      CHECK(5, !poison || hurt[gen[t_e]]);
-     dead[gen[t_e]] = 1
+     CHECK(1, gen[t_e] >= letter);   /* one letter a key, the newest: never an older task's */
+     dead[gen[t_e]] = 1;
+     letter = gen[t_e]
   :: else -> skip
   fi;
 #ifndef BUG_R2

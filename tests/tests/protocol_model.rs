@@ -291,6 +291,19 @@ fn a_cancel_that_stops_an_earlier_run_and_forgets_the_newer_one_on_its_way_lets_
     breaks("BUG_EARLY_FOUND", 3, NO_STRIKES);
 }
 
+/// Two runs that fail for good, with a fault: a replace beside a run, both then buried.
+const TWO_FAILURES: &[&str] = &["-DNFAIL=2", "-DNFAULTS=1", "-DNO_STRIKE"];
+
+#[test]
+fn the_fixed_protocol_keeps_every_guarantee_through_two_failures_and_a_fault() {
+    keeps_every_guarantee(TWO_FAILURES, 1_000_000);
+}
+
+#[test]
+fn a_run_replaced_while_running_and_buried_last_takes_the_letter_of_its_replacement() {
+    breaks("BUG_LETTER", 1, TWO_FAILURES);
+}
+
 #[test]
 fn a_cancel_that_ignores_the_run_a_replace_went_beside_lets_it_complete() {
     breaks("BUG_BESIDE", 6, NO_STRIKES);

@@ -593,21 +593,12 @@ impl Backend for MemoryBackend {
 
     async fn bury(&self, delivery: &Delivery, burial: Burial) -> Result<()> {
         let mut store = self.store();
-        let DeliveryId::Memory(id) = delivery.id else {
-            return Ok(());
-        };
-        let current = store
-            .running
-            .get(&id)
-            .is_some_and(|run| store.is_latest(&run.message.key, run.seq));
-        if store.finish_live(delivery).is_none() {
+        if store.finish_current(delivery).is_none() {
+            // Settled already, cancelled, or replaced while this attempt ran: no letter, as no
+            // retry. The key's letter, like the key, is the newer task's, even once it ended.
             return Ok(());
         }
         let message = &delivery.message;
-        if !current && store.is_taken(&message.key) {
-            // A newer task of its key waits or runs instead: no letter for this one.
-            return Ok(());
-        }
         store.dead.retain(|dead| dead.key != message.key);
         let died = store.clock.now();
         store.dead.push(DeadLetter {

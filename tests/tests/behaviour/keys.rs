@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use docket::{Disposition, Docket};
+use docket::{Disposition, Docket, Worker};
+use tests::background::Background;
 use tests::probe::Probe;
 use tests::{PATIENCE, eventually, finish};
 
-use super::start_a_task_awaiting_release;
-use super::tasks::{NoteRun, WaitForRelease};
+use super::tasks::{FailForGood, NoteRun, WaitForRelease, WaitThenFail};
+use super::{dead_letters, only_dead_letter, start_a_task_awaiting_release};
 
 pub(crate) async fn a_second_task_with_the_key_of_a_waiting_one_is_a_duplicate_and_never_runs(
     docket: Docket,
@@ -225,5 +226,50 @@ pub(crate) async fn a_cancel_stops_every_run_replaced_while_running_even_after_a
     assert!(
         runs[0].finished.is_none(),
         "the first run was stopped, not let finish: {runs:#?}"
+    );
+}
+
+/// A run that a `replace` went beside, and that fails for good after its replacement did, leaves
+/// the key's dead letter as it is: the letter, like the key, belongs to the newer task. (A
+/// superseded run is not retried either: its key is its replacement's.)
+pub(crate) async fn a_run_replaced_while_running_leaves_the_dead_letter_to_its_replacement(
+    docket: Docket,
+) {
+    let first = Probe::new();
+    WaitThenFail::schedule(first.id())
+        .key("export-4")
+        .on(&docket)
+        .await
+        .unwrap();
+    let worker = Background::start(Worker::new(&docket));
+    first.until("the first run runs", |p| p.starts() == 1).await;
+    let second = Probe::new();
+    let replacement = FailForGood::schedule(second.id())
+        .key("export-4")
+        .replace()
+        .on(&docket)
+        .await
+        .unwrap();
+    assert_eq!(replacement.disposition(), Disposition::Added);
+    eventually("the replacement is a dead letter", PATIENCE, || async {
+        dead_letters(&docket)
+            .await
+            .iter()
+            .any(|dead| dead.key == "export-4")
+    })
+    .await;
+
+    first.release(1);
+    eventually("the docket is empty", PATIENCE, || async {
+        docket.snapshot().await.unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+
+    assert_eq!(first.finishes(), 1, "the first run ended");
+    let dead = only_dead_letter(&docket, "export-4").await;
+    assert_eq!(
+        dead.task, "fail_for_good",
+        "the replacement's letter stands: {dead:#?}"
     );
 }

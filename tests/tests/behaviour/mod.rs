@@ -94,6 +94,7 @@ macro_rules! behaviour_suite {
                 a_task_replaced_while_running_finishes_undisturbed_beside_its_replacement,
                 a_cancel_stops_both_a_run_replaced_while_running_and_its_replacement,
                 a_cancel_stops_every_run_replaced_while_running_even_after_a_later_one_ended,
+                a_run_replaced_while_running_leaves_the_dead_letter_to_its_replacement,
             },
             cancel::{
                 cancel_removes_a_waiting_task_so_it_never_runs,

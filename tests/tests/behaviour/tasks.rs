@@ -74,6 +74,16 @@ pub(crate) async fn wait_for_release(probe: String) {
     run.finish();
 }
 
+/// Waits until the test calls `probe.release(..)`, then fails for good.
+#[docket::task]
+pub(crate) async fn wait_then_fail(probe: String) -> Result<(), docket::Fail> {
+    let probe = Probe::find(&probe);
+    let run = probe.start("wait_then_fail");
+    probe.released().await;
+    run.finish();
+    Err(docket::Fail::because("the upload was deleted meanwhile"))
+}
+
 /// Fails, then waits an hour before its one retry.
 #[docket::task(retries = 1, backoff = "fixed 1h")]
 pub(crate) async fn fail_then_wait_an_hour(probe: String) -> Result<(), String> {

@@ -7,7 +7,7 @@
 --       entries that never were a docket task), consumer, now (ms), most letters kept, oldest
 --       letter kept (age, ms)
 -- Returns 1 when the dead letter was kept, 0 when not: this copy is stale (settled or taken
--- over elsewhere), the task was cancelled, or a newer task holds the key.
+-- over elsewhere), the task was cancelled, or a newer task took the key.
 local stream, index, dead, died = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, key, letter, always, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
 local now, most, age = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -16,11 +16,14 @@ local outcome = decide(stream, index, id, key, consumer)
 if outcome == 'stale' then
   return 0
 end
--- A delivery whose key names another task was superseded: no letter, unless it is no docket
--- task at all. One whose key names nothing (a producer that keeps no index, or a newer task of
--- the key ran beside it and ended) keeps its letter: nothing is dropped silently.
+-- A delivery whose key names another task, or that a `replace` went beside (its replacement
+-- may have ended since, even as a dead letter of its own), was superseded: no letter, as no
+-- retry; the key's letter, like the key, is the newer task's. Unless it is no docket task at
+-- all. One whose key names nothing and that nothing superseded (an entry of a producer that
+-- keeps no index) keeps its letter: nothing is dropped silently.
 local kept = outcome == 'keep'
-  or (outcome == 'drop' and (always or redis.call('HEXISTS', index, key) == 0))
+  or (outcome == 'drop' and (always
+    or (redis.call('HEXISTS', index, key) == 0 and not is_beside(index, key, id))))
 if kept then
   -- The letter first: should a write fail, the key still names the task.
   redis.call('HSET', dead, key, letter)

@@ -55,6 +55,16 @@ local function add_beside(index, key, id)
   redis.call('HSET', index, beside(key), table.concat(ids, ' '))
 end
 
+-- Whether a `replace` went beside the delivery `id` of `key`, not settled yet.
+local function is_beside(index, key, id)
+  for _, known in ipairs(beside_ids(index, key)) do
+    if known == id then
+      return true
+    end
+  end
+  return false
+end
+
 -- Forget that a `replace` went beside the delivery `id` of `key`, now settled; the others it
 -- went beside are still named.
 local function forget_beside(index, key, id)
