@@ -604,6 +604,20 @@ impl Model {
                 "a dead letter of no generation of this sequence: {letter}"
             ));
         }
+        // One letter a key, the newest task's: a letter seen after a newer task's letter of the
+        // same key took its place.
+        let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+        for dead in &self.dead {
+            let seen = newest.entry(dead.key.as_str()).or_insert(dead.generation);
+            if dead.generation < *seen {
+                violations.push(format!(
+                    "the dead letter of {} took the place of that of the newer generation {}",
+                    self.describe(dead.generation),
+                    seen
+                ));
+            }
+            *seen = (*seen).max(dead.generation);
+        }
         for dead in &self.dead {
             let runs = by_generation
                 .get(&dead.generation)
