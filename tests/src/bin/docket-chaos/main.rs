@@ -146,6 +146,18 @@ struct Children {
     partitions: u64,
     workers: Vec<Child>,
     producers: Vec<Child>,
+    /// Worker processes that ended on their own: under a toxic `exit` task, or otherwise (the
+    /// chaos's own kills are not counted here).
+    exits: Exits,
+}
+
+/// How many worker processes ended on their own, by cause.
+#[derive(Debug, Default, Clone, Copy)]
+struct Exits {
+    /// Exit status 7: a toxic `exit` task ended the process.
+    toxic: u32,
+    /// Any other end (a crash, or a kill the chaos made and counts in its tally).
+    other: u32,
 }
 
 impl Children {
@@ -170,8 +182,18 @@ impl Children {
 
     /// Replace workers that exited (a toxic task may end its process).
     fn keep_workers(&mut self, wanted: usize, url: &str, name: &str) {
+        let exits = &mut self.exits;
         self.workers
-            .retain_mut(|worker| worker.try_wait().ok().flatten().is_none());
+            .retain_mut(|worker| match worker.try_wait().ok().flatten() {
+                None => true,
+                Some(status) => {
+                    match status.code() {
+                        Some(7) => exits.toxic += 1,
+                        _ => exits.other += 1,
+                    }
+                    false
+                }
+            });
         while self.workers.len() < wanted {
             let worker = self.spawn(&["worker".into(), url.into(), name.into()]);
             self.workers.push(worker);
@@ -341,6 +363,7 @@ async fn run(plan: Plan) -> bool {
         partitions: plan.partitions,
         workers: Vec::new(),
         producers: Vec::new(),
+        exits: Exits::default(),
     };
     children.keep_workers(plan.workers, &through_proxy, &name);
     for index in 0..plan.producers {
@@ -400,7 +423,12 @@ async fn run(plan: Plan) -> bool {
         target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
     }
-    eprintln!("chaos: stopped after {:.0?}: {tally:?}", started.elapsed());
+    eprintln!(
+        "chaos: stopped after {:.0?}: {tally:?}; workers that ended on their own: {:?}",
+        started.elapsed(),
+        children.exits
+    );
+    let before_drain = children.exits;
 
     // Let the workers drain everything.
     let docket = roles::open(&direct, &name).await.expect("open the docket");
@@ -420,9 +448,13 @@ async fn run(plan: Plan) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "chaos: drained for {:.0?} (at most {:.0?})",
+        "chaos: drained for {:.0?} (at most {:.0?}); meanwhile {} workers ended under a toxic \
+         `exit` task, {} otherwise ({} toxic `exit` tasks scheduled in all)",
         draining.elapsed(),
-        plan.drain
+        plan.drain,
+        children.exits.toxic - before_drain.toxic,
+        children.exits.other - before_drain.other,
+        expected.toxic.values().filter(|kind| *kind == "exit").count()
     );
     let snapshot = docket.snapshot().await.expect("a final snapshot");
     let dead = docket.dead_letters().await.expect("the dead letters");
