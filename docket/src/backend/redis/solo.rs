@@ -190,15 +190,29 @@ impl Solo {
     /// The deliveries `ids` of partition `part` are no longer held here: whether a suspect was
     /// among them.
     pub(super) fn settled<'a>(&self, part: u16, ids: impl IntoIterator<Item = &'a str>) -> bool {
-        let mut suspects = self.suspects.locked();
-        if suspects.is_empty() {
+        let freed: Vec<String> = {
+            let mut suspects = self.suspects.locked();
+            if suspects.is_empty() {
+                return false;
+            }
+            ids.into_iter()
+                .filter_map(|id| suspects.remove(&(part, id.to_owned())))
+                .collect()
+        };
+        if freed.is_empty() {
             return false;
         }
-        let mut any = false;
-        for id in ids {
-            any |= suspects.remove(&(part, id.to_owned())).is_some();
+        // A reclaim that takes a suspect takes it alone, and this one was sorted into its
+        // worker's deliveries and is settled now: the reservation that reclaim left for a moment
+        // after it returned ([`SETTLING`]) ends here, so that the look the settlement asks for
+        // may take the next suspect (a healthy one runs in a few ms, well inside the moment).
+        let mut taking = self.taking.locked();
+        for worker in &freed {
+            if taking.get(worker).is_some_and(Option::is_some) {
+                taking.remove(worker);
+            }
         }
-        any
+        true
     }
 }
 
@@ -268,6 +282,25 @@ mod tests {
             Suspects::Alone,
             "a reclaim that took nothing ends its reservation at once"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_whose_suspect_is_settled_may_take_the_next_at_once() {
+        let solo = Solo::default();
+        let (suspects, held) = solo.reserve_if("a", || true);
+        assert_eq!(suspects, Suspects::Alone);
+        solo.holds_suspect(0, "5-0", "a");
+        // The reclaim returns, having taken the suspect.
+        drop(held.expect("reserved"));
+        assert_eq!(solo.reserve_if("a", || true).0, Suspects::None);
+        assert!(solo.settled(0, ["5-0"]), "the suspect is settled");
+        let (suspects, held) = solo.reserve_if("a", || true);
+        assert_eq!(
+            suspects,
+            Suspects::Alone,
+            "no settling moment left: the suspect was sorted and settled"
+        );
+        held.expect("reserved").took_nothing();
     }
 
     #[tokio::test(start_paused = true)]

@@ -435,6 +435,7 @@ async fn run(plan: Plan) -> bool {
     let expected = Expected::read(&dir);
     let draining = Instant::now();
     let deadline = draining + plan.drain;
+    let mut progress_at = draining;
     loop {
         target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
@@ -445,6 +446,25 @@ async fn run(plan: Plan) -> bool {
         if settled || Instant::now() > deadline {
             break;
         }
+        if progress_at.elapsed() >= Duration::from_secs(30) {
+            // Where a long drain goes: what is left, and how many processes died meanwhile.
+            progress_at = Instant::now();
+            let left = snapshot
+                .as_ref()
+                .map_or(0, |s| s.queued.len() + s.scheduled.len() + s.running.len());
+            eprintln!(
+                "chaos: draining {:.0?}: {left} tasks left, {} of {} that must complete did, \
+                 {} workers ended under a toxic `exit` task",
+                draining.elapsed(),
+                expected
+                    .must
+                    .iter()
+                    .filter(|id| done.runs.contains_key(*id))
+                    .count(),
+                expected.must.len(),
+                children.exits.toxic - before_drain.toxic
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
@@ -454,7 +474,11 @@ async fn run(plan: Plan) -> bool {
         plan.drain,
         children.exits.toxic - before_drain.toxic,
         children.exits.other - before_drain.other,
-        expected.toxic.values().filter(|kind| *kind == "exit").count()
+        expected
+            .toxic
+            .values()
+            .filter(|kind| *kind == "exit")
+            .count()
     );
     let snapshot = docket.snapshot().await.expect("a final snapshot");
     let dead = docket.dead_letters().await.expect("the dead letters");
