@@ -3,7 +3,8 @@
 //! two workers, not by every one; and a keeper that dies is replaced, its deliveries run again.
 //!
 //! Counted with `INFO commandstats` (every call, Lua-internal ones included, as a pay-per-command
-//! service bills them), never timed.
+//! service bills them), never timed; one test compares the gaps between runs with a pause the
+//! protocol must not wait out, half of it the line.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -1202,5 +1203,60 @@ async fn suspects_past_their_limit_are_buried_in_bulk() {
     assert!(
         claims < 5,
         "{claims} XCLAIM calls to take {count} doomed suspects over"
+    );
+}
+
+/// Suspects a crash storm leaves that turn out healthy run one after another, each alone: a
+/// worker that settles one takes the next at once, not after the pause before a look at the
+/// suspects it left (100 ms: in `docket-chaos --long` a backlog of them drained at ten a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_suspects_run_one_after_another_without_a_pause_between_them() {
+    const PAUSE: Duration = Duration::from_millis(100);
+    let server = RedisServer::start();
+    let name = unique_name("suspects");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(1))
+        .await
+        .unwrap();
+    let stream = format!("{{{name}}}:stream");
+    let probe = Probe::new();
+    let count = 20;
+    for n in 0..count {
+        Note::schedule(probe.id())
+            .key(format!("suspect-{n}"))
+            .on(&docket)
+            .await
+            .unwrap();
+    }
+    // Each delivered twice already, to a worker that is gone: suspects, under the limit.
+    let ids = hand_to_a_gone_worker(&server, &stream);
+    assert_eq!(ids.len(), count);
+    gone_worker_delivered(&server, &stream, &ids, 2);
+
+    let worker = Background::start(Worker::new(&docket).concurrency(4));
+    probe
+        .until("every suspect ran", |p| p.finishes() == count)
+        .await;
+    worker.stop().await;
+
+    let mut runs = probe.runs();
+    runs.sort_by_key(|run| run.started);
+    let mut gaps: Vec<Duration> = runs
+        .windows(2)
+        .map(|pair| {
+            let finished = pair[0].finished.expect("every run finished");
+            assert!(
+                pair[1].started >= finished,
+                "a suspect ran beside another: {runs:#?}"
+            );
+            pair[1].started - finished
+        })
+        .collect();
+    gaps.sort();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median < PAUSE / 2,
+        "the next suspect waited out the pause: median gap {median:?}, gaps {gaps:?}"
     );
 }

@@ -568,13 +568,13 @@ impl RedisBackend {
     }
 
     /// Ask this process's workers for a reclaim tick (a delivery may have stalled): at once, or
-    /// when an outage's grace ends.
+    /// when an outage's grace ends. A reclaim planned for later (the pause before a look at
+    /// suspects left behind) comes forward: a worker whose suspect settled takes the next now.
     pub(super) fn ask_reclaim(&self, now: Instant) {
         {
             let mut timer = self.timer.locked();
-            if timer.reclaim_at.is_none() {
-                timer.reclaim_at = Some(now.max(timer.not_before));
-            }
+            let at = now.max(timer.not_before);
+            timer.reclaim_at = Some(timer.reclaim_at.map_or(at, |planned| planned.min(at)));
         }
         // Blocked readers wait for the reclaim's time, and one of them runs the tick.
         self.chores.notify_waiters();
