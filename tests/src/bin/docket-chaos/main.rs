@@ -8,6 +8,10 @@
 //! cargo run --release -p tests --bin docket-chaos -- --long  # by hand: 100,000 tasks
 //! cargo run -p tests --bin docket-chaos -- --short --cluster # on a Redis Cluster
 //! ```
+//! After the chaos, the workers drain what is left: until nothing is, for at most 120 s (30 min
+//! with `--long`, whose process-killing tasks cost a restart each), and the run fails early once
+//! nothing moved for 60 s (120 s with `--long`).
+//!
 //! Options: `--tasks N`, `--chaos-secs S`, `--seed N`, `--cluster`, `--partitions N` (spread the
 //! docket over N partitions, `Connect::partitions`; on a cluster the chaos then kills the master
 //! of each partition in turn). Exits 0 only when nothing was lost.
@@ -39,7 +43,11 @@ struct Plan {
     workers: usize,
     chaos: Duration,
     spread: Duration,
+    /// The longest the drain may take in all.
     drain: Duration,
+    /// The drain ends early (and the run fails) when nothing moved for this long: no task
+    /// completed or left the docket, and no worker process died under a toxic task.
+    stuck: Duration,
     seed: u64,
     cluster: bool,
     partitions: u64,
@@ -54,6 +62,7 @@ impl Plan {
             chaos: Duration::from_secs(20),
             spread: Duration::from_secs(3),
             drain: Duration::from_secs(120),
+            stuck: Duration::from_secs(60),
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |since| since.as_nanos() as u64),
@@ -75,7 +84,11 @@ impl Plan {
                     plan.workers = 4;
                     plan.chaos = Duration::from_secs(300);
                     plan.spread = Duration::from_secs(10);
-                    plan.drain = Duration::from_secs(600);
+                    // Each of about 200 process-killing tasks kills five processes, and each
+                    // death costs a restart and a redelivery timeout: the drain of what the
+                    // chaos left takes well over ten minutes while it moves at all.
+                    plan.drain = Duration::from_secs(1800);
+                    plan.stuck = Duration::from_secs(120);
                 }
                 "--tasks" => plan.tasks = value(),
                 "--chaos-secs" => plan.chaos = Duration::from_secs(value()),
@@ -435,7 +448,10 @@ async fn run(plan: Plan) -> bool {
     let expected = Expected::read(&dir);
     let draining = Instant::now();
     let deadline = draining + plan.drain;
-    let mut progress_at = draining;
+    let mut reported_at = draining;
+    // What moved last, and when: the tasks left, those that completed, and the toxic exits.
+    let mut last = (usize::MAX, 0, 0);
+    let mut moved_at = draining;
     loop {
         target.tend();
         children.keep_workers(plan.workers, &through_proxy, &name);
@@ -443,15 +459,19 @@ async fn run(plan: Plan) -> bool {
         let done = Outcome::read(&dir);
         let settled = snapshot.as_ref().is_ok_and(|s| s.is_empty())
             && expected.must.iter().all(|id| done.runs.contains_key(id));
-        if settled || Instant::now() > deadline {
+        let left = snapshot.as_ref().map_or(usize::MAX, |s| {
+            s.queued.len() + s.scheduled.len() + s.running.len()
+        });
+        let now = (left, done.runs.len(), children.exits.toxic);
+        if now != last {
+            (last, moved_at) = (now, Instant::now());
+        }
+        if settled || Instant::now() > deadline || moved_at.elapsed() > plan.stuck {
             break;
         }
-        if progress_at.elapsed() >= Duration::from_secs(30) {
+        if reported_at.elapsed() >= Duration::from_secs(30) {
             // Where a long drain goes: what is left, and how many processes died meanwhile.
-            progress_at = Instant::now();
-            let left = snapshot
-                .as_ref()
-                .map_or(0, |s| s.queued.len() + s.scheduled.len() + s.running.len());
+            reported_at = Instant::now();
             eprintln!(
                 "chaos: draining {:.0?}: {left} tasks left, {} of {} that must complete did, \
                  {} workers ended under a toxic `exit` task",
@@ -468,10 +488,12 @@ async fn run(plan: Plan) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "chaos: drained for {:.0?} (at most {:.0?}); meanwhile {} workers ended under a toxic \
-         `exit` task, {} otherwise ({} toxic `exit` tasks scheduled in all)",
+        "chaos: drained for {:.0?} (at most {:.0?}, or until nothing moved for {:.0?}); \
+         meanwhile {} workers ended under a toxic `exit` task, {} otherwise ({} toxic `exit` \
+         tasks scheduled in all)",
         draining.elapsed(),
         plan.drain,
+        plan.stuck,
         children.exits.toxic - before_drain.toxic,
         children.exits.other - before_drain.other,
         expected
