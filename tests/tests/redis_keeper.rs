@@ -405,6 +405,9 @@ async fn a_task_stalled_behind_a_backlog_is_taken_over_before_the_backlog_drains
         Worker::new(&docket).concurrency(2).read_ahead(0),
     )
     .await;
+    // Its look at stalled deliveries as it starts (once a process's grace of a redelivery
+    // timeout has passed) finds none: the stall below is left to the keeper's checks.
+    tokio::time::sleep(redelivery * 2).await;
     let held = Probe::new();
     for n in 0..2 {
         Stall::schedule(held.id(), n).on(&docket).await.unwrap();
@@ -1259,4 +1262,54 @@ async fn healthy_suspects_run_one_after_another_without_a_pause_between_them() {
         median < PAUSE / 2,
         "the next suspect waited out the pause: median gap {median:?}, gaps {gaps:?}"
     );
+}
+
+/// A worker looks at stalled deliveries once as it starts (as soon as the grace a process gives
+/// live workers to renew allows: a redelivery timeout), as a reclaim of its own, rather than
+/// waiting for the keeper's next ask: a process started after a crash takes over what waits
+/// (after a crash storm, a backlog) while the keeper is busy, or dead with its lease not lapsed.
+/// Here the lease is held by a keeper that never asks, and the safety net's next reclaim of
+/// its own is 24 to 40 s away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_starts_takes_stalled_deliveries_over_without_the_keeper() {
+    let server = RedisServer::start();
+    let name = unique_name("starting");
+    let docket = Docket::connect(server.url())
+        .name(&name)
+        .redelivery_timeout(Duration::from_secs(2))
+        .await
+        .unwrap();
+    let stream = format!("{{{name}}}:stream");
+    let probe = Probe::new();
+    Stall::schedule(probe.id(), 0)
+        .key("stalled")
+        .on(&docket)
+        .await
+        .unwrap();
+    // Delivered once to a worker that is gone, a minute ago: stalled.
+    let ids = hand_to_a_gone_worker(&server, &stream);
+    server.command(&[
+        "XCLAIM", &stream, "workers", "gone", "0", &ids[0], "IDLE", "60000",
+    ]);
+    server.command(&[
+        "SET",
+        &format!("{{{name}}}:keeper"),
+        "1 a-keeper-that-never-asks",
+        "PX",
+        "600000",
+    ]);
+
+    let worker = Worker::new(&docket).concurrency(1);
+    let worker_id = worker.id().to_owned();
+    let worker = Background::start(worker);
+    probe
+        .until("the stalled delivery is taken over", |p| p.starts() == 1)
+        .await;
+    assert_eq!(
+        owner_of(&server, &stream, &ids[0]).as_deref(),
+        Some(worker_id.as_str())
+    );
+    probe.release(1);
+    probe.until("it finishes", |p| p.finishes() == 1).await;
+    worker.stop().await;
 }

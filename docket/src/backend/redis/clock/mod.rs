@@ -116,8 +116,11 @@ impl RedisBackend {
         let mut checks: u32 = 0;
         let mut registered: Option<Instant> = None;
         // A safety net under the lease: whatever becomes of the keeper, each worker asks for a
-        // reclaim of its own now and then (see `OWN_RECLAIM`).
-        let mut own_reclaim = Instant::now() + self.own_reclaim_every(partitions);
+        // reclaim of its own now and then (see `OWN_RECLAIM`), and once as it starts (once the
+        // grace at a process's start has passed): a process started after a crash takes over
+        // what waits stalled (after a crash storm, a backlog) without waiting for the keeper's
+        // next ask, or for a dead keeper's lease to lapse.
+        let mut own_reclaim = Instant::now();
         // A due time whose tick failed is tried again from here.
         let mut due_retry: Option<Instant> = None;
         loop {
