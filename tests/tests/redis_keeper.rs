@@ -1083,6 +1083,28 @@ fn gone_worker_delivered(server: &RedisServer, stream: &str, ids: &[String], tim
     }
 }
 
+/// Schedule `count` tasks on `docket` (named `name`), each reporting to `probe`, and make each a
+/// suspect: delivered twice already, to a worker that is gone.
+async fn suspects_of_a_gone_worker(
+    server: &RedisServer,
+    docket: &Docket,
+    name: &str,
+    probe: &Probe,
+    count: usize,
+) {
+    for n in 0..count {
+        Note::schedule(probe.id())
+            .key(format!("suspect-{n}"))
+            .on(docket)
+            .await
+            .unwrap();
+    }
+    let stream = format!("{{{name}}}:stream");
+    let ids = hand_to_a_gone_worker(server, &stream);
+    assert_eq!(ids.len(), count);
+    gone_worker_delivered(server, &stream, &ids, 2);
+}
+
 /// The consumer a pending entry of `stream` is delivered to, if it is pending.
 fn owner_of(server: &RedisServer, stream: &str, id: &str) -> Option<String> {
     match server.command(&["XPENDING", stream, "workers", id, id, "1"]) {
@@ -1177,20 +1199,10 @@ async fn suspects_past_their_limit_are_buried_in_bulk() {
         .max_deliveries(2)
         .await
         .unwrap();
-    let stream = format!("{{{name}}}:stream");
     let probe = Probe::new();
     let count = 20;
-    for n in 0..count {
-        Note::schedule(probe.id())
-            .key(format!("doomed-{n}"))
-            .on(&docket)
-            .await
-            .unwrap();
-    }
-    // Each delivered twice already, to a worker that is gone: the next delivery is the third.
-    let ids = hand_to_a_gone_worker(&server, &stream);
-    assert_eq!(ids.len(), count);
-    gone_worker_delivered(&server, &stream, &ids, 2);
+    // The next delivery of each is the third.
+    suspects_of_a_gone_worker(&server, &docket, &name, &probe, count).await;
     server.command(&["CONFIG", "RESETSTAT"]);
 
     let worker = Background::start(Worker::new(&docket).concurrency(1));
@@ -1222,20 +1234,10 @@ async fn healthy_suspects_run_one_after_another_without_a_pause_between_them() {
         .redelivery_timeout(Duration::from_secs(1))
         .await
         .unwrap();
-    let stream = format!("{{{name}}}:stream");
     let probe = Probe::new();
     let count = 20;
-    for n in 0..count {
-        Note::schedule(probe.id())
-            .key(format!("suspect-{n}"))
-            .on(&docket)
-            .await
-            .unwrap();
-    }
-    // Each delivered twice already, to a worker that is gone: suspects, under the limit.
-    let ids = hand_to_a_gone_worker(&server, &stream);
-    assert_eq!(ids.len(), count);
-    gone_worker_delivered(&server, &stream, &ids, 2);
+    // Under the limit of 5.
+    suspects_of_a_gone_worker(&server, &docket, &name, &probe, count).await;
 
     let worker = Background::start(Worker::new(&docket).concurrency(4));
     probe
