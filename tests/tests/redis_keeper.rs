@@ -1065,10 +1065,16 @@ fn hand_to_a_gone_worker(server: &RedisServer, stream: &str) -> Vec<String> {
         .collect()
 }
 
-/// Make each of `ids` look delivered `times` times to `gone`, just now (its idle time starts
-/// again).
-fn gone_worker_delivered(server: &RedisServer, stream: &str, ids: &[String], times: u32) {
-    let times = times.to_string();
+/// Make each of `ids` look delivered `times` times to `gone`, `idle` ago (zero: just now, its
+/// idle time starting again).
+fn gone_worker_delivered(
+    server: &RedisServer,
+    stream: &str,
+    ids: &[String],
+    times: u32,
+    idle: Duration,
+) {
+    let (times, idle) = (times.to_string(), idle.as_millis().to_string());
     for id in ids {
         server.command(&[
             "XCLAIM",
@@ -1077,6 +1083,8 @@ fn gone_worker_delivered(server: &RedisServer, stream: &str, ids: &[String], tim
             "gone",
             "0",
             id,
+            "IDLE",
+            &idle,
             "RETRYCOUNT",
             &times,
         ]);
@@ -1102,7 +1110,7 @@ async fn suspects_of_a_gone_worker(
     let stream = format!("{{{name}}}:stream");
     let ids = hand_to_a_gone_worker(server, &stream);
     assert_eq!(ids.len(), count);
-    gone_worker_delivered(server, &stream, &ids, 2);
+    gone_worker_delivered(server, &stream, &ids, 2, Duration::ZERO);
 }
 
 /// The consumer a pending entry of `stream` is delivered to, if it is pending.
@@ -1147,7 +1155,7 @@ async fn the_keepers_process_leaves_suspects_to_the_fleets_other_processes() {
         .unwrap();
     let ids = hand_to_a_gone_worker(&server, &stream);
     let id = &ids[0];
-    let refresh = || gone_worker_delivered(&server, &stream, &ids, 2);
+    let refresh = || gone_worker_delivered(&server, &stream, &ids, 2, Duration::ZERO);
     refresh();
 
     // The keeper first (its reader is first in line), then a worker of another process.
@@ -1290,9 +1298,7 @@ async fn a_worker_that_starts_takes_stalled_deliveries_over_without_the_keeper()
         .unwrap();
     // Delivered once to a worker that is gone, a minute ago: stalled.
     let ids = hand_to_a_gone_worker(&server, &stream);
-    server.command(&[
-        "XCLAIM", &stream, "workers", "gone", "0", &ids[0], "IDLE", "60000",
-    ]);
+    gone_worker_delivered(&server, &stream, &ids, 1, Duration::from_secs(60));
     server.command(&[
         "SET",
         &format!("{{{name}}}:keeper"),

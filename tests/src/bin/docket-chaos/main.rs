@@ -159,12 +159,12 @@ struct Children {
     partitions: u64,
     workers: Vec<Child>,
     producers: Vec<Child>,
-    /// Worker processes that ended on their own: under a toxic `exit` task, or otherwise (the
-    /// chaos's own kills are not counted here).
+    /// Worker processes found ended: under a toxic `exit` task, or otherwise (the chaos's own
+    /// kills among them).
     exits: Exits,
 }
 
-/// How many worker processes ended on their own, by cause.
+/// How many worker processes ended, by cause.
 #[derive(Debug, Default, Clone, Copy)]
 struct Exits {
     /// Exit status 7: a toxic `exit` task ended the process.
@@ -437,7 +437,7 @@ async fn run(plan: Plan) -> bool {
         children.keep_workers(plan.workers, &through_proxy, &name);
     }
     eprintln!(
-        "chaos: stopped after {:.0?}: {tally:?}; workers that ended on their own: {:?}",
+        "chaos: stopped after {:.0?}: {tally:?}; worker processes that ended: {:?}",
         started.elapsed(),
         children.exits
     );
@@ -462,9 +462,9 @@ async fn run(plan: Plan) -> bool {
         let left = snapshot.as_ref().map_or(usize::MAX, |s| {
             s.queued.len() + s.scheduled.len() + s.running.len()
         });
-        let now = (left, done.runs.len(), children.exits.toxic);
-        if now != last {
-            (last, moved_at) = (now, Instant::now());
+        let state = (left, done.runs.len(), children.exits.toxic);
+        if state != last {
+            (last, moved_at) = (state, Instant::now());
         }
         if settled || Instant::now() > deadline || moved_at.elapsed() > plan.stuck {
             break;

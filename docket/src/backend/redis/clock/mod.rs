@@ -67,7 +67,8 @@ const PRUNE_EVERY: u32 = 64;
 
 /// Every this many redelivery timeouts (on average) a worker that is not the keeper runs a
 /// reclaim of its own: should the lease ever be left unheld, stalled deliveries are still taken
-/// over. It costs each worker a tick (three commands when nothing is pending) that often.
+/// over. It costs each worker a tick (three commands when nothing is pending) that often, and
+/// once more as it starts (see `keep_time`).
 const OWN_RECLAIM: f64 = 16.0;
 
 /// The longest spread of a worker's looks at the lease, in check periods (see `look_every`).
