@@ -16,18 +16,25 @@
 //!
 //! The `lean` profile is the release profile with whole-program optimisation (`lto = "fat"`,
 //! `codegen-units = 1`), as a service may build its workers.
+//!
+//! `--tasks N` and `--concurrency C` change the drain (100,000 tasks at 1,000 by default). A
+//! smaller drain is what to profile the worker's instructions with, Redis outside the profiler:
+//!
+//! ```sh
+//! valgrind --tool=callgrind target/release/worker-rss redis://127.0.0.1:6390 --tasks 20000 --concurrency 100
+//! ```
 
 use std::process::Command;
 
 use docket::{Docket, Worker};
 
-/// How many tasks are drained.
+/// How many tasks are drained, unless `--tasks` says otherwise.
 const TASKS: u64 = 100_000;
 
 /// How many tasks one `add_many` stores.
 const BATCH: u64 = 5_000;
 
-/// The worker's concurrency.
+/// The worker's concurrency, unless `--concurrency` says otherwise.
 const CONCURRENCY: usize = 1_000;
 
 /// Does nothing: what is measured is the worker alone.
@@ -38,35 +45,53 @@ async fn noop(n: u64) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    const USAGE: &str = "usage: worker-rss redis://127.0.0.1:PORT [--tasks N] [--concurrency C]";
     let mut args = std::env::args().skip(1);
-    let url = args
-        .next()
-        .ok_or("usage: worker-rss redis://127.0.0.1:PORT")?;
+    let url = args.next().ok_or(USAGE)?;
     if !is_loopback(&url) {
         return Err(
             format!("`{url}` is not a loopback address (127.0.0.1, ::1, localhost)").into(),
         );
     }
-    let name = format!("worker-rss-{}", std::process::id());
-    if args.next().as_deref() == Some("--fill") {
-        let name = args.next().ok_or("--fill needs the docket's name")?;
+    let (mut tasks, mut concurrency, mut fill) = (TASKS, CONCURRENCY, None);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or(format!("{flag} needs a value; {USAGE}"))?;
+        match flag.as_str() {
+            "--tasks" => {
+                tasks = value
+                    .parse()
+                    .map_err(|_| format!("--tasks {value}: not a count"))?
+            }
+            "--concurrency" => {
+                concurrency = value
+                    .parse()
+                    .map_err(|_| format!("--concurrency {value}: not a count"))?;
+            }
+            // The child that stores the tasks, given the docket's name.
+            "--fill" => fill = Some(value),
+            _ => return Err(format!("unknown flag {flag}; {USAGE}").into()),
+        }
+    }
+    if let Some(name) = fill {
         let docket = Docket::connect(&url).name(name).await?;
-        for first in (0..TASKS).step_by(BATCH as usize) {
-            docket
-                .add_many((first..first + BATCH).map(Noop::schedule))
-                .await?;
+        for first in (0..tasks).step_by(BATCH as usize) {
+            let last = (first + BATCH).min(tasks);
+            docket.add_many((first..last).map(Noop::schedule)).await?;
         }
         return Ok(());
     }
+    let name = format!("worker-rss-{}", std::process::id());
     let filled = Command::new(std::env::current_exe()?)
-        .args([&url, "--fill", &name])
+        .args([&url, "--fill", &name, "--tasks", &tasks.to_string()])
         .status()?;
     if !filled.success() {
         return Err(format!("storing the tasks failed: {filled}").into());
     }
     let docket = Docket::connect(&url).name(name).await?;
     Worker::new(&docket)
-        .concurrency(CONCURRENCY)
+        .concurrency(concurrency)
         .run_until_finished()
         .await?;
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -78,7 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or(format!("no {field} in /proc/self/status"))
     };
     println!(
-        "worker-rss: {TASKS} no-op tasks drained by one worker at concurrency {CONCURRENCY}\n"
+        "worker-rss: {tasks} no-op tasks drained by one worker at concurrency {concurrency}\n"
     );
     println!("| figure | MiB |\n|---|--:|");
     for (figure, field) in [
