@@ -285,7 +285,7 @@ impl RedisBackend {
         failpoint!(redis "redis.read.send");
         self.sent.fetch_add(1, Ordering::Relaxed);
         let mut connection = reader.connection.clone();
-        let read = command.query_async::<Value>(&mut connection);
+        let read = super::connection::query_whole(&mut connection, &command);
         tokio::pin!(read);
         // A dead peer that never answers must not hang the worker: give up a while after the
         // block should have ended.

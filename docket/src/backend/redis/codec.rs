@@ -3,7 +3,6 @@
 //! Everything is JSON or plain strings; nothing read from Redis is ever executed. Decoding
 //! never panics: what does not decode is reported, and the caller keeps it as a dead letter.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value;
@@ -21,11 +20,13 @@ pub(super) fn from_millis(millis: u64) -> SystemTime {
 }
 
 #[derive(Deserialize)]
-struct WireIn {
+struct WireIn<'a> {
     task: String,
     attempt: u32,
     due: u64,
-    args: Box<RawValue>,
+    /// Borrowed from the entry: copied once, into the message.
+    #[serde(borrow)]
+    args: &'a RawValue,
     #[serde(default)]
     history: Vec<AttemptWire>,
     #[serde(default)]
@@ -90,23 +91,37 @@ pub(super) fn encode_message(message: &Message) -> String {
     json
 }
 
+/// Decode the message of the task of `key`.
 pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> {
-    let wire: WireIn = serde_json::from_slice(json)
+    decode_wire(json).map(|wire| wire.into_message(key.to_owned()))
+}
+
+/// Decode a message's JSON; [`WireIn::into_message`] then gives it its key (a stream entry's
+/// own, taken without a copy).
+fn decode_wire(json: &[u8]) -> Result<WireIn<'_>, String> {
+    let wire: WireIn<'_> = serde_json::from_slice(json)
         .map_err(|error| format!("the message is not valid: {error}"))?;
     if wire.attempt == 0 {
         return Err("the message's attempt is 0; attempts count from 1".into());
     }
-    Ok(Message {
-        task: wire.task,
-        key: key.to_owned(),
-        args: wire.args.get().to_owned(),
-        attempt: wire.attempt,
-        due: from_millis(wire.due),
-        history: history_from_wire(wire.history),
-        trace: wire.trace,
-        cooldown: None,
-        home: None,
-    })
+    Ok(wire)
+}
+
+impl WireIn<'_> {
+    /// The message of the task of `key`.
+    fn into_message(self, key: String) -> Message {
+        Message {
+            task: self.task,
+            key,
+            args: self.args.get().to_owned(),
+            attempt: self.attempt,
+            due: from_millis(self.due),
+            history: history_from_wire(self.history),
+            trace: self.trace,
+            cooldown: None,
+            home: None,
+        }
+    }
 }
 
 /// One entry read from the stream.
@@ -148,18 +163,21 @@ impl Entry {
 
 /// Decode one stream entry from its id and `[field, value, field, value, ...]`.
 pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> Entry {
-    let mut map: HashMap<&[u8], &[u8]> = HashMap::new();
-    let mut malformed = !fields.len().is_multiple_of(2);
-    for pair in fields.chunks(2) {
-        match pair {
-            [Value::BulkString(field), Value::BulkString(value)] => {
-                map.insert(field, value);
+    let malformed = !fields.len().is_multiple_of(2)
+        || fields
+            .chunks(2)
+            .any(|pair| !matches!(pair, [Value::BulkString(_), Value::BulkString(_)]));
+    // An entry has two or three fields: a scan finds one sooner than a map is built. The last
+    // of a repeated field counts, as it would in a map.
+    let field = |name: &[u8]| {
+        fields.chunks_exact(2).rev().find_map(|pair| match pair {
+            [Value::BulkString(field), Value::BulkString(value)] if field == name => {
+                Some(&value[..])
             }
-            _ => malformed = true,
-        }
-    }
-    let key = map
-        .get(&b"k"[..])
+            _ => None,
+        })
+    };
+    let key = field(b"k")
         .and_then(|key| std::str::from_utf8(key).ok())
         .map(str::to_owned);
     let garbled = |reason: String| Entry::Garbled {
@@ -171,18 +189,19 @@ pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> 
     if malformed {
         return garbled("the entry's fields are not string pairs".into());
     }
-    if let Some(wake) = map.get(&b"w"[..]).filter(|_| !map.contains_key(&b"m"[..])) {
-        let kind = match &wake[..] {
+    let message = field(b"m");
+    if let Some(wake) = field(b"w").filter(|_| message.is_none()) {
+        let kind = match wake {
             b"keeper" => Wake::Handoff,
             b"reclaim" => Wake::Reclaim,
             _ => Wake::Head,
         };
         return Entry::Wake { id, kind };
     }
-    let Some(key) = &key else {
+    if key.is_none() {
         return garbled("the entry has no key field `k` (or it is not UTF-8)".into());
-    };
-    let Some(message) = map.get(&b"m"[..]) else {
+    }
+    let Some(message) = message else {
         return garbled("the entry has no message field `m`".into());
     };
     if message.len() > max_payload {
@@ -191,8 +210,11 @@ pub(super) fn decode_entry(id: String, fields: &[Value], max_payload: usize) -> 
             message.len()
         ));
     }
-    match decode_message(key, message) {
-        Ok(message) => Entry::Task { id, message },
+    match decode_wire(message) {
+        Ok(wire) => Entry::Task {
+            id,
+            message: wire.into_message(key.unwrap_or_default()),
+        },
         Err(reason) => garbled(reason),
     }
 }
