@@ -148,6 +148,9 @@
 //! - **in-process** and **fallback**: running a task in this process, because no queue is
 //!   configured, or because the queue could not be reached when it was scheduled.
 
+// The worker's processing future borrows its delivery across awaits; proving that future
+// `Send` walks deeper than the default limit of 128 (through the connection types it awaits).
+#![recursion_limit = "256"]
 #![warn(missing_docs)]
 // On docs.rs (nightly, `--cfg docsrs`), each item of a feature says which one it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -39,18 +39,23 @@ impl TraceContext {
         }
     }
 
-    /// Parse a `traceparent` header value; `None` when it is not one.
+    /// Parse a `traceparent` header value; `None` when it is not one. Version `00` has fixed
+    /// places: `00-`, 32 digits of trace id, `-`, 16 of span id, `-`, 2 of flags (and
+    /// anything after a further `-` is left alone, as a later version may add parts).
     pub(crate) fn parse(text: &str) -> Option<TraceContext> {
-        let mut parts = text.split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version != "00" || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+        let text = text.as_bytes();
+        let shaped = text.len() >= 55
+            && text.get(55).is_none_or(|&byte| byte == b'-')
+            && text.starts_with(b"00-")
+            && text[35] == b'-'
+            && text[52] == b'-';
+        if !shaped {
             return None;
         }
         let context = TraceContext {
-            trace_id: hex(trace)?,
-            span_id: u64::try_from(hex(span)?).ok()?,
-            sampled: hex(flags)? & 1 == 1,
+            trace_id: u128::from(hex(&text[3..19])?) << 64 | u128::from(hex(&text[19..35])?),
+            span_id: hex(&text[36..52])?,
+            sampled: hex(&text[53..55])? & 1 == 1,
         };
         (context.trace_id != 0 && context.span_id != 0).then_some(context)
     }
@@ -69,13 +74,19 @@ impl TraceContext {
     }
 }
 
-/// The value of at most 32 hex digits (either case); `None` for any other character. A worker
-/// reads one trace context per task, and `from_str_radix` took several times as long.
-fn hex(digits: &str) -> Option<u128> {
-    debug_assert!(digits.len() <= 32);
-    digits.bytes().try_fold(0u128, |value, byte| {
-        let digit = char::from(byte).to_digit(16)?;
-        Some(value << 4 | u128::from(digit))
+/// The value of at most 16 hex digits (either case); `None` for any other byte. A worker reads
+/// one trace context per task: `from_str_radix` took several times as long, and a `u128` fold
+/// over `char::to_digit` twice as long.
+fn hex(digits: &[u8]) -> Option<u64> {
+    debug_assert!(digits.len() <= 16);
+    digits.iter().try_fold(0u64, |value, &byte| {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            b'A'..=b'F' => byte - b'A' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u64::from(digit))
     })
 }
 
@@ -166,6 +177,11 @@ mod tests {
             Some(context),
             "hex digits in either case"
         );
+        assert_eq!(
+            TraceContext::parse(&format!("{text}-later")),
+            Some(context),
+            "a part a later version adds is left alone"
+        );
         for garbage in [
             "",
             "00-0000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -178,6 +194,11 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-+0f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
             "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
+            // Parts of the wrong lengths, the dashes moved.
+            "00-4bf92f3577b34da6a3ce929d0e0e47360-0f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-011",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "000-bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert_eq!(TraceContext::parse(garbage), None, "{garbage:?}");
         }

@@ -34,46 +34,88 @@ pub(super) async fn release_dropped(shared: &Shared, backend: &AnyBackend) {
     }
 }
 
+/// What processing a delivery came to.
+pub(super) struct Settled {
+    /// How it was settled, for the hooks; `None` when it was set aside, cancelled, or will run
+    /// again.
+    outcome: Option<Outcome>,
+    /// Whether it is left to the acknowledger (it completed, was cancelled, or was dropped
+    /// unstarted); otherwise it is settled already, or set aside, or given up.
+    acknowledge: bool,
+}
+
+impl Settled {
+    fn acknowledged(outcome: Option<Outcome>) -> Settled {
+        Settled {
+            outcome,
+            acknowledge: true,
+        }
+    }
+}
+
+impl From<Option<Outcome>> for Settled {
+    /// Settled by the step that gave `outcome` (or set aside, or given up): nothing to
+    /// acknowledge.
+    fn from(outcome: Option<Outcome>) -> Settled {
+        Settled {
+            outcome,
+            acknowledge: false,
+        }
+    }
+}
+
 /// Process `delivery`; should that crash (a bug, or an injected fault), give it up so that it is
 /// run again rather than held, unsettled, for ever. Once it is settled, run the user's hooks
 /// (which log their own failures: the outcome stands).
+///
+/// The delivery stays here while it is processed, so a crash can give it up and the
+/// acknowledger takes it over afterwards, with no copy made for either.
 pub(super) async fn process_guarded(shared: &Shared, delivery: Delivery) {
     use futures_util::FutureExt;
 
-    let held = delivery.clone();
-    let settled = std::panic::AssertUnwindSafe(process(shared, delivery))
+    let settled = std::panic::AssertUnwindSafe(process(shared, &delivery))
         .catch_unwind()
         .await;
-    match settled {
-        Ok(Some(_)) if shared.hooks.is_empty() => {}
-        Ok(Some(outcome)) => {
-            let message = &held.message;
-            let event = TaskEvent::new(
+    let settled = match settled {
+        Ok(settled) => settled,
+        Err(_) => {
+            tracing::error!(key = %delivery.message.key, "settling a task crashed; it will run again");
+            shared.docket.backend().abandon(&shared.worker, &delivery);
+            return;
+        }
+    };
+    let event = settled
+        .outcome
+        .filter(|_| !shared.hooks.is_empty())
+        .map(|outcome| {
+            let message = &delivery.message;
+            TaskEvent::new(
                 &message.task,
                 &message.key,
                 message.attempt,
                 &shared.worker,
                 outcome,
-            );
-            shared.hooks.run(event).await;
-        }
-        Ok(None) => {}
-        Err(_) => {
-            tracing::error!(key = %held.message.key, "settling a task crashed; it will run again");
-            shared.docket.backend().abandon(&shared.worker, &held);
-        }
+            )
+        });
+    if settled.acknowledge {
+        // The acknowledger has stopped only if this worker is gone, and then the task is
+        // redelivered anyway.
+        let _ = shared.acks.send(delivery);
+    }
+    if let Some(event) = event {
+        shared.hooks.run(event).await;
     }
 }
 
-/// Run one delivery and settle it: acknowledge, retry or bury; or first hold it for a strike,
-/// or park it behind a concurrency or rate limit. Returns how it was settled, for the hooks;
-/// `None` when it was set aside, cancelled, or will run again.
+/// Run one delivery and settle it: acknowledge (by the acknowledger, which
+/// [`process_guarded`] hands it to), retry or bury; or first hold it for a strike, or park it
+/// behind a concurrency or rate limit.
 ///
 /// The steps off the common path (hold, admit, release, records, retry, bury, the next run of
 /// a recurring task) are boxed: a worker keeps one of these futures per running task, and
 /// unboxed each would be as large as its largest such step (5 KiB, against 3.3 KiB boxed, in
 /// a release build).
-pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outcome> {
+pub(super) async fn process(shared: &Shared, delivery: &Delivery) -> Settled {
     failpoint!(step "settle.start");
     let docket = &shared.docket;
     let backend = docket.backend();
@@ -83,51 +125,50 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             "unknown task `{}`: no task of that name is registered in this worker",
             message.task
         );
-        return Box::pin(bury(shared, &delivery, reason, None)).await;
+        return Box::pin(bury(shared, delivery, reason, None)).await.into();
     };
     let policy = registration.policy();
     let context = Context::new(message, docket, &policy);
     // Tracked from here, so a cancel that comes before the run starts is not missed.
-    let tracked = shared.running.track(&delivery, context.cancel_token());
+    let tracked = shared.running.track(delivery, context.cancel_token());
     if tracked.superseded {
         // Read ahead, and a `replace` went beside it before it started: dropped as the replace
         // would have dropped it from the queue. Its key names the newer task, so the
         // acknowledgement leaves the key and its record alone.
         tracing::debug!(key = %message.key, "task replaced before it started; dropped");
         drop(tracked);
-        let _ = shared.acks.send(delivery);
-        return None;
+        return Settled::acknowledged(None);
     }
     if let Some(strike) = shared.struck(message) {
-        match Box::pin(retry_while_unavailable(|| backend.hold(&delivery, &strike))).await {
+        match Box::pin(retry_while_unavailable(|| backend.hold(delivery, &strike))).await {
             Ok(true) => {
                 tracing::info!(task = %message.task, key = %message.key, %strike, "task held by a strike");
-                return None;
+                return None.into();
             }
             Ok(false) => {} // Restored meanwhile: run it.
             Err(error) => {
                 tracing::error!(key = %message.key, error = %Chain(&error), "could not hold a struck task; it will run again");
-                backend.abandon(&shared.worker, &delivery);
-                return None;
+                backend.abandon(&shared.worker, delivery);
+                return None.into();
             }
         }
     }
     let gate = gate(&policy, message);
     if let Some(gate) = &gate {
-        match Box::pin(retry_while_unavailable(|| backend.admit(&delivery, gate))).await {
+        match Box::pin(retry_while_unavailable(|| backend.admit(delivery, gate))).await {
             Ok(Admission::Run) => {}
             Ok(Admission::Waiting) => {
                 tracing::debug!(key = %message.key, "task waits for a concurrency slot");
-                return None;
+                return None.into();
             }
             Ok(Admission::Deferred(due)) => {
                 tracing::debug!(key = %message.key, ?due, "task deferred by its rate limit");
-                return None;
+                return None.into();
             }
             Err(error) => {
                 tracing::error!(key = %message.key, error = %Chain(&error), "could not check the task's limits; it will run again");
-                backend.abandon(&shared.worker, &delivery);
-                return None;
+                backend.abandon(&shared.worker, delivery);
+                return None.into();
             }
         }
     }
@@ -170,7 +211,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
         // Released before settling: a crash in between runs the task again, never strands
         // its slot.
         if let Err(error) =
-            Box::pin(retry_while_unavailable(|| backend.release(&delivery, gate))).await
+            Box::pin(retry_while_unavailable(|| backend.release(delivery, gate))).await
         {
             tracing::error!(key = %message.key, error = %Chain(&error), "could not release a concurrency slot");
         }
@@ -195,10 +236,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
                 state.result = context.take_result();
                 Box::pin(results::record(docket, &state, ttl)).await;
             }
-            // The acknowledger has stopped only if this worker is gone, and then the task is
-            // redelivered anyway.
-            let _ = shared.acks.send(delivery);
-            return Some(Outcome::Succeeded);
+            return Settled::acknowledged(Some(Outcome::Succeeded));
         }
         Err(AttemptError::Undecodable(error)) => {
             let reason = format!(
@@ -207,11 +245,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             );
             return Box::pin(bury(
                 shared,
-                &delivery,
+                delivery,
                 reason,
                 ttl.map(|ttl| (&context, ttl)),
             ))
-            .await;
+            .await
+            .into();
         }
         Err(AttemptError::Failed(error)) => error,
     };
@@ -228,8 +267,7 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             state.error = Some(error.to_string());
             Box::pin(results::record(docket, &state, ttl)).await;
         }
-        let _ = shared.acks.send(delivery);
-        return None;
+        return Settled::acknowledged(None);
     }
     let mut history = message.history.clone();
     FailedAttempt::record(
@@ -255,17 +293,20 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             Box::pin(results::record(docket, &state, ttl)).await;
         }
         metrics::retried(&shared.metrics_source(), registration.name());
-        match Box::pin(retry_while_unavailable(|| backend.retry(&delivery, &next))).await {
+        let settled = match Box::pin(retry_while_unavailable(|| backend.retry(delivery, &next)))
+            .await
+        {
             Ok(()) => Some(Outcome::Retried {
                 error: error.to_string(),
                 at: next.due,
             }),
             Err(failure) => {
                 tracing::error!(key = %message.key, error = %Chain(&failure), "could not schedule a retry; the task will run again");
-                backend.abandon(&shared.worker, &delivery);
+                backend.abandon(&shared.worker, delivery);
                 None
             }
-        }
+        };
+        settled.into()
     } else {
         let reason = if retryable {
             format!(
@@ -277,11 +318,12 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             format!("failed for good on attempt {}: {error}", message.attempt)
         };
         let delivery = Delivery {
+            id: delivery.id.clone(),
             message: Message {
                 history,
-                ..delivery.message.clone()
+                ..message.clone()
             },
-            ..delivery
+            redelivered: delivery.redelivered,
         };
         Box::pin(bury(
             shared,
@@ -290,19 +332,20 @@ pub(super) async fn process(shared: &Shared, delivery: Delivery) -> Option<Outco
             ttl.map(|ttl| (&context, ttl)),
         ))
         .await
+        .into()
     }
 }
 
 /// End a run of a recurring task: put the next run in its place (unless the task stopped
-/// itself or was cancelled), then acknowledge this one. A failed run is logged, not retried or
-/// buried: the next period is its retry. Returns the run's outcome, for the hooks.
+/// itself or was cancelled), then leave this one to be acknowledged. A failed run is logged,
+/// not retried or buried: the next period is its retry.
 pub(super) async fn finish_recurring(
     shared: &Shared,
-    delivery: Delivery,
+    delivery: &Delivery,
     recurring: &Recurring,
     context: &Context,
     outcome: Result<(), AttemptError>,
-) -> Option<Outcome> {
+) -> Settled {
     let message = &delivery.message;
     let backend = shared.docket.backend();
     let cancelled = matches!(&outcome, Err(AttemptError::Failed(error)) if error.kind() == TaskErrorKind::Cancelled);
@@ -341,8 +384,7 @@ pub(super) async fn finish_recurring(
     } else {
         tracing::info!(task = %message.task, "recurring task stopped");
     }
-    let _ = shared.acks.send(delivery);
-    settled
+    Settled::acknowledged(settled)
 }
 
 /// The limits `message` must pass, named by task and, for a per-argument limit, the value (or,

@@ -140,18 +140,18 @@ impl RunningTasks {
     /// here says so ([`Tracked::superseded`]), and is not to be started.
     pub(super) fn track<'a>(
         &'a self,
-        delivery: &Delivery,
+        delivery: &'a Delivery,
         token: &CancellationToken,
     ) -> Tracked<'a> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let key = delivery.message.key.clone();
+        let key = delivery.message.key.as_str();
         let mut runs = self.lock();
         runs.forget_waiting(delivery);
         if runs.early.remove(&delivery.id).is_some() {
             token.cancel();
         }
         let superseded = runs.superseded.remove(&delivery.id).is_some();
-        runs.by_key.entry(key.clone()).or_default().push(Run {
+        runs.by_key.entry(key.to_owned()).or_default().push(Run {
             id,
             delivery: delivery.id.clone(),
             token: token.clone(),
@@ -257,7 +257,7 @@ impl Runs {
 
 pub(super) struct Tracked<'a> {
     tasks: &'a RunningTasks,
-    key: String,
+    key: &'a str,
     id: u64,
     /// A `replace` went beside this delivery before it started: it is settled unstarted.
     pub(super) superseded: bool,
@@ -266,10 +266,10 @@ pub(super) struct Tracked<'a> {
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
         let mut runs = self.tasks.lock();
-        if let Some(tracked) = runs.by_key.get_mut(&self.key) {
+        if let Some(tracked) = runs.by_key.get_mut(self.key) {
             tracked.retain(|run| run.id != self.id);
             if tracked.is_empty() {
-                runs.by_key.remove(&self.key);
+                runs.by_key.remove(self.key);
             }
         }
     }
