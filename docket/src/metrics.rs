@@ -60,9 +60,12 @@
 //! ```
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
 use ::metrics::Label;
+
+use crate::sync::{FastMap, Locked};
 
 use crate::registry::Registry;
 use crate::schedule::Disposition;
@@ -144,10 +147,31 @@ impl Source<'_> {
     }
 }
 
+/// What docket's own series are registered with: what the `metrics` macros would give them
+/// here.
+static METADATA: ::metrics::Metadata<'static> =
+    ::metrics::Metadata::new(module_path!(), ::metrics::Level::INFO, Some(module_path!()));
+
+/// docket's key `name` with the `task` label `task`. A worker measures each task four times,
+/// and a key built each time (as the `metrics` macros build one) allocated its label list and
+/// hashed the whole key, recorder or not. Each key is made once (the names are docket's, the
+/// tasks the registered ones and `unknown`) and kept for the process's life.
+fn task_key(name: &'static str, task: &'static str) -> &'static ::metrics::Key {
+    type Keys = FastMap<(&'static str, &'static str), &'static ::metrics::Key>;
+    static KEYS: LazyLock<Mutex<Keys>> = LazyLock::new(Mutex::default);
+    KEYS.locked().entry((name, task)).or_insert_with(|| {
+        let labels = Box::leak(Box::new([Label::from_static_parts("task", task)]));
+        Box::leak(Box::new(::metrics::Key::from_static_parts(name, labels)))
+    })
+}
+
 /// docket's counter `name` for `task`, with pydocket's labels when they are on.
 fn counter(name: &'static str, source: &Source<'_>, task: &'static str) -> ::metrics::Counter {
     match pydocket() {
-        false => ::metrics::counter!(name, "task" => task),
+        false => {
+            let key = task_key(name, task);
+            ::metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
+        }
         true => ::metrics::counter!(name, source.labels(task)),
     }
 }
@@ -155,7 +179,10 @@ fn counter(name: &'static str, source: &Source<'_>, task: &'static str) -> ::met
 /// docket's histogram `name` for `task`, with pydocket's labels when they are on.
 fn histogram(name: &'static str, source: &Source<'_>, task: &'static str) -> ::metrics::Histogram {
     match pydocket() {
-        false => ::metrics::histogram!(name, "task" => task),
+        false => {
+            let key = task_key(name, task);
+            ::metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA))
+        }
         true => ::metrics::histogram!(name, source.labels(task)),
     }
 }

@@ -99,8 +99,11 @@ pub(super) fn decode_message(key: &str, json: &[u8]) -> Result<Message, String> 
 /// Decode a message's JSON; [`WireIn::into_message`] then gives it its key (a stream entry's
 /// own, taken without a copy).
 fn decode_wire(json: &[u8]) -> Result<WireIn<'_>, String> {
-    let wire: WireIn<'_> = serde_json::from_slice(json)
-        .map_err(|error| format!("the message is not valid: {error}"))?;
+    // Checked for UTF-8 once, whole: parsed from bytes, each string would be checked apart.
+    let json = std::str::from_utf8(json)
+        .map_err(|error| format!("the message is not valid: it is not UTF-8 ({error})"))?;
+    let wire: WireIn<'_> =
+        serde_json::from_str(json).map_err(|error| format!("the message is not valid: {error}"))?;
     if wire.attempt == 0 {
         return Err("the message's attempt is 0; attempts count from 1".into());
     }
