@@ -178,8 +178,8 @@ impl Lua {
     pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
         Invocation {
             lua: self,
-            keys: Vec::new(),
-            args: Vec::new(),
+            keys: Packed::default(),
+            args: Packed::default(),
         }
     }
 
@@ -207,8 +207,44 @@ impl std::fmt::Debug for Lua {
 /// variant of the script (`command`).
 pub(super) struct Invocation<'a> {
     lua: &'a Lua,
-    keys: Vec<Vec<u8>>,
-    args: Vec<Vec<u8>>,
+    keys: Packed,
+    args: Packed,
+}
+
+/// Values written one after another into one buffer: a call of a thousand arguments (a
+/// worker's batch of acknowledgements) makes two allocations, where a list of values made one
+/// each.
+#[derive(Default)]
+struct Packed {
+    bytes: Vec<u8>,
+    /// Where each value starts in `bytes`; it ends where the next starts.
+    starts: Vec<usize>,
+}
+
+impl Packed {
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &[u8]> {
+        let ends = self.starts.iter().skip(1).copied();
+        self.starts
+            .iter()
+            .zip(ends.chain([self.bytes.len()]))
+            .map(|(&start, end)| &self.bytes[start..end])
+    }
+}
+
+impl redis::RedisWrite for Packed {
+    fn write_arg(&mut self, arg: &[u8]) {
+        self.starts.push(self.bytes.len());
+        self.bytes.extend_from_slice(arg);
+    }
+
+    fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
+        self.starts.push(self.bytes.len());
+        &mut self.bytes
+    }
 }
 
 impl<'a> Invocation<'a> {
@@ -233,11 +269,10 @@ impl<'a> Invocation<'a> {
     /// arguments.
     pub(super) fn command(&self, script: &Script) -> Cmd {
         let mut command = redis::cmd("EVALSHA");
-        command
-            .arg(script.get_hash())
-            .arg(self.keys.len())
-            .arg(&self.keys)
-            .arg(&self.args);
+        command.arg(script.get_hash()).arg(self.keys.len());
+        for value in self.keys.values().chain(self.args.values()) {
+            command.arg(value);
+        }
         command
     }
 
@@ -673,6 +708,34 @@ mod tests {
             .arg(vec!["a".to_owned(), "b".to_owned()]);
         assert!(call.checked().is_ok());
         assert_eq!((call.keys.len(), call.args.len()), (2, 5));
+        // Each value as it was given, the empty one included, in order.
+        let mut call = SCRIPTS.complete.prepare_invoke();
+        call.key("stream")
+            .key("index")
+            .arg(2)
+            .arg("1-0")
+            .arg("")
+            .arg("k");
+        let sent = call
+            .command(call.lua().variant(true))
+            .args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                _ => b"(not a value)".to_vec(),
+            })
+            .collect::<Vec<_>>();
+        let expected: Vec<&[u8]> = vec![
+            b"EVALSHA",
+            SCRIPTS.complete.variant(true).get_hash().as_bytes(),
+            b"2",
+            b"stream",
+            b"index",
+            b"2",
+            b"1-0",
+            b"",
+            b"k",
+        ];
+        assert_eq!(sent, expected);
     }
 
     #[test]
