@@ -6,7 +6,9 @@
 //!
 //! It stores 100,000 no-op tasks from a child process (so that storing them costs the worker
 //! nothing), drains them with one worker at concurrency 1,000, and prints the worker's peak
-//! resident set and its parts. By hand, on a Redis of your own on loopback:
+//! resident set and its parts, with the drain's rate and the worker's CPU time per task (its
+//! own, on all its threads, from `/proc/self/stat`: a figure that the machine's other load
+//! moves far less than a rate). By hand, on a Redis of your own on loopback:
 //!
 //! ```sh
 //! redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes
@@ -90,10 +92,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("storing the tasks failed: {filled}").into());
     }
     let docket = Docket::connect(&url).name(name).await?;
+    let (cpu_before, started) = (cpu_seconds()?, std::time::Instant::now());
     Worker::new(&docket)
         .concurrency(concurrency)
         .run_until_finished()
         .await?;
+    let cpu_after = cpu_seconds()?;
+    let took = started.elapsed();
+    let per_task = |seconds: f64| seconds * 1e6 / tasks as f64;
     let status = std::fs::read_to_string("/proc/self/status")?;
     let kib = |field: &str| -> Result<u64, String> {
         status
@@ -105,7 +111,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "worker-rss: {tasks} no-op tasks drained by one worker at concurrency {concurrency}\n"
     );
-    println!("| figure | MiB |\n|---|--:|");
+    println!("| figure | value |\n|---|--:|");
+    println!(
+        "| drain (wall time) | {:.0} tasks/s |",
+        tasks as f64 / took.as_secs_f64()
+    );
+    println!(
+        "| the worker's CPU time per task, all threads: user | {:.1} µs |",
+        per_task(cpu_after.0 - cpu_before.0)
+    );
+    println!(
+        "| … and system (the kernel: sockets, wake-ups) | {:.1} µs |",
+        per_task(cpu_after.1 - cpu_before.1)
+    );
     for (figure, field) in [
         ("peak resident set (VmHWM)", "VmHWM"),
         ("resident set at the end (VmRSS)", "VmRSS"),
@@ -115,9 +133,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("… of which the worker's own data (RssAnon)", "RssAnon"),
     ] {
-        println!("| {figure} | {:.1} |", kib(field)? as f64 / 1024.0);
+        println!("| {figure} | {:.1} MiB |", kib(field)? as f64 / 1024.0);
     }
     Ok(())
+}
+
+/// This process's CPU time so far, user and system, every thread (not the child that stored
+/// the tasks), from `/proc/self/stat` in clock ticks of 1/100 s.
+fn cpu_seconds() -> Result<(f64, f64), String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|error| error.to_string())?;
+    // The fields after the command name (in parentheses, which may hold spaces): utime and
+    // stime are the 14th and 15th fields of the line, the 12th and 13th after the name.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    match ticks[..] {
+        [user, system] => Ok((user as f64 / 100.0, system as f64 / 100.0)),
+        _ => Err("no utime and stime in /proc/self/stat".into()),
+    }
 }
 
 /// Whether `url` names a server on this machine's loopback interface.
